@@ -1,0 +1,181 @@
+//! Embedded schema migrations (`clinker manage db sync`).
+//!
+//! Each migration is written once in neutral SQL with a few type words
+//! (`@ID`, `@BIGINT`, `@TEXT`, `@ENGINE`) that are rewritten per engine, so
+//! the three schemas cannot drift apart. Applied versions are recorded in
+//! `clinker_migrations`; running the sync twice is a no-op.
+
+use sqlx::Executor;
+
+use crate::VolumeTypeRepository;
+use crate::error::DbError;
+use crate::pool::{Db, Dialect};
+
+/// One schema step.
+#[derive(Debug)]
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "initial schema",
+    sql: include_str!("migrations/0001_initial.sql"),
+}];
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+fn render(sql: &str, dialect: Dialect) -> String {
+    let (id, bigint, text, engine) = match dialect {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "TEXT", ""),
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "BIGINT", "TEXT", ""),
+        Dialect::Mysql => (
+            "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+            "BIGINT",
+            "MEDIUMTEXT",
+            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        ),
+    };
+    sql.replace("@ID", id)
+        .replace("@BIGINT", bigint)
+        .replace("@TEXT", text)
+        .replace("@ENGINE", engine)
+}
+
+/// Splits a script into statements on `;` at line ends, dropping comments.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            let stmt = current.trim().trim_end_matches(';').trim().to_owned();
+            if !stmt.is_empty() {
+                out.push(stmt);
+            }
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+impl Db {
+    /// Applies every migration not yet applied, then makes sure the default
+    /// volume type exists (as Cinder's db sync creates `__DEFAULT__`).
+    /// Returns the versions applied now.
+    ///
+    /// # Errors
+    /// A failing statement (the migration's changes are rolled back where the
+    /// engine supports transactional DDL).
+    pub async fn migrate(&self, default_volume_type: &str) -> Result<Vec<i64>, DbError> {
+        let mut conn = self.write.acquire().await?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS clinker_migrations (\
+             version BIGINT NOT NULL PRIMARY KEY, description VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        drop(conn);
+        let mut applied_now = Vec::new();
+        for migration in MIGRATIONS {
+            let done: Option<i64> = sqlx::query_scalar(
+                self.q("SELECT version FROM clinker_migrations WHERE version = ?"),
+            )
+            .bind(migration.version)
+            .fetch_optional(&self.write)
+            .await?;
+            if done.is_some() {
+                continue;
+            }
+            tracing::info!(
+                version = migration.version,
+                description = migration.description,
+                "applying migration"
+            );
+            let rendered = render(migration.sql, self.dialect);
+            // MariaDB commits DDL implicitly; PostgreSQL and SQLite roll it
+            // back with the transaction if a statement fails.
+            let mut tx = self.write.begin().await?;
+            for statement in statements(&rendered) {
+                tx.execute(sqlx::AssertSqlSafe(statement))
+                    .await
+                    .map_err(|e| {
+                        DbError::Internal(format!("migration {} failed: {e}", migration.version))
+                    })?;
+            }
+            sqlx::query(self.q("INSERT INTO clinker_migrations (version, description, applied_at) VALUES (?, ?, ?)"))
+                .bind(migration.version)
+                .bind(migration.description)
+                .bind(self.now().as_micros())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            applied_now.push(migration.version);
+        }
+        self.ensure_default_volume_type(default_volume_type).await?;
+        Ok(applied_now)
+    }
+
+    /// The newest applied schema version (0 for an empty database).
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    pub async fn schema_version(&self) -> Result<i64, DbError> {
+        let exists = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM clinker_migrations")
+            .fetch_one(&self.read)
+            .await;
+        if exists.is_err() {
+            return Ok(0);
+        }
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM clinker_migrations")
+                .fetch_one(&self.read)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_each_dialect() {
+        let sql = "CREATE TABLE t (id @ID, n @BIGINT, d @TEXT) @ENGINE;";
+        assert_eq!(
+            render(sql, Dialect::Sqlite),
+            "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER, d TEXT) ;"
+        );
+        assert!(render(sql, Dialect::Mysql).contains("AUTO_INCREMENT"));
+        assert!(render(sql, Dialect::Postgres).contains("BIGSERIAL"));
+    }
+
+    #[test]
+    fn splits_statements_and_drops_comments() {
+        let parts = statements("-- c\nCREATE TABLE a (x INT);\n\nCREATE INDEX i ON a (x);\n");
+        assert_eq!(
+            parts,
+            vec!["CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)"]
+        );
+        assert!(
+            render(
+                include_str!("migrations/0001_initial.sql"),
+                Dialect::Postgres
+            )
+            .contains("BIGSERIAL")
+        );
+        assert!(statements(include_str!("migrations/0001_initial.sql")).len() > 20);
+    }
+}

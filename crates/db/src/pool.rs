@@ -1,0 +1,470 @@
+//! Connections, SQL dialects and transactions with retry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use clinker_types::{Clock, SystemClock, Timestamp};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::error::DbError;
+
+/// The SQL engine behind a [`Db`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite 3 (WAL), the all-in-one default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MariaDB / MySQL.
+    Mysql,
+}
+
+impl Dialect {
+    /// `INSERT` that silently skips a row whose key exists.
+    pub(crate) fn insert_ignore(self, table_and_columns: &str, values: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("INSERT OR IGNORE INTO {table_and_columns} VALUES {values}"),
+            Dialect::Mysql => format!("INSERT IGNORE INTO {table_and_columns} VALUES {values}"),
+            Dialect::Postgres => {
+                format!("INSERT INTO {table_and_columns} VALUES {values} ON CONFLICT DO NOTHING")
+            }
+        }
+    }
+
+    /// The row-lock suffix for a `SELECT` that a transaction will act on
+    /// (SQLite serializes writers, so it needs none).
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres | Dialect::Mysql => " FOR UPDATE",
+        }
+    }
+
+    /// `SUM` of an integer expression as a BIGINT on every engine
+    /// (PostgreSQL and MariaDB return NUMERIC/DECIMAL otherwise).
+    pub(crate) fn sum_int(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("COALESCE(SUM({expr}), 0)"),
+            Dialect::Postgres => format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)"),
+            Dialect::Mysql => format!("CAST(COALESCE(SUM({expr}), 0) AS SIGNED)"),
+        }
+    }
+
+    /// The engine's name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgresql",
+            Dialect::Mysql => "mysql",
+        }
+    }
+}
+
+/// Default quota limits from the configuration (`quota_*`), the last
+/// fallback after a project's own limits and the `default` quota class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaDefaults {
+    /// `quota_volumes`.
+    pub volumes: i64,
+    /// `quota_snapshots`.
+    pub snapshots: i64,
+    /// `quota_gigabytes`.
+    pub gigabytes: i64,
+    /// `quota_backups`.
+    pub backups: i64,
+    /// `quota_backup_gigabytes`.
+    pub backup_gigabytes: i64,
+    /// `quota_groups`.
+    pub groups: i64,
+    /// `per_volume_size_limit`.
+    pub per_volume_gigabytes: i64,
+    /// `no_snapshot_gb_quota`.
+    pub no_snapshot_gb_quota: bool,
+}
+
+impl Default for QuotaDefaults {
+    fn default() -> Self {
+        Self {
+            volumes: 10,
+            snapshots: 10,
+            gigabytes: 1000,
+            backups: 10,
+            backup_gigabytes: 1000,
+            groups: 10,
+            per_volume_gigabytes: -1,
+            no_snapshot_gb_quota: false,
+        }
+    }
+}
+
+impl QuotaDefaults {
+    /// From `[DEFAULT] quota_*`.
+    pub fn from_config(d: &clinker_config::DefaultOptions) -> Self {
+        Self {
+            volumes: d.quota_volumes,
+            snapshots: d.quota_snapshots,
+            gigabytes: d.quota_gigabytes,
+            backups: d.quota_backups,
+            backup_gigabytes: d.quota_backup_gigabytes,
+            groups: d.quota_groups,
+            per_volume_gigabytes: d.per_volume_size_limit,
+            no_snapshot_gb_quota: d.no_snapshot_gb_quota,
+        }
+    }
+}
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// `[database] connection`, in Cinder's SQLAlchemy URL forms.
+    pub connection: String,
+    /// `[database] max_pool_size`.
+    pub max_pool_size: u32,
+    /// How long to wait for a connection before answering "unavailable".
+    pub acquire_timeout: Duration,
+    /// Quota defaults.
+    pub quota_defaults: QuotaDefaults,
+}
+
+impl DbOptions {
+    /// Options with defaults for `connection`.
+    pub fn new(connection: impl Into<String>) -> Self {
+        Self {
+            connection: connection.into(),
+            max_pool_size: 16,
+            acquire_timeout: Duration::from_secs(5),
+            quota_defaults: QuotaDefaults::default(),
+        }
+    }
+}
+
+/// A handle on the database: pools, dialect, clock. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub(crate) dialect: Dialect,
+    /// SQLite: one connection, so writers queue in-process instead of
+    /// spinning on SQLITE_BUSY. Other engines: the same pool as `read`.
+    pub(crate) write: AnyPool,
+    pub(crate) read: AnyPool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) quota_defaults: QuotaDefaults,
+}
+
+/// Translates Cinder's SQLAlchemy URL forms to sqlx's, and names the dialect.
+///
+/// # Errors
+/// An unsupported scheme.
+pub fn translate_url(url: &str) -> Result<(Dialect, String), DbError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| DbError::Internal(format!("database connection {url:?} is not a URL")))?;
+    let base_scheme = scheme.split('+').next().unwrap_or(scheme);
+    match base_scheme {
+        "sqlite" => {
+            // SQLAlchemy: sqlite:///relative/path, sqlite:////absolute/path.
+            let path = rest.strip_prefix('/').unwrap_or(rest);
+            if path.is_empty() || path == ":memory:" {
+                return Err(DbError::Internal(
+                    "in-memory SQLite is not supported: each connection would see its own database"
+                        .into(),
+                ));
+            }
+            let (path, _query) = path.split_once('?').unwrap_or((path, ""));
+            Ok((Dialect::Sqlite, format!("sqlite://{path}?mode=rwc")))
+        }
+        "postgresql" | "postgres" => Ok((
+            Dialect::Postgres,
+            format!("postgres://{}", strip_python_params(rest)),
+        )),
+        "mysql" | "mariadb" => Ok((
+            Dialect::Mysql,
+            format!("mysql://{}", strip_python_params(rest)),
+        )),
+        other => Err(DbError::Internal(format!(
+            "unsupported database scheme {other:?}"
+        ))),
+    }
+}
+
+/// Drops query parameters that only mean something to Python drivers
+/// (`charset=utf8`, `plugin=…`); Clinker always talks utf8mb4.
+fn strip_python_params(rest: &str) -> String {
+    match rest.split_once('?') {
+        Some((base, query)) => {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|kv| {
+                    let key = kv.split('=').next().unwrap_or("");
+                    matches!(key, "sslmode" | "application_name" | "connect_timeout")
+                })
+                .collect();
+            if kept.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            }
+        }
+        None => rest.to_owned(),
+    }
+}
+
+impl Db {
+    /// Opens the database (creating a SQLite file and its directory if
+    /// needed). Does not migrate; call [`Db::migrate`].
+    ///
+    /// # Errors
+    /// Bad URL, unreachable server.
+    pub async fn connect(options: &DbOptions) -> Result<Self, DbError> {
+        static DRIVERS: OnceLock<()> = OnceLock::new();
+        DRIVERS.get_or_init(sqlx::any::install_default_drivers);
+        let (dialect, url) = translate_url(&options.connection)?;
+        if dialect == Dialect::Sqlite
+            && let Some(path) = url
+                .strip_prefix("sqlite://")
+                .and_then(|p| p.split('?').next())
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let connect_options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| DbError::Internal(format!("bad database URL: {e}")))?;
+        let pool_options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(0)
+                .acquire_timeout(options.acquire_timeout)
+                .test_before_acquire(dialect != Dialect::Sqlite)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        match dialect {
+                            Dialect::Sqlite => {
+                                // WAL survives a killed process; NORMAL sync is
+                                // durable against process crashes (only a power
+                                // loss may drop the last commits).
+                                conn.execute("PRAGMA journal_mode = WAL").await?;
+                                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                                conn.execute("PRAGMA foreign_keys = OFF").await?;
+                            }
+                            Dialect::Mysql => {
+                                conn.execute(
+                                    "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES'",
+                                )
+                                .await?;
+                                conn.execute(
+                                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                                )
+                                .await?;
+                            }
+                            Dialect::Postgres => {}
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let (write, read) = match dialect {
+            Dialect::Sqlite => {
+                let write = pool_options(1)
+                    .connect_with(connect_options.clone())
+                    .await?;
+                let read = pool_options(options.max_pool_size.clamp(1, 8))
+                    .connect_with(connect_options)
+                    .await?;
+                (write, read)
+            }
+            _ => {
+                let pool = pool_options(options.max_pool_size)
+                    .connect_with(connect_options)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            dialect,
+            write,
+            read,
+            clock: Arc::new(SystemClock),
+            quota_defaults: options.quota_defaults.clone(),
+        })
+    }
+
+    /// Replaces the clock (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The engine.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The quota defaults this handle applies.
+    pub fn quota_defaults(&self) -> &QuotaDefaults {
+        &self.quota_defaults
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Rewrites `?` placeholders to `$1, $2, …` for PostgreSQL. Static SQL is
+    /// rewritten once and cached for the life of the process.
+    pub(crate) fn q(&self, sql: &'static str) -> &'static str {
+        if self.dialect != Dialect::Postgres {
+            return sql;
+        }
+        static CACHE: OnceLock<RwLock<HashMap<usize, &'static str>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
+        let key = sql.as_ptr() as usize ^ sql.len().rotate_left(48);
+        if let Ok(read) = cache.read()
+            && let Some(found) = read.get(&key)
+        {
+            return found;
+        }
+        let rewritten: &'static str = Box::leak(numbered_placeholders(sql).into_boxed_str());
+        if let Ok(mut write) = cache.write() {
+            write.insert(key, rewritten);
+        }
+        rewritten
+    }
+
+    /// Rewrites dynamic SQL (built per request) for the dialect.
+    pub(crate) fn dynamic(&self, sql: String) -> String {
+        if self.dialect == Dialect::Postgres {
+            numbered_placeholders(&sql)
+        } else {
+            sql
+        }
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes the pools (waits for checked-out connections).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// `?` → `$n` outside string literals.
+pub(crate) fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut in_string = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            '?' if !in_string => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// How many times a transaction that lost a race is retried.
+pub(crate) const MAX_TX_ATTEMPTS: u32 = 8;
+
+/// A short, jittered, growing pause between transaction attempts.
+pub(crate) async fn retry_pause(attempt: u32) {
+    let base = 2u64.saturating_pow(attempt.min(6));
+    let jitter = rand::random_range(0..=base);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+/// Runs `$body` (which uses `$tx: &mut sqlx::Transaction<'_, Any>`) in a
+/// write transaction, committing on `Ok` and rolling back on `Err`, and
+/// retrying the whole body when the engine reports a serialization failure,
+/// deadlock or busy database.
+macro_rules! in_transaction {
+    ($db:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let outcome: Result<_, $crate::error::DbError> = async {
+                let mut $tx = $db.write.begin().await.map_err($crate::error::DbError::from)?;
+                // The body runs in its own async block so that a `return`
+                // inside it (early success or failure) still reaches the
+                // commit or the rollback below.
+                let value = async { $body }.await?;
+                $tx.commit().await.map_err($crate::error::DbError::from)?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Err($crate::error::DbError::Retryable(reason)) if attempt < $crate::pool::MAX_TX_ATTEMPTS => {
+                    tracing::debug!(attempt, %reason, "retrying transaction");
+                    $crate::pool::retry_pause(attempt).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+pub(crate) use in_transaction;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translates_cinder_urls() {
+        assert_eq!(
+            translate_url("sqlite:///./clinker-data/c.sqlite").unwrap(),
+            (
+                Dialect::Sqlite,
+                "sqlite://./clinker-data/c.sqlite?mode=rwc".to_owned()
+            )
+        );
+        assert_eq!(
+            translate_url("sqlite:////var/lib/c.sqlite").unwrap(),
+            (
+                Dialect::Sqlite,
+                "sqlite:///var/lib/c.sqlite?mode=rwc".to_owned()
+            )
+        );
+        assert_eq!(
+            translate_url("postgresql+psycopg2://u:p@127.0.0.1/cinder").unwrap(),
+            (
+                Dialect::Postgres,
+                "postgres://u:p@127.0.0.1/cinder".to_owned()
+            )
+        );
+        assert_eq!(
+            translate_url("mysql+pymysql://root@127.0.0.1/cinder?charset=utf8").unwrap(),
+            (Dialect::Mysql, "mysql://root@127.0.0.1/cinder".to_owned())
+        );
+        assert!(translate_url("oracle://x").is_err());
+        assert!(translate_url("sqlite://").is_err());
+        assert!(translate_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn numbers_placeholders_outside_strings() {
+        assert_eq!(
+            numbered_placeholders("SELECT a FROM t WHERE b = ? AND c = '?' AND d IN (?, ?)"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d IN ($2, $3)"
+        );
+    }
+}

@@ -1,0 +1,996 @@
+//! [`VolumeRepository`] for [`Db`].
+
+use std::collections::BTreeMap;
+
+use clinker_types::model::{JournalResource, Volume};
+use clinker_types::status::VolumeTransition;
+use clinker_types::{AttachStatus, Host, SnapshotStatus, VolumeId, VolumeStatus};
+use sqlx::AnyConnection;
+
+use crate::error::DbError;
+use crate::pool::{Db, in_transaction};
+use crate::query::{self, Arg, bind_all, placeholders};
+use crate::quota::{charge_quota, volume_charges};
+use crate::rows::{self, ATTACHMENT_COLUMNS, VOLUME_COLUMNS, VOLUME_FROM};
+use crate::{
+    DeleteOptions, DeleteStart, MetadataKind, NewVolume, ProviderUpdate, SortDir, VolumeColumn,
+    VolumeQuery, VolumeRepository, VolumeUpdate,
+};
+
+/// The gigabytes charges of growing a volume by `delta`.
+fn extend_charges(volume: &Volume, delta: i64) -> Vec<(String, i64)> {
+    let mut charges = vec![("gigabytes".to_owned(), delta)];
+    if let Some(name) = &volume.volume_type_name {
+        charges.push((format!("gigabytes_{name}"), delta));
+    }
+    charges
+}
+
+/// `host@backend` of a volume's `host@backend#pool`.
+pub(crate) fn service_host_of(host: &str) -> String {
+    host.parse::<Host>()
+        .map(|h| h.service_host())
+        .unwrap_or_else(|_| host.to_owned())
+}
+
+impl Db {
+    /// Loads one volume row (no children) inside a transaction, locking it
+    /// on engines that have row locks.
+    pub(crate) async fn lock_volume(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+    ) -> Result<Volume, DbError> {
+        let sql = self.dynamic(format!(
+            "SELECT {VOLUME_COLUMNS} FROM {VOLUME_FROM} WHERE v.id = ?{}",
+            if self.dialect == crate::Dialect::Postgres {
+                " FOR UPDATE OF v"
+            } else {
+                self.dialect.for_update()
+            }
+        ));
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| DbError::not_found("volume", id))?;
+        rows::volume(&row)
+    }
+
+    /// Fills metadata and live attachments of `volumes` with two queries.
+    pub(crate) async fn load_volume_children(&self, volumes: &mut [Volume]) -> Result<(), DbError> {
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = volumes.iter().map(|v| v.id.to_string()).collect();
+        // Chunk to stay far below every engine's bind-parameter limit.
+        let mut meta: Vec<(String, String, String, String)> = Vec::new();
+        let mut attachments = Vec::new();
+        for chunk in ids.chunks(500) {
+            let args: Vec<Arg> = chunk.iter().map(|i| Arg::Text(i.clone())).collect();
+            let sql = self.dynamic(format!(
+                "SELECT volume_id, kind, meta_key, meta_value FROM volume_metadata WHERE volume_id IN ({})",
+                placeholders(chunk.len())
+            ));
+            for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .fetch_all(&self.read)
+                .await?
+            {
+                use sqlx::Row;
+                meta.push((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ));
+            }
+            let sql = self.dynamic(format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM volume_attachment WHERE volume_id IN ({}) \
+                 AND attach_status NOT IN ('detached', 'deleted') ORDER BY created_at",
+                placeholders(chunk.len())
+            ));
+            for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .fetch_all(&self.read)
+                .await?
+            {
+                attachments.push(rows::attachment(&row)?);
+            }
+        }
+        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, v) in volumes.iter().enumerate() {
+            by_id.insert(v.id.to_string(), i);
+        }
+        for (volume_id, kind, key, value) in meta {
+            let Some(&i) = by_id.get(&volume_id) else {
+                continue;
+            };
+            let target = match kind.as_str() {
+                "user" => &mut volumes[i].metadata,
+                "admin" => &mut volumes[i].admin_metadata,
+                "glance" => &mut volumes[i].glance_metadata,
+                _ => continue,
+            };
+            target.insert(key, value);
+        }
+        for attachment in attachments {
+            if let Some(&i) = by_id.get(&attachment.volume_id.to_string()) {
+                volumes[i].attachments.push(attachment);
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_journal(
+        &self,
+        conn: &mut AnyConnection,
+        resource: JournalResource,
+        resource_id: &str,
+        status: &str,
+        service_host: Option<&str>,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), DbError> {
+        sqlx::query(self.q("DELETE FROM workers WHERE resource_type = ? AND resource_id = ?"))
+            .bind(resource.as_str())
+            .bind(resource_id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(self.q(
+            "INSERT INTO workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(resource.as_str())
+        .bind(resource_id)
+        .bind(status)
+        .bind(service_host)
+        .bind(detail.map(|d| d.to_string()))
+        .bind(self.now().as_micros())
+        .bind(self.now().as_micros())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn journal_volume(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+        status: VolumeStatus,
+        host: Option<&str>,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), DbError> {
+        let service_host = host.map(service_host_of);
+        self.insert_journal(
+            conn,
+            JournalResource::Volume,
+            &id.to_string(),
+            status.as_str(),
+            service_host.as_deref(),
+            detail,
+        )
+        .await
+    }
+
+    pub(crate) async fn journal_snapshot(
+        &self,
+        conn: &mut AnyConnection,
+        id: clinker_types::SnapshotId,
+        status: SnapshotStatus,
+        host: Option<&str>,
+    ) -> Result<(), DbError> {
+        let service_host = host.map(service_host_of);
+        self.insert_journal(
+            conn,
+            JournalResource::Snapshot,
+            &id.to_string(),
+            status.as_str(),
+            service_host.as_deref(),
+            None,
+        )
+        .await
+    }
+
+    pub(crate) async fn remove_journal(
+        &self,
+        conn: &mut AnyConnection,
+        resource: JournalResource,
+        id: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(self.q("DELETE FROM workers WHERE resource_type = ? AND resource_id = ?"))
+            .bind(resource.as_str())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Compare-and-swap of the status inside a transaction; distinguishes a
+    /// missing row from a row in another status.
+    pub(crate) async fn cas_volume_status(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+        from: &[VolumeStatus],
+        to: VolumeStatus,
+        extra_sets: &str,
+        extra_args: Vec<Arg>,
+    ) -> Result<(), DbError> {
+        let sql = self.dynamic(format!(
+            "UPDATE volumes SET status = ?, updated_at = ?{extra_sets} WHERE id = ? AND status IN ({})",
+            placeholders(from.len())
+        ));
+        let mut args = vec![
+            Arg::Text(to.as_str().to_owned()),
+            Arg::Int(self.now().as_micros()),
+        ];
+        args.extend(extra_args);
+        args.push(Arg::Text(id.to_string()));
+        args.extend(from.iter().map(|s| Arg::Text(s.as_str().to_owned())));
+        let updated = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if updated == 1 {
+            return Ok(());
+        }
+        let current: Option<String> =
+            sqlx::query_scalar(self.q("SELECT status FROM volumes WHERE id = ?"))
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        match current {
+            None => Err(DbError::not_found("volume", id)),
+            Some(status) => Err(DbError::InvalidState(format!(
+                "volume {id} is {status}, expected one of {}",
+                from.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    async fn delete_volume_rows(
+        &self,
+        conn: &mut AnyConnection,
+        volume: &Volume,
+    ) -> Result<(), DbError> {
+        let id = volume.id.to_string();
+        if volume.use_quota {
+            charge_quota(
+                self,
+                conn,
+                &volume.project_id,
+                &volume_charges(volume.volume_type_name.as_deref(), volume.size, -1),
+            )
+            .await?;
+        }
+        if let Some(host) = &volume.host {
+            sqlx::query(
+                self.q(
+                    "UPDATE pool_allocations SET allocated_gb = allocated_gb - ? WHERE pool = ?",
+                ),
+            )
+            .bind(volume.size)
+            .bind(host.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        for sql in [
+            "DELETE FROM volume_metadata WHERE volume_id = ?",
+            "DELETE FROM volume_attachment WHERE volume_id = ?",
+            "DELETE FROM volumes WHERE id = ?",
+        ] {
+            sqlx::query(self.q(sql))
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        self.remove_journal(conn, JournalResource::Volume, &id)
+            .await
+    }
+
+    async fn write_metadata(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+        kind: MetadataKind,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), DbError> {
+        for (key, value) in metadata {
+            sqlx::query(self.q(
+                "DELETE FROM volume_metadata WHERE volume_id = ? AND kind = ? AND meta_key = ?",
+            ))
+            .bind(id.to_string())
+            .bind(kind.as_str())
+            .bind(key.as_str())
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(self.q("INSERT INTO volume_metadata (volume_id, kind, meta_key, meta_value) VALUES (?, ?, ?, ?)"))
+                .bind(id.to_string())
+                .bind(kind.as_str())
+                .bind(key.as_str())
+                .bind(value.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn volume_where(&self, query: &VolumeQuery, args: &mut Vec<Arg>) -> String {
+        let mut sql = String::from(" WHERE 1 = 1");
+        if let Some(project) = &query.project_id {
+            sql.push_str(" AND v.project_id = ?");
+            args.push(Arg::Text(project.clone()));
+        }
+        for (column, value) in &query.filters {
+            query::push_filter(&mut sql, args, column.sql(), column.is_integer(), value);
+        }
+        for (kind, pairs) in [
+            ("user", &query.metadata),
+            ("glance", &query.glance_metadata),
+        ] {
+            for (key, value) in pairs {
+                sql.push_str(
+                    " AND EXISTS (SELECT 1 FROM volume_metadata m WHERE m.volume_id = v.id AND m.kind = ? \
+                     AND m.meta_key = ? AND m.meta_value = ?)",
+                );
+                args.push(Arg::Text(kind.to_owned()));
+                args.push(Arg::Text(key.clone()));
+                args.push(Arg::Text(value.clone()));
+            }
+        }
+        sql
+    }
+}
+
+#[async_trait::async_trait]
+impl VolumeRepository for Db {
+    async fn create_volume(&self, new: NewVolume) -> Result<Volume, DbError> {
+        let now = self.now().as_micros();
+        in_transaction!(self, |tx| {
+            if new.use_quota {
+                // Cinder checks per_volume_gigabytes before reserving.
+                let per_volume =
+                    crate::quota::limit_for(self, &mut tx, &new.project_id, "per_volume_gigabytes")
+                        .await?;
+                if per_volume >= 0 && new.size > per_volume {
+                    return Err(DbError::OverQuota(crate::OverQuota {
+                        resource: "per_volume_gigabytes".into(),
+                        limit: per_volume,
+                        in_use: 0,
+                        requested: new.size,
+                    }));
+                }
+                charge_quota(
+                    self,
+                    &mut tx,
+                    &new.project_id,
+                    &volume_charges(Some(&new.volume_type_name), new.size, 1),
+                )
+                .await?;
+            }
+            sqlx::query(self.q(
+                "INSERT INTO volumes (id, user_id, project_id, host, size, availability_zone, status, attach_status, \
+                 display_name, display_description, volume_type_id, snapshot_id, source_volid, bootable, multiattach, \
+                 group_id, use_quota, replication_status, created_at, updated_at) \
+                 VALUES (?, ?, ?, NULL, ?, ?, 'creating', 'detached', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'disabled', ?, NULL)",
+            ))
+            .bind(new.id.to_string())
+            .bind(new.user_id.as_str())
+            .bind(new.project_id.as_str())
+            .bind(new.size)
+            .bind(new.availability_zone.as_str())
+            .bind(new.display_name.as_deref())
+            .bind(new.display_description.as_deref())
+            .bind(new.volume_type_id.to_string())
+            .bind(new.snapshot_id.map(|s| s.to_string()))
+            .bind(new.source_volid.map(|s| s.to_string()))
+            .bind(i64::from(new.bootable))
+            .bind(i64::from(new.multiattach))
+            .bind(new.group_id.as_deref())
+            .bind(i64::from(new.use_quota))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            self.write_metadata(&mut tx, new.id, MetadataKind::User, &new.metadata)
+                .await?;
+            self.write_metadata(&mut tx, new.id, MetadataKind::Glance, &new.glance_metadata)
+                .await?;
+            self.journal_volume(&mut tx, new.id, VolumeStatus::Creating, None, None)
+                .await?;
+            Ok::<_, DbError>(())
+        })?;
+        self.get_volume(new.id).await
+    }
+
+    async fn get_volume(&self, id: VolumeId) -> Result<Volume, DbError> {
+        let sql = self.q(
+            "SELECT v.id, v.user_id, v.project_id, v.host, v.size, v.availability_zone, v.status, \
+             v.attach_status, v.migration_status, v.display_name, v.display_description, v.provider_location, \
+             v.provider_auth, v.provider_id, v.volume_type_id, v.snapshot_id, v.source_volid, v.bootable, v.multiattach, \
+             v.encryption_key_id, v.consistencygroup_id, v.group_id, v.replication_status, v.previous_status, \
+             v.service_uuid, v.shared_targets, v.use_quota, v.cluster_name, v.created_at, v.updated_at, v.scheduled_at, \
+             v.launched_at, t.name AS volume_type_name \
+             FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id WHERE v.id = ?",
+        );
+        let row = sqlx::query(sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found("volume", id))?;
+        let mut volumes = vec![rows::volume(&row)?];
+        self.load_volume_children(&mut volumes).await?;
+        volumes
+            .pop()
+            .ok_or_else(|| DbError::not_found("volume", id))
+    }
+
+    async fn list_volumes(&self, query: &VolumeQuery) -> Result<Vec<Volume>, DbError> {
+        let sort = query::complete_sort(
+            query.sort.clone(),
+            VolumeColumn::CreatedAt,
+            VolumeColumn::Id,
+        );
+        let keys: Vec<(String, SortDir)> = sort
+            .iter()
+            .map(|(c, d)| (query::sort_expr(c.sql(), c.is_integer()), *d))
+            .collect();
+        let mut args = Vec::new();
+        let mut sql = format!("SELECT {VOLUME_COLUMNS} FROM {VOLUME_FROM}");
+        sql.push_str(&self.volume_where(query, &mut args));
+        if let Some(marker) = query.page.marker {
+            let exprs: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
+            let mut marker_sql = format!(
+                "SELECT {} FROM {VOLUME_FROM} WHERE v.id = ?",
+                exprs.join(", ")
+            );
+            let mut marker_args = vec![Arg::Text(marker.to_string())];
+            if let Some(project) = &query.project_id {
+                marker_sql.push_str(" AND v.project_id = ?");
+                marker_args.push(Arg::Text(project.clone()));
+            }
+            let marker_sql = self.dynamic(marker_sql);
+            let row = bind_all(
+                sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str())),
+                &marker_args,
+            )
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found("marker", marker))?;
+            let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
+            let values = query::marker_args(&row, &flags)?;
+            sql.push_str(&query::keyset_condition(&keys, &values, &mut args));
+        }
+        sql.push_str(&query::order_by(&keys));
+        query::push_limit(&mut sql, &mut args, query.page.limit, query.page.offset);
+        let sql = self.dynamic(sql);
+        let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .fetch_all(&self.read)
+            .await?;
+        let mut volumes = found
+            .iter()
+            .map(rows::volume)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.load_volume_children(&mut volumes).await?;
+        Ok(volumes)
+    }
+
+    async fn count_volumes(&self, query: &VolumeQuery) -> Result<i64, DbError> {
+        let mut args = Vec::new();
+        let sql = self.dynamic(format!(
+            "SELECT COUNT(*) FROM {VOLUME_FROM}{}",
+            self.volume_where(query, &mut args)
+        ));
+        let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(sqlx::Row::try_get::<i64, _>(&row, 0)?)
+    }
+
+    async fn volume_summary(&self, project_id: Option<&str>) -> Result<(i64, i64), DbError> {
+        let mut sql = format!(
+            "SELECT COUNT(*), {} FROM volumes v WHERE 1 = 1",
+            self.dialect.sum_int("v.size")
+        );
+        let mut args = Vec::new();
+        if let Some(p) = project_id {
+            sql.push_str(" AND v.project_id = ?");
+            args.push(Arg::Text(p.to_owned()));
+        }
+        let sql = self.dynamic(sql);
+        let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .fetch_one(&self.read)
+            .await?;
+        Ok((
+            sqlx::Row::try_get::<i64, _>(&row, 0)?,
+            sqlx::Row::try_get::<i64, _>(&row, 1)?,
+        ))
+    }
+
+    async fn update_volume(&self, id: VolumeId, update: VolumeUpdate) -> Result<Volume, DbError> {
+        let mut sets = String::new();
+        let mut args = vec![Arg::Int(self.now().as_micros())];
+        if let Some(name) = &update.display_name {
+            sets.push_str(", display_name = ?");
+            args.push(name.clone().map(Arg::Text).unwrap_or(Arg::Null));
+        }
+        if let Some(description) = &update.display_description {
+            sets.push_str(", display_description = ?");
+            args.push(description.clone().map(Arg::Text).unwrap_or(Arg::Null));
+        }
+        if let Some(bootable) = update.bootable {
+            sets.push_str(", bootable = ?");
+            args.push(Arg::Int(i64::from(bootable)));
+        }
+        args.push(Arg::Text(id.to_string()));
+        let sql = self.dynamic(format!(
+            "UPDATE volumes SET updated_at = ?{sets} WHERE id = ?"
+        ));
+        let updated = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(DbError::not_found("volume", id));
+        }
+        self.get_volume(id).await
+    }
+
+    async fn set_volume_metadata(
+        &self,
+        id: VolumeId,
+        kind: MetadataKind,
+        metadata: &BTreeMap<String, String>,
+        replace: bool,
+    ) -> Result<BTreeMap<String, String>, DbError> {
+        in_transaction!(self, |tx| {
+            self.lock_volume(&mut tx, id).await?;
+            if replace {
+                sqlx::query(self.q("DELETE FROM volume_metadata WHERE volume_id = ? AND kind = ?"))
+                    .bind(id.to_string())
+                    .bind(kind.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            self.write_metadata(&mut tx, id, kind, metadata).await?;
+            sqlx::query(self.q("UPDATE volumes SET updated_at = ? WHERE id = ?"))
+                .bind(self.now().as_micros())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            Ok::<_, DbError>(())
+        })?;
+        let volume = self.get_volume(id).await?;
+        Ok(match kind {
+            MetadataKind::User => volume.metadata,
+            MetadataKind::Admin => volume.admin_metadata,
+            MetadataKind::Glance => volume.glance_metadata,
+        })
+    }
+
+    async fn delete_volume_metadata(
+        &self,
+        id: VolumeId,
+        kind: MetadataKind,
+        key: &str,
+    ) -> Result<(), DbError> {
+        in_transaction!(self, |tx| {
+            self.lock_volume(&mut tx, id).await?;
+            let deleted = sqlx::query(self.q(
+                "DELETE FROM volume_metadata WHERE volume_id = ? AND kind = ? AND meta_key = ?",
+            ))
+            .bind(id.to_string())
+            .bind(kind.as_str())
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if deleted == 0 {
+                return Err(DbError::not_found("metadata key", key));
+            }
+            Ok::<_, DbError>(())
+        })
+    }
+
+    async fn transition_volume(
+        &self,
+        id: VolumeId,
+        transition: VolumeTransition,
+    ) -> Result<Volume, DbError> {
+        let row = transition.transition();
+        in_transaction!(self, |tx| self
+            .cas_volume_status(&mut tx, id, row.from, row.to, "", Vec::new())
+            .await)?;
+        self.get_volume(id).await
+    }
+
+    async fn finish_volume_create(
+        &self,
+        id: VolumeId,
+        update: ProviderUpdate,
+    ) -> Result<Volume, DbError> {
+        let row = VolumeTransition::CreateSucceeded.transition();
+        in_transaction!(self, |tx| {
+            let args = vec![
+                Arg::Int(self.now().as_micros()),
+                update
+                    .provider_location
+                    .clone()
+                    .map(Arg::Text)
+                    .unwrap_or(Arg::Null),
+                update
+                    .provider_auth
+                    .clone()
+                    .map(Arg::Text)
+                    .unwrap_or(Arg::Null),
+                update
+                    .provider_id
+                    .clone()
+                    .map(Arg::Text)
+                    .unwrap_or(Arg::Null),
+            ];
+            self.cas_volume_status(
+                &mut tx,
+                id,
+                row.from,
+                row.to,
+                ", launched_at = ?, provider_location = ?, provider_auth = ?, provider_id = ?",
+                args,
+            )
+            .await?;
+            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+                .await
+        })?;
+        self.get_volume(id).await
+    }
+
+    async fn fail_volume_create(&self, id: VolumeId) -> Result<Volume, DbError> {
+        let row = VolumeTransition::CreateFailed.transition();
+        in_transaction!(self, |tx| {
+            self.cas_volume_status(&mut tx, id, row.from, row.to, "", Vec::new())
+                .await?;
+            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+                .await
+        })?;
+        self.get_volume(id).await
+    }
+
+    async fn begin_volume_delete(
+        &self,
+        id: VolumeId,
+        options: DeleteOptions,
+    ) -> Result<DeleteStart, DbError> {
+        let outcome = in_transaction!(self, |tx| {
+            let mut volume = self.lock_volume(&mut tx, id).await?;
+            if volume.status == VolumeStatus::Deleting {
+                return Ok(DeleteStart::AlreadyDeleting(volume));
+            }
+            if volume.host.is_none() {
+                // Never placed on a backend (no valid host, or still waiting
+                // for the scheduler): there is nothing to delete there, so
+                // the row goes now, as Cinder's API does. A scheduler that
+                // later tries to place it finds no row to claim.
+                self.delete_volume_rows(&mut tx, &volume).await?;
+                return Ok(DeleteStart::DeletedWithoutBackend(volume));
+            }
+            let status_ok = options.force || VolumeTransition::Delete.allows(volume.status);
+            let migrating = volume
+                .migration_status
+                .as_deref()
+                .is_some_and(|m| !matches!(m, "deleting" | "error" | "success" | "none"));
+            let grouped = volume.group_id.is_some() || volume.consistencygroup_id.is_some();
+            if !status_ok || volume.attach_status == AttachStatus::Attached || migrating || grouped
+            {
+                return Err(DbError::InvalidState(format!(
+                    "volume {id} cannot be deleted in status {}",
+                    volume.status
+                )));
+            }
+            let snapshots: Vec<(String, String)> =
+                sqlx::query_as(self.q("SELECT id, status FROM snapshots WHERE volume_id = ?"))
+                    .bind(id.to_string())
+                    .fetch_all(&mut *tx)
+                    .await?;
+            if !snapshots.is_empty() {
+                if !options.cascade {
+                    return Err(DbError::InvalidState(format!("volume {id} has snapshots")));
+                }
+                let undeletable = snapshots
+                    .iter()
+                    .any(|(_, s)| s != "available" && s != "error" && s != "deleting");
+                if undeletable && !options.force {
+                    return Err(DbError::InvalidState(format!(
+                        "volume {id} has snapshots that cannot be deleted"
+                    )));
+                }
+                sqlx::query(self.q(
+                    "UPDATE snapshots SET status = 'deleting', updated_at = ? WHERE volume_id = ?",
+                ))
+                .bind(self.now().as_micros())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let previous = volume.status;
+            sqlx::query(self.q("UPDATE volumes SET status = 'deleting', previous_status = ?, updated_at = ? WHERE id = ?"))
+                .bind(previous.as_str())
+                .bind(self.now().as_micros())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            self.journal_volume(
+                &mut tx,
+                id,
+                VolumeStatus::Deleting,
+                volume.host.as_deref(),
+                Some(serde_json::json!({"cascade": options.cascade})),
+            )
+            .await?;
+            volume.status = VolumeStatus::Deleting;
+            Ok::<_, DbError>(DeleteStart::Started(volume))
+        })?;
+        Ok(outcome)
+    }
+
+    async fn finish_volume_delete(&self, id: VolumeId) -> Result<Volume, DbError> {
+        let mut snapshot_of_volume = self.get_volume(id).await?;
+        let deleted = in_transaction!(self, |tx| {
+            let volume = self.lock_volume(&mut tx, id).await?;
+            if volume.status != VolumeStatus::Deleting {
+                return Err(DbError::InvalidState(format!(
+                    "volume {id} is {}, not deleting",
+                    volume.status
+                )));
+            }
+            let remaining: i64 =
+                sqlx::query_scalar(self.q("SELECT COUNT(*) FROM snapshots WHERE volume_id = ?"))
+                    .bind(id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if remaining > 0 {
+                return Err(DbError::InvalidState(format!(
+                    "volume {id} still has {remaining} snapshots"
+                )));
+            }
+            self.delete_volume_rows(&mut tx, &volume).await?;
+            Ok::<_, DbError>(volume)
+        })?;
+        snapshot_of_volume.status = deleted.status;
+        Ok(snapshot_of_volume)
+    }
+
+    async fn fail_volume_delete(&self, id: VolumeId, busy: bool) -> Result<Volume, DbError> {
+        let transition = if busy {
+            VolumeTransition::DeleteBusy
+        } else {
+            VolumeTransition::DeleteFailed
+        };
+        let row = transition.transition();
+        in_transaction!(self, |tx| {
+            self.cas_volume_status(&mut tx, id, row.from, row.to, "", Vec::new())
+                .await?;
+            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+                .await
+        })?;
+        self.get_volume(id).await
+    }
+
+    async fn begin_volume_extend(
+        &self,
+        id: VolumeId,
+        new_size: i64,
+        allow_in_use: bool,
+    ) -> Result<Volume, DbError> {
+        in_transaction!(self, |tx| {
+            let volume = self.lock_volume(&mut tx, id).await?;
+            let transition = match volume.status {
+                VolumeStatus::Available => VolumeTransition::ExtendAvailable,
+                VolumeStatus::InUse if allow_in_use => VolumeTransition::ExtendInUse,
+                other => return Err(DbError::InvalidState(format!("volume {id} is {other}"))),
+            };
+            if new_size <= volume.size {
+                return Err(DbError::InvalidState(format!(
+                    "new size {new_size} is not larger than {}",
+                    volume.size
+                )));
+            }
+            let delta = new_size - volume.size;
+            if volume.use_quota {
+                charge_quota(
+                    self,
+                    &mut tx,
+                    &volume.project_id,
+                    &extend_charges(&volume, delta),
+                )
+                .await?;
+            }
+            let row = transition.transition();
+            self.cas_volume_status(
+                &mut tx,
+                id,
+                row.from,
+                row.to,
+                ", previous_status = ?",
+                vec![Arg::Text(volume.status.as_str().to_owned())],
+            )
+            .await?;
+            self.journal_volume(
+                &mut tx,
+                id,
+                VolumeStatus::Extending,
+                volume.host.as_deref(),
+                Some(serde_json::json!({"new_size": new_size, "previous_status": volume.status.as_str()})),
+            )
+            .await
+        })?;
+        self.get_volume(id).await
+    }
+
+    async fn finish_volume_extend(&self, id: VolumeId, new_size: i64) -> Result<Volume, DbError> {
+        in_transaction!(self, |tx| {
+            let volume = self.lock_volume(&mut tx, id).await?;
+            let transition = match volume.previous_status.as_deref() {
+                Some("in-use") => VolumeTransition::ExtendSucceededInUse,
+                _ => VolumeTransition::ExtendSucceededAvailable,
+            };
+            let row = transition.transition();
+            self.cas_volume_status(
+                &mut tx,
+                id,
+                row.from,
+                row.to,
+                ", size = ?, previous_status = NULL",
+                vec![Arg::Int(new_size)],
+            )
+            .await?;
+            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+                .await
+        })?;
+        self.get_volume(id).await
+    }
+
+    async fn fail_volume_extend(&self, id: VolumeId, new_size: i64) -> Result<Volume, DbError> {
+        self.end_volume_extend(id, new_size, true).await
+    }
+
+    async fn abort_volume_extend(&self, id: VolumeId, new_size: i64) -> Result<Volume, DbError> {
+        self.end_volume_extend(id, new_size, false).await
+    }
+
+    async fn reset_volume_status(
+        &self,
+        id: VolumeId,
+        status: Option<VolumeStatus>,
+        attach_status: Option<AttachStatus>,
+        migration_status: Option<Option<String>>,
+    ) -> Result<Volume, DbError> {
+        let mut sets = String::new();
+        let mut args = vec![Arg::Int(self.now().as_micros())];
+        if let Some(s) = status {
+            sets.push_str(", status = ?");
+            args.push(Arg::Text(s.as_str().to_owned()));
+        }
+        if let Some(a) = attach_status {
+            sets.push_str(", attach_status = ?");
+            args.push(Arg::Text(a.as_str().to_owned()));
+        }
+        if let Some(m) = migration_status {
+            sets.push_str(", migration_status = ?");
+            args.push(m.map(Arg::Text).unwrap_or(Arg::Null));
+        }
+        args.push(Arg::Text(id.to_string()));
+        let sql = self.dynamic(format!(
+            "UPDATE volumes SET updated_at = ?{sets} WHERE id = ?"
+        ));
+        in_transaction!(self, |tx| {
+            let updated = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(DbError::not_found("volume", id));
+            }
+            if status.is_some() {
+                // The operation that owned the old status is abandoned by the
+                // administrator; its journal row must not resume it.
+                self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+                    .await?;
+            }
+            Ok::<_, DbError>(())
+        })?;
+        self.get_volume(id).await
+    }
+
+    async fn volumes_on_backend(&self, service_host: &str) -> Result<Vec<Volume>, DbError> {
+        let sql = self.dynamic(format!(
+            "SELECT {VOLUME_COLUMNS} FROM {VOLUME_FROM} WHERE v.host = ? OR v.host LIKE ? ESCAPE '!' ORDER BY v.created_at"
+        ));
+        let prefix = format!(
+            "{}#%",
+            service_host
+                .replace('!', "!!")
+                .replace('%', "!%")
+                .replace('_', "!_")
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(service_host)
+            .bind(prefix)
+            .fetch_all(&self.read)
+            .await?;
+        let mut volumes = found
+            .iter()
+            .map(rows::volume)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.load_volume_children(&mut volumes).await?;
+        Ok(volumes)
+    }
+
+    async fn volume_exists(&self, id: VolumeId) -> Result<bool, DbError> {
+        let found: Option<String> =
+            sqlx::query_scalar(self.q("SELECT id FROM volumes WHERE id = ?"))
+                .bind(id.to_string())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(found.is_some())
+    }
+}
+
+impl Db {
+    /// Ends an extend that did not happen: `error_extending` when the
+    /// backend failed (its claimed capacity is returned), or the previous
+    /// status when the scheduler found no room (nothing was claimed).
+    pub(crate) async fn end_volume_extend(
+        &self,
+        id: VolumeId,
+        new_size: i64,
+        backend_failed: bool,
+    ) -> Result<Volume, DbError> {
+        in_transaction!(self, |tx| {
+            let volume = self.lock_volume(&mut tx, id).await?;
+            if volume.status != VolumeStatus::Extending {
+                return Err(DbError::InvalidState(format!(
+                    "volume {id} is {}, not extending",
+                    volume.status
+                )));
+            }
+            let delta = new_size - volume.size;
+            if volume.use_quota && delta > 0 {
+                charge_quota(
+                    self,
+                    &mut tx,
+                    &volume.project_id,
+                    &extend_charges(&volume, -delta),
+                )
+                .await?;
+            }
+            let to = if backend_failed {
+                if let (Some(host), true) = (&volume.host, delta > 0) {
+                    sqlx::query(self.q("UPDATE pool_allocations SET allocated_gb = allocated_gb - ? WHERE pool = ?"))
+                        .bind(delta)
+                        .bind(host.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                VolumeStatus::ErrorExtending
+            } else {
+                volume
+                    .previous_status
+                    .as_deref()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(VolumeStatus::Available)
+            };
+            self.cas_volume_status(
+                &mut tx,
+                id,
+                &[VolumeStatus::Extending],
+                to,
+                ", previous_status = NULL",
+                Vec::new(),
+            )
+            .await?;
+            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+                .await
+        })?;
+        self.get_volume(id).await
+    }
+}

@@ -1,0 +1,540 @@
+//! The only place Clinker spawns processes.
+//!
+//! Drivers and target helpers build a [`Command`] (program plus argument
+//! vector, never a shell string) and hand it to an injected
+//! [`CommandRunner`]: [`HostRunner`] runs it for real through
+//! `tokio::process`, [`FakeRunner`] answers from a script and records every
+//! call so unit tests can assert exact command lines without root or tools.
+//! Depends on `clinker-types` only.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clinker_types::ErrorKind;
+
+/// A process to run: program, arguments, extra environment, optional stdin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The program (looked up in `PATH`).
+    pub program: String,
+    /// Its arguments, each passed as one argv entry.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Bytes written to stdin.
+    pub stdin: Option<Vec<u8>>,
+    /// Kill it after this long.
+    pub timeout: Option<Duration>,
+}
+
+impl Command {
+    /// A command with no arguments yet.
+    pub fn new(program: impl Into<String>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            timeout: None,
+        }
+    }
+
+    /// Appends one argument.
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends several arguments.
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Feeds `bytes` to stdin.
+    #[must_use]
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    /// Kills the process after `timeout`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The command line for logs and test assertions (arguments separated by
+    /// single spaces, not quoted: it is never executed as text).
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.command_line())
+    }
+}
+
+/// What a finished process returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// The exit code; `-signal` when killed by a signal.
+    pub code: i32,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+}
+
+impl Output {
+    /// Whether it exited 0.
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+
+    /// A successful output with `stdout`.
+    pub fn ok(stdout: impl Into<String>) -> Self {
+        Self {
+            code: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    /// A failed output.
+    pub fn failed(code: i32, stderr: impl Into<String>) -> Self {
+        Self {
+            code,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
+    }
+}
+
+/// Why a command did not produce a successful output.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The program could not be started (missing binary, permissions).
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// It ran longer than its timeout and was killed.
+    #[error("{command} timed out after {timeout:?}")]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// It exited non-zero (only from [`CommandRunner::run_checked`]).
+    #[error("{command} exited with {code}: {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// The exit code.
+        code: i32,
+        /// Its standard output.
+        stdout: String,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+}
+
+impl ExecError {
+    /// The classification: a missing tool or a timeout means the backend is
+    /// unavailable; a failed command is the caller's to classify further.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ExecError::Spawn { .. } | ExecError::Timeout { .. } => ErrorKind::Unavailable,
+            ExecError::Failed { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The standard error text of a failed command (empty otherwise).
+    pub fn stderr(&self) -> &str {
+        match self {
+            ExecError::Failed { stderr, .. } => stderr,
+            _ => "",
+        }
+    }
+
+    /// The exit code of a failed command.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ExecError::Failed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Runs commands. Injected into drivers and target helpers.
+#[async_trait::async_trait]
+pub trait CommandRunner: Send + Sync + fmt::Debug {
+    /// Runs `cmd` to completion; any exit code is an `Ok` output.
+    ///
+    /// # Errors
+    /// The process could not be started or timed out.
+    async fn run(&self, cmd: &Command) -> Result<Output, ExecError>;
+
+    /// Runs `cmd` and treats a non-zero exit as an error.
+    ///
+    /// # Errors
+    /// As [`CommandRunner::run`], plus [`ExecError::Failed`].
+    async fn run_checked(&self, cmd: &Command) -> Result<Output, ExecError> {
+        let out = self.run(cmd).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(ExecError::Failed {
+                command: cmd.command_line(),
+                code: out.code,
+                stdout: out.stdout,
+                stderr: out.stderr.trim().to_owned(),
+            })
+        }
+    }
+}
+
+/// Runs commands on this host with `tokio::process`, optionally behind a
+/// root helper (`sudo`, as Cinder's `root_helper`).
+#[derive(Clone, Debug, Default)]
+pub struct HostRunner {
+    root_helper: Vec<String>,
+}
+
+impl HostRunner {
+    /// Runs commands directly.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Prefixes every command with `helper` (e.g. `["sudo", "-n"]`).
+    pub fn with_root_helper(helper: Vec<String>) -> Self {
+        Self {
+            root_helper: helper,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CommandRunner for HostRunner {
+    async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
+        use std::process::Stdio;
+        use tokio::io::AsyncWriteExt;
+
+        let (program, args): (&str, Vec<&str>) = match self.root_helper.split_first() {
+            Some((helper, helper_args)) => (
+                helper.as_str(),
+                helper_args
+                    .iter()
+                    .map(String::as_str)
+                    .chain(std::iter::once(cmd.program.as_str()))
+                    .chain(cmd.args.iter().map(String::as_str))
+                    .collect(),
+            ),
+            None => (
+                cmd.program.as_str(),
+                cmd.args.iter().map(String::as_str).collect(),
+            ),
+        };
+        #[allow(clippy::disallowed_methods)] // this is the one sanctioned place
+        let mut process = tokio::process::Command::new(program);
+        process
+            .args(&args)
+            .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        tracing::debug!(command = %cmd, "running command");
+        let mut child = process.spawn().map_err(|source| ExecError::Spawn {
+            program: cmd.program.clone(),
+            source,
+        })?;
+        if let (Some(bytes), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
+            // A child that exits without reading stdin is not our error.
+            let _ = stdin.write_all(&bytes).await;
+        }
+        let wait = child.wait_with_output();
+        let output = match cmd.timeout {
+            Some(limit) => match tokio::time::timeout(limit, wait).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(ExecError::Timeout {
+                        command: cmd.command_line(),
+                        timeout: limit,
+                    });
+                }
+            },
+            None => wait.await,
+        }
+        .map_err(|source| ExecError::Spawn {
+            program: cmd.program.clone(),
+            source,
+        })?;
+        let code = output.status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            -output.status.signal().unwrap_or(1)
+        });
+        Ok(Output {
+            code,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+type Responder = Box<dyn Fn(&Command) -> Output + Send + Sync>;
+
+struct Rule {
+    prefix: String,
+    responder: Responder,
+    remaining: Option<usize>,
+}
+
+/// A scripted runner for unit tests: answers by the longest matching
+/// command-line prefix (successful empty output when nothing matches) and
+/// records every command line it was given.
+#[derive(Clone, Default)]
+pub struct FakeRunner {
+    rules: Arc<Mutex<Vec<Rule>>>,
+    calls: Arc<Mutex<Vec<Command>>>,
+    failures: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl fmt::Debug for FakeRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeRunner")
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+impl FakeRunner {
+    /// A runner where every command succeeds with empty output.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers commands whose command line starts with `prefix` with `output`.
+    pub fn on(&self, prefix: &str, output: Output) -> &Self {
+        self.on_with(prefix, move |_| output.clone())
+    }
+
+    /// Answers the next `times` matching commands with `output`, then falls
+    /// back to other rules.
+    pub fn on_times(&self, prefix: &str, times: usize, output: Output) -> &Self {
+        self.push_rule(prefix, Box::new(move |_| output.clone()), Some(times));
+        self
+    }
+
+    /// Answers matching commands with a function of the command.
+    pub fn on_with(
+        &self,
+        prefix: &str,
+        f: impl Fn(&Command) -> Output + Send + Sync + 'static,
+    ) -> &Self {
+        self.push_rule(prefix, Box::new(f), None);
+        self
+    }
+
+    fn push_rule(&self, prefix: &str, responder: Responder, remaining: Option<usize>) {
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.push(Rule {
+                prefix: prefix.to_owned(),
+                responder,
+                remaining,
+            });
+        }
+    }
+
+    /// Makes the next command whose line starts with `prefix` fail to spawn.
+    pub fn fail_spawn_once(&self, prefix: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.push_back(prefix.to_owned());
+        }
+    }
+
+    /// Every command line run so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .map(|c| c.iter().map(Command::command_line).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every command run so far (with env and stdin).
+    pub fn commands(&self) -> Vec<Command> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Forgets the recorded calls.
+    pub fn clear_calls(&self) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.clear();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CommandRunner for FakeRunner {
+    async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
+        let line = cmd.command_line();
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(cmd.clone());
+        }
+        if let Ok(mut failures) = self.failures.lock()
+            && let Some(pos) = failures.iter().position(|p| line.starts_with(p.as_str()))
+        {
+            failures.remove(pos);
+            return Err(ExecError::Spawn {
+                program: cmd.program.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "scripted spawn failure"),
+            });
+        }
+        let Ok(mut rules) = self.rules.lock() else {
+            return Ok(Output::ok(""));
+        };
+        let best = rules
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, r)| line.starts_with(r.prefix.as_str()) && r.remaining != Some(0))
+            // Longest prefix wins; among equals, the one registered first.
+            .max_by(|(ia, a), (ib, b)| a.prefix.len().cmp(&b.prefix.len()).then(ib.cmp(ia)));
+        match best {
+            Some((_, rule)) => {
+                if let Some(n) = rule.remaining.as_mut() {
+                    *n -= 1;
+                }
+                Ok((rule.responder)(cmd))
+            }
+            None => Ok(Output::ok("")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn host_runner_passes_arguments_verbatim() {
+        let runner = HostRunner::new();
+        let out = runner
+            .run(&Command::new("printf").args(["%s|", "a b", "$HOME", ";rm -rf /"]))
+            .await
+            .unwrap();
+        assert!(out.success());
+        assert_eq!(out.stdout, "a b|$HOME|;rm -rf /|");
+    }
+
+    #[tokio::test]
+    async fn host_runner_reports_exit_codes_and_missing_programs() {
+        let runner = HostRunner::new();
+        let out = runner
+            .run(&Command::new("sh").args(["-c", "echo oops >&2; exit 3"]))
+            .await
+            .unwrap();
+        assert_eq!(out.code, 3);
+        assert_eq!(out.stderr, "oops\n");
+        let err = runner
+            .run_checked(&Command::new("sh").args(["-c", "exit 2"]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_code(), Some(2));
+        let err = runner
+            .run(&Command::new("definitely-not-a-program-xyz"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn host_runner_feeds_stdin_and_times_out() {
+        let runner = HostRunner::new();
+        let out = runner
+            .run(&Command::new("cat").stdin(b"hello".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "hello");
+        let err = runner
+            .run(
+                &Command::new("sleep")
+                    .arg("5")
+                    .timeout(Duration::from_millis(100)),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExecError::Timeout { .. }));
+    }
+
+    #[tokio::test]
+    async fn fake_runner_scripts_and_records() {
+        let fake = FakeRunner::new();
+        fake.on("lvs", Output::ok("{}"));
+        fake.on_times("lvcreate -n a", 1, Output::failed(5, "exists"));
+        assert_eq!(
+            fake.run(&Command::new("lvs").arg("--reportformat"))
+                .await
+                .unwrap()
+                .stdout,
+            "{}"
+        );
+        assert_eq!(
+            fake.run(&Command::new("lvcreate").args(["-n", "a"]))
+                .await
+                .unwrap()
+                .code,
+            5
+        );
+        assert_eq!(
+            fake.run(&Command::new("lvcreate").args(["-n", "a"]))
+                .await
+                .unwrap()
+                .code,
+            0
+        );
+        fake.fail_spawn_once("tgt-admin");
+        assert!(fake.run(&Command::new("tgt-admin")).await.is_err());
+        assert!(fake.run(&Command::new("tgt-admin")).await.is_ok());
+        assert_eq!(
+            fake.calls(),
+            [
+                "lvs --reportformat",
+                "lvcreate -n a",
+                "lvcreate -n a",
+                "tgt-admin",
+                "tgt-admin"
+            ]
+        );
+    }
+}

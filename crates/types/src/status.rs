@@ -1,0 +1,543 @@
+//! Status enums and their transition tables ("status as a lock").
+//!
+//! Every persisted status change in Clinker is a compare-and-swap: the
+//! database updates a row only if its current status is one of the
+//! transition's `from` set. The tables below are the single place that says
+//! which statuses an operation may start from and where it leads, so API
+//! handlers and the volume manager never compare status strings. The
+//! statuses and their spellings are Cinder's (`cinder/objects/fields.py`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a status enum with Cinder's exact spellings.
+macro_rules! status_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Cinder's spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownStatus;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(UnknownStatus(other.to_owned())),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A status string that is not one of the enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+status_enum!(
+    /// `VolumeStatus` (`volumes.status`).
+    VolumeStatus {
+        /// Being created on a backend.
+        Creating => "creating",
+        /// Ready to use.
+        Available => "available",
+        /// Reserved for an attachment (attachments API).
+        Reserved => "reserved",
+        /// An attach is in progress.
+        Attaching => "attaching",
+        /// Attached to at least one instance.
+        InUse => "in-use",
+        /// A detach is in progress.
+        Detaching => "detaching",
+        /// Under maintenance (migration, manage).
+        Maintenance => "maintenance",
+        /// Being deleted.
+        Deleting => "deleting",
+        /// Creation failed, or another terminal failure.
+        Error => "error",
+        /// Deletion failed on the backend.
+        ErrorDeleting => "error_deleting",
+        /// Managing an existing backend object failed.
+        ErrorManaging => "error_managing",
+        /// Being managed from an existing backend object.
+        Managing => "managing",
+        /// A backup is being restored into it.
+        RestoringBackup => "restoring-backup",
+        /// Restoring a backup failed.
+        ErrorRestoring => "error_restoring",
+        /// Offered for transfer to another project.
+        AwaitingTransfer => "awaiting-transfer",
+        /// A backup is being taken.
+        BackingUp => "backing-up",
+        /// Taking a backup failed.
+        ErrorBackingUp => "error_backing-up",
+        /// Extending failed on the backend.
+        ErrorExtending => "error_extending",
+        /// An image is being written into it.
+        Downloading => "downloading",
+        /// It is being uploaded to an image.
+        Uploading => "uploading",
+        /// Changing volume type.
+        Retyping => "retyping",
+        /// Being extended.
+        Extending => "extending",
+    }
+);
+
+status_enum!(
+    /// `VolumeAttachStatus` (`volumes.attach_status`, `volume_attachment.attach_status`).
+    AttachStatus {
+        /// Attached.
+        Attached => "attached",
+        /// Being attached.
+        Attaching => "attaching",
+        /// Not attached.
+        Detached => "detached",
+        /// Reserved by the attachments API, no connector yet.
+        Reserved => "reserved",
+        /// Attaching failed.
+        ErrorAttaching => "error_attaching",
+        /// Detaching failed.
+        ErrorDetaching => "error_detaching",
+        /// The attachment record was removed.
+        Deleted => "deleted",
+    }
+);
+
+status_enum!(
+    /// `SnapshotStatus` (`snapshots.status`).
+    SnapshotStatus {
+        /// Being created.
+        Creating => "creating",
+        /// Ready.
+        Available => "available",
+        /// Being deleted.
+        Deleting => "deleting",
+        /// Deleted (kept for history; never shown by the API).
+        Deleted => "deleted",
+        /// Creation failed.
+        Error => "error",
+        /// Deletion failed.
+        ErrorDeleting => "error_deleting",
+        /// Being updated.
+        Updating => "updating",
+        /// Being unmanaged.
+        Unmanaging => "unmanaging",
+        /// A backup of it is being taken.
+        BackingUp => "backing-up",
+        /// Being restored.
+        Restoring => "restoring",
+    }
+);
+
+impl VolumeStatus {
+    /// The status the API shows for this one (Cinder's
+    /// `views/volumes.py::_get_volume_status` hides the managing states).
+    pub fn api_status(self) -> VolumeStatus {
+        match self {
+            VolumeStatus::Managing => VolumeStatus::Creating,
+            VolumeStatus::ErrorManaging => VolumeStatus::Error,
+            other => other,
+        }
+    }
+
+    /// Statuses an administrator may set with `os-reset_status`.
+    pub fn is_resettable_target(self) -> bool {
+        !matches!(self, VolumeStatus::Managing)
+    }
+}
+
+impl SnapshotStatus {
+    /// Statuses an administrator may set with `os-reset_status` on a
+    /// snapshot (Cinder allows any known status except `deleted`).
+    pub fn is_resettable_target(self) -> bool {
+        !matches!(self, SnapshotStatus::Deleted)
+    }
+}
+
+/// One entry of a transition table: where an operation may start, where it
+/// leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition<S: 'static> {
+    /// The statuses the row must have for the compare-and-swap to apply.
+    pub from: &'static [S],
+    /// The status written.
+    pub to: S,
+}
+
+/// Every operation that changes a volume's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VolumeTransition {
+    /// API `DELETE /volumes/{id}` without force.
+    Delete,
+    /// API delete with `force` (3.23) or `os-force_delete`: any status but
+    /// those where the volume is already being deleted by the same path.
+    ForceDelete,
+    /// `os-extend` of a detached volume.
+    ExtendAvailable,
+    /// `os-extend` of an attached volume (3.42+).
+    ExtendInUse,
+    /// Manager: the backend created the volume.
+    CreateSucceeded,
+    /// Manager: the create failed and will not be rescheduled, or the
+    /// service restarted while it was in flight (`init_host`).
+    CreateFailed,
+    /// Manager: the backend refused the delete because the volume is busy.
+    DeleteBusy,
+    /// Manager: the backend failed the delete.
+    DeleteFailed,
+    /// Manager: the extend finished; the volume was detached.
+    ExtendSucceededAvailable,
+    /// Manager: the extend finished; the volume was attached.
+    ExtendSucceededInUse,
+    /// Manager: the backend failed the extend, or the service restarted
+    /// while it was in flight.
+    ExtendFailed,
+    /// Manager: re-exporting an attached volume at start-up failed.
+    ExportFailed,
+    /// Attachments API / `os-reserve`: a detached volume is reserved.
+    ReserveAvailable,
+    /// A multiattach volume already in use gets another attachment.
+    ReserveInUse,
+    /// Legacy `os-attach` / attachment completion: now attached.
+    Attach,
+    /// `os-unreserve` or attachment delete with no attachment left.
+    UnreserveToAvailable,
+    /// `os-unreserve` or attachment delete with other attachments left.
+    UnreserveToInUse,
+    /// `os-begin_detaching`.
+    BeginDetaching,
+    /// `os-roll_detaching`.
+    RollDetaching,
+    /// Last attachment gone: back to available.
+    DetachToAvailable,
+    /// An attachment gone but others remain.
+    DetachToInUse,
+    /// `os-retype` starts.
+    BeginRetype,
+    /// Retype finished or failed; the previous status is restored.
+    FinishRetypeAvailable,
+    /// Retype of an attached volume finished or failed.
+    FinishRetypeInUse,
+    /// A transfer request is created.
+    BeginTransfer,
+    /// The transfer was accepted or its request deleted.
+    FinishTransfer,
+}
+
+use VolumeStatus as V;
+
+const DELETABLE: &[VolumeStatus] = &[
+    V::Available,
+    V::Error,
+    V::ErrorRestoring,
+    V::ErrorExtending,
+    V::ErrorManaging,
+];
+
+impl VolumeTransition {
+    /// The transition's row in the table.
+    pub fn transition(self) -> Transition<VolumeStatus> {
+        use VolumeTransition as T;
+        let (from, to): (&'static [VolumeStatus], VolumeStatus) = match self {
+            T::Delete => (DELETABLE, V::Deleting),
+            // Force delete is idempotent on a volume that is already being
+            // deleted, so `Deleting` is in its source set on purpose.
+            T::ForceDelete => (V::ALL, V::Deleting),
+            T::ExtendAvailable => (&[V::Available], V::Extending),
+            T::ExtendInUse => (&[V::InUse], V::Extending),
+            T::CreateSucceeded => (&[V::Creating], V::Available),
+            T::CreateFailed => (&[V::Creating], V::Error),
+            T::DeleteBusy => (&[V::Deleting], V::Available),
+            T::DeleteFailed => (&[V::Deleting], V::ErrorDeleting),
+            T::ExtendSucceededAvailable => (&[V::Extending], V::Available),
+            T::ExtendSucceededInUse => (&[V::Extending], V::InUse),
+            T::ExtendFailed => (&[V::Extending], V::ErrorExtending),
+            T::ExportFailed => (&[V::InUse], V::Error),
+            T::ReserveAvailable => (&[V::Available, V::Downloading], V::Reserved),
+            T::ReserveInUse => (&[V::InUse, V::Reserved, V::Attaching], V::Reserved),
+            T::Attach => (
+                &[V::Reserved, V::Attaching, V::InUse, V::Available],
+                V::InUse,
+            ),
+            T::UnreserveToAvailable => (&[V::Reserved, V::Attaching, V::InUse], V::Available),
+            T::UnreserveToInUse => (&[V::Reserved, V::Attaching, V::InUse], V::InUse),
+            T::BeginDetaching => (&[V::InUse], V::Detaching),
+            T::RollDetaching => (&[V::Detaching], V::InUse),
+            T::DetachToAvailable => (
+                &[V::InUse, V::Detaching, V::Reserved, V::Attaching, V::Error],
+                V::Available,
+            ),
+            T::DetachToInUse => (
+                &[V::InUse, V::Detaching, V::Reserved, V::Attaching],
+                V::InUse,
+            ),
+            T::BeginRetype => (&[V::Available, V::InUse], V::Retyping),
+            T::FinishRetypeAvailable => (&[V::Retyping], V::Available),
+            T::FinishRetypeInUse => (&[V::Retyping], V::InUse),
+            T::BeginTransfer => (&[V::Available], V::AwaitingTransfer),
+            T::FinishTransfer => (&[V::AwaitingTransfer], V::Available),
+        };
+        Transition { from, to }
+    }
+
+    /// Whether the volume may take this transition from `current`.
+    pub fn allows(self, current: VolumeStatus) -> bool {
+        self.transition().from.contains(&current)
+    }
+}
+
+/// Every operation that changes a snapshot's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SnapshotTransition {
+    /// API delete without force.
+    Delete,
+    /// `os-force_delete`: any status.
+    ForceDelete,
+    /// Manager: created.
+    CreateSucceeded,
+    /// Manager: create failed, or interrupted by a restart.
+    CreateFailed,
+    /// Manager: the backend says the snapshot is busy (has dependants).
+    DeleteBusy,
+    /// Manager: the backend failed the delete.
+    DeleteFailed,
+}
+
+use SnapshotStatus as S;
+
+impl SnapshotTransition {
+    /// The transition's row in the table.
+    pub fn transition(self) -> Transition<SnapshotStatus> {
+        use SnapshotTransition as T;
+        let (from, to): (&'static [SnapshotStatus], SnapshotStatus) = match self {
+            T::Delete => (&[S::Available, S::Error], S::Deleting),
+            T::ForceDelete => (
+                &[
+                    S::Creating,
+                    S::Available,
+                    S::Deleting,
+                    S::Error,
+                    S::ErrorDeleting,
+                    S::Updating,
+                    S::Unmanaging,
+                    S::BackingUp,
+                    S::Restoring,
+                ],
+                S::Deleting,
+            ),
+            T::CreateSucceeded => (&[S::Creating], S::Available),
+            T::CreateFailed => (&[S::Creating], S::Error),
+            T::DeleteBusy => (&[S::Deleting], S::Available),
+            T::DeleteFailed => (&[S::Deleting], S::ErrorDeleting),
+        };
+        Transition { from, to }
+    }
+
+    /// Whether the snapshot may take this transition from `current`.
+    pub fn allows(self, current: SnapshotStatus) -> bool {
+        self.transition().from.contains(&current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_VOLUME_TRANSITIONS: &[VolumeTransition] = &[
+        VolumeTransition::Delete,
+        VolumeTransition::ForceDelete,
+        VolumeTransition::ExtendAvailable,
+        VolumeTransition::ExtendInUse,
+        VolumeTransition::CreateSucceeded,
+        VolumeTransition::CreateFailed,
+        VolumeTransition::DeleteBusy,
+        VolumeTransition::DeleteFailed,
+        VolumeTransition::ExtendSucceededAvailable,
+        VolumeTransition::ExtendSucceededInUse,
+        VolumeTransition::ExtendFailed,
+        VolumeTransition::ExportFailed,
+        VolumeTransition::ReserveAvailable,
+        VolumeTransition::ReserveInUse,
+        VolumeTransition::Attach,
+        VolumeTransition::UnreserveToAvailable,
+        VolumeTransition::UnreserveToInUse,
+        VolumeTransition::BeginDetaching,
+        VolumeTransition::RollDetaching,
+        VolumeTransition::DetachToAvailable,
+        VolumeTransition::DetachToInUse,
+        VolumeTransition::BeginRetype,
+        VolumeTransition::FinishRetypeAvailable,
+        VolumeTransition::FinishRetypeInUse,
+        VolumeTransition::BeginTransfer,
+        VolumeTransition::FinishTransfer,
+    ];
+
+    #[test]
+    fn status_strings_round_trip() {
+        for s in VolumeStatus::ALL {
+            assert_eq!(s.as_str().parse::<VolumeStatus>().unwrap(), *s);
+        }
+        for s in SnapshotStatus::ALL {
+            assert_eq!(s.as_str().parse::<SnapshotStatus>().unwrap(), *s);
+        }
+        for s in AttachStatus::ALL {
+            assert_eq!(s.as_str().parse::<AttachStatus>().unwrap(), *s);
+        }
+        assert_eq!(VolumeStatus::InUse.as_str(), "in-use");
+        assert_eq!(VolumeStatus::ErrorBackingUp.as_str(), "error_backing-up");
+        assert!("In-Use".parse::<VolumeStatus>().is_err());
+    }
+
+    /// Walks the whole table: for every transition and every status, `allows`
+    /// agrees with the table, and the Cinder rules hold.
+    #[test]
+    fn walks_the_volume_table() {
+        for t in ALL_VOLUME_TRANSITIONS {
+            let row = t.transition();
+            assert!(!row.from.is_empty(), "{t:?} has no source status");
+            for s in VolumeStatus::ALL {
+                assert_eq!(t.allows(*s), row.from.contains(s), "{t:?} from {s}");
+            }
+        }
+        // Cinder's delete rule: only these, and never an attached or busy volume.
+        let deletable: Vec<_> = VolumeStatus::ALL
+            .iter()
+            .filter(|s| VolumeTransition::Delete.allows(**s))
+            .collect();
+        assert_eq!(
+            deletable,
+            [
+                &VolumeStatus::Available,
+                &VolumeStatus::Error,
+                &VolumeStatus::ErrorManaging,
+                &VolumeStatus::ErrorRestoring,
+                &VolumeStatus::ErrorExtending
+            ]
+        );
+        assert!(!VolumeTransition::Delete.allows(VolumeStatus::InUse));
+        assert!(!VolumeTransition::Delete.allows(VolumeStatus::Creating));
+        // Force delete is idempotent on a volume already deleting.
+        assert!(VolumeTransition::ForceDelete.allows(VolumeStatus::Deleting));
+    }
+
+    /// Nothing leaves `deleting` except the manager's outcomes (the row is
+    /// destroyed on success, which is not a status change).
+    #[test]
+    fn deleting_only_exits_through_the_manager() {
+        let exits: Vec<_> = ALL_VOLUME_TRANSITIONS
+            .iter()
+            .filter(|t| {
+                t.allows(VolumeStatus::Deleting) && t.transition().to != VolumeStatus::Deleting
+            })
+            .collect();
+        assert_eq!(
+            exits,
+            [
+                &VolumeTransition::DeleteBusy,
+                &VolumeTransition::DeleteFailed
+            ]
+        );
+    }
+
+    /// Nothing leaves `creating` except the manager's outcomes or a delete
+    /// forced by an administrator.
+    #[test]
+    fn creating_only_exits_through_the_manager_or_force() {
+        let exits: Vec<_> = ALL_VOLUME_TRANSITIONS
+            .iter()
+            .filter(|t| {
+                t.allows(VolumeStatus::Creating) && t.transition().to != VolumeStatus::Creating
+            })
+            .collect();
+        assert_eq!(
+            exits,
+            [
+                &VolumeTransition::ForceDelete,
+                &VolumeTransition::CreateSucceeded,
+                &VolumeTransition::CreateFailed
+            ]
+        );
+    }
+
+    #[test]
+    fn extend_restores_the_attach_state() {
+        assert!(VolumeTransition::ExtendAvailable.allows(VolumeStatus::Available));
+        assert!(!VolumeTransition::ExtendAvailable.allows(VolumeStatus::InUse));
+        assert_eq!(
+            VolumeTransition::ExtendSucceededInUse.transition().to,
+            VolumeStatus::InUse
+        );
+        assert_eq!(
+            VolumeTransition::ExtendFailed.transition().to,
+            VolumeStatus::ErrorExtending
+        );
+    }
+
+    #[test]
+    fn walks_the_snapshot_table() {
+        use SnapshotTransition as T;
+        for t in [
+            T::Delete,
+            T::ForceDelete,
+            T::CreateSucceeded,
+            T::CreateFailed,
+            T::DeleteBusy,
+            T::DeleteFailed,
+        ] {
+            for s in SnapshotStatus::ALL {
+                assert_eq!(t.allows(*s), t.transition().from.contains(s));
+            }
+        }
+        assert!(T::Delete.allows(SnapshotStatus::Available));
+        assert!(T::Delete.allows(SnapshotStatus::Error));
+        assert!(!T::Delete.allows(SnapshotStatus::Creating));
+        assert!(T::ForceDelete.allows(SnapshotStatus::Creating));
+        assert!(!T::ForceDelete.allows(SnapshotStatus::Deleted));
+    }
+
+    #[test]
+    fn api_hides_managing_states() {
+        assert_eq!(VolumeStatus::Managing.api_status(), VolumeStatus::Creating);
+        assert_eq!(
+            VolumeStatus::ErrorManaging.api_status(),
+            VolumeStatus::Error
+        );
+        assert_eq!(VolumeStatus::InUse.api_status(), VolumeStatus::InUse);
+    }
+}
