@@ -228,6 +228,8 @@ pub enum ReflinkMode {
 pub struct FakeDriverOptions {
     /// `fake_capacity_gb`: total capacity reported (0 = `infinite`).
     pub capacity_gb: f64,
+    /// `fake_fail_create`: every create fails (to exercise rescheduling).
+    pub fail_create: bool,
 }
 
 /// Which driver a backend runs, with its own options.
@@ -676,6 +678,7 @@ fn read_backend(
         }
         "fake" => DriverConfig::Fake(FakeDriverOptions {
             capacity_gb: r.float(name, fb, "fake_capacity_gb", 0.0, 0.0)?,
+            fail_create: r.bool(name, fb, "fake_fail_create", false)?,
         }),
         other => {
             return Err(ConfigError::invalid(

@@ -1,0 +1,243 @@
+//! Volume drivers: the backend adapters of Clinker.
+//!
+//! [`VolumeDriver`] is Cinder's driver interface (create, delete, snapshot,
+//! clone, extend, export, connection, stats) reduced to what the volume
+//! manager calls. Drivers never touch the database or the bus (the manager
+//! does), and never spawn processes themselves: an injected
+//! [`clinker_exec::CommandRunner`] does.
+//!
+//! Depends on `clinker-types`, `clinker-config` and `clinker-exec`.
+
+pub mod fake;
+pub mod file;
+
+use std::sync::Arc;
+
+use clinker_config::{BackendConfig, DriverConfig};
+use clinker_exec::{CommandRunner, ExecError};
+use clinker_types::connection::{ConnectionInfo, Connector};
+use clinker_types::{ErrorKind, SnapshotId, VolumeId};
+use serde_json::{Map, Value};
+
+/// Why a driver operation failed, classified where it arose.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DriverError {
+    /// The backend object does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The object is in use (has dependants, is exported); Cinder's
+    /// `VolumeIsBusy` / `SnapshotIsBusy`.
+    #[error("{0}")]
+    Busy(String),
+    /// The backend is out of space.
+    #[error("{0}")]
+    NoSpace(String),
+    /// The request cannot be honoured by this backend.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The backend cannot be reached or is not set up.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else the backend reported.
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl DriverError {
+    /// The classification.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DriverError::NotFound(_) => ErrorKind::NotFound,
+            DriverError::Busy(_) => ErrorKind::InvalidState,
+            DriverError::NoSpace(_) => ErrorKind::Unavailable,
+            DriverError::InvalidInput(_) => ErrorKind::InvalidInput,
+            DriverError::Unavailable(_) => ErrorKind::Unavailable,
+            DriverError::Backend(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<ExecError> for DriverError {
+    fn from(e: ExecError) -> Self {
+        match e.kind() {
+            ErrorKind::Unavailable => DriverError::Unavailable(e.to_string()),
+            _ => DriverError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// What a driver needs to know about a volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The volume id.
+    pub id: VolumeId,
+    /// `volume-<uuid>`.
+    pub name: String,
+    /// Size in GiB.
+    pub size_gb: i64,
+    /// What the driver stored at create time.
+    pub provider_location: Option<String>,
+    /// Export credentials the driver stored.
+    pub provider_auth: Option<String>,
+}
+
+impl VolumeSpec {
+    /// The spec of a volume with the standard name.
+    pub fn new(id: VolumeId, size_gb: i64) -> Self {
+        Self {
+            id,
+            name: clinker_types::model::volume_name(id),
+            size_gb,
+            provider_location: None,
+            provider_auth: None,
+        }
+    }
+}
+
+/// What a driver needs to know about a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    /// The snapshot id.
+    pub id: SnapshotId,
+    /// `snapshot-<uuid>`.
+    pub name: String,
+    /// Its source volume.
+    pub volume: VolumeSpec,
+    /// Size in GiB (the volume's size when taken).
+    pub size_gb: i64,
+    /// What the driver stored at create time.
+    pub provider_location: Option<String>,
+}
+
+impl SnapshotSpec {
+    /// The spec of a snapshot with the standard name.
+    pub fn new(id: SnapshotId, volume: VolumeSpec, size_gb: i64) -> Self {
+        Self {
+            id,
+            name: clinker_types::model::snapshot_name(id),
+            volume,
+            size_gb,
+            provider_location: None,
+        }
+    }
+}
+
+/// Fields a driver asks the manager to store on the volume or snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelUpdate {
+    /// `provider_location`.
+    pub provider_location: Option<String>,
+    /// `provider_auth`.
+    pub provider_auth: Option<String>,
+    /// `provider_id`.
+    pub provider_id: Option<String>,
+}
+
+/// A backend driver.
+#[async_trait::async_trait]
+pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
+    /// Short name for logs (`file`, `fake`, `lvm`, `rbd`).
+    fn driver_name(&self) -> &'static str;
+
+    /// One-time set-up (create directories, connect to the cluster).
+    async fn do_setup(&self) -> Result<(), DriverError>;
+
+    /// Verifies the backend is usable; a failure leaves the backend down
+    /// with this error as the reason.
+    async fn check_for_setup_error(&self) -> Result<(), DriverError>;
+
+    /// The capability report: backend keys and a `pools` list.
+    async fn get_volume_stats(&self) -> Result<Map<String, Value>, DriverError>;
+
+    /// Creates a blank volume. Must be idempotent for a redelivered request.
+    async fn create_volume(&self, volume: &VolumeSpec) -> Result<ModelUpdate, DriverError>;
+
+    /// Creates a volume holding a snapshot's data (grown to the volume's size).
+    async fn create_volume_from_snapshot(
+        &self,
+        volume: &VolumeSpec,
+        snapshot: &SnapshotSpec,
+    ) -> Result<ModelUpdate, DriverError>;
+
+    /// Creates a volume holding another volume's data.
+    async fn create_cloned_volume(
+        &self,
+        volume: &VolumeSpec,
+        source: &VolumeSpec,
+    ) -> Result<ModelUpdate, DriverError>;
+
+    /// Deletes a volume; an absent volume is success (deletes are resumed
+    /// after crashes and must be idempotent).
+    async fn delete_volume(&self, volume: &VolumeSpec) -> Result<(), DriverError>;
+
+    /// Grows a volume to `new_size_gb`.
+    async fn extend_volume(&self, volume: &VolumeSpec, new_size_gb: i64)
+    -> Result<(), DriverError>;
+
+    /// Takes a snapshot.
+    async fn create_snapshot(&self, snapshot: &SnapshotSpec) -> Result<ModelUpdate, DriverError>;
+
+    /// Deletes a snapshot; an absent one is success.
+    async fn delete_snapshot(&self, snapshot: &SnapshotSpec) -> Result<(), DriverError>;
+
+    /// Exports a volume for attachment (target creation, CHAP credentials).
+    async fn create_export(
+        &self,
+        volume: &VolumeSpec,
+        connector: &Connector,
+    ) -> Result<ModelUpdate, DriverError>;
+
+    /// Re-creates the export of an attached volume after a restart.
+    async fn ensure_export(&self, volume: &VolumeSpec) -> Result<(), DriverError>;
+
+    /// Removes the export (last detach, delete).
+    async fn remove_export(&self, volume: &VolumeSpec) -> Result<(), DriverError>;
+
+    /// Returns how the connector's host reaches the volume.
+    async fn initialize_connection(
+        &self,
+        volume: &VolumeSpec,
+        connector: &Connector,
+    ) -> Result<ConnectionInfo, DriverError>;
+
+    /// Ends one host's connection.
+    async fn terminate_connection(
+        &self,
+        volume: &VolumeSpec,
+        connector: Option<&Connector>,
+    ) -> Result<(), DriverError>;
+
+    /// Names of the volume objects on the backend, for reconciling rows and
+    /// objects at start-up; `None` when the driver cannot list them.
+    async fn list_volume_names(&self) -> Result<Option<Vec<String>>, DriverError>;
+}
+
+/// Builds the driver a backend section asks for.
+///
+/// # Errors
+/// A driver that cannot be built from its options.
+pub fn build_driver(
+    backend: &BackendConfig,
+    runner: Arc<dyn CommandRunner>,
+) -> Result<Arc<dyn VolumeDriver>, DriverError> {
+    match &backend.driver {
+        DriverConfig::File(options) => Ok(Arc::new(file::FileDriver::new(
+            backend,
+            options.clone(),
+            runner,
+        ))),
+        DriverConfig::Fake(options) => {
+            Ok(Arc::new(fake::FakeDriver::new(backend, options.clone())))
+        }
+    }
+}
+
+/// The GiB in bytes.
+pub const GIB: u64 = 1 << 30;
+
+/// Formats a capacity in GiB with two decimals, as drivers report it.
+pub fn gib(bytes: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // capacities are far below 2^52 bytes
+    let gb = bytes as f64 / GIB as f64;
+    (gb * 100.0).round() / 100.0
+}

@@ -1,0 +1,216 @@
+//! The file driver against a real directory and the real `cp`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use clinker_config::{
+    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode,
+};
+use clinker_drivers::file::FileDriver;
+use clinker_drivers::{DriverError, GIB, SnapshotSpec, VolumeDriver, VolumeSpec};
+use clinker_exec::{FakeRunner, HostRunner, Output};
+use clinker_types::{SnapshotId, VolumeId};
+
+fn backend(
+    dir: &std::path::Path,
+    capacity_gb: f64,
+    reflink: ReflinkMode,
+) -> (BackendConfig, FileDriverOptions) {
+    let options = FileDriverOptions {
+        volumes_dir: dir.to_path_buf(),
+        capacity_gb,
+        reflink,
+    };
+    let backend = BackendConfig {
+        name: "file".into(),
+        volume_backend_name: "file".into(),
+        backend_host: None,
+        availability_zone: None,
+        reserved_percentage: 0,
+        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
+        driver: DriverConfig::File(options.clone()),
+    };
+    (backend, options)
+}
+
+async fn driver(dir: &std::path::Path, capacity_gb: f64) -> FileDriver {
+    let (b, o) = backend(dir, capacity_gb, ReflinkMode::Auto);
+    let d = FileDriver::new(&b, o, Arc::new(HostRunner::new()));
+    d.do_setup().await.unwrap();
+    d.check_for_setup_error().await.unwrap();
+    d
+}
+
+fn write_pattern(path: &std::path::Path, offset: u64, pattern: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(pattern).unwrap();
+}
+
+fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut f = std::fs::File::open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0; len];
+    f.read_exact(&mut buf).unwrap();
+    buf
+}
+
+#[tokio::test]
+async fn volumes_snapshots_and_clones_keep_data_and_holes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path(), 0.0).await;
+    let volume = VolumeSpec::new(VolumeId::new_random(), 1);
+    let update = d.create_volume(&volume).await.unwrap();
+    let path = d.path_of(&volume.name).unwrap();
+    assert_eq!(
+        update.provider_location.as_deref(),
+        Some(path.to_str().unwrap())
+    );
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.len(), GIB);
+    assert!(meta.blocks() * 512 < 1024 * 1024, "a new volume is sparse");
+    // Idempotent create (a redelivered message).
+    d.create_volume(&volume).await.unwrap();
+
+    write_pattern(&path, 512 * 1024 * 1024, b"clinker-pattern");
+    let snapshot = SnapshotSpec::new(SnapshotId::new_random(), volume.clone(), 1);
+    d.create_snapshot(&snapshot).await.unwrap();
+    // Writing to the volume after the snapshot does not change the snapshot.
+    write_pattern(&path, 512 * 1024 * 1024, b"overwritten-xxxx");
+
+    let clone = VolumeSpec::new(VolumeId::new_random(), 2);
+    d.create_volume_from_snapshot(&clone, &snapshot)
+        .await
+        .unwrap();
+    let clone_path = d.path_of(&clone.name).unwrap();
+    assert_eq!(
+        read_at(&clone_path, 512 * 1024 * 1024, 15),
+        b"clinker-pattern"
+    );
+    let meta = std::fs::metadata(&clone_path).unwrap();
+    assert_eq!(meta.len(), 2 * GIB, "grown to the requested size");
+    assert!(
+        meta.blocks() * 512 < 16 * 1024 * 1024,
+        "holes survive the copy"
+    );
+
+    let clone2 = VolumeSpec::new(VolumeId::new_random(), 1);
+    d.create_cloned_volume(&clone2, &volume).await.unwrap();
+    assert_eq!(
+        read_at(&d.path_of(&clone2.name).unwrap(), 512 * 1024 * 1024, 16),
+        b"overwritten-xxxx"
+    );
+
+    d.extend_volume(&volume, 3).await.unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 * GIB);
+
+    let names = d.list_volume_names().await.unwrap().unwrap();
+    assert_eq!(names.len(), 4);
+
+    let stats = d.get_volume_stats().await.unwrap();
+    let pool = &stats["pools"][0];
+    assert_eq!(pool["pool_name"], "file");
+    assert_eq!(pool["provisioned_capacity_gb"], 7.0);
+    assert_eq!(pool["thin_provisioning_support"], true);
+    assert_eq!(stats["storage_protocol"], "local");
+
+    let info = d
+        .initialize_connection(&volume, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(info.driver_volume_type, "local");
+    assert_eq!(info.data["device_path"], path.to_str().unwrap());
+
+    d.delete_snapshot(&snapshot).await.unwrap();
+    d.delete_volume(&volume).await.unwrap();
+    d.delete_volume(&volume).await.unwrap();
+    assert!(!path.exists());
+    assert!(matches!(
+        d.extend_volume(&volume, 5).await,
+        Err(DriverError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn fixed_capacity_is_a_thick_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path(), 10.0).await;
+    d.create_volume(&VolumeSpec::new(VolumeId::new_random(), 4))
+        .await
+        .unwrap();
+    let stats = d.get_volume_stats().await.unwrap();
+    let pool = &stats["pools"][0];
+    assert_eq!(pool["total_capacity_gb"], 10.0);
+    assert_eq!(pool["free_capacity_gb"], 6.0);
+    assert_eq!(pool["thick_provisioning_support"], true);
+    assert_eq!(pool["thin_provisioning_support"], false);
+}
+
+#[tokio::test]
+async fn refuses_foreign_names_and_cleans_interrupted_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join(".tmp-volume-x"), b"partial").unwrap();
+    let d = driver(tmp.path(), 0.0).await;
+    assert!(
+        !tmp.path().join(".tmp-volume-x").exists(),
+        "do_setup sweeps interrupted copies"
+    );
+    let mut evil = VolumeSpec::new(VolumeId::new_random(), 1);
+    evil.name = "../../etc/passwd".into();
+    assert!(matches!(
+        d.create_volume(&evil).await,
+        Err(DriverError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        d.delete_volume(&evil).await,
+        Err(DriverError::InvalidInput(_))
+    ));
+}
+
+#[tokio::test]
+async fn copies_use_cp_with_the_configured_reflink_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (b, o) = backend(tmp.path(), 0.0, ReflinkMode::Always);
+    let fake = FakeRunner::new();
+    fake.on(
+        "cp",
+        Output::failed(1, "cp: failed to clone: Operation not supported"),
+    );
+    let d = FileDriver::new(&b, o, Arc::new(fake.clone()));
+    d.do_setup().await.unwrap();
+    let volume = VolumeSpec::new(VolumeId::new_random(), 1);
+    let snapshot = SnapshotSpec::new(SnapshotId::new_random(), volume.clone(), 1);
+    let err = d.create_snapshot(&snapshot).await.unwrap_err();
+    assert!(matches!(err, DriverError::Backend(_)), "{err:?}");
+    let calls = fake.calls();
+    assert_eq!(
+        calls,
+        vec![format!(
+            "cp --reflink=always --sparse=always -- {} {}",
+            tmp.path().join(&volume.name).display(),
+            tmp.path().join(format!(".tmp-{}", snapshot.name)).display()
+        )]
+    );
+    assert!(
+        !tmp.path().join(&snapshot.name).exists(),
+        "a failed copy leaves no object"
+    );
+}
+
+#[tokio::test]
+async fn unwritable_directory_fails_the_setup_check() {
+    let (b, o) = backend(
+        std::path::Path::new("/proc/clinker-nowhere"),
+        0.0,
+        ReflinkMode::Auto,
+    );
+    let d = FileDriver::new(&b, o, Arc::new(HostRunner::new()));
+    assert!(d.do_setup().await.is_err());
+    assert!(matches!(
+        d.check_for_setup_error().await,
+        Err(DriverError::Unavailable(_))
+    ));
+}

@@ -1,0 +1,239 @@
+//! The scheduler's RPC API (Cinder's `scheduler/rpcapi.py`).
+//!
+//! Version history (Cinder's numbering):
+//! - 3.0: create_volume, get_pools.
+//! - 3.2: extend_volume.
+//! - 3.3: update_service_capabilities carries a timestamp.
+//! - 3.12: current.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clinker_types::request_spec::{FilterProperties, RequestSpec};
+use clinker_types::{RemoteError, VolumeId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dispatch::{DispatchError, Endpoint, decode_args};
+use crate::{RequestContext, RpcError, RpcHandler, RpcMessage, Target, TransportHandle, Version};
+
+/// The scheduler's topic.
+pub const TOPIC: &str = "cinder-scheduler";
+/// The highest version this build serves and sends.
+pub const CURRENT_VERSION: Version = Version::new(3, 12);
+
+/// `create_volume` (cast to any scheduler).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleCreateVolumeArgs {
+    /// What to place.
+    pub request_spec: RequestSpec,
+    /// Retry state (backends already tried).
+    pub filter_properties: FilterProperties,
+}
+
+/// `extend_volume`: find room for the growth on the volume's pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleExtendVolumeArgs {
+    /// The volume (its row is `extending`).
+    pub volume_id: VolumeId,
+    /// The new size in GiB.
+    pub new_size: i64,
+}
+
+/// `update_service_capabilities` (fanout from each volume service).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceCapabilitiesArgs {
+    /// `volume`.
+    pub service_name: String,
+    /// `host@backend`.
+    pub host: String,
+    /// The driver's report (backend keys plus `pools`).
+    pub capabilities: Value,
+    /// When the report was made (microseconds), to ignore stale ones.
+    pub timestamp: i64,
+}
+
+/// `get_pools`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetPoolsArgs {
+    /// Filters (`name`, `volume_type`, capability keys).
+    #[serde(default)]
+    pub filters: serde_json::Map<String, Value>,
+}
+
+/// What the scheduler manager serves.
+#[async_trait::async_trait]
+pub trait SchedulerManagerApi: Send + Sync + 'static {
+    /// Places a volume and casts its creation to the chosen backend.
+    async fn create_volume(
+        &self,
+        context: RequestContext,
+        args: ScheduleCreateVolumeArgs,
+    ) -> Result<(), RemoteError>;
+    /// Checks room for an extend and casts it to the volume's backend.
+    async fn extend_volume(
+        &self,
+        context: RequestContext,
+        args: ScheduleExtendVolumeArgs,
+    ) -> Result<(), RemoteError>;
+    /// Stores a capability report.
+    async fn update_service_capabilities(
+        &self,
+        context: RequestContext,
+        args: UpdateServiceCapabilitiesArgs,
+    ) -> Result<(), RemoteError>;
+    /// The pools it knows (`scheduler-stats/get_pools`).
+    async fn get_pools(
+        &self,
+        context: RequestContext,
+        args: GetPoolsArgs,
+    ) -> Result<Value, RemoteError>;
+}
+
+const METHODS: &[&str] = &[
+    "create_volume",
+    "extend_volume",
+    "update_service_capabilities",
+    "get_pools",
+];
+
+/// Dispatches scheduler RPC messages to a [`SchedulerManagerApi`].
+pub struct SchedulerEndpoint {
+    api: Arc<dyn SchedulerManagerApi>,
+    endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for SchedulerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerEndpoint")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl SchedulerEndpoint {
+    /// Serves `api` at [`CURRENT_VERSION`].
+    pub fn new(api: Arc<dyn SchedulerManagerApi>) -> Self {
+        Self {
+            api,
+            endpoint: Endpoint::new(CURRENT_VERSION, METHODS),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for SchedulerEndpoint {
+    async fn handle(&self, message: RpcMessage) -> Result<Value, RemoteError> {
+        self.endpoint.check(&message)?;
+        let ctx = message.context.clone();
+        match message.method.as_str() {
+            "create_volume" => self
+                .api
+                .create_volume(ctx, decode_args(&message)?)
+                .await
+                .map(|()| Value::Null),
+            "extend_volume" => self
+                .api
+                .extend_volume(ctx, decode_args(&message)?)
+                .await
+                .map(|()| Value::Null),
+            "update_service_capabilities" => self
+                .api
+                .update_service_capabilities(ctx, decode_args(&message)?)
+                .await
+                .map(|()| Value::Null),
+            "get_pools" => self.api.get_pools(ctx, decode_args(&message)?).await,
+            other => Err(DispatchError::NoSuchMethod {
+                method: other.to_owned(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// The client (Cinder's `SchedulerAPI`).
+#[derive(Clone, Debug)]
+pub struct SchedulerRpcClient {
+    transport: TransportHandle,
+    timeout: Duration,
+}
+
+impl SchedulerRpcClient {
+    /// A client with `rpc_response_timeout`.
+    pub fn new(transport: TransportHandle, timeout: Duration) -> Self {
+        Self { transport, timeout }
+    }
+
+    fn message<T: Serialize>(
+        context: &RequestContext,
+        method: &str,
+        version: Version,
+        args: &T,
+    ) -> Result<RpcMessage, RpcError> {
+        Ok(RpcMessage {
+            method: method.to_owned(),
+            version,
+            args: serde_json::to_value(args).map_err(|e| RpcError::Payload(e.to_string()))?,
+            context: context.clone(),
+        })
+    }
+
+    /// Casts `create_volume` to the schedulers' shared queue.
+    ///
+    /// # Errors
+    /// No scheduler running, transport failures.
+    pub async fn create_volume(
+        &self,
+        context: &RequestContext,
+        args: &ScheduleCreateVolumeArgs,
+    ) -> Result<(), RpcError> {
+        let message = Self::message(context, "create_volume", Version::new(3, 0), args)?;
+        self.transport.cast(&Target::topic(TOPIC), message).await
+    }
+
+    /// Casts `extend_volume`.
+    ///
+    /// # Errors
+    /// As [`SchedulerRpcClient::create_volume`].
+    pub async fn extend_volume(
+        &self,
+        context: &RequestContext,
+        args: &ScheduleExtendVolumeArgs,
+    ) -> Result<(), RpcError> {
+        let message = Self::message(context, "extend_volume", Version::new(3, 2), args)?;
+        self.transport.cast(&Target::topic(TOPIC), message).await
+    }
+
+    /// Fanout-casts a capability report to every scheduler.
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub async fn update_service_capabilities(
+        &self,
+        context: &RequestContext,
+        args: &UpdateServiceCapabilitiesArgs,
+    ) -> Result<(), RpcError> {
+        let message = Self::message(
+            context,
+            "update_service_capabilities",
+            Version::new(3, 3),
+            args,
+        )?;
+        self.transport.fanout_cast(TOPIC, message).await
+    }
+
+    /// Calls `get_pools` on one scheduler.
+    ///
+    /// # Errors
+    /// No scheduler, timeout, remote failure.
+    pub async fn get_pools(
+        &self,
+        context: &RequestContext,
+        args: &GetPoolsArgs,
+    ) -> Result<Value, RpcError> {
+        let message = Self::message(context, "get_pools", Version::new(3, 0), args)?;
+        self.transport
+            .call(&Target::topic(TOPIC), message, self.timeout)
+            .await
+    }
+}

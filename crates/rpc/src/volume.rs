@@ -1,0 +1,416 @@
+//! The volume service's RPC API (Cinder's `volume/rpcapi.py`): messages,
+//! the client the API and the scheduler use, and the handler trait the
+//! volume manager implements.
+//!
+//! Version history (Cinder's numbering, so a Cinder developer can map it):
+//! - 3.0: create_volume, delete_volume, create_snapshot, delete_snapshot,
+//!   extend_volume, get_capabilities, publish_service_capabilities.
+//! - 3.9: attachment_update, attachment_delete (new attach flow).
+//! - 3.20: current.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clinker_types::request_spec::{FilterProperties, RequestSpec};
+use clinker_types::{Host, RemoteError, SnapshotId, VolumeId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dispatch::{DispatchError, Endpoint, decode_args};
+use crate::{RequestContext, RpcError, RpcHandler, RpcMessage, Target, TransportHandle, Version};
+
+/// The volume service's topic.
+pub const TOPIC: &str = "cinder-volume";
+/// The highest version this build serves and sends.
+pub const CURRENT_VERSION: Version = Version::new(3, 20);
+
+/// `create_volume` (cast to the chosen backend).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateVolumeArgs {
+    /// The volume (its row is `creating`, placed on this backend).
+    pub volume_id: VolumeId,
+    /// What the API asked for.
+    pub request_spec: RequestSpec,
+    /// Retry state.
+    pub filter_properties: FilterProperties,
+    /// Whether a driver failure may be rescheduled.
+    pub allow_reschedule: bool,
+}
+
+/// `delete_volume`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteVolumeArgs {
+    /// The volume (its row is `deleting`).
+    pub volume_id: VolumeId,
+    /// Delete its snapshots first.
+    pub cascade: bool,
+}
+
+/// `create_snapshot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSnapshotArgs {
+    /// The snapshot (its row is `creating`).
+    pub snapshot_id: SnapshotId,
+    /// Its volume.
+    pub volume_id: VolumeId,
+}
+
+/// `delete_snapshot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteSnapshotArgs {
+    /// The snapshot (its row is `deleting`).
+    pub snapshot_id: SnapshotId,
+}
+
+/// `extend_volume`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendVolumeArgs {
+    /// The volume (its row is `extending`).
+    pub volume_id: VolumeId,
+    /// The new size in GiB.
+    pub new_size: i64,
+}
+
+/// `get_capabilities`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetCapabilitiesArgs {
+    /// Ask the driver afresh instead of using the last report.
+    pub discover: bool,
+}
+
+/// What the volume manager serves. Casts return `()`; calls return data.
+#[async_trait::async_trait]
+pub trait VolumeManagerApi: Send + Sync + 'static {
+    /// Creates a volume on the backend (blank, from a snapshot, or a clone).
+    async fn create_volume(
+        &self,
+        context: RequestContext,
+        args: CreateVolumeArgs,
+    ) -> Result<(), RemoteError>;
+    /// Deletes a volume (and its snapshots when cascading).
+    async fn delete_volume(
+        &self,
+        context: RequestContext,
+        args: DeleteVolumeArgs,
+    ) -> Result<(), RemoteError>;
+    /// Takes a snapshot.
+    async fn create_snapshot(
+        &self,
+        context: RequestContext,
+        args: CreateSnapshotArgs,
+    ) -> Result<(), RemoteError>;
+    /// Deletes a snapshot.
+    async fn delete_snapshot(
+        &self,
+        context: RequestContext,
+        args: DeleteSnapshotArgs,
+    ) -> Result<(), RemoteError>;
+    /// Grows a volume.
+    async fn extend_volume(
+        &self,
+        context: RequestContext,
+        args: ExtendVolumeArgs,
+    ) -> Result<(), RemoteError>;
+    /// The backend's capabilities (`GET /capabilities/{host}`).
+    async fn get_capabilities(
+        &self,
+        context: RequestContext,
+        args: GetCapabilitiesArgs,
+    ) -> Result<Value, RemoteError>;
+    /// Reports capabilities to the schedulers now (fanout from a starting
+    /// scheduler).
+    async fn publish_service_capabilities(
+        &self,
+        context: RequestContext,
+    ) -> Result<(), RemoteError>;
+}
+
+const METHODS: &[&str] = &[
+    "create_volume",
+    "delete_volume",
+    "create_snapshot",
+    "delete_snapshot",
+    "extend_volume",
+    "get_capabilities",
+    "publish_service_capabilities",
+];
+
+/// Dispatches volume RPC messages to a [`VolumeManagerApi`].
+pub struct VolumeEndpoint {
+    api: Arc<dyn VolumeManagerApi>,
+    endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for VolumeEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeEndpoint")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl VolumeEndpoint {
+    /// Serves `api` at [`CURRENT_VERSION`].
+    pub fn new(api: Arc<dyn VolumeManagerApi>) -> Self {
+        Self::with_version(api, CURRENT_VERSION)
+    }
+
+    /// Serves `api` at another version (rolling-upgrade tests).
+    pub fn with_version(api: Arc<dyn VolumeManagerApi>, version: Version) -> Self {
+        Self {
+            api,
+            endpoint: Endpoint::new(version, METHODS),
+        }
+    }
+}
+
+fn unit(result: Result<(), RemoteError>) -> Result<Value, RemoteError> {
+    result.map(|()| Value::Null)
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for VolumeEndpoint {
+    async fn handle(&self, message: RpcMessage) -> Result<Value, RemoteError> {
+        self.endpoint.check(&message)?;
+        let ctx = message.context.clone();
+        match message.method.as_str() {
+            "create_volume" => unit(self.api.create_volume(ctx, decode_args(&message)?).await),
+            "delete_volume" => unit(self.api.delete_volume(ctx, decode_args(&message)?).await),
+            "create_snapshot" => unit(self.api.create_snapshot(ctx, decode_args(&message)?).await),
+            "delete_snapshot" => unit(self.api.delete_snapshot(ctx, decode_args(&message)?).await),
+            "extend_volume" => unit(self.api.extend_volume(ctx, decode_args(&message)?).await),
+            "get_capabilities" => self.api.get_capabilities(ctx, decode_args(&message)?).await,
+            "publish_service_capabilities" => {
+                unit(self.api.publish_service_capabilities(ctx).await)
+            }
+            other => Err(DispatchError::NoSuchMethod {
+                method: other.to_owned(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// The client (Cinder's `VolumeAPI` in `volume/rpcapi.py`).
+#[derive(Clone, Debug)]
+pub struct VolumeRpcClient {
+    transport: TransportHandle,
+    timeout: Duration,
+    version_cap: Arc<std::sync::RwLock<Version>>,
+}
+
+impl VolumeRpcClient {
+    /// A client with `rpc_response_timeout`.
+    pub fn new(transport: TransportHandle, timeout: Duration) -> Self {
+        Self {
+            transport,
+            timeout,
+            version_cap: Arc::new(std::sync::RwLock::new(CURRENT_VERSION)),
+        }
+    }
+
+    /// Caps the versions sent (the lowest version any volume service
+    /// reported), as Cinder pins `LAST_RPC_VERSIONS`.
+    pub fn set_version_cap(&self, cap: Version) {
+        if let Ok(mut c) = self.version_cap.write() {
+            *c = cap.min(CURRENT_VERSION);
+        }
+    }
+
+    /// The current cap.
+    pub fn version_cap(&self) -> Version {
+        self.version_cap
+            .read()
+            .map(|c| *c)
+            .unwrap_or(CURRENT_VERSION)
+    }
+
+    /// Whether a message of `version` may be sent under the cap.
+    pub fn can_send_version(&self, version: Version) -> bool {
+        self.version_cap().can_serve(version)
+    }
+
+    fn message(
+        &self,
+        context: &RequestContext,
+        method: &str,
+        version: Version,
+        args: Value,
+    ) -> Result<RpcMessage, RpcError> {
+        if !self.can_send_version(version) {
+            return Err(RpcError::Transport(format!(
+                "cannot send {method} at version {version}: the volume services are pinned to {}",
+                self.version_cap()
+            )));
+        }
+        Ok(RpcMessage {
+            method: method.to_owned(),
+            version,
+            args,
+            context: context.clone(),
+        })
+    }
+
+    /// The queue of a backend, from a `host@backend[#pool]` string.
+    pub fn target_for(host: &str) -> Target {
+        let service_host = host
+            .parse::<Host>()
+            .map(|h| h.service_host())
+            .unwrap_or_else(|_| host.to_owned());
+        Target::server(TOPIC, &service_host)
+    }
+
+    async fn cast(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        method: &str,
+        version: Version,
+        args: Value,
+    ) -> Result<(), RpcError> {
+        let message = self.message(context, method, version, args)?;
+        self.transport.cast(&Self::target_for(host), message).await
+    }
+
+    fn to_value<T: Serialize>(args: &T) -> Result<Value, RpcError> {
+        serde_json::to_value(args).map_err(|e| RpcError::Payload(e.to_string()))
+    }
+
+    /// Casts `create_volume` to the backend the volume was placed on.
+    ///
+    /// # Errors
+    /// No consumer for that backend, transport failures.
+    pub async fn create_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &CreateVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "create_volume",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `delete_volume`.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn delete_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &DeleteVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "delete_volume",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `create_snapshot`.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn create_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &CreateSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "create_snapshot",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `delete_snapshot`.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn delete_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &DeleteSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "delete_snapshot",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `extend_volume`.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn extend_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &ExtendVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "extend_volume",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Calls `get_capabilities` on one backend.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure.
+    pub async fn get_capabilities(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        discover: bool,
+    ) -> Result<Value, RpcError> {
+        let message = self.message(
+            context,
+            "get_capabilities",
+            Version::new(3, 0),
+            Self::to_value(&GetCapabilitiesArgs { discover })?,
+        )?;
+        self.transport
+            .call(&Self::target_for(host), message, self.timeout)
+            .await
+    }
+
+    /// Asks every volume service to report capabilities now (fanout).
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub async fn publish_service_capabilities(
+        &self,
+        context: &RequestContext,
+    ) -> Result<(), RpcError> {
+        let message = self.message(
+            context,
+            "publish_service_capabilities",
+            Version::new(3, 0),
+            Value::Object(Default::default()),
+        )?;
+        self.transport.fanout_cast(TOPIC, message).await
+    }
+}
