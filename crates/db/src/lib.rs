@@ -719,6 +719,14 @@ pub trait SnapshotRepository {
     /// [`DbError::InvalidState`].
     async fn fail_snapshot_create(&self, id: SnapshotId) -> Result<Snapshot, DbError>;
 
+    /// Undoes a snapshot create that was never dispatched (the volume
+    /// service could not be reached): removes the `creating` row, its
+    /// quota and its journal row, as if the request had not happened.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless still `creating`.
+    async fn discard_snapshot_create(&self, id: SnapshotId) -> Result<(), DbError>;
+
     /// `available|error → deleting` (any status with `force`), journaled.
     ///
     /// # Errors

@@ -390,6 +390,34 @@ impl SnapshotRepository for Db {
         self.get_snapshot(id).await
     }
 
+    async fn discard_snapshot_create(&self, id: SnapshotId) -> Result<(), DbError> {
+        in_transaction!(self, |tx| {
+            let snapshot = self.lock_snapshot(&mut tx, id).await?;
+            if snapshot.status != SnapshotStatus::Creating {
+                return Err(DbError::InvalidState(format!(
+                    "snapshot {id} is {}, not creating",
+                    snapshot.status
+                )));
+            }
+            if snapshot.use_quota {
+                let type_name = self.snapshot_type_name(&mut tx, &snapshot).await?;
+                let charges =
+                    snapshot_charges(self, type_name.as_deref(), snapshot.volume_size, -1);
+                charge_quota(self, &mut tx, &snapshot.project_id, &charges).await?;
+            }
+            sqlx::query(self.q("DELETE FROM snapshot_metadata WHERE snapshot_id = ?"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(self.q("DELETE FROM snapshots WHERE id = ?"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            self.remove_journal(&mut tx, JournalResource::Snapshot, &id.to_string())
+                .await
+        })
+    }
+
     async fn begin_snapshot_delete(
         &self,
         id: SnapshotId,

@@ -831,6 +831,13 @@ pub async fn snapshot_lifecycle(db: &Db) {
     db.finish_snapshot_delete(s.id).await.unwrap();
     assert!(db.snapshots_of_volume(v.id).await.unwrap().is_empty());
     assert_usage_matches_recount(db, "p7").await;
+    let discarded = db.create_snapshot(new_snapshot(false)).await.unwrap();
+    db.discard_snapshot_create(discarded.id).await.unwrap();
+    assert!(matches!(
+        db.get_snapshot(discarded.id).await,
+        Err(DbError::NotFound { .. })
+    ));
+    assert_usage_matches_recount(db, "p7").await;
     let failed = db.create_snapshot(new_snapshot(false)).await.unwrap();
     assert_eq!(
         db.fail_snapshot_create(failed.id).await.unwrap().status,
