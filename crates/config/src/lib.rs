@@ -141,6 +141,8 @@ pub struct DefaultOptions {
     pub backend_stats_polling_interval: u64,
     /// `scheduler_max_attempts`.
     pub scheduler_max_attempts: u32,
+    /// `scheduler_driver_init_wait_time` seconds.
+    pub scheduler_driver_init_wait_time: u64,
     /// `scheduler_default_filters`.
     pub scheduler_default_filters: Vec<String>,
     /// `scheduler_default_weighers`.
@@ -543,6 +545,9 @@ fn read_default_options(
             1..=100,
         )?)
         .unwrap_or(3),
+        scheduler_driver_init_wait_time: r
+            .int(D, &[], "scheduler_driver_init_wait_time", 60, 0..=3600)?
+            .unsigned_abs(),
         scheduler_default_filters: r.list(
             D,
             &[],

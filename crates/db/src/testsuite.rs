@@ -613,7 +613,7 @@ pub async fn list_filters_sort_and_paginate(db: &Db) {
     assert_eq!(all.len(), 5);
     // Default order: created_at desc, id desc.
     let mut sorted = all.clone();
-    sorted.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    sorted.sort_by_key(|v| std::cmp::Reverse((v.created_at, v.id)));
     assert_eq!(
         all.iter().map(|v| v.id).collect::<Vec<_>>(),
         sorted.iter().map(|v| v.id).collect::<Vec<_>>()

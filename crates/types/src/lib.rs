@@ -11,6 +11,7 @@ pub mod connection;
 pub mod error;
 pub mod host;
 pub mod ids;
+pub mod message_field;
 pub mod model;
 pub mod request_spec;
 pub mod status;

@@ -1,0 +1,482 @@
+//! The seed's `Service`: what turns a manager into a running service.
+//!
+//! For the scheduler and for every `enabled_backends` entry (a volume
+//! service named `host@backend`), [`start_scheduler`] / [`start_volume`]:
+//! register the `services` row; start the heartbeat on its own task (it
+//! never waits behind driver work, and reports the driver's health as
+//! `backend_state` separately from liveness); run the manager's start-up
+//! (`init_host`); consume RPC on the topic queue, the `topic.host` queue and
+//! the topic's fanout; and run the periodic tasks every `periodic_interval`
+//! after a random `0..periodic_fuzzy_delay` start. [`RunningService::stop`]
+//! stops consuming, lets in-flight driver work finish (with a deadline) and
+//! stops the workers.
+//!
+//! Depends on every lower layer (it wires managers to the bus and the
+//! database); only the binary depends on it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use clinker_config::{BackendConfig, Config};
+use clinker_db::{DbError, DbHandle, ServiceRegistration};
+use clinker_exec::CommandRunner;
+use clinker_rpc::notify::Notifier;
+use clinker_rpc::scheduler::{SchedulerEndpoint, SchedulerRpcClient};
+use clinker_rpc::volume::{VolumeEndpoint, VolumeRpcClient};
+use clinker_rpc::{ConsumerHandle, RequestContext, Subscription, Target, TransportHandle};
+use clinker_runtime::{CancellationToken, Gate, Worker, fuzzy_delay, spawn_worker};
+use clinker_scheduler::{SchedulerManager, SchedulerOptions};
+use clinker_types::{Clock, Host};
+use clinker_volume::{ManagerOptions, VolumeManager};
+use tokio::task::JoinHandle;
+
+/// `cinder-volume`.
+pub const VOLUME_BINARY: &str = "cinder-volume";
+/// `cinder-scheduler`.
+pub const SCHEDULER_BINARY: &str = "cinder-scheduler";
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The database refused the registration.
+    #[error("cannot register service {host}/{binary}: {source}")]
+    Register {
+        /// Host.
+        host: String,
+        /// Binary.
+        binary: String,
+        /// Cause.
+        source: DbError,
+    },
+    /// The bus refused the consumers.
+    #[error("cannot consume RPC for {host}: {source}")]
+    Consume {
+        /// Host.
+        host: String,
+        /// Cause.
+        source: clinker_rpc::RpcError,
+    },
+    /// A configured filter, weigher or driver does not exist.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What every service needs.
+#[derive(Clone, Debug)]
+pub struct ServiceContext {
+    /// The database.
+    pub db: DbHandle,
+    /// The bus.
+    pub transport: TransportHandle,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ServiceContext {
+    fn rpc_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.default.rpc_response_timeout)
+    }
+}
+
+/// How the heartbeat learns the backend's health.
+type HealthProbe = Arc<dyn Fn() -> Option<(String, Option<String>)> + Send + Sync>;
+
+/// The heartbeat (Cinder's `report_state`).
+struct Heartbeat {
+    db: DbHandle,
+    registration: ServiceRegistration,
+    service_id: AtomicI64,
+    interval: Duration,
+    health: Option<HealthProbe>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Worker for Heartbeat {
+    fn name(&self) -> &str {
+        "report_state"
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    async fn run_once(&self) {
+        let health = self.health.as_ref().and_then(|probe| probe());
+        let state = health.as_ref().map(|(s, r)| (s.as_str(), r.as_deref()));
+        let id = self.service_id.load(Ordering::SeqCst);
+        let result = match self.db.report_service_state(id, state).await {
+            Err(DbError::NotFound { .. }) => {
+                // The row was deleted (by an operator): recreate it, as
+                // Cinder's report_state does.
+                match self.db.register_service(&self.registration).await {
+                    Ok(service) => {
+                        self.service_id.store(service.id, Ordering::SeqCst);
+                        self.db.report_service_state(service.id, state).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        match result {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::SeqCst) {
+                    tracing::info!(host = %self.registration.host, "heartbeat recovered");
+                }
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(host = %self.registration.host, error = %e, "heartbeat failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+/// A function run periodically by a service.
+struct Periodic<F> {
+    name: &'static str,
+    interval: Duration,
+    run: F,
+}
+
+#[async_trait::async_trait]
+impl<F, Fut> Worker for Periodic<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    async fn run_once(&self) {
+        (self.run)().await;
+    }
+}
+
+/// A started service.
+#[derive(Debug)]
+pub struct RunningService {
+    /// `host` or `host@backend`.
+    pub host: String,
+    /// `cinder-volume` / `cinder-scheduler`.
+    pub binary: &'static str,
+    consumers: Vec<ConsumerHandle>,
+    workers_cancel: CancellationToken,
+    workers: Vec<JoinHandle<()>>,
+    gate: Option<Gate>,
+    /// The volume manager, for volume services.
+    pub volume_manager: Option<Arc<VolumeManager>>,
+    /// The scheduler manager, for the scheduler.
+    pub scheduler_manager: Option<Arc<SchedulerManager>>,
+}
+
+impl RunningService {
+    /// Stops consuming, waits for in-flight driver work up to `deadline`,
+    /// then stops the periodic tasks and the heartbeat.
+    pub async fn stop(self, deadline: Duration) {
+        for consumer in self.consumers {
+            consumer.stop().await;
+        }
+        if let Some(gate) = &self.gate {
+            let left = gate.close_and_wait(deadline).await;
+            if left > 0 {
+                tracing::warn!(host = %self.host, left, "in-flight operations did not finish before the deadline; the journal will settle them at the next start");
+            }
+        }
+        self.workers_cancel.cancel();
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        tracing::info!(host = %self.host, binary = self.binary, "service stopped");
+    }
+}
+
+async fn register(
+    ctx: &ServiceContext,
+    registration: &ServiceRegistration,
+) -> Result<i64, ServiceError> {
+    ctx.db
+        .register_service(registration)
+        .await
+        .map(|s| s.id)
+        .map_err(|source| ServiceError::Register {
+            host: registration.host.clone(),
+            binary: registration.binary.clone(),
+            source,
+        })
+}
+
+fn start_heartbeat(
+    ctx: &ServiceContext,
+    registration: ServiceRegistration,
+    service_id: i64,
+    health: Option<HealthProbe>,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    let interval = Duration::from_secs(ctx.config.default.report_interval);
+    let heartbeat = Arc::new(Heartbeat {
+        db: ctx.db.clone(),
+        registration,
+        service_id: AtomicI64::new(service_id),
+        interval,
+        health,
+        failing: std::sync::atomic::AtomicBool::new(false),
+    });
+    // First beat at once so the service shows up-to-date immediately (and
+    // its backend state with it); then every report_interval.
+    spawn_worker(heartbeat, Duration::ZERO, cancel)
+}
+
+/// Starts the scheduler service on `host`.
+///
+/// # Errors
+/// Registration, consumers or configuration failures.
+pub async fn start_scheduler(
+    ctx: &ServiceContext,
+    host: &str,
+) -> Result<RunningService, ServiceError> {
+    let config = &ctx.config.default;
+    let filters = clinker_scheduler::filters::build_filters(&config.scheduler_default_filters)
+        .map_err(|name| {
+            ServiceError::Config(format!(
+                "unknown scheduler filter {name} in scheduler_default_filters"
+            ))
+        })?;
+    let weighers = clinker_scheduler::weighers::build_weighers(
+        &config.scheduler_default_weighers,
+        config.capacity_weight_multiplier,
+    )
+    .map_err(|name| {
+        ServiceError::Config(format!(
+            "unknown scheduler weigher {name} in scheduler_default_weighers"
+        ))
+    })?;
+    let registration = ServiceRegistration {
+        host: host.to_owned(),
+        binary: SCHEDULER_BINARY.into(),
+        topic: clinker_rpc::scheduler::TOPIC.into(),
+        availability_zone: config.storage_availability_zone.clone(),
+        rpc_current_version: clinker_rpc::scheduler::CURRENT_VERSION.to_string(),
+    };
+    let service_id = register(ctx, &registration).await?;
+    let cancel = CancellationToken::new();
+    let mut workers = vec![start_heartbeat(
+        ctx,
+        registration,
+        service_id,
+        None,
+        cancel.clone(),
+    )];
+    let manager = Arc::new(SchedulerManager::new(
+        ctx.db.clone(),
+        VolumeRpcClient::new(ctx.transport.clone(), ctx.rpc_timeout()),
+        Notifier::new(
+            ctx.transport.clone(),
+            format!("scheduler.{host}"),
+            ctx.clock.clone(),
+        ),
+        filters,
+        weighers,
+        SchedulerOptions {
+            max_attempts: config.scheduler_max_attempts,
+            service_down_time: config.service_down_time,
+            message_ttl: config.message_ttl,
+            init_wait: Duration::from_secs(config.scheduler_driver_init_wait_time),
+        },
+        ctx.clock.clone(),
+    ));
+    let topic = clinker_rpc::scheduler::TOPIC;
+    let consumer = ctx
+        .transport
+        .consume(
+            vec![
+                Subscription::Queue(Target::topic(topic)),
+                Subscription::Queue(Target::server(topic, host)),
+                Subscription::Fanout(topic.to_owned()),
+            ],
+            Arc::new(SchedulerEndpoint::new(manager.clone())),
+        )
+        .await
+        .map_err(|source| ServiceError::Consume {
+            host: host.to_owned(),
+            source,
+        })?;
+    // Ask every volume service for its capabilities now instead of waiting
+    // for their next periodic report.
+    let volume_rpc = VolumeRpcClient::new(ctx.transport.clone(), ctx.rpc_timeout());
+    if let Err(e) = volume_rpc
+        .publish_service_capabilities(&RequestContext::internal("scheduler"))
+        .await
+    {
+        tracing::warn!(error = %e, "could not ask volume services for capabilities");
+    }
+    let lost_after = ctx.rpc_timeout() * 2;
+    let reaper = manager.clone();
+    workers.push(spawn_worker(
+        Arc::new(Periodic {
+            name: "scheduler_cleanup",
+            interval: Duration::from_secs(config.periodic_interval),
+            run: move || {
+                let reaper = reaper.clone();
+                async move {
+                    reaper.fail_unplaced_creates(lost_after).await;
+                    reaper.reap_expired_messages().await;
+                }
+            },
+        }),
+        fuzzy_delay(config.periodic_fuzzy_delay),
+        cancel.clone(),
+    ));
+    tracing::info!(host, "scheduler started");
+    Ok(RunningService {
+        host: host.to_owned(),
+        binary: SCHEDULER_BINARY,
+        consumers: vec![consumer],
+        workers_cancel: cancel,
+        workers,
+        gate: None,
+        volume_manager: None,
+        scheduler_manager: Some(manager),
+    })
+}
+
+/// Starts the volume service of one backend, named `host@backend`.
+///
+/// # Errors
+/// Registration, consumers or driver construction failures (a driver that
+/// builds but fails to initialise does not fail the start: the backend is
+/// reported down and the service stays visible).
+pub async fn start_volume(
+    ctx: &ServiceContext,
+    backend: &BackendConfig,
+    runner: Arc<dyn CommandRunner>,
+) -> Result<RunningService, ServiceError> {
+    let config = &ctx.config.default;
+    let node = backend
+        .backend_host
+        .clone()
+        .unwrap_or_else(|| config.host.clone());
+    let host = Host::backend(node, backend.name.clone()).service_host();
+    let driver = clinker_drivers::build_driver(backend, runner)
+        .map_err(|e| ServiceError::Config(format!("backend [{}]: {e}", backend.name)))?;
+    let registration = ServiceRegistration {
+        host: host.clone(),
+        binary: VOLUME_BINARY.into(),
+        topic: clinker_rpc::volume::TOPIC.into(),
+        availability_zone: backend
+            .availability_zone
+            .clone()
+            .unwrap_or_else(|| config.storage_availability_zone.clone()),
+        rpc_current_version: clinker_rpc::volume::CURRENT_VERSION.to_string(),
+    };
+    let service_id = register(ctx, &registration).await?;
+    let manager = Arc::new(VolumeManager::new(
+        ManagerOptions {
+            host: host.clone(),
+            message_ttl: config.message_ttl,
+        },
+        backend.clone(),
+        driver,
+        ctx.db.clone(),
+        SchedulerRpcClient::new(ctx.transport.clone(), ctx.rpc_timeout()),
+        Notifier::new(
+            ctx.transport.clone(),
+            format!("volume.{host}"),
+            ctx.clock.clone(),
+        ),
+        ctx.clock.clone(),
+    ));
+    let cancel = CancellationToken::new();
+    let probe_manager = manager.clone();
+    let health: HealthProbe = Arc::new(move || {
+        let h = probe_manager.health();
+        Some((
+            if h.up {
+                "up".to_owned()
+            } else {
+                "down".to_owned()
+            },
+            h.reason,
+        ))
+    });
+    let mut workers = vec![start_heartbeat(
+        ctx,
+        registration,
+        service_id,
+        Some(health),
+        cancel.clone(),
+    )];
+    manager.init_host().await;
+    // Show the outcome of the driver's initialisation at once rather than
+    // at the next heartbeat.
+    let h = manager.health();
+    let state = if h.up { "up" } else { "down" };
+    if let Err(e) = ctx
+        .db
+        .report_service_state(service_id, Some((state, h.reason.as_deref())))
+        .await
+    {
+        tracing::warn!(host = %host, error = %e, "could not record the backend state");
+    }
+    let topic = clinker_rpc::volume::TOPIC;
+    let consumer = ctx
+        .transport
+        .consume(
+            vec![
+                Subscription::Queue(Target::topic(topic)),
+                Subscription::Queue(Target::server(topic, &host)),
+                Subscription::Fanout(topic.to_owned()),
+            ],
+            Arc::new(VolumeEndpoint::new(manager.clone())),
+        )
+        .await
+        .map_err(|source| ServiceError::Consume {
+            host: host.clone(),
+            source,
+        })?;
+    let periodic_manager = manager.clone();
+    let stale_after = ctx.rpc_timeout() * 2;
+    workers.push(spawn_worker(
+        Arc::new(Periodic {
+            name: "volume_periodic_tasks",
+            interval: Duration::from_secs(
+                config
+                    .periodic_interval
+                    .min(config.backend_stats_polling_interval),
+            ),
+            run: move || {
+                let manager = periodic_manager.clone();
+                async move {
+                    let context = RequestContext::internal("periodic");
+                    if manager.retry_initialize().await {
+                        manager.recover(&context, Some(stale_after)).await;
+                    }
+                    manager.publish_capabilities(&context).await;
+                }
+            },
+        }),
+        fuzzy_delay(config.periodic_fuzzy_delay),
+        cancel.clone(),
+    ));
+    tracing::info!(host = %host, driver = backend.driver.short_name(), up = manager.health().up, "volume service started");
+    Ok(RunningService {
+        host,
+        binary: VOLUME_BINARY,
+        consumers: vec![consumer],
+        workers_cancel: cancel,
+        gate: Some(manager.gate().clone()),
+        workers,
+        volume_manager: Some(manager),
+        scheduler_manager: None,
+    })
+}

@@ -1,0 +1,182 @@
+//! User-message vocabulary (Cinder's `message/message_field.py`): the
+//! action and detail codes whose texts form a message's `user_message`
+//! (`"<action>:<detail>"`) and `event_id` (`VOLUME_<resource>_<action>_<detail>`).
+
+/// What was being done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// Three-digit code.
+    pub id: &'static str,
+    /// Text.
+    pub text: &'static str,
+}
+
+/// What went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detail {
+    /// Three-digit code.
+    pub id: &'static str,
+    /// Text.
+    pub text: &'static str,
+}
+
+/// `SCHEDULE_ALLOCATE_VOLUME`.
+pub const SCHEDULE_ALLOCATE_VOLUME: Action = Action {
+    id: "001",
+    text: "schedule allocate volume",
+};
+/// `ATTACH_VOLUME`.
+pub const ATTACH_VOLUME: Action = Action {
+    id: "002",
+    text: "attach volume",
+};
+/// `UPDATE_ATTACHMENT`.
+pub const UPDATE_ATTACHMENT: Action = Action {
+    id: "004",
+    text: "update attachment",
+};
+/// `EXTEND_VOLUME`.
+pub const EXTEND_VOLUME: Action = Action {
+    id: "007",
+    text: "extend volume",
+};
+/// `SNAPSHOT_CREATE`.
+pub const SNAPSHOT_CREATE: Action = Action {
+    id: "009",
+    text: "create snapshot",
+};
+/// `SNAPSHOT_DELETE`.
+pub const SNAPSHOT_DELETE: Action = Action {
+    id: "010",
+    text: "delete snapshot",
+};
+/// Clinker: deleting a volume failed on the backend (Cinder has no message
+/// for it; operators asked for one).
+pub const DELETE_VOLUME: Action = Action {
+    id: "017",
+    text: "delete volume",
+};
+
+/// `UNKNOWN_ERROR`.
+pub const UNKNOWN_ERROR: Detail = Detail {
+    id: "001",
+    text: "An unknown error occurred.",
+};
+/// `DRIVER_NOT_INITIALIZED`.
+pub const DRIVER_NOT_INITIALIZED: Detail = Detail {
+    id: "002",
+    text: "Driver is not initialized at present.",
+};
+/// `NO_BACKEND_AVAILABLE`.
+pub const NO_BACKEND_AVAILABLE: Detail = Detail {
+    id: "003",
+    text: "Could not find any available weighted backend.",
+};
+/// `DRIVER_FAILED_EXTEND`.
+pub const DRIVER_FAILED_EXTEND: Detail = Detail {
+    id: "010",
+    text: "Volume Driver failed to extend volume.",
+};
+/// `DRIVER_FAILED_CREATE`.
+pub const DRIVER_FAILED_CREATE: Detail = Detail {
+    id: "012",
+    text: "Driver failed to create the volume.",
+};
+/// `SNAPSHOT_CREATE_ERROR`.
+pub const SNAPSHOT_CREATE_ERROR: Detail = Detail {
+    id: "013",
+    text: "Snapshot failed to create.",
+};
+/// `SNAPSHOT_IS_BUSY`.
+pub const SNAPSHOT_IS_BUSY: Detail = Detail {
+    id: "015",
+    text: "Snapshot is busy.",
+};
+/// `SNAPSHOT_DELETE_ERROR`.
+pub const SNAPSHOT_DELETE_ERROR: Detail = Detail {
+    id: "016",
+    text: "Snapshot failed to delete.",
+};
+/// `VOLUME_INVALID_STATE`.
+pub const VOLUME_INVALID_STATE: Detail = Detail {
+    id: "027",
+    text: "Volume status is invalid.",
+};
+/// Clinker: the service restarted while the operation was in flight.
+pub const SERVICE_RESTARTED: Detail = Detail {
+    id: "101",
+    text: "The volume service restarted during the operation.",
+};
+/// Clinker: the request was lost between services and timed out.
+pub const REQUEST_LOST: Detail = Detail {
+    id: "102",
+    text: "The request was not picked up by any service in time.",
+};
+/// Clinker: the backend failed to delete the volume.
+pub const DRIVER_FAILED_DELETE: Detail = Detail {
+    id: "103",
+    text: "Driver failed to delete the volume.",
+};
+
+/// `VOLUME` / `SNAPSHOT` resource types.
+pub const RESOURCE_VOLUME: &str = "VOLUME";
+/// Snapshot resource type.
+pub const RESOURCE_SNAPSHOT: &str = "SNAPSHOT";
+
+/// The `user_message` text: `"<action>:<detail>"`, as Cinder's message view.
+pub fn user_message(action: Action, detail: Detail) -> String {
+    format!("{}:{}", action.text, detail.text)
+}
+
+/// The `event_id`: `VOLUME_<resource>_<action>_<detail>`.
+pub fn event_id(resource_type: &str, action: Action, detail: Detail) -> String {
+    format!("VOLUME_{resource_type}_{}_{}", action.id, detail.id)
+}
+
+/// Builds a user message row.
+#[allow(clippy::too_many_arguments)]
+pub fn build_message(
+    project_id: &str,
+    request_id: Option<&str>,
+    resource_type: &str,
+    resource_uuid: Option<String>,
+    action: Action,
+    detail: Detail,
+    now: crate::Timestamp,
+    ttl_secs: u64,
+) -> crate::model::UserMessage {
+    let ttl_micros = i64::try_from(ttl_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    crate::model::UserMessage {
+        id: crate::MessageId::new_random(),
+        project_id: project_id.to_owned(),
+        request_id: request_id.map(str::to_owned),
+        resource_type: resource_type.to_owned(),
+        resource_uuid,
+        event_id: event_id(resource_type, action, detail),
+        message_level: "ERROR".to_owned(),
+        user_message: user_message(action, detail),
+        created_at: now,
+        expires_at: now.plus_micros(ttl_micros),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composes_cinder_texts() {
+        assert_eq!(
+            user_message(SCHEDULE_ALLOCATE_VOLUME, NO_BACKEND_AVAILABLE),
+            "schedule allocate volume:Could not find any available weighted backend."
+        );
+        assert_eq!(
+            event_id(
+                RESOURCE_VOLUME,
+                SCHEDULE_ALLOCATE_VOLUME,
+                NO_BACKEND_AVAILABLE
+            ),
+            "VOLUME_VOLUME_001_003"
+        );
+    }
+}

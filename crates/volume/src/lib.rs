@@ -1,0 +1,18 @@
+//! Clinker's volume manager (Cinder's `cinder-volume` manager), one per
+//! enabled backend.
+//!
+//! [`VolumeManager`] serves the volume RPC API (create, delete, snapshot,
+//! extend, capabilities) through its driver, finishes every operation with
+//! one database transaction, and at start-up ([`VolumeManager::init_host`])
+//! settles what a crash interrupted.
+//!
+//! Depends on `clinker-types`, `clinker-config`, `clinker-runtime`,
+//! `clinker-db`, `clinker-rpc`, `clinker-drivers` and `clinker-exec`.
+
+mod locks;
+pub mod manager;
+mod recovery;
+mod stats;
+pub mod usage;
+
+pub use manager::{BackendHealth, ManagerOptions, VolumeManager};

@@ -1,0 +1,288 @@
+//! Start-up and periodic recovery (Cinder's `init_host` and
+//! `CleanableManager.do_cleanup`, made stronger): every journal row this
+//! backend owns is finished or failed, attached volumes are re-exported,
+//! and backend objects without a row are removed, so nothing stays in
+//! `creating`/`deleting` and no object outlives its row.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use clinker_db::DbError;
+use clinker_drivers::{SnapshotSpec, VolumeSpec};
+use clinker_rpc::RequestContext;
+use clinker_types::message_field as mf;
+use clinker_types::model::{JournalEntry, JournalResource};
+use clinker_types::status::VolumeTransition;
+use clinker_types::{SnapshotId, SnapshotStatus, VolumeId, VolumeStatus};
+
+use crate::manager::{VolumeManager, volume_spec};
+
+impl VolumeManager {
+    /// Sets the driver up, recovers unfinished work, re-exports attached
+    /// volumes, reconciles backend objects with rows, and publishes
+    /// capabilities. A driver that fails to initialise leaves the backend
+    /// down (with the reason) but the service running and visible.
+    pub async fn init_host(&self) {
+        let context = RequestContext::internal("init_host");
+        match self.initialize_driver().await {
+            Ok(()) => {
+                self.set_health(true, None);
+                self.recover(&context, None).await;
+                self.ensure_exports().await;
+                self.remove_orphans().await;
+            }
+            Err(reason) => {
+                tracing::error!(backend = %self.host(), %reason, "driver failed to initialize; backend is down");
+                self.set_health(false, Some(reason));
+                // The journal still has to be settled: creates are failed,
+                // deletes wait for the driver.
+                self.recover(&context, None).await;
+            }
+        }
+        self.publish_capabilities(&context).await;
+    }
+
+    async fn initialize_driver(&self) -> Result<(), String> {
+        self.driver
+            .do_setup()
+            .await
+            .map_err(|e| format!("do_setup failed: {e}"))?;
+        self.driver
+            .check_for_setup_error()
+            .await
+            .map_err(|e| format!("{e}"))
+    }
+
+    /// Retries driver initialisation of a backend that is down; returns
+    /// whether it is up now.
+    pub async fn retry_initialize(&self) -> bool {
+        if self.health().up {
+            return true;
+        }
+        match self.initialize_driver().await {
+            Ok(()) => {
+                tracing::info!(backend = %self.host(), "driver initialized; backend is up");
+                self.set_health(true, None);
+                let context = RequestContext::internal("init_host");
+                self.recover(&context, None).await;
+                self.ensure_exports().await;
+                self.publish_capabilities(&context).await;
+                true
+            }
+            Err(reason) => {
+                self.set_health(false, Some(reason));
+                false
+            }
+        }
+    }
+
+    /// Settles journal rows this backend owns. At start-up (`stale_after`
+    /// is `None`) every row is settled; periodically only rows older than
+    /// `stale_after` that no task of this process is working on (their
+    /// message was lost).
+    pub async fn recover(&self, context: &RequestContext, stale_after: Option<Duration>) {
+        let entries = match self.db.journal_for_backend(self.host()).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(backend = %self.host(), error = %e, "cannot read the operation journal");
+                return;
+            }
+        };
+        let now = self.clock.now();
+        for entry in entries {
+            if let Some(age) = stale_after {
+                let last = entry.updated_at.unwrap_or(entry.created_at);
+                if now.since(last) < age || self.is_in_flight(&entry.resource_id) {
+                    continue;
+                }
+            }
+            if let Err(e) = self.settle(context, &entry).await {
+                tracing::warn!(resource = %entry.resource_id, error = %e, "could not settle journal entry");
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        context: &RequestContext,
+        entry: &JournalEntry,
+    ) -> Result<(), clinker_types::RemoteError> {
+        let Ok(Some(_active)) = self.begin(entry.resource_id.clone()) else {
+            return Ok(());
+        };
+        match entry.resource_type {
+            JournalResource::Volume => {
+                let Ok(id) = entry.resource_id.parse::<VolumeId>() else {
+                    return Ok(());
+                };
+                let volume = match self.db.get_volume(id).await {
+                    Ok(v) => v,
+                    Err(DbError::NotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(crate::manager::db_remote(e)),
+                };
+                match volume.status {
+                    VolumeStatus::Creating => {
+                        tracing::warn!(volume_id = %id, "create was interrupted; marking the volume error");
+                        if self.db.fail_volume_create(id).await.is_ok() {
+                            self.record_message(
+                                context,
+                                &volume.project_id,
+                                mf::RESOURCE_VOLUME,
+                                id.to_string(),
+                                mf::SCHEDULE_ALLOCATE_VOLUME,
+                                mf::SERVICE_RESTARTED,
+                            )
+                            .await;
+                        }
+                    }
+                    VolumeStatus::Deleting => {
+                        if !self.health().up {
+                            return Ok(());
+                        }
+                        let detail = self
+                            .db
+                            .journal_detail(&entry.resource_id)
+                            .await
+                            .ok()
+                            .flatten();
+                        let cascade = detail
+                            .as_ref()
+                            .and_then(|d| d["cascade"].as_bool())
+                            .unwrap_or(true);
+                        tracing::info!(volume_id = %id, "resuming interrupted delete");
+                        self.delete_volume_now(context, id, cascade).await?;
+                    }
+                    VolumeStatus::Extending => {
+                        let detail = self
+                            .db
+                            .journal_detail(&entry.resource_id)
+                            .await
+                            .ok()
+                            .flatten();
+                        match detail.as_ref().and_then(|d| d["new_size"].as_i64()) {
+                            Some(new_size) if self.health().up => {
+                                tracing::info!(volume_id = %id, new_size, "resuming interrupted extend");
+                                self.extend_volume_now(context, id, new_size).await?;
+                            }
+                            Some(new_size) => {
+                                let _ = self.db.fail_volume_extend(id, new_size).await;
+                            }
+                            None => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            JournalResource::Snapshot => {
+                let Ok(id) = entry.resource_id.parse::<SnapshotId>() else {
+                    return Ok(());
+                };
+                let snapshot = match self.db.get_snapshot(id).await {
+                    Ok(s) => s,
+                    Err(DbError::NotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(crate::manager::db_remote(e)),
+                };
+                match snapshot.status {
+                    SnapshotStatus::Creating => {
+                        tracing::warn!(snapshot_id = %id, "snapshot create was interrupted; marking it error");
+                        if self.db.fail_snapshot_create(id).await.is_ok() {
+                            self.record_message(
+                                context,
+                                &snapshot.project_id,
+                                mf::RESOURCE_SNAPSHOT,
+                                id.to_string(),
+                                mf::SNAPSHOT_CREATE,
+                                mf::SERVICE_RESTARTED,
+                            )
+                            .await;
+                        }
+                    }
+                    SnapshotStatus::Deleting if self.health().up => {
+                        tracing::info!(snapshot_id = %id, "resuming interrupted snapshot delete");
+                        self.delete_snapshot_now(context, id).await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-exports attached volumes only: exporting available ones would let
+    /// anyone connect (Cinder LP #1381106). A failed export puts the volume
+    /// in `error`.
+    async fn ensure_exports(&self) {
+        let volumes = match self.db.volumes_on_backend(self.host()).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list this backend's volumes");
+                return;
+            }
+        };
+        for volume in volumes
+            .into_iter()
+            .filter(|v| v.status == VolumeStatus::InUse)
+        {
+            if let Err(e) = self.driver.ensure_export(&volume_spec(&volume)).await {
+                tracing::error!(volume_id = %volume.id, error = %e, "re-exporting an attached volume failed");
+                let _ = self
+                    .db
+                    .transition_volume(volume.id, VolumeTransition::ExportFailed)
+                    .await;
+            }
+        }
+    }
+
+    /// Removes backend objects no row owns (a crash between a driver call
+    /// and its database write, a reschedule whose cleanup failed).
+    async fn remove_orphans(&self) {
+        let names = match self.driver.list_volume_names().await {
+            Ok(Some(names)) => names,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list backend objects");
+                return;
+            }
+        };
+        let (volumes, snapshots) = match (
+            self.db.volumes_on_backend(self.host()).await,
+            self.db.snapshots_on_backend(self.host()).await,
+        ) {
+            (Ok(v), Ok(s)) => (v, s),
+            _ => return,
+        };
+        let volume_ids: HashSet<String> = volumes.iter().map(|v| v.id.to_string()).collect();
+        let snapshot_ids: HashSet<String> = snapshots.iter().map(|s| s.id.to_string()).collect();
+        for name in names {
+            if let Some(id) = name.strip_prefix("volume-") {
+                if volume_ids.contains(id) {
+                    continue;
+                }
+                let Ok(volume_id) = id.parse::<VolumeId>() else {
+                    continue;
+                };
+                tracing::warn!(object = %name, "removing a backend volume no row owns");
+                if let Err(e) = self
+                    .driver
+                    .delete_volume(&VolumeSpec::new(volume_id, 0))
+                    .await
+                {
+                    tracing::warn!(object = %name, error = %e, "could not remove orphan");
+                }
+            } else if let Some(id) = name.strip_prefix("snapshot-") {
+                if snapshot_ids.contains(id) {
+                    continue;
+                }
+                let Ok(snapshot_id) = id.parse::<SnapshotId>() else {
+                    continue;
+                };
+                tracing::warn!(object = %name, "removing a backend snapshot no row owns");
+                let spec =
+                    SnapshotSpec::new(snapshot_id, VolumeSpec::new(VolumeId::new_random(), 0), 0);
+                if let Err(e) = self.driver.delete_snapshot(&spec).await {
+                    tracing::warn!(object = %name, error = %e, "could not remove orphan");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Capability reports: the driver's stats plus the manager's own figures,
+//! fanned out to every scheduler (Cinder's `_report_driver_status` and
+//! `_publish_service_capabilities`).
+
+use clinker_rpc::RequestContext;
+use clinker_rpc::scheduler::UpdateServiceCapabilitiesArgs;
+use serde_json::{Map, Value, json};
+
+use crate::manager::VolumeManager;
+
+impl VolumeManager {
+    /// Asks the driver for its stats and adds `allocated_capacity_gb` per
+    /// pool (from the database's claims) and the backend state. A driver
+    /// that is down reports an empty pool list with `backend_state: down`.
+    pub async fn collect_stats(&self) -> Map<String, Value> {
+        let health = self.health();
+        let mut stats = if health.up {
+            match self.driver.get_volume_stats().await {
+                Ok(stats) => stats,
+                Err(e) => {
+                    tracing::warn!(backend = %self.host(), error = %e, "driver stats failed");
+                    let mut down = Map::new();
+                    down.insert("backend_state".into(), json!("down"));
+                    down.insert("pools".into(), json!([]));
+                    down
+                }
+            }
+        } else {
+            let mut down = Map::new();
+            down.insert("backend_state".into(), json!("down"));
+            down.insert("pools".into(), json!([]));
+            down
+        };
+        stats
+            .entry("volume_backend_name")
+            .or_insert_with(|| json!(self.backend.volume_backend_name));
+        if !health.up {
+            stats.insert("backend_state".into(), json!("down"));
+        }
+        let allocations = self.db.pool_allocations().await.unwrap_or_default();
+        if let Some(Value::Array(pools)) = stats.get_mut("pools") {
+            for pool in pools.iter_mut() {
+                let Some(pool) = pool.as_object_mut() else {
+                    continue;
+                };
+                let name = pool
+                    .get("pool_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let key = format!("{}#{name}", self.host());
+                let allocated = allocations.get(&key).copied().unwrap_or(0);
+                pool.insert("allocated_capacity_gb".into(), json!(allocated));
+            }
+        }
+        if let Ok(mut last) = self.last_stats.write() {
+            *last = Some(stats.clone());
+        }
+        stats
+    }
+
+    /// Reports capabilities to every scheduler now.
+    pub async fn publish_capabilities(&self, context: &RequestContext) {
+        let stats = self.collect_stats().await;
+        let args = UpdateServiceCapabilitiesArgs {
+            service_name: "volume".into(),
+            host: self.host().to_owned(),
+            capabilities: Value::Object(stats),
+            timestamp: self.clock.now().as_micros(),
+        };
+        if let Err(e) = self
+            .scheduler_rpc
+            .update_service_capabilities(context, &args)
+            .await
+        {
+            tracing::warn!(backend = %self.host(), error = %e, "could not publish capabilities");
+        }
+    }
+}
