@@ -1,0 +1,327 @@
+//! `clinker-bench`: measures a `clinker serve` over its HTTP API with the
+//! same kind of client an operator would use, and prints the figures the
+//! all-in-one milestone sets targets for, next to Cinder 29's on the same
+//! kind of machine.
+//!
+//! By default it starts its own server (`--clinker PATH`) in a temporary
+//! state directory on a free port, with quotas lifted, so it can also time
+//! start-up and read the process's memory. `--endpoint URL` measures a
+//! server that is already running instead (start-up and RSS are then skipped).
+
+#![allow(clippy::cast_precision_loss)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+/// Figures for Cinder 29 on the same machine (MariaDB, fake driver), from
+/// the milestone's issue, for the ratio column.
+const CINDER_CREATE_MS: f64 = 250.0;
+const CINDER_DELETE_MS: f64 = 100.0;
+const CINDER_CYCLES_PER_S: f64 = 4.5;
+const CINDER_LIST_MS: f64 = 500.0;
+const CINDER_READY_MS: f64 = 5800.0;
+const CINDER_RSS_MB: f64 = 700.0;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark a clinker serve over HTTP")]
+struct Args {
+    /// The clinker binary to start (ignored with --endpoint).
+    #[arg(long, default_value = "target/release/clinker")]
+    clinker: PathBuf,
+    /// Measure an already running server at this v3 endpoint instead.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Sequential create/delete samples.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Concurrent clients for the cycle test.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Seconds of the cycle test.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Volumes present for the list test.
+    #[arg(long, default_value_t = 1000)]
+    list_volumes: usize,
+    /// Detail-list samples.
+    #[arg(long, default_value_t = 50)]
+    list_samples: usize,
+    /// A short run for CI (small counts, same code paths).
+    #[arg(long)]
+    smoke: bool,
+}
+
+struct Server {
+    child: Option<tokio::process::Child>,
+    endpoint: String,
+    _dir: Option<TempDir>,
+    ready_ms: Option<f64>,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+async fn start_server(binary: &PathBuf, http: &reqwest::Client) -> anyhow::Result<Server> {
+    let dir = std::env::temp_dir().join(format!("clinker-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let conf = dir.join("clinker.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nstate_path = {state}\nosapi_volume_listen_port = {port}\nenabled_backends = file\n\
+             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n",
+            state = dir.display()
+        ),
+    )?;
+    let endpoint = format!("http://127.0.0.1:{port}/v3");
+    let started = Instant::now();
+    #[allow(clippy::disallowed_methods)] // the harness launches the product under test
+    let child = tokio::process::Command::new(binary)
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    loop {
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!("the server did not answer within 20 s");
+        }
+        if let Ok(r) = http.get(format!("{endpoint}/")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(Server { child: Some(child), endpoint, _dir: Some(TempDir(dir)), ready_ms: Some(ready_ms) })
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    sorted[rank as usize]
+}
+
+async fn create_volume(http: &reqwest::Client, endpoint: &str, name: &str) -> anyhow::Result<String> {
+    let resp = http.post(format!("{endpoint}/volumes")).json(&json!({"volume": {"size": 1, "name": name}})).send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await?;
+    if status.as_u16() != 202 {
+        bail!("create answered {status}: {body}");
+    }
+    body["volume"]["id"].as_str().map(str::to_owned).context("no id in the create response")
+}
+
+async fn volume_status(http: &reqwest::Client, endpoint: &str, id: &str) -> anyhow::Result<Option<String>> {
+    let resp = http.get(format!("{endpoint}/volumes/{id}")).send().await?;
+    if resp.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    let body: Value = resp.json().await?;
+    Ok(body["volume"]["status"].as_str().map(str::to_owned))
+}
+
+async fn wait_for(http: &reqwest::Client, endpoint: &str, id: &str, want: Option<&str>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = volume_status(http, endpoint, id).await?;
+        if status.as_deref() == want {
+            return Ok(());
+        }
+        if matches!(status.as_deref(), Some("error" | "error_deleting")) {
+            bail!("volume {id} went to {status:?}");
+        }
+        if Instant::now() > deadline {
+            bail!("volume {id} stuck in {status:?}");
+        }
+        tokio::time::sleep(Duration::from_micros(300)).await;
+    }
+}
+
+async fn delete_volume(http: &reqwest::Client, endpoint: &str, id: &str) -> anyhow::Result<()> {
+    let resp = http.delete(format!("{endpoint}/volumes/{id}")).send().await?;
+    if resp.status().as_u16() != 202 {
+        bail!("delete answered {}", resp.status());
+    }
+    Ok(())
+}
+
+fn report(name: &str, value: f64, unit: &str, target: &str, cinder: f64, lower_is_better: bool) {
+    let ratio = if lower_is_better { cinder / value } else { value / cinder };
+    println!("{name:<36} {value:>10.2} {unit:<9} target {target:<10} Cinder 29: {cinder:>7.1} {unit:<9} ({ratio:.0}x better)");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.samples = 20;
+        args.seconds = 2;
+        args.list_volumes = 100;
+        args.list_samples = 5;
+    }
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let mut server = match &args.endpoint {
+        Some(url) => Server { child: None, endpoint: url.trim_end_matches('/').to_owned(), _dir: None, ready_ms: None },
+        None => start_server(&args.clinker, &http).await?,
+    };
+    let endpoint = server.endpoint.clone();
+    println!("clinker-bench against {endpoint}{}", if args.smoke { " (smoke run)" } else { "" });
+    if let Some(ms) = server.ready_ms {
+        report("start to first successful request", ms, "ms", "<= 200 ms", CINDER_READY_MS, true);
+    }
+    let pid = server.child.as_ref().and_then(tokio::process::Child::id);
+    if let Some(pid) = pid {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(mb) = rss_mb(pid) {
+            report("idle RSS after start", mb, "MiB", "<= 30 MB", CINDER_RSS_MB, true);
+        }
+    }
+
+    // Sequential latencies.
+    let mut create_ms = Vec::with_capacity(args.samples);
+    let mut delete_ms = Vec::with_capacity(args.samples);
+    for i in 0..args.samples {
+        let t = Instant::now();
+        let id = create_volume(&http, &endpoint, &format!("seq-{i}")).await?;
+        wait_for(&http, &endpoint, &id, Some("available")).await?;
+        create_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        delete_volume(&http, &endpoint, &id).await?;
+        wait_for(&http, &endpoint, &id, None).await?;
+        delete_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    create_ms.sort_by(f64::total_cmp);
+    delete_ms.sort_by(f64::total_cmp);
+    report("create -> available p50", percentile(&create_ms, 50.0), "ms", "<= 5 ms", CINDER_CREATE_MS, true);
+    println!("{:<36} {:>10.2} ms  p99 {:.2} ms", "create -> available p95", percentile(&create_ms, 95.0), percentile(&create_ms, 99.0));
+    report("delete -> gone p50", percentile(&delete_ms, 50.0), "ms", "<= 5 ms", CINDER_DELETE_MS, true);
+    println!("{:<36} {:>10.2} ms  p99 {:.2} ms", "delete -> gone p95", percentile(&delete_ms, 95.0), percentile(&delete_ms, 99.0));
+
+    // Concurrent create+delete cycles.
+    let cycles = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..args.clients {
+        let (http, endpoint, cycles, failures) = (http.clone(), endpoint.clone(), cycles.clone(), failures.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let result = async {
+                    let id = create_volume(&http, &endpoint, &format!("c{client}-{n}")).await?;
+                    wait_for(&http, &endpoint, &id, Some("available")).await?;
+                    delete_volume(&http, &endpoint, &id).await?;
+                    wait_for(&http, &endpoint, &id, None).await
+                }
+                .await;
+                match result {
+                    Ok(()) => cycles.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        eprintln!("cycle failed: {e:#}");
+                        failures.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                n += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let per_second = cycles.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    report(
+        &format!("create+delete cycles/s ({} clients)", args.clients),
+        per_second,
+        "cycles/s",
+        ">= 500/s",
+        CINDER_CYCLES_PER_S,
+        false,
+    );
+    let failed = failures.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} cycles failed");
+    }
+
+    // Detail list with many volumes present.
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut creates = Vec::new();
+    for i in 0..args.list_volumes {
+        let (http, endpoint, semaphore) = (http.clone(), endpoint.clone(), semaphore.clone());
+        creates.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire().await;
+            create_volume(&http, &endpoint, &format!("list-{i}")).await
+        }));
+    }
+    let mut ids = Vec::new();
+    for c in creates {
+        ids.push(c.await??);
+    }
+    for id in &ids {
+        wait_for(&http, &endpoint, id, Some("available")).await?;
+    }
+    let mut list_ms = Vec::new();
+    for _ in 0..args.list_samples {
+        let t = Instant::now();
+        let resp = http.get(format!("{endpoint}/volumes/detail?limit={}", args.list_volumes)).send().await?;
+        let body: Value = resp.json().await?;
+        list_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let n = body["volumes"].as_array().map_or(0, Vec::len);
+        if n < args.list_volumes {
+            bail!("detail list returned {n} volumes, expected {}", args.list_volumes);
+        }
+    }
+    list_ms.sort_by(f64::total_cmp);
+    report(
+        &format!("GET volumes/detail ({} volumes) p50", args.list_volumes),
+        percentile(&list_ms, 50.0),
+        "ms",
+        "<= 20 ms",
+        CINDER_LIST_MS,
+        true,
+    );
+    if let Some(pid) = pid
+        && let Some(mb) = rss_mb(pid)
+    {
+        println!("{:<36} {:>10.2} MiB", format!("RSS with {} volumes", args.list_volumes), mb);
+    }
+    if let Some(mut child) = server.child.take() {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    Ok(())
+}
