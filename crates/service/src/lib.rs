@@ -237,6 +237,24 @@ fn start_heartbeat(
     spawn_worker(heartbeat, Duration::ZERO, cancel)
 }
 
+/// Caps the volume RPC versions a client sends at the lowest version any
+/// registered volume service serves (Cinder's `LAST_RPC_VERSIONS`), so a
+/// rolling upgrade never sends an old service a message it cannot read.
+pub async fn pin_volume_rpc_versions(db: &DbHandle, volume_rpc: &VolumeRpcClient) {
+    let Ok(services) = db.list_services(None, Some(VOLUME_BINARY)).await else {
+        return;
+    };
+    let lowest = services
+        .iter()
+        .filter_map(|s| s.rpc_current_version.as_deref())
+        .filter_map(|v| v.parse::<clinker_rpc::Version>().ok())
+        .min();
+    if let Some(cap) = lowest {
+        volume_rpc.set_version_cap(cap);
+        tracing::info!(%cap, "volume RPC versions pinned to the oldest volume service");
+    }
+}
+
 /// Starts the scheduler service on `host`.
 ///
 /// # Errors
@@ -277,9 +295,11 @@ pub async fn start_scheduler(
         None,
         cancel.clone(),
     )];
+    let volume_rpc = VolumeRpcClient::new(ctx.transport.clone(), ctx.rpc_timeout());
+    pin_volume_rpc_versions(&ctx.db, &volume_rpc).await;
     let manager = Arc::new(SchedulerManager::new(
         ctx.db.clone(),
-        VolumeRpcClient::new(ctx.transport.clone(), ctx.rpc_timeout()),
+        volume_rpc,
         Notifier::new(
             ctx.transport.clone(),
             format!("scheduler.{host}"),
