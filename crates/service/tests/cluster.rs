@@ -22,6 +22,7 @@ use clinker_types::request_spec::{FilterProperties, RequestSpec, TypeSpec};
 use clinker_types::{SnapshotId, SnapshotStatus, SystemClock, VolumeId, VolumeStatus};
 
 struct Cluster {
+    local: Arc<LocalTransport>,
     db: DbHandle,
     transport: TransportHandle,
     services: Vec<RunningService>,
@@ -52,9 +53,11 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let test_db = TestDatabase::open(Engine::Sqlite).await.unwrap();
         let db: DbHandle = Arc::new(test_db.db.clone());
-        let transport: TransportHandle = Arc::new(LocalTransport::new());
+        let local = Arc::new(LocalTransport::new());
+        let transport: TransportHandle = local.clone();
         let config = Arc::new(config(extra, dir.path()));
         let mut cluster = Cluster {
+            local,
             db,
             transport,
             services: Vec::new(),
@@ -213,6 +216,7 @@ const FILE_BACKEND: &str = "enabled_backends = file\n[file]\nvolume_driver = fil
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_lifecycle_on_the_file_backend() {
     let c = Cluster::start(FILE_BACKEND).await;
+    let mut notifications = c.local.subscribe_notifications();
     let services = c.db.list_services(None, None).await.unwrap();
     let hosts: Vec<_> = services
         .iter()
