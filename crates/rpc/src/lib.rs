@@ -196,7 +196,9 @@ impl ConsumerHandle {
     }
 
     /// Stops taking new messages and waits for the consumer loop to exit
-    /// (messages already being handled run on).
+    /// (messages already being handled run on). Once this returns, a cast
+    /// to a queue that no other consumer serves is
+    /// [`RpcError::Unroutable`].
     pub async fn stop(mut self) {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
@@ -256,6 +258,8 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
 
     /// Starts consuming `subscriptions`, handing each message to `handler`
     /// (concurrently; a call's reply is sent when its handler returns).
+    /// Returns once the subscriptions are live: a cast or fanout cast sent
+    /// after this returns reaches the new consumer.
     ///
     /// # Errors
     /// [`RpcError::Transport`].
