@@ -2,8 +2,8 @@
 //!
 //! - [`Transport`]: cast, call (with `rpc_response_timeout`), fanout cast,
 //!   consumers and notifications. [`local::LocalTransport`] runs everything
-//!   in one process; an AMQP transport implements the same trait for
-//!   multi-node deployments.
+//!   in one process; [`amqp::AmqpTransport`] implements the same trait on
+//!   RabbitMQ for multi-node deployments.
 //! - [`dispatch`]: the seed's versioned dispatch (serve a message when its
 //!   major equals the server's and its minor is not higher), with distinct
 //!   errors for an unsupported version and a missing method.
@@ -13,6 +13,7 @@
 //!
 //! Depends on `clinker-types` and `clinker-runtime`.
 
+pub mod amqp;
 pub mod dispatch;
 pub mod local;
 pub mod notify;
