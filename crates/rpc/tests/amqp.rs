@@ -13,7 +13,9 @@ use clinker_exec::{Command, CommandRunner, HostRunner};
 use clinker_rpc::amqp::{AmqpOptions, AmqpTransport};
 use clinker_rpc::testsuite::{Echo, message, run_all};
 use clinker_rpc::{Notification, RpcError, Subscription, Target, Transport, TransportHandle};
-use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
@@ -429,4 +431,139 @@ async fn connect_fails_fast_without_a_broker() {
 fn options_debug_hides_the_password() {
     let options = AmqpOptions::new("rabbit://u:hunter2@h/v");
     assert!(!format!("{options:?}").contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_come_back_after_a_broker_side_cancel() {
+    with_vhost(|vhost| async move {
+        let transport = vhost.transport().await;
+        let echo = Echo::new("c");
+        let _consumer = transport
+            .consume(
+                vec![Subscription::Queue(Target::server("svc", "c"))],
+                echo.clone(),
+            )
+            .await
+            .unwrap();
+        // Someone deletes the queue under the consumer (an operator, a
+        // mirrored-queue failover): RabbitMQ sends basic.cancel.
+        let connection = vhost.raw_connection().await;
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .queue_delete("svc.c".into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        connection.close(200, "done".into()).await.unwrap();
+
+        let target = Target::server("svc", "c");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match transport
+                .call(&target, message("echo", "3.0"), Duration::from_secs(2))
+                .await
+            {
+                Ok(reply) => {
+                    assert_eq!(reply["server"], "c");
+                    break;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    assert!(matches!(e, RpcError::Unroutable { .. }), "{e:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the consumer did not re-declare its queue: {e}"),
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_publishes_then_heals() {
+    with_vhost(|vhost| async move {
+        let mut options = vhost.options();
+        options.reconnect_wait = Duration::from_secs(1);
+        options.reconnect_max_interval = Duration::from_secs(1);
+        let transport = AmqpTransport::connect(options).await.unwrap();
+        let echo = Echo::new("o");
+        let _consumer = transport
+            .consume(vec![Subscription::Queue(Target::topic("svc"))], echo)
+            .await
+            .unwrap();
+        // Deleting the vhost closes its connections and refuses every
+        // reconnect: an outage without touching the shared broker.
+        rabbitmqctl(&["delete_vhost", &vhost.name]).await;
+        let started = Instant::now();
+        let err = loop {
+            match transport
+                .cast(&Target::topic("svc"), message("count", "3.0"))
+                .await
+            {
+                // Published before the transport noticed the close.
+                Ok(()) if started.elapsed() < Duration::from_secs(5) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(()) => panic!("casts keep succeeding without a broker"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, RpcError::Transport(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "gave up only after {:?}",
+            started.elapsed()
+        );
+
+        // The broker takes us back: everything returns without help.
+        rabbitmqctl(&["add_vhost", &vhost.name]).await;
+        rabbitmqctl(&[
+            "set_permissions",
+            "-p",
+            &vhost.name,
+            "guest",
+            ".*",
+            ".*",
+            ".*",
+        ])
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match transport
+                .call(
+                    &Target::topic("svc"),
+                    message("echo", "3.0"),
+                    Duration::from_secs(2),
+                )
+                .await
+            {
+                Ok(reply) => {
+                    assert_eq!(reply["server"], "o");
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("no recovery after the vhost came back: {e}"),
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_negotiated() {
+    with_vhost(|vhost| async move {
+        let _transport = vhost.transport().await;
+        let list = Command::new("rabbitmqctl")
+            .args(["-q", "list_connections", "-p", &vhost.name, "timeout"])
+            .timeout(Duration::from_secs(30));
+        let output = HostRunner::new().run_checked(&list).await.unwrap();
+        let timeouts: Vec<&str> = output
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.chars().all(|c| c.is_ascii_digit()) && !line.is_empty())
+            .collect();
+        assert_eq!(timeouts, ["30"], "{}", output.stdout);
+    })
+    .await;
 }
