@@ -13,10 +13,7 @@ use clinker_exec::{Command, CommandRunner, HostRunner};
 use clinker_rpc::amqp::{AmqpOptions, AmqpTransport};
 use clinker_rpc::testsuite::{Echo, message, run_all};
 use clinker_rpc::{Notification, RpcError, Subscription, Target, Transport, TransportHandle};
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
@@ -89,6 +86,31 @@ impl TestVhost {
             .unwrap()
     }
 
+    /// Waits until `queue` holds no message, ready or unacknowledged (a
+    /// message that was neither acked nor rejected stays unacknowledged).
+    async fn wait_until_settled(&self, queue: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = Command::new("rabbitmqctl")
+                .args(["-q", "list_queues", "-p", &self.name])
+                .args(["name", "messages_ready", "messages_unacknowledged"])
+                .timeout(Duration::from_secs(30));
+            let output = HostRunner::new().run_checked(&list).await.unwrap();
+            let row = output.stdout.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.first() == Some(&queue)).then(|| fields[1..].join(" "))
+            });
+            match row.as_deref() {
+                Some("0 0") => return,
+                row => assert!(
+                    Instant::now() < deadline,
+                    "{queue} still holds messages (ready, unacked): {row:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Has the broker close every connection of this vhost (and no other).
     async fn close_all_connections(&self) {
         rabbitmqctl(&[
@@ -101,7 +123,13 @@ impl TestVhost {
     }
 }
 
+/// Checked once per test binary: each `rabbitmqctl` run boots an Erlang VM.
 async fn broker_reachable() -> Result<(), String> {
+    static CHECKED: tokio::sync::OnceCell<Result<(), String>> = tokio::sync::OnceCell::const_new();
+    CHECKED.get_or_init(check_broker).await.clone()
+}
+
+async fn check_broker() -> Result<(), String> {
     let connect = tokio::net::TcpStream::connect(BROKER);
     match tokio::time::timeout(Duration::from_secs(2), connect).await {
         Ok(Ok(_)) => {}
@@ -355,25 +383,7 @@ async fn undecodable_messages_are_rejected_not_requeued() {
             )
             .await
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let queue = channel
-                .queue_declare(
-                    "svc".into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
-            if queue.message_count() == 0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the bad message stays queued");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        vhost.wait_until_settled("svc").await;
         assert_eq!(echo.seen.load(std::sync::atomic::Ordering::SeqCst), 1);
         connection.close(200, "done".into()).await.unwrap();
     })
@@ -564,6 +574,46 @@ async fn heartbeats_are_negotiated() {
             .filter(|line| line.chars().all(|c| c.is_ascii_digit()) && !line.is_empty())
             .collect();
         assert_eq!(timeouts, ["30"], "{}", output.stdout);
+    })
+    .await;
+}
+
+/// Panics on every message.
+#[derive(Debug)]
+struct Panics;
+
+#[async_trait::async_trait]
+impl clinker_rpc::RpcHandler for Panics {
+    async fn handle(
+        &self,
+        _message: clinker_rpc::RpcMessage,
+    ) -> Result<Value, clinker_types::RemoteError> {
+        panic!("handler bug");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_answers_and_drops_its_message() {
+    with_vhost(|vhost| async move {
+        let transport = vhost.transport().await;
+        let _consumer = transport
+            .consume(
+                vec![Subscription::Queue(Target::topic("svc"))],
+                Arc::new(Panics),
+            )
+            .await
+            .unwrap();
+        let err = transport
+            .call(
+                &Target::topic("svc"),
+                message("echo", "3.0"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), clinker_types::ErrorKind::Internal, "{err:?}");
+        // Not requeued: nothing is redelivered into a panic loop.
+        vhost.wait_until_settled("svc").await;
     })
     .await;
 }

@@ -28,11 +28,13 @@
 //! deliberately stopped service is unroutable instead of piling up. A
 //! crashed service's queues stay, with their messages, for its restart.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use clinker_runtime::CancellationToken;
-use futures_util::StreamExt;
+use clinker_types::{ErrorKind, RemoteError};
 use futures_util::stream::{self, BoxStream, SelectAll};
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
@@ -401,9 +403,31 @@ async fn handle_delivery(
     let method = message.method.clone();
     let reply_to = delivery.properties.reply_to().clone();
     let correlation_id = delivery.properties.correlation_id().clone();
-    let result = handler.handle(message).await;
+    // A panicking handler must not leave its message unacknowledged: it
+    // would be redelivered (and panic again) after every reconnect.
+    let outcome = AssertUnwindSafe(handler.handle(message))
+        .catch_unwind()
+        .await;
+    let (result, poisoned) = match outcome {
+        Ok(result) => (result, false),
+        Err(_) => {
+            tracing::error!(queue = %queue, method, "handler panicked; dropping the message");
+            let error = RemoteError::new(ErrorKind::Internal, format!("{method} failed"));
+            (Err(error), true)
+        }
+    };
     if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
         send_reply(&shared, &queue, &method, reply_to, correlation_id, result).await;
+    }
+    if poisoned {
+        if let Err(e) = delivery
+            .acker
+            .reject(BasicRejectOptions { requeue: false })
+            .await
+        {
+            tracing::debug!(queue = %queue, method, error = %e, "reject failed");
+        }
+        return;
     }
     if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
         // The channel is gone; the broker redelivers the message to another
@@ -418,7 +442,7 @@ async fn send_reply(
     method: &str,
     reply_to: ShortString,
     correlation_id: ShortString,
-    result: Result<serde_json::Value, clinker_types::RemoteError>,
+    result: Result<serde_json::Value, RemoteError>,
 ) {
     let payload = match wire::encode_reply(result) {
         Ok(payload) => payload,
