@@ -417,6 +417,23 @@ async fn failover_skips_a_dead_broker() {
             )
             .await
             .unwrap();
+        // Reconnects rotate over the list too, dead host included.
+        vhost.close_all_connections().await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Err(e) = transport
+            .call(
+                &Target::topic("svc"),
+                message("echo", "3.0"),
+                Duration::from_secs(2),
+            )
+            .await
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no recovery over the failover list: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     })
     .await;
 }

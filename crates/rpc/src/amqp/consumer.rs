@@ -148,15 +148,28 @@ pub(crate) async fn start(
     Ok(ConsumerHandle::new(stop, task))
 }
 
-/// Declares the queues of `spec` on `session` and starts consuming them.
+/// Declares the queues of `spec` on `session` and starts consuming them,
+/// within `connect_timeout` (a broker that stops answering mid-declare must
+/// not hang `consume` or a re-declare).
 async fn attach(
     shared: &Shared,
     session: &Arc<Session>,
     spec: &Arc<Spec>,
-) -> Result<Attached, lapin::Error> {
-    let channel = session.open_channel().await?;
+) -> Result<Attached, String> {
+    let timeout = shared.options.connect_timeout;
+    let channel = match tokio::time::timeout(timeout, session.open_channel()).await {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("no channel within {timeout:?}")),
+    };
     let mut queues = Vec::new();
-    match declare_and_consume(shared, &channel, spec, &mut queues).await {
+    let declared = tokio::time::timeout(
+        timeout,
+        declare_and_consume(shared, &channel, spec, &mut queues),
+    )
+    .await
+    .unwrap_or_else(|_| Err(format!("declare not answered within {timeout:?}")));
+    match declared {
         Ok((tags, deliveries)) => Ok(Attached {
             session: session.clone(),
             channel,
@@ -179,6 +192,17 @@ async fn attach(
 }
 
 async fn declare_and_consume(
+    shared: &Shared,
+    channel: &Channel,
+    spec: &Spec,
+    queues: &mut Vec<(String, QueueKind)>,
+) -> Result<(Vec<ShortString>, SelectAll<BoxStream<'static, Incoming>>), String> {
+    declare_and_consume_inner(shared, channel, spec, queues)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn declare_and_consume_inner(
     shared: &Shared,
     channel: &Channel,
     spec: &Spec,
