@@ -634,3 +634,116 @@ async fn a_panicking_handler_answers_and_drops_its_message() {
     })
     .await;
 }
+
+/// Names of the queues of a vhost.
+async fn queue_names(vhost: &TestVhost) -> Vec<String> {
+    let list = Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "-p", &vhost.name, "name"])
+        .timeout(Duration::from_secs(30));
+    let output = HostRunner::new().run_checked(&list).await.unwrap();
+    output
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && *line != "name")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_consumer_removes_the_queues_it_leaves_unused() {
+    with_vhost(|vhost| async move {
+        let transport = vhost.transport().await;
+        let stays = transport
+            .consume(
+                vec![Subscription::Queue(Target::topic("svc"))],
+                Echo::new("stays"),
+            )
+            .await
+            .unwrap();
+        let leaves = transport
+            .consume(
+                vec![
+                    Subscription::Queue(Target::topic("svc")),
+                    Subscription::Queue(Target::server("svc", "leaves")),
+                    Subscription::Fanout("svc".into()),
+                ],
+                Echo::new("leaves"),
+            )
+            .await
+            .unwrap();
+        let before = queue_names(&vhost).await;
+        assert!(
+            before.iter().any(|q| q.starts_with("svc_fanout_")),
+            "{before:?}"
+        );
+        assert!(before.iter().any(|q| q == "svc.leaves"), "{before:?}");
+
+        leaves.stop().await;
+        let mut after = queue_names(&vhost).await;
+        after.retain(|q| !q.starts_with("reply_"));
+        assert_eq!(
+            after,
+            ["svc"],
+            "the shared queue stays for its other consumer"
+        );
+
+        stays.stop().await;
+        let mut after = queue_names(&vhost).await;
+        after.retain(|q| !q.starts_with("reply_"));
+        assert!(after.is_empty(), "{after:?}");
+    })
+    .await;
+}
+
+/// Takes `delay` per message.
+#[derive(Debug)]
+struct Sleeps(Duration);
+
+#[async_trait::async_trait]
+impl clinker_rpc::RpcHandler for Sleeps {
+    async fn handle(
+        &self,
+        _message: clinker_rpc::RpcMessage,
+    ) -> Result<Value, clinker_types::RemoteError> {
+        tokio::time::sleep(self.0).await;
+        Ok(Value::Null)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_handled_concurrently() {
+    with_vhost(|vhost| async move {
+        let transport = vhost.transport().await;
+        let _consumer = transport
+            .consume(
+                vec![Subscription::Queue(Target::topic("svc"))],
+                Arc::new(Sleeps(Duration::from_millis(500))),
+            )
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let calls = (0..10).map(|_| {
+            let transport = transport.clone();
+            async move {
+                transport
+                    .call(
+                        &Target::topic("svc"),
+                        message("echo", "3.0"),
+                        Duration::from_secs(10),
+                    )
+                    .await
+            }
+        });
+        for result in futures_util::future::join_all(calls).await {
+            result.unwrap();
+        }
+        // One at a time would take 5 s.
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "took {:?}",
+            started.elapsed()
+        );
+    })
+    .await;
+}

@@ -5,10 +5,11 @@
 //! consumer. Sessions are numbered (`generation`); the current one is
 //! published through a `watch` channel, `None` while reconnecting.
 //!
-//! The supervisor notices a loss through any of: a connection error event
-//! from lapin (socket error, missed heartbeats, `connection.close` from the
-//! broker), the connection status turning closed (checked every second as a
-//! backstop), or a component marking the session broken (the reply consumer
+//! The supervisor notices a loss through any of: an error event from lapin
+//! while the connection is no longer open (socket error, missed heartbeats,
+//! `connection.close` from the broker; channel errors arrive on the same
+//! stream and are not losses), the connection status turning closed
+//! (checked every second as a backstop), or a component marking the session broken (the reply consumer
 //! ending, a publish failing on a closed connection). It then withdraws the
 //! session — pending calls of that generation fail at once with
 //! [`RpcError::Transport`], since their reply queue died with the connection
@@ -436,7 +437,18 @@ async fn watch_for_loss(session: &Session, events: &mut Events) -> String {
         tokio::select! {
             () = session.broken.cancelled() => return session.broken_reason(),
             event = events.next(), if events_open => match event {
-                Some(Event::Error(e)) => return format!("connection error: {e}"),
+                // lapin reports channel errors here as well (a refused
+                // conditional queue delete, a 404 on a publish); only a
+                // connection that is no longer open is lost. lapin marks the
+                // connection failed before it emits the event.
+                Some(Event::Error(e)) if !session.connection_alive() => {
+                    return format!("connection error: {e}");
+                }
+                Some(Event::Error(e)) => tracing::debug!(
+                    broker = %session.broker,
+                    error = %e,
+                    "channel error on a healthy connection"
+                ),
                 Some(Event::ConnectionBlocked(reason)) => tracing::warn!(
                     broker = %session.broker,
                     reason = %reason,
