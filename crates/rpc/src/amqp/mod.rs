@@ -84,7 +84,8 @@ pub struct AmqpOptions {
     /// How long a publish or a new consumer waits for a reconnect before
     /// failing with [`RpcError::Transport`].
     pub reconnect_wait: Duration,
-    /// How long a publish waits for the broker's confirm.
+    /// How long one publish waits for the broker's answers (declares and
+    /// the confirm) before failing with [`RpcError::Transport`].
     pub publish_timeout: Duration,
     /// Unacknowledged deliveries per consumer: the bound on concurrent
     /// handlers of one queue.

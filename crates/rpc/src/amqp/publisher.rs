@@ -159,8 +159,8 @@ pub(crate) enum PublishFailure {
     Unroutable,
     /// The broker refused the message (`basic.nack`: an internal error).
     Nacked,
-    /// No confirm in time (a blocked or overloaded broker).
-    NoConfirm,
+    /// No answer in time (a blocked or overloaded broker).
+    NoAnswer,
     /// The channel or connection failed; the message may or may not have
     /// reached the broker.
     Lost(String),
@@ -175,8 +175,8 @@ impl PublishFailure {
             PublishFailure::Nacked => {
                 RpcError::Transport(format!("the message broker refused a message for {queue}"))
             }
-            PublishFailure::NoConfirm => RpcError::Transport(format!(
-                "the message broker did not confirm a message for {queue} in time"
+            PublishFailure::NoAnswer => RpcError::Transport(format!(
+                "the message broker did not answer in time while publishing to {queue}"
             )),
             PublishFailure::Lost(reason) => {
                 RpcError::Transport(format!("publishing to {queue} failed: {reason}"))
@@ -195,13 +195,42 @@ pub(crate) fn note_lost(session: &Session, reason: &str) {
 }
 
 /// Publishes one message on `session` and waits for its confirm.
+///
+/// Bounded by `publish_timeout` as a whole: a broker under a resource alarm
+/// stops reading from publishing connections, and neither a declare nor a
+/// confirm would ever come back.
 pub(crate) async fn publish(
     session: &Session,
     options: &AmqpOptions,
     outgoing: &Outgoing,
 ) -> Result<(), PublishFailure> {
-    let lost = |e: lapin::Error| PublishFailure::Lost(e.to_string());
     let mut channel = session.publishers.acquire().await;
+    let bounded = tokio::time::timeout(
+        options.publish_timeout,
+        publish_on(&mut channel, session, options, outgoing),
+    );
+    match bounded.await {
+        Ok(result) => result,
+        Err(_) => {
+            // A late answer (a confirm, a declare-ok) would be paired with
+            // the next publish on this channel: retire it instead; the next
+            // use opens a fresh one.
+            let retired = channel.clone();
+            tokio::spawn(async move {
+                let _ = retired.close(200, "broker answer timed out".into()).await;
+            });
+            Err(PublishFailure::NoAnswer)
+        }
+    }
+}
+
+async fn publish_on(
+    channel: &mut Channel,
+    session: &Session,
+    options: &AmqpOptions,
+    outgoing: &Outgoing,
+) -> Result<(), PublishFailure> {
+    let lost = |e: lapin::Error| PublishFailure::Lost(e.to_string());
     if !channel.status().connected() {
         if !session.connection_alive() {
             return Err(PublishFailure::Lost("the connection is closed".into()));
@@ -215,11 +244,11 @@ pub(crate) async fn publish(
     }
     match outgoing.prepare {
         Prepare::Nothing => {}
-        Prepare::FanoutExchange => declare_fanout_exchange(&channel, &outgoing.exchange)
+        Prepare::FanoutExchange => declare_fanout_exchange(channel, &outgoing.exchange)
             .await
             .map_err(lost)?,
         Prepare::NotificationQueue => {
-            declare_notification_queue(session, &channel, options, outgoing)
+            declare_notification_queue(session, channel, options, outgoing)
                 .await
                 .map_err(lost)?;
         }
@@ -243,22 +272,7 @@ pub(crate) async fn publish(
         )
         .await
         .map_err(lost)?;
-    let confirmation = match tokio::time::timeout(options.publish_timeout, confirm).await {
-        Ok(confirmation) => confirmation.map_err(lost)?,
-        Err(_) => {
-            // A confirm that arrives later would be paired with the next
-            // publish on this channel: retire the channel instead.
-            let retired = channel.clone();
-            tokio::spawn(async move {
-                let _ = retired
-                    .close(200, "publisher confirm timed out".into())
-                    .await;
-            });
-            return Err(PublishFailure::NoConfirm);
-        }
-    };
-    drop(channel);
-    match confirmation {
+    match confirm.await.map_err(lost)? {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
         Confirmation::Nack(None) => Err(PublishFailure::Nacked),
         Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
