@@ -51,6 +51,10 @@ use super::publisher::{self, Outgoing, Prepare};
 use super::wire;
 use crate::{ConsumerHandle, RpcError, RpcHandler, Subscription};
 
+/// How long an attachment must have served for a loss to restart the
+/// re-declare backoff from its first step.
+const STABLE_ATTACHMENT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What one `consume` call asked for.
 struct Spec {
     /// Short id for logs.
@@ -307,6 +311,7 @@ async fn run(
 ) {
     let mut backoff = shared.backoff();
     loop {
+        let attached_at = Instant::now();
         let reason = match serve(&shared, &spec, &mut attached, &stop).await {
             Ended::Stopped => {
                 detach(&shared, &spec, attached).await;
@@ -314,6 +319,11 @@ async fn run(
             }
             Ended::Lost(reason) => reason,
         };
+        // An attachment that held for a while starts the schedule over; one
+        // cancelled right away (a queue someone keeps deleting) backs off.
+        if attached_at.elapsed() > STABLE_ATTACHMENT {
+            backoff.reset();
+        }
         let old_session = attached.session.clone();
         retire(attached);
         if !old_session.connection_alive() {
@@ -351,7 +361,6 @@ async fn run(
                 }
             }
         };
-        backoff.reset();
         tracing::info!(
             consumer = %spec.id,
             queues = %spec.describe(),
