@@ -2,8 +2,8 @@
 //!
 //! - [`Transport`]: cast, call (with `rpc_response_timeout`), fanout cast,
 //!   consumers and notifications. [`local::LocalTransport`] runs everything
-//!   in one process; an AMQP transport implements the same trait for
-//!   multi-node deployments.
+//!   in one process; [`amqp::AmqpTransport`] implements the same trait on
+//!   RabbitMQ for multi-node deployments.
 //! - [`dispatch`]: the seed's versioned dispatch (serve a message when its
 //!   major equals the server's and its minor is not higher), with distinct
 //!   errors for an unsupported version and a missing method.
@@ -13,6 +13,7 @@
 //!
 //! Depends on `clinker-types` and `clinker-runtime`.
 
+pub mod amqp;
 pub mod dispatch;
 pub mod local;
 pub mod notify;
@@ -196,7 +197,9 @@ impl ConsumerHandle {
     }
 
     /// Stops taking new messages and waits for the consumer loop to exit
-    /// (messages already being handled run on).
+    /// (messages already being handled run on). Once this returns, a cast
+    /// to a queue that no other consumer serves is
+    /// [`RpcError::Unroutable`].
     pub async fn stop(mut self) {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
@@ -256,6 +259,8 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
 
     /// Starts consuming `subscriptions`, handing each message to `handler`
     /// (concurrently; a call's reply is sent when its handler returns).
+    /// Returns once the subscriptions are live: a cast or fanout cast sent
+    /// after this returns reaches the new consumer.
     ///
     /// # Errors
     /// [`RpcError::Transport`].

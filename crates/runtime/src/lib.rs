@@ -132,10 +132,12 @@ pub async fn until_cancelled<F: Future<Output = ()>>(cancel: &CancellationToken,
 /// overridable with `RUST_LOG`. Safe to call twice (the second call is a no-op).
 pub fn init_tracing(debug: bool) {
     use tracing_subscriber::EnvFilter;
+    // lapin logs every message the broker returns (an unroutable cast, which
+    // the RPC layer reports to its caller) at warn, payload included.
     let default = if debug {
-        "debug,sqlx=warn,hyper=info"
+        "debug,sqlx=warn,hyper=info,lapin::returned_messages=error"
     } else {
-        "info,sqlx=warn"
+        "info,sqlx=warn,lapin::returned_messages=error"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
