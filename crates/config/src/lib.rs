@@ -191,6 +191,16 @@ pub struct DatabaseOptions {
     pub max_pool_size: u32,
 }
 
+/// `[oslo_messaging_rabbit]` options.
+#[derive(Clone, Debug)]
+pub struct MessagingOptions {
+    /// `amqp_durable_queues`.
+    pub amqp_durable_queues: bool,
+    /// `heartbeat_timeout_threshold` seconds (the AMQP heartbeat asked of
+    /// the broker; 0 turns heartbeats off).
+    pub heartbeat_timeout_threshold: u64,
+}
+
 /// `max_over_subscription_ratio`: a number, or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OverSubscription {
@@ -279,6 +289,8 @@ pub struct Config {
     pub default: DefaultOptions,
     /// `[database]`.
     pub database: DatabaseOptions,
+    /// `[oslo_messaging_rabbit]`.
+    pub messaging: MessagingOptions,
     /// The enabled backends, in `enabled_backends` order.
     pub backends: Vec<BackendConfig>,
     /// Unknown options and sections, one line each, for the log.
@@ -393,6 +405,23 @@ impl Config {
         ] {
             r.accept("database", accepted);
         }
+        let messaging = MessagingOptions {
+            amqp_durable_queues: r.bool(
+                "oslo_messaging_rabbit",
+                &[],
+                "amqp_durable_queues",
+                false,
+            )?,
+            heartbeat_timeout_threshold: r
+                .int(
+                    "oslo_messaging_rabbit",
+                    &[],
+                    "heartbeat_timeout_threshold",
+                    30,
+                    0..=3600,
+                )?
+                .unsigned_abs(),
+        };
         let mut backends = Vec::with_capacity(default.enabled_backends.len());
         for name in &default.enabled_backends {
             if ini.option_names(name).is_empty() && !ini.section_names().any(|s| s == name) {
@@ -416,7 +445,22 @@ impl Config {
                     r.accept("DEFAULT", option);
                 }
             }
-            if matches!(section, "DEFAULT" | "database" | "backend_defaults") || is_backend {
+            if section == "oslo_messaging_rabbit" {
+                for accepted in [
+                    "rabbit_ha_queues",
+                    "heartbeat_rate",
+                    "rabbit_retry_interval",
+                    "rabbit_retry_backoff",
+                    "kombu_reconnect_delay",
+                ] {
+                    r.accept(section, accepted);
+                }
+            }
+            if matches!(
+                section,
+                "DEFAULT" | "database" | "backend_defaults" | "oslo_messaging_rabbit"
+            ) || is_backend
+            {
                 for option in r.unconsumed(section) {
                     warnings.push(format!(
                         "unknown option {option} in section [{section}] is ignored"
@@ -427,6 +471,7 @@ impl Config {
         Ok(Config {
             default,
             database,
+            messaging,
             backends,
             warnings,
         })
