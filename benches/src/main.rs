@@ -116,7 +116,12 @@ async fn start_server(binary: &PathBuf, http: &reqwest::Client) -> anyhow::Resul
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(Server { child: Some(child), endpoint, _dir: Some(TempDir(dir)), ready_ms: Some(ready_ms) })
+    Ok(Server {
+        child: Some(child),
+        endpoint,
+        _dir: Some(TempDir(dir)),
+        ready_ms: Some(ready_ms),
+    })
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
@@ -135,17 +140,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank as usize]
 }
 
-async fn create_volume(http: &reqwest::Client, endpoint: &str, name: &str) -> anyhow::Result<String> {
-    let resp = http.post(format!("{endpoint}/volumes")).json(&json!({"volume": {"size": 1, "name": name}})).send().await?;
+async fn create_volume(
+    http: &reqwest::Client,
+    endpoint: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let resp = http
+        .post(format!("{endpoint}/volumes"))
+        .json(&json!({"volume": {"size": 1, "name": name}}))
+        .send()
+        .await?;
     let status = resp.status();
     let body: Value = resp.json().await?;
     if status.as_u16() != 202 {
         bail!("create answered {status}: {body}");
     }
-    body["volume"]["id"].as_str().map(str::to_owned).context("no id in the create response")
+    body["volume"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no id in the create response")
 }
 
-async fn volume_status(http: &reqwest::Client, endpoint: &str, id: &str) -> anyhow::Result<Option<String>> {
+async fn volume_status(
+    http: &reqwest::Client,
+    endpoint: &str,
+    id: &str,
+) -> anyhow::Result<Option<String>> {
     let resp = http.get(format!("{endpoint}/volumes/{id}")).send().await?;
     if resp.status().as_u16() == 404 {
         return Ok(None);
@@ -154,7 +174,12 @@ async fn volume_status(http: &reqwest::Client, endpoint: &str, id: &str) -> anyh
     Ok(body["volume"]["status"].as_str().map(str::to_owned))
 }
 
-async fn wait_for(http: &reqwest::Client, endpoint: &str, id: &str, want: Option<&str>) -> anyhow::Result<()> {
+async fn wait_for(
+    http: &reqwest::Client,
+    endpoint: &str,
+    id: &str,
+    want: Option<&str>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = volume_status(http, endpoint, id).await?;
@@ -172,7 +197,10 @@ async fn wait_for(http: &reqwest::Client, endpoint: &str, id: &str, want: Option
 }
 
 async fn delete_volume(http: &reqwest::Client, endpoint: &str, id: &str) -> anyhow::Result<()> {
-    let resp = http.delete(format!("{endpoint}/volumes/{id}")).send().await?;
+    let resp = http
+        .delete(format!("{endpoint}/volumes/{id}"))
+        .send()
+        .await?;
     if resp.status().as_u16() != 202 {
         bail!("delete answered {}", resp.status());
     }
@@ -180,8 +208,14 @@ async fn delete_volume(http: &reqwest::Client, endpoint: &str, id: &str) -> anyh
 }
 
 fn report(name: &str, value: f64, unit: &str, target: &str, cinder: f64, lower_is_better: bool) {
-    let ratio = if lower_is_better { cinder / value } else { value / cinder };
-    println!("{name:<36} {value:>10.2} {unit:<9} target {target:<10} Cinder 29: {cinder:>7.1} {unit:<9} ({ratio:.0}x better)");
+    let ratio = if lower_is_better {
+        cinder / value
+    } else {
+        value / cinder
+    };
+    println!(
+        "{name:<36} {value:>10.2} {unit:<9} target {target:<10} Cinder 29: {cinder:>7.1} {unit:<9} ({ratio:.0}x better)"
+    );
 }
 
 #[tokio::main]
@@ -193,21 +227,45 @@ async fn main() -> anyhow::Result<()> {
         args.list_volumes = 100;
         args.list_samples = 5;
     }
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
     let mut server = match &args.endpoint {
-        Some(url) => Server { child: None, endpoint: url.trim_end_matches('/').to_owned(), _dir: None, ready_ms: None },
+        Some(url) => Server {
+            child: None,
+            endpoint: url.trim_end_matches('/').to_owned(),
+            _dir: None,
+            ready_ms: None,
+        },
         None => start_server(&args.clinker, &http).await?,
     };
     let endpoint = server.endpoint.clone();
-    println!("clinker-bench against {endpoint}{}", if args.smoke { " (smoke run)" } else { "" });
+    println!(
+        "clinker-bench against {endpoint}{}",
+        if args.smoke { " (smoke run)" } else { "" }
+    );
     if let Some(ms) = server.ready_ms {
-        report("start to first successful request", ms, "ms", "<= 200 ms", CINDER_READY_MS, true);
+        report(
+            "start to first successful request",
+            ms,
+            "ms",
+            "<= 200 ms",
+            CINDER_READY_MS,
+            true,
+        );
     }
     let pid = server.child.as_ref().and_then(tokio::process::Child::id);
     if let Some(pid) = pid {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some(mb) = rss_mb(pid) {
-            report("idle RSS after start", mb, "MiB", "<= 30 MB", CINDER_RSS_MB, true);
+            report(
+                "idle RSS after start",
+                mb,
+                "MiB",
+                "<= 30 MB",
+                CINDER_RSS_MB,
+                true,
+            );
         }
     }
 
@@ -226,10 +284,34 @@ async fn main() -> anyhow::Result<()> {
     }
     create_ms.sort_by(f64::total_cmp);
     delete_ms.sort_by(f64::total_cmp);
-    report("create -> available p50", percentile(&create_ms, 50.0), "ms", "<= 5 ms", CINDER_CREATE_MS, true);
-    println!("{:<36} {:>10.2} ms  p99 {:.2} ms", "create -> available p95", percentile(&create_ms, 95.0), percentile(&create_ms, 99.0));
-    report("delete -> gone p50", percentile(&delete_ms, 50.0), "ms", "<= 5 ms", CINDER_DELETE_MS, true);
-    println!("{:<36} {:>10.2} ms  p99 {:.2} ms", "delete -> gone p95", percentile(&delete_ms, 95.0), percentile(&delete_ms, 99.0));
+    report(
+        "create -> available p50",
+        percentile(&create_ms, 50.0),
+        "ms",
+        "<= 5 ms",
+        CINDER_CREATE_MS,
+        true,
+    );
+    println!(
+        "{:<36} {:>10.2} ms  p99 {:.2} ms",
+        "create -> available p95",
+        percentile(&create_ms, 95.0),
+        percentile(&create_ms, 99.0)
+    );
+    report(
+        "delete -> gone p50",
+        percentile(&delete_ms, 50.0),
+        "ms",
+        "<= 5 ms",
+        CINDER_DELETE_MS,
+        true,
+    );
+    println!(
+        "{:<36} {:>10.2} ms  p99 {:.2} ms",
+        "delete -> gone p95",
+        percentile(&delete_ms, 95.0),
+        percentile(&delete_ms, 99.0)
+    );
 
     // Concurrent create+delete cycles.
     let cycles = Arc::new(AtomicU64::new(0));
@@ -238,7 +320,12 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..args.clients {
-        let (http, endpoint, cycles, failures) = (http.clone(), endpoint.clone(), cycles.clone(), failures.clone());
+        let (http, endpoint, cycles, failures) = (
+            http.clone(),
+            endpoint.clone(),
+            cycles.clone(),
+            failures.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0;
             while Instant::now() < deadline {
@@ -297,12 +384,21 @@ async fn main() -> anyhow::Result<()> {
     let mut list_ms = Vec::new();
     for _ in 0..args.list_samples {
         let t = Instant::now();
-        let resp = http.get(format!("{endpoint}/volumes/detail?limit={}", args.list_volumes)).send().await?;
+        let resp = http
+            .get(format!(
+                "{endpoint}/volumes/detail?limit={}",
+                args.list_volumes
+            ))
+            .send()
+            .await?;
         let body: Value = resp.json().await?;
         list_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let n = body["volumes"].as_array().map_or(0, Vec::len);
         if n < args.list_volumes {
-            bail!("detail list returned {n} volumes, expected {}", args.list_volumes);
+            bail!(
+                "detail list returned {n} volumes, expected {}",
+                args.list_volumes
+            );
         }
     }
     list_ms.sort_by(f64::total_cmp);
@@ -317,7 +413,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(pid) = pid
         && let Some(mb) = rss_mb(pid)
     {
-        println!("{:<36} {:>10.2} MiB", format!("RSS with {} volumes", args.list_volumes), mb);
+        println!(
+            "{:<36} {:>10.2} MiB",
+            format!("RSS with {} volumes", args.list_volumes),
+            mb
+        );
     }
     if let Some(mut child) = server.child.take() {
         let _ = child.start_kill();

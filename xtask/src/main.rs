@@ -14,13 +14,39 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("clinker-config", &["clinker-types"]),
         ("clinker-runtime", &["clinker-types"]),
         ("clinker-exec", &["clinker-types"]),
-        ("clinker-db", &["clinker-types", "clinker-config", "clinker-runtime"]),
-        ("clinker-rpc", &["clinker-types", "clinker-config", "clinker-runtime"]),
-        ("clinker-drivers", &["clinker-types", "clinker-config", "clinker-exec"]),
-        ("clinker-scheduler", &["clinker-types", "clinker-config", "clinker-runtime", "clinker-db", "clinker-rpc"]),
+        (
+            "clinker-db",
+            &["clinker-types", "clinker-config", "clinker-runtime"],
+        ),
+        (
+            "clinker-rpc",
+            &["clinker-types", "clinker-config", "clinker-runtime"],
+        ),
+        (
+            "clinker-drivers",
+            &["clinker-types", "clinker-config", "clinker-exec"],
+        ),
+        (
+            "clinker-scheduler",
+            &[
+                "clinker-types",
+                "clinker-config",
+                "clinker-runtime",
+                "clinker-db",
+                "clinker-rpc",
+            ],
+        ),
         (
             "clinker-volume",
-            &["clinker-types", "clinker-config", "clinker-runtime", "clinker-db", "clinker-rpc", "clinker-drivers", "clinker-exec"],
+            &[
+                "clinker-types",
+                "clinker-config",
+                "clinker-runtime",
+                "clinker-db",
+                "clinker-rpc",
+                "clinker-drivers",
+                "clinker-exec",
+            ],
         ),
         (
             "clinker-service",
@@ -36,17 +62,30 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-volume",
             ],
         ),
-        ("clinker-api", &["clinker-types", "clinker-config", "clinker-runtime", "clinker-db", "clinker-rpc"]),
+        (
+            "clinker-api",
+            &[
+                "clinker-types",
+                "clinker-config",
+                "clinker-runtime",
+                "clinker-db",
+                "clinker-rpc",
+            ],
+        ),
     ];
-    rules.iter().map(|(k, v)| (*k, v.iter().copied().collect())).collect()
+    rules
+        .iter()
+        .map(|(k, v)| (*k, v.iter().copied().collect()))
+        .collect()
 }
 
 fn check_deps() -> Result<(), String> {
     #[allow(clippy::disallowed_methods)] // xtask is tooling, not product code
-    let output = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    let output =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
@@ -61,13 +100,19 @@ fn check_deps() -> Result<(), String> {
             continue;
         }
         let Some(allowed) = rules.get(name) else {
-            problems.push(format!("{name} is not in the dependency rule table (xtask/src/main.rs)"));
+            problems.push(format!(
+                "{name} is not in the dependency rule table (xtask/src/main.rs)"
+            ));
             continue;
         };
         for dep in package["dependencies"].as_array().into_iter().flatten() {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             let is_dev = dep["kind"].as_str() == Some("dev");
-            if dep_name.starts_with("clinker") && !is_dev && dep_name != name && !allowed.contains(dep_name) {
+            if dep_name.starts_with("clinker")
+                && !is_dev
+                && dep_name != name
+                && !allowed.contains(dep_name)
+            {
                 problems.push(format!("{name} must not depend on {dep_name}"));
             }
         }
