@@ -7,7 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use clinker_config::{
-    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode,
+    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode, TargetConfig,
+    TargetHelperKind,
 };
 use clinker_drivers::file::FileDriver;
 use clinker_drivers::{DriverError, GIB, SnapshotSpec, VolumeDriver, VolumeSpec};
@@ -32,6 +33,7 @@ fn backend(
         reserved_percentage: 0,
         max_over_subscription_ratio: OverSubscription::Ratio(20.0),
         driver: DriverConfig::File(options.clone()),
+        target: TargetConfig::with_defaults(TargetHelperKind::None, dir.join("targets")),
     };
     (backend, options)
 }
