@@ -278,9 +278,12 @@ impl LvmCommands {
 
     /// Zeroes the first `bytes` of `device` (Cinder's `clear_volume`):
     /// `[ionice <flag>] dd if=/dev/zero of=<device> count=<bytes>
-    /// bs=<volume_dd_blocksize> iflag=count_bytes oflag=direct`. Direct I/O
-    /// keeps a wipe from evicting the page cache and makes it durable
-    /// without `conv=fdatasync`.
+    /// bs=<volume_dd_blocksize> iflag=count_bytes oflag=direct
+    /// conv=nocreat`. Direct I/O keeps a wipe from evicting the page cache
+    /// and makes it durable without `conv=fdatasync`. `conv=nocreat` (not in
+    /// Cinder, which checks the path first) makes a missing device node an
+    /// error: otherwise dd would create a regular file of that size in
+    /// `/dev` (RAM) and report a wipe that never touched the LV.
     pub fn zero(&self, device: &Path, bytes: u64) -> Command {
         self.dd().args([
             "if=/dev/zero".to_owned(),
@@ -289,13 +292,15 @@ impl LvmCommands {
             format!("bs={}", self.dd_blocksize),
             "iflag=count_bytes".to_owned(),
             "oflag=direct".to_owned(),
+            "conv=nocreat".to_owned(),
         ])
     }
 
     /// Copies `bytes` from `src` to `dst` (Cinder's `copy_volume`): `dd
     /// if=<src> of=<dst> count=<bytes> bs=<bs> iflag=count_bytes,direct
-    /// oflag=direct [conv=sparse]`; `sparse` (thin destinations) skips
-    /// writing zero blocks so the copy does not allocate them.
+    /// oflag=direct conv=[sparse,]nocreat`; `sparse` (thin destinations)
+    /// skips writing zero blocks so the copy does not allocate them, and
+    /// `nocreat` refuses a missing destination device (see [`Self::zero`]).
     pub fn copy(&self, src: &Path, dst: &Path, bytes: u64, sparse: bool) -> Command {
         let cmd = Command::new("dd").args([
             format!("if={}", src.display()),
@@ -305,7 +310,11 @@ impl LvmCommands {
             "iflag=count_bytes,direct".to_owned(),
             "oflag=direct".to_owned(),
         ]);
-        if sparse { cmd.arg("conv=sparse") } else { cmd }
+        cmd.arg(if sparse {
+            "conv=sparse,nocreat"
+        } else {
+            "conv=nocreat"
+        })
     }
 }
 

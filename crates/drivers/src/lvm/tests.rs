@@ -121,7 +121,7 @@ fn command_builders_match_cinders_argv() {
     );
     assert_eq!(
         line(c.zero(Path::new("/dev/mapper/x"), 1 << 30)),
-        "dd if=/dev/zero of=/dev/mapper/x count=1073741824 bs=1M iflag=count_bytes oflag=direct"
+        "dd if=/dev/zero of=/dev/mapper/x count=1073741824 bs=1M iflag=count_bytes oflag=direct conv=nocreat"
     );
     assert_eq!(
         line(c.copy(
@@ -130,9 +130,11 @@ fn command_builders_match_cinders_argv() {
             1 << 30,
             false
         )),
-        "dd if=/dev/mapper/a of=/dev/mapper/b count=1073741824 bs=1M iflag=count_bytes,direct oflag=direct"
+        "dd if=/dev/mapper/a of=/dev/mapper/b count=1073741824 bs=1M iflag=count_bytes,direct oflag=direct conv=nocreat"
     );
-    assert!(line(c.copy(Path::new("/a"), Path::new("/b"), 1, true)).ends_with(" conv=sparse"));
+    assert!(
+        line(c.copy(Path::new("/a"), Path::new("/b"), 1, true)).ends_with(" conv=sparse,nocreat")
+    );
 
     let c = LvmCommands::new(
         "vg0",
@@ -147,7 +149,7 @@ fn command_builders_match_cinders_argv() {
     );
     assert_eq!(
         line(c.zero(Path::new("/d"), 5)),
-        "ionice -c3 dd if=/dev/zero of=/d count=5 bs=4M iflag=count_bytes oflag=direct"
+        "ionice -c3 dd if=/dev/zero of=/d count=5 bs=4M iflag=count_bytes oflag=direct conv=nocreat"
     );
 }
 
@@ -1024,7 +1026,7 @@ async fn thick_volume_from_snapshot_is_a_dd_copy() {
             format!("env LC_ALL=C lvcreate -n {} cinder-volumes -L 3g", v.name),
             format!("env LC_ALL=C lvchange -a y --yes -K cinder-volumes/{snap_lv}"),
             format!(
-                "dd if={} of={} count=1073741824 bs=1M iflag=count_bytes,direct oflag=direct",
+                "dd if={} of={} count=1073741824 bs=1M iflag=count_bytes,direct oflag=direct conv=nocreat",
                 c.mapper_path(&snap_lv).display(),
                 c.mapper_path(&v.name).display()
             ),
@@ -1090,14 +1092,14 @@ async fn thick_clone_copies_a_temporary_snapshot_and_wipes_it_in_the_background(
             ),
             format!("env LC_ALL=C lvchange -a y --yes -K cinder-volumes/{temp}"),
             format!(
-                "dd if={} of={} count=1073741824 bs=1M iflag=count_bytes,direct oflag=direct",
+                "dd if={} of={} count=1073741824 bs=1M iflag=count_bytes,direct oflag=direct conv=nocreat",
                 c.mapper_path(&temp).display(),
                 c.mapper_path(&clone.name).display()
             ),
             format!("env LC_ALL=C lvrename cinder-volumes {temp} {wiped}"),
             format!("env LC_ALL=C lvchange -a y --yes -K cinder-volumes/{wiped}"),
             format!(
-                "dd if=/dev/zero of={} count=1073741824 bs=1M iflag=count_bytes oflag=direct",
+                "dd if=/dev/zero of={} count=1073741824 bs=1M iflag=count_bytes oflag=direct conv=nocreat",
                 c.cow_path(&wiped).display()
             ),
             format!(
@@ -1239,7 +1241,7 @@ async fn delete_with_volume_clear_zero_returns_before_the_wipe() {
             format!("env LC_ALL=C lvrename cinder-volumes {} {wiped}", v.name),
             format!("env LC_ALL=C lvchange -a y --yes -K cinder-volumes/{wiped}"),
             format!(
-                "dd if=/dev/zero of=/dev/mapper/cinder--volumes-{} count=1073741824 bs=1M iflag=count_bytes oflag=direct",
+                "dd if=/dev/zero of=/dev/mapper/cinder--volumes-{} count=1073741824 bs=1M iflag=count_bytes oflag=direct conv=nocreat",
                 wiped.replace('-', "--")
             ),
             format!(
@@ -1268,7 +1270,7 @@ async fn volume_clear_size_and_ionice_limit_the_wipe() {
     assert_eq!(
         dd,
         [format!(
-            "ionice -c3 dd if=/dev/zero of=/dev/mapper/cinder--volumes-_wipe--{} count=104857600 bs=1M iflag=count_bytes oflag=direct",
+            "ionice -c3 dd if=/dev/zero of=/dev/mapper/cinder--volumes-_wipe--{} count=104857600 bs=1M iflag=count_bytes oflag=direct conv=nocreat",
             v.name.replace('-', "--")
         )]
     );
@@ -1338,14 +1340,14 @@ async fn snapshots_are_wiped_through_their_cow_before_their_origin() {
         dd,
         [
             format!(
-                "dd if=/dev/zero of={} count=1073741824 bs=1M iflag=count_bytes oflag=direct",
+                "dd if=/dev/zero of={} count=1073741824 bs=1M iflag=count_bytes oflag=direct conv=nocreat",
                 c.cow_path(&snap_wiped).display()
             ),
             format!(
                 "env LC_ALL=C lvremove --config activation {{ retry_deactivation = 1}}  -f cinder-volumes/{snap_wiped}"
             ),
             format!(
-                "dd if=/dev/zero of={} count=1073741824 bs=1M iflag=count_bytes oflag=direct",
+                "dd if=/dev/zero of={} count=1073741824 bs=1M iflag=count_bytes oflag=direct conv=nocreat",
                 c.mapper_path(&vol_wiped).display()
             ),
             format!(
