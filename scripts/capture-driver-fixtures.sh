@@ -118,12 +118,13 @@ tgt_capture() {
     local port
     out=$out_root/tgt; mkdir -p "$out"
     tgt_work=$(mktemp -d); local work=$tgt_work
-    port=$((3300 + RANDOM % 2000)); ctl=$((20000 + RANDOM % 20000))
+    port=$((3300 + RANDOM % 2000)); ctl=$((20000 + RANDOM % 12000))  # tgtd accepts up to 32767
     mkdir -p "$work/volumes"; echo "include $work/volumes/*" > "$work/targets.conf"
     tgtd -C $ctl --iscsi "portal=127.0.0.1:$port" --pid-file "$work/tgtd.pid"
     cleanup() {
         tgt-admin -C $ctl --force --delete ALL >/dev/null 2>&1 || true
         tgtadm -C $ctl --op delete --mode system >/dev/null 2>&1 || true
+        rm -f /var/run/tgtd/socket.$ctl /var/run/tgtd/socket.$ctl.lock
         rm -rf "$tgt_work"
     }
     trap cleanup EXIT

@@ -139,8 +139,8 @@ pub struct TargetConfig {
     /// (`-c`); it must `include <volumes_dir>/*`. Unset = tgt's default
     /// `/etc/tgt/targets.conf`.
     pub tgt_conf_file: Option<PathBuf>,
-    /// `tgt_control_port` (Clinker): tgtd's management port (`-C`). Unset =
-    /// tgtd's default.
+    /// `tgt_control_port` (Clinker): tgtd's management port (`-C`, 0–32767).
+    /// Unset = tgtd's default.
     pub tgt_control_port: Option<u16>,
 }
 
@@ -339,8 +339,9 @@ pub(crate) fn read_target_config(
         ));
     }
     let tgt_control_port = match r.raw(name, fb, "tgt_control_port")? {
+        // tgtd refuses control ports above 32767.
         Some(_) => {
-            Some(u16::try_from(r.int(name, fb, "tgt_control_port", 0, 0..=65_535)?).unwrap_or(0))
+            Some(u16::try_from(r.int(name, fb, "tgt_control_port", 0, 0..=32_767)?).unwrap_or(0))
         }
         None => None,
     };

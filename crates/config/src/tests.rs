@@ -350,6 +350,10 @@ fn invalid_lvm_and_target_values_stop_start_up() {
             "option tgt_control_port in section [lvm]: not an integer",
         ),
         (
+            "tgt_control_port = 40000\n",
+            "option tgt_control_port in section [lvm]: must be between 0 and 32767",
+        ),
+        (
             "lvm_suppress_fd_warnings = sometimes\n",
             "option lvm_suppress_fd_warnings in section [lvm]",
         ),

@@ -368,6 +368,57 @@ async fn tgt_re_adds_a_missing_lun_with_tgtadm() {
 }
 
 #[tokio::test]
+async fn tgt_retries_the_lun_while_tgtd_still_holds_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = FakeRunner::new();
+    show(&fake, 1, &show_text(&[("1", IQN, &[0])]));
+    show(&fake, 1, &show_text(&[("1", IQN, &[0, 1])]));
+    fake.on_times("tgtadm", 2, Output::failed(22, "tgtadm: invalid request\n"));
+    let helper = tgt(tmp.path(), &fake);
+    helper
+        .create_export(&volume(), Path::new("/srv/v.img"))
+        .await
+        .unwrap();
+    let lun_adds = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("tgtadm"))
+        .count();
+    assert_eq!(lun_adds, 3, "{:?}", fake.calls());
+}
+
+#[tokio::test]
+async fn tgt_leaves_an_unchanged_complete_target_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = FakeRunner::new();
+    show(&fake, 2, &show_text(&[("4", IQN, &[0, 1])]));
+    let helper = tgt(tmp.path(), &fake);
+    let mut v = volume();
+    v.provider_auth = Some(chap().to_provider_auth());
+    helper
+        .create_export(&v, Path::new("/srv/v.img"))
+        .await
+        .unwrap();
+    fake.clear_calls();
+    // Same credentials, same path: no tgt-admin --update (it would delete
+    // and re-create the target).
+    let again = helper
+        .create_export(&v, Path::new("/srv/v.img"))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), ["tgt-admin --show"]);
+    assert!(again.provider_location.unwrap().contains(",4 "));
+    // A different backing store is an update.
+    fake.clear_calls();
+    show(&fake, 1, &show_text(&[("4", IQN, &[0, 1])]));
+    helper
+        .create_export(&v, Path::new("/srv/other.img"))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls()[0], format!("tgt-admin --update {IQN}"));
+}
+
+#[tokio::test]
 async fn tgt_fails_and_cleans_up_when_the_lun_cannot_be_added() {
     let tmp = tempfile::tempdir().unwrap();
     let fake = FakeRunner::new();

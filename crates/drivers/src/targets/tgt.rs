@@ -12,6 +12,13 @@
 //! re-checked against tgt 1.0.85, see `fixtures/tgt/`):
 //! * `--update` succeeds even when the backing store cannot be opened; the
 //!   target then has no LUN 1, so it is checked and re-added with `tgtadm`.
+//!   This happens routinely right after a target is deleted and re-created
+//!   on the same backing file (tgtd answers "invalid request" for a moment),
+//!   so the LUN is retried with a short doubling backoff rather than
+//!   Cinder's single 10 s sleep.
+//! * `--update` deletes and re-creates a target that is not in use even when
+//!   nothing changed, so an export whose target exists, is complete and whose
+//!   file is unchanged is left alone.
 //! * `--delete` without `-f` exits 0 but leaves a target with sessions in
 //!   place; `-f` removes it. Removal is verified with `--show`.
 //! * Exit code 107 means tgtd is not running (its control socket is absent).
@@ -140,13 +147,13 @@ impl TgtAdm {
             runner,
             // Cinder's utils.retry: 1 s, doubling, three attempts.
             retry_interval: Duration::from_secs(1),
-            // Cinder waits 10 s before re-adding a missing LUN: the usual cause
-            // is a backing device still busy (a fresh clone).
-            lun_recreate_delay: Duration::from_secs(10),
+            // The first wait before re-adding a missing LUN; it doubles over
+            // six attempts (about 16 s in all, Cinder waits 10 s once).
+            lun_recreate_delay: Duration::from_millis(250),
         }
     }
 
-    /// Overrides the retry interval and the missing-LUN delay (tests).
+    /// Overrides the retry interval and the first missing-LUN delay (tests).
     #[must_use]
     pub fn with_timings(mut self, retry_interval: Duration, lun_recreate_delay: Duration) -> Self {
         self.retry_interval = retry_interval;
@@ -371,6 +378,16 @@ impl TargetHelper for TgtAdm {
             self.write_cache,
             &volume.name,
         );
+        let file = self.persistence_file(&volume.name);
+        let unchanged = tokio::fs::read_to_string(&file)
+            .await
+            .is_ok_and(|existing| existing == conf);
+        if unchanged
+            && let Some(target) = self.find(iqn).await?
+            && target.luns.contains(&1)
+        {
+            return Ok(target.tid);
+        }
         self.write_persistence_file(&volume.name, conf).await?;
         if let Err((error, stderr)) = self.update(iqn, false).await {
             // Cinder bug 1398078: a racing update reports "target already
@@ -406,20 +423,30 @@ impl TargetHelper for TgtAdm {
             return Ok(target.tid);
         }
         tracing::warn!(iqn, tid = %target.tid, "target has no LUN 1; re-adding its backing store");
-        tokio::time::sleep(self.lun_recreate_delay).await;
         let cmd = self.new_lun_command(&target.tid, path);
-        let out = self.run(&cmd).await?;
-        if !out.success() {
-            tracing::warn!(iqn, stderr = %out.stderr.trim(), "tgtadm could not add LUN 1");
+        let mut delay = self.lun_recreate_delay;
+        let mut last = String::new();
+        for attempt in 1..=6 {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            let out = self.run(&cmd).await?;
+            if out.success() {
+                break;
+            }
+            last = out.stderr.trim().to_owned();
+            tracing::debug!(iqn, attempt, stderr = %last, "tgtadm could not add LUN 1 yet");
+            // Someone else added it meanwhile.
+            if last.contains("already exists") {
+                break;
+            }
         }
         match self.find(iqn).await? {
             Some(t) if t.luns.contains(&1) => Ok(t.tid),
             _ => {
                 self.remove_persistence_file(&volume.name).await;
                 Err(DriverError::Backend(format!(
-                    "target {iqn} has no LUN 1 backed by {}: {}",
-                    path.display(),
-                    out.stderr.trim()
+                    "target {iqn} has no LUN 1 backed by {}: {last}",
+                    path.display()
                 )))
             }
         }
