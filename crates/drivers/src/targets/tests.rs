@@ -788,7 +788,7 @@ async fn lio_iser_portals_and_missing_configfs() {
     let cfg = TargetConfig::with_defaults(TargetHelperKind::Lioadm, l.state.clone());
     let missing = LioAdm::new(
         &cfg,
-        PathBuf::from("/nonexistent/target"),
+        l.state.join("no-configfs/target"),
         ConfigFsKind::Kernel,
     );
     let err = missing.check_for_setup_error().await.unwrap_err();
@@ -797,7 +797,7 @@ async fn lio_iser_portals_and_missing_configfs() {
         l.helper
             .create_export(
                 &VolumeSpec::new(VolumeId::new_random(), 1),
-                Path::new("/nonexistent")
+                &l.state.join("missing.img")
             )
             .await,
         Err(DriverError::NotFound(_))
