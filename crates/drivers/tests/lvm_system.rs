@@ -17,9 +17,10 @@
 
 mod common;
 
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use common::LoopVg;
+
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clinker_config::{
@@ -29,193 +30,11 @@ use clinker_config::{
 use clinker_drivers::lvm::{LvmDriver, Provisioning};
 use clinker_drivers::targets::fake::FakeTarget;
 use clinker_drivers::{DriverError, GIB, SnapshotSpec, VolumeDriver, VolumeSpec};
-use clinker_exec::{Command, HostRunner};
+use clinker_exec::HostRunner;
 use clinker_types::{SnapshotId, VolumeId};
 
 const MIB: u64 = 1 << 20;
 const TOOLS: &[&str] = &["losetup", "pvcreate", "vgcreate", "lvs", "lvcreate", "dd"];
-
-/// A VG on a loop device, removed with everything in it on drop.
-struct LoopVg {
-    dir: tempfile::TempDir,
-    image: PathBuf,
-    loop_device: String,
-    vg: String,
-    extra_loops: Mutex<Vec<String>>,
-}
-
-impl LoopVg {
-    async fn create(size_gb: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("pv0.img");
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(size_gb * GIB)
-            .unwrap();
-        let loop_device =
-            common::run_ok(Command::new("losetup").args(["-f", "--show", image.to_str().unwrap()]))
-                .await
-                .trim()
-                .to_owned();
-        let vg = format!("clinker-test-{}", common::random_in(100_000, 999_999));
-        let etc = dir.path().join("etc");
-        std::fs::create_dir_all(&etc).unwrap();
-        std::fs::write(
-            etc.join("lvm.conf"),
-            format!(
-                "global {{ activation = 0 }}\n\
-                 devices {{ global_filter = [ \"a|^{loop_device}$|\", \"r|.*|\" ] obtain_device_list_from_udev = 0 }}\n\
-                 activation {{ udev_sync = 0 udev_rules = 0 monitoring = 0 }}\n"
-            ),
-        )
-        .unwrap();
-        let me = Self {
-            dir,
-            image,
-            loop_device,
-            vg,
-            extra_loops: Mutex::new(Vec::new()),
-        };
-        common::run_ok(me.lvm("pvcreate").arg(&me.loop_device)).await;
-        common::run_ok(
-            me.lvm("vgcreate")
-                .args([me.vg.as_str(), me.loop_device.as_str()]),
-        )
-        .await;
-        me
-    }
-
-    fn conf_file(&self) -> PathBuf {
-        self.dir.path().join("etc/lvm.conf")
-    }
-
-    fn lvm(&self, program: &str) -> Command {
-        Command::new(program)
-            .env(
-                "LVM_SYSTEM_DIR",
-                self.dir.path().join("etc").display().to_string(),
-            )
-            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-            .env("LC_ALL", "C")
-    }
-
-    /// LV names as LVM itself reports them.
-    async fn lv_names(&self) -> Vec<String> {
-        let out = common::run_ok(self.lvm("lvs").args([
-            "--noheadings",
-            "-o",
-            "lv_name",
-            self.vg.as_str(),
-        ]))
-        .await;
-        out.split_whitespace().map(str::to_owned).collect()
-    }
-
-    /// Where `lv`'s bytes are in the PV's backing file: (offset, length).
-    async fn lv_extent_range(&self, lv: &str) -> (u64, u64) {
-        let field = |text: &str| text.trim().to_owned();
-        let pe_start = field(
-            &common::run_ok(self.lvm("pvs").args([
-                "--noheadings",
-                "--units",
-                "b",
-                "--nosuffix",
-                "-o",
-                "pe_start",
-                self.loop_device.as_str(),
-            ]))
-            .await,
-        );
-        let extent = field(
-            &common::run_ok(self.lvm("vgs").args([
-                "--noheadings",
-                "--units",
-                "b",
-                "--nosuffix",
-                "-o",
-                "vg_extent_size",
-                self.vg.as_str(),
-            ]))
-            .await,
-        );
-        let ranges = field(
-            &common::run_ok(self.lvm("lvs").args([
-                "--noheadings",
-                "-o",
-                "seg_pe_ranges",
-                &format!("{}/{lv}", self.vg),
-            ]))
-            .await,
-        );
-        // "/dev/loop3:256-511": one linear segment.
-        let (_, range) = ranges.rsplit_once(':').unwrap();
-        let (first, last) = range.split_once('-').unwrap();
-        let (pe_start, extent): (u64, u64) = (pe_start.parse().unwrap(), extent.parse().unwrap());
-        let (first, last): (u64, u64) = (first.parse().unwrap(), last.parse().unwrap());
-        (pe_start + first * extent, (last - first + 1) * extent)
-    }
-
-    /// Makes `device` (a `/dev/mapper/…` path under the test's device root)
-    /// a loop device over `lv`'s bytes.
-    async fn emulate_device(&self, lv: &str, device: &Path) {
-        let (offset, length) = self.lv_extent_range(lv).await;
-        let loop_device = common::run_ok(Command::new("losetup").args([
-            "-f".to_owned(),
-            "--show".to_owned(),
-            "-o".to_owned(),
-            offset.to_string(),
-            "--sizelimit".to_owned(),
-            length.to_string(),
-            self.image.display().to_string(),
-        ]))
-        .await
-        .trim()
-        .to_owned();
-        self.extra_loops.lock().unwrap().push(loop_device.clone());
-        std::fs::create_dir_all(device.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(&loop_device, device).unwrap();
-    }
-
-    fn write_at(&self, offset: u64, bytes: &[u8]) {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&self.image)
-            .unwrap();
-        f.write_all_at(bytes, offset).unwrap();
-        f.sync_all().unwrap();
-    }
-
-    fn read_at(&self, offset: u64, len: usize) -> Vec<u8> {
-        let f = std::fs::File::open(&self.image).unwrap();
-        let mut buf = vec![0; len];
-        f.read_exact_at(&mut buf, offset).unwrap();
-        buf
-    }
-}
-
-impl Drop for LoopVg {
-    fn drop(&mut self) {
-        let mut cmds = vec![
-            self.lvm("vgremove").args(["-f", self.vg.as_str()]),
-            self.lvm("pvremove")
-                .args(["-ff", "-y", self.loop_device.as_str()]),
-        ];
-        for extra in self
-            .extra_loops
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default()
-        {
-            cmds.push(Command::new("losetup").args(["-d", extra.as_str()]));
-        }
-        cmds.push(Command::new("losetup").args(["-d", self.loop_device.as_str()]));
-        for out in common::run_blocking(cmds) {
-            if !out.success() {
-                eprintln!("cleanup: {}", out.stderr.trim());
-            }
-        }
-    }
-}
 
 fn options(vg: &LoopVg, clear: VolumeClear) -> LvmDriverOptions {
     LvmDriverOptions {
@@ -269,7 +88,7 @@ async fn lvm_metadata_operations_on_a_real_volume_group() {
         return;
     }
     let started = Instant::now();
-    let vg = LoopVg::create(5).await;
+    let vg = LoopVg::create(5, false).await;
     let setup = started.elapsed();
     let d = driver(&vg, options(&vg, VolumeClear::None), None).await;
     assert_eq!(d.resolved_provisioning(), Some(Provisioning::Thick));
@@ -355,7 +174,7 @@ async fn lvm_wipes_after_delete_returns_and_finishes_after_a_restart() {
     if !common::enabled(TEST) || !common::prerequisites(TEST, TOOLS) {
         return;
     }
-    let vg = LoopVg::create(3).await;
+    let vg = LoopVg::create(3, false).await;
     let dev_root = vg.dir.path().join("dev");
     let d = driver(&vg, options(&vg, VolumeClear::Zero), Some(&dev_root)).await;
     let pattern = vec![0xab_u8; MIB as usize];

@@ -20,8 +20,9 @@
 
 mod common;
 
+use common::{Tgtd, iscsi_url, qemu, qemu_io};
+
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clinker_config::{
@@ -31,7 +32,7 @@ use clinker_config::{
 use clinker_drivers::{VolumeSpec, build_driver};
 use clinker_exec::{Command, HostRunner};
 use clinker_types::VolumeId;
-use clinker_types::connection::{ConnectionInfo, Connector};
+use clinker_types::connection::Connector;
 use serde_json::json;
 
 const TOOLS: &[&str] = &[
@@ -41,169 +42,6 @@ const TOOLS: &[&str] = &[
     "iscsi-inq",
     "iscsi-readcapacity16",
 ];
-
-/// A tgtd of our own, stopped on drop.
-struct Tgtd {
-    dir: tempfile::TempDir,
-    port: u16,
-    control_port: u16,
-    pid: Option<u32>,
-}
-
-impl Tgtd {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let volumes = dir.path().join("volumes");
-        std::fs::create_dir_all(&volumes).unwrap();
-        std::fs::write(
-            dir.path().join("targets.conf"),
-            format!("include {}/*\n", volumes.display()),
-        )
-        .unwrap();
-        for _ in 0..20 {
-            let port = u16::try_from(common::random_in(3261, 9000)).unwrap();
-            // tgtd accepts control ports up to 32767.
-            let control_port = u16::try_from(common::random_in(20_000, 32_000)).unwrap();
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
-                || std::path::Path::new(&format!("/var/run/tgtd/socket.{control_port}")).exists()
-            {
-                continue;
-            }
-            let pid_file = dir.path().join("tgtd.pid");
-            // tgtd daemonizes: the command returns once it is up.
-            let out = common::run(Command::new("tgtd").args([
-                "-C".to_owned(),
-                control_port.to_string(),
-                "--iscsi".to_owned(),
-                format!("portal=127.0.0.1:{port}"),
-                "--pid-file".to_owned(),
-                pid_file.display().to_string(),
-            ]))
-            .await;
-            assert!(out.success(), "tgtd: {}", out.stderr);
-            let mut me = Self {
-                dir,
-                port,
-                control_port,
-                pid: None,
-            };
-            for _ in 0..100 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    me.pid = std::fs::read_to_string(&pid_file)
-                        .ok()
-                        .and_then(|p| p.trim().parse().ok());
-                    return me;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            panic!("tgtd did not listen on 127.0.0.1:{port}");
-        }
-        panic!("no free port for tgtd");
-    }
-
-    fn volumes_dir(&self) -> PathBuf {
-        self.dir.path().join("volumes")
-    }
-
-    fn conf_file(&self) -> PathBuf {
-        self.dir.path().join("targets.conf")
-    }
-
-    async fn target_iqns(&self) -> Vec<String> {
-        let out = common::run_ok(Command::new("tgt-admin").args([
-            "-C".to_owned(),
-            self.control_port.to_string(),
-            "--show".to_owned(),
-        ]))
-        .await;
-        out.lines()
-            .filter_map(|l| l.strip_prefix("Target "))
-            .filter_map(|l| l.split_once(": ").map(|(_, iqn)| iqn.to_owned()))
-            .collect()
-    }
-}
-
-impl Drop for Tgtd {
-    fn drop(&mut self) {
-        let port = self.control_port.to_string();
-        // tgtd ignores SIGTERM: delete every target, then the daemon.
-        common::run_blocking(vec![
-            Command::new("tgt-admin").args(["-C", port.as_str(), "--force", "--delete", "ALL"]),
-            Command::new("tgtadm").args([
-                "-C",
-                port.as_str(),
-                "--op",
-                "delete",
-                "--mode",
-                "system",
-            ]),
-        ]);
-        if let Some(pid) = self.pid {
-            let gone = (0..50).any(|_| {
-                let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                        .is_ok_and(|s| s.contains(") Z "));
-                if !gone {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                gone
-            });
-            if !gone {
-                eprintln!("tgtd {pid} did not exit; killing it");
-                common::run_blocking(vec![Command::new("kill").args(["-9", &pid.to_string()])]);
-            }
-        }
-        // tgtd leaves its control socket behind.
-        for suffix in ["", ".lock"] {
-            let _ = std::fs::remove_file(format!("/var/run/tgtd/socket.{port}{suffix}"));
-        }
-    }
-}
-
-/// qemu-io with the iscsi block module, if available.
-fn qemu_io() -> Option<(PathBuf, Option<String>)> {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let default_root = PathBuf::from(&home).join(".cache/clinker-qemu72/root");
-    let bin = std::env::var("CLINKER_QEMU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| default_root.join("usr/bin"));
-    let modules = std::env::var("QEMU_MODULE_DIR").ok().or_else(|| {
-        let dir = default_root.join("usr/lib/x86_64-linux-gnu/qemu");
-        dir.is_dir().then(|| dir.display().to_string())
-    });
-    let qemu_io = bin.join("qemu-io");
-    qemu_io.is_file().then_some((qemu_io, modules))
-}
-
-/// The initiator's URL, built only from the connection info.
-fn iscsi_url(info: &ConnectionInfo) -> String {
-    let d = &info.data;
-    let s = |k: &str| {
-        d[k].as_str()
-            .unwrap_or_else(|| panic!("{k} missing: {d:?}"))
-    };
-    assert_eq!(info.driver_volume_type, "iscsi");
-    assert_eq!(s("auth_method"), "CHAP");
-    format!(
-        "iscsi://{}%{}@{}/{}/{}",
-        s("auth_username"),
-        s("auth_password"),
-        s("target_portal"),
-        s("target_iqn"),
-        d["target_lun"]
-    )
-}
-
-fn qemu(qemu_io: &(PathBuf, Option<String>), commands: &[&str], url: &str) -> Command {
-    let mut cmd = Command::new(qemu_io.0.display().to_string()).args(["-f", "raw"]);
-    for c in commands {
-        cmd = cmd.args(["-c", c]);
-    }
-    if let Some(modules) = &qemu_io.1 {
-        cmd = cmd.env("QEMU_MODULE_DIR", modules.clone());
-    }
-    cmd.arg(url)
-}
 
 #[tokio::test]
 async fn tgtadm_exports_a_file_volume_to_a_chap_initiator() {
