@@ -9,12 +9,16 @@
 //! Depends only on `clinker-types`.
 
 mod ini;
+mod lvm;
 mod reader;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use ini::{Ini, IniSyntaxError};
+pub use lvm::{
+    LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
+};
 use reader::OptionReader;
 
 /// Why the configuration cannot be used.
@@ -251,6 +255,8 @@ pub enum DriverConfig {
     File(FileDriverOptions),
     /// No storage at all; accepts everything (Cinder's fake driver).
     Fake(FakeDriverOptions),
+    /// Logical volumes in an LVM volume group (Cinder's `LVMVolumeDriver`).
+    Lvm(LvmDriverOptions),
 }
 
 impl DriverConfig {
@@ -259,6 +265,7 @@ impl DriverConfig {
         match self {
             DriverConfig::File(_) => "file",
             DriverConfig::Fake(_) => "fake",
+            DriverConfig::Lvm(_) => "lvm",
         }
     }
 }
@@ -280,6 +287,8 @@ pub struct BackendConfig {
     pub max_over_subscription_ratio: OverSubscription,
     /// `volume_driver` and its options.
     pub driver: DriverConfig,
+    /// The `target_*` options: how volumes are exported.
+    pub target: TargetConfig,
 }
 
 /// The whole, validated configuration.
@@ -730,6 +739,7 @@ fn read_backend(
             capacity_gb: r.float(name, fb, "fake_capacity_gb", 0.0, 0.0)?,
             fail_create: r.bool(name, fb, "fake_fail_create", false)?,
         }),
+        "lvm" => DriverConfig::Lvm(lvm::read_lvm_options(r, name, fb)?),
         other => {
             return Err(ConfigError::invalid(
                 name,
@@ -739,6 +749,21 @@ fn read_backend(
             ));
         }
     };
+    // LVM exports through tgtd by default, as in Cinder; the file driver's
+    // default is its local (path) export.
+    let default_helper = match kind {
+        "lvm" => TargetHelperKind::Tgtadm,
+        _ => TargetHelperKind::None,
+    };
+    let target = lvm::read_target_config(r, name, fb, default, default_helper)?;
+    if kind == "lvm" && target.target_helper == TargetHelperKind::None {
+        return Err(ConfigError::invalid(
+            name,
+            "target_helper",
+            "none",
+            "the lvm driver exports volumes through tgtadm, lioadm or fake".into(),
+        ));
+    }
     Ok(BackendConfig {
         name: name.to_owned(),
         volume_backend_name: r.string(name, fb, "volume_backend_name", name)?,
@@ -747,6 +772,7 @@ fn read_backend(
         reserved_percentage: u8::try_from(reserved).unwrap_or(0),
         max_over_subscription_ratio,
         driver,
+        target,
     })
 }
 

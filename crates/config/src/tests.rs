@@ -158,3 +158,219 @@ fn unresolvable_interpolation_is_an_error() {
     let err = parse("[DEFAULT]\nenabled_backends = a\n[a]\nvolume_driver = file\nfile_volumes_dir = $nowhere/x\n").unwrap_err();
     assert!(err.to_string().contains("file_volumes_dir"), "{err}");
 }
+
+fn lvm_backend(extra: &str) -> Result<BackendConfig, ConfigError> {
+    let cfg = parse(&format!(
+        "[DEFAULT]\nstate_path = /srv/c\nmy_ip = 192.0.2.10\nenabled_backends = lvm\n[lvm]\nvolume_driver = cinder.volume.drivers.lvm.LVMVolumeDriver\n{extra}"
+    ))?;
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    Ok(cfg.backends.into_iter().next().unwrap())
+}
+
+#[test]
+fn lvm_options_have_cinders_defaults() {
+    let backend = lvm_backend("").unwrap();
+    let DriverConfig::Lvm(lvm) = &backend.driver else {
+        panic!("{:?}", backend.driver)
+    };
+    assert_eq!(
+        lvm,
+        &LvmDriverOptions {
+            volume_group: "cinder-volumes".into(),
+            lvm_type: LvmType::Auto,
+            lvm_mirrors: 0,
+            lvm_conf_file: Some(PathBuf::from("/etc/cinder/lvm.conf")),
+            lvm_suppress_fd_warnings: false,
+            lvm_share_target: false,
+            volume_clear: VolumeClear::Zero,
+            volume_clear_size_mib: 0,
+            volume_clear_ionice: None,
+            volume_dd_blocksize: "1M".into(),
+        }
+    );
+    assert_eq!(
+        backend.target,
+        TargetConfig {
+            target_helper: TargetHelperKind::Tgtadm,
+            target_prefix: "iqn.2010-10.org.openstack:".into(),
+            target_ip_address: "192.0.2.10".into(),
+            target_secondary_ip_addresses: vec![],
+            target_port: 3260,
+            target_protocol: TargetProtocol::Iscsi,
+            volumes_dir: PathBuf::from("/srv/c/volumes"),
+            iscsi_write_cache: true,
+            iscsi_target_flags: None,
+            tgt_conf_file: None,
+            tgt_control_port: None,
+        }
+    );
+}
+
+#[test]
+fn lvm_driver_names_and_every_option() {
+    for name in [
+        "lvm",
+        "cinder.volume.drivers.lvm.LVMVolumeDriver",
+        "cinder.volume.drivers.lvm.LVMISCSIDriver",
+    ] {
+        let cfg = parse(&format!(
+            "[DEFAULT]\nenabled_backends = b\n[b]\nvolume_driver = {name}\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.backends[0].driver.short_name(), "lvm");
+    }
+    let backend = lvm_backend(
+        "volume_group = stack-vg\nlvm_type = default\nlvm_mirrors = 2\nlvm_conf_file = None\n\
+         lvm_suppress_fd_warnings = true\nvolume_clear = none\nvolume_clear_size = 100\n\
+         volume_clear_ionice = -c3\nvolume_dd_blocksize = 4M\nlvm_share_target = false\n\
+         target_helper = lioadm\ntarget_prefix = iqn.2004-01.example:\ntarget_ip_address = 10.0.0.1\n\
+         iscsi_secondary_ip_addresses = 10.0.0.2, 10.0.0.3\ntarget_port = 3261\ntarget_protocol = iser\n\
+         volumes_dir = $state_path/targets\niscsi_write_cache = off\niscsi_target_flags = direct\n\
+         tgt_conf_file = /etc/tgt/clinker.conf\ntgt_control_port = 7\n",
+    )
+    .unwrap();
+    let DriverConfig::Lvm(lvm) = &backend.driver else {
+        panic!()
+    };
+    assert_eq!(lvm.volume_group, "stack-vg");
+    assert_eq!(lvm.lvm_type, LvmType::Default);
+    assert_eq!(lvm.lvm_mirrors, 2);
+    assert_eq!(lvm.lvm_conf_file, None);
+    assert!(lvm.lvm_suppress_fd_warnings);
+    assert_eq!(lvm.volume_clear, VolumeClear::None);
+    assert_eq!(lvm.volume_clear_size_mib, 100);
+    assert_eq!(lvm.volume_clear_ionice.as_deref(), Some("-c3"));
+    assert_eq!(lvm.volume_dd_blocksize, "4M");
+    let t = &backend.target;
+    assert_eq!(t.target_helper, TargetHelperKind::Lioadm);
+    assert_eq!(t.target_prefix, "iqn.2004-01.example:");
+    assert_eq!(t.target_ip_address, "10.0.0.1");
+    assert_eq!(t.target_secondary_ip_addresses, ["10.0.0.2", "10.0.0.3"]);
+    assert_eq!(t.target_port, 3261);
+    assert_eq!(t.target_protocol, TargetProtocol::Iser);
+    assert_eq!(t.volumes_dir, PathBuf::from("/srv/c/targets"));
+    assert!(!t.iscsi_write_cache);
+    assert_eq!(t.iscsi_target_flags.as_deref(), Some("direct"));
+    assert_eq!(
+        t.tgt_conf_file,
+        Some(PathBuf::from("/etc/tgt/clinker.conf"))
+    );
+    assert_eq!(t.tgt_control_port, Some(7));
+}
+
+#[test]
+fn target_options_come_from_backend_defaults_too() {
+    let cfg = parse(
+        "[DEFAULT]\nenabled_backends = a, f\n[backend_defaults]\ntarget_helper = fake\ntarget_port = 3300\n\
+         [a]\nvolume_driver = lvm\n[f]\nvolume_driver = file\ntarget_helper = tgtadm\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.backends[0].target.target_helper, TargetHelperKind::Fake);
+    assert_eq!(cfg.backends[0].target.target_port, 3300);
+    assert_eq!(
+        cfg.backends[1].target.target_helper,
+        TargetHelperKind::Tgtadm
+    );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn file_backends_export_locally_unless_told() {
+    let cfg = parse("[DEFAULT]\nenabled_backends = f\n[f]\nvolume_driver = file\n").unwrap();
+    assert_eq!(cfg.backends[0].target.target_helper, TargetHelperKind::None);
+    assert_eq!(cfg.backends[0].target.target_ip_address, "127.0.0.1");
+}
+
+#[test]
+fn invalid_lvm_and_target_values_stop_start_up() {
+    let cases = [
+        (
+            "lvm_type = thick\n",
+            "invalid value \"thick\" for option lvm_type in section [lvm]: must be one of: default, thin, auto",
+        ),
+        (
+            "volume_clear = shred\n",
+            "invalid value \"shred\" for option volume_clear in section [lvm]: must be one of: zero, none",
+        ),
+        (
+            "volume_clear_size = 2048\n",
+            "invalid value \"2048\" for option volume_clear_size in section [lvm]: must be between 0 and 1024",
+        ),
+        (
+            "volume_dd_blocksize = 0M\n",
+            "invalid value \"0M\" for option volume_dd_blocksize in section [lvm]: must be a positive block size such as 512, 64K, 1M or 1G",
+        ),
+        (
+            "volume_dd_blocksize = 1.5M\n",
+            "option volume_dd_blocksize in section [lvm]",
+        ),
+        ("lvm_mirrors = -1\n", "option lvm_mirrors in section [lvm]"),
+        (
+            "lvm_type = thin\nlvm_mirrors = 1\n",
+            "invalid value \"1\" for option lvm_mirrors in section [lvm]: mirrors need thick LVs; set lvm_type = default",
+        ),
+        (
+            "lvm_share_target = true\n",
+            "option lvm_share_target in section [lvm]",
+        ),
+        (
+            "volume_group = bad/vg\n",
+            "invalid value \"bad/vg\" for option volume_group in section [lvm]",
+        ),
+        (
+            "target_helper = iet\n",
+            "invalid value \"iet\" for option target_helper in section [lvm]: must be one of: tgtadm, lioadm, fake, none",
+        ),
+        (
+            "target_helper = none\n",
+            "invalid value \"none\" for option target_helper in section [lvm]: the lvm driver exports",
+        ),
+        (
+            "target_port = 70000\n",
+            "invalid value \"70000\" for option target_port in section [lvm]: must be between 1 and 65535",
+        ),
+        (
+            "target_protocol = nvmet_tcp\n",
+            "option target_protocol in section [lvm]",
+        ),
+        (
+            "iscsi_write_cache = maybe\n",
+            "option iscsi_write_cache in section [lvm]",
+        ),
+        (
+            "target_prefix = iqn.x: y\n",
+            "option target_prefix in section [lvm]",
+        ),
+        (
+            "target_secondary_ip_addresses = 10.0.0.1;10.0.0.2\n",
+            "option target_secondary_ip_addresses in section [lvm]",
+        ),
+        (
+            "tgt_control_port = x\n",
+            "option tgt_control_port in section [lvm]: not an integer",
+        ),
+        (
+            "tgt_control_port = 40000\n",
+            "option tgt_control_port in section [lvm]: must be between 0 and 32767",
+        ),
+        (
+            "lvm_suppress_fd_warnings = sometimes\n",
+            "option lvm_suppress_fd_warnings in section [lvm]",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let err = lvm_backend(extra).unwrap_err().to_string();
+        assert!(err.contains(expected), "{extra:?}: {err}");
+    }
+}
+
+#[test]
+fn unknown_lvm_options_are_warnings() {
+    let cfg =
+        parse("[DEFAULT]\nenabled_backends = lvm\n[lvm]\nvolume_driver = lvm\nlvm_mirorrs = 1\n")
+            .unwrap();
+    assert_eq!(
+        cfg.warnings,
+        ["unknown option lvm_mirorrs in section [lvm] is ignored"]
+    );
+}

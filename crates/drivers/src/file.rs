@@ -7,6 +7,12 @@
 //! leaves a half-copied file under a volume's name. The driver refuses any
 //! name that is not one of its own, so it never touches a path outside its
 //! directory.
+//!
+//! Exports are local (`driver_volume_type: local`, the file's path) unless
+//! the backend sets `target_helper`: then the file is the backing store of
+//! an iSCSI target (tgtd, LIO fileio, or the fake helper) and the driver
+//! answers with the helper's `provider_location`, CHAP credentials and
+//! iSCSI `connection_info`, like the LVM driver.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use clinker_exec::{Command, CommandRunner};
 use clinker_types::connection::{ConnectionInfo, Connector};
 use serde_json::{Map, Value, json};
 
+use crate::targets::{ReconcileReport, TargetHelper, WantedExport, connector_initiator};
 use crate::{DriverError, GIB, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec, gib};
 
 /// Prefix of temporary copies, swept at start-up.
@@ -30,6 +37,7 @@ pub struct FileDriver {
     reserved_percentage: u8,
     max_over_subscription_ratio: OverSubscription,
     runner: Arc<dyn CommandRunner>,
+    target: Option<Arc<dyn TargetHelper>>,
 }
 
 /// Whether `name` is one of the driver's own object names:
@@ -80,7 +88,15 @@ impl FileDriver {
             reserved_percentage: backend.reserved_percentage,
             max_over_subscription_ratio: backend.max_over_subscription_ratio,
             runner,
+            target: None,
         }
+    }
+
+    /// Exports volumes through `target` instead of locally.
+    #[must_use]
+    pub fn with_target(mut self, target: Option<Arc<dyn TargetHelper>>) -> Self {
+        self.target = target;
+        self
     }
 
     /// The directory holding the volume files.
@@ -186,11 +202,30 @@ impl FileDriver {
         }
     }
 
+    /// What a create stores: the file's path for local exports. With a
+    /// target helper `provider_location` is the export's, set by
+    /// `create_export`.
     fn local_update(&self, name: &str) -> Result<ModelUpdate, DriverError> {
+        let path = self.path_of(name)?;
+        if self.target.is_some() {
+            return Ok(ModelUpdate::default());
+        }
         Ok(ModelUpdate {
-            provider_location: Some(self.path_of(name)?.display().to_string()),
+            provider_location: Some(path.display().to_string()),
             ..ModelUpdate::default()
         })
+    }
+
+    async fn require_file(&self, name: &str) -> Result<std::path::PathBuf, DriverError> {
+        let path = self.path_of(name)?;
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            Ok(path)
+        } else {
+            Err(DriverError::NotFound(format!(
+                "volume file {} is missing",
+                path.display()
+            )))
+        }
     }
 
     /// Sum of the apparent sizes of the volume and snapshot files.
@@ -226,6 +261,9 @@ impl VolumeDriver for FileDriver {
     }
 
     async fn do_setup(&self) -> Result<(), DriverError> {
+        if let Some(target) = &self.target {
+            target.do_setup().await?;
+        }
         tokio::fs::create_dir_all(&self.dir)
             .await
             .map_err(|e| io_error("create directory", &self.dir, &e))?;
@@ -255,7 +293,10 @@ impl VolumeDriver for FileDriver {
             ))
         })?;
         let _ = tokio::fs::remove_file(&probe).await;
-        Ok(())
+        match &self.target {
+            Some(target) => target.check_for_setup_error().await,
+            None => Ok(()),
+        }
     }
 
     async fn get_volume_stats(&self) -> Result<Map<String, Value>, DriverError> {
@@ -316,7 +357,11 @@ impl VolumeDriver for FileDriver {
         report.insert("volume_backend_name".into(), json!(self.backend_name));
         report.insert("vendor_name".into(), json!("Open Source"));
         report.insert("driver_version".into(), json!(env!("CARGO_PKG_VERSION")));
-        report.insert("storage_protocol".into(), json!("local"));
+        let protocol = self
+            .target
+            .as_ref()
+            .map_or("local", |t| t.storage_protocol());
+        report.insert("storage_protocol".into(), json!(protocol));
         report.insert("sparse_copy_volume".into(), json!(true));
         report.insert("online_extend_support".into(), json!(true));
         report.insert("pools".into(), json!([pool]));
@@ -362,14 +407,12 @@ impl VolumeDriver for FileDriver {
         volume: &VolumeSpec,
         new_size_gb: i64,
     ) -> Result<(), DriverError> {
-        let path = self.path_of(&volume.name)?;
-        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return Err(DriverError::NotFound(format!(
-                "volume file {} is missing",
-                path.display()
-            )));
+        let path = self.require_file(&volume.name).await?;
+        Self::allocate(path, size_bytes(new_size_gb)?).await?;
+        if let Some(target) = &self.target {
+            target.extend_target(volume).await?;
         }
-        Self::allocate(path, size_bytes(new_size_gb)?).await
+        Ok(())
     }
 
     async fn create_snapshot(&self, snapshot: &SnapshotSpec) -> Result<ModelUpdate, DriverError> {
@@ -385,33 +428,39 @@ impl VolumeDriver for FileDriver {
 
     async fn create_export(
         &self,
-        _volume: &VolumeSpec,
+        volume: &VolumeSpec,
         _connector: &Connector,
     ) -> Result<ModelUpdate, DriverError> {
-        Ok(ModelUpdate::default())
-    }
-
-    async fn ensure_export(&self, volume: &VolumeSpec) -> Result<(), DriverError> {
-        let path = self.path_of(&volume.name)?;
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            Ok(())
-        } else {
-            Err(DriverError::NotFound(format!(
-                "volume file {} is missing",
-                path.display()
-            )))
+        let path = self.require_file(&volume.name).await?;
+        match &self.target {
+            Some(target) => target.create_export(volume, &path).await,
+            None => Ok(ModelUpdate::default()),
         }
     }
 
-    async fn remove_export(&self, _volume: &VolumeSpec) -> Result<(), DriverError> {
-        Ok(())
+    async fn ensure_export(&self, volume: &VolumeSpec) -> Result<(), DriverError> {
+        let path = self.require_file(&volume.name).await?;
+        match &self.target {
+            Some(target) => target.ensure_export(volume, &path).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn remove_export(&self, volume: &VolumeSpec) -> Result<(), DriverError> {
+        match &self.target {
+            Some(target) => target.remove_export(volume).await,
+            None => Ok(()),
+        }
     }
 
     async fn initialize_connection(
         &self,
         volume: &VolumeSpec,
-        _connector: &Connector,
+        connector: &Connector,
     ) -> Result<ConnectionInfo, DriverError> {
+        if let Some(target) = &self.target {
+            return target.initialize_connection(volume, connector).await;
+        }
         let path = self.path_of(&volume.name)?;
         let mut data = Map::new();
         data.insert("device_path".into(), json!(path.display().to_string()));
@@ -423,10 +472,37 @@ impl VolumeDriver for FileDriver {
 
     async fn terminate_connection(
         &self,
-        _volume: &VolumeSpec,
-        _connector: Option<&Connector>,
+        volume: &VolumeSpec,
+        connector: Option<&Connector>,
     ) -> Result<(), DriverError> {
-        Ok(())
+        match &self.target {
+            Some(target) => target.terminate_connection(volume, connector).await,
+            None => Ok(()),
+        }
+    }
+
+    fn validate_connector(&self, connector: &Connector) -> Result<(), DriverError> {
+        match &self.target {
+            Some(_) => connector_initiator(connector).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    async fn reconcile_exports(
+        &self,
+        exported: &[VolumeSpec],
+    ) -> Result<Option<ReconcileReport>, DriverError> {
+        let Some(target) = &self.target else {
+            return Ok(None);
+        };
+        let mut wanted = Vec::with_capacity(exported.len());
+        for volume in exported {
+            wanted.push(WantedExport {
+                volume: volume.clone(),
+                path: self.path_of(&volume.name)?,
+            });
+        }
+        target.reconcile_targets(&wanted).await.map(Some)
     }
 
     async fn list_volume_names(&self) -> Result<Option<Vec<String>>, DriverError> {

@@ -6,10 +6,19 @@
 //! does), and never spawn processes themselves: an injected
 //! [`clinker_exec::CommandRunner`] does.
 //!
+//! Block drivers (`lvm`, `file`) export volumes through a
+//! [`targets::TargetHelper`] (tgtd, LIO or a fake one) composed at build time
+//! from the backend's `target_helper` option, as Cinder's drivers compose
+//! `cinder/volume/targets/*`.
+//!
 //! Depends on `clinker-types`, `clinker-config` and `clinker-exec`.
 
 pub mod fake;
 pub mod file;
+pub mod lvm;
+pub mod targets;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 
@@ -32,6 +41,9 @@ pub enum DriverError {
     /// The backend is out of space.
     #[error("{0}")]
     NoSpace(String),
+    /// An object of that name already exists and is not the one asked for.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The request cannot be honoured by this backend.
     #[error("{0}")]
     InvalidInput(String),
@@ -50,6 +62,7 @@ impl DriverError {
             DriverError::NotFound(_) => ErrorKind::NotFound,
             DriverError::Busy(_) => ErrorKind::InvalidState,
             DriverError::NoSpace(_) => ErrorKind::Unavailable,
+            DriverError::AlreadyExists(_) => ErrorKind::Conflict,
             DriverError::InvalidInput(_) => ErrorKind::InvalidInput,
             DriverError::Unavailable(_) => ErrorKind::Unavailable,
             DriverError::Backend(_) => ErrorKind::Internal,
@@ -210,6 +223,26 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
     /// Names of the volume objects on the backend, for reconciling rows and
     /// objects at start-up; `None` when the driver cannot list them.
     async fn list_volume_names(&self) -> Result<Option<Vec<String>>, DriverError>;
+
+    /// Checks that a connector carries what this driver's exports need
+    /// (Cinder's `validate_connector`: the iSCSI helpers need `initiator`).
+    ///
+    /// # Errors
+    /// [`DriverError::InvalidInput`] naming the missing key.
+    fn validate_connector(&self, _connector: &Connector) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// Makes the backend's exports match `exported` (the volumes that should
+    /// be exported, with their stored `provider_auth`): removes targets of
+    /// ours that no volume needs and re-creates missing ones. Called once at
+    /// start-up; `None` when the driver has no exports to reconcile.
+    async fn reconcile_exports(
+        &self,
+        _exported: &[VolumeSpec],
+    ) -> Result<Option<targets::ReconcileReport>, DriverError> {
+        Ok(None)
+    }
 }
 
 /// Builds the driver a backend section asks for.
@@ -220,16 +253,61 @@ pub fn build_driver(
     backend: &BackendConfig,
     runner: Arc<dyn CommandRunner>,
 ) -> Result<Arc<dyn VolumeDriver>, DriverError> {
+    let target = targets::build_target_helper(&backend.target, runner.clone())?;
     match &backend.driver {
-        DriverConfig::File(options) => Ok(Arc::new(file::FileDriver::new(
-            backend,
-            options.clone(),
-            runner,
-        ))),
+        DriverConfig::File(options) => Ok(Arc::new(
+            file::FileDriver::new(backend, options.clone(), runner).with_target(target),
+        )),
         DriverConfig::Fake(options) => {
             Ok(Arc::new(fake::FakeDriver::new(backend, options.clone())))
         }
+        DriverConfig::Lvm(options) => {
+            let Some(target) = target else {
+                return Err(DriverError::InvalidInput(format!(
+                    "backend {}: the lvm driver needs a target_helper",
+                    backend.name
+                )));
+            };
+            Ok(Arc::new(lvm::LvmDriver::new(
+                backend,
+                options.clone(),
+                runner,
+                target,
+            )))
+        }
     }
+}
+
+/// Resolves `max_over_subscription_ratio` for a report: a fixed ratio as
+/// configured; `auto` as Cinder's `calculate_max_over_subscription_ratio`
+/// does (`1 + provisioned / (used + 1)`, or 20 while nothing is provisioned;
+/// 1 for pools without thin provisioning).
+pub fn resolve_over_subscription(
+    configured: clinker_config::OverSubscription,
+    thin: bool,
+    total_gb: f64,
+    free_gb: f64,
+    provisioned_gb: f64,
+) -> f64 {
+    match configured {
+        clinker_config::OverSubscription::Ratio(r) => r,
+        clinker_config::OverSubscription::Auto if !thin => 1.0,
+        clinker_config::OverSubscription::Auto if provisioned_gb == 0.0 => 20.0,
+        clinker_config::OverSubscription::Auto => {
+            let used = total_gb - free_gb;
+            1.0 + provisioned_gb / (used + 1.0)
+        }
+    }
+}
+
+/// This machine's host name (Cinder's `socket.gethostname()`), for
+/// `location_info`.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// The GiB in bytes.

@@ -7,7 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use clinker_config::{
-    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode,
+    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode, TargetConfig,
+    TargetHelperKind,
 };
 use clinker_drivers::file::FileDriver;
 use clinker_drivers::{DriverError, GIB, SnapshotSpec, VolumeDriver, VolumeSpec};
@@ -32,6 +33,7 @@ fn backend(
         reserved_percentage: 0,
         max_over_subscription_ratio: OverSubscription::Ratio(20.0),
         driver: DriverConfig::File(options.clone()),
+        target: TargetConfig::with_defaults(TargetHelperKind::None, dir.join("targets")),
     };
     (backend, options)
 }
@@ -212,5 +214,58 @@ async fn unwritable_directory_fails_the_setup_check() {
     assert!(matches!(
         d.check_for_setup_error().await,
         Err(DriverError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn exports_through_a_target_helper_when_one_is_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) = backend(&tmp.path().join("vols"), 0.0, ReflinkMode::Auto);
+    b.target = TargetConfig::with_defaults(TargetHelperKind::Fake, tmp.path().join("targets"));
+    let d = clinker_drivers::build_driver(&b, Arc::new(HostRunner::new())).unwrap();
+    d.do_setup().await.unwrap();
+    d.check_for_setup_error().await.unwrap();
+    let mut volume = VolumeSpec::new(VolumeId::new_random(), 1);
+    let created = d.create_volume(&volume).await.unwrap();
+    assert_eq!(
+        created.provider_location, None,
+        "the export sets provider_location"
+    );
+    let connector = serde_json::json!({"initiator": "iqn.1993-08.org.debian:01:c1"})
+        .as_object()
+        .unwrap()
+        .clone();
+    d.validate_connector(&connector).unwrap();
+    assert!(d.validate_connector(&serde_json::Map::new()).is_err());
+    let export = d.create_export(&volume, &connector).await.unwrap();
+    let iqn = format!("iqn.2010-10.org.openstack:{}", volume.name);
+    assert_eq!(
+        export.provider_location.as_deref(),
+        Some(format!("127.0.0.1:3260,0 {iqn} 0").as_str())
+    );
+    volume.provider_location = export.provider_location;
+    volume.provider_auth = export.provider_auth;
+    let info = d.initialize_connection(&volume, &connector).await.unwrap();
+    assert_eq!(info.driver_volume_type, "iscsi");
+    assert_eq!(info.data["target_iqn"], iqn);
+    assert_eq!(info.data["auth_method"], "CHAP");
+    let stats = d.get_volume_stats().await.unwrap();
+    assert_eq!(stats["storage_protocol"], "iSCSI");
+    d.extend_volume(&volume, 2).await.unwrap();
+    d.terminate_connection(&volume, Some(&connector))
+        .await
+        .unwrap();
+    d.remove_export(&volume).await.unwrap();
+    assert!(
+        d.reconcile_exports(&[volume.clone()])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    d.delete_volume(&volume).await.unwrap();
+    // A missing file cannot be exported.
+    assert!(matches!(
+        d.create_export(&volume, &connector).await,
+        Err(DriverError::NotFound(_))
     ));
 }
