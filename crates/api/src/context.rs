@@ -1,0 +1,361 @@
+//! The request pipeline every API request passes before its handler:
+//! request ids, authentication, microversion negotiation, the body limit,
+//! Content-Type and JSON decoding, and the project-id-in-URL check — and
+//! the headers every response gets on the way out.
+//!
+//! This is Cinder's paste pipeline (`request_id`, `sizelimit`, `noauth` or
+//! `authtoken` + `keystonecontext`, and `wsgi.Resource`'s own checks) in one
+//! middleware. Authentication sits behind the [`Authenticator`] seam so a
+//! Keystone implementation (and policy) can replace [`NoAuth`] without
+//! touching handlers.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use clinker_config::{AuthStrategy, Config};
+use clinker_rpc::RequestContext;
+use serde_json::Value;
+
+use crate::fault::ApiError;
+use crate::links::{Links, split_project_segment};
+use crate::microversion::{self, ApiVersion};
+use crate::request::{MAX_REQUEST_BODY_SIZE, Req};
+
+/// The response header carrying the request id (oslo's `RequestId`).
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+/// The legacy copy of the request id Cinder still sets.
+pub const COMPUTE_REQUEST_ID_HEADER: &str = "x-compute-request-id";
+
+/// Who the caller is, as an [`Authenticator`] established it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// User id.
+    pub user_id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Whether the caller is an administrator.
+    pub is_admin: bool,
+    /// Role names.
+    pub roles: Vec<String>,
+}
+
+/// Establishes the caller of a request from its headers.
+pub trait Authenticator: Send + Sync + std::fmt::Debug {
+    /// The caller.
+    ///
+    /// # Errors
+    /// 401 when the credentials are missing or invalid.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError>;
+}
+
+/// Cinder's `noauth`: `X-Auth-Token: user:project` (no colon: both are the
+/// token); without a token the caller is `admin` in project `admin`. Every
+/// caller is an administrator.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoAuth;
+
+impl Authenticator for NoAuth {
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+        let token = headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let (user_id, project_id) = match token {
+            None => ("admin".to_owned(), "admin".to_owned()),
+            Some(token) => match token.split_once(':') {
+                Some((user, project)) if !project.is_empty() => {
+                    (user.to_owned(), project.to_owned())
+                }
+                Some((user, _)) => (user.to_owned(), user.to_owned()),
+                None => (token.to_owned(), token.to_owned()),
+            },
+        };
+        Ok(Identity {
+            user_id,
+            project_id,
+            is_admin: true,
+            roles: vec!["admin".to_owned()],
+        })
+    }
+}
+
+/// An authenticator for strategies this build cannot serve yet: every
+/// request is refused with 401, so nothing is served unauthenticated by
+/// mistake.
+#[derive(Clone, Debug)]
+pub struct Unsupported {
+    strategy: &'static str,
+}
+
+impl Authenticator for Unsupported {
+    fn authenticate(&self, _headers: &HeaderMap) -> Result<Identity, ApiError> {
+        Err(ApiError::new(
+            clinker_types::ErrorKind::Unauthorized,
+            format!(
+                "auth_strategy {} is not supported by this API server.",
+                self.strategy
+            ),
+        ))
+    }
+}
+
+/// The authenticator `[DEFAULT] auth_strategy` asks for.
+pub fn authenticator_for(config: &Config) -> Arc<dyn Authenticator> {
+    match config.default.auth_strategy {
+        AuthStrategy::Noauth | AuthStrategy::NoauthIncludeProjectId => Arc::new(NoAuth),
+        other => Arc::new(Unsupported {
+            strategy: other.as_str(),
+        }),
+    }
+}
+
+/// A fresh `req-<uuid>`.
+pub fn new_request_id() -> String {
+    format!("req-{}", uuid::Uuid::new_v4())
+}
+
+/// oslo's check of an inbound global request id: `req-` and a UUID.
+pub fn valid_global_request_id(value: &str) -> bool {
+    value
+        .strip_prefix("req-")
+        .is_some_and(|rest| rest.len() == 36 && uuid::Uuid::parse_str(rest).is_ok())
+}
+
+/// What the pipeline needs besides the request.
+#[derive(Clone, Debug)]
+pub(crate) struct Pipeline {
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    pub(crate) public_endpoint: Option<String>,
+}
+
+fn is_v3(path: &str) -> bool {
+    path == "/v3" || path.starts_with("/v3/")
+}
+
+/// The middleware: prepares the [`Req`] of a request (or answers the fault)
+/// and sets the common response headers.
+pub(crate) async fn pipeline(
+    State(pipeline): State<Arc<Pipeline>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let request_id = new_request_id();
+    let v3 = is_v3(request.uri().path());
+    let mut negotiated = None;
+    let mut response = match prepare(&pipeline, request, &request_id, v3, &mut negotiated).await {
+        Ok(request) => next.run(request).await,
+        Err(err) => err.into_response(),
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(REQUEST_ID_HEADER, value.clone());
+        headers.insert(COMPUTE_REQUEST_ID_HEADER, value);
+    }
+    if v3 {
+        if let Some(version) = negotiated
+            && let Ok(value) =
+                HeaderValue::from_str(&format!("{} {version}", microversion::SERVICE))
+        {
+            headers.insert(microversion::HEADER, value);
+        }
+        headers.insert(header::VARY, HeaderValue::from_static(microversion::HEADER));
+    }
+    response
+}
+
+async fn prepare(
+    pipeline: &Pipeline,
+    request: Request,
+    request_id: &str,
+    v3: bool,
+    negotiated: &mut Option<ApiVersion>,
+) -> Result<Request, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let too_large = || ApiError::RequestTooLarge("Request is too large.".to_owned());
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_REQUEST_BODY_SIZE as u64) {
+        return Err(too_large());
+    }
+    let bytes = to_bytes(body, MAX_REQUEST_BODY_SIZE)
+        .await
+        .map_err(|_| too_large())?;
+
+    let version = if v3 {
+        let header = parts
+            .headers
+            .get(microversion::HEADER)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        let version = microversion::negotiate(header)?;
+        *negotiated = Some(version);
+        version
+    } else {
+        microversion::MIN
+    };
+
+    let identity = if v3 {
+        pipeline.authenticator.authenticate(&parts.headers)?
+    } else {
+        Identity {
+            user_id: String::new(),
+            project_id: String::new(),
+            is_admin: false,
+            roles: Vec::new(),
+        }
+    };
+
+    let body = decode_body(&parts.headers, &bytes)?;
+
+    let path = parts.uri.path().to_owned();
+    let project_in_url = path
+        .strip_prefix("/v3")
+        .and_then(split_project_segment)
+        .map(|(project, _)| project.to_owned());
+    if let Some(project) = &project_in_url
+        && *project != identity.project_id
+    {
+        return Err(ApiError::bad_request("Malformed request url"));
+    }
+
+    let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map(|Query(q)| q)
+        .map_err(|_| ApiError::bad_request("Malformed request url"))?;
+
+    let base = match &pipeline.public_endpoint {
+        Some(endpoint) => endpoint.clone(),
+        None => format!("http://{}", request_host(&parts.headers)),
+    };
+    let global_request_id = parts
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_global_request_id(v))
+        .map(str::to_owned);
+    let req = Req {
+        context: RequestContext {
+            request_id: request_id.to_owned(),
+            global_request_id,
+            user_id: identity.user_id,
+            project_id: identity.project_id,
+            is_admin: identity.is_admin,
+            roles: identity.roles,
+        },
+        version,
+        links: Links::new(&base, project_in_url),
+        query,
+        body,
+    };
+    parts.extensions.insert(req);
+    Ok(Request::from_parts(parts, Body::empty()))
+}
+
+fn request_host(headers: &HeaderMap) -> String {
+    let forwarded = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').map(str::trim).rfind(|s| !s.is_empty()));
+    forwarded
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or("localhost")
+        .to_owned()
+}
+
+/// Cinder's `Request.get_content_type` and JSON deserializer: an empty body
+/// is no body; a body must be JSON (`application/json` or Cinder's vendor
+/// type).
+fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, ApiError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let media = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if media != "application/json" && media != "application/vnd.openstack.volume+json" {
+            return Err(ApiError::UnsupportedMediaType(
+                "Unsupported Content-Type".to_owned(),
+            ));
+        }
+    }
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("Malformed request body"))
+}
+
+/// Drops a `/{project_id}` segment from the path seen by the v3 routes, so
+/// every resource is routed once (Cinder's `ProjectMapper` registers both
+/// forms).
+pub(crate) fn strip_project_segment(mut request: Request) -> Request {
+    let path = request.uri().path().to_owned();
+    if let Some((_, rest)) = split_project_segment(&path) {
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_owned(),
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(token: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(t) = token {
+            h.insert("x-auth-token", HeaderValue::from_str(t).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn noauth_reads_user_and_project() {
+        let id = NoAuth.authenticate(&headers(Some("alice:p1"))).unwrap();
+        assert_eq!(
+            (id.user_id.as_str(), id.project_id.as_str()),
+            ("alice", "p1")
+        );
+        assert!(id.is_admin);
+        let id = NoAuth.authenticate(&headers(Some("solo"))).unwrap();
+        assert_eq!(
+            (id.user_id.as_str(), id.project_id.as_str()),
+            ("solo", "solo")
+        );
+        let id = NoAuth.authenticate(&headers(None)).unwrap();
+        assert_eq!(
+            (id.user_id.as_str(), id.project_id.as_str()),
+            ("admin", "admin")
+        );
+    }
+
+    #[test]
+    fn global_request_ids_are_checked() {
+        assert!(valid_global_request_id(
+            "req-4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"
+        ));
+        assert!(!valid_global_request_id("req-nope"));
+        assert!(!valid_global_request_id(
+            "4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"
+        ));
+    }
+}

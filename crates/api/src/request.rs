@@ -1,0 +1,100 @@
+//! What a handler knows about its request, prepared once by the pipeline
+//! in [`crate::context`]: the caller, the negotiated microversion, the link
+//! base, the query parameters and the decoded JSON body.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use clinker_rpc::RequestContext;
+use serde_json::{Map, Value};
+
+use crate::fault::ApiError;
+use crate::links::Links;
+use crate::microversion::ApiVersion;
+
+/// oslo's `max_request_body_size` default: larger bodies are refused with
+/// 413 before anything reads them.
+pub const MAX_REQUEST_BODY_SIZE: usize = 114_688;
+
+/// The prepared request.
+#[derive(Clone, Debug)]
+pub struct Req {
+    /// Who is asking (also sent along with RPCs).
+    pub context: RequestContext,
+    /// The negotiated microversion.
+    pub version: ApiVersion,
+    /// Link builder for the responses.
+    pub links: Links,
+    /// Query parameters, in order, decoded.
+    pub query: Vec<(String, String)>,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Req {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .remove::<Req>()
+            .ok_or_else(|| ApiError::internal("request reached a handler without the pipeline"))
+    }
+}
+
+impl Req {
+    /// Whether the caller has the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.context.is_admin
+    }
+
+    /// The first value of a query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body (JSON `null` when there was none), for schema validation.
+    pub fn body_value(&self) -> Value {
+        self.body.clone().unwrap_or(Value::Null)
+    }
+
+    /// The body's object under `key`, after validation guaranteed it.
+    pub fn body_object(&self, key: &str) -> Map<String, Value> {
+        self.body
+            .as_ref()
+            .and_then(|b| b.get(key))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Cinder's `action_peek_json`: the single key of an action body.
+///
+/// # Errors
+/// 400 "There is no such action: None…" without a body, "Malformed request
+/// body" when it is not an object of exactly one key.
+pub fn action_name(body: Option<&Value>) -> Result<(String, Value), ApiError> {
+    let Some(body) = body else {
+        return Err(no_such_action("None"));
+    };
+    match body.as_object() {
+        Some(map) if map.len() == 1 => {
+            let (name, args) = map
+                .iter()
+                .next()
+                .ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
+            Ok((name.clone(), args.clone()))
+        }
+        _ => Err(ApiError::bad_request("Malformed request body")),
+    }
+}
+
+/// Cinder's answer to an action it does not know.
+pub fn no_such_action(name: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "There is no such action: {name}. Verify the request body and Content-Type header and try again."
+    ))
+}

@@ -1,0 +1,459 @@
+//! List filters of volumes and snapshots: from query parameters to the
+//! database's [`VolumeQuery`] / [`SnapshotQuery`], with Cinder's rules
+//! (`api/common.py::reject_invalid_filters`, `volume/api.py::
+//! check_volume_filters`, `db/api.py::_process_volume_filters`).
+//!
+//! A filter key Cinder cannot map onto a column makes the query match
+//! nothing (its `is_valid_model_filters`); that is returned as `None`.
+//!
+//! Non-admin callers are restricted to Cinder's default
+//! `resource_filters.json` entries; a policy layer can later replace
+//! [`allowed_filters`].
+
+use clinker_db::{
+    CompareOp, FilterValue, Page, SnapshotColumn, SnapshotQuery, SortDir, VolumeColumn, VolumeQuery,
+};
+use clinker_types::{SnapshotId, Timestamp, VolumeId};
+use serde_json::Value;
+
+use crate::fault::{ApiError, ApiResult};
+use crate::listing::{Pagination, invalid_sort_key, literal_eval};
+use crate::microversion::{self as mv, ApiVersion};
+use crate::request::Req;
+use crate::validation::{bool_from_str, bool_param};
+
+/// The resources with configurable filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// Volumes.
+    Volume,
+    /// Snapshots.
+    Snapshot,
+}
+
+/// The filters non-admins may use (Cinder's default `resource_filters.json`).
+pub fn allowed_filters(resource: Resource) -> &'static [&'static str] {
+    match resource {
+        Resource::Volume => &[
+            "name",
+            "status",
+            "metadata",
+            "bootable",
+            "migration_status",
+            "availability_zone",
+            "group_id",
+            "size",
+            "created_at",
+            "updated_at",
+            "consumes_quota",
+        ],
+        Resource::Snapshot => &[
+            "name",
+            "status",
+            "volume_id",
+            "metadata",
+            "availability_zone",
+            "consumes_quota",
+        ],
+    }
+}
+
+/// Cinder's `process_general_filtering`: from 3.31 unknown filters of
+/// non-admins are refused; before that they are silently dropped.
+fn general_filtering(
+    req: &Req,
+    resource: Resource,
+    mut filters: Vec<(String, String)>,
+    legacy_allowed: &[&str],
+    added_later: &[(ApiVersion, &str)],
+) -> ApiResult<Vec<(String, String)>> {
+    if filters.iter().any(|(k, _)| !k.is_ascii()) {
+        return Err(ApiError::bad_request(
+            "Filter keys can only contain ASCII characters.",
+        ));
+    }
+    if req.version.matches(mv::RESOURCE_FILTER) {
+        if !req.is_admin() {
+            let like = req.version.matches(mv::LIKE_FILTER);
+            let allowed = allowed_filters(resource);
+            filters.retain(|(k, _)| k != "all_tenants");
+            let invalid: Vec<&str> = filters
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| {
+                    let base = k.strip_suffix('~').filter(|_| like).unwrap_or(k);
+                    !allowed.contains(&base)
+                })
+                .collect();
+            if !invalid.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid filters {} are found in query options.",
+                    invalid.join(",")
+                )));
+            }
+        }
+        for (key, _) in &mut filters {
+            let converted = match key.as_str() {
+                "name~" => Some("display_name~"),
+                "description~" => Some("display_description~"),
+                "consumes_quota" => Some("use_quota"),
+                _ => None,
+            };
+            if let Some(c) = converted {
+                *key = c.to_owned();
+            }
+        }
+    } else {
+        filters.retain(|(k, _)| {
+            !added_later
+                .iter()
+                .any(|(version, field)| k == field && req.version.is_before(*version))
+        });
+        if !req.is_admin() {
+            filters.retain(|(k, _)| legacy_allowed.contains(&k.as_str()));
+        }
+    }
+    Ok(filters)
+}
+
+/// Pops `all_tenants`: the project scope of the list (`None` = all).
+fn project_scope(
+    req: &Req,
+    filters: &mut Vec<(String, String)>,
+    strict: bool,
+) -> ApiResult<Option<String>> {
+    let mut all = false;
+    if let Some(pos) = filters.iter().position(|(k, _)| k == "all_tenants") {
+        let (_, value) = filters.remove(pos);
+        all = if strict {
+            bool_param("all_tenants", Some(&value))?
+        } else {
+            bool_from_str(&value).unwrap_or(false)
+        };
+    }
+    Ok(if all && req.is_admin() {
+        None
+    } else {
+        Some(req.context.project_id.clone())
+    })
+}
+
+/// Cinder's `_handle_time_comparison_filters`: `gt:2020-01-01T00:00:00,lte:…`.
+fn time_comparisons(text: &str) -> ApiResult<Vec<FilterValue>> {
+    let mut out = Vec::new();
+    for unit in text.split(',') {
+        let (op, time) = match unit.split_once(':') {
+            Some((op, time)) => (op, time),
+            None => (unit, unit),
+        };
+        let op = match op {
+            "gt" => CompareOp::Gt,
+            "gte" => CompareOp::Gte,
+            "lt" => CompareOp::Lt,
+            "lte" => CompareOp::Lte,
+            "eq" => CompareOp::Eq,
+            "neq" => CompareOp::Neq,
+            other => return Err(ApiError::bad_request(format!("Invalid {other} operator"))),
+        };
+        let ts = Timestamp::parse_iso8601(time)
+            .ok_or_else(|| ApiError::bad_request(format!("Invalid {time} value")))?;
+        out.push(FilterValue::Compare(op, ts.as_micros()));
+    }
+    Ok(out)
+}
+
+/// A decoded filter value (Cinder's `ast.literal_eval`, falling back to
+/// the string).
+fn literal(text: &str) -> Value {
+    literal_eval(text).unwrap_or_else(|| Value::String(text.to_owned()))
+}
+
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn exact(value: Value) -> FilterValue {
+    match value {
+        Value::Array(items) => FilterValue::In(items.iter().map(scalar_text).collect()),
+        Value::Number(n) if n.is_i64() => FilterValue::EqInt(n.as_i64().unwrap_or_default()),
+        other => FilterValue::Eq(scalar_text(&other)),
+    }
+}
+
+/// A boolean filter (`check_volume_filters`): strict from 3.2.
+fn boolean_filter(key: &str, value: &str, strict: bool) -> ApiResult<FilterValue> {
+    let flag = if strict {
+        bool_from_str(value).ok_or_else(|| ApiError::invalid_input(format!("'{key} = {value}'")))?
+    } else if ["False", "false", "FALSE"].contains(&value) {
+        false
+    } else {
+        // Python's bool() of any other string: true unless empty.
+        !value.is_empty()
+    };
+    Ok(FilterValue::EqInt(i64::from(flag)))
+}
+
+fn metadata_pairs(value: &str) -> Option<Vec<(String, String)>> {
+    let Some(Value::Object(map)) = literal_eval(value) else {
+        return None;
+    };
+    Some(
+        map.iter()
+            .map(|(k, v)| (k.clone(), scalar_text(v)))
+            .collect(),
+    )
+}
+
+fn volume_column(key: &str) -> Option<VolumeColumn> {
+    Some(match key {
+        "id" => VolumeColumn::Id,
+        "display_name" => VolumeColumn::DisplayName,
+        "display_description" => VolumeColumn::DisplayDescription,
+        "status" => VolumeColumn::Status,
+        "attach_status" => VolumeColumn::AttachStatus,
+        "bootable" => VolumeColumn::Bootable,
+        "availability_zone" => VolumeColumn::AvailabilityZone,
+        "size" => VolumeColumn::Size,
+        "created_at" => VolumeColumn::CreatedAt,
+        "updated_at" => VolumeColumn::UpdatedAt,
+        "host" => VolumeColumn::Host,
+        "user_id" => VolumeColumn::UserId,
+        "project_id" => VolumeColumn::ProjectId,
+        "volume_type_id" => VolumeColumn::VolumeTypeId,
+        "group_id" => VolumeColumn::GroupId,
+        "migration_status" => VolumeColumn::MigrationStatus,
+        "use_quota" => VolumeColumn::UseQuota,
+        "snapshot_id" => VolumeColumn::SnapshotId,
+        "source_volid" => VolumeColumn::SourceVolid,
+        "multiattach" => VolumeColumn::Multiattach,
+        "replication_status" => VolumeColumn::ReplicationStatus,
+        _ => return None,
+    })
+}
+
+/// The sort keys of volumes (`name` is `display_name`).
+///
+/// # Errors
+/// 400 "Invalid input received: Invalid sort key".
+pub fn volume_sort(sort: &[(String, SortDir)]) -> ApiResult<Vec<(VolumeColumn, SortDir)>> {
+    sort.iter()
+        .map(|(key, dir)| {
+            let key = if key == "name" { "display_name" } else { key };
+            volume_column(key)
+                .map(|c| (c, *dir))
+                .ok_or_else(invalid_sort_key)
+        })
+        .collect()
+}
+
+/// Builds the volume list query; `None` when no volume can match.
+///
+/// # Errors
+/// 400 for invalid filters, values or sort keys; 404 for a marker that is
+/// not a volume id.
+pub fn volume_query(
+    req: &Req,
+    filters: Vec<(String, String)>,
+    sort: &[(String, SortDir)],
+    page: &Pagination,
+) -> ApiResult<Option<VolumeQuery>> {
+    let sort = volume_sort(sort)?;
+    let mut filters = general_filtering(
+        req,
+        Resource::Volume,
+        filters,
+        allowed_filters(Resource::Volume),
+        &[
+            (mv::VOLUME_LIST_GLANCE_METADATA, "glance_metadata"),
+            (mv::VOLUME_LIST_GROUP, "group_id"),
+            (mv::VOLUME_TIME_COMPARISON_FILTER, "created_at"),
+            (mv::VOLUME_TIME_COMPARISON_FILTER, "updated_at"),
+            (mv::USE_QUOTA, "use_quota"),
+        ],
+    )?;
+    let project_id = project_scope(req, &mut filters, true)?;
+    let marker = match &page.marker {
+        None => None,
+        Some(m) => Some(
+            m.parse::<VolumeId>()
+                .map_err(|_| ApiError::not_found(format!("Volume {m} could not be found.")))?,
+        ),
+    };
+    let strict_booleans = req.version.matches(mv::VOLUME_LIST_BOOTABLE);
+    let mut query = VolumeQuery {
+        project_id,
+        sort,
+        page: Page {
+            marker,
+            limit: Some(page.limit),
+            offset: (page.offset > 0).then_some(page.offset),
+        },
+        ..VolumeQuery::default()
+    };
+    for (key, value) in filters {
+        let key = if key == "name" {
+            "display_name".to_owned()
+        } else {
+            key
+        };
+        match key.as_str() {
+            "metadata" | "glance_metadata" => {
+                let Some(pairs) = metadata_pairs(&value) else {
+                    return Ok(None);
+                };
+                if key == "metadata" {
+                    query.metadata.extend(pairs);
+                } else {
+                    query.glance_metadata.extend(pairs);
+                }
+            }
+            "created_at" | "updated_at" => {
+                let column = volume_column(&key).ok_or_else(invalid_sort_key)?;
+                for comparison in time_comparisons(&value)? {
+                    query.filters.push((column, comparison));
+                }
+            }
+            "bootable" | "multiattach" | "use_quota" => {
+                let column = volume_column(&key).ok_or_else(invalid_sort_key)?;
+                let strict = strict_booleans || key == "use_quota";
+                query
+                    .filters
+                    .push((column, boolean_filter(&key, &value, strict)?));
+            }
+            "display_name" => {
+                query
+                    .filters
+                    .push((VolumeColumn::DisplayName, FilterValue::Eq(value)));
+            }
+            _ => {
+                let (base, like) = match key.strip_suffix('~') {
+                    Some(base) => (base, true),
+                    None => (key.as_str(), false),
+                };
+                let Some(column) = volume_column(base) else {
+                    return Ok(None);
+                };
+                let filter = if like {
+                    FilterValue::Contains(value)
+                } else {
+                    exact(literal(&value))
+                };
+                query.filters.push((column, filter));
+            }
+        }
+    }
+    Ok(Some(query))
+}
+
+fn snapshot_column(key: &str) -> Option<SnapshotColumn> {
+    Some(match key {
+        "id" => SnapshotColumn::Id,
+        "display_name" => SnapshotColumn::DisplayName,
+        "status" => SnapshotColumn::Status,
+        "volume_id" => SnapshotColumn::VolumeId,
+        "project_id" => SnapshotColumn::ProjectId,
+        "user_id" => SnapshotColumn::UserId,
+        "volume_size" => SnapshotColumn::VolumeSize,
+        "created_at" => SnapshotColumn::CreatedAt,
+        "updated_at" => SnapshotColumn::UpdatedAt,
+        "use_quota" => SnapshotColumn::UseQuota,
+        "group_snapshot_id" => SnapshotColumn::GroupSnapshotId,
+        "availability_zone" => SnapshotColumn::AvailabilityZone,
+        _ => return None,
+    })
+}
+
+/// Builds the snapshot list query; `None` when no snapshot can match.
+///
+/// # Errors
+/// 400 for invalid filters or sort keys; 404 for a marker that is not a
+/// snapshot id.
+pub fn snapshot_query(
+    req: &Req,
+    filters: Vec<(String, String)>,
+    sort: &[(String, SortDir)],
+    page: &Pagination,
+) -> ApiResult<Option<SnapshotQuery>> {
+    let sort = sort
+        .iter()
+        .map(|(key, dir)| {
+            let key = if key == "name" { "display_name" } else { key };
+            match snapshot_column(key) {
+                Some(SnapshotColumn::AvailabilityZone) | None => Err(invalid_sort_key()),
+                Some(c) => Ok((c, *dir)),
+            }
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut filters = general_filtering(
+        req,
+        Resource::Snapshot,
+        filters,
+        &["status", "volume_id", "name", "metadata"],
+        &[
+            (mv::SNAPSHOT_LIST_METADATA_FILTER, "metadata"),
+            (mv::USE_QUOTA, "use_quota"),
+        ],
+    )?;
+    let project_id = project_scope(req, &mut filters, false)?;
+    let marker = match &page.marker {
+        None => None,
+        Some(m) => Some(
+            m.parse::<SnapshotId>()
+                .map_err(|_| ApiError::not_found(format!("Snapshot {m} could not be found.")))?,
+        ),
+    };
+    let mut query = SnapshotQuery {
+        project_id,
+        sort,
+        page: Page {
+            marker,
+            limit: Some(page.limit),
+            offset: (page.offset > 0).then_some(page.offset),
+        },
+        ..SnapshotQuery::default()
+    };
+    for (key, value) in filters {
+        let key = if key == "name" {
+            "display_name".to_owned()
+        } else {
+            key
+        };
+        match key.as_str() {
+            "metadata" => {
+                let Some(pairs) = metadata_pairs(&value) else {
+                    return Ok(None);
+                };
+                query.metadata.extend(pairs);
+            }
+            "use_quota" => {
+                query.filters.push((
+                    SnapshotColumn::UseQuota,
+                    boolean_filter(&key, &value, true)?,
+                ));
+            }
+            _ => {
+                let (base, like) = match key.strip_suffix('~') {
+                    Some(base) => (base, true),
+                    None => (key.as_str(), false),
+                };
+                let Some(column) = snapshot_column(base) else {
+                    return Ok(None);
+                };
+                let filter = if like {
+                    FilterValue::Contains(value)
+                } else if column == SnapshotColumn::DisplayName {
+                    FilterValue::Eq(value)
+                } else {
+                    exact(Value::String(value))
+                };
+                query.filters.push((column, filter));
+            }
+        }
+    }
+    Ok(Some(query))
+}

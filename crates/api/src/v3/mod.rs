@@ -1,0 +1,133 @@
+//! The v3 routes and their handlers (Cinder's `api/v3/router.py` and the
+//! controllers). Handlers are thin: validate and parse the request, call a
+//! service, render a view.
+//!
+//! Routes are registered once, without a project id; the pipeline strips
+//! a `/{project_id}` segment before routing (see
+//! [`crate::context::strip_project_segment`]) and remembers it for links.
+
+pub mod extensions;
+pub mod filters;
+pub mod messages;
+pub mod quotas;
+pub mod services;
+pub mod snapshots;
+pub mod types;
+pub mod versions;
+pub mod volume_actions;
+pub mod volume_metadata;
+pub mod volumes;
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{get, post, put};
+
+use crate::ApiState;
+use crate::fault::{ApiError, RESOURCE_NOT_FOUND};
+
+/// Every v3 route, relative to `/v3` and without the project id.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(versions::show))
+        .route("/volumes", get(volumes::index).post(volumes::create))
+        .route("/volumes/detail", get(volumes::detail))
+        .route("/volumes/summary", get(volumes::summary))
+        .route(
+            "/volumes/{volume_id}",
+            get(volumes::show)
+                .put(volumes::update)
+                .delete(volumes::delete),
+        )
+        .route("/volumes/{volume_id}/action", post(volume_actions::action))
+        .route(
+            "/volumes/{volume_id}/metadata",
+            get(volume_metadata::index)
+                .post(volume_metadata::create)
+                .put(volume_metadata::update_all),
+        )
+        .route(
+            "/volumes/{volume_id}/metadata/{key}",
+            get(volume_metadata::show)
+                .put(volume_metadata::update)
+                .delete(volume_metadata::delete),
+        )
+        .route("/snapshots", get(snapshots::index).post(snapshots::create))
+        .route("/snapshots/detail", get(snapshots::detail))
+        .route(
+            "/snapshots/{snapshot_id}",
+            get(snapshots::show)
+                .put(snapshots::update)
+                .delete(snapshots::delete),
+        )
+        .route("/snapshots/{snapshot_id}/action", post(snapshots::action))
+        .route(
+            "/snapshots/{snapshot_id}/metadata",
+            get(snapshots::metadata_index)
+                .post(snapshots::metadata_create)
+                .put(snapshots::metadata_update_all),
+        )
+        .route(
+            "/snapshots/{snapshot_id}/metadata/{key}",
+            get(snapshots::metadata_show)
+                .put(snapshots::metadata_update)
+                .delete(snapshots::metadata_delete),
+        )
+        .route("/types", get(types::index).post(types::create))
+        .route(
+            "/types/{type_id}",
+            get(types::show).put(types::update).delete(types::delete),
+        )
+        .route("/types/{type_id}/action", post(types::action))
+        .route(
+            "/types/{type_id}/extra_specs",
+            get(types::extra_specs_index).post(types::extra_specs_create),
+        )
+        .route(
+            "/types/{type_id}/extra_specs/{key}",
+            get(types::extra_specs_show)
+                .put(types::extra_specs_update)
+                .delete(types::extra_specs_delete),
+        )
+        .route(
+            "/types/{type_id}/os-volume-type-access",
+            get(types::access_index),
+        )
+        .route("/os-availability-zone", get(services::availability_zones))
+        .route("/limits", get(quotas::limits))
+        .route(
+            "/os-quota-sets/{project_id}",
+            get(quotas::show).put(quotas::update).delete(quotas::delete),
+        )
+        .route(
+            "/os-quota-sets/{project_id}/defaults",
+            get(quotas::defaults),
+        )
+        .route(
+            "/os-quota-class-sets/{class_name}",
+            get(quotas::class_show).put(quotas::class_update),
+        )
+        .route("/os-services", get(services::index))
+        .route("/os-services/{action}", put(services::update))
+        .route("/scheduler-stats/get_pools", get(services::get_pools))
+        .route("/capabilities/{host}", get(services::capabilities))
+        .route("/messages", get(messages::index))
+        .route(
+            "/messages/{message_id}",
+            get(messages::show).delete(messages::delete),
+        )
+        .route("/extensions", get(extensions::index))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// An unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found(RESOURCE_NOT_FOUND)
+}
+
+/// A known path with another method.
+pub async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "The method {method} is not allowed for this resource."
+    ))
+}

@@ -1,0 +1,188 @@
+//! `POST /volumes/{id}/action`: Cinder's `contrib/volume_actions.py`,
+//! `contrib/admin_actions.py` and `contrib/volume_image_metadata.py`
+//! actions.
+//!
+//! Served: `os-extend`, `os-set_bootable`, `os-update_readonly_flag`,
+//! `os-reset_status`, `os-force_delete`, `os-set_image_metadata`,
+//! `os-unset_image_metadata`, `os-show_image_metadata`. Every other action
+//! (the legacy attach family among them) is answered as an unknown action.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use clinker_db::MetadataKind;
+use clinker_types::{AttachStatus, VolumeStatus};
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::fault::{ApiError, ApiResult};
+use crate::request::{Req, action_name, no_such_action};
+use crate::services::lookup_error;
+use crate::services::volumes::{self as service, ResetStatus, volume_not_found};
+use crate::validation::{
+    self, Format, JsonType, Pattern, Schema, any, bool_from_value, boolean, object, of, volume_size,
+};
+use crate::views;
+
+/// `{action: inner}` with the action required and nothing else allowed.
+fn action_schema(action: &'static str, inner: Schema) -> Schema {
+    object().prop(action, inner).required(&[action]).closed()
+}
+
+fn flag(args: &Value, key: &str) -> bool {
+    args.get(key).and_then(bool_from_value).unwrap_or(false)
+}
+
+/// Dispatches a volume action.
+pub async fn action(
+    State(state): State<ApiState>,
+    req: Req,
+    Path(volume_id): Path<String>,
+) -> ApiResult<Response> {
+    let (name, args) = action_name(req.body.as_ref())?;
+    let body = req.body_value();
+    let ctx = &req.context;
+    match name.as_str() {
+        "os-extend" => {
+            let schema = action_schema(
+                "os-extend",
+                object()
+                    .prop("new_size", volume_size(false))
+                    .required(&["new_size"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let new_size = match args.get("new_size") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| ApiError::bad_request("new_size must be an integer"))?;
+            service::extend_volume(&state, ctx, req.version, &volume_id, new_size).await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-set_bootable" => {
+            let schema = action_schema(
+                "os-set_bootable",
+                object()
+                    .prop("bootable", boolean())
+                    .required(&["bootable"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            service::set_bootable(&state, ctx, &volume_id, flag(&args, "bootable")).await?;
+            Ok(views::empty(StatusCode::OK))
+        }
+        "os-update_readonly_flag" => {
+            let schema = action_schema(
+                "os-update_readonly_flag",
+                object()
+                    .prop("readonly", boolean())
+                    .required(&["readonly"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            service::update_readonly_flag(&state, ctx, &volume_id, flag(&args, "readonly")).await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-reset_status" => {
+            let status_field = |format| of(&[JsonType::String, JsonType::Null]).format(format);
+            let schema = action_schema(
+                "os-reset_status",
+                object()
+                    .format(Format::VolumeResetBody)
+                    .prop("status", status_field(Format::VolumeStatus))
+                    .prop("attach_status", status_field(Format::VolumeAttachStatus))
+                    .prop(
+                        "migration_status",
+                        status_field(Format::VolumeMigrationStatus),
+                    )
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let text = |key: &str| {
+                args.get(key)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_lowercase)
+            };
+            let reset = ResetStatus {
+                status: text("status").and_then(|s| s.parse::<VolumeStatus>().ok()),
+                attach_status: text("attach_status").and_then(|s| s.parse::<AttachStatus>().ok()),
+                migration_status: text("migration_status")
+                    .map(|m| if m == "none" { None } else { Some(m) }),
+            };
+            service::reset_status(&state, ctx, &volume_id, reset).await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-force_delete" => {
+            validation::validate(&action_schema("os-force_delete", any()), &body)?;
+            service::force_delete(&state, ctx, &volume_id).await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-show_image_metadata" => {
+            validation::validate(&action_schema("os-show_image_metadata", any()), &body)?;
+            let volume = service::get_volume(&state, ctx, &volume_id).await?;
+            Ok(views::ok(&json!({ "metadata": volume.glance_metadata })))
+        }
+        "os-set_image_metadata" => {
+            let metadata = object()
+                .pattern_props(
+                    Pattern::SpecKey,
+                    of(&[JsonType::String]).length(None, Some(65_535)),
+                )
+                .closed();
+            let schema = action_schema(
+                "os-set_image_metadata",
+                object()
+                    .prop("metadata", metadata)
+                    .required(&["metadata"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let volume = service::get_volume(&state, ctx, &volume_id).await?;
+            let metadata = args
+                .get("metadata")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let merged = state
+                .db
+                .set_volume_metadata(volume.id, MetadataKind::Glance, &metadata, false)
+                .await
+                .map_err(|e| lookup_error(e, || volume_not_found(&volume_id)))?;
+            Ok(views::ok(&json!({ "metadata": merged })))
+        }
+        "os-unset_image_metadata" => {
+            let schema = action_schema(
+                "os-unset_image_metadata",
+                object()
+                    .prop("key", of(&[JsonType::String]).length(Some(1), Some(255)))
+                    .required(&["key"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let volume = service::get_volume(&state, ctx, &volume_id).await?;
+            let key = args.get("key").and_then(Value::as_str).unwrap_or_default();
+            let missing = || {
+                ApiError::not_found(format!(
+                    "Glance metadata for volume/snapshot {volume_id} cannot be found."
+                ))
+            };
+            if !volume.glance_metadata.contains_key(key) {
+                return Err(missing());
+            }
+            state
+                .db
+                .delete_volume_metadata(volume.id, MetadataKind::Glance, key)
+                .await
+                .map_err(|e| lookup_error(e, missing))?;
+            Ok(views::empty(StatusCode::OK))
+        }
+        other => Err(no_such_action(other)),
+    }
+}

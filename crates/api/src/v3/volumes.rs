@@ -1,0 +1,315 @@
+//! `/volumes`: list, detail, summary, show, create, update, delete (Cinder's
+//! `api/v3/volumes.py`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use clinker_db::{DbError, VolumeQuery};
+use serde_json::{Map, Value, json};
+
+use super::filters;
+use crate::ApiState;
+use crate::fault::{ApiError, ApiResult};
+use crate::listing::{self, Params};
+use crate::microversion::{self as mv, ApiVersion};
+use crate::request::Req;
+use crate::services::volumes::{self as service, CreateVolume, UpdateVolume};
+use crate::validation::{
+    self, Format, JsonType, Schema, availability_zone, bool_from_value, metadata_allows_null,
+    name_allow_zero_min_length, object, of, optional_boolean, optional_uuid, trimmed_text,
+    volume_size,
+};
+use crate::views::volumes::{self as view, Detail};
+use crate::views::{self, ViewCtx};
+
+/// The create body schema of a version (`schemas/volumes.py`: `create`,
+/// `create_volume_v313`, `_v347`, `_v353`).
+pub fn create_schema(version: ApiVersion) -> Schema {
+    let text = || of(&[JsonType::String, JsonType::Null]).length(Some(0), Some(255));
+    let mut volume = object()
+        .prop("name", trimmed_text(Format::NameNonMandatory))
+        .prop("description", trimmed_text(Format::DescriptionNonMandatory))
+        .prop("display_name", trimmed_text(Format::NameNonMandatory))
+        .prop(
+            "display_description",
+            trimmed_text(Format::DescriptionNonMandatory),
+        )
+        .prop("volume_type", name_allow_zero_min_length())
+        .prop("metadata", metadata_allows_null())
+        .prop("snapshot_id", optional_uuid())
+        .prop("source_volid", optional_uuid())
+        .prop("consistencygroup_id", optional_uuid())
+        .prop("size", volume_size(true))
+        .prop("availability_zone", availability_zone())
+        .prop("multiattach", optional_boolean())
+        .prop("image_id", text())
+        .prop("imageRef", text());
+    if version.matches(mv::GROUP_VOLUME) {
+        volume = volume.prop("group_id", text());
+    }
+    if version.matches(mv::VOLUME_CREATE_FROM_BACKUP) {
+        volume = volume.prop("backup_id", optional_uuid());
+    }
+    if version.matches(mv::SUPPORT_VOLUME_SCHEMA_CHANGES) {
+        volume = volume.closed();
+    }
+    object()
+        .prop("volume", volume)
+        .prop(
+            "OS-SCH-HNT:scheduler_hints",
+            of(&[JsonType::Object, JsonType::Null]),
+        )
+        .required(&["volume"])
+        .closed()
+}
+
+/// The update body schema of a version (`update`, `update_v353`).
+pub fn update_schema(version: ApiVersion) -> Schema {
+    let mut volume = object()
+        .prop("name", trimmed_text(Format::NameNonMandatory))
+        .prop("description", trimmed_text(Format::DescriptionNonMandatory))
+        .prop("display_name", trimmed_text(Format::NameNonMandatory))
+        .prop(
+            "display_description",
+            trimmed_text(Format::DescriptionNonMandatory),
+        )
+        .prop("metadata", validation::extra_specs())
+        .closed();
+    if version.matches(mv::SUPPORT_VOLUME_SCHEMA_CHANGES) {
+        volume = volume.any_of_required(&[
+            "name",
+            "description",
+            "display_name",
+            "display_description",
+            "metadata",
+        ]);
+    }
+    object()
+        .prop("volume", volume)
+        .required(&["volume"])
+        .closed()
+}
+
+/// A string field, trimmed as Cinder's `clean_name_and_description` does.
+fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .map(|s| s.trim().to_owned())
+}
+
+/// `name` wins over `display_name` (likewise descriptions); `Some(None)`
+/// when the field is present but null.
+fn renamed(map: &Map<String, Value>, new: &str, legacy: &str) -> Option<Option<String>> {
+    if map.contains_key(new) {
+        Some(trimmed(map, new))
+    } else if map.contains_key(legacy) {
+        Some(trimmed(map, legacy))
+    } else {
+        None
+    }
+}
+
+fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn size_of(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn opt_string(map: &Map<String, Value>, key: &str) -> Option<String> {
+    map.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// `POST /volumes` (202): the detail view without the `os-vol-*` keys.
+pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
+    let body = req.body_value();
+    validation::validate(&create_schema(req.version), &body)?;
+    let volume = req.body_object("volume");
+    let hints = body
+        .get("OS-SCH-HNT:scheduler_hints")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let image_ref = if volume.contains_key("image_id") {
+        opt_string(&volume, "image_id")
+    } else {
+        opt_string(&volume, "imageRef")
+    };
+    let request = CreateVolume {
+        size: size_of(volume.get("size")),
+        name: renamed(&volume, "name", "display_name").flatten(),
+        description: renamed(&volume, "description", "display_description").flatten(),
+        volume_type: opt_string(&volume, "volume_type"),
+        metadata: string_map(volume.get("metadata")),
+        snapshot_id: opt_string(&volume, "snapshot_id"),
+        source_volid: opt_string(&volume, "source_volid"),
+        availability_zone: opt_string(&volume, "availability_zone"),
+        scheduler_hints: hints,
+        consistencygroup_id: opt_string(&volume, "consistencygroup_id"),
+        group_id: opt_string(&volume, "group_id"),
+        image_ref,
+        backup_id: opt_string(&volume, "backup_id"),
+        multiattach: volume
+            .get("multiattach")
+            .and_then(bool_from_value)
+            .unwrap_or(false),
+    };
+    let created = service::create_volume(&state, &req.context, request).await?;
+    Ok(views::json(
+        StatusCode::ACCEPTED,
+        &view::show(&created, &ViewCtx::of(&req), Detail::Plain),
+    ))
+}
+
+/// `GET /volumes/{id}`.
+pub async fn show(
+    State(state): State<ApiState>,
+    req: Req,
+    Path(volume_id): Path<String>,
+) -> ApiResult<Response> {
+    let volume = service::get_volume(&state, &req.context, &volume_id).await?;
+    Ok(views::ok(&view::show(
+        &volume,
+        &ViewCtx::of(&req),
+        Detail::Extended,
+    )))
+}
+
+/// `PUT /volumes/{id}`.
+pub async fn update(
+    State(state): State<ApiState>,
+    req: Req,
+    Path(volume_id): Path<String>,
+) -> ApiResult<Response> {
+    validation::validate(&update_schema(req.version), &req.body_value())?;
+    let body = req.body_object("volume");
+    let update = UpdateVolume {
+        name: renamed(&body, "name", "display_name"),
+        description: renamed(&body, "description", "display_description"),
+        metadata: body.get("metadata").map(|m| string_map(Some(m))),
+    };
+    let volume = service::update_volume(&state, &req.context, &volume_id, update).await?;
+    Ok(views::ok(&view::show(
+        &volume,
+        &ViewCtx::of(&req),
+        Detail::Plain,
+    )))
+}
+
+/// `DELETE /volumes/{id}` (`?cascade=`, `?force=` from 3.23).
+pub async fn delete(
+    State(state): State<ApiState>,
+    req: Req,
+    Path(volume_id): Path<String>,
+) -> ApiResult<Response> {
+    let cascade = validation::bool_param("cascade", req.param("cascade"))?;
+    let force = if req.version.matches(mv::VOLUME_DELETE_FORCE) {
+        validation::bool_param("force", req.param("force"))?
+    } else {
+        false
+    };
+    if force {
+        service::require_admin(&req.context)?;
+    }
+    service::delete_volume(&state, &req.context, &volume_id, force, cascade).await?;
+    Ok(views::empty(StatusCode::ACCEPTED))
+}
+
+/// `GET /volumes`.
+pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
+    list(&state, &req, false).await
+}
+
+/// `GET /volumes/detail`.
+pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
+    list(&state, &req, true).await
+}
+
+async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
+    let mut params = Params::new(&req.query);
+    let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
+    let sort = listing::sort_params(&mut params)?;
+    let with_count = listing::with_count(&mut params, req.version.matches(mv::SUPPORT_COUNT_INFO))?;
+    let query = filters::volume_query(req, params.into_filters(), &sort, &page)?;
+    let (volumes, count) = match query {
+        None => (Vec::new(), with_count.then_some(0)),
+        Some(query) => {
+            let volumes = state.db.list_volumes(&query).await.map_err(|e| match e {
+                DbError::NotFound { .. } => ApiError::not_found(format!(
+                    "Volume {} could not be found.",
+                    page.marker.clone().unwrap_or_default()
+                )),
+                other => other.into(),
+            })?;
+            let count = if with_count {
+                Some(
+                    state
+                        .db
+                        .count_volumes(&query)
+                        .await
+                        .map_err(ApiError::from)?,
+                )
+            } else {
+                None
+            };
+            (volumes, count)
+        }
+    };
+    Ok(views::ok(&view::list(
+        &volumes,
+        &ViewCtx::of(req),
+        detailed,
+        count,
+        page.limit,
+    )))
+}
+
+/// `GET /volumes/summary` (3.12; `metadata` from 3.36).
+pub async fn summary(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
+    mv::require(req.version, mv::VOLUME_SUMMARY)?;
+    let all_tenants =
+        req.is_admin() && validation::bool_param("all_tenants", req.param("all_tenants"))?;
+    let project = (!all_tenants).then(|| req.context.project_id.clone());
+    let (count, size) = state
+        .db
+        .volume_summary(project.as_deref())
+        .await
+        .map_err(ApiError::from)?;
+    let mut summary = json!({"total_count": count, "total_size": size});
+    if req.version.matches(mv::VOLUME_SUMMARY_METADATA) {
+        // The database has no distinct-metadata query yet: collect it from
+        // the volumes of the scope.
+        let volumes = state
+            .db
+            .list_volumes(&VolumeQuery {
+                project_id: project,
+                ..VolumeQuery::default()
+            })
+            .await
+            .map_err(ApiError::from)?;
+        let mut metadata: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for v in &volumes {
+            for (k, value) in &v.metadata {
+                metadata.entry(k.clone()).or_default().insert(value.clone());
+            }
+        }
+        if let Some(obj) = summary.as_object_mut() {
+            obj.insert("metadata".into(), json!(metadata));
+        }
+    }
+    Ok(views::ok(&json!({ "volume-summary": summary })))
+}

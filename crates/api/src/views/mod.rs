@@ -1,0 +1,99 @@
+//! Response bodies, per resource and microversion (Cinder's
+//! `api/views/*.py` and `api/v3/views/*.py`). Views emit exactly the keys
+//! Cinder emits for the negotiated version: Tempest validates them with
+//! `additionalProperties: False`.
+
+pub mod misc;
+pub mod snapshots;
+pub mod types;
+pub mod volumes;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clinker_types::Timestamp;
+use serde_json::Value;
+
+use crate::links::Links;
+use crate::microversion::ApiVersion;
+use crate::request::Req;
+
+/// What a view needs to know about the request.
+#[derive(Clone, Copy, Debug)]
+pub struct ViewCtx<'a> {
+    /// The negotiated version.
+    pub version: ApiVersion,
+    /// Whether admin-only fields are shown.
+    pub is_admin: bool,
+    /// Link builder.
+    pub links: &'a Links,
+    /// Query of the request, for `next` links.
+    pub query: &'a [(String, String)],
+}
+
+impl<'a> ViewCtx<'a> {
+    /// The view context of a request.
+    pub fn of(req: &'a Req) -> Self {
+        Self {
+            version: req.version,
+            is_admin: req.is_admin(),
+            links: &req.links,
+            query: &req.query,
+        }
+    }
+}
+
+/// A timestamp as Cinder renders it, or null.
+pub fn time(ts: Option<Timestamp>) -> Value {
+    ts.map_or(Value::Null, |t| Value::String(t.to_iso8601()))
+}
+
+/// An optional string as JSON.
+pub fn opt<T: ToString>(value: Option<T>) -> Value {
+    value.map_or(Value::Null, |v| Value::String(v.to_string()))
+}
+
+/// A JSON response with `status`.
+pub fn json(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A 200 JSON response.
+pub fn ok(body: &Value) -> Response {
+    json(StatusCode::OK, body)
+}
+
+/// An empty response with `status` (Cinder's `webob.Response(status_int=…)`).
+pub fn empty(status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    if status != StatusCode::NO_CONTENT {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+/// The `next` link array of a page, when Cinder would emit one.
+pub fn next_links(
+    ctx: &ViewCtx<'_>,
+    collection: &str,
+    last_id: Option<String>,
+    items: usize,
+    count: Option<i64>,
+    limit: u32,
+) -> Option<Value> {
+    let last_id = last_id?;
+    if !crate::listing::wants_next_link(items, count, limit) {
+        return None;
+    }
+    Some(serde_json::json!([{
+        "rel": "next",
+        "href": ctx.links.next_href(collection, ctx.query, &last_id),
+    }]))
+}

@@ -1,0 +1,473 @@
+//! The test harness: the router driven in-process over a real SQLite
+//! database and the in-process bus, with stand-in consumers for the
+//! scheduler and one volume service that record what they receive.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, Request};
+use clinker_api::{ApiState, router};
+use clinker_config::{Config, ConfigEnv, Ini};
+use clinker_db::{
+    CapacityRepository, QuotaRepository, ServiceRepository, SnapshotQuery, SnapshotRepository,
+};
+use clinker_db::{
+    ClaimOutcome, Db, DbOptions, ProviderUpdate, ServiceRegistration, VolumeQuery, VolumeRepository,
+};
+use clinker_rpc::local::LocalTransport;
+use clinker_rpc::scheduler::SchedulerRpcClient;
+use clinker_rpc::volume::VolumeRpcClient;
+use clinker_rpc::{ConsumerHandle, RpcHandler, RpcMessage, Subscription, Target, Transport};
+use clinker_types::{Clock, RemoteError, SnapshotId, SystemClock, Timestamp, VolumeId};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// The backend the stand-in volume service serves.
+pub const BACKEND: &str = "node1@file";
+/// The pool volumes are placed on.
+pub const POOL: &str = "node1@file#file";
+/// The project of the default token.
+pub const PROJECT: &str = "0f8cbbd3f0a14e4b9a57aa00bb11cc22";
+/// The user of the default token.
+pub const USER: &str = "4f2c1e1a8a4c4e4b9a570f8cbbd3f0a1";
+
+/// Records every message a stand-in service receives and answers calls
+/// with canned data.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// What arrived, in order.
+    pub seen: Mutex<Vec<RpcMessage>>,
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for Recorder {
+    async fn handle(&self, message: RpcMessage) -> Result<Value, RemoteError> {
+        let method = message.method.clone();
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(message);
+        }
+        Ok(match method.as_str() {
+            "get_pools" => json!([{
+                "name": POOL,
+                "capabilities": {
+                    "pool_name": "file",
+                    "total_capacity_gb": 100,
+                    "free_capacity_gb": 90,
+                    "storage_protocol": ["file", "FILE"],
+                    "volume_backend_name": "file",
+                    "backend_state": "up",
+                }
+            }]),
+            "get_capabilities" => json!({
+                "vendor_name": "Open Source",
+                "volume_backend_name": "file",
+                "pool_name": "file",
+                "driver_version": "1.0.0",
+                "storage_protocol": "file",
+                "visibility": "pool",
+                "properties": {"thin_provisioning": {"title": "Thin", "type": "boolean"}},
+            }),
+            _ => Value::Null,
+        })
+    }
+}
+
+impl Recorder {
+    /// The methods received so far.
+    pub fn methods(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .map(|s| s.iter().map(|m| m.method.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A clock the test moves.
+#[derive(Debug)]
+pub struct TestClock(pub Mutex<Timestamp>);
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        self.0.lock().map(|t| *t).unwrap_or(Timestamp(0))
+    }
+}
+
+/// A temp directory removed on drop.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Options of a harness.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Run a stand-in scheduler.
+    pub scheduler: bool,
+    /// Run a stand-in volume service on [`BACKEND`].
+    pub volume: bool,
+    /// Extra `[DEFAULT]` lines.
+    pub config: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            scheduler: true,
+            volume: true,
+            config: String::new(),
+        }
+    }
+}
+
+/// One response.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+    /// The raw body.
+    pub text: String,
+}
+
+impl Reply {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The fault message of an error body.
+    pub fn fault(&self, name: &str) -> String {
+        self.body[name]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} fault in {}", self.text))
+            .to_owned()
+    }
+
+    /// The sorted keys of an object at `pointer`.
+    pub fn keys(&self, pointer: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .body
+            .pointer(pointer)
+            .and_then(Value::as_object)
+            .unwrap_or_else(|| panic!("no object at {pointer} in {}", self.text))
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// A router with its database and bus.
+pub struct Harness {
+    /// The router under test.
+    pub router: Router,
+    /// The database (the same one the router uses).
+    pub db: Db,
+    /// The bus.
+    pub transport: Arc<LocalTransport>,
+    /// What the stand-in scheduler received.
+    pub scheduler: Arc<Recorder>,
+    /// What the stand-in volume service received.
+    pub volume: Arc<Recorder>,
+    /// The API's clock.
+    pub clock: Arc<TestClock>,
+    consumers: Vec<ConsumerHandle>,
+    _dir: TempDir,
+}
+
+impl Harness {
+    /// A harness with both stand-in services.
+    pub async fn new() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    /// A harness with the given options.
+    pub async fn with(options: Options) -> Self {
+        let dir = std::env::temp_dir().join(format!("clinker-api-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&DbOptions::new(format!(
+            "sqlite:///{}/clinker.sqlite",
+            dir.display()
+        )))
+        .await
+        .unwrap();
+        db.migrate("__DEFAULT__").await.unwrap();
+
+        let text = format!(
+            "[DEFAULT]\nstate_path = {}\nenabled_backends = file\n{}\n[file]\nvolume_driver = file\nvolume_backend_name = file\n",
+            dir.display(),
+            options.config
+        );
+        let mut ini = Ini::default();
+        ini.merge_text(&text, "test.conf").unwrap();
+        let config = Config::from_ini(
+            &ini,
+            &ConfigEnv {
+                hostname: "node1".into(),
+            },
+        )
+        .unwrap();
+
+        let transport = Arc::new(LocalTransport::new());
+        let scheduler = Arc::new(Recorder::default());
+        let volume = Arc::new(Recorder::default());
+        let mut consumers = Vec::new();
+        if options.scheduler {
+            consumers.push(
+                transport
+                    .consume(
+                        vec![Subscription::Queue(Target::topic("cinder-scheduler"))],
+                        scheduler.clone(),
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        if options.volume {
+            consumers.push(
+                transport
+                    .consume(
+                        vec![Subscription::Queue(Target::server(
+                            "cinder-volume",
+                            BACKEND,
+                        ))],
+                        volume.clone(),
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        let clock = Arc::new(TestClock(Mutex::new(SystemClock.now())));
+        let state = ApiState {
+            db: Arc::new(db.clone()),
+            scheduler_rpc: SchedulerRpcClient::new(transport.clone(), Duration::from_secs(5)),
+            volume_rpc: VolumeRpcClient::new(transport.clone(), Duration::from_secs(5)),
+            config: Arc::new(config),
+            clock: clock.clone(),
+        };
+        Self {
+            router: router(state),
+            db,
+            transport,
+            scheduler,
+            volume,
+            clock,
+            consumers,
+            _dir: TempDir(dir),
+        }
+    }
+
+    /// Sends a request with the default token and no version header.
+    pub async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
+        self.send(method, uri, body, &[]).await
+    }
+
+    /// Sends a request with a version header.
+    pub async fn call_at(
+        &self,
+        version: &str,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let header = format!("volume {version}");
+        self.send(
+            method,
+            uri,
+            body,
+            &[("OpenStack-API-Version", header.as_str())],
+        )
+        .await
+    }
+
+    /// Sends a request with extra headers (the default token unless one is
+    /// given).
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "api.test:8776");
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-auth-token"))
+        {
+            builder = builder.header("x-auth-token", format!("{USER}:{PROJECT}"));
+        }
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = match body {
+            Some(b) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => builder.body(Body::empty()).unwrap(),
+        };
+        self.raw(request).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn raw(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// Registers the volume service (its zone makes volume creates valid).
+    pub async fn register_volume_service(&self, zone: &str) {
+        self.db
+            .register_service(&ServiceRegistration {
+                host: BACKEND.into(),
+                binary: "cinder-volume".into(),
+                topic: "cinder-volume".into(),
+                availability_zone: zone.into(),
+                rpc_current_version: "3.20".into(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Creates a volume through the API (202 asserted) and returns its id.
+    pub async fn create_volume(&self, body: Value) -> VolumeId {
+        let reply = self
+            .call("POST", "/v3/volumes", Some(json!({ "volume": body })))
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        reply.body["volume"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Makes a created volume `available` on [`POOL`], as the scheduler and
+    /// the volume service would.
+    pub async fn make_available(&self, id: VolumeId) {
+        let size = self.db.get_volume(id).await.unwrap().size;
+        assert_eq!(
+            self.db
+                .claim_volume_placement(id, POOL, size, 1_000_000)
+                .await
+                .unwrap(),
+            ClaimOutcome::Claimed
+        );
+        self.db
+            .finish_volume_create(id, ProviderUpdate::default())
+            .await
+            .unwrap();
+    }
+
+    /// An `available` volume of `size` GiB.
+    pub async fn available_volume(&self, size: i64) -> VolumeId {
+        let id = self
+            .create_volume(json!({"size": size, "name": "vol"}))
+            .await;
+        self.make_available(id).await;
+        id
+    }
+
+    /// An `available` snapshot of `volume`.
+    pub async fn available_snapshot(&self, volume: VolumeId) -> SnapshotId {
+        let reply = self
+            .call(
+                "POST",
+                "/v3/snapshots",
+                Some(json!({"snapshot": {"volume_id": volume.to_string(), "name": "snap"}})),
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let id: SnapshotId = reply.body["snapshot"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.db.finish_snapshot_create(id, None).await.unwrap();
+        id
+    }
+
+    /// Volumes in the database (every project).
+    pub async fn volume_count(&self) -> i64 {
+        self.db
+            .count_volumes(&VolumeQuery::default())
+            .await
+            .unwrap()
+    }
+
+    /// Snapshots in the database (every project).
+    pub async fn snapshot_count(&self) -> i64 {
+        self.db
+            .count_snapshots(&SnapshotQuery::default())
+            .await
+            .unwrap()
+    }
+
+    /// The project's non-zero usage counters.
+    pub async fn usage(&self) -> BTreeMap<String, i64> {
+        self.db
+            .quota_usages(PROJECT)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .collect()
+    }
+
+    /// Waits until the recorder has seen `n` messages (casts are delivered
+    /// on the bus's tasks).
+    pub async fn wait_for(recorder: &Recorder, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let methods = recorder.methods();
+            if methods.len() >= n {
+                return methods;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        recorder.methods()
+    }
+
+    /// Stops the stand-in services.
+    pub async fn stop_consumers(&mut self) {
+        for consumer in self.consumers.drain(..) {
+            consumer.stop().await;
+        }
+    }
+}
+
+/// The sorted keys of a JSON object.
+pub fn sorted_keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}

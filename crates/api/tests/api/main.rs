@@ -1,0 +1,8 @@
+//! API tests: the router driven in-process (`tower::ServiceExt::oneshot`)
+//! over a real SQLite database and the in-process bus.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+mod pipeline;
+mod volumes;
