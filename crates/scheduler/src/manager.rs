@@ -259,9 +259,59 @@ impl SchedulerManager {
         }
     }
 
-    /// Fails volumes whose create no scheduler ever placed (a lost cast, a
-    /// scheduler that died mid-request), so nothing stays `creating`.
-    pub async fn fail_unplaced_creates(&self, older_than: Duration) {
+    /// Rebuilds a volume's request spec from its row: size, zone, type and
+    /// the source it must stay with. What a lost cast carried is all in the
+    /// database (scheduler hints aside, which Clinker does not act on).
+    async fn spec_from_row(
+        &self,
+        volume: &clinker_types::model::Volume,
+    ) -> Result<RequestSpec, RemoteError> {
+        let volume_type = self.db.get_volume_type(volume.volume_type_id).await.ok();
+        let availability_zones = volume_type
+            .as_ref()
+            .and_then(|t| t.extra_specs.get("RESKEY:availability_zones"))
+            .map(|zones| {
+                zones
+                    .split(',')
+                    .map(|z| z.trim().to_owned())
+                    .filter(|z| !z.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resource_backend = match (volume.snapshot_id, volume.source_volid) {
+            (Some(snapshot_id), _) => self
+                .db
+                .get_snapshot(snapshot_id)
+                .await
+                .ok()
+                .and_then(|s| s.host),
+            (None, Some(source)) => self.db.get_volume(source).await.ok().and_then(|v| v.host),
+            (None, None) => None,
+        };
+        Ok(RequestSpec {
+            volume_id: volume.id,
+            size: volume.size,
+            availability_zone: Some(volume.availability_zone.clone()),
+            availability_zones,
+            volume_type: clinker_types::request_spec::TypeSpec {
+                id: Some(volume.volume_type_id),
+                name: volume_type.as_ref().map(|t| t.name.clone()),
+                extra_specs: volume_type.map(|t| t.extra_specs).unwrap_or_default(),
+            },
+            snapshot_id: volume.snapshot_id,
+            source_volid: volume.source_volid,
+            resource_backend,
+            project_id: volume.project_id.clone(),
+            scheduler_hints: BTreeMap::new(),
+        })
+    }
+
+    /// Places again the creates no scheduler placed (their cast was lost
+    /// with a process that died, or a scheduler died mid-request), so
+    /// nothing stays `creating`: each is placed, or fails with a message.
+    /// Concurrent schedulers doing the same are safe: only one claim of a
+    /// volume can succeed.
+    pub async fn resume_unplaced_creates(&self, older_than: Duration) {
         let micros = i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
         let cutoff = self.clock.now().plus_micros(-micros);
         let entries = match self.db.unplaced_journal(cutoff).await {
@@ -281,17 +331,20 @@ impl SchedulerManager {
             if volume.status != VolumeStatus::Creating || volume.host.is_some() {
                 continue;
             }
-            if self.db.fail_volume_create(volume_id).await.is_ok() {
-                tracing::warn!(volume_id = %volume_id, "volume was never placed; marked error");
-                let context = RequestContext::internal("scheduler");
-                self.record_message(
-                    &context,
-                    &volume.project_id,
-                    volume_id,
-                    mf::SCHEDULE_ALLOCATE_VOLUME,
-                    mf::REQUEST_LOST,
-                )
-                .await;
+            tracing::info!(volume_id = %volume_id, "placing a create whose request was lost");
+            let context = RequestContext::internal("scheduler");
+            let outcome = match self.spec_from_row(&volume).await {
+                Ok(spec) => {
+                    let args = ScheduleCreateVolumeArgs {
+                        request_spec: spec,
+                        filter_properties: FilterProperties::default(),
+                    };
+                    SchedulerManagerApi::create_volume(self, context, args).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(volume_id = %volume_id, error = %e, "could not place a lost create");
             }
         }
     }

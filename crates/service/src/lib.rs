@@ -340,6 +340,13 @@ pub async fn start_scheduler(
     {
         tracing::warn!(error = %e, "could not ask volume services for capabilities");
     }
+    // Creates that no scheduler placed before a crash are placed now (a
+    // task, so start-up does not wait for capability reports); later ones
+    // are picked up by the periodic pass once their cast is surely lost.
+    let resumer = manager.clone();
+    workers.push(tokio::spawn(async move {
+        resumer.resume_unplaced_creates(Duration::ZERO).await
+    }));
     let lost_after = ctx.rpc_timeout() * 2;
     let reaper = manager.clone();
     workers.push(spawn_worker(
@@ -349,7 +356,7 @@ pub async fn start_scheduler(
             run: move || {
                 let reaper = reaper.clone();
                 async move {
-                    reaper.fail_unplaced_creates(lost_after).await;
+                    reaper.resume_unplaced_creates(lost_after).await;
                     reaper.reap_expired_messages().await;
                 }
             },

@@ -354,6 +354,27 @@ async fn full_lifecycle_on_the_file_backend() {
         .unwrap()
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Usage notifications went out for every step, from the backend.
+    let mut events = Vec::new();
+    while let Ok(n) = notifications.try_recv() {
+        assert_eq!(n.publisher_id, "volume.node1@file");
+        events.push(n.event_type);
+    }
+    for wanted in [
+        "volume.create.start",
+        "volume.create.end",
+        "snapshot.create.start",
+        "snapshot.create.end",
+        "volume.resize.start",
+        "volume.resize.end",
+        "snapshot.delete.end",
+        "volume.delete.start",
+        "volume.delete.end",
+    ] {
+        assert!(events.iter().any(|e| e == wanted), "no {wanted} in {events:?}");
+    }
+    assert_eq!(events.iter().filter(|e| *e == "volume.create.end").count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,156 @@
+//! `clinker manage …` (Cinder's `cinder-manage`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use clinker_db::{Database, ServiceRepository};
+
+use crate::wiring::{load_config, open_database};
+
+/// Administrative commands.
+#[derive(Debug, Subcommand)]
+pub enum ManageCommand {
+    /// Database schema.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Registered services.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+    /// Quota usage bookkeeping.
+    Quota {
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
+}
+
+/// `manage db …`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Creates or upgrades the schema (and the default volume type).
+    Sync,
+    /// Prints the schema version.
+    Version,
+}
+
+/// `manage service …`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Lists services with their state.
+    List,
+}
+
+/// `manage quota …`.
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Compares usage counters with a recount of the resources.
+    Check {
+        /// Only this project.
+        #[arg(long)]
+        project_id: Option<String>,
+    },
+    /// Rewrites usage counters from a recount.
+    Sync {
+        /// Only this project.
+        #[arg(long)]
+        project_id: Option<String>,
+    },
+}
+
+/// Runs one `manage` command.
+pub async fn run(files: &[PathBuf], command: ManageCommand) -> anyhow::Result<ExitCode> {
+    let config = load_config(files)?;
+    let db = open_database(&config).await?;
+    let code = match command {
+        ManageCommand::Db {
+            command: DbCommand::Sync,
+        } => {
+            let applied = db.migrate(&config.default.default_volume_type).await?;
+            println!(
+                "database at schema version {} (applied now: {applied:?})",
+                clinker_db::latest_version()
+            );
+            ExitCode::SUCCESS
+        }
+        ManageCommand::Db {
+            command: DbCommand::Version,
+        } => {
+            println!("{}", db.schema_version().await?);
+            ExitCode::SUCCESS
+        }
+        ManageCommand::Service {
+            command: ServiceCommand::List,
+        } => {
+            let now = clinker_types::Clock::now(&clinker_types::SystemClock);
+            println!(
+                "{:<18} {:<32} {:<10} {:<8} {:<6} {:<26} Backend State",
+                "Binary", "Host", "Zone", "Status", "State", "Updated At"
+            );
+            for s in db.list_services(None, None).await? {
+                let state = if s.is_up(now, config.default.service_down_time) {
+                    ":-)"
+                } else {
+                    "XXX"
+                };
+                println!(
+                    "{:<18} {:<32} {:<10} {:<8} {:<6} {:<26} {}",
+                    s.binary,
+                    s.host,
+                    s.availability_zone,
+                    if s.disabled { "disabled" } else { "enabled" },
+                    state,
+                    s.updated_at.map(|t| t.to_iso8601()).unwrap_or_default(),
+                    s.backend_state.unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        ManageCommand::Quota { command } => {
+            let (project, fix) = match command {
+                QuotaCommand::Check { project_id } => (project_id, false),
+                QuotaCommand::Sync { project_id } => (project_id, true),
+            };
+            quota(&db, project, fix).await?
+        }
+    };
+    db.close().await;
+    Ok(code)
+}
+
+async fn quota(db: &dyn Database, project: Option<String>, fix: bool) -> anyhow::Result<ExitCode> {
+    let projects = match project {
+        Some(p) => vec![p],
+        None => db.projects_with_usage().await?,
+    };
+    let mut drifted = 0;
+    for project in projects {
+        let counters = db.quota_usages(&project).await?;
+        let truth = db.recount_usages(&project).await?;
+        let keys: std::collections::BTreeSet<&String> =
+            counters.keys().chain(truth.keys()).collect();
+        for key in keys {
+            let have = counters.get(key).copied().unwrap_or(0);
+            let want = truth.get(key).copied().unwrap_or(0);
+            if have != want {
+                drifted += 1;
+                println!("project {project}: {key} counter {have}, actual {want}");
+            }
+        }
+        if fix {
+            db.sync_usages(&project).await?;
+        }
+    }
+    if drifted == 0 {
+        println!("quota usage matches the resources");
+        Ok(ExitCode::SUCCESS)
+    } else if fix {
+        println!("{drifted} counters rewritten");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(1))
+    }
+}

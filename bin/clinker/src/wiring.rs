@@ -1,0 +1,388 @@
+//! Builds the pieces from the configuration and runs them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clinker_config::{Config, ConfigEnv};
+use clinker_db::{Db, DbHandle, DbOptions, QuotaDefaults};
+use clinker_exec::HostRunner;
+use clinker_rpc::TransportHandle;
+use clinker_rpc::amqp::{AmqpOptions, AmqpTransport};
+use clinker_rpc::local::LocalTransport;
+use clinker_rpc::scheduler::SchedulerRpcClient;
+use clinker_rpc::volume::VolumeRpcClient;
+use clinker_runtime::CancellationToken;
+use clinker_service::{RunningService, ServiceContext, start_scheduler, start_volume};
+use clinker_types::{Clock, SystemClock};
+
+/// This machine's host name (the default of `[DEFAULT] host`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Loads and validates the configuration, logging its warnings.
+pub fn load_config(files: &[PathBuf]) -> anyhow::Result<Config> {
+    let config = Config::load(
+        files,
+        &ConfigEnv {
+            hostname: hostname(),
+        },
+    )?;
+    clinker_runtime::init_tracing(config.default.debug);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
+}
+
+/// Opens the database and applies migrations (what `manage db sync` does).
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let mut options = DbOptions::new(config.database.connection.clone());
+    options.max_pool_size = config.database.max_pool_size;
+    options.quota_defaults = QuotaDefaults::from_config(&config.default);
+    let db = Db::connect(&options).await.with_context(|| {
+        format!(
+            "cannot open the database ({})",
+            redact(&config.database.connection)
+        )
+    })?;
+    Ok(db)
+}
+
+/// Hides a password in a connection URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The in-process bus, or RabbitMQ when `transport_url` is set.
+async fn transport_for(config: &Config, role: &str) -> anyhow::Result<TransportHandle> {
+    match &config.default.transport_url {
+        None => Ok(Arc::new(LocalTransport::new())),
+        Some(url) => {
+            let mut options = AmqpOptions::new(url.clone());
+            options.control_exchange = config.default.control_exchange.clone();
+            options.amqp_durable_queues = config.messaging.amqp_durable_queues;
+            options.heartbeat = Duration::from_secs(config.messaging.heartbeat_timeout_threshold);
+            options.connection_name = format!("clinker-{role}@{}", config.default.host);
+            let transport = AmqpTransport::connect(options)
+                .await
+                .with_context(|| format!("cannot reach the message broker at {}", redact(url)))?;
+            Ok(Arc::new(transport))
+        }
+    }
+}
+
+/// Refuses to expose an unauthenticated API beyond this machine unless the
+/// operator says so explicitly.
+fn check_listen_policy(config: &Config, addr: &SocketAddr) -> anyhow::Result<()> {
+    if config.default.auth_strategy.is_noauth()
+        && !addr.ip().is_loopback()
+        && !config.default.noauth_allow_remote
+    {
+        bail!(
+            "refusing to serve auth_strategy = {} on {addr}: anyone who can reach it would be an administrator. \
+             Listen on 127.0.0.1, configure keystone, or set noauth_allow_remote = true",
+            config.default.auth_strategy.as_str()
+        );
+    }
+    Ok(())
+}
+
+async fn stop_all(services: Vec<RunningService>, deadline: Duration) {
+    // Volume services first (they hold in-flight driver work), then the
+    // scheduler.
+    let (volumes, others): (Vec<_>, Vec<_>) = services
+        .into_iter()
+        .partition(|s| s.volume_manager.is_some());
+    let mut stops = Vec::new();
+    for service in volumes {
+        stops.push(tokio::spawn(service.stop(deadline)));
+    }
+    for stop in stops {
+        let _ = stop.await;
+    }
+    for service in others {
+        service.stop(deadline).await;
+    }
+}
+
+/// A running all-in-one Clinker: API, scheduler and volume services in
+/// this process.
+#[derive(Debug)]
+pub struct AllInOne {
+    /// `http://<addr>/v3`.
+    pub endpoint: String,
+    /// The address the API listens on.
+    pub local_addr: SocketAddr,
+    /// The database handle the services use.
+    pub db: DbHandle,
+    /// The `host@backend` of each volume service.
+    pub backends: Vec<String>,
+    db_pools: Db,
+    services: Vec<RunningService>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop_serving: CancellationToken,
+    deadline: Duration,
+}
+
+/// Starts everything `clinker serve` runs, on the configured address (port
+/// 0 picks a free one).
+///
+/// # Errors
+/// Bad listen address, database or service start-up failures.
+pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
+    if config.backends.is_empty() {
+        bail!("enabled_backends is empty: clinker serve needs at least one backend section");
+    }
+    let ip: IpAddr = config
+        .default
+        .osapi_volume_listen
+        .parse()
+        .with_context(|| {
+            format!(
+                "osapi_volume_listen {:?} is not an IP address",
+                config.default.osapi_volume_listen
+            )
+        })?;
+    let addr = SocketAddr::new(ip, config.default.osapi_volume_listen_port);
+    check_listen_policy(&config, &addr)?;
+
+    let db_pools = open_database(&config).await?;
+    db_pools
+        .migrate(&config.default.default_volume_type)
+        .await
+        .context("database migration failed")?;
+    let db: DbHandle = Arc::new(db_pools.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let transport = transport_for(&config, "serve").await?;
+    let ctx = ServiceContext {
+        db: db.clone(),
+        transport: transport.clone(),
+        config: config.clone(),
+        clock: clock.clone(),
+    };
+
+    let mut services = vec![start_scheduler(&ctx, &config.default.host).await?];
+    for backend in &config.backends {
+        services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
+    }
+    let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
+    let state = clinker_api::ApiState {
+        db: db.clone(),
+        scheduler_rpc: SchedulerRpcClient::new(transport.clone(), rpc_timeout),
+        volume_rpc: VolumeRpcClient::new(transport.clone(), rpc_timeout),
+        config: config.clone(),
+        clock,
+    };
+    let app = clinker_api::router(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local_addr = listener.local_addr()?;
+    let stop_serving = CancellationToken::new();
+    let stopped = stop_serving.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
+            .await
+    });
+    let backends = services
+        .iter()
+        .filter(|s| s.volume_manager.is_some())
+        .map(|s| s.host.clone())
+        .collect();
+    Ok(AllInOne {
+        endpoint: format!("http://{local_addr}/v3"),
+        local_addr,
+        db,
+        backends,
+        db_pools,
+        services,
+        server,
+        stop_serving,
+        deadline: Duration::from_secs(config.default.graceful_shutdown_timeout),
+    })
+}
+
+impl AllInOne {
+    /// Stops accepting requests, lets in-flight requests and driver work
+    /// finish (up to `graceful_shutdown_timeout`), stops the services and
+    /// closes the database.
+    ///
+    /// # Errors
+    /// The HTTP server failed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop_serving.cancel();
+        let served = self.server.await;
+        tracing::info!("stopped accepting requests; finishing in-flight work");
+        stop_all(self.services, self.deadline).await;
+        self.db_pools.close().await;
+        served
+            .context("the API server task failed")?
+            .context("the API server failed")?;
+        Ok(())
+    }
+}
+
+/// `clinker serve`.
+pub async fn serve(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let config = Arc::new(load_config(files)?);
+    let running = start_all_in_one(config.clone()).await?;
+    let endpoint = running.endpoint.clone();
+    println!(
+        "Clinker {} serves the Block Storage API v3 at {endpoint}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "  auth: {}   database: {}   backends: {}",
+        config.default.auth_strategy.as_str(),
+        redact(&config.database.connection),
+        running.backends.join(", ")
+    );
+    if config.default.auth_strategy.is_noauth() {
+        println!(
+            "  try:  openstack --os-auth-type none --os-endpoint {endpoint} volume create --size 1 demo"
+        );
+    }
+    println!(
+        "  ready in {} ms; Ctrl-C stops it",
+        started.elapsed().as_millis()
+    );
+    tracing::info!(%endpoint, "ready");
+    clinker_runtime::shutdown_signal().await;
+    running.stop().await?;
+    tracing::info!("clean shutdown");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A multi-node role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `clinker api`.
+    Api,
+    /// `clinker scheduler`.
+    Scheduler,
+    /// `clinker volume`: every enabled backend as its own service (tasks in
+    /// this process, each with its own services row, queue, gate and
+    /// heartbeat).
+    Volume,
+}
+
+/// Runs one role until Ctrl-C/SIGTERM.
+pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(files)?);
+    if config.default.transport_url.is_none() {
+        bail!(
+            "clinker api/scheduler/volume run as separate processes and need transport_url (rabbit://…); use clinker serve for all-in-one"
+        );
+    }
+    let db_pools = open_database(&config).await?;
+    db_pools
+        .migrate(&config.default.default_volume_type)
+        .await
+        .context("database migration failed")?;
+    let db: DbHandle = Arc::new(db_pools.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let role_name = match role {
+        Role::Api => "api",
+        Role::Scheduler => "scheduler",
+        Role::Volume => "volume",
+    };
+    let transport = transport_for(&config, role_name).await?;
+    let ctx = ServiceContext {
+        db: db.clone(),
+        transport: transport.clone(),
+        config: config.clone(),
+        clock: clock.clone(),
+    };
+    let deadline = Duration::from_secs(config.default.graceful_shutdown_timeout);
+    match role {
+        Role::Scheduler | Role::Volume => {
+            let mut services = Vec::new();
+            if role == Role::Scheduler {
+                services.push(start_scheduler(&ctx, &config.default.host).await?);
+            } else {
+                if config.backends.is_empty() {
+                    bail!(
+                        "enabled_backends is empty: clinker volume needs at least one backend section"
+                    );
+                }
+                for backend in &config.backends {
+                    services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
+                }
+            }
+            let names: Vec<String> = services.iter().map(|s| s.host.clone()).collect();
+            println!("clinker {role:?} running: {}", names.join(", "));
+            clinker_runtime::shutdown_signal().await;
+            stop_all(services, deadline).await;
+        }
+        Role::Api => {
+            let ip: IpAddr = config
+                .default
+                .osapi_volume_listen
+                .parse()
+                .with_context(|| {
+                    format!(
+                        "osapi_volume_listen {:?} is not an IP address",
+                        config.default.osapi_volume_listen
+                    )
+                })?;
+            let addr = SocketAddr::new(ip, config.default.osapi_volume_listen_port);
+            check_listen_policy(&config, &addr)?;
+            let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
+            let volume_rpc = VolumeRpcClient::new(transport.clone(), rpc_timeout);
+            clinker_service::pin_volume_rpc_versions(&db, &volume_rpc).await;
+            let state = clinker_api::ApiState {
+                db: db.clone(),
+                scheduler_rpc: SchedulerRpcClient::new(transport.clone(), rpc_timeout),
+                volume_rpc,
+                config: config.clone(),
+                clock,
+            };
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            println!("clinker api serving http://{}/v3", listener.local_addr()?);
+            axum::serve(listener, clinker_api::router(state))
+                .with_graceful_shutdown(clinker_runtime::shutdown_signal())
+                .await
+                .context("the API server failed")?;
+        }
+    }
+    db_pools.close().await;
+    tracing::info!("clean shutdown");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("mysql+pymysql://cinder:secret@db/cinder"),
+            "mysql+pymysql://cinder:***@db/cinder"
+        );
+        assert_eq!(redact("sqlite:///x.sqlite"), "sqlite:///x.sqlite");
+        assert_eq!(redact("rabbit://guest@h:5672/"), "rabbit://guest@h:5672/");
+    }
+}
