@@ -9,12 +9,14 @@
 //! Depends only on `clinker-types`.
 
 mod ini;
+mod rbd;
 mod reader;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use ini::{Ini, IniSyntaxError};
+pub use rbd::RbdDriverOptions;
 use reader::OptionReader;
 
 /// Why the configuration cannot be used.
@@ -241,6 +243,8 @@ pub enum DriverConfig {
     File(FileDriverOptions),
     /// No storage at all; accepts everything (Cinder's fake driver).
     Fake(FakeDriverOptions),
+    /// Ceph RBD images in a pool (Cinder's `RBDDriver`).
+    Rbd(RbdDriverOptions),
 }
 
 impl DriverConfig {
@@ -249,6 +253,7 @@ impl DriverConfig {
         match self {
             DriverConfig::File(_) => "file",
             DriverConfig::Fake(_) => "fake",
+            DriverConfig::Rbd(_) => "rbd",
         }
     }
 }
@@ -685,6 +690,7 @@ fn read_backend(
             capacity_gb: r.float(name, fb, "fake_capacity_gb", 0.0, 0.0)?,
             fail_create: r.bool(name, fb, "fake_fail_create", false)?,
         }),
+        "rbd" => DriverConfig::Rbd(rbd::read_rbd_options(r, name, fb)?),
         other => {
             return Err(ConfigError::invalid(
                 name,

@@ -229,6 +229,9 @@ pub fn build_driver(
         DriverConfig::Fake(options) => {
             Ok(Arc::new(fake::FakeDriver::new(backend, options.clone())))
         }
+        DriverConfig::Rbd(_) => Err(DriverError::Unavailable(
+            "the rbd driver is not available in this build".into(),
+        )),
     }
 }
 
