@@ -10,6 +10,7 @@
 
 pub mod fake;
 pub mod file;
+pub mod rbd;
 
 use std::sync::Arc;
 
@@ -229,9 +230,11 @@ pub fn build_driver(
         DriverConfig::Fake(options) => {
             Ok(Arc::new(fake::FakeDriver::new(backend, options.clone())))
         }
-        DriverConfig::Rbd(_) => Err(DriverError::Unavailable(
-            "the rbd driver is not available in this build".into(),
-        )),
+        DriverConfig::Rbd(options) => Ok(Arc::new(rbd::RbdDriver::new(
+            backend,
+            options.clone(),
+            runner,
+        ))),
     }
 }
 
