@@ -315,6 +315,9 @@ impl RbdDriver {
     async fn resize(&self, image: &ImageSpec, size_gb: i64) -> Result<(), DriverError> {
         match self.run(self.cli.resize(image, size_mib(size_gb)?)).await {
             Ok(_) => Ok(()),
+            // Already that size: a redelivered extend, or a clone of a
+            // source whose size the request did not know.
+            Err(e) if e.says("new size is equal to original size") => Ok(()),
             Err(e) if e.kind == CephErrorKind::InvalidArgument && e.says("shrinking") => Err(
                 DriverError::InvalidInput(format!("{image} is larger than {size_gb} GiB: {e}")),
             ),

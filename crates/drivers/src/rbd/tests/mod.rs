@@ -422,6 +422,12 @@ async fn extend_resizes_and_refuses_to_shrink() {
     let fake = FakeRunner::new();
     fake.on(
         &rbd("resize"),
+        Output::failed(22, fixture!("stderr-resize-equal.txt")),
+    );
+    driver(&fake).extend_volume(&v, 1).await.unwrap();
+    let fake = FakeRunner::new();
+    fake.on(
+        &rbd("resize"),
         Output::failed(2, fixture!("stderr-info-missing.txt")),
     );
     let err = driver(&fake).extend_volume(&v, 2).await.unwrap_err();
