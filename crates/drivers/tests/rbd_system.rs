@@ -410,7 +410,11 @@ async fn exercise(cluster: &Cluster, scratch: &Path) -> Steps {
     assert!(cluster.images().await.contains(&hidden));
     let mut expected = vec![b.name.clone(), c.name.clone(), e.name.clone()];
     expected.sort();
-    assert_eq!(d.list_volume_names().await.unwrap().unwrap(), expected);
+    let exclusive = driver(cluster, |o| o.exclusive_cinder_pool = true);
+    assert_eq!(
+        exclusive.list_volume_names().await.unwrap().unwrap(),
+        expected
+    );
     let c_file = cluster.export(&c.name, &scratch.join("c.raw")).await;
     assert!(same_bytes(&a_file, &c_file, GIB).await);
     d.delete_volume(&a).await.unwrap();

@@ -853,6 +853,14 @@ impl VolumeDriver for RbdDriver {
     }
 
     async fn list_volume_names(&self) -> Result<Option<Vec<String>>, DriverError> {
+        // The manager removes listed volumes that have no row on this
+        // backend. Only an exclusive pool (Cinder's meaning: every image in
+        // it is one of this backend's volumes) makes that safe; in a pool
+        // shared with other volume services or deployments, their volumes
+        // would look like orphans.
+        if !self.options.exclusive_cinder_pool {
+            return Ok(None);
+        }
         let cmd = self.cli.ls(Deadline::Control);
         let names: Vec<String> = parse(&cmd.what, &self.cli.run(&cmd).await?)?;
         // Hidden volumes and foreign images are not Cinder volumes.

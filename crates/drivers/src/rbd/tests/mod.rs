@@ -740,3 +740,15 @@ async fn list_volume_names_skips_hidden_and_foreign_images() {
     let names = driver(&fake).list_volume_names().await.unwrap().unwrap();
     assert_eq!(names, [v]);
 }
+
+#[tokio::test]
+async fn a_shared_pool_offers_no_names_to_reap() {
+    let fake = FakeRunner::new();
+    let configured = RbdDriverOptions {
+        exclusive_cinder_pool: false,
+        ..options()
+    };
+    let d = driver_with(Arc::new(fake.clone()), configured);
+    assert_eq!(d.list_volume_names().await.unwrap(), None);
+    assert!(fake.calls().is_empty());
+}
