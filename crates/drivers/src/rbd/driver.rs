@@ -446,6 +446,22 @@ impl RbdDriver {
         Ok(Some(info.parent))
     }
 
+    /// Removes hidden volumes whose clones are all gone but that a failed
+    /// release left behind (the cluster failed between removing a clone and
+    /// releasing its parent). Best effort, at start-up.
+    async fn collect_hidden_volumes(&self, names: &[String]) {
+        for name in names.iter().filter(|n| is_hidden_volume_name(n)) {
+            let image = ImageSpec::new(&self.options.pool, name.as_str());
+            match self.remove_hidden_volume(&image).await {
+                Ok(Some(parent)) => self.release_parent(image.image, parent).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(image = %image, error = %e, "cannot check a hidden volume");
+                }
+            }
+        }
+    }
+
     /// The cluster's fsid (the default `rbd_secret_uuid`, and part of
     /// `location_info`), asked once.
     async fn fsid(&self) -> Result<String, CephError> {
@@ -517,14 +533,19 @@ impl VolumeDriver for RbdDriver {
         // Lists the pool as the configured user: proves the configuration,
         // the keyring, the monitors, the pool and the user's read caps.
         let cmd = self.cli.ls(Deadline::Probe);
-        let checked = match self.cli.run(&cmd).await {
-            Ok(stdout) => match parse::<Vec<String>>(&cmd.what, &stdout) {
-                Ok(_) => self.fsid().await.map(drop),
-                Err(e) => Err(e),
-            },
+        let listed = match self.cli.run(&cmd).await {
+            Ok(stdout) => parse::<Vec<String>>(&cmd.what, &stdout),
             Err(e) => Err(e),
         };
-        checked.map_err(|e| DriverError::Unavailable(self.setup_failure(&e)))
+        let names = match listed {
+            Ok(names) => names,
+            Err(e) => return Err(DriverError::Unavailable(self.setup_failure(&e))),
+        };
+        if let Err(e) = self.fsid().await {
+            return Err(DriverError::Unavailable(self.setup_failure(&e)));
+        }
+        self.collect_hidden_volumes(&names).await;
+        Ok(())
     }
 
     async fn get_volume_stats(&self) -> Result<Map<String, Value>, DriverError> {

@@ -220,3 +220,37 @@ async fn redelivered_clone_requests_finish_the_job() {
     assert_eq!(ceph.with(|p| p.get(&b.name).map(|i| i.size)), Some(3 << 30));
     assert_eq!(ceph.with(|p| p.names()).len(), 3);
 }
+
+#[tokio::test]
+async fn hidden_volumes_left_behind_are_collected_at_start_up() {
+    let (ceph, runner, d) = cluster(options());
+    let a = volume(1);
+    let b = volume(1);
+    let c = volume(1);
+    d.create_volume(&a).await.unwrap();
+    d.create_cloned_volume(&b, &a).await.unwrap();
+    d.create_cloned_volume(&c, &b).await.unwrap();
+    d.delete_volume(&a).await.unwrap();
+    d.delete_volume(&b).await.unwrap();
+    // The cluster failed right after the last clone was removed: nothing
+    // released the hidden parents.
+    ceph.with(|p| {
+        let id = p
+            .images
+            .iter()
+            .find(|(_, i)| i.name == c.name)
+            .map(|(id, _)| *id);
+        p.images.remove(&id.unwrap());
+    });
+    assert_eq!(ceph.with(|p| p.names()).len(), 2);
+    runner.on(
+        &super::ceph("fsid"),
+        clinker_exec::Output::ok(include_str!("../fixtures/ceph-fsid.json")),
+    );
+    d.check_for_setup_error().await.unwrap();
+    assert!(
+        ceph.with(|p| p.names()).is_empty(),
+        "{:?}",
+        ceph.with(|p| p.names())
+    );
+}
