@@ -10,14 +10,16 @@
 //! * [`cli`] builds the command lines and runs them with deadlines,
 //! * [`error`] classifies failures from exit codes (errno) and standard error,
 //! * [`json`] parses the outputs, [`capacity`] turns them into the report,
-//! * [`driver`] is the behaviour: clone depth and flattening, hidden
-//!   deletion of images that still have clones, snapshot protection.
+//! * [`driver`] is the behaviour, operation by operation, and [`lineage`]
+//!   the clone chains: protection, flattening at the clone depth, hidden
+//!   deletion of volumes that still have clones.
 
 mod capacity;
 mod cli;
 mod driver;
 mod error;
 mod json;
+mod lineage;
 #[cfg(test)]
 mod tests;
 
