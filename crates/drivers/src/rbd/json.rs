@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(map.fsid, "a917357d-39bd-4232-bca2-b6192def3c59");
         assert_eq!(
             map.hosts_and_ports(),
-            (vec!["127.0.0.1".to_owned()], vec!["56959".to_owned()])
+            (vec!["127.0.0.1".to_owned()], vec!["6789".to_owned()])
         );
         let v6: MonMap = parse(
             "mon dump",

@@ -454,7 +454,7 @@ async fn connection_info_is_cinders_rbd_shape() {
             "data": {
                 "name": format!("volumes/{}", v.name),
                 "hosts": ["127.0.0.1"],
-                "ports": ["56959"],
+                "ports": ["6789"],
                 "cluster_name": "ceph",
                 "auth_enabled": true,
                 "auth_username": "cinder",
