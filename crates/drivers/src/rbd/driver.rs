@@ -123,10 +123,12 @@ impl RbdDriver {
         Ok(self.image(&snapshot.volume.name)?.snap(&snapshot.name))
     }
 
+    /// Runs one command through the backend's CLI.
     pub(super) async fn run(&self, cmd: CephCommand) -> Result<String, CephError> {
         self.cli.run(&cmd).await
     }
 
+    /// `rbd info`; `None` when the image does not exist.
     pub(super) async fn info(&self, image: &ImageSpec) -> Result<Option<ImageInfo>, CephError> {
         let cmd = self.cli.info(image);
         match self.cli.run(&cmd).await {
@@ -136,18 +138,21 @@ impl RbdDriver {
         }
     }
 
+    /// `rbd snap ls`.
     pub(super) async fn snapshots(&self, image: &ImageSpec) -> Result<Vec<SnapInfo>, CephError> {
         let cmd = self.cli.snap_ls(image);
         let stdout = self.cli.run(&cmd).await?;
         parse(&cmd.what, &stdout)
     }
 
+    /// `rbd children --all` of a snapshot.
     pub(super) async fn children(&self, snap: &SnapSpec) -> Result<Vec<ChildInfo>, CephError> {
         let cmd = self.cli.children(snap);
         let stdout = self.cli.run(&cmd).await?;
         parse(&cmd.what, &stdout)
     }
 
+    /// Grows an image to `size_gb`; refuses to shrink it.
     async fn resize(&self, image: &ImageSpec, size_gb: i64) -> Result<(), DriverError> {
         match self.run(self.cli.resize(image, size_mib(size_gb)?)).await {
             Ok(_) => Ok(()),
