@@ -10,6 +10,7 @@
 
 mod ini;
 mod lvm;
+mod rbd;
 mod reader;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
     LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
 };
+pub use rbd::RbdDriverOptions;
 use reader::OptionReader;
 
 /// Why the configuration cannot be used.
@@ -257,6 +259,8 @@ pub enum DriverConfig {
     Fake(FakeDriverOptions),
     /// Logical volumes in an LVM volume group (Cinder's `LVMVolumeDriver`).
     Lvm(LvmDriverOptions),
+    /// Ceph RBD images in a pool (Cinder's `RBDDriver`).
+    Rbd(RbdDriverOptions),
 }
 
 impl DriverConfig {
@@ -266,6 +270,7 @@ impl DriverConfig {
             DriverConfig::File(_) => "file",
             DriverConfig::Fake(_) => "fake",
             DriverConfig::Lvm(_) => "lvm",
+            DriverConfig::Rbd(_) => "rbd",
         }
     }
 }
@@ -740,6 +745,7 @@ fn read_backend(
             fail_create: r.bool(name, fb, "fake_fail_create", false)?,
         }),
         "lvm" => DriverConfig::Lvm(lvm::read_lvm_options(r, name, fb)?),
+        "rbd" => DriverConfig::Rbd(rbd::read_rbd_options(r, name, fb)?),
         other => {
             return Err(ConfigError::invalid(
                 name,

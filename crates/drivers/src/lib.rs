@@ -16,6 +16,7 @@
 pub mod fake;
 pub mod file;
 pub mod lvm;
+pub mod rbd;
 pub mod targets;
 #[cfg(test)]
 mod testing;
@@ -275,6 +276,11 @@ pub fn build_driver(
                 target,
             )))
         }
+        DriverConfig::Rbd(options) => Ok(Arc::new(rbd::RbdDriver::new(
+            backend,
+            options.clone(),
+            runner,
+        ))),
     }
 }
 

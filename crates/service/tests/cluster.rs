@@ -372,9 +372,15 @@ async fn full_lifecycle_on_the_file_backend() {
         "volume.delete.start",
         "volume.delete.end",
     ] {
-        assert!(events.iter().any(|e| e == wanted), "no {wanted} in {events:?}");
+        assert!(
+            events.iter().any(|e| e == wanted),
+            "no {wanted} in {events:?}"
+        );
     }
-    assert_eq!(events.iter().filter(|e| *e == "volume.create.end").count(), 3);
+    assert_eq!(
+        events.iter().filter(|e| *e == "volume.create.end").count(),
+        3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
