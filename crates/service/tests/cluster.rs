@@ -493,6 +493,22 @@ async fn restart_resumes_deletes_fails_creates_and_removes_orphans() {
     .unwrap();
     let orphan = format!("volume-{}", VolumeId::new_random());
     std::fs::write(c.file(&orphan), b"").unwrap();
+    // An object whose row lives on another backend (a pool shared by
+    // several volume hosts) is not this service's to remove.
+    let elsewhere =
+        c.db.create_volume(new_volume("p1", 1, type_id))
+            .await
+            .unwrap();
+    clinker_db::CapacityRepository::claim_volume_placement(
+        c.db.as_ref(),
+        elsewhere.id,
+        "node2@file#file",
+        1,
+        1_000_000,
+    )
+    .await
+    .unwrap();
+    std::fs::write(c.file(&elsewhere.name()), b"").unwrap();
 
     c.start_services().await;
     assert!(
@@ -510,6 +526,10 @@ async fn restart_resumes_deletes_fails_creates_and_removes_orphans() {
         "the object without a row was removed"
     );
     assert!(c.file(&kept.name()).exists(), "owned objects stay");
+    assert!(
+        c.file(&elsewhere.name()).exists(),
+        "objects with a row on another backend stay"
+    );
     assert!(
         clinker_db::JournalRepository::journal_for_backend(c.db.as_ref(), "node1@file")
             .await

@@ -4,7 +4,6 @@
 //! and backend objects without a row are removed, so nothing stays in
 //! `creating`/`deleting` and no object outlives its row.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use clinker_db::DbError;
@@ -234,7 +233,12 @@ impl VolumeManager {
     }
 
     /// Removes backend objects no row owns (a crash between a driver call
-    /// and its database write, a reschedule whose cleanup failed).
+    /// and its database write). An object counts as an orphan only when no
+    /// row with its id exists at all, on any backend: several volume
+    /// services may share one pool (an RBD pool behind `node1@rbd` and
+    /// `node2@rbd`), and one must never remove another's volumes. Drivers
+    /// whose storage may hold objects of other deployments decline to list
+    /// them (`rbd_exclusive_cinder_pool = false`).
     async fn remove_orphans(&self) {
         let names = match self.driver.list_volume_names().await {
             Ok(Some(names)) => names,
@@ -244,23 +248,19 @@ impl VolumeManager {
                 return;
             }
         };
-        let (volumes, snapshots) = match (
-            self.db.volumes_on_backend(self.host()).await,
-            self.db.snapshots_on_backend(self.host()).await,
-        ) {
-            (Ok(v), Ok(s)) => (v, s),
-            _ => return,
-        };
-        let volume_ids: HashSet<String> = volumes.iter().map(|v| v.id.to_string()).collect();
-        let snapshot_ids: HashSet<String> = snapshots.iter().map(|s| s.id.to_string()).collect();
         for name in names {
             if let Some(id) = name.strip_prefix("volume-") {
-                if volume_ids.contains(id) {
-                    continue;
-                }
                 let Ok(volume_id) = id.parse::<VolumeId>() else {
                     continue;
                 };
+                match self.db.volume_exists(volume_id).await {
+                    Ok(false) => {}
+                    Ok(true) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check objects against rows; skipping the orphan sweep");
+                        return;
+                    }
+                }
                 tracing::warn!(object = %name, "removing a backend volume no row owns");
                 if let Err(e) = self
                     .driver
@@ -270,12 +270,17 @@ impl VolumeManager {
                     tracing::warn!(object = %name, error = %e, "could not remove orphan");
                 }
             } else if let Some(id) = name.strip_prefix("snapshot-") {
-                if snapshot_ids.contains(id) {
-                    continue;
-                }
                 let Ok(snapshot_id) = id.parse::<SnapshotId>() else {
                     continue;
                 };
+                match self.db.get_snapshot(snapshot_id).await {
+                    Err(DbError::NotFound { .. }) => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check objects against rows; skipping the orphan sweep");
+                        return;
+                    }
+                }
                 tracing::warn!(object = %name, "removing a backend snapshot no row owns");
                 let spec =
                     SnapshotSpec::new(snapshot_id, VolumeSpec::new(VolumeId::new_random(), 0), 0);
