@@ -153,20 +153,6 @@ impl Reply {
             .unwrap_or_else(|| panic!("no {name} fault in {}", self.text))
             .to_owned()
     }
-
-    /// The sorted keys of an object at `pointer`.
-    pub fn keys(&self, pointer: &str) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .body
-            .pointer(pointer)
-            .and_then(Value::as_object)
-            .unwrap_or_else(|| panic!("no object at {pointer} in {}", self.text))
-            .keys()
-            .cloned()
-            .collect();
-        keys.sort();
-        keys
-    }
 }
 
 /// A router with its database and bus.
@@ -175,8 +161,6 @@ pub struct Harness {
     pub router: Router,
     /// The database (the same one the router uses).
     pub db: Db,
-    /// The bus.
-    pub transport: Arc<LocalTransport>,
     /// What the stand-in scheduler received.
     pub scheduler: Arc<Recorder>,
     /// What the stand-in volume service received.
@@ -260,7 +244,6 @@ impl Harness {
         Self {
             router: router(state),
             db,
-            transport,
             scheduler,
             volume,
             clock,

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod actions;
+mod admin;
 mod common;
 mod pipeline;
+mod snapshots;
 mod volumes;

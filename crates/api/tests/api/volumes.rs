@@ -968,16 +968,17 @@ async fn create_from_snapshot_and_clone_inherit_and_pin() {
     );
     let methods = Harness::wait_for(&h.scheduler, 3).await;
     assert_eq!(methods.len(), 3);
-    let seen = h.scheduler.seen.lock().unwrap();
-    assert_eq!(
-        seen[0].args["request_spec"]["resource_backend"],
-        Value::Null
-    );
-    for message in &seen[1..] {
-        assert_eq!(message.args["request_spec"]["resource_backend"], POOL);
+    {
+        let seen = h.scheduler.seen.lock().unwrap();
+        assert_eq!(
+            seen[0].args["request_spec"]["resource_backend"],
+            Value::Null
+        );
+        for message in &seen[1..] {
+            assert_eq!(message.args["request_spec"]["resource_backend"], POOL);
+        }
     }
     let creating = h.create_volume(json!({"size": 1})).await;
-    drop(seen);
     let reply = h
         .call(
             "POST",
