@@ -702,3 +702,49 @@ async fn user_messages() {
         format!("Message {} could not be found.", ids[0])
     );
 }
+
+#[tokio::test]
+async fn hosts_resource_filters_and_healthcheck() {
+    let h = harness().await;
+    h.available_volume(2).await;
+    let list = h.call("GET", "/v3/os-hosts", None).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let host = &list.body["hosts"][0];
+    assert_eq!(host["host_name"], BACKEND);
+    assert_eq!(host["service"], "cinder-volume");
+    assert_eq!(host["service-status"], "available");
+    assert_eq!(host["service-state"], "enabled");
+    let show = h
+        .call("GET", &format!("/v3/os-hosts/{BACKEND}"), None)
+        .await;
+    assert_eq!(show.status, 200, "{}", show.text);
+    assert_eq!(
+        show.body["host"][0]["resource"],
+        json!({"host": BACKEND, "project": "(total)", "volume_count": "1", "total_volume_gb": "2", "snapshot_count": "0", "total_snapshot_gb": "0"})
+    );
+    assert_eq!(show.body["host"][1]["resource"]["project"], PROJECT);
+    assert_eq!(
+        h.call("GET", "/v3/os-hosts/nowhere", None).await.status,
+        404
+    );
+
+    let filters = h
+        .call_at(
+            "3.33",
+            "GET",
+            "/v3/resource_filters?resource=snapshot",
+            None,
+        )
+        .await;
+    assert_eq!(
+        filters.body,
+        json!({"resource_filters": [{"resource": "snapshot", "filters": ["name", "status", "volume_id", "metadata", "availability_zone", "consumes_quota"]}]})
+    );
+    assert_eq!(
+        h.call("GET", "/v3/resource_filters", None).await.status,
+        404
+    );
+
+    let health = h.send("GET", "/healthcheck", None, &[]).await;
+    assert_eq!((health.status, health.text.as_str()), (200, "OK"));
+}
