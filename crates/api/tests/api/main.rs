@@ -8,4 +8,5 @@ mod admin;
 mod common;
 mod pipeline;
 mod snapshots;
+mod volume_lists;
 mod volumes;
