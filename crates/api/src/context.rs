@@ -268,27 +268,28 @@ fn request_host(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Cinder's `Request.get_content_type` and JSON deserializer: an empty body
-/// is no body; a body must be JSON (`application/json` or Cinder's vendor
-/// type).
+/// Cinder's `Request.get_content_type` and JSON deserializer: an empty body,
+/// or one without a Content-Type, is no body; a body must be JSON
+/// (`application/json` or Cinder's vendor type).
 fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, ApiError> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let media = content_type
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if media != "application/json" && media != "application/vnd.openstack.volume+json" {
-            return Err(ApiError::UnsupportedMediaType(
-                "Unsupported Content-Type".to_owned(),
-            ));
-        }
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let media = content_type
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/json" && media != "application/vnd.openstack.volume+json" {
+        return Err(ApiError::UnsupportedMediaType(
+            "Unsupported Content-Type".to_owned(),
+        ));
     }
     serde_json::from_slice(bytes)
         .map(Some)
