@@ -115,6 +115,8 @@ pub struct Options {
     pub volume: bool,
     /// Extra `[DEFAULT]` lines.
     pub config: String,
+    /// Replaces noauth.
+    pub authenticator: Option<Arc<dyn clinker_api::Authenticator>>,
 }
 
 impl Default for Options {
@@ -123,6 +125,7 @@ impl Default for Options {
             scheduler: true,
             volume: true,
             config: String::new(),
+            authenticator: None,
         }
     }
 }
@@ -242,7 +245,10 @@ impl Harness {
             clock: clock.clone(),
         };
         Self {
-            router: router(state),
+            router: match options.authenticator {
+                Some(auth) => clinker_api::router_with_authenticator(state, auth),
+                None => router(state),
+            },
             db,
             scheduler,
             volume,
