@@ -145,7 +145,9 @@ pub(crate) async fn pipeline(
     next: Next,
 ) -> Response {
     let request_id = new_request_id();
-    let v3 = is_v3(request.uri().path());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let v3 = is_v3(&path);
     let mut negotiated = None;
     let mut response = match prepare(&pipeline, request, &request_id, v3, &mut negotiated).await {
         Ok(request) => next.run(request).await,
@@ -165,6 +167,15 @@ pub(crate) async fn pipeline(
         }
         headers.insert(header::VARY, HeaderValue::from_static(microversion::HEADER));
     }
+    // Cinder logs every request with its outcome; so do we, with the id
+    // the client saw.
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        "api request"
+    );
     response
 }
 
