@@ -145,7 +145,9 @@ pub(crate) async fn pipeline(
     next: Next,
 ) -> Response {
     let request_id = new_request_id();
-    let v3 = is_v3(request.uri().path());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let v3 = is_v3(&path);
     let mut negotiated = None;
     let mut response = match prepare(&pipeline, request, &request_id, v3, &mut negotiated).await {
         Ok(request) => next.run(request).await,
@@ -165,6 +167,15 @@ pub(crate) async fn pipeline(
         }
         headers.insert(header::VARY, HeaderValue::from_static(microversion::HEADER));
     }
+    // Cinder logs every request with its outcome; so do we, with the id
+    // the client saw.
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        "api request"
+    );
     response
 }
 
@@ -268,27 +279,28 @@ fn request_host(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Cinder's `Request.get_content_type` and JSON deserializer: an empty body
-/// is no body; a body must be JSON (`application/json` or Cinder's vendor
-/// type).
+/// Cinder's `Request.get_content_type` and JSON deserializer: an empty body,
+/// or one without a Content-Type, is no body; a body must be JSON
+/// (`application/json` or Cinder's vendor type).
 fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, ApiError> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let media = content_type
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if media != "application/json" && media != "application/vnd.openstack.volume+json" {
-            return Err(ApiError::UnsupportedMediaType(
-                "Unsupported Content-Type".to_owned(),
-            ));
-        }
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let media = content_type
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/json" && media != "application/vnd.openstack.volume+json" {
+        return Err(ApiError::UnsupportedMediaType(
+            "Unsupported Content-Type".to_owned(),
+        ));
     }
     serde_json::from_slice(bytes)
         .map(Some)

@@ -70,6 +70,7 @@ pub fn router_with_authenticator(state: ApiState, authenticator: Arc<dyn Authent
     let v3_service = v3_routes.map_request(context::strip_project_segment);
     Router::new()
         .route("/", get(v3::versions::root))
+        .route("/healthcheck", get(v3::versions::healthcheck))
         .nest_service("/v3", v3_service)
         .fallback(v3::not_found)
         .layer(axum::middleware::from_fn_with_state(

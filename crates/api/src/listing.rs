@@ -179,15 +179,22 @@ pub fn literal_eval(text: &str) -> Option<Value> {
     let mut parser = Literal {
         chars: text.trim().chars().collect(),
         pos: 0,
+        depth: 0,
     };
     let value = parser.value()?;
     parser.skip_ws();
     (parser.pos == parser.chars.len()).then_some(value)
 }
 
+/// Nesting deeper than this is refused: filter values are flat dicts, and
+/// unbounded recursion on request text would let a client overflow the
+/// stack.
+const MAX_LITERAL_DEPTH: usize = 16;
+
 struct Literal {
     chars: Vec<char>,
     pos: usize,
+    depth: usize,
 }
 
 impl Literal {
@@ -213,14 +220,20 @@ impl Literal {
 
     fn value(&mut self) -> Option<Value> {
         self.skip_ws();
-        match self.peek()? {
+        if self.depth >= MAX_LITERAL_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let value = match self.peek()? {
             '\'' | '"' => self.string().map(Value::String),
             '{' => self.dict(),
             '[' => self.sequence('[', ']'),
             '(' => self.sequence('(', ')'),
             c if c.is_ascii_digit() || c == '-' || c == '+' => self.number(),
             _ => self.word(),
-        }
+        };
+        self.depth -= 1;
+        value
     }
 
     fn string(&mut self) -> Option<String> {
@@ -394,6 +407,8 @@ mod tests {
         assert_eq!(literal_eval("True"), Some(json!(true)));
         assert_eq!(literal_eval("available"), None);
         assert_eq!(literal_eval("{'k': }"), None);
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(literal_eval(&deep), None);
     }
 
     #[test]

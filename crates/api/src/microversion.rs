@@ -89,6 +89,8 @@ pub const POOL_FILTER: ApiVersion = ApiVersion::new(3, 28);
 pub const SNAPSHOT_SORT: ApiVersion = ApiVersion::new(3, 30);
 /// Filters checked against the resource filter list (3.31).
 pub const RESOURCE_FILTER: ApiVersion = ApiVersion::new(3, 31);
+/// `GET /resource_filters` (3.33).
+pub const RESOURCE_FILTER_CONFIG: ApiVersion = ApiVersion::new(3, 33);
 /// `key~=value` like filters (3.34).
 pub const LIKE_FILTER: ApiVersion = ApiVersion::new(3, 34);
 /// `volume_type` filter on `get_pools` (3.35).

@@ -8,6 +8,7 @@
 
 pub mod extensions;
 pub mod filters;
+pub mod hosts;
 pub mod messages;
 pub mod quotas;
 pub mod services;
@@ -116,6 +117,9 @@ pub fn routes() -> Router<ApiState> {
             get(messages::show).delete(messages::delete),
         )
         .route("/extensions", get(extensions::index))
+        .route("/os-hosts", get(hosts::index))
+        .route("/os-hosts/{host}", get(hosts::show))
+        .route("/resource_filters", get(hosts::resource_filters))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

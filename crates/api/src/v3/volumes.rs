@@ -15,7 +15,8 @@ use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params};
 use crate::microversion::{self as mv, ApiVersion};
 use crate::request::Req;
-use crate::services::volumes::{self as service, CreateVolume, UpdateVolume};
+use crate::services::create_volume::{CreateVolume, create_volume};
+use crate::services::volumes::{self as service, UpdateVolume};
 use crate::validation::{
     self, Format, JsonType, Schema, availability_zone, bool_from_value, metadata_allows_null,
     name_allow_zero_min_length, object, of, optional_boolean, optional_uuid, trimmed_text,
@@ -168,7 +169,7 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
             .and_then(bool_from_value)
             .unwrap_or(false),
     };
-    let created = service::create_volume(&state, &req.context, request).await?;
+    let created = create_volume(&state, &req.context, request).await?;
     Ok(views::json(
         StatusCode::ACCEPTED,
         &view::show(&created, &ViewCtx::of(&req), Detail::Plain),

@@ -115,6 +115,8 @@ pub struct Options {
     pub volume: bool,
     /// Extra `[DEFAULT]` lines.
     pub config: String,
+    /// Replaces noauth.
+    pub authenticator: Option<Arc<dyn clinker_api::Authenticator>>,
 }
 
 impl Default for Options {
@@ -123,6 +125,7 @@ impl Default for Options {
             scheduler: true,
             volume: true,
             config: String::new(),
+            authenticator: None,
         }
     }
 }
@@ -153,20 +156,6 @@ impl Reply {
             .unwrap_or_else(|| panic!("no {name} fault in {}", self.text))
             .to_owned()
     }
-
-    /// The sorted keys of an object at `pointer`.
-    pub fn keys(&self, pointer: &str) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .body
-            .pointer(pointer)
-            .and_then(Value::as_object)
-            .unwrap_or_else(|| panic!("no object at {pointer} in {}", self.text))
-            .keys()
-            .cloned()
-            .collect();
-        keys.sort();
-        keys
-    }
 }
 
 /// A router with its database and bus.
@@ -175,8 +164,6 @@ pub struct Harness {
     pub router: Router,
     /// The database (the same one the router uses).
     pub db: Db,
-    /// The bus.
-    pub transport: Arc<LocalTransport>,
     /// What the stand-in scheduler received.
     pub scheduler: Arc<Recorder>,
     /// What the stand-in volume service received.
@@ -258,9 +245,11 @@ impl Harness {
             clock: clock.clone(),
         };
         Self {
-            router: router(state),
+            router: match options.authenticator {
+                Some(auth) => clinker_api::router_with_authenticator(state, auth),
+                None => router(state),
+            },
             db,
-            transport,
             scheduler,
             volume,
             clock,

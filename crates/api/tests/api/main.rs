@@ -3,6 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod actions;
+mod admin;
 mod common;
+mod members;
 mod pipeline;
+mod snapshots;
+mod volume_lists;
 mod volumes;

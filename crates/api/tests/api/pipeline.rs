@@ -149,6 +149,16 @@ async fn body_checks() {
     assert_eq!(reply.status, 415);
     assert_eq!(reply.fault("badMediaType"), "Unsupported Content-Type");
 
+    // Without a Content-Type the body is ignored, as Cinder does.
+    let untyped = Request::builder()
+        .method("POST")
+        .uri("/v3/volumes")
+        .body(Body::from("{\"volume\": {\"size\": 1}}"))
+        .unwrap();
+    let reply = h.raw(untyped).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.fault("badRequest"), "None is not of type 'object'");
+
     let name = "n".repeat(1024 * 1024);
     let reply = h
         .call(
