@@ -298,50 +298,46 @@ async fn openstack_client_flow() {
             .map(str::to_owned)
             .unwrap_or_else(|| v[key].to_string())
     };
-    let wait_status = |kind: &'static str, id: String, want: &'static str| {
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let out = os(vec![
-                    "volume".into(),
-                    kind.into(),
-                    "show".into(),
-                    id.clone(),
-                    "-f".into(),
-                    "json".into(),
-                ])
-                .await;
-                let v: Value = serde_json::from_str(&out).unwrap();
-                if v["status"] == want {
-                    return v;
-                }
-                assert!(Instant::now() < deadline, "{kind} {id} stuck: {out}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    let wait_status = |kind: &'static str, id: String, want: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = os(vec![
+                "volume".into(),
+                kind.into(),
+                "show".into(),
+                id.clone(),
+                "-f".into(),
+                "json".into(),
+            ])
+            .await;
+            let v: Value = serde_json::from_str(&out).unwrap();
+            if v["status"] == want {
+                return v;
             }
+            assert!(Instant::now() < deadline, "{kind} {id} stuck: {out}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
 
     let demo = os(args("volume create --size 1 demo -f json")).await;
     let demo_id = field(&demo, "id");
-    let wait_volume = |id: String, want: &'static str| {
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let out = os(vec![
-                    "volume".into(),
-                    "show".into(),
-                    id.clone(),
-                    "-f".into(),
-                    "json".into(),
-                ])
-                .await;
-                let v: Value = serde_json::from_str(&out).unwrap();
-                if v["status"] == want {
-                    return v;
-                }
-                assert!(Instant::now() < deadline, "volume {id} stuck: {out}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    let wait_volume = |id: String, want: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = os(vec![
+                "volume".into(),
+                "show".into(),
+                id.clone(),
+                "-f".into(),
+                "json".into(),
+            ])
+            .await;
+            let v: Value = serde_json::from_str(&out).unwrap();
+            if v["status"] == want {
+                return v;
             }
+            assert!(Instant::now() < deadline, "volume {id} stuck: {out}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
     wait_volume(demo_id.clone(), "available").await;
