@@ -19,6 +19,7 @@ pub mod fault;
 pub mod links;
 pub mod listing;
 pub mod microversion;
+pub mod policy;
 pub mod request;
 pub mod services;
 pub mod v3;
