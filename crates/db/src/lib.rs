@@ -547,7 +547,8 @@ pub trait VolumeRepository {
     ) -> Result<DeleteStart, DbError>;
 
     /// Finishes a delete: removes the row and its children, releases quota
-    /// and pool capacity, removes the journal row. Returns the deleted volume.
+    /// and pool capacity, removes the journal row. Returns the deleted row
+    /// (without metadata or attachments: the caller read those already).
     ///
     /// # Errors
     /// [`DbError::InvalidState`] if the volume is not `deleting`.

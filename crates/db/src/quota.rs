@@ -32,33 +32,56 @@ pub(crate) fn default_limits(db: &Db) -> BTreeMap<String, i64> {
     .collect()
 }
 
-/// The limit of one resource for a project, inside a transaction.
-pub(crate) async fn limit_for(
+/// The limits of `resources` for a project, in one round trip: the
+/// project's own rows, then the `default` class, then the configuration
+/// (per-type resources default to unlimited).
+pub(crate) async fn limits_for(
     db: &Db,
     conn: &mut AnyConnection,
     project_id: &str,
-    resource: &str,
-) -> Result<i64, DbError> {
-    let own: Option<i64> = sqlx::query_scalar(
-        db.q("SELECT hard_limit FROM quotas WHERE project_id = ? AND resource = ?"),
-    )
-    .bind(project_id)
-    .bind(resource)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(limit) = own {
-        return Ok(limit);
+    resources: &[&str],
+) -> Result<BTreeMap<String, i64>, DbError> {
+    let mut limits: BTreeMap<String, i64> = BTreeMap::new();
+    if resources.is_empty() {
+        return Ok(limits);
     }
-    let class: Option<i64> = sqlx::query_scalar(
-        db.q("SELECT hard_limit FROM quota_classes WHERE class_name = 'default' AND resource = ?"),
-    )
-    .bind(resource)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(limit) = class {
-        return Ok(limit);
+    let list = crate::query::placeholders(resources.len());
+    let sql = db.dynamic(format!(
+        "SELECT 1, resource, hard_limit FROM quotas WHERE project_id = ? AND resource IN ({list}) \
+         UNION ALL SELECT 2, resource, hard_limit FROM quota_classes WHERE class_name = 'default' AND resource IN ({list})"
+    ));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id);
+    for r in resources {
+        query = query.bind(*r);
     }
-    Ok(default_limits(db).get(resource).copied().unwrap_or(-1))
+    for r in resources {
+        query = query.bind(*r);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut by_class: BTreeMap<String, i64> = BTreeMap::new();
+    for row in rows {
+        use sqlx::Row;
+        let source: i64 = row.try_get(0)?;
+        let resource: String = row.try_get(1)?;
+        let limit: i64 = row.try_get(2)?;
+        if source == 1 {
+            limits.insert(resource, limit);
+        } else {
+            by_class.insert(resource, limit);
+        }
+    }
+    let defaults = default_limits(db);
+    for r in resources {
+        if !limits.contains_key(*r) {
+            let fallback = by_class
+                .get(*r)
+                .or_else(|| defaults.get(*r))
+                .copied()
+                .unwrap_or(-1);
+            limits.insert((*r).to_owned(), fallback);
+        }
+    }
+    Ok(limits)
 }
 
 /// Applies usage deltas for a project, refusing (and changing nothing, as
@@ -71,61 +94,114 @@ pub(crate) async fn charge_quota(
     project_id: &str,
     charges: &[(String, i64)],
 ) -> Result<(), DbError> {
-    let insert = db.dynamic(
-        db.dialect
-            .insert_ignore("quota_usages (project_id, resource, in_use)", "(?, ?, 0)"),
-    );
-    for (resource, delta) in charges {
-        if *delta == 0 {
-            continue;
-        }
-        sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
-            .bind(project_id)
-            .bind(resource)
-            .execute(&mut *conn)
-            .await?;
-        let limit = if *delta > 0 {
-            limit_for(db, conn, project_id, resource).await?
-        } else {
-            -1
-        };
-        if limit < 0 {
-            sqlx::query(db.q(
-                "UPDATE quota_usages SET in_use = in_use + ? WHERE project_id = ? AND resource = ?",
-            ))
-            .bind(delta)
-            .bind(project_id)
-            .bind(resource)
-            .execute(&mut *conn)
-            .await?;
-            continue;
-        }
-        let updated = sqlx::query(db.q(
-            "UPDATE quota_usages SET in_use = in_use + ? WHERE project_id = ? AND resource = ? AND in_use + ? <= ?",
-        ))
-        .bind(delta)
-        .bind(project_id)
-        .bind(resource)
-        .bind(delta)
-        .bind(limit)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            let in_use: i64 = sqlx::query_scalar(
-                db.q("SELECT in_use FROM quota_usages WHERE project_id = ? AND resource = ?"),
-            )
-            .bind(project_id)
-            .bind(resource)
-            .fetch_one(&mut *conn)
-            .await?;
+    let positive: Vec<&str> = charges
+        .iter()
+        .filter(|(_, d)| *d > 0)
+        .map(|(r, _)| r.as_str())
+        .collect();
+    let limits = limits_for(db, conn, project_id, &positive).await?;
+    charge_quota_with_limits(db, conn, project_id, charges, &limits).await
+}
+
+/// [`charge_quota`] with the limits already read: one `SELECT` of the
+/// current usage (to report the first resource over its limit exactly as
+/// Cinder words it), the usage rows a project lacks created on first use,
+/// then one conditional `UPDATE` for every resource. The `UPDATE`'s own
+/// conditions guard against a concurrent change between the two; when they
+/// refuse, the whole transaction is retried and the `SELECT` sees why.
+pub(crate) async fn charge_quota_with_limits(
+    db: &Db,
+    conn: &mut AnyConnection,
+    project_id: &str,
+    charges: &[(String, i64)],
+    limits: &BTreeMap<String, i64>,
+) -> Result<(), DbError> {
+    let active: Vec<(&str, i64, i64)> = charges
+        .iter()
+        .filter(|(_, delta)| *delta != 0)
+        .map(|(resource, delta)| {
+            let limit = if *delta > 0 {
+                limits.get(resource).copied().unwrap_or(-1)
+            } else {
+                -1
+            };
+            (resource.as_str(), *delta, limit)
+        })
+        .collect();
+    if active.is_empty() {
+        return Ok(());
+    }
+    let list = crate::query::placeholders(active.len());
+    let sql = db.dynamic(format!(
+        "SELECT resource, in_use FROM quota_usages WHERE project_id = ? AND resource IN ({list})"
+    ));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id);
+    for (resource, _, _) in &active {
+        query = query.bind(*resource);
+    }
+    let mut usage: BTreeMap<String, i64> = BTreeMap::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        use sqlx::Row;
+        usage.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    for (resource, delta, limit) in &active {
+        let in_use = usage.get(*resource).copied().unwrap_or(0);
+        if *delta > 0 && *limit >= 0 && in_use + delta > *limit {
             return Err(DbError::OverQuota(OverQuota {
-                resource: resource.clone(),
-                limit,
+                resource: (*resource).to_owned(),
+                limit: *limit,
                 in_use,
                 requested: *delta,
             }));
         }
+    }
+    for (resource, _, _) in active.iter().filter(|(r, _, _)| !usage.contains_key(*r)) {
+        // First use of this resource by the project.
+        let insert = db.dynamic(
+            db.dialect
+                .insert_ignore("quota_usages (project_id, resource, in_use)", "(?, ?, 0)"),
+        );
+        sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(project_id)
+            .bind(*resource)
+            .execute(&mut *conn)
+            .await?;
+    }
+    // One statement for every resource: CASE picks each row's delta and
+    // limit (no limit is the largest integer).
+    let mut delta_case = String::from("CASE resource");
+    let mut limit_case = String::from("CASE resource");
+    for _ in &active {
+        delta_case.push_str(" WHEN ? THEN ?");
+        limit_case.push_str(" WHEN ? THEN ?");
+    }
+    delta_case.push_str(" ELSE 0 END");
+    limit_case.push_str(" ELSE 0 END");
+    let sql = db.dynamic(format!(
+        "UPDATE quota_usages SET in_use = in_use + {delta_case} WHERE project_id = ? AND resource IN ({list}) \
+         AND in_use + {delta_case} <= {limit_case}"
+    ));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (resource, delta, _) in &active {
+        query = query.bind(*resource).bind(*delta);
+    }
+    query = query.bind(project_id);
+    for (resource, _, _) in &active {
+        query = query.bind(*resource);
+    }
+    for (resource, delta, _) in &active {
+        query = query.bind(*resource).bind(*delta);
+    }
+    for (resource, _, limit) in &active {
+        query = query
+            .bind(*resource)
+            .bind(if *limit < 0 { i64::MAX / 4 } else { *limit });
+    }
+    let updated = query.execute(&mut *conn).await?.rows_affected();
+    if updated != active.len() as u64 {
+        return Err(DbError::Retryable(format!(
+            "quota usage of {project_id} changed concurrently"
+        )));
     }
     Ok(())
 }

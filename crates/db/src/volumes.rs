@@ -57,15 +57,28 @@ impl Db {
         rows::volume(&row)
     }
 
-    /// Fills metadata and live attachments of `volumes` with two queries.
+    /// Fills metadata and live attachments of `volumes`.
     pub(crate) async fn load_volume_children(&self, volumes: &mut [Volume]) -> Result<(), DbError> {
+        self.load_metadata(volumes).await?;
+        self.load_attachments(volumes).await
+    }
+
+    fn index_by_id(volumes: &[Volume]) -> BTreeMap<String, usize> {
+        volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id.to_string(), i))
+            .collect()
+    }
+
+    /// Fills the three kinds of metadata with one query per 500 volumes.
+    async fn load_metadata(&self, volumes: &mut [Volume]) -> Result<(), DbError> {
         if volumes.is_empty() {
             return Ok(());
         }
+        let by_id = Self::index_by_id(volumes);
         let ids: Vec<String> = volumes.iter().map(|v| v.id.to_string()).collect();
         // Chunk to stay far below every engine's bind-parameter limit.
-        let mut meta: Vec<(String, String, String, String)> = Vec::new();
-        let mut attachments = Vec::new();
         for chunk in ids.chunks(500) {
             let args: Vec<Arg> = chunk.iter().map(|i| Arg::Text(i.clone())).collect();
             let sql = self.dynamic(format!(
@@ -77,13 +90,49 @@ impl Db {
                 .await?
             {
                 use sqlx::Row;
-                meta.push((
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                ));
+                let volume_id: String = row.try_get(0)?;
+                let kind: String = row.try_get(1)?;
+                let (key, value): (String, String) = (row.try_get(2)?, row.try_get(3)?);
+                let Some(&i) = by_id.get(&volume_id) else {
+                    continue;
+                };
+                let target = match kind.as_str() {
+                    "user" => &mut volumes[i].metadata,
+                    "admin" => &mut volumes[i].admin_metadata,
+                    "glance" => &mut volumes[i].glance_metadata,
+                    _ => continue,
+                };
+                target.insert(key, value);
             }
+        }
+        Ok(())
+    }
+
+    /// Fills the live attachments. Only volumes that are (being) attached
+    /// can have any: the attach paths set `attach_status` or one of these
+    /// statuses before writing an attachment row, so the others cost no
+    /// query.
+    pub(crate) async fn load_attachments(&self, volumes: &mut [Volume]) -> Result<(), DbError> {
+        let attachable: Vec<String> = volumes
+            .iter()
+            .filter(|v| {
+                v.attach_status != clinker_types::AttachStatus::Detached
+                    || matches!(
+                        v.status,
+                        VolumeStatus::Reserved
+                            | VolumeStatus::Attaching
+                            | VolumeStatus::InUse
+                            | VolumeStatus::Detaching
+                    )
+            })
+            .map(|v| v.id.to_string())
+            .collect();
+        if attachable.is_empty() {
+            return Ok(());
+        }
+        let by_id = Self::index_by_id(volumes);
+        for chunk in attachable.chunks(500) {
+            let args: Vec<Arg> = chunk.iter().map(|i| Arg::Text(i.clone())).collect();
             let sql = self.dynamic(format!(
                 "SELECT {ATTACHMENT_COLUMNS} FROM volume_attachment WHERE volume_id IN ({}) \
                  AND attach_status NOT IN ('detached', 'deleted') ORDER BY created_at",
@@ -93,28 +142,10 @@ impl Db {
                 .fetch_all(&self.read)
                 .await?
             {
-                attachments.push(rows::attachment(&row)?);
-            }
-        }
-        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, v) in volumes.iter().enumerate() {
-            by_id.insert(v.id.to_string(), i);
-        }
-        for (volume_id, kind, key, value) in meta {
-            let Some(&i) = by_id.get(&volume_id) else {
-                continue;
-            };
-            let target = match kind.as_str() {
-                "user" => &mut volumes[i].metadata,
-                "admin" => &mut volumes[i].admin_metadata,
-                "glance" => &mut volumes[i].glance_metadata,
-                _ => continue,
-            };
-            target.insert(key, value);
-        }
-        for attachment in attachments {
-            if let Some(&i) = by_id.get(&attachment.volume_id.to_string()) {
-                volumes[i].attachments.push(attachment);
+                let attachment = rows::attachment(&row)?;
+                if let Some(&i) = by_id.get(&attachment.volume_id.to_string()) {
+                    volumes[i].attachments.push(attachment);
+                }
             }
         }
         Ok(())
@@ -289,6 +320,26 @@ impl Db {
             .await
     }
 
+    /// Inserts metadata of a row that has none yet.
+    async fn insert_metadata(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+        kind: MetadataKind,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), DbError> {
+        for (key, value) in metadata {
+            sqlx::query(self.q("INSERT INTO volume_metadata (volume_id, kind, meta_key, meta_value) VALUES (?, ?, ?, ?)"))
+                .bind(id.to_string())
+                .bind(kind.as_str())
+                .bind(key.as_str())
+                .bind(value.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn write_metadata(
         &self,
         conn: &mut AnyConnection,
@@ -349,10 +400,13 @@ impl VolumeRepository for Db {
         let now = self.now().as_micros();
         in_transaction!(self, |tx| {
             if new.use_quota {
+                let charges = volume_charges(Some(&new.volume_type_name), new.size, 1);
+                let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();
+                wanted.push("per_volume_gigabytes");
+                let limits =
+                    crate::quota::limits_for(self, &mut tx, &new.project_id, &wanted).await?;
                 // Cinder checks per_volume_gigabytes before reserving.
-                let per_volume =
-                    crate::quota::limit_for(self, &mut tx, &new.project_id, "per_volume_gigabytes")
-                        .await?;
+                let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
                 if per_volume >= 0 && new.size > per_volume {
                     return Err(DbError::OverQuota(crate::OverQuota {
                         resource: "per_volume_gigabytes".into(),
@@ -361,11 +415,12 @@ impl VolumeRepository for Db {
                         requested: new.size,
                     }));
                 }
-                charge_quota(
+                crate::quota::charge_quota_with_limits(
                     self,
                     &mut tx,
                     &new.project_id,
-                    &volume_charges(Some(&new.volume_type_name), new.size, 1),
+                    &charges,
+                    &limits,
                 )
                 .await?;
             }
@@ -392,37 +447,66 @@ impl VolumeRepository for Db {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            self.write_metadata(&mut tx, new.id, MetadataKind::User, &new.metadata)
+            self.insert_metadata(&mut tx, new.id, MetadataKind::User, &new.metadata)
                 .await?;
-            self.write_metadata(&mut tx, new.id, MetadataKind::Glance, &new.glance_metadata)
+            self.insert_metadata(&mut tx, new.id, MetadataKind::Glance, &new.glance_metadata)
                 .await?;
-            self.journal_volume(&mut tx, new.id, VolumeStatus::Creating, None, None)
-                .await?;
+            // A brand-new volume has no journal row to replace.
+            sqlx::query(self.q(
+                "INSERT INTO workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at) \
+                 VALUES ('Volume', ?, 'creating', NULL, NULL, ?, ?)",
+            ))
+            .bind(new.id.to_string())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             Ok::<_, DbError>(())
         })?;
         self.get_volume(new.id).await
     }
 
     async fn get_volume(&self, id: VolumeId) -> Result<Volume, DbError> {
+        // One query: the row with its metadata joined (one result row per
+        // metadata entry, at least one). Status polls hit this path.
         let sql = self.q(
             "SELECT v.id, v.user_id, v.project_id, v.host, v.size, v.availability_zone, v.status, \
              v.attach_status, v.migration_status, v.display_name, v.display_description, v.provider_location, \
              v.provider_auth, v.provider_id, v.volume_type_id, v.snapshot_id, v.source_volid, v.bootable, v.multiattach, \
              v.encryption_key_id, v.consistencygroup_id, v.group_id, v.replication_status, v.previous_status, \
              v.service_uuid, v.shared_targets, v.use_quota, v.cluster_name, v.created_at, v.updated_at, v.scheduled_at, \
-             v.launched_at, t.name AS volume_type_name \
-             FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id WHERE v.id = ?",
+             v.launched_at, t.name AS volume_type_name, m.kind AS meta_kind, m.meta_key, m.meta_value \
+             FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id \
+             LEFT JOIN volume_metadata m ON m.volume_id = v.id WHERE v.id = ?",
         );
-        let row = sqlx::query(sql)
+        let found = sqlx::query(sql)
             .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found("volume", id))?;
-        let mut volumes = vec![rows::volume(&row)?];
-        self.load_volume_children(&mut volumes).await?;
-        volumes
-            .pop()
-            .ok_or_else(|| DbError::not_found("volume", id))
+            .fetch_all(&self.read)
+            .await?;
+        let Some(first) = found.first() else {
+            return Err(DbError::not_found("volume", id));
+        };
+        let mut volume = rows::volume(first)?;
+        for row in &found {
+            use sqlx::Row;
+            let kind: Option<String> = row.try_get("meta_kind")?;
+            let (Some(kind), Some(key), Some(value)) = (
+                kind,
+                row.try_get::<Option<String>, _>("meta_key")?,
+                row.try_get::<Option<String>, _>("meta_value")?,
+            ) else {
+                continue;
+            };
+            match kind.as_str() {
+                "user" => volume.metadata.insert(key, value),
+                "admin" => volume.admin_metadata.insert(key, value),
+                "glance" => volume.glance_metadata.insert(key, value),
+                _ => None,
+            };
+        }
+        self.load_attachments(std::slice::from_mut(&mut volume))
+            .await?;
+        Ok(volume)
     }
 
     async fn list_volumes(&self, query: &VolumeQuery) -> Result<Vec<Volume>, DbError> {
@@ -733,8 +817,7 @@ impl VolumeRepository for Db {
     }
 
     async fn finish_volume_delete(&self, id: VolumeId) -> Result<Volume, DbError> {
-        let mut snapshot_of_volume = self.get_volume(id).await?;
-        let deleted = in_transaction!(self, |tx| {
+        in_transaction!(self, |tx| {
             let volume = self.lock_volume(&mut tx, id).await?;
             if volume.status != VolumeStatus::Deleting {
                 return Err(DbError::InvalidState(format!(
@@ -754,9 +837,7 @@ impl VolumeRepository for Db {
             }
             self.delete_volume_rows(&mut tx, &volume).await?;
             Ok::<_, DbError>(volume)
-        })?;
-        snapshot_of_volume.status = deleted.status;
-        Ok(snapshot_of_volume)
+        })
     }
 
     async fn fail_volume_delete(&self, id: VolumeId, busy: bool) -> Result<Volume, DbError> {

@@ -48,6 +48,11 @@ pub struct SchedulerManager {
     options: SchedulerOptions,
     clock: Arc<dyn Clock>,
     started: tokio::time::Instant,
+    /// The volume services, re-read at most every second: they change on
+    /// the scale of heartbeats, and a burst of creates need not read them
+    /// once per volume. Pool claims are always read fresh.
+    services_cache:
+        std::sync::Mutex<Option<(tokio::time::Instant, Vec<clinker_types::model::Service>)>>,
 }
 
 impl std::fmt::Debug for SchedulerManager {
@@ -90,6 +95,7 @@ impl SchedulerManager {
             options,
             clock,
             started: tokio::time::Instant::now(),
+            services_cache: std::sync::Mutex::new(None),
         }
     }
 
@@ -117,12 +123,27 @@ impl SchedulerManager {
         let _ = tokio::time::timeout_at(deadline, self.host_manager.wait_for_report()).await;
     }
 
-    async fn current_pools(&self) -> Result<Vec<PoolState>, RemoteError> {
+    async fn volume_services(&self) -> Result<Vec<clinker_types::model::Service>, RemoteError> {
+        let now = tokio::time::Instant::now();
+        if let Ok(cache) = self.services_cache.lock()
+            && let Some((at, services)) = cache.as_ref()
+            && now.duration_since(*at) < Duration::from_secs(1)
+        {
+            return Ok(services.clone());
+        }
         let services = self
             .db
             .list_services(None, Some("cinder-volume"))
             .await
             .map_err(Self::db_error)?;
+        if let Ok(mut cache) = self.services_cache.lock() {
+            *cache = Some((now, services.clone()));
+        }
+        Ok(services)
+    }
+
+    async fn current_pools(&self) -> Result<Vec<PoolState>, RemoteError> {
+        let services = self.volume_services().await?;
         let allocations = self.db.pool_allocations().await.map_err(Self::db_error)?;
         Ok(self.host_manager.pools(
             &services,
