@@ -23,6 +23,8 @@ use crate::*;
 #[derive(Debug)]
 pub struct TestDatabase {
     pub db: Db,
+    /// The connection URL other processes can use (cinder.conf form).
+    pub url: String,
     cleanup: Option<(String, String)>,
     _dir: Option<tempfile_dir::TempDir>,
 }
@@ -78,12 +80,13 @@ impl TestDatabase {
                 let dir = std::env::temp_dir().join(random_name());
                 std::fs::create_dir_all(&dir).unwrap();
                 let url = format!("sqlite:///{}/clinker.sqlite", dir.display());
-                let mut options = DbOptions::new(url);
+                let mut options = DbOptions::new(url.clone());
                 options.quota_defaults = quota_defaults;
                 let db = Db::connect(&options).await.unwrap();
                 db.migrate("__DEFAULT__").await.unwrap();
                 Some(Self {
                     db,
+                    url,
                     cleanup: None,
                     _dir: Some(tempfile_dir::TempDir(dir)),
                 })
@@ -121,13 +124,15 @@ impl TestDatabase {
                     .rsplit_once('/')
                     .map(|(b, _)| b.to_owned())
                     .unwrap();
-                let mut options = DbOptions::new(format!("{base}/{name}"));
+                let url = format!("{base}/{name}");
+                let mut options = DbOptions::new(url.clone());
                 options.quota_defaults = quota_defaults;
                 let db = Db::connect(&options).await.unwrap();
                 db.migrate("__DEFAULT__").await.unwrap();
                 admin.close().await;
                 Some(Self {
                     db,
+                    url,
                     cleanup: Some((admin_url, name)),
                     _dir: None,
                 })

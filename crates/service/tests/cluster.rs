@@ -565,3 +565,48 @@ async fn a_backend_whose_driver_fails_is_down_but_visible() {
     let id = c.create(1, &[], None).await;
     c.wait_volume(id, |s| s == Some(VolumeStatus::Error)).await;
 }
+
+/// Rolling upgrade: a client caps the versions it sends at the oldest
+/// registered volume service, so an old service never gets a message it
+/// cannot read.
+#[tokio::test]
+async fn volume_rpc_versions_are_pinned_to_the_oldest_service() {
+    let test_db = TestDatabase::open(Engine::Sqlite).await.unwrap();
+    let db: DbHandle = Arc::new(test_db.db.clone());
+    for (host, version) in [("new@file", "3.20"), ("old@file", "3.8")] {
+        db.register_service(&clinker_db::ServiceRegistration {
+            host: host.into(),
+            binary: "cinder-volume".into(),
+            topic: "cinder-volume".into(),
+            availability_zone: "nova".into(),
+            rpc_current_version: version.into(),
+        })
+        .await
+        .unwrap();
+    }
+    let client = VolumeRpcClient::new(Arc::new(LocalTransport::new()), Duration::from_secs(1));
+    assert!(client.can_send_version(clinker_rpc::Version::new(3, 9)));
+    clinker_service::pin_volume_rpc_versions(&db, &client).await;
+    assert_eq!(client.version_cap(), clinker_rpc::Version::new(3, 8));
+    assert!(client.can_send_version(clinker_rpc::Version::new(3, 0)));
+    assert!(
+        !client.can_send_version(clinker_rpc::Version::new(3, 9)),
+        "3.9 messages would break the 3.8 service"
+    );
+    // A message above the cap is refused before it reaches the bus.
+    let err = client
+        .delete_volume(
+            &RequestContext::internal("t"),
+            "old@file",
+            &DeleteVolumeArgs {
+                volume_id: VolumeId::new_random(),
+                cascade: false,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, clinker_rpc::RpcError::Unroutable { .. }),
+        "3.0 messages still go out: {err:?}"
+    );
+}
