@@ -292,7 +292,7 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
     };
     let n1 = write(&d.join("n1.conf"), &node(1, "fast"));
     let n2 = write(&d.join("n2.conf"), &node(2, "slow"));
-    let mut procs = vec![
+    let mut procs = [
         Proc::new("api", &[&common, &api_conf], "api", d),
         Proc::new("sched1", &[&common, &s1], "scheduler", d),
         Proc::new("sched2", &[&common, &s2], "scheduler", d),
