@@ -322,9 +322,36 @@ cmd_start() {
         say "start: [$(since "$t0") s] $url/v3 answers (pid $pid)"
     fi
     write_state "$port" "$endpoint"
-    KEYSTONE_REGION=$REGION "$VENV/bin/python" "$SCRIPTS/tempest/keystone_provision.py" "$url" "$endpoint"
+    local provision=("$VENV/bin/python" "$SCRIPTS/tempest/keystone_provision.py")
+    rm -f "$KEYSTONE_HOME/changed"
+    KEYSTONE_REGION=$REGION "${provision[@]}" --changed "$KEYSTONE_HOME/changed" "$url" "$endpoint"
+    if [ -e "$KEYSTONE_HOME/changed" ]; then
+        fresh_workers "$url"
+        rm -f "$KEYSTONE_HOME/changed"
+    fi
+    KEYSTONE_REGION=$REGION "${provision[@]}" --verify-only "$url" "$endpoint"
     say "start: ready in $(since "$t0") s: $url/v3, volume endpoint $endpoint/v3/%(project_id)s"
     say "start: logs in $KEYSTONE_HOME/logs; '$0 authtoken' prints Clinker's [keystone_authtoken]"
+}
+
+# Each worker caches the catalog, roles etc. in its own memory, so after a
+# change made through one of them the other may answer with the old
+# endpoints for minutes.  HUP makes gunicorn fork new workers (empty caches,
+# from the preloaded master) and retire the old ones; wait until they are
+# gone.
+fresh_workers() { # url
+    local pid old i alive
+    pid=$(our_pid) || die "not running"
+    old=$(pgrep -P "$pid" | tr '\n' ' ')
+    kill -HUP "$pid"
+    for i in $(seq 100); do
+        alive=0
+        for p in $old; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && [ -n "$(pgrep -P "$pid")" ] && \
+            [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$1/v3")" = 200 ] && return 0
+        sleep 0.1
+    done
+    die "gunicorn did not replace its workers within 10 s; see $KEYSTONE_HOME/logs/gunicorn.log"
 }
 
 cmd_stop() {

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Give a Keystone the accounts and catalog of a Clinker conformance run.
 
-usage: keystone_provision.py KEYSTONE_URL VOLUME_URL
+usage: keystone_provision.py [--changed FILE | --verify-only] KEYSTONE_URL VOLUME_URL
 
   KEYSTONE_URL  the Keystone root, e.g. http://127.0.0.1:5000
   VOLUME_URL    Clinker's root, e.g. http://127.0.0.1:8776; the volume
                 endpoints become VOLUME_URL/v3/%(project_id)s
 
 Idempotent: what exists is kept, what differs is corrected (endpoint URLs,
-role grants, passwords), what is missing is created.  Afterwards every
-account logs in once and the demo token's catalog is checked, so a
-successful exit means the accounts really work.
+role grants, passwords), what is missing is created; --changed FILE
+creates FILE when anything was changed (keystone.sh then restarts the
+workers, whose caches may hold the old catalog).  Then, or alone with
+--verify-only, every account logs in once and its roles and catalog are
+checked, so a successful exit means the accounts really work.
 
 Passwords come from the environment (default: $KEYSTONE_PASSWORD, else
 'secret'): ADMIN_PASSWORD (to log in as admin, set by bootstrap),
@@ -97,7 +99,12 @@ class Keystone:
         return body[kind]
 
 
-def say(msg):
+CHANGES = []
+
+
+def say(msg, change=True):
+    if change:
+        CHANGES.append(msg)
     print('provision: ' + msg, flush=True)
 
 
@@ -217,28 +224,42 @@ def verify(ks, users, region):
                 problems.append('%s: catalog %s endpoint is %r, want '
                                 '.../v3/%s' % (user, stype, url, pid))
         say('login ok: %-11s project %-8s roles %s' % (
-            user, project, ','.join(have)))
+            user, project, ','.join(have)), change=False)
     return problems
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    mode, changed_file = 'both', None
+    if args[:1] == ['--verify-only']:
+        mode, args = 'verify', args[1:]
+    elif args[:1] == ['--changed'] and len(args) > 1:
+        mode, changed_file, args = 'provision', args[1], args[2:]
+    if len(args) != 2:
         sys.exit(__doc__)
-    ks_url, volume_url = (a.rstrip('/') for a in sys.argv[1:3])
+    ks_url, volume_url = (a.rstrip('/') for a in args)
     region = os.environ.get('KEYSTONE_REGION') or 'RegionOne'
     ks = Keystone(ks_url)
+    problems = []
     try:
         ks.token, _ = ks.login('admin', password('ADMIN_PASSWORD'), 'admin')
-        users = provision(ks, ks_url, volume_url, region)
-        problems = verify(ks, users, region)
+        if mode != 'verify':
+            provision(ks, ks_url, volume_url, region)
+            if changed_file and CHANGES:
+                with open(changed_file, 'w') as fh:
+                    fh.write('\n'.join(CHANGES) + '\n')
+        if mode != 'provision':
+            users = by_key(ks.listing('users', '?domain_id=' + DOMAIN))
+            problems = verify(ks, users, region)
     except (ApiError, OSError) as exc:
         sys.exit('provision: FAILED: %s' % exc)
+    for p in problems:
+        print('provision: PROBLEM: ' + p, file=sys.stderr)
     if problems:
-        for p in problems:
-            print('provision: PROBLEM: ' + p, file=sys.stderr)
         sys.exit(1)
-    say('ok: volume endpoints %s/v3/%%(project_id)s in %s' % (volume_url,
-                                                              region))
+    if mode != 'provision':
+        say('ok: every account logs in; volume endpoints %s/v3/'
+            '%%(project_id)s in %s' % (volume_url, region), change=False)
 
 
 if __name__ == '__main__':
