@@ -359,8 +359,20 @@ cmd_stop() {
     if ! pid=$(our_pid); then
         rm -f "$PIDFILE"; say "stop: not running"; return 0
     fi
-    kill -TERM "$pid"   # gunicorn's master stops its workers
-    for i in $(seq 100); do
+    # INT: gunicorn's quick shutdown: workers finish their request and exit
+    # (~1.5 s).  The master then spends ~2 s more tearing keystone down;
+    # once its workers are gone nothing is left to protect, so the group
+    # (master + workers, ours through setsid) is killed instead.
+    local workers w alive
+    workers=$(pgrep -P "$pid")
+    kill -INT "$pid"
+    for i in $(seq 50); do      # the workers: at most 5 s
+        alive=
+        for w in $workers; do kill -0 "$w" 2>/dev/null && alive=1; done
+        [ -z "$alive" ] && break
+        sleep 0.1
+    done
+    for i in 1 2 3; do          # the master: a moment, then its group goes
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
