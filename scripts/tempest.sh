@@ -80,6 +80,7 @@ DEFAULT_REGEX='^tempest\.api\.volume'
 GLANCE_TESTS_RE='\[([^]]*,)?image(,[^]]*)?\]|^tempest\.api\.volume\.test_volumes_extend\.VolumesExtendTest\.test_volume_extend(\[|$)'
 
 say() { echo "tempest: $*"; }
+is_true() { case ${1,,} in 1|true|yes|on) return 0 ;; *) return 1 ;; esac; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 64; }
@@ -102,8 +103,6 @@ install_venv() {
             echo "tempest: error: cannot install the venv $VENV" >&2
             exit 69
         fi
-        # compile once now, not in every run's test discovery
-        "$VENV/bin/python" -m compileall -q "$VENV/lib" >/dev/null 2>&1
         echo "$stamp" > "$VENV/.clinker-stamp"
         say "installed in $(since "$t0") s"
     fi
@@ -139,6 +138,7 @@ fi
 
 # stestr needs its own config (the same one `tempest run` would write) and
 # a repository before it can list tests.
+T_LIST=$(now)
 PKG=$("$VENV/bin/python" -c 'import os, tempest; print(os.path.dirname(tempest.__file__))')
 printf '[DEFAULT]\ntest_path=%s/test_discover\ntop_dir=%s\ngroup_regex=([^\\.]*\\.)*\n' "$PKG" "$PKG" > .stestr.conf
 "$VENV/bin/stestr" init >/dev/null
@@ -152,10 +152,11 @@ if [ ! -s tests.txt ]; then
     echo "0 passed, 0 failed, 0 skipped"
     exit 2
 fi
-say "$(wc -l < tests.txt) tests match '$REGEX'"
+LIST_SECONDS=$(since "$T_LIST")
+say "$(wc -l < tests.txt) tests match '$REGEX' (listed in $LIST_SECONDS s)"
 
 : > excluded.txt
-if [ "${GLANCE_WORKAROUND:-True}" = True ]; then
+if is_true "${GLANCE_WORKAROUND:-True}"; then
     grep -E "$GLANCE_TESTS_RE" tests.txt | sed 's/$/ | excluded: needs Glance (GLANCE_WORKAROUND)/' >> excluded.txt
 fi
 if [ -n "${TEMPEST_EXCLUDE_REGEX:-}" ]; then
@@ -177,7 +178,7 @@ report() { # extra report.py arguments
         --excluded excluded.txt --out "$OUT" "$@" \
         --header "tempest $TEMPEST_VERSION, '$REGEX' through $KEYSTONE_URL; output in $OUT" \
         --header "$(grep -E '^(VOLUME_ENDPOINT|SERVER_MAX_MICROVERSION)=' settings.txt 2>/dev/null | tr '\n' ' ')" \
-        --header "timing: venv $(awk -v a="$T_START" -v b="$T_INSTALLED" 'BEGIN{printf "%.1f", b-a}') s, discovery $(awk -v a="$T_DISC" -v b="$T_DISC_END" 'BEGIN{printf "%.1f", b-a}') s, tempest run ${RUN_SECONDS:-0} s, total $(since "$T_START") s"
+        --header "timing: venv $(awk -v a="$T_START" -v b="$T_INSTALLED" 'BEGIN{printf "%.1f", b-a}') s, test listing $LIST_SECONDS s, discovery $(awk -v a="$T_DISC" -v b="$T_DISC_END" 'BEGIN{printf "%.1f", b-a}') s, tempest run ${RUN_SECONDS:-0} s, total $(since "$T_START") s"
 }
 
 if [ "$disc_rc" -ne 0 ]; then
