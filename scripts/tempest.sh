@@ -64,6 +64,7 @@
 #     passwords ADMIN_PASSWORD DEMO_PASSWORD ALT_DEMO_PASSWORD
 #     DEMO_READER_PASSWORD [all $KEYSTONE_PASSWORD, else secret]
 #   TEMPEST_EXCLUDE_REGEX   more tests to leave out (reported as skip)
+#   TEMPEST_QUIET           [0]  1: no progress line per finished test
 #   TEMPEST_LOCK_WAIT       [7200] seconds to wait for another run that uses
 #                           the same Keystone (the accounts are shared)
 set -uo pipefail
@@ -173,11 +174,12 @@ T_DISC=$(now)
 disc_rc=${PIPESTATUS[0]}
 T_DISC_END=$(now)
 
+setting() { sed -n "s/^$1=//p" settings.txt 2>/dev/null; }
 report() { # extra report.py arguments
     "$VENV/bin/python" "$SCRIPTS/tempest/report.py" --tests tests.txt \
         --excluded excluded.txt --out "$OUT" "$@" \
         --header "tempest $TEMPEST_VERSION, '$REGEX' through $KEYSTONE_URL; output in $OUT" \
-        --header "$(grep -E '^(VOLUME_ENDPOINT|SERVER_MAX_MICROVERSION)=' settings.txt 2>/dev/null | tr '\n' ' ')" \
+        --header "volume endpoint $(setting VOLUME_ENDPOINT), server microversions $(setting SERVER_MIN_MICROVERSION)..$(setting SERVER_MAX_MICROVERSION), backends $(setting VOLUME_BACKEND_NAMES)" \
         --header "timing: venv $(awk -v a="$T_START" -v b="$T_INSTALLED" 'BEGIN{printf "%.1f", b-a}') s, test listing $LIST_SECONDS s, discovery $(awk -v a="$T_DISC" -v b="$T_DISC_END" 'BEGIN{printf "%.1f", b-a}') s, tempest run ${RUN_SECONDS:-0} s, total $(since "$T_START") s"
 }
 
@@ -193,9 +195,13 @@ rc=0
 if [ -s to-run.txt ]; then
     say "tempest run: $(wc -l < to-run.txt) tests, concurrency $CONCURRENCY (console: $OUT/console.log)"
     T_RUN=$(now)
+    # one line per test (or per class-level result) as it finishes, so a
+    # slow or hanging test shows in CI's log; TEMPEST_QUIET=1 hides them
     "$VENV/bin/tempest" run --config-file "$OUT/etc/tempest.conf" \
-        --load-list to-run.txt --concurrency "$CONCURRENCY" > console.log 2>&1
-    rc=$?
+        --load-list to-run.txt --concurrency "$CONCURRENCY" 2>&1 | tee console.log |
+        if is_true "${TEMPEST_QUIET:-0}"; then cat > /dev/null; else
+            grep --line-buffered -E '^\{[0-9]+\} ' | sed -u 's/^{[0-9]*} /  /'; fi
+    rc=${PIPESTATUS[0]}
     RUN_SECONDS=$(since "$T_RUN")
     say "tempest run finished in $RUN_SECONDS s (exit $rc)"
     "$VENV/bin/stestr" last --subunit > results.subunit 2>/dev/null || true
