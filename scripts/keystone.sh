@@ -36,9 +36,10 @@
 #   KEYSTONE_HOME      data, logs, pid (default ~/.cache/clinker-keystone)
 #   KEYSTONE_VENV      the venv (default $KEYSTONE_HOME/venv); point several
 #                      homes at one venv to install once
-#   KEYSTONE_PASSWORD  every account's password (default secret); per
-#                      account: ADMIN_PASSWORD DEMO_PASSWORD ALT_DEMO_PASSWORD
-#                      DEMO_READER_PASSWORD SERVICE_PASSWORD (user clinker)
+#   KEYSTONE_PASSWORD  every account's password (default: the last start's,
+#                      else secret); per account: ADMIN_PASSWORD DEMO_PASSWORD
+#                      ALT_DEMO_PASSWORD DEMO_READER_PASSWORD SERVICE_PASSWORD
+#                      (user clinker).  A changed one is reset on `start`.
 #   KEYSTONE_PORT      default of --port (5000)
 #   KEYSTONE_WORKERS   gunicorn workers (2).  Concurrent *writes* through
 #                      several workers can fail with SQLite's "database is
@@ -64,7 +65,7 @@ STATE=$KEYSTONE_HOME/state.env
 CONF=$KEYSTONE_HOME/etc/keystone.conf
 HOST=127.0.0.1          # loopback only, by design
 REGION=RegionOne
-DEFAULT_PW=${KEYSTONE_PASSWORD:-secret}
+FRESH_DB=0
 PORT='' ENDPOINT=''     # of the last start, from $STATE
 
 say() { echo "keystone: $*"; }
@@ -131,12 +132,29 @@ write_state() { # port endpoint
     old_umask=$(umask); umask 077
     {
         printf 'PORT=%q\nENDPOINT=%q\n' "$1" "$2"
-        for v in ADMIN_PASSWORD DEMO_PASSWORD ALT_DEMO_PASSWORD \
-                 DEMO_READER_PASSWORD SERVICE_PASSWORD; do
+        for v in $PASSWORD_VARS; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } > "$STATE"
     umask "$old_umask"
+}
+
+PASSWORD_VARS="ADMIN_PASSWORD DEMO_PASSWORD ALT_DEMO_PASSWORD DEMO_READER_PASSWORD SERVICE_PASSWORD"
+
+# Each password: its own variable, else KEYSTONE_PASSWORD, else the one the
+# last start used (so a plain `start` keeps custom passwords), else secret.
+choose_passwords() {
+    local v saved
+    for v in $PASSWORD_VARS; do
+        if [ -z "${!v:-}" ]; then
+            saved=
+            # shellcheck source=/dev/null
+            [ -n "${KEYSTONE_PASSWORD:-}" ] || [ ! -f "$STATE" ] || \
+                saved=$(. "$STATE" && echo "${!v:-}")
+            printf -v "$v" '%s' "${KEYSTONE_PASSWORD:-${saved:-secret}}"
+        fi
+        export "${v?}"
+    done
 }
 
 fernet_keys() { # directory: keys 0 (staged) and 1 (primary), as fernet_setup makes
@@ -281,12 +299,7 @@ cmd_start() {
     endpoint=${endpoint%/}
     case $endpoint in http://*|https://*) ;; *) die "--endpoint must be an http(s) URL, got '$endpoint'" ;; esac
     t0=$(now)
-    ADMIN_PASSWORD=${ADMIN_PASSWORD:-$DEFAULT_PW}
-    DEMO_PASSWORD=${DEMO_PASSWORD:-$DEFAULT_PW}
-    ALT_DEMO_PASSWORD=${ALT_DEMO_PASSWORD:-$DEFAULT_PW}
-    DEMO_READER_PASSWORD=${DEMO_READER_PASSWORD:-$DEFAULT_PW}
-    SERVICE_PASSWORD=${SERVICE_PASSWORD:-$DEFAULT_PW}
-    export ADMIN_PASSWORD DEMO_PASSWORD ALT_DEMO_PASSWORD DEMO_READER_PASSWORD SERVICE_PASSWORD
+    choose_passwords
     url=http://$HOST:$port
 
     if pid=$(our_pid); then
@@ -295,6 +308,8 @@ cmd_start() {
         [ "$running_port" = "$port" ] || \
             die "already running (pid $pid) on port $running_port; stop it to change the port"
         say "start: already running (pid $pid) on $url; provisioning again"
+        FRESH_DB=0
+        bootstrap "$url"    # only if ADMIN_PASSWORD changed
     else
         port_answers "$port" && die "port $port on $HOST is already in use; choose another --port"
         cmd_install >/dev/null
