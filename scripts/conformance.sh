@@ -21,7 +21,7 @@
 #
 # Environment:
 #   CLINKER_BIN            [target/debug/clinker of this repository]
-#   CONFORMANCE_DIR        [./conformance-run-<UTC timestamp>], new or empty
+#   CONFORMANCE_DIR        [target/conformance-run-<UTC timestamp>], new or empty
 #   CLINKER_PORT, KEYSTONE_PORT   [free ports on 127.0.0.1]
 #   CLINKER_AUTH_STRATEGY  [keystone]; noauth exercises the harness with a
 #                          Clinker that ignores tokens
@@ -42,7 +42,8 @@ SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$SCRIPTS")
 REGEX=${1:-'^tempest\.api\.volume'}
 CLINKER_BIN=${CLINKER_BIN:-$ROOT/target/debug/clinker}
-RUN=${CONFORMANCE_DIR:-$PWD/conformance-run-$(date -u +%Y%m%dT%H%M%SZ)}
+# under target/ by default: ignored by git, next to the binary it tests
+RUN=${CONFORMANCE_DIR:-$ROOT/target/conformance-run-$(date -u +%Y%m%dT%H%M%SZ)}
 
 say() { echo "conformance: $*"; }
 is_true() { case ${1,,} in 1|true|yes|on) return 0 ;; *) return 1 ;; esac; }
