@@ -35,10 +35,12 @@
 #   TEMPEST_VENV            [~/.cache/clinker-tempest/venv]
 #   TEMPEST_PINS            [scripts/tempest/tempest-constraints.txt] or 'none'
 #   CONCURRENCY             [1]  one set of accounts serves one worker only
-#   GLANCE_WORKAROUND       [True]  render glance=True (tempest 47.0.0 kills
-#                           35 Cinder-only tests in setup_clients when glance
-#                           is off) and leave out the 8 tests that need a
-#                           real Glance; they are reported as skip
+#   GLANCE_WORKAROUND       [True]  render glance=True and leave out the 8
+#                           tests that need a real Glance (reported as skip):
+#                           with glance off, tempest 47.0.0 fails all 41 tests
+#                           of VolumesGetTest, VolumesNegativeTest and
+#                           VolumesActionsTest in setup_clients, 34 of which
+#                           pass against Cinder
 #   NEUTRON_AVAILABLE       [True]  runs 11 Cinder-only tests whose classes
 #                           ask for a network (none is created)
 #   ENFORCE_SCOPE_CINDER    [True]  read-only calls go through demo_reader
