@@ -3,6 +3,7 @@
 #
 #   CEPH_DIR=/tmp/c1 scripts/ceph-single-node.sh up     # start; prints the env to use
 #   CEPH_DIR=/tmp/c1 scripts/ceph-single-node.sh stop   # kill its daemons, keep the data
+#   CEPH_DIR=/tmp/c1 scripts/ceph-single-node.sh start  # restart a stopped cluster (OBJECTSTORE=bluestore keeps data)
 #   CEPH_DIR=/tmp/c1 scripts/ceph-single-node.sh down   # kill its daemons and delete CEPH_DIR
 #   CEPH_DIR=/tmp/c1 scripts/ceph-single-node.sh status
 #
@@ -287,6 +288,26 @@ CEPH_FSID=$fsid
 EOF
 }
 
+mon_is_up() {
+  admin mon stat > /dev/null 2>&1
+}
+
+# Restarts the daemons of a cluster `stop` left behind, on the ports its
+# config already names. Only a bluestore OSD still has its data.
+start() {
+  [ -f "$CEPH_DIR/.clinker-ceph-single-node" ] || die "$CEPH_DIR was not made by this script"
+  local t0
+  t0=$(now)
+  ceph-mon --cluster "$CLUSTER" --conf "$CONF" -i a
+  wait_for "the monitor" 30 mon_is_up
+  ceph-mgr --cluster "$CLUSTER" --conf "$CONF" -i x
+  ceph-osd --cluster "$CLUSTER" --conf "$CONF" -i 0 2>> "$CEPH_DIR/log/osd-start.out"
+  wait_for "the OSD to be up" "$UP_TIMEOUT" osd_is_up
+  wait_for "placement groups to be active+clean" "$UP_TIMEOUT" pgs_are_clean
+  wait_for "client.$USER_ID to list pool $POOL" 30 user_can_list
+  log "cluster restarted after $(elapsed "$t0")s"
+}
+
 status() {
   admin -s
 }
@@ -294,6 +315,7 @@ status() {
 case "${1:-}" in
   up) up ;;
   stop) stop ;;
+  start) start ;;
   down) down ;;
   status) status ;;
   *) usage ;;

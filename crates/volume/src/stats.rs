@@ -19,6 +19,13 @@ impl VolumeManager {
                 Ok(stats) => stats,
                 Err(e) => {
                     tracing::warn!(backend = %self.host(), error = %e, "driver stats failed");
+                    // A backend that cannot be reached is down until the
+                    // periodic re-initialisation finds it again (Cinder
+                    // reports `unknown` capacities instead, which the
+                    // CapacityFilter then lets through).
+                    if e.kind() == clinker_types::ErrorKind::Unavailable {
+                        self.set_health(false, Some(format!("{e}")));
+                    }
                     let mut down = Map::new();
                     down.insert("backend_state".into(), json!("down"));
                     down.insert("pools".into(), json!([]));

@@ -1,0 +1,387 @@
+//! Ceph RBD through Clinker's HTTP API, beside a file backend: the volume
+//! lifecycle with clones, data read back from a clone, the capacity report
+//! against `rbd du`, and Ceph stopped in the middle of work.
+//!
+//! Runs with `CLINKER_SYSTEM_TESTS=1` or `CI=true` (a missing Ceph is then a
+//! failure); otherwise it is skipped with a message. The cluster comes from
+//! `scripts/ceph-single-node.sh` (bluestore, so it survives a restart).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use serde_json::{Value, json};
+
+fn enabled() -> bool {
+    let flag = |n: &str| std::env::var(n).is_ok_and(|v| v == "1" || v == "true");
+    flag("CLINKER_SYSTEM_TESTS") || flag("CI")
+}
+
+struct Ceph {
+    dir: PathBuf,
+}
+
+impl Ceph {
+    fn script(&self, action: &str) {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ceph-single-node.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg(action)
+            .env("CEPH_DIR", &self.dir)
+            .env("OBJECTSTORE", "bluestore")
+            .env("OSD_SIZE", "3G")
+            .env("OWNER_PID", std::process::id().to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ceph-single-node.sh {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn rbd(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("rbd")
+            .args(["--id", "cinder", "--conf"])
+            .arg(self.dir.join("ceph.conf"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rbd {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn images(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            serde_json::from_str(&self.rbd(&["ls", "volumes", "--format", "json"])).unwrap();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Ceph {
+    fn drop(&mut self) {
+        self.script("down");
+    }
+}
+
+async fn wait(c: &Cluster, id: &str, want: &str) -> Value {
+    c.wait_volume(id, |s| s == Some(want) || s == Some("error"))
+        .await
+}
+
+async fn pools(c: &Cluster) -> Vec<Value> {
+    let (status, body) = c.get("/scheduler-stats/get_pools?detail=true").await;
+    assert_eq!(status, 200, "{body}");
+    body["pools"].as_array().cloned().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rbd_and_file_side_by_side_through_the_api() {
+    if !enabled() {
+        eprintln!(
+            "skipping the RBD end-to-end test: set CLINKER_SYSTEM_TESTS=1 (needs ceph-mon, ceph-osd, ceph-mgr, ceph-common)"
+        );
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let ceph = Ceph {
+        dir: scratch.path().join("ceph"),
+    };
+    ceph.script("up");
+    let backends = format!(
+        "enabled_backends = file,ceph\n[file]\nvolume_driver = file\nvolume_backend_name = local\n\
+         [ceph]\nvolume_driver = cinder.volume.drivers.rbd.RBDDriver\nvolume_backend_name = ceph\nrbd_pool = volumes\n\
+         rbd_user = cinder\nrbd_ceph_conf = {}\nrados_connect_timeout = 5\nrados_connection_retries = 0\n",
+        ceph.dir.join("ceph.conf").display()
+    );
+    let mut c = Cluster::start(
+        "periodic_interval = 1\nbackend_stats_polling_interval = 3\nservice_down_time = 30\nquota_volumes = -1",
+        &backends,
+    )
+    .await;
+    for (name, backend) in [("ceph", "ceph"), ("local", "local")] {
+        let (status, body) =
+            c.post("/types", json!({"volume_type": {"name": name, "extra_specs": {"volume_backend_name": backend}}})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // Types route to their backend.
+    let (_, local, _) = c
+        .create_volume(json!({"size": 1, "volume_type": "local"}))
+        .await;
+    let local = wait(&c, &local.unwrap(), "available").await;
+    assert_eq!(local["os-vol-host-attr:host"], "testnode@file#local");
+    let (_, parent, _) = c
+        .create_volume(json!({"size": 1, "volume_type": "ceph", "name": "parent"}))
+        .await;
+    let parent_id = parent.unwrap();
+    let parent = wait(&c, &parent_id, "available").await;
+    assert_eq!(parent["status"], "available", "{parent}");
+    assert_eq!(parent["os-vol-host-attr:host"], "testnode@ceph#ceph");
+    assert!(ceph.images().contains(&format!("volume-{parent_id}")));
+
+    // Data written through librbd (`rbd import`) reads back from a clone.
+    let pattern = scratch.path().join("pattern");
+    std::fs::write(
+        &pattern,
+        (0..4u32 << 20)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    ceph.rbd(&["rm", &format!("volumes/volume-{parent_id}")]);
+    ceph.rbd(&[
+        "import",
+        "--no-progress",
+        &pattern.display().to_string(),
+        &format!("volumes/volume-{parent_id}"),
+    ]);
+    ceph.rbd(&[
+        "resize",
+        "--size",
+        "1G",
+        &format!("volumes/volume-{parent_id}"),
+    ]);
+
+    let (status, snap) = c
+        .post(
+            "/snapshots",
+            json!({"snapshot": {"volume_id": parent_id, "name": "s"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{snap}");
+    let snap_id = snap["snapshot"]["id"].as_str().unwrap().to_owned();
+    c.wait_snapshot(&snap_id, "available").await;
+    let (_, from_snap, _) = c
+        .create_volume(json!({"size": 2, "snapshot_id": snap_id}))
+        .await;
+    let from_snap = from_snap.unwrap();
+    assert_eq!(
+        wait(&c, &from_snap, "available").await["status"],
+        "available"
+    );
+    let (_, clone, _) = c.create_volume(json!({"source_volid": parent_id})).await;
+    let clone = clone.unwrap();
+    assert_eq!(wait(&c, &clone, "available").await["status"], "available");
+    for image in [&from_snap, &clone] {
+        let out = scratch.path().join(format!("out-{image}"));
+        ceph.rbd(&[
+            "export",
+            "--no-progress",
+            &format!("volumes/volume-{image}"),
+            &out.display().to_string(),
+        ]);
+        let data = std::fs::read(&out).unwrap();
+        assert_eq!(
+            &data[..4 << 20],
+            &std::fs::read(&pattern).unwrap()[..],
+            "volume {image} lost the parent's data"
+        );
+    }
+
+    // Extend.
+    let (status, _) = c
+        .post(
+            &format!("/volumes/{clone}/action"),
+            json!({"os-extend": {"new_size": 3}}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.get(&format!("/volumes/{clone}")).await.1["volume"]["size"] != 3 {
+        assert!(Instant::now() < deadline, "extend did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let info: Value = serde_json::from_str(&ceph.rbd(&[
+        "info",
+        &format!("volumes/volume-{clone}"),
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(info["size"], 3u64 << 30);
+
+    // The capacity report matches `rbd du` (provisioned GiB).
+    let du: Value =
+        serde_json::from_str(&ceph.rbd(&["du", "-p", "volumes", "--format", "json"])).unwrap();
+    let provisioned_bytes: u64 = du["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["snapshot"].is_null())
+        .map(|i| i["provisioned_size"].as_u64().unwrap())
+        .sum();
+    tokio::time::sleep(Duration::from_secs(4)).await; // the next capability report
+    let ceph_pool = pools(&c)
+        .await
+        .into_iter()
+        .find(|p| p["name"] == "testnode@ceph#ceph")
+        .unwrap();
+    // An exclusive pool (the default) reports what the volume service has
+    // placed there (`allocated_capacity_gb`), as Cinder's RBD driver does;
+    // it must equal what the cluster says the images provision.
+    let caps = &ceph_pool["capabilities"];
+    let reported = caps["provisioned_capacity_gb"]
+        .as_f64()
+        .or_else(|| caps["allocated_capacity_gb"].as_f64())
+        .unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let expected = provisioned_bytes as f64 / f64::from(1u32 << 30);
+    assert!(
+        (reported - expected).abs() < 0.01,
+        "reported {reported} GiB, rbd du says {expected} GiB"
+    );
+
+    // Delete the parent (with its snapshot) while both clones live: not an
+    // error; the children keep their data.
+    let (status, body) = c
+        .delete(&format!("/volumes/{parent_id}?cascade=true"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    c.wait_volume(&parent_id, |s| s.is_none()).await;
+    for image in [&from_snap, &clone] {
+        let out = scratch.path().join(format!("after-{image}"));
+        ceph.rbd(&[
+            "export",
+            "--no-progress",
+            &format!("volumes/volume-{image}"),
+            &out.display().to_string(),
+        ]);
+        assert_eq!(
+            &std::fs::read(&out).unwrap()[..4 << 20],
+            &std::fs::read(&pattern).unwrap()[..]
+        );
+    }
+    for id in [&from_snap, &clone, local["id"].as_str().unwrap()] {
+        let (status, body) = c.delete(&format!("/volumes/{id}")).await;
+        assert_eq!(status, 202, "{body}");
+        c.wait_volume(id, |s| s.is_none()).await;
+    }
+    assert!(
+        ceph.images().is_empty(),
+        "images left in the pool: {:?}",
+        ceph.images()
+    );
+    c.assert_quota_consistent("admin").await;
+
+    // Ceph stops in the middle of work.
+    let (_, pending, _) = c
+        .create_volume(json!({"size": 1, "volume_type": "ceph"}))
+        .await;
+    let pending = pending.unwrap();
+    let kept = wait(&c, &pending, "available").await;
+    assert_eq!(kept["status"], "available");
+    ceph.script("stop");
+    let (_, doomed, _) = c
+        .create_volume(json!({"size": 1, "volume_type": "ceph"}))
+        .await;
+    let doomed = doomed.unwrap();
+    let (status, _) = c.delete(&format!("/volumes/{pending}")).await;
+    assert_eq!(status, 202);
+    // Nothing stays creating or deleting: the create fails with a message,
+    // the delete fails to error_deleting.
+    let failed = c.wait_volume(&doomed, |s| s == Some("error")).await;
+    assert_eq!(failed["status"], "error");
+    let stuck = c
+        .wait_volume(&pending, |s| matches!(s, Some("error_deleting") | None))
+        .await;
+    assert!(
+        stuck.is_null() || stuck["status"] == "error_deleting",
+        "{stuck}"
+    );
+    let (_, messages) = c
+        .request(reqwest::Method::GET, "/messages", None, Some("3.3"))
+        .await;
+    assert!(
+        messages["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["resource_uuid"] == doomed.as_str()),
+        "no user message for the failed create: {messages}"
+    );
+    // The backend turns down with a reason, the service stays visible.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, services) = c
+            .request(reqwest::Method::GET, "/os-services", None, Some("3.49"))
+            .await;
+        let ceph_service = services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["host"] == "testnode@ceph")
+            .cloned()
+            .unwrap();
+        if ceph_service["backend_state"] == "down" {
+            assert_eq!(
+                ceph_service["state"], "up",
+                "the process is alive: {ceph_service}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rbd backend never turned down: {ceph_service}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Ceph returns: the backend comes back up and works again.
+    ceph.script("start");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, services) = c
+            .request(reqwest::Method::GET, "/os-services", None, Some("3.49"))
+            .await;
+        let up = services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["host"] == "testnode@ceph" && s["backend_state"] == "up");
+        if up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rbd backend did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await; // a fresh capability report
+    let (_, again, _) = c
+        .create_volume(json!({"size": 1, "volume_type": "ceph"}))
+        .await;
+    let again = again.unwrap();
+    assert_eq!(wait(&c, &again, "available").await["status"], "available");
+    // An operator can retry the failed delete once Ceph is back.
+    if !stuck.is_null() {
+        let (status, _) = c
+            .request(
+                reqwest::Method::POST,
+                &format!("/volumes/{pending}/action"),
+                Some(json!({"os-reset_status": {"status": "error"}})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 202);
+        let (status, body) = c.delete(&format!("/volumes/{pending}")).await;
+        assert_eq!(status, 202, "{body}");
+        c.wait_volume(&pending, |s| s.is_none()).await;
+    }
+    for id in [&again, &doomed] {
+        c.delete(&format!("/volumes/{id}")).await;
+        c.wait_volume(id, |s| s.is_none()).await;
+    }
+    assert!(ceph.images().is_empty(), "images left: {:?}", ceph.images());
+    c.stop().await;
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Ceph packages the RBD tests need (Debian 12: Ceph 16 pacific).
+# Idempotent; needs root (or sudo). The tests start their own throw-away
+# cluster with scripts/ceph-single-node.sh and never touch /etc/ceph.
+set -euo pipefail
+packages=(ceph-mon ceph-osd ceph-mgr ceph-common)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "ceph packages already installed"
+  exit 0
+fi
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+as_root apt-get update -q
+DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
