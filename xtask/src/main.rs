@@ -11,6 +11,8 @@ use std::process::ExitCode;
 fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let rules: &[(&str, &[&str])] = &[
         ("clinker-types", &[]),
+        // The benchmark talks HTTP only.
+        ("clinker-bench", &[]),
         ("clinker-config", &["clinker-types"]),
         ("clinker-runtime", &["clinker-types"]),
         ("clinker-exec", &["clinker-types"]),
