@@ -165,17 +165,27 @@ impl Cluster {
             .filter(|(_, v)| *v != 0)
             .collect();
         assert_eq!(counters, recount, "quota usage drifted");
-        let allocations: std::collections::BTreeMap<String, i64> = db
-            .pool_allocations()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|(_, v)| *v != 0)
-            .collect();
-        assert_eq!(
-            allocations,
-            db.recount_pool_allocations().await.unwrap(),
-            "pool claims drifted"
-        );
+        // Placements may still be running: the counters and the recount are
+        // read at two instants, so wait for a moment when nothing moves.
+        // Real drift never converges and still fails.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let allocations: std::collections::BTreeMap<String, i64> = db
+                .pool_allocations()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .collect();
+            let recount = db.recount_pool_allocations().await.unwrap();
+            if allocations == recount {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pool claims drifted: {allocations:?} != {recount:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
