@@ -7,6 +7,7 @@ mod actions;
 mod admin;
 mod common;
 mod members;
+mod personas;
 mod pipeline;
 mod snapshots;
 mod volume_lists;
