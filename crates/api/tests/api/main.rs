@@ -6,6 +6,7 @@
 mod actions;
 mod admin;
 mod common;
+mod keystone;
 mod members;
 mod personas;
 mod pipeline;
