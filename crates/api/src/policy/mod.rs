@@ -311,7 +311,7 @@ impl Policy {
                 };
                 match literal_kind(kind) {
                     Some(literal) => literal == wanted,
-                    None => credential(ctx, kind).iter().any(|value| *value == wanted),
+                    None => credential(ctx, kind).contains(&wanted),
                 }
             }
             Check::Not(inner) => !self.evaluate(inner, ctx, target, depth),

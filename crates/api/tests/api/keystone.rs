@@ -21,6 +21,9 @@ use crate::common::{Harness, Options, TestClock};
 const PA: &str = "aaaa0000aaaa0000aaaa0000aaaa0000";
 const HOUR: i64 = 3_600 * 1_000_000;
 
+/// What the fake knows of a token: user, project, roles, expiry.
+type TokenRecord = (String, String, Vec<String>, Timestamp);
+
 #[derive(Debug, Default)]
 struct Fake {
     /// POST /v3/auth/tokens calls.
@@ -30,7 +33,7 @@ struct Fake {
     /// Service tokens Keystone currently accepts.
     service_tokens: Mutex<Vec<String>>,
     /// Subject token → (user, project, roles, expires_at).
-    tokens: Mutex<HashMap<String, (String, String, Vec<String>, Timestamp)>>,
+    tokens: Mutex<HashMap<String, TokenRecord>>,
 }
 
 impl Fake {
