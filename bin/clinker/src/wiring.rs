@@ -105,6 +105,28 @@ fn check_listen_policy(config: &Config, addr: &SocketAddr) -> anyhow::Result<()>
     Ok(())
 }
 
+/// How the API authenticates and authorizes.
+struct ApiAccess {
+    authenticator: Arc<dyn clinker_api::Authenticator>,
+    policy: Arc<clinker_api::policy::Policy>,
+}
+
+/// Sets up the API's authenticator and policy before anything starts, so a
+/// bad `[keystone_authtoken]`, htpasswd or policy file stops start-up with
+/// the reason instead of refusing requests later.
+fn api_access(config: &Config) -> anyhow::Result<ApiAccess> {
+    let authenticator = clinker_api::auth::authenticator_from_config(config)
+        .context("cannot set up API authentication")?;
+    let policy = clinker_api::policy::Policy::from_config(config)?;
+    if let Some(path) = policy.source() {
+        tracing::info!(policy_file = %path.display(), "policy overrides loaded");
+    }
+    Ok(ApiAccess {
+        authenticator,
+        policy,
+    })
+}
+
 async fn stop_all(services: Vec<RunningService>, deadline: Duration) {
     // Volume services first (they hold in-flight driver work), then the
     // scheduler.
@@ -163,6 +185,7 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
         })?;
     let addr = SocketAddr::new(ip, config.default.osapi_volume_listen_port);
     check_listen_policy(&config, &addr)?;
+    let access = api_access(&config)?;
 
     let db_pools = open_database(&config).await?;
     db_pools
@@ -191,7 +214,7 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
         config: config.clone(),
         clock,
     };
-    let app = clinker_api::router(state);
+    let app = clinker_api::router_with_policy(state, access.authenticator, access.policy);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -347,6 +370,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
                 })?;
             let addr = SocketAddr::new(ip, config.default.osapi_volume_listen_port);
             check_listen_policy(&config, &addr)?;
+            let access = api_access(&config)?;
             let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
             let volume_rpc = VolumeRpcClient::new(transport.clone(), rpc_timeout);
             clinker_service::pin_volume_rpc_versions(&db, &volume_rpc).await;
@@ -357,11 +381,12 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
                 config: config.clone(),
                 clock,
             };
+            let app = clinker_api::router_with_policy(state, access.authenticator, access.policy);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             println!("clinker api serving http://{}/v3", listener.local_addr()?);
-            axum::serve(listener, clinker_api::router(state))
+            axum::serve(listener, app)
                 .with_graceful_shutdown(clinker_runtime::shutdown_signal())
                 .await
                 .context("the API server failed")?;

@@ -5,15 +5,15 @@
 //!
 //! This is Cinder's paste pipeline (`request_id`, `sizelimit`, `noauth` or
 //! `authtoken` + `keystonecontext`, and `wsgi.Resource`'s own checks) in one
-//! middleware. Authentication sits behind the [`Authenticator`] seam so a
-//! Keystone implementation (and policy) can replace [`NoAuth`] without
-//! touching handlers.
+//! middleware. Authentication sits behind the [`Authenticator`] seam
+//! ([`NoAuth`], and Keystone and http basic in [`crate::auth`]); each
+//! request then runs with the router's [`Policy`] in scope.
 
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use clinker_config::{AuthStrategy, Config};
@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::fault::ApiError;
 use crate::links::{Links, split_project_segment};
 use crate::microversion::{self, ApiVersion};
+use crate::policy::Policy;
 use crate::request::{MAX_REQUEST_BODY_SIZE, Req};
 
 /// The response header carrying the request id (oslo's `RequestId`).
@@ -31,25 +32,41 @@ pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 pub const COMPUTE_REQUEST_ID_HEADER: &str = "x-compute-request-id";
 
 /// Who the caller is, as an [`Authenticator`] established it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
     /// User id.
     pub user_id: String,
     /// Project id.
     pub project_id: String,
-    /// Whether the caller is an administrator.
+    /// Whether the caller is an administrator regardless of policy (noauth
+    /// and http basic make every caller one, as Cinder's noauth does);
+    /// otherwise the policy's `context_is_admin` rule decides.
     pub is_admin: bool,
     /// Role names.
     pub roles: Vec<String>,
+    /// The domain of the project (Keystone).
+    pub project_domain_id: Option<String>,
+    /// Roles of a valid `X-Service-Token`.
+    pub service_roles: Vec<String>,
+    /// Whether the service token carries one of `service_token_roles`.
+    pub is_service: bool,
 }
 
 /// Establishes the caller of a request from its headers.
+#[async_trait::async_trait]
 pub trait Authenticator: Send + Sync + std::fmt::Debug {
     /// The caller.
     ///
     /// # Errors
-    /// 401 when the credentials are missing or invalid.
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError>;
+    /// 401 when the credentials are missing or invalid, 503 when the
+    /// identity service cannot be asked.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError>;
+
+    /// The `WWW-Authenticate` value every 401 of the v3 API carries
+    /// (keystonemiddleware adds `Keystone uri="…"`), if any.
+    fn www_authenticate(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Cinder's `noauth`: `X-Auth-Token: user:project` (no colon: both are the
@@ -58,8 +75,10 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoAuth;
 
-impl Authenticator for NoAuth {
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+impl NoAuth {
+    /// The identity a noauth token stands for (synchronous; test
+    /// authenticators build on it).
+    pub fn identity(headers: &HeaderMap) -> Identity {
         let token = headers
             .get("x-auth-token")
             .and_then(|v| v.to_str().ok())
@@ -75,42 +94,59 @@ impl Authenticator for NoAuth {
                 None => (token.to_owned(), token.to_owned()),
             },
         };
-        Ok(Identity {
+        Identity {
             user_id,
             project_id,
             is_admin: true,
             roles: vec!["admin".to_owned()],
-        })
+            ..Identity::default()
+        }
     }
 }
 
-/// An authenticator for strategies this build cannot serve yet: every
-/// request is refused with 401, so nothing is served unauthenticated by
-/// mistake.
-#[derive(Clone, Debug)]
-pub struct Unsupported {
-    strategy: &'static str,
+#[async_trait::async_trait]
+impl Authenticator for NoAuth {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+        Ok(Self::identity(headers))
+    }
 }
 
+/// An authenticator that refuses every request with 401 (a strategy whose
+/// set-up failed in a router built without the start-up checks), so nothing
+/// is served unauthenticated by mistake.
+#[derive(Clone, Debug)]
+pub struct Unsupported {
+    reason: String,
+}
+
+#[async_trait::async_trait]
 impl Authenticator for Unsupported {
-    fn authenticate(&self, _headers: &HeaderMap) -> Result<Identity, ApiError> {
+    async fn authenticate(&self, _headers: &HeaderMap) -> Result<Identity, ApiError> {
         Err(ApiError::new(
             clinker_types::ErrorKind::Unauthorized,
-            format!(
-                "auth_strategy {} is not supported by this API server.",
-                self.strategy
-            ),
+            self.reason.clone(),
         ))
     }
 }
 
-/// The authenticator `[DEFAULT] auth_strategy` asks for.
+/// The authenticator `[DEFAULT] auth_strategy` asks for; when it cannot be
+/// set up (see [`crate::auth::authenticator_from_config`], which start-up
+/// uses to refuse such a configuration) every request is refused.
 pub fn authenticator_for(config: &Config) -> Arc<dyn Authenticator> {
     match config.default.auth_strategy {
         AuthStrategy::Noauth | AuthStrategy::NoauthIncludeProjectId => Arc::new(NoAuth),
-        other => Arc::new(Unsupported {
-            strategy: other.as_str(),
-        }),
+        _ => match crate::auth::authenticator_from_config(config) {
+            Ok(authenticator) => authenticator,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot set up authentication; refusing every request");
+                Arc::new(Unsupported {
+                    reason: format!(
+                        "auth_strategy {} is not usable: {err}",
+                        config.default.auth_strategy.as_str()
+                    ),
+                })
+            }
+        },
     }
 }
 
@@ -130,6 +166,7 @@ pub fn valid_global_request_id(value: &str) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct Pipeline {
     pub(crate) authenticator: Arc<dyn Authenticator>,
+    pub(crate) policy: Arc<Policy>,
     pub(crate) public_endpoint: Option<String>,
 }
 
@@ -150,9 +187,20 @@ pub(crate) async fn pipeline(
     let v3 = is_v3(&path);
     let mut negotiated = None;
     let mut response = match prepare(&pipeline, request, &request_id, v3, &mut negotiated).await {
-        Ok(request) => next.run(request).await,
+        Ok(request) => pipeline.policy.clone().scope(next.run(request)).await,
         Err(err) => err.into_response(),
     };
+    // keystonemiddleware tells every unauthenticated client where to
+    // authenticate, whichever layer answered 401.
+    if v3
+        && response.status() == StatusCode::UNAUTHORIZED
+        && let Some(value) = pipeline.authenticator.www_authenticate()
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(REQUEST_ID_HEADER, value.clone());
@@ -213,14 +261,9 @@ async fn prepare(
     };
 
     let identity = if v3 {
-        pipeline.authenticator.authenticate(&parts.headers)?
+        pipeline.authenticator.authenticate(&parts.headers).await?
     } else {
-        Identity {
-            user_id: String::new(),
-            project_id: String::new(),
-            is_admin: false,
-            roles: Vec::new(),
-        }
+        Identity::default()
     };
 
     let body = decode_body(&parts.headers, &bytes)?;
@@ -250,15 +293,24 @@ async fn prepare(
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_global_request_id(v))
         .map(str::to_owned);
+    let mut context = RequestContext {
+        request_id: request_id.to_owned(),
+        global_request_id,
+        user_id: identity.user_id,
+        project_id: identity.project_id,
+        is_admin: identity.is_admin,
+        roles: identity.roles,
+        project_domain_id: identity.project_domain_id,
+        service_roles: identity.service_roles,
+        is_service: identity.is_service,
+    };
+    // Cinder's RequestContext: is_admin comes from the `context_is_admin`
+    // rule unless the auth middleware forced it (noauth).
+    if v3 && !context.is_admin {
+        context.is_admin = pipeline.policy.is_admin(&context);
+    }
     let req = Req {
-        context: RequestContext {
-            request_id: request_id.to_owned(),
-            global_request_id,
-            user_id: identity.user_id,
-            project_id: identity.project_id,
-            is_admin: identity.is_admin,
-            roles: identity.roles,
-        },
+        context,
         version,
         links: Links::new(&base, project_in_url),
         query,
@@ -342,18 +394,18 @@ mod tests {
 
     #[test]
     fn noauth_reads_user_and_project() {
-        let id = NoAuth.authenticate(&headers(Some("alice:p1"))).unwrap();
+        let id = NoAuth::identity(&headers(Some("alice:p1")));
         assert_eq!(
             (id.user_id.as_str(), id.project_id.as_str()),
             ("alice", "p1")
         );
         assert!(id.is_admin);
-        let id = NoAuth.authenticate(&headers(Some("solo"))).unwrap();
+        let id = NoAuth::identity(&headers(Some("solo")));
         assert_eq!(
             (id.user_id.as_str(), id.project_id.as_str()),
             ("solo", "solo")
         );
-        let id = NoAuth.authenticate(&headers(None)).unwrap();
+        let id = NoAuth::identity(&headers(None));
         assert_eq!(
             (id.user_id.as_str(), id.project_id.as_str()),
             ("admin", "admin")

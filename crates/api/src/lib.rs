@@ -2,7 +2,8 @@
 //!
 //! [`router`] builds the axum router that serves `GET /` (versions), and
 //! every v3 route both with and without `/{project_id}` after `/v3`. A
-//! request passes the pipeline in [`context`] (request id, noauth context,
+//! request passes the pipeline in [`context`] (request id, authentication
+//! ([`auth`]) and the policy in scope ([`policy`]),
 //! microversion, body limits and decoding), then a thin handler in [`v3`]
 //! that parses it, calls a service in [`services`] (Cinder's
 //! `volume/api.py`: validation, compare-and-swap through the database, RPC
@@ -14,6 +15,7 @@
 //! `clinker-rpc` only: the scheduler and volume services are reached over
 //! RPC, never linked.
 
+pub mod auth;
 pub mod context;
 pub mod fault;
 pub mod links;
@@ -55,16 +57,37 @@ pub struct ApiState {
 }
 
 /// The API router, authenticating as `[DEFAULT] auth_strategy` says.
+///
+/// Configuration problems (an htpasswd file that cannot be read, a policy
+/// file that does not parse) make this router refuse every request; the
+/// binary checks them first with [`auth::authenticator_from_config`] and
+/// [`policy::Policy::from_config`] and refuses to start instead.
 pub fn router(state: ApiState) -> Router {
     let authenticator = context::authenticator_for(&state.config);
     router_with_authenticator(state, authenticator)
 }
 
-/// The API router with an explicit [`Authenticator`] (tests, and the seam
-/// for Keystone).
+/// The API router with an explicit [`Authenticator`] and the policy of
+/// `[oslo_policy] policy_file` (every action refused if it cannot be
+/// loaded).
 pub fn router_with_authenticator(state: ApiState, authenticator: Arc<dyn Authenticator>) -> Router {
+    let policy = policy::Policy::from_config(&state.config).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot load the policy; refusing every action");
+        policy::Policy::deny_all()
+    });
+    router_with_policy(state, authenticator, policy)
+}
+
+/// The API router with an explicit [`Authenticator`] and [`policy::Policy`]
+/// (what the binary uses after checking both at start-up).
+pub fn router_with_policy(
+    state: ApiState,
+    authenticator: Arc<dyn Authenticator>,
+    policy: Arc<policy::Policy>,
+) -> Router {
     let pipeline = Arc::new(context::Pipeline {
         authenticator,
+        policy,
         public_endpoint: state.config.default.public_endpoint.clone(),
     });
     let v3_routes = v3::routes().with_state(state);

@@ -8,6 +8,7 @@
 //!
 //! Depends only on `clinker-types`.
 
+mod auth;
 mod ini;
 mod lvm;
 mod rbd;
@@ -16,6 +17,7 @@ mod reader;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use auth::{AuthOptions, KeystoneAuthtokenOptions, OsloPolicyOptions};
 pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
     LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
@@ -307,6 +309,9 @@ pub struct Config {
     pub messaging: MessagingOptions,
     /// The enabled backends, in `enabled_backends` order.
     pub backends: Vec<BackendConfig>,
+    /// Authentication (`[keystone_authtoken]`, http basic) and policy
+    /// (`[oslo_policy]`).
+    pub auth: AuthOptions,
     /// Unknown options and sections, one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -383,7 +388,22 @@ impl Config {
             })?;
             ini.merge_text(&text, &path.display().to_string())?;
         }
-        Self::from_ini(&ini, env)
+        let mut config = Self::from_ini(&ini, env)?;
+        // oslo.config looks for a relative `policy_file` next to the
+        // configuration files, the last one first.
+        config.auth.oslo_policy.config_dirs = files
+            .iter()
+            .rev()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d
+                }
+            })
+            .collect();
+        Ok(config)
     }
 
     /// Validates already-parsed INI text.
@@ -445,7 +465,8 @@ impl Config {
             }
             backends.push(read_backend(&mut r, name, &default)?);
         }
-        let mut warnings = Vec::new();
+        let auth = auth::read_auth_options(&mut r, default.auth_strategy, Vec::new())?;
+        let mut warnings = auth::auth_warnings(&mut r)?;
         for section in ini.section_names() {
             let is_backend = default.enabled_backends.iter().any(|b| b == section);
             if !is_backend && !KNOWN_SECTIONS.contains(&section) {
@@ -472,7 +493,12 @@ impl Config {
             }
             if matches!(
                 section,
-                "DEFAULT" | "database" | "backend_defaults" | "oslo_messaging_rabbit"
+                "DEFAULT"
+                    | "database"
+                    | "backend_defaults"
+                    | "oslo_messaging_rabbit"
+                    | "keystone_authtoken"
+                    | "oslo_policy"
             ) || is_backend
             {
                 for option in r.unconsumed(section) {
@@ -487,6 +513,7 @@ impl Config {
             database,
             messaging,
             backends,
+            auth,
             warnings,
         })
     }

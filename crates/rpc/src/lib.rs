@@ -52,6 +52,19 @@ pub struct RequestContext {
     /// Role names.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The domain of the caller's project (Keystone tokens only).
+    #[serde(default)]
+    pub project_domain_id: Option<String>,
+    /// Role names of a valid `X-Service-Token` sent with the request
+    /// (keystonemiddleware's `X-Service-Roles`); empty without one.
+    #[serde(default)]
+    pub service_roles: Vec<String>,
+    /// Whether the request came with a service token carrying one of
+    /// `[keystone_authtoken] service_token_roles` (Cinder's
+    /// `is_service_request`, which the attachment-delete safety check of
+    /// CVE-2023-2088 relies on).
+    #[serde(default)]
+    pub is_service: bool,
 }
 
 impl RequestContext {
@@ -64,6 +77,7 @@ impl RequestContext {
             project_id: reason.to_owned(),
             is_admin: true,
             roles: vec!["admin".to_owned()],
+            ..Self::default()
         }
     }
 }
@@ -279,3 +293,21 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
 
 /// A shared transport.
 pub type TransportHandle = Arc<dyn Transport>;
+
+#[cfg(test)]
+mod context_tests {
+    use super::RequestContext;
+
+    #[test]
+    fn contexts_from_older_senders_still_decode() {
+        // A message serialized before the service-token fields existed.
+        let old = serde_json::json!({
+            "request_id": "req-1", "user_id": "u", "project_id": "p",
+            "is_admin": false, "roles": ["member"],
+        });
+        let ctx: RequestContext = serde_json::from_value(old).unwrap();
+        assert!(!ctx.is_service);
+        assert!(ctx.service_roles.is_empty());
+        assert_eq!(ctx.project_domain_id, None);
+    }
+}

@@ -18,6 +18,7 @@ use super::volumes::{get_volume, provision_filter_on_size, volume_not_found};
 use super::{QuotaAction, lookup_error, quota_error, snapshots, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
+use crate::policy;
 
 /// What a create request asks for, after schema validation.
 #[derive(Clone, Debug, Default)]
@@ -200,6 +201,9 @@ pub async fn create_volume(
             "multiattach parameter has been removed. The default behavior is to use multiattach enabled volume types. Contact your administrator to create a multiattach enabled volume type and use it to create multiattach volumes.",
         ));
     }
+    // Cinder's controller looks the sources up first; `volume_api.create`
+    // then authorizes before its own checks.
+    policy::enforce(ctx, "volume:create", None)?;
     if snapshot.is_some() && source.is_some() {
         return Err(ApiError::invalid_input(
             "May specify only one of backup, imageRef, snapshot, source volume",
@@ -280,6 +284,9 @@ pub async fn create_volume(
         }
     };
     provision_filter_on_size(&volume_type, size)?;
+    if volume_type.is_multiattach() {
+        policy::enforce(ctx, "volume:multiattach", None)?;
+    }
     let (zone, zones) = choose_zone(
         state,
         request.availability_zone.clone(),

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use clinker_rpc::RequestContext;
 use serde_json::{Map, Value};
 
-use super::volumes::require_admin;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
+use crate::policy;
 use crate::validation::{DB_MAX_INT, check_string_length, validate_integer};
 
 /// The project-wide resources (Cinder's `QUOTAS` plus `GROUP_QUOTAS`).
@@ -45,14 +45,10 @@ pub async fn known_resources(state: &ApiState) -> ApiResult<Vec<String>> {
     Ok(resources)
 }
 
+/// Cinder's quota read rule, targeted at the project whose quotas are
+/// read: a reader sees its own project's, an admin any project's.
 fn authorize_project(ctx: &RequestContext, project_id: &str) -> ApiResult<()> {
-    if ctx.is_admin || ctx.project_id == project_id {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "Policy doesn't allow volume_extension:quotas:show to be performed.",
-        ))
-    }
+    policy::enforce(ctx, "volume_extension:quotas:show", Some(project_id))
 }
 
 /// One resource of a quota set: the limit, or the limit with usage.
@@ -74,6 +70,18 @@ pub async fn project_quotas(
     project_id: &str,
 ) -> ApiResult<BTreeMap<String, QuotaEntry>> {
     authorize_project(ctx, project_id)?;
+    quota_entries(state, project_id).await
+}
+
+/// A project's effective limits and usage, without a policy check (the
+/// absolute limits of `/limits` are shown to every caller, as in Cinder).
+///
+/// # Errors
+/// Database failures.
+pub async fn quota_entries(
+    state: &ApiState,
+    project_id: &str,
+) -> ApiResult<BTreeMap<String, QuotaEntry>> {
     let limits = state
         .db
         .quota_limits(project_id)
@@ -176,7 +184,7 @@ pub async fn update_project_quotas(
 ) -> ApiResult<BTreeMap<String, i64>> {
     let resources = known_resources(state).await?;
     let values = checked_quota_values(set, &resources, false)?;
-    require_admin(ctx)?;
+    policy::enforce(ctx, "volume_extension:quotas:update", Some(project_id))?;
     check_string_length(project_id, "quota_set_name", 1, 255)?;
     let usages = state
         .db
@@ -214,7 +222,7 @@ pub async fn delete_project_quotas(
     ctx: &RequestContext,
     project_id: &str,
 ) -> ApiResult<()> {
-    require_admin(ctx)?;
+    policy::enforce(ctx, "volume_extension:quotas:delete", Some(project_id))?;
     state
         .db
         .delete_project_quotas(project_id)
@@ -234,7 +242,7 @@ pub async fn update_class_quotas(
 ) -> ApiResult<BTreeMap<String, i64>> {
     let resources = known_resources(state).await?;
     let values = checked_quota_values(set, &resources, true)?;
-    require_admin(ctx)?;
+    policy::enforce(ctx, "volume_extension:quota_classes:update", None)?;
     check_string_length(class_name, "quota_class_name", 1, 255)?;
     for (key, limit) in values {
         state

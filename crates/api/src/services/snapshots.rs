@@ -10,20 +10,22 @@ use clinker_types::model::Snapshot;
 use clinker_types::status::SnapshotTransition;
 use clinker_types::{SnapshotId, SnapshotStatus, VolumeStatus};
 
-use super::volumes::{get_volume, require_admin};
+use super::volumes::get_volume;
 use super::{QuotaAction, lookup_error, quota_error, visible};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
+use crate::policy;
 
 /// Cinder's `SnapshotNotFound` text.
 pub fn snapshot_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Snapshot {id} could not be found."))
 }
 
-/// A snapshot the caller may see.
+/// A snapshot the caller may see and read (`volume:get_snapshot`).
 ///
 /// # Errors
-/// 404 for unknown ids, non-UUIDs, other projects' snapshots.
+/// 404 for unknown ids, non-UUIDs, other projects' snapshots; 403 when
+/// the policy refuses the read (Cinder's `get_snapshot` does not hide it).
 pub async fn get_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Snapshot> {
     let Ok(snapshot_id) = id.parse::<SnapshotId>() else {
         return Err(snapshot_not_found(id));
@@ -33,11 +35,11 @@ pub async fn get_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> A
         .get_snapshot(snapshot_id)
         .await
         .map_err(|e| lookup_error(e, || snapshot_not_found(id)))?;
-    if visible(ctx, &snapshot.project_id) {
-        Ok(snapshot)
-    } else {
-        Err(snapshot_not_found(id))
+    if !visible(ctx, &snapshot.project_id) {
+        return Err(snapshot_not_found(id));
     }
+    policy::enforce(ctx, "volume:get_snapshot", Some(&snapshot.project_id))?;
+    Ok(snapshot)
 }
 
 /// What a snapshot create asks for.
@@ -69,6 +71,7 @@ pub async fn create_snapshot(
 ) -> ApiResult<Snapshot> {
     let volume_id = request.volume_id.unwrap_or_else(|| "None".to_owned());
     let volume = get_volume(state, ctx, &volume_id).await?;
+    policy::enforce(ctx, "volume:create_snapshot", Some(&volume.project_id))?;
     let Some(host) = volume.host.clone() else {
         return Err(ApiError::invalid_state(
             "Invalid volume: The snapshot cannot be created because volume has not been scheduled to any host.",
@@ -154,6 +157,7 @@ pub async fn update_snapshot(
     description: Option<Option<String>>,
 ) -> ApiResult<Snapshot> {
     let snapshot = get_snapshot(state, ctx, id).await?;
+    policy::enforce(ctx, "volume:update_snapshot", Some(&snapshot.project_id))?;
     state
         .db
         .update_snapshot(snapshot.id, name, description)
@@ -175,8 +179,13 @@ pub async fn delete_snapshot(
 ) -> ApiResult<()> {
     let snapshot = get_snapshot(state, ctx, id).await?;
     if force {
-        require_admin(ctx)?;
+        policy::enforce(
+            ctx,
+            "volume_extension:snapshot_admin_actions:force_delete",
+            Some(&snapshot.project_id),
+        )?;
     }
+    policy::enforce(ctx, "volume:delete_snapshot", Some(&snapshot.project_id))?;
     let transition = if force {
         SnapshotTransition::ForceDelete
     } else {
@@ -224,6 +233,11 @@ pub async fn set_metadata(
     replace: bool,
 ) -> ApiResult<BTreeMap<String, String>> {
     let snapshot = get_snapshot(state, ctx, id).await?;
+    policy::enforce(
+        ctx,
+        "volume:update_snapshot_metadata",
+        Some(&snapshot.project_id),
+    )?;
     state
         .db
         .set_snapshot_metadata(snapshot.id, metadata, replace)
@@ -242,6 +256,11 @@ pub async fn delete_metadata(
     key: &str,
 ) -> ApiResult<()> {
     let snapshot = get_snapshot(state, ctx, id).await?;
+    policy::enforce(
+        ctx,
+        "volume:delete_snapshot_metadata",
+        Some(&snapshot.project_id),
+    )?;
     let missing = || ApiError::not_found(format!("Snapshot {id} has no metadata with key {key}."));
     if !snapshot.metadata.contains_key(key) {
         return Err(missing());
@@ -264,7 +283,11 @@ pub async fn reset_status(
     status: SnapshotStatus,
 ) -> ApiResult<()> {
     let snapshot = get_snapshot(state, ctx, id).await?;
-    require_admin(ctx)?;
+    policy::enforce(
+        ctx,
+        "volume_extension:snapshot_admin_actions:reset_status",
+        Some(&snapshot.project_id),
+    )?;
     state
         .db
         .set_snapshot_status(snapshot.id, status, None)
@@ -287,6 +310,11 @@ pub async fn update_snapshot_status(
     progress: Option<String>,
 ) -> ApiResult<()> {
     let snapshot = get_snapshot(state, ctx, id).await?;
+    policy::enforce(
+        ctx,
+        "snapshot_extension:snapshot_actions:update_snapshot_status",
+        Some(&snapshot.project_id),
+    )?;
     let allowed: &[&str] = match snapshot.status {
         SnapshotStatus::Creating => &["creating", "available", "error"],
         SnapshotStatus::Deleting => &["deleting", "error_deleting"],

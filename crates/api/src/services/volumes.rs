@@ -20,6 +20,7 @@ use super::{QuotaAction, lookup_error, quota_error, visible};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::{self, ApiVersion};
+use crate::policy;
 
 /// Cinder's `VolumeNotFound` text.
 pub fn volume_not_found(id: &str) -> ApiError {
@@ -27,7 +28,9 @@ pub fn volume_not_found(id: &str) -> ApiError {
 }
 
 /// A volume the caller may see; 404 "Volume X could not be found." for
-/// unknown ids, ids that are not UUIDs and other projects' volumes.
+/// unknown ids, ids that are not UUIDs, other projects' volumes and
+/// volumes `volume:get` does not let the caller read (Cinder's
+/// `volume_api.get` hides them the same way).
 ///
 /// # Errors
 /// 404, database failures.
@@ -40,7 +43,9 @@ pub async fn get_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> Api
         .get_volume(volume_id)
         .await
         .map_err(|e| lookup_error(e, || volume_not_found(id)))?;
-    if visible(ctx, &volume.project_id) {
+    if visible(ctx, &volume.project_id)
+        && policy::allowed(ctx, "volume:get", Some(&volume.project_id))
+    {
         Ok(volume)
     } else {
         Err(volume_not_found(id))
@@ -100,6 +105,7 @@ pub async fn update_volume(
     update: UpdateVolume,
 ) -> ApiResult<Volume> {
     let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(ctx, "volume:update", Some(&volume.project_id))?;
     if volume.status == VolumeStatus::Maintenance {
         return Err(ApiError::invalid_state(
             "Invalid volume: The volume cannot be updated during maintenance.",
@@ -162,6 +168,7 @@ pub async fn delete_volume(
     cascade: bool,
 ) -> ApiResult<()> {
     let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(ctx, "volume:delete", Some(&volume.project_id))?;
     let outcome = state
         .db
         .begin_volume_delete(volume.id, DeleteOptions { force, cascade })
@@ -197,13 +204,16 @@ pub async fn get_metadata(
     ctx: &RequestContext,
     id: &str,
 ) -> ApiResult<BTreeMap<String, String>> {
-    Ok(get_volume(state, ctx, id).await?.metadata)
+    let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(ctx, "volume:get_volume_metadata", Some(&volume.project_id))?;
+    Ok(volume.metadata)
 }
 
-/// Merges (`replace = false`) or replaces user metadata.
+/// Merges (`replace = false`) or replaces user metadata
+/// (`volume:update_volume_metadata`).
 ///
 /// # Errors
-/// 404, 400 while in maintenance or uploading.
+/// 404, 403, 400 while in maintenance or uploading.
 pub async fn set_metadata(
     state: &ApiState,
     ctx: &RequestContext,
@@ -211,7 +221,32 @@ pub async fn set_metadata(
     metadata: &BTreeMap<String, String>,
     replace: bool,
 ) -> ApiResult<BTreeMap<String, String>> {
+    set_metadata_as(
+        state,
+        ctx,
+        id,
+        metadata,
+        replace,
+        "volume:update_volume_metadata",
+    )
+    .await
+}
+
+/// [`set_metadata`] under another policy rule (`POST …/metadata` is
+/// Cinder's `volume:create_volume_metadata`).
+///
+/// # Errors
+/// 404, 403, 400 while in maintenance or uploading.
+pub async fn set_metadata_as(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    metadata: &BTreeMap<String, String>,
+    replace: bool,
+    rule: &str,
+) -> ApiResult<BTreeMap<String, String>> {
     let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(ctx, rule, Some(&volume.project_id))?;
     if matches!(
         volume.status,
         VolumeStatus::Maintenance | VolumeStatus::Uploading
@@ -239,6 +274,11 @@ pub async fn delete_metadata(
     key: &str,
 ) -> ApiResult<()> {
     let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(
+        ctx,
+        "volume:delete_volume_metadata",
+        Some(&volume.project_id),
+    )?;
     let missing = || ApiError::not_found(format!("Volume {id} has no metadata with key {key}."));
     if !volume.metadata.contains_key(key) {
         return Err(missing());
@@ -276,6 +316,12 @@ pub async fn extend_volume(
     let volume = get_volume(state, ctx, id).await?;
     let attached =
         version.matches(microversion::VOLUME_EXTEND_INUSE) && volume.status == VolumeStatus::InUse;
+    let rule = if attached {
+        "volume:extend_attached_volume"
+    } else {
+        "volume:extend"
+    };
+    policy::enforce(ctx, rule, Some(&volume.project_id))?;
     if new_size <= volume.size {
         return Err(ApiError::invalid_input(format!(
             "New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
@@ -349,6 +395,8 @@ pub async fn set_bootable(
     bootable: bool,
 ) -> ApiResult<()> {
     let volume = get_volume(state, ctx, id).await?;
+    // Cinder sets the flag through `volume_api.update`.
+    policy::enforce(ctx, "volume:update", Some(&volume.project_id))?;
     if volume.status == VolumeStatus::Maintenance {
         return Err(ApiError::invalid_state(
             "Invalid volume: The volume cannot be updated during maintenance.",
@@ -380,6 +428,7 @@ pub async fn update_readonly_flag(
     readonly: bool,
 ) -> ApiResult<()> {
     let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(ctx, "volume:update_readonly_flag", Some(&volume.project_id))?;
     if volume.status != VolumeStatus::Available {
         return Err(ApiError::invalid_state(format!(
             "Invalid volume: Volume {} status must be available to update readonly flag, but current status is: {}.",
@@ -418,7 +467,11 @@ pub async fn reset_status(
     reset: ResetStatus,
 ) -> ApiResult<()> {
     let volume = get_volume(state, ctx, id).await?;
-    require_admin(ctx)?;
+    policy::enforce(
+        ctx,
+        "volume_extension:volume_admin_actions:reset_status",
+        Some(&volume.project_id),
+    )?;
     if reset.status == Some(VolumeStatus::Deleting) {
         return Err(ApiError::bad_request("Cannot reset-state to deleting"));
     }
@@ -445,18 +498,11 @@ pub async fn reset_status(
 /// # Errors
 /// 404, 400.
 pub async fn force_delete(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    get_volume(state, ctx, id).await?;
-    require_admin(ctx)?;
+    let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(
+        ctx,
+        "volume_extension:volume_admin_actions:force_delete",
+        Some(&volume.project_id),
+    )?;
     delete_volume(state, ctx, id, true, false).await
-}
-
-/// Policy stand-in until policies arrive: admin-only operations.
-pub(crate) fn require_admin(ctx: &RequestContext) -> ApiResult<()> {
-    if ctx.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "Policy doesn't allow this operation to be performed.",
-        ))
-    }
 }

@@ -11,14 +11,14 @@ use super::filters::{Resource, allowed_filters};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
+use crate::policy;
 use crate::request::Req;
 use crate::services::VOLUME_BINARY;
-use crate::services::volumes::require_admin;
 use crate::views::{self, time};
 
 /// `GET /os-hosts` (`?zone=`): enabled services as hosts.
 pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:hosts", None)?;
     let services = state
         .db
         .list_services(None, None)
@@ -52,7 +52,7 @@ pub async fn show(
     req: Req,
     Path(host): Path<String>,
 ) -> ApiResult<Response> {
-    require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:hosts", None)?;
     let services = state
         .db
         .list_services(Some(&host), Some(VOLUME_BINARY))
@@ -118,16 +118,7 @@ pub async fn resource_filters(req: Req) -> ApiResult<Response> {
             "attachment",
             vec!["volume_id", "status", "instance_id", "attach_status"],
         ),
-        (
-            "message",
-            vec![
-                "resource_uuid",
-                "resource_type",
-                "event_id",
-                "request_id",
-                "message_level",
-            ],
-        ),
+        ("message", allowed_filters(Resource::Message).to_vec()),
         ("pool", vec!["name", "volume_type"]),
         ("volume_type", vec!["is_public", "extra_specs"]),
     ];

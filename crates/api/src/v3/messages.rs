@@ -7,10 +7,12 @@ use clinker_db::{DbError, Page};
 use clinker_types::MessageId;
 use clinker_types::model::UserMessage;
 
+use super::filters;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params};
 use crate::microversion as mv;
+use crate::policy;
 use crate::request::Req;
 use crate::services::{lookup_error, visible};
 use crate::views::{self, ViewCtx, misc};
@@ -38,6 +40,7 @@ async fn get_message(state: &ApiState, req: &Req, id: &str) -> ApiResult<UserMes
 /// `GET /messages`.
 pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
     mv::require(req.version, mv::MESSAGES)?;
+    policy::enforce(&req.context, "message:get_all", None)?;
     let max_limit = state.config.default.osapi_max_limit;
     let mut page = listing::Pagination {
         marker: None,
@@ -48,10 +51,19 @@ pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Respons
         let mut params = Params::new(&req.query);
         page = listing::pagination(&mut params, max_limit)?;
         listing::sort_params(&mut params)?;
+        if req.version.matches(mv::RESOURCE_FILTER) {
+            filters::reject_invalid_filters(
+                &req,
+                filters::Resource::Message,
+                params.into_filters(),
+            )?;
+        }
     }
     let marker = match &page.marker {
         None => None,
-        Some(m) => Some(m.parse::<MessageId>().map_err(|_| message_not_found(m))?),
+        // Cinder looks the marker up project-scoped: another project's
+        // message is not found.
+        Some(m) => Some(get_message(&state, &req, m).await?.id),
     };
     let project = (!req.is_admin()).then(|| req.context.project_id.clone());
     let messages = state
@@ -86,6 +98,7 @@ pub async fn show(
 ) -> ApiResult<Response> {
     mv::require(req.version, mv::MESSAGES)?;
     let message = get_message(&state, &req, &message_id).await?;
+    policy::enforce(&req.context, "message:get", Some(&message.project_id))?;
     Ok(views::ok(&serde_json::json!({
         "message": misc::message(&message, &ViewCtx::of(&req))
     })))
@@ -99,6 +112,7 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     mv::require(req.version, mv::MESSAGES)?;
     let message = get_message(&state, &req, &message_id).await?;
+    policy::enforce(&req.context, "message:delete", Some(&message.project_id))?;
     state
         .db
         .delete_message(message.id)

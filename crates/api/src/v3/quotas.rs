@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::ApiState;
 use crate::fault::ApiResult;
 use crate::microversion as mv;
+use crate::policy;
 use crate::request::Req;
 use crate::services::quotas as service;
 use crate::validation::{self, JsonType, Pattern, object, of};
@@ -79,7 +80,7 @@ pub async fn class_show(
     req: Req,
     Path(class_name): Path<String>,
 ) -> ApiResult<Response> {
-    crate::services::volumes::require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:quota_classes:get", None)?;
     let limits = service::class_quotas(&state, &class_name).await?;
     Ok(views::ok(&misc::limit_set(
         "quota_class_set",
@@ -130,6 +131,10 @@ pub async fn limits(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
         None
     };
     let project_id = requested.unwrap_or_else(|| req.context.project_id.clone());
-    let quotas = service::project_quotas(&state, &req.context, &project_id).await?;
-    Ok(views::ok(&misc::limits(&quotas)))
+    // Cinder's limits controller has no policy of its own; the usage
+    // (`os-used-limits`) is added only when `limits_extension:used_limits`
+    // allows it.
+    let quotas = service::quota_entries(&state, &project_id).await?;
+    let with_usage = policy::allowed(&req.context, "limits_extension:used_limits", None);
+    Ok(views::ok(&misc::limits(&quotas, with_usage)))
 }

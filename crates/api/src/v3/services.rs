@@ -13,15 +13,15 @@ use serde_json::{Map, Value, json};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
+use crate::policy;
 use crate::request::Req;
-use crate::services::volumes::require_admin;
 use crate::services::{self, VOLUME_BINARY};
 use crate::validation::{self, Format, JsonType, Pattern, Schema, nullable_string, object, of};
 use crate::views::{self, ViewCtx, misc};
 
 /// `GET /os-services` (`?host=`, `?binary=`).
 pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:services:index", None)?;
     let found = state
         .db
         .list_services(req.param("host"), req.param("binary"))
@@ -83,7 +83,7 @@ pub async fn update(
         "enable" | "disable" | "disable-log-reason" => {
             let with_reason = action == "disable-log-reason";
             validation::validate(&enable_disable_schema(with_reason), &body_value)?;
-            require_admin(&req.context)?;
+            policy::enforce(&req.context, "volume_extension:services:update", None)?;
             let host = text(&body, "host")
                 .ok_or_else(|| ApiError::invalid_input("Host field is missing."))?;
             let service = body
@@ -137,7 +137,13 @@ pub async fn update(
                 .prop("host", cinder_host())
                 .closed();
             validation::validate(&schema, &body_value)?;
-            require_admin(&req.context)?;
+            policy::enforce(&req.context, "volume_extension:services:update", None)?;
+            let rule = if action == "freeze" {
+                "volume:freeze_host"
+            } else {
+                "volume:thaw_host"
+            };
+            policy::enforce(&req.context, rule, None)?;
             let cluster = if req.version.matches(mv::REPLICATION_CLUSTER) {
                 text(&body, "cluster")
             } else {
@@ -189,7 +195,11 @@ pub async fn availability_zones(State(state): State<ApiState>, _req: Req) -> Api
 /// `GET /scheduler-stats/get_pools[?detail=true]`: a call to a scheduler;
 /// 503 when none answers.
 pub async fn get_pools(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    require_admin(&req.context)?;
+    policy::enforce(
+        &req.context,
+        "scheduler_extension:scheduler_stats:get_pools",
+        None,
+    )?;
     let detail = validation::bool_param("detail", req.param("detail"))?;
     let mut filters = Map::new();
     if req.version.matches(mv::POOL_FILTER) {
@@ -221,7 +231,7 @@ pub async fn capabilities(
     req: Req,
     Path(host): Path<String>,
 ) -> ApiResult<Response> {
-    require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:capabilities", None)?;
     let not_found = || ApiError::not_found(format!("Can't find service: {host}"));
     let wanted = host
         .parse::<Host>()

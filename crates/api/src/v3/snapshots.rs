@@ -17,6 +17,7 @@ use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params};
 use crate::microversion as mv;
+use crate::policy;
 use crate::request::{Req, action_name, no_such_action};
 use crate::services::snapshots::{self as service, CreateSnapshot};
 use crate::validation::{
@@ -156,6 +157,7 @@ pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
 }
 
 async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
+    policy::enforce(&req.context, "volume:get_all_snapshots", None)?;
     let mut params = Params::new(&req.query);
     let sort = listing::sort_params(&mut params)?;
     let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
@@ -278,6 +280,11 @@ pub async fn metadata_index(
     Path(snapshot_id): Path<String>,
 ) -> ApiResult<Response> {
     let snapshot = service::get_snapshot(&state, &req.context, &snapshot_id).await?;
+    policy::enforce(
+        &req.context,
+        "volume:get_snapshot_metadata",
+        Some(&snapshot.project_id),
+    )?;
     Ok(views::ok(&json!({ "metadata": snapshot.metadata })))
 }
 
@@ -320,6 +327,11 @@ pub async fn metadata_show(
     Path((snapshot_id, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let snapshot = service::get_snapshot(&state, &req.context, &snapshot_id).await?;
+    policy::enforce(
+        &req.context,
+        "volume:get_snapshot_metadata",
+        Some(&snapshot.project_id),
+    )?;
     match snapshot.metadata.get(&key) {
         Some(value) => Ok(views::ok(&json!({"meta": { key.clone(): value }}))),
         None => Err(ApiError::not_found(format!(

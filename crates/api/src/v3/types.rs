@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params, invalid_sort_key, literal_eval};
+use crate::policy;
 use crate::request::{Req, action_name, no_such_action};
 use crate::services::types::{self as service, TypeVisibility};
-use crate::services::volumes::require_admin;
 use crate::validation::{
     self, Format, JsonType, Pattern, Schema, bool_from_str, bool_from_value, boolean, description,
     object, of,
@@ -140,6 +140,7 @@ fn sort_types(types: &mut [VolumeType], sort: &[(String, SortDir)]) -> ApiResult
 
 /// `GET /types`.
 pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
+    policy::enforce(&req.context, "volume_extension:type_get_all", None)?;
     let mut params = Params::new(&req.query);
     let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
     let sort = listing::sort_params(&mut params)?;
@@ -200,13 +201,14 @@ pub async fn show(
     } else {
         service::get_type(&state, &req.context, &type_id).await?
     };
+    policy::enforce(&req.context, "volume_extension:type_get", None)?;
     Ok(views::ok(&view::show(&found, &ViewCtx::of(&req), true)))
 }
 
 /// `POST /types` (200).
 pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
     validation::validate(&create_schema(), &req.body_value())?;
-    require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:type_create", None)?;
     let body = req.body_object("volume_type");
     let name = body
         .get("name")
@@ -233,7 +235,7 @@ pub async fn update(
     Path(type_id): Path<String>,
 ) -> ApiResult<Response> {
     validation::validate(&update_schema(), &req.body_value())?;
-    require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:type_update", None)?;
     let body = req.body_object("volume_type");
     let name = body.get("name").and_then(Value::as_str).map(str::to_owned);
     let description = body
@@ -260,7 +262,7 @@ pub async fn delete(
     req: Req,
     Path(type_id): Path<String>,
 ) -> ApiResult<Response> {
-    require_admin(&req.context)?;
+    policy::enforce(&req.context, "volume_extension:type_delete", None)?;
     service::delete_type(&state, &req.context, &type_id).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
@@ -296,7 +298,12 @@ pub async fn action(
         .required(&[key])
         .closed();
     validation::validate(&schema, &req.body_value())?;
-    require_admin(&req.context)?;
+    let rule = if add {
+        "volume_extension:volume_type_access:addProjectAccess"
+    } else {
+        "volume_extension:volume_type_access:removeProjectAccess"
+    };
+    policy::enforce(&req.context, rule, None)?;
     let project = args
         .get("project")
         .and_then(Value::as_str)
@@ -311,6 +318,11 @@ pub async fn access_index(
     req: Req,
     Path(type_id): Path<String>,
 ) -> ApiResult<Response> {
+    policy::enforce(
+        &req.context,
+        "volume_extension:volume_type_access:get_all_for_type",
+        None,
+    )?;
     let (id, projects) = service::list_access(&state, &req.context, &type_id).await?;
     let items: Vec<Value> = projects
         .iter()
@@ -325,6 +337,11 @@ pub async fn extra_specs_index(
     req: Req,
     Path(type_id): Path<String>,
 ) -> ApiResult<Response> {
+    policy::enforce(
+        &req.context,
+        "volume_extension:types_extra_specs:index",
+        None,
+    )?;
     let found = service::get_type(&state, &req.context, &type_id).await?;
     let specs = view::visible_specs(&found.extra_specs, req.is_admin());
     Ok(views::ok(&json!({ "extra_specs": specs })))
@@ -347,7 +364,11 @@ pub async fn extra_specs_create(
         .closed();
     let body = req.body_value();
     validation::validate(&schema, &body)?;
-    require_admin(&req.context)?;
+    policy::enforce(
+        &req.context,
+        "volume_extension:types_extra_specs:create",
+        None,
+    )?;
     let specs = string_specs(body.get("extra_specs").and_then(Value::as_object));
     service::set_extra_specs(&state, &req.context, &type_id, specs).await?;
     Ok(views::ok(&body))
@@ -359,6 +380,11 @@ pub async fn extra_specs_show(
     req: Req,
     Path((type_id, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
+    policy::enforce(
+        &req.context,
+        "volume_extension:types_extra_specs:show",
+        None,
+    )?;
     let found = service::get_type(&state, &req.context, &type_id).await?;
     let specs = view::visible_specs(&found.extra_specs, req.is_admin());
     match specs.get(&key) {
@@ -381,7 +407,11 @@ pub async fn extra_specs_update(
         .closed();
     let body = req.body_value();
     validation::validate(&schema, &body)?;
-    require_admin(&req.context)?;
+    policy::enforce(
+        &req.context,
+        "volume_extension:types_extra_specs:update",
+        None,
+    )?;
     let specs = string_specs(body.as_object());
     if !body.as_object().is_some_and(|m| m.contains_key(&key)) {
         if let Ok(id) = type_id.parse() {
@@ -400,7 +430,11 @@ pub async fn extra_specs_delete(
     req: Req,
     Path((type_id, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    require_admin(&req.context)?;
+    policy::enforce(
+        &req.context,
+        "volume_extension:types_extra_specs:delete",
+        None,
+    )?;
     service::delete_extra_spec(&state, &req.context, &type_id, &key).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }

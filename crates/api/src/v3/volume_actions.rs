@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
+use crate::policy;
 use crate::request::{Req, action_name, no_such_action};
 use crate::services::lookup_error;
 use crate::services::volumes::{self as service, ResetStatus, volume_not_found};
@@ -123,6 +124,7 @@ pub async fn action(
         "os-show_image_metadata" => {
             validation::validate(&action_schema("os-show_image_metadata", any()), &body)?;
             let volume = service::get_volume(&state, ctx, &volume_id).await?;
+            policy::enforce(ctx, "volume:get_volume_metadata", Some(&volume.project_id))?;
             Ok(views::ok(&json!({ "metadata": volume.glance_metadata })))
         }
         "os-set_image_metadata" => {
@@ -141,6 +143,9 @@ pub async fn action(
             );
             validation::validate(&schema, &body)?;
             let volume = service::get_volume(&state, ctx, &volume_id).await?;
+            let target = Some(volume.project_id.as_str());
+            policy::enforce(ctx, "volume_extension:volume_image_metadata:set", target)?;
+            policy::enforce(ctx, "volume:update_volume_metadata", target)?;
             let metadata = args
                 .get("metadata")
                 .and_then(Value::as_object)
@@ -167,6 +172,9 @@ pub async fn action(
             );
             validation::validate(&schema, &body)?;
             let volume = service::get_volume(&state, ctx, &volume_id).await?;
+            let target = Some(volume.project_id.as_str());
+            policy::enforce(ctx, "volume_extension:volume_image_metadata:remove", target)?;
+            policy::enforce(ctx, "volume:delete_volume_metadata", target)?;
             let key = args.get("key").and_then(Value::as_str).unwrap_or_default();
             let missing = || {
                 ApiError::not_found(format!(

@@ -78,7 +78,15 @@ pub async fn create(
     let body = req.body_value();
     validation::validate(&metadata_schema(), &body)?;
     let metadata = strings(&body, "metadata");
-    let merged = service::set_metadata(&state, &req.context, &volume_id, &metadata, false).await?;
+    let merged = service::set_metadata_as(
+        &state,
+        &req.context,
+        &volume_id,
+        &metadata,
+        false,
+        "volume:create_volume_metadata",
+    )
+    .await?;
     Ok(views::ok(&json!({ "metadata": merged })))
 }
 

@@ -14,6 +14,7 @@ use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params};
 use crate::microversion::{self as mv, ApiVersion};
+use crate::policy;
 use crate::request::Req;
 use crate::services::create_volume::{CreateVolume, create_volume};
 use crate::services::volumes::{self as service, UpdateVolume};
@@ -224,7 +225,12 @@ pub async fn delete(
         false
     };
     if force {
-        service::require_admin(&req.context)?;
+        let volume = service::get_volume(&state, &req.context, &volume_id).await?;
+        policy::enforce(
+            &req.context,
+            "volume:force_delete",
+            Some(&volume.project_id),
+        )?;
     }
     service::delete_volume(&state, &req.context, &volume_id, force, cascade).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
@@ -241,6 +247,7 @@ pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
 }
 
 async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
+    policy::enforce(&req.context, "volume:get_all", None)?;
     let mut params = Params::new(&req.query);
     let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
     let sort = listing::sort_params(&mut params)?;
@@ -282,6 +289,7 @@ async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response
 /// `GET /volumes/summary` (3.12; `metadata` from 3.36).
 pub async fn summary(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
     mv::require(req.version, mv::VOLUME_SUMMARY)?;
+    policy::enforce(&req.context, "volume:get_all", None)?;
     let all_tenants =
         req.is_admin() && validation::bool_param("all_tenants", req.param("all_tenants"))?;
     let project = (!all_tenants).then(|| req.context.project_id.clone());

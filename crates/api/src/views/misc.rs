@@ -79,7 +79,7 @@ pub fn availability_zones(zones: &[(String, bool)]) -> Value {
 }
 
 /// `{"limits": {"rate": [], "absolute": {…}}}`.
-pub fn limits(quotas: &BTreeMap<String, QuotaEntry>) -> Value {
+pub fn limits(quotas: &BTreeMap<String, QuotaEntry>, with_usage: bool) -> Value {
     let mut absolute = Map::new();
     for (resource, max_name, used_name) in [
         ("gigabytes", "maxTotalVolumeGigabytes", "totalGigabytesUsed"),
@@ -94,7 +94,9 @@ pub fn limits(quotas: &BTreeMap<String, QuotaEntry>) -> Value {
     ] {
         if let Some(entry) = quotas.get(resource) {
             absolute.insert(max_name.into(), json!(entry.limit));
-            absolute.insert(used_name.into(), json!(entry.in_use));
+            if with_usage {
+                absolute.insert(used_name.into(), json!(entry.in_use));
+            }
         }
     }
     json!({"limits": {"rate": [], "absolute": absolute}})

@@ -6,7 +6,9 @@
 mod actions;
 mod admin;
 mod common;
+mod keystone;
 mod members;
+mod personas;
 mod pipeline;
 mod snapshots;
 mod volume_lists;

@@ -1,0 +1,432 @@
+//! The Keystone path end to end against a fake Keystone v3 (a small axum
+//! app on a loopback port answering `POST` and `GET /v3/auth/tokens`, with
+//! token expiry and call counters).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use clinker_api::auth::authenticator_with_clock;
+use clinker_config::{Config, ConfigEnv, Ini};
+use clinker_types::{Clock, SystemClock, Timestamp};
+use serde_json::{Value, json};
+
+use crate::common::{Harness, Options, TestClock};
+
+const PA: &str = "aaaa0000aaaa0000aaaa0000aaaa0000";
+const HOUR: i64 = 3_600 * 1_000_000;
+
+/// What the fake knows of a token: user, project, roles, expiry.
+type TokenRecord = (String, String, Vec<String>, Timestamp);
+
+#[derive(Debug, Default)]
+struct Fake {
+    /// POST /v3/auth/tokens calls.
+    issued: AtomicUsize,
+    /// GET /v3/auth/tokens calls.
+    validated: AtomicUsize,
+    /// Service tokens Keystone currently accepts.
+    service_tokens: Mutex<Vec<String>>,
+    /// Subject token → (user, project, roles, expires_at).
+    tokens: Mutex<HashMap<String, TokenRecord>>,
+}
+
+impl Fake {
+    fn add(&self, token: &str, user: &str, roles: &[&str], expires: Timestamp) {
+        self.tokens.lock().unwrap().insert(
+            token.into(),
+            (
+                user.into(),
+                PA.into(),
+                roles.iter().map(|r| (*r).to_owned()).collect(),
+                expires,
+            ),
+        );
+    }
+}
+
+fn token_body(user: &str, project: &str, roles: &[String], expires: Timestamp) -> Value {
+    json!({"token": {
+        "expires_at": expires.to_iso8601_seconds_z(),
+        "issued_at": "2026-01-01T00:00:00.000000Z",
+        "methods": ["password"],
+        "user": {"id": user, "name": user, "domain": {"id": "default", "name": "Default"}},
+        "project": {"id": project, "name": "p", "domain": {"id": "default", "name": "Default"}},
+        "roles": roles.iter().map(|r| json!({"id": format!("id-{r}"), "name": r})).collect::<Vec<_>>(),
+        "is_domain": false,
+    }})
+}
+
+async fn issue(State(fake): State<Arc<Fake>>, body: axum::Json<Value>) -> Response {
+    let user = &body["auth"]["identity"]["password"]["user"];
+    if user["name"] != "cinder" || user["password"] != "secret" {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let n = fake.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let token = format!("svc-{n}");
+    fake.service_tokens.lock().unwrap().push(token.clone());
+    let expires = SystemClock.now().plus_micros(HOUR);
+    let body = token_body(
+        "cinder-user",
+        "service-project",
+        &["service".into(), "admin".into()],
+        expires,
+    );
+    (
+        StatusCode::CREATED,
+        [("x-subject-token", token)],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn validate(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
+    fake.validated.fetch_add(1, Ordering::SeqCst);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if !fake
+        .service_tokens
+        .lock()
+        .unwrap()
+        .contains(&header("x-auth-token"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match fake.tokens.lock().unwrap().get(&header("x-subject-token")) {
+        Some((user, project, roles, expires)) => {
+            axum::Json(token_body(user, project, roles, *expires)).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Starts the fake on a free loopback port; returns its URL.
+async fn start_fake(fake: Arc<Fake>) -> String {
+    let app = Router::new()
+        .route("/v3/auth/tokens", post(issue).get(validate))
+        .with_state(fake);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+fn keystone_config(auth_url: &str, extra: &str) -> (String, Config) {
+    let text = format!(
+        "auth_strategy = keystone\n\n[keystone_authtoken]\nwww_authenticate_uri = http://public.example/identity\n\
+         auth_url = {auth_url}\nauth_type = password\nusername = cinder\npassword = secret\n\
+         project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\
+         memcached_servers = 127.0.0.1:11211\n{extra}\n"
+    );
+    let mut ini = Ini::default();
+    ini.merge_text(&format!("[DEFAULT]\n{text}"), "k.conf")
+        .unwrap();
+    let config = Config::from_ini(
+        &ini,
+        &ConfigEnv {
+            hostname: "n".into(),
+        },
+    )
+    .unwrap();
+    (text, config)
+}
+
+/// A harness authenticating against `auth_url` with a clock the test moves.
+async fn harness(auth_url: &str, extra: &str) -> (Harness, Arc<TestClock>) {
+    let clock = Arc::new(TestClock(Mutex::new(SystemClock.now())));
+    let (text, config) = keystone_config(auth_url, extra);
+    let authenticator = authenticator_with_clock(&config, clock.clone()).unwrap();
+    let h = Harness::with(Options {
+        authenticator: Some(authenticator),
+        config: text,
+        ..Options::default()
+    })
+    .await;
+    h.register_volume_service("nova").await;
+    (h, clock)
+}
+
+fn with_token(token: &str) -> [(&str, &str); 1] {
+    [("x-auth-token", token)]
+}
+
+#[tokio::test]
+async fn tokens_are_validated_once_and_cached() {
+    let fake = Arc::new(Fake::default());
+    let url = start_fake(fake.clone()).await;
+    let now = SystemClock.now();
+    fake.add(
+        "user-a",
+        "u-a",
+        &["member", "reader"],
+        now.plus_micros(HOUR),
+    );
+    let (h, clock) = harness(&url, "token_cache_time = 300").await;
+
+    for _ in 0..3 {
+        let reply = h
+            .send("GET", "/v3/volumes", None, &with_token("user-a"))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    // Project in the URL must be the token's.
+    let reply = h
+        .send(
+            "GET",
+            &format!("/v3/{PA}/volumes"),
+            None,
+            &with_token("user-a"),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(fake.issued.load(Ordering::SeqCst), 1, "one service token");
+    assert_eq!(fake.validated.load(Ordering::SeqCst), 1, "one validation");
+
+    // The member is a member: admin-only routes are refused.
+    let services = h
+        .send("GET", "/v3/os-services", None, &with_token("user-a"))
+        .await;
+    assert_eq!(services.status, 403);
+
+    // After token_cache_time the token is validated again.
+    *clock.0.lock().unwrap() = clock.now().plus_micros(301 * 1_000_000);
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(fake.validated.load(Ordering::SeqCst), 2);
+
+    // An admin token maps to an admin context.
+    fake.add(
+        "admin-a",
+        "u-admin",
+        &["admin", "member", "reader"],
+        now.plus_micros(HOUR),
+    );
+    let services = h
+        .send("GET", "/v3/os-services", None, &with_token("admin-a"))
+        .await;
+    assert_eq!(services.status, 200, "{}", services.text);
+}
+
+#[tokio::test]
+async fn bad_missing_and_expired_tokens_are_401_with_www_authenticate() {
+    let fake = Arc::new(Fake::default());
+    let url = start_fake(fake.clone()).await;
+    let now = SystemClock.now();
+    fake.add(
+        "expired",
+        "u-a",
+        &["member", "reader"],
+        now.plus_micros(-1_000_000),
+    );
+    fake.add(
+        "soon",
+        "u-a",
+        &["member", "reader"],
+        now.plus_micros(60 * 1_000_000),
+    );
+    let (h, clock) = harness(&url, "").await;
+    for headers in [
+        vec![("x-auth-token", "nonsense")],
+        vec![("x-auth-token", "expired")],
+        vec![("x-auth-token", "")],
+    ] {
+        let reply = h.send("GET", "/v3/volumes", None, &headers).await;
+        assert_eq!(reply.status, 401, "{headers:?}: {}", reply.text);
+        assert_eq!(
+            reply.fault("unauthorized"),
+            "The request you have made requires authentication."
+        );
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some("Keystone uri=\"http://public.example/identity\"")
+        );
+    }
+    // A cached token stops working when it expires, without asking Keystone.
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("soon"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let validations = fake.validated.load(Ordering::SeqCst);
+    *clock.0.lock().unwrap() = clock.now().plus_micros(61 * 1_000_000);
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("soon"))
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(fake.validated.load(Ordering::SeqCst) <= validations + 1);
+    // The unauthenticated root stays open.
+    let root = h.send("GET", "/", None, &[]).await;
+    assert_eq!(root.status, 300);
+}
+
+#[tokio::test]
+async fn service_tokens_are_recognised() {
+    let fake = Arc::new(Fake::default());
+    let url = start_fake(fake.clone()).await;
+    let now = SystemClock.now();
+    fake.add(
+        "user-a",
+        "u-a",
+        &["member", "reader"],
+        now.plus_micros(HOUR),
+    );
+    fake.add(
+        "expired-user",
+        "u-a",
+        &["member", "reader"],
+        now.plus_micros(-1_000_000),
+    );
+    fake.add("nova", "u-nova", &["service"], now.plus_micros(HOUR));
+    fake.add("not-a-service", "u-b", &["member"], now.plus_micros(HOUR));
+    let (h, _clock) = harness(&url, "").await;
+
+    let created = h
+        .send(
+            "POST",
+            "/v3/volumes",
+            Some(json!({"volume": {"size": 1}})),
+            &[("x-auth-token", "user-a"), ("x-service-token", "nova")],
+        )
+        .await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    Harness::wait_for(&h.scheduler, 1).await;
+    let context = h.scheduler.seen.lock().unwrap()[0].context.clone();
+    assert!(context.is_service, "{context:?}");
+    assert_eq!(context.service_roles, vec!["service".to_owned()]);
+    assert_eq!(context.user_id, "u-a");
+    assert_eq!(context.project_id, PA);
+    assert_eq!(context.project_domain_id.as_deref(), Some("default"));
+
+    // Without the service role (service_token_roles_required) it is refused.
+    let refused = h
+        .send(
+            "GET",
+            "/v3/volumes",
+            None,
+            &[
+                ("x-auth-token", "user-a"),
+                ("x-service-token", "not-a-service"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let invalid = h
+        .send(
+            "GET",
+            "/v3/volumes",
+            None,
+            &[("x-auth-token", "user-a"), ("x-service-token", "nonsense")],
+        )
+        .await;
+    assert_eq!(invalid.status, 401);
+    // A real service may act on a user's expired token.
+    let late = h
+        .send(
+            "GET",
+            "/v3/volumes",
+            None,
+            &[
+                ("x-auth-token", "expired-user"),
+                ("x-service-token", "nova"),
+            ],
+        )
+        .await;
+    assert_eq!(late.status, 200, "{}", late.text);
+    // A plain user request is not a service request.
+    h.send(
+        "POST",
+        "/v3/volumes",
+        Some(json!({"volume": {"size": 1}})),
+        &with_token("user-a"),
+    )
+    .await;
+    Harness::wait_for(&h.scheduler, 2).await;
+    assert!(!h.scheduler.seen.lock().unwrap()[1].context.is_service);
+}
+
+#[tokio::test]
+async fn the_service_token_is_renewed_when_keystone_refuses_it() {
+    let fake = Arc::new(Fake::default());
+    let url = start_fake(fake.clone()).await;
+    fake.add(
+        "user-a",
+        "u-a",
+        &["member", "reader"],
+        SystemClock.now().plus_micros(HOUR),
+    );
+    fake.add(
+        "user-b",
+        "u-a",
+        &["member", "reader"],
+        SystemClock.now().plus_micros(HOUR),
+    );
+    let (h, _clock) = harness(&url, "").await;
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .await;
+    assert_eq!(reply.status, 200);
+    // Keystone forgets the service token (restart, revocation).
+    fake.service_tokens.lock().unwrap().clear();
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("user-b"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(fake.issued.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn keystone_down_is_503() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let (h, _clock) = harness(&url, "http_connect_timeout = 2").await;
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert_eq!(
+        reply.fault("serviceUnavailable"),
+        "The Keystone service is temporarily unavailable."
+    );
+}
+
+#[tokio::test]
+async fn the_configured_strategy_builds_the_keystone_router() {
+    let fake = Arc::new(Fake::default());
+    let url = start_fake(fake.clone()).await;
+    fake.add(
+        "user-a",
+        "u-a",
+        &["member", "reader"],
+        SystemClock.now().plus_micros(HOUR),
+    );
+    let (text, _) = keystone_config(&url, "");
+    // No explicit authenticator: the router reads auth_strategy.
+    let h = Harness::with(Options {
+        config: text,
+        ..Options::default()
+    })
+    .await;
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = h
+        .send("GET", "/v3/volumes", None, &with_token("admin:admin"))
+        .await;
+    assert_eq!(reply.status, 401, "noauth tokens mean nothing to keystone");
+}
