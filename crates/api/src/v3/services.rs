@@ -22,11 +22,25 @@ use crate::views::{self, ViewCtx, misc};
 /// `GET /os-services` (`?host=`, `?binary=`).
 pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
     policy::enforce(&req.context, "volume_extension:services:index", None)?;
-    let found = state
+    // Cinder's `_filter_host`: a bare host also matches its `host@backend`
+    // and `host#pool` services; a `host@backend` matches its pools.
+    let wanted_host = req.param("host").map(str::to_owned);
+    let found: Vec<_> = state
         .db
-        .list_services(req.param("host"), req.param("binary"))
+        .list_services(None, req.param("binary"))
         .await
-        .map_err(ApiError::from)?;
+        .map_err(ApiError::from)?
+        .into_iter()
+        .filter(|s| match &wanted_host {
+            None => true,
+            Some(h) => {
+                s.host == *h
+                    || s.host.strip_prefix(h.as_str()).is_some_and(|rest| {
+                        rest.starts_with('#') || (!h.contains('@') && rest.starts_with('@'))
+                    })
+            }
+        })
+        .collect();
     let now = state.clock.now();
     let down_time = state.config.default.service_down_time;
     let ctx = ViewCtx::of(&req);

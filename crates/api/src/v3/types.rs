@@ -202,7 +202,12 @@ pub async fn show(
         service::get_type(&state, &req.context, &type_id).await?
     };
     policy::enforce(&req.context, "volume_extension:type_get", None)?;
-    Ok(views::ok(&view::show(&found, &ViewCtx::of(&req), true)))
+    Ok(views::ok(&view::show(
+        &found,
+        &ViewCtx::of(&req),
+        true,
+        view::TypeView::Read,
+    )))
 }
 
 /// `POST /types` (200).
@@ -225,7 +230,12 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
         .unwrap_or(true);
     let specs = string_specs(body.get("extra_specs").and_then(Value::as_object));
     let created = service::create_type(&state, name, description, is_public, specs).await?;
-    Ok(views::ok(&view::show(&created, &ViewCtx::of(&req), true)))
+    Ok(views::ok(&view::show(
+        &created,
+        &ViewCtx::of(&req),
+        true,
+        view::TypeView::Manage,
+    )))
 }
 
 /// `PUT /types/{id}`.
@@ -253,7 +263,12 @@ pub async fn update(
     }
     let updated =
         service::update_type(&state, &req.context, &type_id, name, description, is_public).await?;
-    Ok(views::ok(&view::show(&updated, &ViewCtx::of(&req), false)))
+    Ok(views::ok(&view::show(
+        &updated,
+        &ViewCtx::of(&req),
+        false,
+        view::TypeView::Manage,
+    )))
 }
 
 /// `DELETE /types/{id}` (202).

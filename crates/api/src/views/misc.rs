@@ -430,6 +430,8 @@ pub fn capabilities(caps: &Value, topic: &str) -> Value {
         "description": get("description"),
         "visibility": get("visibility"),
         "replication_targets": caps.get("replication_targets").cloned().unwrap_or_else(|| json!([])),
-        "properties": get("properties"),
+        // Drivers without vendor properties report none; the field is
+        // still an object (Tempest's schema requires one).
+        "properties": caps.get("properties").filter(|p| p.is_object()).cloned().unwrap_or_else(|| json!({})),
     })
 }

@@ -27,9 +27,21 @@ pub fn visible_specs(specs: &BTreeMap<String, String>, is_admin: bool) -> BTreeM
         .collect()
 }
 
+/// Which responses a type view is for: Cinder renders show and list with
+/// its v3 view (`qos_specs_id` for admins) but create and update with the
+/// older `types_manage` view, which has no `qos_specs_id` (Tempest's create
+/// schema refuses the key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeView {
+    /// `GET /types[/{id}]`.
+    Read,
+    /// `POST /types`, `PUT /types/{id}`.
+    Manage,
+}
+
 /// One type; `access_attribute` adds `os-volume-type-access:is_public`
 /// (show, list and create responses, not update).
-pub fn detail(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool) -> Value {
+pub fn detail(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool, which: TypeView) -> Value {
     let mut v = Map::new();
     v.insert("id".into(), json!(t.id.to_string()));
     v.insert("name".into(), json!(t.name));
@@ -39,7 +51,7 @@ pub fn detail(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool) -> Valu
         "extra_specs".into(),
         json!(visible_specs(&t.extra_specs, ctx.is_admin)),
     );
-    if ctx.is_admin {
+    if ctx.is_admin && which == TypeView::Read {
         v.insert("qos_specs_id".into(), json!(t.qos_specs_id));
     }
     if access_attribute {
@@ -49,13 +61,16 @@ pub fn detail(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool) -> Valu
 }
 
 /// `{"volume_type": …}`.
-pub fn show(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool) -> Value {
-    json!({ "volume_type": detail(t, ctx, access_attribute) })
+pub fn show(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool, which: TypeView) -> Value {
+    json!({ "volume_type": detail(t, ctx, access_attribute, which) })
 }
 
 /// A page of types with `volume_type_links`.
 pub fn list(types: &[VolumeType], ctx: &ViewCtx<'_>, limit: u32) -> Value {
-    let items: Vec<Value> = types.iter().map(|t| detail(t, ctx, true)).collect();
+    let items: Vec<Value> = types
+        .iter()
+        .map(|t| detail(t, ctx, true, TypeView::Read))
+        .collect();
     let mut body = Map::new();
     body.insert("volume_types".into(), Value::Array(items));
     if let Some(links) = next_links(

@@ -34,7 +34,6 @@ async fn volume_type_crud() {
             "is_public",
             "name",
             "os-volume-type-access:is_public",
-            "qos_specs_id"
         ]
     );
     assert_eq!(t["extra_specs"], json!({"volume_backend_name": "file"}));
