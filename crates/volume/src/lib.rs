@@ -9,6 +9,7 @@
 //! Depends on `clinker-types`, `clinker-config`, `clinker-runtime`,
 //! `clinker-db`, `clinker-rpc`, `clinker-drivers` and `clinker-exec`.
 
+mod attach;
 mod locks;
 pub mod manager;
 mod recovery;

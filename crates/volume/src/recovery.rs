@@ -28,6 +28,7 @@ impl VolumeManager {
                 self.set_health(true, None);
                 self.recover(&context, None).await;
                 self.ensure_exports().await;
+                self.reconcile_exports().await;
                 self.remove_orphans().await;
             }
             Err(reason) => {
@@ -65,6 +66,7 @@ impl VolumeManager {
                 let context = RequestContext::internal("init_host");
                 self.recover(&context, None).await;
                 self.ensure_exports().await;
+                self.reconcile_exports().await;
                 self.publish_capabilities(&context).await;
                 true
             }
