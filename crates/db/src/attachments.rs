@@ -211,13 +211,13 @@ pub trait AttachmentRepository {
     /// not reserved, attaching, in use or available.
     async fn complete_attachment(&self, id: AttachmentId) -> Result<Volume, DbError>;
 
-    /// Removes one attachment of a volume (all of them for `None`) and
-    /// settles the volume from the ones that remain
-    /// ([`VolumeTransition::after_detach`]); `attached_mode` goes with the
-    /// last attachment. A missing attachment is not an error: the volume is
-    /// settled all the same (Cinder's `finish_detach`). A volume whose
-    /// status belongs to a running operation (extending, uploading, …)
-    /// keeps it; only its `attach_status` changes.
+    /// Removes one attachment of a volume (none for `None`) and settles the
+    /// volume from the ones that remain ([`VolumeTransition::after_detach`]);
+    /// `attached_mode` goes with the last connected attachment. A missing
+    /// attachment is not an error: the volume is settled all the same
+    /// (Cinder's `finish_detach`). A volume whose status belongs to a
+    /// running operation (extending, uploading, …) keeps it; only its
+    /// `attach_status` changes.
     ///
     /// # Errors
     /// [`DbError::NotFound`] for the volume.
@@ -226,6 +226,13 @@ pub trait AttachmentRepository {
         volume_id: VolumeId,
         attachment_id: Option<AttachmentId>,
     ) -> Result<Volume, DbError>;
+
+    /// Removes every attachment of a volume and settles it (an
+    /// administrator's `os-reset_status` to `detached`).
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`] for the volume.
+    async fn detach_all_attachments(&self, volume_id: VolumeId) -> Result<Volume, DbError>;
 
     /// Stores what a driver's `create_export` returned (only the fields it
     /// set).
@@ -386,13 +393,14 @@ impl Db {
         mountpoint: Option<&str>,
         attach_status: AttachStatus,
         attach_mode: &str,
+        connection_info: Option<&str>,
     ) -> Result<(), DbError> {
         let now = self.now().as_micros();
         let attach_time = (attach_status == AttachStatus::Attached).then_some(now);
         sqlx::query(self.q(
             "INSERT INTO volume_attachment (id, volume_id, instance_uuid, attached_host, mountpoint, attach_time, \
              detach_time, attach_status, attach_mode, connection_info, connector, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, ?, NULL)",
+             VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, ?, NULL)",
         ))
         .bind(id.to_string())
         .bind(volume_id.to_string())
@@ -402,6 +410,7 @@ impl Db {
         .bind(attach_time)
         .bind(attach_status.as_str())
         .bind(attach_mode)
+        .bind(connection_info)
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -542,6 +551,8 @@ impl AttachmentRepository for Db {
                 None,
                 AttachStatus::Reserved,
                 &new.attach_mode,
+                // Cinder's attachment_create saves an empty connection.
+                Some("{}"),
             )
             .await
         })?;
@@ -700,23 +711,25 @@ impl AttachmentRepository for Db {
     ) -> Result<Volume, DbError> {
         in_transaction!(self, |tx| {
             let volume = self.lock_volume(&mut tx, volume_id).await?;
-            match attachment_id {
-                Some(id) => {
-                    sqlx::query(
-                        self.q("DELETE FROM volume_attachment WHERE id = ? AND volume_id = ?"),
-                    )
+            if let Some(id) = attachment_id {
+                sqlx::query(self.q("DELETE FROM volume_attachment WHERE id = ? AND volume_id = ?"))
                     .bind(id.to_string())
                     .bind(volume_id.to_string())
                     .execute(&mut *tx)
                     .await?;
-                }
-                None => {
-                    sqlx::query(self.q("DELETE FROM volume_attachment WHERE volume_id = ?"))
-                        .bind(volume_id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
             }
+            self.settle_volume(&mut tx, &volume).await
+        })?;
+        self.get_volume(volume_id).await
+    }
+
+    async fn detach_all_attachments(&self, volume_id: VolumeId) -> Result<Volume, DbError> {
+        in_transaction!(self, |tx| {
+            let volume = self.lock_volume(&mut tx, volume_id).await?;
+            sqlx::query(self.q("DELETE FROM volume_attachment WHERE volume_id = ?"))
+                .bind(volume_id.to_string())
+                .execute(&mut *tx)
+                .await?;
             self.settle_volume(&mut tx, &volume).await
         })?;
         self.get_volume(volume_id).await
@@ -853,6 +866,7 @@ impl AttachmentRepository for Db {
                 Some(attach.mountpoint.as_str()),
                 AttachStatus::Attached,
                 &attach.mode,
+                None,
             )
             .await?;
             Ok::<_, DbError>(id)

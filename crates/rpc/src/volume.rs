@@ -128,8 +128,8 @@ pub struct TerminateConnectionArgs {
 pub struct DetachVolumeArgs {
     /// The volume.
     pub volume_id: VolumeId,
-    /// The attachment (resolved by the API; `None` detaches a volume with no
-    /// attachment left, which only settles its status).
+    /// The attachment (resolved by the API). `None`, or an attachment that
+    /// is gone, removes nothing and only settles the volume's status.
     pub attachment_id: Option<AttachmentId>,
 }
 

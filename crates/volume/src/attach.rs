@@ -555,8 +555,8 @@ impl VolumeManager {
     /// The legacy `detach_volume`: removes the export when this was the last
     /// attachment needing it (a failure keeps the attachment, as Cinder's
     /// `RemoveExportException` does), then removes the attachment and
-    /// settles the volume. An attachment that is already gone only settles
-    /// the volume.
+    /// settles the volume. No attachment, or one that is already gone, only
+    /// settles the volume.
     pub(crate) async fn detach_volume_now(
         &self,
         args: DetachVolumeArgs,

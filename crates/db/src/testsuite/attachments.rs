@@ -87,6 +87,7 @@ pub async fn attachment_lifecycle(db: &Db) {
     assert_eq!(first.attach_status, AttachStatus::Reserved);
     assert_eq!(first.attach_mode.as_deref(), Some("null"));
     assert_eq!(first.instance_uuid.as_deref(), Some("inst-a"));
+    assert_eq!(first.connection_info, Some(json!({})));
     let held = assert_invariant(db, v.id).await;
     assert_eq!(held.status, VolumeStatus::Reserved);
     // Another instance is refused with Cinder's reason; nothing is written.
@@ -459,8 +460,13 @@ pub async fn legacy_attach_actions(db: &Db) {
         .unwrap();
     assert_eq!(by_host.attached_host.as_deref(), Some("backup-host"));
     assert_invariant(db, v.id).await;
+    // Settling alone removes nothing.
     assert_eq!(
         db.detach_attachment(v.id, None).await.unwrap().status,
+        VolumeStatus::InUse
+    );
+    assert_eq!(
+        db.detach_all_attachments(v.id).await.unwrap().status,
         VolumeStatus::Available
     );
     // An error volume (administrator reset) detaches to available.
@@ -469,7 +475,7 @@ pub async fn legacy_attach_actions(db: &Db) {
         .await
         .unwrap();
     assert_eq!(
-        db.detach_attachment(v.id, None).await.unwrap().status,
+        db.detach_all_attachments(v.id).await.unwrap().status,
         VolumeStatus::Available
     );
     // Stored exports keep what the driver did not set.
