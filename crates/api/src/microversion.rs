@@ -83,6 +83,8 @@ pub const SNAPSHOT_LIST_METADATA_FILTER: ApiVersion = ApiVersion::new(3, 22);
 pub const VOLUME_DELETE_FORCE: ApiVersion = ApiVersion::new(3, 23);
 /// Replication on clusters; `cluster` in freeze/thaw (3.26).
 pub const REPLICATION_CLUSTER: ApiVersion = ApiVersion::new(3, 26);
+/// The attachments API (3.27).
+pub const NEW_ATTACH: ApiVersion = ApiVersion::new(3, 27);
 /// Filters on `get_pools` (3.28).
 pub const POOL_FILTER: ApiVersion = ApiVersion::new(3, 28);
 /// Snapshot sort by `name` (3.30).
@@ -103,6 +105,8 @@ pub const LIMITS_ADMIN_FILTER: ApiVersion = ApiVersion::new(3, 39);
 pub const SNAPSHOT_LIST_USER_ID: ApiVersion = ApiVersion::new(3, 41);
 /// `os-extend` of `in-use` volumes (3.42).
 pub const VOLUME_EXTEND_INUSE: ApiVersion = ApiVersion::new(3, 42);
+/// `os-complete` on attachments (3.44).
+pub const NEW_ATTACH_COMPLETION: ApiVersion = ApiVersion::new(3, 44);
 /// `count` in lists with `?with_count=true` (3.45).
 pub const SUPPORT_COUNT_INFO: ApiVersion = ApiVersion::new(3, 45);
 /// `backup_id` in the volume create body (3.47).
@@ -113,6 +117,8 @@ pub const VOLUME_SHARED_TARGETS_AND_SERVICE_FIELDS: ApiVersion = ApiVersion::new
 pub const BACKEND_STATE_REPORT: ApiVersion = ApiVersion::new(3, 49);
 /// Strict request schemas for volume create/update (3.53).
 pub const SUPPORT_VOLUME_SCHEMA_CHANGES: ApiVersion = ApiVersion::new(3, 53);
+/// `mode` in attachment create (3.54).
+pub const ATTACHMENT_CREATE_MODE_ARG: ApiVersion = ApiVersion::new(3, 54);
 /// Time comparison list filters (3.60).
 pub const VOLUME_TIME_COMPARISON_FILTER: ApiVersion = ApiVersion::new(3, 60);
 /// `cluster_name` in the volume detail, admin only (3.61).

@@ -17,6 +17,7 @@
 //!
 //! Depends on `clinker-types` and `clinker-config`.
 
+mod attachments;
 mod error;
 mod migrate;
 mod misc;
@@ -41,6 +42,10 @@ use clinker_types::{
     MessageId, SnapshotId, SnapshotStatus, Timestamp, VolumeId, VolumeStatus, VolumeTypeId,
 };
 
+pub use attachments::{
+    AttachmentColumn, AttachmentConnection, AttachmentQuery, AttachmentRepository, LegacyAttach,
+    NewAttachment,
+};
 pub use error::{DbError, OverQuota};
 pub use migrate::latest_version;
 pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
@@ -58,6 +63,7 @@ pub trait Database:
     + JournalRepository
     + CapacityRepository
     + MessageRepository
+    + AttachmentRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -73,6 +79,7 @@ impl<T> Database for T where
         + JournalRepository
         + CapacityRepository
         + MessageRepository
+        + AttachmentRepository
         + std::fmt::Debug
         + Send
         + Sync

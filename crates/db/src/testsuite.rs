@@ -19,6 +19,12 @@ use clinker_types::{MessageId, SnapshotId, SnapshotStatus, Timestamp, VolumeId, 
 
 use crate::*;
 
+mod attachments;
+pub use attachments::{
+    attachment_lifecycle, concurrent_attachment_creates_reserve_once, legacy_attach_actions,
+    multiattach_and_failed_attachments,
+};
+
 /// A throw-away database on one engine.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -185,6 +191,10 @@ pub async fn run_all(engine: Engine) {
     check!(messages);
     check!(concurrent_creates_never_exceed_quota);
     check!(concurrent_claims_never_overcommit);
+    check!(attachment_lifecycle);
+    check!(multiattach_and_failed_attachments);
+    check!(legacy_attach_actions);
+    check!(concurrent_attachment_creates_reserve_once);
 }
 
 pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId) -> NewVolume {

@@ -481,6 +481,12 @@ impl VolumeDriver for FileDriver {
         }
     }
 
+    /// Sparse files give discarded blocks back to the filesystem (and tgt
+    /// passes UNMAP through to its file backing store).
+    fn report_discard_supported(&self) -> bool {
+        true
+    }
+
     fn validate_connector(&self, connector: &Connector) -> Result<(), DriverError> {
         match &self.target {
             Some(_) => connector_initiator(connector).map(|_| ()),

@@ -234,6 +234,14 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Whether hosts may discard (unmap) blocks of this backend's volumes:
+    /// the manager then adds `discard: true` to the connection info, as
+    /// Cinder does for `report_discard_supported` (drivers that know the
+    /// answer themselves put `discard` in their connection data instead).
+    fn report_discard_supported(&self) -> bool {
+        false
+    }
+
     /// Makes the backend's exports match `exported` (the volumes that should
     /// be exported, with their stored `provider_auth`): removes targets of
     /// ours that no volume needs and re-creates missing ones. Called once at

@@ -4,15 +4,18 @@
 //!
 //! Version history (Cinder's numbering, so a Cinder developer can map it):
 //! - 3.0: create_volume, delete_volume, create_snapshot, delete_snapshot,
-//!   extend_volume, get_capabilities, publish_service_capabilities.
+//!   extend_volume, get_capabilities, publish_service_capabilities;
+//!   initialize_connection, terminate_connection, detach_volume and
+//!   remove_export (the legacy attach flow, which predates 3.0 in Cinder).
 //! - 3.9: attachment_update, attachment_delete (new attach flow).
 //! - 3.20: current.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use clinker_types::connection::{ConnectionInfo, Connector};
 use clinker_types::request_spec::{FilterProperties, RequestSpec};
-use clinker_types::{Host, RemoteError, SnapshotId, VolumeId};
+use clinker_types::{AttachmentId, Host, RemoteError, SnapshotId, VolumeId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -78,6 +81,65 @@ pub struct GetCapabilitiesArgs {
     pub discover: bool,
 }
 
+/// `attachment_update` (call, 3.9): export the volume to a connector and
+/// connect an attachment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentUpdateArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// The attachment (reserved by the API).
+    pub attachment_id: AttachmentId,
+    /// What the host sent.
+    pub connector: Connector,
+}
+
+/// `attachment_delete` (call, 3.9): end an attachment's connection, remove
+/// the export when no other attachment needs it, and remove the attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentDeleteArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// The attachment.
+    pub attachment_id: AttachmentId,
+}
+
+/// `initialize_connection` (call, 3.0): the legacy export.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitializeConnectionArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// What the host sent.
+    pub connector: Connector,
+}
+
+/// `terminate_connection` (call, 3.0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TerminateConnectionArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// The host whose connection ends (`None`: every host, `os-force_detach`).
+    pub connector: Option<Connector>,
+    /// Cinder's `force` (administrator cleanup).
+    pub force: bool,
+}
+
+/// `detach_volume` (call, 3.0): the legacy detach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachVolumeArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// The attachment (resolved by the API). `None`, or an attachment that
+    /// is gone, removes nothing and only settles the volume's status.
+    pub attachment_id: Option<AttachmentId>,
+}
+
+/// `remove_export` (cast, 3.0).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveExportArgs {
+    /// The volume; its export goes only if nothing still needs it.
+    pub volume_id: VolumeId,
+}
+
 /// What the volume manager serves. Casts return `()`; calls return data.
 #[async_trait::async_trait]
 pub trait VolumeManagerApi: Send + Sync + 'static {
@@ -123,6 +185,43 @@ pub trait VolumeManagerApi: Send + Sync + 'static {
         &self,
         context: RequestContext,
     ) -> Result<(), RemoteError>;
+    /// Exports the volume to the connector and connects the attachment;
+    /// returns the flattened connection info.
+    async fn attachment_update(
+        &self,
+        context: RequestContext,
+        args: AttachmentUpdateArgs,
+    ) -> Result<serde_json::Map<String, Value>, RemoteError>;
+    /// Disconnects and removes an attachment.
+    async fn attachment_delete(
+        &self,
+        context: RequestContext,
+        args: AttachmentDeleteArgs,
+    ) -> Result<(), RemoteError>;
+    /// The legacy export; returns the nested connection info.
+    async fn initialize_connection(
+        &self,
+        context: RequestContext,
+        args: InitializeConnectionArgs,
+    ) -> Result<ConnectionInfo, RemoteError>;
+    /// Ends one host's connection.
+    async fn terminate_connection(
+        &self,
+        context: RequestContext,
+        args: TerminateConnectionArgs,
+    ) -> Result<(), RemoteError>;
+    /// The legacy detach.
+    async fn detach_volume(
+        &self,
+        context: RequestContext,
+        args: DetachVolumeArgs,
+    ) -> Result<(), RemoteError>;
+    /// Removes a volume's export when nothing needs it any more.
+    async fn remove_export(
+        &self,
+        context: RequestContext,
+        args: RemoveExportArgs,
+    ) -> Result<(), RemoteError>;
 }
 
 const METHODS: &[&str] = &[
@@ -133,6 +232,12 @@ const METHODS: &[&str] = &[
     "extend_volume",
     "get_capabilities",
     "publish_service_capabilities",
+    "attachment_update",
+    "attachment_delete",
+    "initialize_connection",
+    "terminate_connection",
+    "detach_volume",
+    "remove_export",
 ];
 
 /// Dispatches volume RPC messages to a [`VolumeManagerApi`].
@@ -183,6 +288,28 @@ impl RpcHandler for VolumeEndpoint {
             "publish_service_capabilities" => {
                 unit(self.api.publish_service_capabilities(ctx).await)
             }
+            "attachment_update" => self
+                .api
+                .attachment_update(ctx, decode_args(&message)?)
+                .await
+                .map(Value::Object),
+            "attachment_delete" => unit(
+                self.api
+                    .attachment_delete(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "initialize_connection" => self
+                .api
+                .initialize_connection(ctx, decode_args(&message)?)
+                .await
+                .map(|info| info.to_nested_json()),
+            "terminate_connection" => unit(
+                self.api
+                    .terminate_connection(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "detach_volume" => unit(self.api.detach_volume(ctx, decode_args(&message)?).await),
+            "remove_export" => unit(self.api.remove_export(ctx, decode_args(&message)?).await),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -412,5 +539,156 @@ impl VolumeRpcClient {
             Value::Object(Default::default()),
         )?;
         self.transport.fanout_cast(TOPIC, message).await
+    }
+
+    async fn call(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        method: &str,
+        version: Version,
+        args: Value,
+    ) -> Result<Value, RpcError> {
+        let message = self.message(context, method, version, args)?;
+        self.transport
+            .call(&Self::target_for(host), message, self.timeout)
+            .await
+    }
+
+    fn from_value<T: serde::de::DeserializeOwned>(
+        method: &str,
+        value: Value,
+    ) -> Result<T, RpcError> {
+        serde_json::from_value(value)
+            .map_err(|e| RpcError::Payload(format!("reply to {method}: {e}")))
+    }
+
+    /// Calls `attachment_update` on the volume's backend; returns the
+    /// flattened connection info.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure, a malformed reply.
+    pub async fn attachment_update(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &AttachmentUpdateArgs,
+    ) -> Result<serde_json::Map<String, Value>, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "attachment_update",
+                Version::new(3, 9),
+                Self::to_value(args)?,
+            )
+            .await?;
+        Self::from_value("attachment_update", reply)
+    }
+
+    /// Calls `attachment_delete` on the volume's backend.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure.
+    pub async fn attachment_delete(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &AttachmentDeleteArgs,
+    ) -> Result<(), RpcError> {
+        self.call(
+            context,
+            host,
+            "attachment_delete",
+            Version::new(3, 9),
+            Self::to_value(args)?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Calls `initialize_connection` on the volume's backend; returns the
+    /// nested connection info.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure, a malformed reply.
+    pub async fn initialize_connection(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &InitializeConnectionArgs,
+    ) -> Result<ConnectionInfo, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "initialize_connection",
+                Version::new(3, 0),
+                Self::to_value(args)?,
+            )
+            .await?;
+        Self::from_value("initialize_connection", reply)
+    }
+
+    /// Calls `terminate_connection` on the volume's backend.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure.
+    pub async fn terminate_connection(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &TerminateConnectionArgs,
+    ) -> Result<(), RpcError> {
+        self.call(
+            context,
+            host,
+            "terminate_connection",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Calls `detach_volume` on the volume's backend.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure.
+    pub async fn detach_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &DetachVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.call(
+            context,
+            host,
+            "detach_volume",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Casts `remove_export` to the volume's backend.
+    ///
+    /// # Errors
+    /// No consumer for that backend, transport failures.
+    pub async fn remove_export(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &RemoveExportArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "remove_export",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
     }
 }

@@ -82,6 +82,21 @@ pub const DRIVER_FAILED_CREATE: Detail = Detail {
     id: "012",
     text: "Driver failed to create the volume.",
 };
+/// `VOLUME_ATTACH_MODE_INVALID`.
+pub const VOLUME_ATTACH_MODE_INVALID: Detail = Detail {
+    id: "005",
+    text: "Volume's attach mode is invalid.",
+};
+/// `ATTACH_ERROR`.
+pub const ATTACH_ERROR: Detail = Detail {
+    id: "021",
+    text: "Failed to attach volume.",
+};
+/// `DETACH_ERROR`.
+pub const DETACH_ERROR: Detail = Detail {
+    id: "022",
+    text: "Failed to detach volume.",
+};
 /// `SNAPSHOT_CREATE_ERROR`.
 pub const SNAPSHOT_CREATE_ERROR: Detail = Detail {
     id: "013",

@@ -230,24 +230,38 @@ pub enum VolumeTransition {
     ExtendFailed,
     /// Manager: re-exporting an attached volume at start-up failed.
     ExportFailed,
-    /// Attachments API / `os-reserve`: a detached volume is reserved.
+    /// Attachments API create: a volume that is not multiattach is
+    /// reserved for one attachment (Cinder's `_attachment_reserve`).
     ReserveAvailable,
-    /// A multiattach volume already in use gets another attachment.
-    ReserveInUse,
-    /// Legacy `os-attach` / attachment completion: now attached.
+    /// Attachments API create on a multiattach volume, which may already be
+    /// in use by other attachments.
+    ReserveMultiattach,
+    /// Attachments API update with a connector: the volume is being
+    /// connected (Cinder's `volume_attached(mark_attached=False)`).
+    AttachmentUpdate,
+    /// Legacy `os-attach` / attachment completion (`os-complete`): now
+    /// attached.
     Attach,
-    /// `os-unreserve` or attachment delete with no attachment left.
+    /// Legacy `os-reserve` of a volume that is not multiattach.
+    LegacyReserve,
+    /// Legacy `os-reserve` of a multiattach volume.
+    LegacyReserveMultiattach,
+    /// `os-unreserve` (or `os-terminate_connection`) with no attachment.
     UnreserveToAvailable,
-    /// `os-unreserve` or attachment delete with other attachments left.
+    /// `os-unreserve` (or `os-terminate_connection`) with attachments.
     UnreserveToInUse,
     /// `os-begin_detaching`.
     BeginDetaching,
     /// `os-roll_detaching`.
     RollDetaching,
-    /// Last attachment gone: back to available.
+    /// An attachment removed and none left (Cinder's `volume_detached`).
     DetachToAvailable,
-    /// An attachment gone but others remain.
+    /// An attachment removed; an attached one remains.
     DetachToInUse,
+    /// An attachment removed; the strongest remaining one is attaching.
+    DetachToAttaching,
+    /// An attachment removed; only reservations remain.
+    DetachToReserved,
     /// `os-retype` starts.
     BeginRetype,
     /// Retype finished or failed; the previous status is restored.
@@ -270,7 +284,52 @@ const DELETABLE: &[VolumeStatus] = &[
     V::ErrorManaging,
 ];
 
+/// Where removing an attachment may settle a volume from. `error` is in it
+/// because an administrator resets a stuck volume to `error` before forcing
+/// its detach (Tempest's `test_force_detach_volume`); the long-running
+/// operations (`extending`, `retyping`, `uploading`, …) are not: they own
+/// the status and restore it themselves.
+const DETACHABLE: &[VolumeStatus] = &[
+    V::Available,
+    V::Reserved,
+    V::Attaching,
+    V::InUse,
+    V::Detaching,
+    V::Error,
+];
+
 impl VolumeTransition {
+    /// How a volume settles once an attachment is gone, from the statuses of
+    /// the attachments that remain (Cinder's `_get_statuses_from_attachments`):
+    /// the strongest of them wins (attached, then attaching, then reserved);
+    /// none left means detached. Returns the transition and the volume's
+    /// new `attach_status`.
+    ///
+    /// Cinder ignores failed attachments (`error_*`) here and so shows an
+    /// `available` volume that still has attachment rows; Clinker counts a
+    /// failed attachment as a reservation until it is deleted, so a volume
+    /// with attachment rows is never shown detached (the same state Cinder
+    /// leaves the volume in right after the failure: `reserved`).
+    pub fn after_detach(remaining: &[AttachStatus]) -> (VolumeTransition, AttachStatus) {
+        let has = |s: AttachStatus| remaining.contains(&s);
+        if has(AttachStatus::Attached) {
+            (VolumeTransition::DetachToInUse, AttachStatus::Attached)
+        } else if has(AttachStatus::Attaching) {
+            (VolumeTransition::DetachToAttaching, AttachStatus::Attaching)
+        } else if remaining.iter().any(|s| {
+            matches!(
+                s,
+                AttachStatus::Reserved
+                    | AttachStatus::ErrorAttaching
+                    | AttachStatus::ErrorDetaching
+            )
+        }) {
+            (VolumeTransition::DetachToReserved, AttachStatus::Reserved)
+        } else {
+            (VolumeTransition::DetachToAvailable, AttachStatus::Detached)
+        }
+    }
+
     /// The transition's row in the table.
     pub fn transition(self) -> Transition<VolumeStatus> {
         use VolumeTransition as T;
@@ -289,24 +348,25 @@ impl VolumeTransition {
             T::ExtendSucceededInUse => (&[V::Extending], V::InUse),
             T::ExtendFailed => (&[V::Extending], V::ErrorExtending),
             T::ExportFailed => (&[V::InUse], V::Error),
+            // Cinder lets a volume being filled from an image be reserved
+            // (boot from volume while downloading).
             T::ReserveAvailable => (&[V::Available, V::Downloading], V::Reserved),
-            T::ReserveInUse => (&[V::InUse, V::Reserved, V::Attaching], V::Reserved),
+            T::ReserveMultiattach => (&[V::Available, V::InUse, V::Downloading], V::Reserved),
+            T::AttachmentUpdate => (&[V::Reserved, V::Attaching, V::InUse], V::Attaching),
             T::Attach => (
                 &[V::Reserved, V::Attaching, V::InUse, V::Available],
                 V::InUse,
             ),
-            T::UnreserveToAvailable => (&[V::Reserved, V::Attaching, V::InUse], V::Available),
-            T::UnreserveToInUse => (&[V::Reserved, V::Attaching, V::InUse], V::InUse),
+            T::LegacyReserve => (&[V::Available], V::Attaching),
+            T::LegacyReserveMultiattach => (&[V::Available, V::InUse], V::Attaching),
+            T::UnreserveToAvailable => (&[V::Attaching], V::Available),
+            T::UnreserveToInUse => (&[V::Attaching], V::InUse),
             T::BeginDetaching => (&[V::InUse], V::Detaching),
             T::RollDetaching => (&[V::Detaching], V::InUse),
-            T::DetachToAvailable => (
-                &[V::InUse, V::Detaching, V::Reserved, V::Attaching, V::Error],
-                V::Available,
-            ),
-            T::DetachToInUse => (
-                &[V::InUse, V::Detaching, V::Reserved, V::Attaching],
-                V::InUse,
-            ),
+            T::DetachToAvailable => (DETACHABLE, V::Available),
+            T::DetachToInUse => (DETACHABLE, V::InUse),
+            T::DetachToAttaching => (DETACHABLE, V::Attaching),
+            T::DetachToReserved => (DETACHABLE, V::Reserved),
             T::BeginRetype => (&[V::Available, V::InUse], V::Retyping),
             T::FinishRetypeAvailable => (&[V::Retyping], V::Available),
             T::FinishRetypeInUse => (&[V::Retyping], V::InUse),
@@ -393,14 +453,19 @@ mod tests {
         VolumeTransition::ExtendFailed,
         VolumeTransition::ExportFailed,
         VolumeTransition::ReserveAvailable,
-        VolumeTransition::ReserveInUse,
+        VolumeTransition::ReserveMultiattach,
+        VolumeTransition::AttachmentUpdate,
         VolumeTransition::Attach,
+        VolumeTransition::LegacyReserve,
+        VolumeTransition::LegacyReserveMultiattach,
         VolumeTransition::UnreserveToAvailable,
         VolumeTransition::UnreserveToInUse,
         VolumeTransition::BeginDetaching,
         VolumeTransition::RollDetaching,
         VolumeTransition::DetachToAvailable,
         VolumeTransition::DetachToInUse,
+        VolumeTransition::DetachToAttaching,
+        VolumeTransition::DetachToReserved,
         VolumeTransition::BeginRetype,
         VolumeTransition::FinishRetypeAvailable,
         VolumeTransition::FinishRetypeInUse,
@@ -507,6 +572,90 @@ mod tests {
             VolumeTransition::ExtendFailed.transition().to,
             VolumeStatus::ErrorExtending
         );
+    }
+
+    /// Cinder's attach rules: a volume that is not multiattach is reserved
+    /// only when free; a multiattach one also while in use; the legacy
+    /// reserve moves to `attaching`; nothing reserves a volume in error or
+    /// being deleted.
+    #[test]
+    fn reserve_rules_follow_multiattach() {
+        use VolumeStatus as S;
+        use VolumeTransition as T;
+        assert!(T::ReserveAvailable.allows(S::Available));
+        assert!(T::ReserveAvailable.allows(S::Downloading));
+        assert!(!T::ReserveAvailable.allows(S::InUse));
+        assert!(!T::ReserveAvailable.allows(S::Reserved));
+        assert!(T::ReserveMultiattach.allows(S::InUse));
+        assert!(!T::ReserveMultiattach.allows(S::Reserved));
+        assert!(!T::LegacyReserve.allows(S::InUse));
+        assert!(T::LegacyReserveMultiattach.allows(S::InUse));
+        for t in [
+            T::ReserveAvailable,
+            T::ReserveMultiattach,
+            T::LegacyReserve,
+            T::LegacyReserveMultiattach,
+            T::AttachmentUpdate,
+            T::Attach,
+        ] {
+            for s in [S::Error, S::ErrorDeleting, S::Deleting, S::Creating] {
+                assert!(!t.allows(s), "{t:?} from {s}");
+            }
+        }
+        assert_eq!(T::ReserveAvailable.transition().to, S::Reserved);
+        assert_eq!(T::LegacyReserve.transition().to, S::Attaching);
+        assert_eq!(T::AttachmentUpdate.transition().to, S::Attaching);
+        assert_eq!(T::Attach.transition().to, S::InUse);
+        // os-unreserve only undoes os-reserve.
+        assert!(!T::UnreserveToAvailable.allows(S::InUse));
+        assert!(T::UnreserveToInUse.allows(S::Attaching));
+    }
+
+    /// After a detach the strongest remaining attachment decides, failed
+    /// attachments keep the volume reserved, and a volume being extended or
+    /// deleted is never moved by a detach.
+    #[test]
+    fn detach_settles_from_the_remaining_attachments() {
+        use AttachStatus as A;
+        use VolumeTransition as T;
+        assert_eq!(T::after_detach(&[]), (T::DetachToAvailable, A::Detached));
+        assert_eq!(
+            T::after_detach(&[A::ErrorAttaching]),
+            (T::DetachToReserved, A::Reserved)
+        );
+        assert_eq!(
+            T::after_detach(&[A::ErrorAttaching, A::Attached]),
+            (T::DetachToInUse, A::Attached)
+        );
+        assert_eq!(
+            T::after_detach(&[A::Reserved, A::Attached]),
+            (T::DetachToInUse, A::Attached)
+        );
+        assert_eq!(
+            T::after_detach(&[A::Reserved, A::Attaching]),
+            (T::DetachToAttaching, A::Attaching)
+        );
+        assert_eq!(
+            T::after_detach(&[A::Reserved]),
+            (T::DetachToReserved, A::Reserved)
+        );
+        for t in [
+            T::DetachToAvailable,
+            T::DetachToInUse,
+            T::DetachToAttaching,
+            T::DetachToReserved,
+        ] {
+            assert!(t.allows(VolumeStatus::Error), "force detach after a reset");
+            for s in [
+                VolumeStatus::Extending,
+                VolumeStatus::Deleting,
+                VolumeStatus::Creating,
+                VolumeStatus::Maintenance,
+                VolumeStatus::Uploading,
+            ] {
+                assert!(!t.allows(s), "{t:?} from {s}");
+            }
+        }
     }
 
     #[test]

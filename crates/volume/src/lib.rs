@@ -2,13 +2,15 @@
 //! enabled backend.
 //!
 //! [`VolumeManager`] serves the volume RPC API (create, delete, snapshot,
-//! extend, capabilities) through its driver, finishes every operation with
+//! extend, capabilities, and the exports and connections of attachments)
+//! through its driver, finishes every operation with
 //! one database transaction, and at start-up ([`VolumeManager::init_host`])
 //! settles what a crash interrupted.
 //!
 //! Depends on `clinker-types`, `clinker-config`, `clinker-runtime`,
 //! `clinker-db`, `clinker-rpc`, `clinker-drivers` and `clinker-exec`.
 
+mod attach;
 mod locks;
 pub mod manager;
 mod recovery;

@@ -16,10 +16,12 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{ScheduleCreateVolumeArgs, SchedulerRpcClient};
 use clinker_rpc::volume::{
-    CreateSnapshotArgs, CreateVolumeArgs, DeleteSnapshotArgs, DeleteVolumeArgs, ExtendVolumeArgs,
-    GetCapabilitiesArgs, VolumeManagerApi,
+    AttachmentDeleteArgs, AttachmentUpdateArgs, CreateSnapshotArgs, CreateVolumeArgs,
+    DeleteSnapshotArgs, DeleteVolumeArgs, DetachVolumeArgs, ExtendVolumeArgs, GetCapabilitiesArgs,
+    InitializeConnectionArgs, RemoveExportArgs, TerminateConnectionArgs, VolumeManagerApi,
 };
 use clinker_runtime::{Gate, GateGuard};
+use clinker_types::connection::ConnectionInfo;
 use clinker_types::message_field::{self as mf, Action, Detail};
 use clinker_types::model::{Snapshot, Volume};
 use clinker_types::request_spec::FilterProperties;
@@ -757,5 +759,53 @@ impl VolumeManagerApi for VolumeManager {
     ) -> Result<(), RemoteError> {
         self.publish_capabilities(&context).await;
         Ok(())
+    }
+
+    async fn attachment_update(
+        &self,
+        context: RequestContext,
+        args: AttachmentUpdateArgs,
+    ) -> Result<serde_json::Map<String, Value>, RemoteError> {
+        self.attachment_update_now(&context, args).await
+    }
+
+    async fn attachment_delete(
+        &self,
+        _context: RequestContext,
+        args: AttachmentDeleteArgs,
+    ) -> Result<(), RemoteError> {
+        self.attachment_delete_now(args).await
+    }
+
+    async fn initialize_connection(
+        &self,
+        context: RequestContext,
+        args: InitializeConnectionArgs,
+    ) -> Result<ConnectionInfo, RemoteError> {
+        self.initialize_connection_now(&context, args).await
+    }
+
+    async fn terminate_connection(
+        &self,
+        _context: RequestContext,
+        args: TerminateConnectionArgs,
+    ) -> Result<(), RemoteError> {
+        self.terminate_connection_now(args).await
+    }
+
+    async fn detach_volume(
+        &self,
+        _context: RequestContext,
+        args: DetachVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        self.detach_volume_now(args).await
+    }
+
+    async fn remove_export(
+        &self,
+        _context: RequestContext,
+        args: RemoveExportArgs,
+    ) -> Result<(), RemoteError> {
+        self.remove_export_now(args).await
     }
 }

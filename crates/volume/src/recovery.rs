@@ -18,8 +18,8 @@ use crate::manager::{VolumeManager, volume_spec};
 
 impl VolumeManager {
     /// Sets the driver up, recovers unfinished work, re-exports attached
-    /// volumes, reconciles backend objects with rows, and publishes
-    /// capabilities. A driver that fails to initialise leaves the backend
+    /// volumes and removes exports nobody needs, reconciles backend objects
+    /// with rows, and publishes capabilities. A driver that fails to initialise leaves the backend
     /// down (with the reason) but the service running and visible.
     pub async fn init_host(&self) {
         let context = RequestContext::internal("init_host");
@@ -28,6 +28,7 @@ impl VolumeManager {
                 self.set_health(true, None);
                 self.recover(&context, None).await;
                 self.ensure_exports().await;
+                self.reconcile_exports().await;
                 self.remove_orphans().await;
             }
             Err(reason) => {
@@ -65,6 +66,7 @@ impl VolumeManager {
                 let context = RequestContext::internal("init_host");
                 self.recover(&context, None).await;
                 self.ensure_exports().await;
+                self.reconcile_exports().await;
                 self.publish_capabilities(&context).await;
                 true
             }

@@ -6,6 +6,7 @@
 //! Handlers call these with the caller's [`RequestContext`]; views render
 //! what they return.
 
+pub mod attachments;
 pub mod create_volume;
 pub mod quotas;
 pub mod snapshots;

@@ -490,6 +490,16 @@ pub async fn reset_status(
         )
         .await
         .map_err(|e| lookup_error(e, || volume_not_found(id)))?;
+    // Cinder's `_clean_volume_attachment`: a volume reset to detached
+    // loses its attachments (and keeps the invariant that a volume with
+    // attachment rows is never shown detached).
+    if reset.attach_status == Some(AttachStatus::Detached) && !volume.attachments.is_empty() {
+        state
+            .db
+            .detach_all_attachments(volume.id)
+            .await
+            .map_err(|e| lookup_error(e, || volume_not_found(id)))?;
+    }
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! a `/{project_id}` segment before routing (see
 //! [`crate::context::strip_project_segment`]) and remembers it for links.
 
+pub mod attach_actions;
+pub mod attachments;
 pub mod extensions;
 pub mod filters;
 pub mod hosts;
@@ -120,6 +122,21 @@ pub fn routes() -> Router<ApiState> {
         .route("/os-hosts", get(hosts::index))
         .route("/os-hosts/{host}", get(hosts::show))
         .route("/resource_filters", get(hosts::resource_filters))
+        .route(
+            "/attachments",
+            get(attachments::index).post(attachments::create),
+        )
+        .route("/attachments/detail", get(attachments::detail))
+        .route(
+            "/attachments/{attachment_id}",
+            get(attachments::show)
+                .put(attachments::update)
+                .delete(attachments::delete),
+        )
+        .route(
+            "/attachments/{attachment_id}/action",
+            post(attachments::action),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

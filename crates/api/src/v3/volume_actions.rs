@@ -4,8 +4,9 @@
 //!
 //! Served: `os-extend`, `os-set_bootable`, `os-update_readonly_flag`,
 //! `os-reset_status`, `os-force_delete`, `os-set_image_metadata`,
-//! `os-unset_image_metadata`, `os-show_image_metadata`. Every other action
-//! (the legacy attach family among them) is answered as an unknown action.
+//! `os-unset_image_metadata`, `os-show_image_metadata`, and the legacy
+//! attach family (in [`super::attach_actions`]). Every other action is
+//! answered as an unknown action.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -190,6 +191,9 @@ pub async fn action(
                 .await
                 .map_err(|e| lookup_error(e, missing))?;
             Ok(views::empty(StatusCode::OK))
+        }
+        attach if super::attach_actions::ACTIONS.contains(&attach) => {
+            super::attach_actions::action(&state, &req, &volume_id, attach, &args).await
         }
         other => Err(no_such_action(other)),
     }

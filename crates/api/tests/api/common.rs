@@ -47,10 +47,22 @@ pub struct Recorder {
 impl RpcHandler for Recorder {
     async fn handle(&self, message: RpcMessage) -> Result<Value, RemoteError> {
         let method = message.method.clone();
+        let args = message.args.clone();
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(message);
         }
         Ok(match method.as_str() {
+            "attachment_update" => json!({
+                "driver_volume_type": "fake",
+                "volume_id": args["volume_id"],
+                "attachment_id": args["attachment_id"],
+                "access_mode": "rw",
+                "enforce_multipath": false,
+            }),
+            "initialize_connection" => json!({
+                "driver_volume_type": "fake",
+                "data": {"volume_id": args["volume_id"], "access_mode": "rw", "enforce_multipath": false},
+            }),
             "get_pools" => json!([{
                 "name": POOL,
                 "capabilities": {

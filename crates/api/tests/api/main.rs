@@ -5,6 +5,7 @@
 
 mod actions;
 mod admin;
+mod attachments;
 mod common;
 mod keystone;
 mod members;

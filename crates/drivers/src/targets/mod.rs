@@ -264,7 +264,8 @@ fn credentials_for(volume: &VolumeSpec) -> ChapCredentials {
 /// Reads the connector's `initiator` (Cinder's `validate_connector`).
 ///
 /// # Errors
-/// [`DriverError::InvalidInput`] when it is absent or not a string.
+/// [`DriverError::InvalidInput`] when it is absent or not a string, with
+/// the text of Cinder's `InvalidConnectorException` (the API shows it).
 pub fn connector_initiator(connector: &Connector) -> Result<&str, DriverError> {
     connector
         .get("initiator")
@@ -272,7 +273,7 @@ pub fn connector_initiator(connector: &Connector) -> Result<&str, DriverError> {
         .filter(|i| !i.is_empty())
         .ok_or_else(|| {
             DriverError::InvalidInput(
-                "the connector has no initiator; the iSCSI target needs the initiator name".into(),
+                "Connector doesn't have required information: initiator".into(),
             )
         })
 }

@@ -1,0 +1,151 @@
+//! Attachment lists: filters, sorting and keyset pagination over
+//! `volume_attachment` joined with `volumes` (for the project scope).
+
+use clinker_types::AttachmentId;
+use clinker_types::model::Attachment;
+
+use crate::error::DbError;
+use crate::pool::Db;
+use crate::query::{self, Arg, bind_all};
+use crate::rows;
+use crate::{FilterValue, Page, SortDir};
+
+/// The attachment columns, qualified for queries that join `volumes`.
+const ATTACHMENT_COLUMNS_A: &str = "a.id AS id, a.volume_id AS volume_id, a.instance_uuid AS instance_uuid, \
+     a.attached_host AS attached_host, a.mountpoint AS mountpoint, a.attach_time AS attach_time, \
+     a.detach_time AS detach_time, a.attach_status AS attach_status, a.attach_mode AS attach_mode, \
+     a.connection_info AS connection_info, a.connector AS connector";
+
+const ATTACHMENT_FROM: &str = "volume_attachment a JOIN volumes v ON v.id = a.volume_id";
+
+/// A filterable and sortable attachment column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachmentColumn {
+    /// `id`.
+    Id,
+    /// `volume_id`.
+    VolumeId,
+    /// `instance_uuid` (API filter `instance_id`).
+    InstanceUuid,
+    /// `attach_status`.
+    AttachStatus,
+    /// `attached_host`.
+    AttachedHost,
+    /// `attach_mode`.
+    AttachMode,
+    /// `mountpoint`.
+    Mountpoint,
+    /// `attach_time` (micros).
+    AttachTime,
+    /// `detach_time` (micros).
+    DetachTime,
+    /// `created_at` (micros).
+    CreatedAt,
+    /// `updated_at` (micros).
+    UpdatedAt,
+}
+
+impl AttachmentColumn {
+    fn sql(self) -> &'static str {
+        match self {
+            AttachmentColumn::Id => "a.id",
+            AttachmentColumn::VolumeId => "a.volume_id",
+            AttachmentColumn::InstanceUuid => "a.instance_uuid",
+            AttachmentColumn::AttachStatus => "a.attach_status",
+            AttachmentColumn::AttachedHost => "a.attached_host",
+            AttachmentColumn::AttachMode => "a.attach_mode",
+            AttachmentColumn::Mountpoint => "a.mountpoint",
+            AttachmentColumn::AttachTime => "a.attach_time",
+            AttachmentColumn::DetachTime => "a.detach_time",
+            AttachmentColumn::CreatedAt => "a.created_at",
+            AttachmentColumn::UpdatedAt => "a.updated_at",
+        }
+    }
+
+    fn is_integer(self) -> bool {
+        matches!(
+            self,
+            AttachmentColumn::AttachTime
+                | AttachmentColumn::DetachTime
+                | AttachmentColumn::CreatedAt
+                | AttachmentColumn::UpdatedAt
+        )
+    }
+}
+
+/// An attachment list request.
+#[derive(Clone, Debug, Default)]
+pub struct AttachmentQuery {
+    /// Only attachments of this project's volumes (`None`: every project).
+    pub project_id: Option<String>,
+    /// Column filters (all must hold).
+    pub filters: Vec<(AttachmentColumn, FilterValue)>,
+    /// Sort keys (`created_at` and the id complete them).
+    pub sort: Vec<(AttachmentColumn, SortDir)>,
+    /// Paging.
+    pub page: Page<AttachmentId>,
+}
+
+impl Db {
+    fn attachment_where(&self, query: &AttachmentQuery, args: &mut Vec<Arg>) -> String {
+        let mut sql = String::from(" WHERE 1 = 1");
+        if let Some(project) = &query.project_id {
+            sql.push_str(" AND v.project_id = ?");
+            args.push(Arg::Text(project.clone()));
+        }
+        for (column, value) in &query.filters {
+            query::push_filter(&mut sql, args, column.sql(), column.is_integer(), value);
+        }
+        sql
+    }
+
+    /// The page of attachments `query` asks for (keyset pagination on the
+    /// completed sort keys, as the volume lists do).
+    pub(crate) async fn query_attachments(
+        &self,
+        query: &AttachmentQuery,
+    ) -> Result<Vec<Attachment>, DbError> {
+        let sort = query::complete_sort(
+            query.sort.clone(),
+            AttachmentColumn::CreatedAt,
+            AttachmentColumn::Id,
+        );
+        let keys: Vec<(String, SortDir)> = sort
+            .iter()
+            .map(|(c, d)| (query::sort_expr(c.sql(), c.is_integer()), *d))
+            .collect();
+        let mut args = Vec::new();
+        let mut sql = format!("SELECT {ATTACHMENT_COLUMNS_A} FROM {ATTACHMENT_FROM}");
+        sql.push_str(&self.attachment_where(query, &mut args));
+        if let Some(marker) = query.page.marker {
+            let exprs: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
+            let mut marker_sql = format!(
+                "SELECT {} FROM {ATTACHMENT_FROM} WHERE a.id = ?",
+                exprs.join(", ")
+            );
+            let mut marker_args = vec![Arg::Text(marker.to_string())];
+            if let Some(project) = &query.project_id {
+                marker_sql.push_str(" AND v.project_id = ?");
+                marker_args.push(Arg::Text(project.clone()));
+            }
+            let marker_sql = self.dynamic(marker_sql);
+            let row = bind_all(
+                sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str())),
+                &marker_args,
+            )
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found("attachment", marker))?;
+            let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
+            let values = query::marker_args(&row, &flags)?;
+            sql.push_str(&query::keyset_condition(&keys, &values, &mut args));
+        }
+        sql.push_str(&query::order_by(&keys));
+        query::push_limit(&mut sql, &mut args, query.page.limit, query.page.offset);
+        let sql = self.dynamic(sql);
+        let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .fetch_all(&self.read)
+            .await?;
+        found.iter().map(rows::attachment).collect()
+    }
+}
