@@ -18,6 +18,11 @@
 //! Depends on `clinker-types` and `clinker-config`.
 
 mod error;
+mod group_rows;
+mod group_snapshots_repo;
+mod group_types_repo;
+mod groups;
+mod groups_repo;
 mod migrate;
 mod misc;
 mod pool;
@@ -42,6 +47,11 @@ use clinker_types::{
 };
 
 pub use error::{DbError, OverQuota};
+pub use groups::{
+    GroupColumn, GroupDeleteEnd, GroupDeleteStart, GroupQuery, GroupRepository,
+    GroupSnapshotColumn, GroupSnapshotQuery, GroupSnapshotRepository, GroupTypeRepository,
+    GroupUpdate, NewGroup, NewGroupSnapshot, NewGroupType,
+};
 pub use migrate::latest_version;
 pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
 
@@ -58,6 +68,9 @@ pub trait Database:
     + JournalRepository
     + CapacityRepository
     + MessageRepository
+    + GroupTypeRepository
+    + GroupRepository
+    + GroupSnapshotRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -73,6 +86,9 @@ impl<T> Database for T where
         + JournalRepository
         + CapacityRepository
         + MessageRepository
+        + GroupTypeRepository
+        + GroupRepository
+        + GroupSnapshotRepository
         + std::fmt::Debug
         + Send
         + Sync

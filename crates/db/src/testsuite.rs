@@ -19,6 +19,12 @@ use clinker_types::{MessageId, SnapshotId, SnapshotStatus, Timestamp, VolumeId, 
 
 use crate::*;
 
+mod groups;
+pub use groups::{
+    group_lifecycle_keeps_quota_and_journal, group_lists_filter_sort_and_paginate,
+    group_snapshots_and_groups_from_sources, group_types_specs_and_access,
+};
+
 /// A throw-away database on one engine.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -180,6 +186,10 @@ pub async fn run_all(engine: Engine) {
     check!(messages);
     check!(concurrent_creates_never_exceed_quota);
     check!(concurrent_claims_never_overcommit);
+    check!(group_types_specs_and_access);
+    check!(group_lifecycle_keeps_quota_and_journal);
+    check!(group_snapshots_and_groups_from_sources);
+    check!(group_lists_filter_sort_and_paginate);
 }
 
 pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId) -> NewVolume {
