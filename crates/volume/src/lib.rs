@@ -9,6 +9,7 @@
 //! Depends on `clinker-types`, `clinker-config`, `clinker-runtime`,
 //! `clinker-db`, `clinker-rpc`, `clinker-drivers` and `clinker-exec`.
 
+mod groups;
 mod locks;
 pub mod manager;
 mod recovery;

@@ -16,8 +16,9 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{ScheduleCreateVolumeArgs, SchedulerRpcClient};
 use clinker_rpc::volume::{
-    CreateSnapshotArgs, CreateVolumeArgs, DeleteSnapshotArgs, DeleteVolumeArgs, ExtendVolumeArgs,
-    GetCapabilitiesArgs, VolumeManagerApi,
+    CreateGroupArgs, CreateGroupSnapshotArgs, CreateSnapshotArgs, CreateVolumeArgs,
+    DeleteGroupArgs, DeleteGroupSnapshotArgs, DeleteSnapshotArgs, DeleteVolumeArgs,
+    ExtendVolumeArgs, GetCapabilitiesArgs, VolumeManagerApi,
 };
 use clinker_runtime::{Gate, GateGuard};
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -357,7 +358,7 @@ impl VolumeManager {
         self.notifier
             .info("volume.create.start", volume_payload(&volume))
             .await;
-        match self.run_create(&volume).await {
+        let outcome = match self.run_create(&volume).await {
             Ok(update) => match self
                 .db
                 .finish_volume_create(volume.id, provider(update))
@@ -405,7 +406,10 @@ impl VolumeManager {
                     Err(e) => Err(db_remote(e)),
                 }
             }
-        }
+        };
+        // A group created from a source is done when its last volume is.
+        self.settle_group_member(volume.group_id.as_deref()).await;
+        outcome
     }
 
     /// Deletes a volume whose row is `deleting` (also the resume path after
@@ -557,7 +561,7 @@ impl VolumeManager {
         Ok(())
     }
 
-    async fn create_snapshot_now(
+    pub(crate) async fn create_snapshot_now(
         &self,
         context: &RequestContext,
         snapshot_id: SnapshotId,
@@ -757,5 +761,51 @@ impl VolumeManagerApi for VolumeManager {
     ) -> Result<(), RemoteError> {
         self.publish_capabilities(&context).await;
         Ok(())
+    }
+
+    async fn create_group(
+        &self,
+        context: RequestContext,
+        args: CreateGroupArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_id.to_string())? else {
+            return Ok(());
+        };
+        self.create_group_now(&context, args.group_id).await
+    }
+
+    async fn delete_group(
+        &self,
+        context: RequestContext,
+        args: DeleteGroupArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_id.to_string())? else {
+            return Ok(());
+        };
+        self.delete_group_now(&context, args.group_id).await
+    }
+
+    async fn create_group_snapshot(
+        &self,
+        context: RequestContext,
+        args: CreateGroupSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_snapshot_id.to_string())? else {
+            return Ok(());
+        };
+        self.create_group_snapshot_now(&context, args.group_snapshot_id)
+            .await
+    }
+
+    async fn delete_group_snapshot(
+        &self,
+        context: RequestContext,
+        args: DeleteGroupSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_snapshot_id.to_string())? else {
+            return Ok(());
+        };
+        self.delete_group_snapshot_now(&context, args.group_snapshot_id)
+            .await
     }
 }
