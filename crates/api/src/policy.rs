@@ -39,6 +39,19 @@ pub const ADMIN_ONLY: &[&str] = &[
     "volume_extension:volume_host_attribute",
     "volume_extension:volume_mig_status_attribute",
     "message:delete",
+    "group:group_types:create",
+    "group:group_types:update",
+    "group:group_types:delete",
+    "group:access_group_types_specs",
+    "group:group_types_specs:get",
+    "group:group_types_specs:get_all",
+    "group:group_types_specs:create",
+    "group:group_types_specs:update",
+    "group:group_types_specs:delete",
+    "group:reset_status",
+    "group:reset_group_snapshot_status",
+    "group:group_project_attribute",
+    "group:group_snapshot_project_attribute",
 ];
 
 /// Allows or refuses `rule` for `ctx` on a resource of `target_project_id`.

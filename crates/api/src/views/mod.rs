@@ -3,6 +3,7 @@
 //! Cinder emits for the negotiated version: Tempest validates them with
 //! `additionalProperties: False`.
 
+pub mod groups;
 pub mod misc;
 pub mod snapshots;
 pub mod types;

@@ -6,6 +6,7 @@
 mod actions;
 mod admin;
 mod common;
+mod groups;
 mod members;
 mod pipeline;
 mod snapshots;
