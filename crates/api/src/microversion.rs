@@ -69,24 +69,34 @@ pub const VOLUME_LIST_GLANCE_METADATA: ApiVersion = ApiVersion::new(3, 4);
 pub const VOLUME_LIST_BOOTABLE: ApiVersion = ApiVersion::new(3, 2);
 /// `group_id` volume list filter (3.10).
 pub const VOLUME_LIST_GROUP: ApiVersion = ApiVersion::new(3, 10);
+/// Group types and group specs (3.11).
+pub const GROUP_TYPE: ApiVersion = ApiVersion::new(3, 11);
 /// `GET /volumes/summary` (3.12).
 pub const VOLUME_SUMMARY: ApiVersion = ApiVersion::new(3, 12);
 /// `group_id` in the volume detail and create body (3.13).
 pub const GROUP_VOLUME: ApiVersion = ApiVersion::new(3, 13);
 /// `group_snapshot_id` in the snapshot detail (3.14).
 pub const GROUP_SNAPSHOTS: ApiVersion = ApiVersion::new(3, 14);
+/// `reset_status` of group snapshots (3.19).
+pub const GROUP_SNAPSHOT_RESET_STATUS: ApiVersion = ApiVersion::new(3, 19);
+/// `reset_status` of groups (3.20).
+pub const GROUP_VOLUME_RESET_STATUS: ApiVersion = ApiVersion::new(3, 20);
 /// `provider_id` in the volume detail, admin only (3.21).
 pub const VOLUME_DETAIL_PROVIDER_ID: ApiVersion = ApiVersion::new(3, 21);
 /// `metadata` snapshot list filter (3.22).
 pub const SNAPSHOT_LIST_METADATA_FILTER: ApiVersion = ApiVersion::new(3, 22);
 /// `?force=true` on volume delete (3.23).
 pub const VOLUME_DELETE_FORCE: ApiVersion = ApiVersion::new(3, 23);
+/// `volumes` in the group detail with `?list_volume=true` (3.25).
+pub const GROUP_VOLUME_LIST: ApiVersion = ApiVersion::new(3, 25);
 /// Replication on clusters; `cluster` in freeze/thaw (3.26).
 pub const REPLICATION_CLUSTER: ApiVersion = ApiVersion::new(3, 26);
 /// The attachments API (3.27).
 pub const NEW_ATTACH: ApiVersion = ApiVersion::new(3, 27);
 /// Filters on `get_pools` (3.28).
 pub const POOL_FILTER: ApiVersion = ApiVersion::new(3, 28);
+/// Pagination, sorting and filters of group snapshot lists (3.29).
+pub const GROUP_SNAPSHOT_PAGINATION: ApiVersion = ApiVersion::new(3, 29);
 /// Snapshot sort by `name` (3.30).
 pub const SNAPSHOT_SORT: ApiVersion = ApiVersion::new(3, 30);
 /// Filters checked against the resource filter list (3.31).
@@ -99,6 +109,8 @@ pub const LIKE_FILTER: ApiVersion = ApiVersion::new(3, 34);
 pub const POOL_TYPE_FILTER: ApiVersion = ApiVersion::new(3, 35);
 /// `metadata` in the volume summary (3.36).
 pub const VOLUME_SUMMARY_METADATA: ApiVersion = ApiVersion::new(3, 36);
+/// Group replication; `replication_status` in the group detail (3.38).
+pub const GROUP_REPLICATION: ApiVersion = ApiVersion::new(3, 38);
 /// `?project_id=` on `/limits` for admins (3.39).
 pub const LIMITS_ADMIN_FILTER: ApiVersion = ApiVersion::new(3, 39);
 /// `user_id` in the snapshot detail (3.41).
@@ -119,6 +131,8 @@ pub const BACKEND_STATE_REPORT: ApiVersion = ApiVersion::new(3, 49);
 pub const SUPPORT_VOLUME_SCHEMA_CHANGES: ApiVersion = ApiVersion::new(3, 53);
 /// `mode` in attachment create (3.54).
 pub const ATTACHMENT_CREATE_MODE_ARG: ApiVersion = ApiVersion::new(3, 54);
+/// `project_id` in group and group snapshot details, admin only (3.58).
+pub const GROUP_GROUPSNAPSHOT_PROJECT_ID: ApiVersion = ApiVersion::new(3, 58);
 /// Time comparison list filters (3.60).
 pub const VOLUME_TIME_COMPARISON_FILTER: ApiVersion = ApiVersion::new(3, 60);
 /// `cluster_name` in the volume detail, admin only (3.61).

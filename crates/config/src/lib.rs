@@ -118,6 +118,9 @@ pub struct DefaultOptions {
     pub enabled_backends: Vec<String>,
     /// `default_volume_type`.
     pub default_volume_type: String,
+    /// `default_group_type`: what `GET /group_types/default` shows (unset by
+    /// default, as in Cinder).
+    pub default_group_type: Option<String>,
     /// `storage_availability_zone`: the zone of this node's services.
     pub storage_availability_zone: String,
     /// `default_availability_zone`: the zone for volumes that ask for none.
@@ -597,6 +600,7 @@ fn read_default_options(
         state_path,
         enabled_backends,
         default_volume_type: r.string(D, &[], "default_volume_type", "__DEFAULT__")?,
+        default_group_type: r.opt_string(D, &[], "default_group_type")?,
         storage_availability_zone,
         default_availability_zone,
         allow_availability_zone_fallback: r.bool(

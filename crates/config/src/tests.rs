@@ -60,6 +60,7 @@ fn cinder_defaults_for_intervals_and_quotas() {
     );
     assert_eq!(d.scheduler_max_attempts, 3);
     assert_eq!(d.default_volume_type, "__DEFAULT__");
+    assert_eq!(d.default_group_type, None);
     assert_eq!(d.storage_availability_zone, "nova");
     assert_eq!(d.osapi_max_limit, 1000);
 }

@@ -19,6 +19,11 @@
 
 mod attachments;
 mod error;
+mod group_rows;
+mod group_snapshots_repo;
+mod group_types_repo;
+mod groups;
+mod groups_repo;
 mod migrate;
 mod misc;
 mod pool;
@@ -47,6 +52,11 @@ pub use attachments::{
     NewAttachment,
 };
 pub use error::{DbError, OverQuota};
+pub use groups::{
+    GroupColumn, GroupDeleteEnd, GroupDeleteStart, GroupQuery, GroupRepository,
+    GroupSnapshotColumn, GroupSnapshotQuery, GroupSnapshotRepository, GroupTypeRepository,
+    GroupUpdate, NewGroup, NewGroupSnapshot, NewGroupType,
+};
 pub use migrate::latest_version;
 pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
 
@@ -64,6 +74,9 @@ pub trait Database:
     + CapacityRepository
     + MessageRepository
     + AttachmentRepository
+    + GroupTypeRepository
+    + GroupRepository
+    + GroupSnapshotRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -80,6 +93,9 @@ impl<T> Database for T where
         + CapacityRepository
         + MessageRepository
         + AttachmentRepository
+        + GroupTypeRepository
+        + GroupRepository
+        + GroupSnapshotRepository
         + std::fmt::Debug
         + Send
         + Sync

@@ -30,11 +30,18 @@ const MIGRATIONS: &[Migration] = &[
         description: "attachments: index by instance",
         sql: include_str!("migrations/0002_attachments.sql"),
     },
+    Migration {
+        version: 4,
+        description: "generic volume groups",
+        sql: include_str!("migrations/0004_groups.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.version)
+    // The highest, not the last: migrations are numbered per feature and
+    // may be listed out of order after merges.
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
 fn render(sql: &str, dialect: Dialect) -> String {

@@ -399,13 +399,21 @@ impl QuotaRepository for Db {
                 }
             }
         }
+        let groups: i64 =
+            sqlx::query_scalar(self.q("SELECT COUNT(*) FROM volume_groups WHERE project_id = ?"))
+                .bind(project_id)
+                .fetch_one(&self.read)
+                .await?;
+        if groups > 0 {
+            usage.insert("groups".into(), groups);
+        }
         Ok(usage)
     }
 
     async fn projects_with_usage(&self) -> Result<Vec<String>, DbError> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT project_id FROM quota_usages UNION SELECT project_id FROM volumes \
-             UNION SELECT project_id FROM snapshots",
+             UNION SELECT project_id FROM snapshots UNION SELECT project_id FROM volume_groups",
         )
         .fetch_all(&self.read)
         .await?;

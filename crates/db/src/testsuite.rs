@@ -24,6 +24,11 @@ pub use attachments::{
     attachment_lifecycle, concurrent_attachment_creates_reserve_once, legacy_attach_actions,
     multiattach_and_failed_attachments,
 };
+mod groups;
+pub use groups::{
+    group_lifecycle_keeps_quota_and_journal, group_lists_filter_sort_and_paginate,
+    group_snapshots_and_groups_from_sources, group_types_specs_and_access,
+};
 
 /// A throw-away database on one engine.
 #[derive(Debug)]
@@ -195,6 +200,10 @@ pub async fn run_all(engine: Engine) {
     check!(multiattach_and_failed_attachments);
     check!(legacy_attach_actions);
     check!(concurrent_attachment_creates_reserve_once);
+    check!(group_types_specs_and_access);
+    check!(group_lifecycle_keeps_quota_and_journal);
+    check!(group_snapshots_and_groups_from_sources);
+    check!(group_lists_filter_sort_and_paginate);
 }
 
 pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId) -> NewVolume {

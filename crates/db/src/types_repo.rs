@@ -236,8 +236,10 @@ impl VolumeTypeRepository for Db {
             self.type_exists(&mut tx, id).await?;
             let users: i64 = sqlx::query_scalar(self.q(
                 "SELECT (SELECT COUNT(*) FROM volumes WHERE volume_type_id = ?) + \
-                 (SELECT COUNT(*) FROM snapshots WHERE volume_type_id = ?)",
+                 (SELECT COUNT(*) FROM snapshots WHERE volume_type_id = ?) + \
+                 (SELECT COUNT(*) FROM group_volume_types WHERE volume_type_id = ?)",
             ))
+            .bind(id.to_string())
             .bind(id.to_string())
             .bind(id.to_string())
             .fetch_one(&mut *tx)

@@ -151,7 +151,7 @@ impl Db {
         Ok(())
     }
 
-    async fn insert_journal(
+    pub(crate) async fn insert_journal(
         &self,
         conn: &mut AnyConnection,
         resource: JournalResource,
@@ -280,7 +280,7 @@ impl Db {
         }
     }
 
-    async fn delete_volume_rows(
+    pub(crate) async fn delete_volume_rows(
         &self,
         conn: &mut AnyConnection,
         volume: &Volume,
@@ -318,6 +318,85 @@ impl Db {
         }
         self.remove_journal(conn, JournalResource::Volume, &id)
             .await
+    }
+
+    /// Inserts a `creating` volume with its metadata, its quota charges and
+    /// its journal row inside the caller's transaction (a plain create, or
+    /// the members of a group created from a source, all in one).
+    pub(crate) async fn insert_new_volume(
+        &self,
+        conn: &mut AnyConnection,
+        new: &NewVolume,
+        now: i64,
+    ) -> Result<(), DbError> {
+        if new.use_quota {
+            let charges = volume_charges(Some(&new.volume_type_name), new.size, 1);
+            let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();
+            wanted.push("per_volume_gigabytes");
+            let limits =
+                crate::quota::limits_for(self, &mut *conn, &new.project_id, &wanted).await?;
+            // Cinder checks per_volume_gigabytes before reserving.
+            let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
+            if per_volume >= 0 && new.size > per_volume {
+                return Err(DbError::OverQuota(crate::OverQuota {
+                    resource: "per_volume_gigabytes".into(),
+                    limit: per_volume,
+                    in_use: 0,
+                    requested: new.size,
+                }));
+            }
+            crate::quota::charge_quota_with_limits(
+                self,
+                &mut *conn,
+                &new.project_id,
+                &charges,
+                &limits,
+            )
+            .await?;
+        }
+        sqlx::query(self.q(
+            "INSERT INTO volumes (id, user_id, project_id, host, size, availability_zone, status, attach_status, \
+             display_name, display_description, volume_type_id, snapshot_id, source_volid, bootable, multiattach, \
+             group_id, use_quota, replication_status, created_at, updated_at) \
+             VALUES (?, ?, ?, NULL, ?, ?, 'creating', 'detached', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'disabled', ?, NULL)",
+        ))
+        .bind(new.id.to_string())
+        .bind(new.user_id.as_str())
+        .bind(new.project_id.as_str())
+        .bind(new.size)
+        .bind(new.availability_zone.as_str())
+        .bind(new.display_name.as_deref())
+        .bind(new.display_description.as_deref())
+        .bind(new.volume_type_id.to_string())
+        .bind(new.snapshot_id.map(|s| s.to_string()))
+        .bind(new.source_volid.map(|s| s.to_string()))
+        .bind(i64::from(new.bootable))
+        .bind(i64::from(new.multiattach))
+        .bind(new.group_id.as_deref())
+        .bind(i64::from(new.use_quota))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        self.insert_metadata(&mut *conn, new.id, MetadataKind::User, &new.metadata)
+            .await?;
+        self.insert_metadata(
+            &mut *conn,
+            new.id,
+            MetadataKind::Glance,
+            &new.glance_metadata,
+        )
+        .await?;
+        // A brand-new volume has no journal row to replace.
+        sqlx::query(self.q(
+            "INSERT INTO workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at) \
+             VALUES ('Volume', ?, 'creating', NULL, NULL, ?, ?)",
+        ))
+        .bind(new.id.to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     /// Inserts metadata of a row that has none yet.
@@ -398,71 +477,7 @@ impl Db {
 impl VolumeRepository for Db {
     async fn create_volume(&self, new: NewVolume) -> Result<Volume, DbError> {
         let now = self.now().as_micros();
-        in_transaction!(self, |tx| {
-            if new.use_quota {
-                let charges = volume_charges(Some(&new.volume_type_name), new.size, 1);
-                let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();
-                wanted.push("per_volume_gigabytes");
-                let limits =
-                    crate::quota::limits_for(self, &mut tx, &new.project_id, &wanted).await?;
-                // Cinder checks per_volume_gigabytes before reserving.
-                let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
-                if per_volume >= 0 && new.size > per_volume {
-                    return Err(DbError::OverQuota(crate::OverQuota {
-                        resource: "per_volume_gigabytes".into(),
-                        limit: per_volume,
-                        in_use: 0,
-                        requested: new.size,
-                    }));
-                }
-                crate::quota::charge_quota_with_limits(
-                    self,
-                    &mut tx,
-                    &new.project_id,
-                    &charges,
-                    &limits,
-                )
-                .await?;
-            }
-            sqlx::query(self.q(
-                "INSERT INTO volumes (id, user_id, project_id, host, size, availability_zone, status, attach_status, \
-                 display_name, display_description, volume_type_id, snapshot_id, source_volid, bootable, multiattach, \
-                 group_id, use_quota, replication_status, created_at, updated_at) \
-                 VALUES (?, ?, ?, NULL, ?, ?, 'creating', 'detached', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'disabled', ?, NULL)",
-            ))
-            .bind(new.id.to_string())
-            .bind(new.user_id.as_str())
-            .bind(new.project_id.as_str())
-            .bind(new.size)
-            .bind(new.availability_zone.as_str())
-            .bind(new.display_name.as_deref())
-            .bind(new.display_description.as_deref())
-            .bind(new.volume_type_id.to_string())
-            .bind(new.snapshot_id.map(|s| s.to_string()))
-            .bind(new.source_volid.map(|s| s.to_string()))
-            .bind(i64::from(new.bootable))
-            .bind(i64::from(new.multiattach))
-            .bind(new.group_id.as_deref())
-            .bind(i64::from(new.use_quota))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            self.insert_metadata(&mut tx, new.id, MetadataKind::User, &new.metadata)
-                .await?;
-            self.insert_metadata(&mut tx, new.id, MetadataKind::Glance, &new.glance_metadata)
-                .await?;
-            // A brand-new volume has no journal row to replace.
-            sqlx::query(self.q(
-                "INSERT INTO workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at) \
-                 VALUES ('Volume', ?, 'creating', NULL, NULL, ?, ?)",
-            ))
-            .bind(new.id.to_string())
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            Ok::<_, DbError>(())
-        })?;
+        in_transaction!(self, |tx| self.insert_new_volume(&mut tx, &new, now).await)?;
         self.get_volume(new.id).await
     }
 

@@ -3,6 +3,7 @@
 //! Version history (Cinder's numbering):
 //! - 3.0: create_volume, get_pools.
 //! - 3.2: extend_volume.
+//! - create_group is a 3.0 method (Cinder's 2.x, kept at 3.0).
 //! - 3.3: update_service_capabilities carries a timestamp.
 //! - 3.12: current.
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clinker_types::request_spec::{FilterProperties, RequestSpec};
-use clinker_types::{RemoteError, VolumeId};
+use clinker_types::{ErrorKind, GroupId, RemoteError, VolumeId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -61,6 +62,16 @@ pub struct GetPoolsArgs {
     pub filters: serde_json::Map<String, Value>,
 }
 
+/// `create_group`: find a backend that can hold every volume type of the
+/// group and cast the group's creation there. The scheduler reads the
+/// group's zone and types from its row, so a lost cast can be redone from
+/// the database alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleCreateGroupArgs {
+    /// The group (its row is `creating`, unplaced).
+    pub group_id: GroupId,
+}
+
 /// What the scheduler manager serves.
 #[async_trait::async_trait]
 pub trait SchedulerManagerApi: Send + Sync + 'static {
@@ -88,6 +99,17 @@ pub trait SchedulerManagerApi: Send + Sync + 'static {
         context: RequestContext,
         args: GetPoolsArgs,
     ) -> Result<Value, RemoteError>;
+    /// Places a generic group and casts its creation to the chosen backend.
+    async fn create_group(
+        &self,
+        _context: RequestContext,
+        _args: ScheduleCreateGroupArgs,
+    ) -> Result<(), RemoteError> {
+        Err(RemoteError::new(
+            ErrorKind::NotImplemented,
+            "create_group is not served by this scheduler",
+        ))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -95,6 +117,7 @@ const METHODS: &[&str] = &[
     "extend_volume",
     "update_service_capabilities",
     "get_pools",
+    "create_group",
 ];
 
 /// Dispatches scheduler RPC messages to a [`SchedulerManagerApi`].
@@ -143,6 +166,11 @@ impl RpcHandler for SchedulerEndpoint {
                 .await
                 .map(|()| Value::Null),
             "get_pools" => self.api.get_pools(ctx, decode_args(&message)?).await,
+            "create_group" => self
+                .api
+                .create_group(ctx, decode_args(&message)?)
+                .await
+                .map(|()| Value::Null),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -235,5 +263,18 @@ impl SchedulerRpcClient {
         self.transport
             .call(&Target::topic(TOPIC), message, self.timeout)
             .await
+    }
+
+    /// Casts `create_group` to the schedulers' shared queue.
+    ///
+    /// # Errors
+    /// As [`SchedulerRpcClient::create_volume`].
+    pub async fn create_group(
+        &self,
+        context: &RequestContext,
+        args: &ScheduleCreateGroupArgs,
+    ) -> Result<(), RpcError> {
+        let message = Self::message(context, "create_group", Version::new(3, 0), args)?;
+        self.transport.cast(&Target::topic(TOPIC), message).await
     }
 }

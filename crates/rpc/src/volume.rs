@@ -8,6 +8,8 @@
 //!   initialize_connection, terminate_connection, detach_volume and
 //!   remove_export (the legacy attach flow, which predates 3.0 in Cinder).
 //! - 3.9: attachment_update, attachment_delete (new attach flow).
+//! - create_group, delete_group, create_group_snapshot and
+//!   delete_group_snapshot are 3.0 methods (Cinder's 2.5/2.6, kept at 3.0).
 //! - 3.20: current.
 
 use std::sync::Arc;
@@ -15,7 +17,9 @@ use std::time::Duration;
 
 use clinker_types::connection::{ConnectionInfo, Connector};
 use clinker_types::request_spec::{FilterProperties, RequestSpec};
-use clinker_types::{AttachmentId, Host, RemoteError, SnapshotId, VolumeId};
+use clinker_types::{
+    AttachmentId, ErrorKind, GroupId, GroupSnapshotId, Host, RemoteError, SnapshotId, VolumeId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -140,6 +144,42 @@ pub struct RemoveExportArgs {
     pub volume_id: VolumeId,
 }
 
+/// `create_group` (cast to the backend the group was placed on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateGroupArgs {
+    /// The group (its row is `creating`, placed on this backend).
+    pub group_id: GroupId,
+}
+
+/// `delete_group`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteGroupArgs {
+    /// The group (its row and its volumes' are `deleting`).
+    pub group_id: GroupId,
+}
+
+/// `create_group_snapshot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateGroupSnapshotArgs {
+    /// The group snapshot (its row and its members' are `creating`).
+    pub group_snapshot_id: GroupSnapshotId,
+}
+
+/// `delete_group_snapshot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteGroupSnapshotArgs {
+    /// The group snapshot (its row and its members' are `deleting`).
+    pub group_snapshot_id: GroupSnapshotId,
+}
+
+/// The answer of a manager that does not serve group operations.
+fn groups_not_served(method: &str) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::NotImplemented,
+        format!("{method} is not served by this volume manager"),
+    )
+}
+
 /// What the volume manager serves. Casts return `()`; calls return data.
 #[async_trait::async_trait]
 pub trait VolumeManagerApi: Send + Sync + 'static {
@@ -222,6 +262,38 @@ pub trait VolumeManagerApi: Send + Sync + 'static {
         context: RequestContext,
         args: RemoveExportArgs,
     ) -> Result<(), RemoteError>;
+    /// Accepts a generic group placed on this backend.
+    async fn create_group(
+        &self,
+        _context: RequestContext,
+        _args: CreateGroupArgs,
+    ) -> Result<(), RemoteError> {
+        Err(groups_not_served("create_group"))
+    }
+    /// Deletes a group's volumes, then the group.
+    async fn delete_group(
+        &self,
+        _context: RequestContext,
+        _args: DeleteGroupArgs,
+    ) -> Result<(), RemoteError> {
+        Err(groups_not_served("delete_group"))
+    }
+    /// Takes a snapshot of every volume of a group.
+    async fn create_group_snapshot(
+        &self,
+        _context: RequestContext,
+        _args: CreateGroupSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        Err(groups_not_served("create_group_snapshot"))
+    }
+    /// Deletes a group snapshot's member snapshots, then the group snapshot.
+    async fn delete_group_snapshot(
+        &self,
+        _context: RequestContext,
+        _args: DeleteGroupSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        Err(groups_not_served("delete_group_snapshot"))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -238,6 +310,10 @@ const METHODS: &[&str] = &[
     "terminate_connection",
     "detach_volume",
     "remove_export",
+    "create_group",
+    "delete_group",
+    "create_group_snapshot",
+    "delete_group_snapshot",
 ];
 
 /// Dispatches volume RPC messages to a [`VolumeManagerApi`].
@@ -310,6 +386,18 @@ impl RpcHandler for VolumeEndpoint {
             ),
             "detach_volume" => unit(self.api.detach_volume(ctx, decode_args(&message)?).await),
             "remove_export" => unit(self.api.remove_export(ctx, decode_args(&message)?).await),
+            "create_group" => unit(self.api.create_group(ctx, decode_args(&message)?).await),
+            "delete_group" => unit(self.api.delete_group(ctx, decode_args(&message)?).await),
+            "create_group_snapshot" => unit(
+                self.api
+                    .create_group_snapshot(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "delete_group_snapshot" => unit(
+                self.api
+                    .delete_group_snapshot(ctx, decode_args(&message)?)
+                    .await,
+            ),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -686,6 +774,86 @@ impl VolumeRpcClient {
             context,
             host,
             "remove_export",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `create_group` to the backend the group was placed on.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn create_group(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &CreateGroupArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "create_group",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `delete_group` to the group's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn delete_group(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &DeleteGroupArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "delete_group",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `create_group_snapshot` to the group's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn create_group_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &CreateGroupSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "create_group_snapshot",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `delete_group_snapshot` to the group's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn delete_group_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &DeleteGroupSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "delete_group_snapshot",
             Version::new(3, 0),
             Self::to_value(args)?,
         )

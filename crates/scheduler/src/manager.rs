@@ -10,8 +10,8 @@ use clinker_db::{ClaimOutcome, DbError, DbHandle};
 use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{
-    GetPoolsArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs, SchedulerManagerApi,
-    UpdateServiceCapabilitiesArgs,
+    GetPoolsArgs, ScheduleCreateGroupArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs,
+    SchedulerManagerApi, UpdateServiceCapabilitiesArgs,
 };
 use clinker_rpc::volume::{CreateVolumeArgs, ExtendVolumeArgs, VolumeRpcClient};
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -20,6 +20,8 @@ use clinker_types::{Clock, ErrorKind, Host, RemoteError, VolumeId, VolumeStatus}
 use serde_json::{Value, json};
 
 use crate::filters::{CapabilitiesFilter, Filter, FilterRequest, PoolState};
+
+mod groups;
 use crate::host_manager::{HostManager, claim_limit_gb};
 use crate::weighers::{Weigher, order_by_weight};
 
@@ -307,7 +309,17 @@ impl SchedulerManager {
                 .ok()
                 .and_then(|s| s.host),
             (None, Some(source)) => self.db.get_volume(source).await.ok().and_then(|v| v.host),
-            (None, None) => None,
+            // A volume of a group lives on its group's backend.
+            (None, None) => match volume.group_id.as_deref().map(str::parse) {
+                Some(Ok(group_id)) => self
+                    .db
+                    .get_group(group_id)
+                    .await
+                    .ok()
+                    .and_then(|g| g.host)
+                    .map(|h| service_host(&h)),
+                _ => None,
+            },
         };
         Ok(RequestSpec {
             volume_id: volume.id,
@@ -343,6 +355,10 @@ impl SchedulerManager {
             }
         };
         for entry in entries {
+            if entry.resource_type == clinker_types::model::JournalResource::Group {
+                self.resume_unplaced_group(&entry).await;
+                continue;
+            }
             let Ok(volume_id) = entry.resource_id.parse::<VolumeId>() else {
                 continue;
             };
@@ -507,6 +523,14 @@ impl SchedulerManagerApi for SchedulerManager {
         Ok(())
     }
 
+    async fn create_group(
+        &self,
+        context: RequestContext,
+        args: ScheduleCreateGroupArgs,
+    ) -> Result<(), RemoteError> {
+        self.schedule_group(&context, args.group_id).await
+    }
+
     async fn get_pools(
         &self,
         _context: RequestContext,
@@ -552,4 +576,12 @@ impl SchedulerManagerApi for SchedulerManager {
             .collect();
         Ok(Value::Array(listed))
     }
+}
+
+/// `host@backend` of a `host@backend#pool` (the text itself when it does
+/// not parse).
+pub(crate) fn service_host(host: &str) -> String {
+    host.parse::<Host>()
+        .map(|h| h.service_host())
+        .unwrap_or_else(|_| host.to_owned())
 }

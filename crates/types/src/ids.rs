@@ -70,6 +70,18 @@ uuid_id!(
     /// A user message's id (`messages.id`).
     MessageId
 );
+uuid_id!(
+    /// A generic volume group's id (`groups.id`).
+    GroupId
+);
+uuid_id!(
+    /// A group type's id (`group_types.id`).
+    GroupTypeId
+);
+uuid_id!(
+    /// A group snapshot's id (`group_snapshots.id`).
+    GroupSnapshotId
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,8 @@
 pub mod capabilities;
 pub mod connection;
 pub mod error;
+pub mod group;
+pub mod group_status;
 pub mod host;
 pub mod ids;
 pub mod message_field;
@@ -20,5 +22,6 @@ pub mod time;
 pub use error::{ErrorKind, RemoteError};
 pub use host::Host;
 pub use ids::{AttachmentId, MessageId, SnapshotId, VolumeId, VolumeTypeId};
+pub use ids::{GroupId, GroupSnapshotId, GroupTypeId};
 pub use status::{AttachStatus, SnapshotStatus, VolumeStatus};
 pub use time::{Clock, SystemClock, Timestamp};

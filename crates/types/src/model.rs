@@ -293,6 +293,10 @@ pub enum JournalResource {
     Volume,
     /// A snapshot.
     Snapshot,
+    /// A generic volume group (its create or delete, volumes included).
+    Group,
+    /// A group snapshot (its member snapshots included).
+    GroupSnapshot,
 }
 
 impl JournalResource {
@@ -301,6 +305,8 @@ impl JournalResource {
         match self {
             JournalResource::Volume => "Volume",
             JournalResource::Snapshot => "Snapshot",
+            JournalResource::Group => "Group",
+            JournalResource::GroupSnapshot => "GroupSnapshot",
         }
     }
 
@@ -309,6 +315,8 @@ impl JournalResource {
         match text {
             "Volume" => Some(JournalResource::Volume),
             "Snapshot" => Some(JournalResource::Snapshot),
+            "Group" => Some(JournalResource::Group),
+            "GroupSnapshot" => Some(JournalResource::GroupSnapshot),
             _ => None,
         }
     }

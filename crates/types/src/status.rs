@@ -64,6 +64,9 @@ macro_rules! status_enum {
     };
 }
 
+// Other status modules (the group statuses) declare their enums with it.
+pub(crate) use status_enum;
+
 /// A status string that is not one of the enum's values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown status {0:?}")]

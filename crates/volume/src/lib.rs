@@ -11,6 +11,7 @@
 //! `clinker-db`, `clinker-rpc`, `clinker-drivers` and `clinker-exec`.
 
 mod attach;
+mod groups;
 mod locks;
 pub mod manager;
 mod recovery;

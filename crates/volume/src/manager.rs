@@ -16,7 +16,8 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{ScheduleCreateVolumeArgs, SchedulerRpcClient};
 use clinker_rpc::volume::{
-    AttachmentDeleteArgs, AttachmentUpdateArgs, CreateSnapshotArgs, CreateVolumeArgs,
+    AttachmentDeleteArgs, AttachmentUpdateArgs, CreateGroupArgs, CreateGroupSnapshotArgs,
+    CreateSnapshotArgs, CreateVolumeArgs, DeleteGroupArgs, DeleteGroupSnapshotArgs,
     DeleteSnapshotArgs, DeleteVolumeArgs, DetachVolumeArgs, ExtendVolumeArgs, GetCapabilitiesArgs,
     InitializeConnectionArgs, RemoveExportArgs, TerminateConnectionArgs, VolumeManagerApi,
 };
@@ -359,7 +360,7 @@ impl VolumeManager {
         self.notifier
             .info("volume.create.start", volume_payload(&volume))
             .await;
-        match self.run_create(&volume).await {
+        let outcome = match self.run_create(&volume).await {
             Ok(update) => match self
                 .db
                 .finish_volume_create(volume.id, provider(update))
@@ -407,7 +408,10 @@ impl VolumeManager {
                     Err(e) => Err(db_remote(e)),
                 }
             }
-        }
+        };
+        // A group created from a source is done when its last volume is.
+        self.settle_group_member(volume.group_id.as_deref()).await;
+        outcome
     }
 
     /// Deletes a volume whose row is `deleting` (also the resume path after
@@ -559,7 +563,7 @@ impl VolumeManager {
         Ok(())
     }
 
-    async fn create_snapshot_now(
+    pub(crate) async fn create_snapshot_now(
         &self,
         context: &RequestContext,
         snapshot_id: SnapshotId,
@@ -807,5 +811,51 @@ impl VolumeManagerApi for VolumeManager {
         args: RemoveExportArgs,
     ) -> Result<(), RemoteError> {
         self.remove_export_now(args).await
+    }
+
+    async fn create_group(
+        &self,
+        context: RequestContext,
+        args: CreateGroupArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_id.to_string())? else {
+            return Ok(());
+        };
+        self.create_group_now(&context, args.group_id).await
+    }
+
+    async fn delete_group(
+        &self,
+        context: RequestContext,
+        args: DeleteGroupArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_id.to_string())? else {
+            return Ok(());
+        };
+        self.delete_group_now(&context, args.group_id).await
+    }
+
+    async fn create_group_snapshot(
+        &self,
+        context: RequestContext,
+        args: CreateGroupSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_snapshot_id.to_string())? else {
+            return Ok(());
+        };
+        self.create_group_snapshot_now(&context, args.group_snapshot_id)
+            .await
+    }
+
+    async fn delete_group_snapshot(
+        &self,
+        context: RequestContext,
+        args: DeleteGroupSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.group_snapshot_id.to_string())? else {
+            return Ok(());
+        };
+        self.delete_group_snapshot_now(&context, args.group_snapshot_id)
+            .await
     }
 }

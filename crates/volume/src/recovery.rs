@@ -134,6 +134,7 @@ impl VolumeManager {
                                 mf::SERVICE_RESTARTED,
                             )
                             .await;
+                            self.settle_group_member(volume.group_id.as_deref()).await;
                         }
                     }
                     VolumeStatus::Deleting => {
@@ -204,6 +205,10 @@ impl VolumeManager {
                     }
                     _ => {}
                 }
+            }
+            JournalResource::Group => self.settle_group_entry(context, entry).await?,
+            JournalResource::GroupSnapshot => {
+                self.settle_group_snapshot_entry(context, entry).await?;
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use clinker_types::{SnapshotStatus, VolumeId, VolumeStatus};
 use serde_json::Value;
 
 use super::volumes::{get_volume, provision_filter_on_size, volume_not_found};
-use super::{QuotaAction, lookup_error, quota_error, snapshots, types};
+use super::{QuotaAction, groups, lookup_error, quota_error, snapshots, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
@@ -174,15 +174,14 @@ pub async fn create_volume(
         Some(id) => Some(get_volume(state, ctx, id).await?),
         None => None,
     };
-    if let Some(group) = request
-        .consistencygroup_id
-        .as_ref()
-        .or(request.group_id.as_ref())
+    // Cinder looks a consistency group id up as a group too; `group_id`
+    // wins when both are given.
+    let mut group = None;
+    for id in [&request.consistencygroup_id, &request.group_id]
+        .into_iter()
+        .flatten()
     {
-        // Groups are not served by this build, so no group can exist.
-        return Err(ApiError::not_found(format!(
-            "Group {group} could not be found."
-        )));
+        group = Some(groups::get_group(state, ctx, id).await?);
     }
     if request.image_ref.is_some() {
         // Without an image service Cinder's look-up fails like this.
@@ -287,9 +286,23 @@ pub async fn create_volume(
     if volume_type.is_multiattach() {
         policy::enforce(ctx, "volume:multiattach", None)?;
     }
+    let group_backend = match &group {
+        Some(g) => Some(groups::check_volume_for_group(
+            g,
+            request.volume_type.as_deref().filter(|t| !t.is_empty()),
+            &volume_type,
+            snapshot_volume.as_ref().or(source.as_ref()),
+        )?),
+        None => None,
+    };
+    // A volume of a group is created in the group's zone.
+    let requested_zone = match &group {
+        Some(g) => Some(g.availability_zone.clone()),
+        None => request.availability_zone.clone(),
+    };
     let (zone, zones) = choose_zone(
         state,
-        request.availability_zone.clone(),
+        requested_zone,
         snapshot_volume.as_ref(),
         source.as_ref(),
         &volume_type,
@@ -313,7 +326,7 @@ pub async fn create_volume(
         source_volid: source.as_ref().map(|v| v.id),
         multiattach: volume_type.is_multiattach(),
         bootable: origin.is_some_and(|v| v.bootable),
-        group_id: None,
+        group_id: group.as_ref().map(|g| g.id.to_string()),
         use_quota: true,
         metadata: request.metadata,
         glance_metadata: origin
@@ -329,7 +342,9 @@ pub async fn create_volume(
     let resource_backend = snapshot_volume
         .as_ref()
         .or(source.as_ref())
-        .and_then(|v| v.cluster_name.clone().or_else(|| v.host.clone()));
+        .and_then(|v| v.cluster_name.clone().or_else(|| v.host.clone()))
+        // A volume of a group lives on the group's backend (any pool).
+        .or(group_backend);
     let spec = RequestSpec {
         volume_id: volume.id,
         size,

@@ -8,6 +8,9 @@
 
 pub mod attachments;
 pub mod create_volume;
+pub mod group_snapshots;
+pub mod group_types;
+pub mod groups;
 pub mod quotas;
 pub mod snapshots;
 pub mod types;

@@ -191,21 +191,26 @@ pub async fn delete_snapshot(
     } else {
         SnapshotTransition::Delete
     };
+    let refused = || {
+        let status = if force {
+            ""
+        } else {
+            "status must be available or error and"
+        };
+        ApiError::invalid_state(format!(
+            "Invalid snapshot: Snapshot {status} must not be part of a group."
+        ))
+    };
+    // A member of a group snapshot goes with its group snapshot only.
+    if snapshot.group_snapshot_id.is_some() {
+        return Err(refused());
+    }
     let started = state
         .db
         .begin_snapshot_delete(snapshot.id, transition)
         .await
         .map_err(|e| match e {
-            DbError::InvalidState(_) => {
-                let status = if force {
-                    ""
-                } else {
-                    "status must be available or error and"
-                };
-                ApiError::invalid_state(format!(
-                    "Invalid snapshot: Snapshot {status} must not be part of a group."
-                ))
-            }
+            DbError::InvalidState(_) => refused(),
             other => lookup_error(other, || snapshot_not_found(id)),
         })?;
     let Some(host) = started.host.clone() else {

@@ -10,6 +10,9 @@ pub mod attach_actions;
 pub mod attachments;
 pub mod extensions;
 pub mod filters;
+pub mod group_snapshots;
+pub mod group_types;
+pub mod groups;
 pub mod hosts;
 pub mod messages;
 pub mod quotas;
@@ -136,6 +139,44 @@ pub fn routes() -> Router<ApiState> {
         .route(
             "/attachments/{attachment_id}/action",
             post(attachments::action),
+        )
+        .route(
+            "/group_types",
+            get(group_types::index).post(group_types::create),
+        )
+        .route(
+            "/group_types/{group_type_id}",
+            get(group_types::show)
+                .put(group_types::update)
+                .delete(group_types::delete),
+        )
+        .route(
+            "/group_types/{group_type_id}/group_specs",
+            get(group_types::specs_index).post(group_types::specs_create),
+        )
+        .route(
+            "/group_types/{group_type_id}/group_specs/{key}",
+            get(group_types::specs_show)
+                .put(group_types::specs_update)
+                .delete(group_types::specs_delete),
+        )
+        .route("/groups", get(groups::index).post(groups::create))
+        .route("/groups/detail", get(groups::detail))
+        .route("/groups/action", post(groups::create_from_source))
+        .route("/groups/{group_id}", get(groups::show).put(groups::update))
+        .route("/groups/{group_id}/action", post(groups::action))
+        .route(
+            "/group_snapshots",
+            get(group_snapshots::index).post(group_snapshots::create),
+        )
+        .route("/group_snapshots/detail", get(group_snapshots::detail))
+        .route(
+            "/group_snapshots/{group_snapshot_id}",
+            get(group_snapshots::show).delete(group_snapshots::delete),
+        )
+        .route(
+            "/group_snapshots/{group_snapshot_id}/action",
+            post(group_snapshots::action),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

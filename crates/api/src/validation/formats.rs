@@ -46,6 +46,29 @@ pub const SNAPSHOT_STATUSES: &[&str] = &[
     "restoring",
 ];
 
+/// Cinder's `GroupStatus.ALL`, in its order (shown in messages).
+pub const GROUP_STATUSES: &[&str] = &[
+    "error",
+    "available",
+    "creating",
+    "deleting",
+    "deleted",
+    "updating",
+    "in-use",
+    "error_deleting",
+];
+
+/// Cinder's `GroupSnapshotStatus.ALL`, in its order.
+pub const GROUP_SNAPSHOT_STATUSES: &[&str] = &[
+    "error",
+    "available",
+    "creating",
+    "deleting",
+    "deleted",
+    "updating",
+    "error_deleting",
+];
+
 /// Cinder's `VolumeMigrationStatus.ALL`, in its order.
 pub const MIGRATION_STATUSES: &[&str] = &[
     "migrating",
@@ -170,6 +193,48 @@ pub(super) fn check_format(
                 Ok(_) => Ok(()),
             }
         }
+        Format::GroupType => match text {
+            // Cinder's checker raises, and its format checker turns any of
+            // its errors into the generic "is not a 'group_type'".
+            Some(t)
+                if t.is_empty() || check_string_length(t.trim(), "group_type", 1, 255).is_err() =>
+            {
+                Err(fail())
+            }
+            _ => Ok(()),
+        },
+        Format::AvailabilityZone => match text {
+            Some("") => Err(raise("The 'availability_zone' can not be None.".to_owned())),
+            Some(t) => check_string_length(t.trim(), "availability_zone", 1, 255)
+                .map_err(Violation::Raised),
+            None => Ok(()),
+        },
+        Format::GroupStatus => match text {
+            Some(t) if t.trim().is_empty() => Err(raise(
+                "Invalid Group Status: The 'status' can not be empty.".to_owned(),
+            )),
+            // Cinder checks against the group snapshot statuses but lists
+            // the group statuses, so `in-use` is refused though listed.
+            Some(t) if !GROUP_SNAPSHOT_STATUSES.contains(&t.to_lowercase().as_str()) => {
+                Err(raise(format!(
+                    "Invalid Group Status: Group status: {t} is invalid, valid status are: {}.",
+                    py_tuple(GROUP_STATUSES)
+                )))
+            }
+            _ => Ok(()),
+        },
+        Format::GroupSnapshotStatus => match text {
+            Some(t) if t.trim().is_empty() => Err(raise(
+                "Invalid GroupSnapshot Status: The 'status' can not be empty.".to_owned(),
+            )),
+            Some(t) if !GROUP_SNAPSHOT_STATUSES.contains(&t.to_lowercase().as_str()) => {
+                Err(raise(format!(
+                    "Invalid GroupSnapshot Status: Group snapshot status: {t} is invalid, valid statuses are: {}.",
+                    py_tuple(GROUP_SNAPSHOT_STATUSES)
+                )))
+            }
+            _ => Ok(()),
+        },
         Format::VolumeResetBody => {
             let has = |key: &str| {
                 value

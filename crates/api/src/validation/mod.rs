@@ -20,7 +20,8 @@ mod python;
 
 use formats::check_format;
 pub use formats::{
-    MIGRATION_STATUSES, SNAPSHOT_STATUSES, VOLUME_STATUSES, check_string_length, is_uuid_like,
+    GROUP_SNAPSHOT_STATUSES, GROUP_STATUSES, MIGRATION_STATUSES, SNAPSHOT_STATUSES,
+    VOLUME_STATUSES, check_string_length, is_uuid_like,
 };
 pub use oslo::{bool_from_str, bool_from_value, bool_param, validate_integer};
 pub use params::*;
@@ -162,6 +163,15 @@ pub enum Format {
     Progress,
     /// `validate_volume_reset_body`: at least one of the three statuses.
     VolumeResetBody,
+    /// `group_type`: 1–255 characters once trimmed.
+    GroupType,
+    /// `availability_zone`: null, or 1–255 characters once trimmed.
+    AvailabilityZone,
+    /// `group_status` (checked against Cinder's group snapshot statuses,
+    /// as Cinder does).
+    GroupStatus,
+    /// `group_snapshot_status`.
+    GroupSnapshotStatus,
 }
 
 impl Format {
@@ -178,6 +188,10 @@ impl Format {
             Format::SnapshotStatus => "snapshot_status",
             Format::Progress => "progress",
             Format::VolumeResetBody => "validate_volume_reset_body",
+            Format::GroupType => "group_type",
+            Format::AvailabilityZone => "availability_zone",
+            Format::GroupStatus => "group_status",
+            Format::GroupSnapshotStatus => "group_snapshot_status",
         }
     }
 }
@@ -201,6 +215,9 @@ pub struct Schema {
     any_of_required: Vec<&'static str>,
     min_properties: Option<usize>,
     max_properties: Option<usize>,
+    items: Option<Box<Schema>>,
+    min_items: Option<usize>,
+    unique_items: bool,
 }
 
 /// A schema accepting anything (`{}`).
@@ -295,6 +312,15 @@ impl Schema {
     /// `oneOf`.
     pub fn one_of(mut self, schemas: Vec<Schema>) -> Self {
         self.one_of = schemas;
+        self
+    }
+
+    /// `items` (one schema for every element), `minItems` and
+    /// `uniqueItems` of an array.
+    pub fn array_of(mut self, items: Schema, min_items: Option<usize>, unique: bool) -> Self {
+        self.items = Some(Box::new(items));
+        self.min_items = min_items;
+        self.unique_items = unique;
         self
     }
 }
@@ -465,6 +491,38 @@ fn check(schema: &Schema, value: &Value, path: &mut Vec<String>) -> Result<(), V
                     "{} is not valid under any of the given schemas",
                     py_repr(value)
                 ),
+            ));
+        }
+    }
+    if let Value::Array(items) = value {
+        // jsonschema's order for Cinder's array schemas: minItems, items,
+        // uniqueItems.
+        if let Some(min) = schema.min_items
+            && items.len() < min
+        {
+            return Err(violation(
+                path,
+                value,
+                format!("{} is too short", py_repr(value)),
+            ));
+        }
+        if let Some(sub) = &schema.items {
+            for (index, item) in items.iter().enumerate() {
+                path.push(index.to_string());
+                check(sub, item, path)?;
+                path.pop();
+            }
+        }
+        if schema.unique_items
+            && items
+                .iter()
+                .enumerate()
+                .any(|(i, a)| items[..i].contains(a))
+        {
+            return Err(violation(
+                path,
+                value,
+                format!("{} has non-unique elements", py_repr(value)),
             ));
         }
     }

@@ -5,14 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
-use clinker_api::context::Identity;
-use clinker_api::{ApiError, Authenticator, NoAuth};
 use clinker_db::{AttachmentConnection, AttachmentRepository, VolumeRepository};
 use clinker_types::{AttachmentId, VolumeId, VolumeStatus};
 use serde_json::{Value, json};
 
-use crate::common::{Harness, Options, sorted_keys};
+use crate::common::{Harness, Members, Options, sorted_keys};
 
 const INSTANCE: &str = "d5c4c6b7-8e0f-4a2b-9c3d-1e2f3a4b5c6d";
 const OTHER_INSTANCE: &str = "a1b2c3d4-e5f6-4711-8899-aabbccddeeff";
@@ -467,23 +464,6 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
         h.db.get_volume(third).await.unwrap().status,
         VolumeStatus::Available
     );
-}
-
-/// noauth, except that tokens `member:<project>` are not admins (Keystone
-/// gives members the implied reader role too).
-#[derive(Debug)]
-struct Members;
-
-#[async_trait::async_trait]
-impl Authenticator for Members {
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
-        let mut identity = NoAuth.authenticate(headers).await?;
-        if identity.user_id == "member" {
-            identity.is_admin = false;
-            identity.roles = vec!["member".into(), "reader".into()];
-        }
-        Ok(identity)
-    }
 }
 
 const MEMBER: (&str, &str) = ("x-auth-token", "member:bbbb1111");

@@ -472,3 +472,23 @@ pub fn sorted_keys(value: &Value) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// noauth, except that tokens `member:<project>` are not admins (Keystone
+/// gives members the implied reader role too).
+#[derive(Debug)]
+pub struct Members;
+
+#[async_trait::async_trait]
+impl clinker_api::Authenticator for Members {
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<clinker_api::context::Identity, clinker_api::ApiError> {
+        let mut identity = clinker_api::NoAuth.authenticate(headers).await?;
+        if identity.user_id == "member" {
+            identity.is_admin = false;
+            identity.roles = vec!["member".into(), "reader".into()];
+        }
+        Ok(identity)
+    }
+}

@@ -7,6 +7,7 @@ mod actions;
 mod admin;
 mod attachments;
 mod common;
+mod groups;
 mod keystone;
 mod members;
 mod personas;
