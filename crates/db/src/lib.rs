@@ -17,15 +17,21 @@
 //!
 //! Depends on `clinker-types` and `clinker-config`.
 
+mod default_types;
+mod encryption;
 mod error;
 mod migrate;
 mod misc;
 mod pool;
+mod qos_specs;
 mod query;
 mod quota;
+mod retype;
+mod revert;
 mod rows;
 mod services;
 mod snapshots;
+mod transfers;
 mod types_repo;
 mod volumes;
 
@@ -41,9 +47,19 @@ use clinker_types::{
     MessageId, SnapshotId, SnapshotStatus, Timestamp, VolumeId, VolumeStatus, VolumeTypeId,
 };
 
+pub use default_types::DefaultTypeRepository;
+pub use encryption::{EncryptionRepository, EncryptionUpdate, NewEncryption};
 pub use error::{DbError, OverQuota};
 pub use migrate::latest_version;
 pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
+pub use qos_specs::{
+    NewQosSpecs, QosAssociation, QosSpecsColumn, QosSpecsQuery, QosSpecsRepository,
+};
+pub use retype::RetypeRepository;
+pub use revert::{RevertOutcome, RevertRepository};
+pub use transfers::{
+    AcceptRefusal, NewTransfer, TransferAcceptor, TransferColumn, TransferQuery, TransferRepository,
+};
 
 /// A shared handle on every repository.
 pub type DbHandle = Arc<dyn Database>;
@@ -58,6 +74,12 @@ pub trait Database:
     + JournalRepository
     + CapacityRepository
     + MessageRepository
+    + QosSpecsRepository
+    + TransferRepository
+    + EncryptionRepository
+    + DefaultTypeRepository
+    + RevertRepository
+    + RetypeRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -73,6 +95,12 @@ impl<T> Database for T where
         + JournalRepository
         + CapacityRepository
         + MessageRepository
+        + QosSpecsRepository
+        + TransferRepository
+        + EncryptionRepository
+        + DefaultTypeRepository
+        + RevertRepository
+        + RetypeRepository
         + std::fmt::Debug
         + Send
         + Sync

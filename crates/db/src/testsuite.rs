@@ -19,6 +19,9 @@ use clinker_types::{MessageId, SnapshotId, SnapshotStatus, Timestamp, VolumeId, 
 
 use crate::*;
 
+mod surface;
+pub use surface::*;
+
 /// A throw-away database on one engine.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -180,6 +183,12 @@ pub async fn run_all(engine: Engine) {
     check!(messages);
     check!(concurrent_creates_never_exceed_quota);
     check!(concurrent_claims_never_overcommit);
+    check!(qos_specs_lifecycle);
+    check!(transfers_move_ownership_and_quota);
+    check!(type_encryption_and_volume_keys);
+    check!(project_default_types);
+    check!(revert_lifecycle);
+    check!(retype_moves_type_and_quota);
 }
 
 pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId) -> NewVolume {

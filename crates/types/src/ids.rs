@@ -70,6 +70,14 @@ uuid_id!(
     /// A user message's id (`messages.id`).
     MessageId
 );
+uuid_id!(
+    /// A QoS specs' id (`qos_specs.id`).
+    QosSpecsId
+);
+uuid_id!(
+    /// A volume transfer's id (`transfers.id`).
+    TransferId
+);
 
 #[cfg(test)]
 mod tests {
