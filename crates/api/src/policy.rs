@@ -39,6 +39,20 @@ pub const ADMIN_ONLY: &[&str] = &[
     "volume_extension:volume_host_attribute",
     "volume_extension:volume_mig_status_attribute",
     "message:delete",
+    "volume_extension:qos_specs_manage:create",
+    "volume_extension:qos_specs_manage:get",
+    "volume_extension:qos_specs_manage:get_all",
+    "volume_extension:qos_specs_manage:update",
+    "volume_extension:qos_specs_manage:delete",
+    "volume_extension:volume_type_encryption:create",
+    "volume_extension:volume_type_encryption:get",
+    "volume_extension:volume_type_encryption:update",
+    "volume_extension:volume_type_encryption:delete",
+    "volume_extension:access_types_qos_specs_id",
+    "volume_extension:default_set_or_update",
+    "volume_extension:default_get",
+    "volume_extension:default_get_all",
+    "volume_extension:default_unset",
 ];
 
 /// Allows or refuses `rule` for `ctx` on a resource of `target_project_id`.

@@ -21,6 +21,7 @@ pub mod targets;
 #[cfg(test)]
 mod testing;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clinker_config::{BackendConfig, DriverConfig};
@@ -54,6 +55,11 @@ pub enum DriverError {
     /// Anything else the backend reported.
     #[error("{0}")]
     Backend(String),
+    /// The driver does not implement this optional capability (Cinder's
+    /// `NotImplementedError`); the caller falls back or refuses, and
+    /// nothing was changed.
+    #[error("{0}")]
+    NotSupported(String),
 }
 
 impl DriverError {
@@ -67,6 +73,7 @@ impl DriverError {
             DriverError::InvalidInput(_) => ErrorKind::InvalidInput,
             DriverError::Unavailable(_) => ErrorKind::Unavailable,
             DriverError::Backend(_) => ErrorKind::Internal,
+            DriverError::NotSupported(_) => ErrorKind::NotImplemented,
         }
     }
 }
@@ -145,6 +152,47 @@ pub struct ModelUpdate {
     pub provider_auth: Option<String>,
     /// `provider_id`.
     pub provider_id: Option<String>,
+}
+
+/// What differs between a volume's current type and the one it is retyped
+/// to (Cinder's `volume_types_diff`, reduced to what a driver acts on).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetypeDiff {
+    /// Extra specs whose value differs: key → (old, new).
+    pub extra_specs: BTreeMap<String, (Option<String>, Option<String>)>,
+    /// Whether the QoS specs the backend enforces (consumer `back-end` or
+    /// `both`) differ.
+    pub backend_qos_changed: bool,
+}
+
+/// Extra spec keys that only the API and the scheduler interpret: the
+/// scheduler has already checked the volume's pool against the new type's
+/// values (unscoped and `capabilities:` keys through `CapabilitiesFilter`,
+/// zones through `AvailabilityZoneFilter`) and the API the size limits, so
+/// a change of them asks nothing of the backend.
+fn is_generic_extra_spec(key: &str) -> bool {
+    match key.split_once(':') {
+        None => true,
+        Some(("capabilities", _)) => true,
+        Some(_) => matches!(
+            key,
+            "RESKEY:availability_zones" | "provisioning:min_vol_size" | "provisioning:max_vol_size"
+        ),
+    }
+}
+
+impl RetypeDiff {
+    /// Whether nothing differs.
+    pub fn is_empty(&self) -> bool {
+        self.extra_specs.is_empty() && !self.backend_qos_changed
+    }
+
+    /// Whether every difference is one the backend need not act on (see
+    /// `is_generic_extra_spec`): the default [`VolumeDriver::retype`]
+    /// accepts exactly these.
+    pub fn is_backend_neutral(&self) -> bool {
+        !self.backend_qos_changed && self.extra_specs.keys().all(|k| is_generic_extra_spec(k))
+    }
 }
 
 /// A backend driver.
@@ -234,6 +282,45 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Reverts `volume` to `snapshot`, its latest snapshot, in place: after
+    /// success the volume holds the snapshot's data.
+    ///
+    /// The default answers [`DriverError::NotSupported`] without touching
+    /// anything, which makes the manager use Cinder's generic fallback
+    /// where one exists (see `VolumeManager::revert_to_snapshot`). Native
+    /// reverts this trait leaves to the drivers that can: the file driver
+    /// copies the snapshot file back; LVM would `lvconvert --merge` a
+    /// thick snapshot (consuming it, so Cinder re-creates it) and RBD would
+    /// `rbd snap rollback`.
+    ///
+    /// # Errors
+    /// [`DriverError::NotSupported`] by default; backend failures.
+    async fn revert_to_snapshot(
+        &self,
+        volume: &VolumeSpec,
+        snapshot: &SnapshotSpec,
+    ) -> Result<(), DriverError> {
+        let _ = (volume, snapshot);
+        Err(DriverError::NotSupported(format!(
+            "the {} driver cannot revert a volume to a snapshot in place",
+            self.driver_name()
+        )))
+    }
+
+    /// Changes a volume's type on the backend without moving it; returns
+    /// whether it did (Cinder's `retype`, whose base driver declines).
+    ///
+    /// The default accepts a retype whose differences are all
+    /// [`RetypeDiff::is_backend_neutral`] (there is nothing to change on the
+    /// backend) and declines any other, so the manager needs a migration.
+    ///
+    /// # Errors
+    /// Backend failures (the manager treats them as a decline).
+    async fn retype(&self, volume: &VolumeSpec, diff: &RetypeDiff) -> Result<bool, DriverError> {
+        let _ = volume;
+        Ok(diff.is_backend_neutral())
+    }
+
     /// Makes the backend's exports match `exported` (the volumes that should
     /// be exported, with their stored `provider_auth`): removes targets of
     /// ours that no volume needs and re-creates missing ones. Called once at
@@ -281,6 +368,40 @@ pub fn build_driver(
             options.clone(),
             runner,
         ))),
+    }
+}
+
+#[cfg(test)]
+mod retype_tests {
+    use super::*;
+
+    fn diff(keys: &[&str], qos: bool) -> RetypeDiff {
+        RetypeDiff {
+            extra_specs: keys
+                .iter()
+                .map(|k| ((*k).to_owned(), (None, Some("x".to_owned()))))
+                .collect(),
+            backend_qos_changed: qos,
+        }
+    }
+
+    #[test]
+    fn only_scheduler_and_api_keys_are_backend_neutral() {
+        assert!(diff(&[], false).is_empty());
+        assert!(diff(&["volume_backend_name", "multiattach"], false).is_backend_neutral());
+        assert!(
+            diff(
+                &[
+                    "capabilities:thin_provisioning_support",
+                    "RESKEY:availability_zones"
+                ],
+                false
+            )
+            .is_backend_neutral()
+        );
+        assert!(!diff(&["provisioning:type"], false).is_backend_neutral());
+        assert!(!diff(&["rbd:exclusive"], false).is_backend_neutral());
+        assert!(!diff(&[], true).is_backend_neutral());
     }
 }
 

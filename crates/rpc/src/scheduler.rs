@@ -4,13 +4,16 @@
 //! - 3.0: create_volume, get_pools.
 //! - 3.2: extend_volume.
 //! - 3.3: update_service_capabilities carries a timestamp.
+//! - 3.0 (Cinder baseline): retype.
 //! - 3.12: current.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clinker_types::request_spec::{FilterProperties, RequestSpec};
-use clinker_types::{RemoteError, VolumeId};
+use clinker_types::{ErrorKind, RemoteError, VolumeId, VolumeTypeId};
+
+use crate::volume::MigrationPolicy;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -61,6 +64,18 @@ pub struct GetPoolsArgs {
     pub filters: serde_json::Map<String, Value>,
 }
 
+/// `retype`: decide whether the volume's backend can keep it under the new
+/// type, and cast the retype to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRetypeArgs {
+    /// The volume (its row is `retyping`).
+    pub volume_id: VolumeId,
+    /// The type it should have.
+    pub new_type_id: VolumeTypeId,
+    /// Whether a migration is allowed.
+    pub migration_policy: MigrationPolicy,
+}
+
 /// What the scheduler manager serves.
 #[async_trait::async_trait]
 pub trait SchedulerManagerApi: Send + Sync + 'static {
@@ -88,6 +103,18 @@ pub trait SchedulerManagerApi: Send + Sync + 'static {
         context: RequestContext,
         args: GetPoolsArgs,
     ) -> Result<Value, RemoteError>;
+    /// Places a retype (in place, or on another backend when a migration
+    /// is allowed) and casts it to the volume's backend.
+    async fn retype(
+        &self,
+        _context: RequestContext,
+        _args: ScheduleRetypeArgs,
+    ) -> Result<(), RemoteError> {
+        Err(RemoteError::new(
+            ErrorKind::NotImplemented,
+            "retype is not served by this scheduler",
+        ))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -95,6 +122,7 @@ const METHODS: &[&str] = &[
     "extend_volume",
     "update_service_capabilities",
     "get_pools",
+    "retype",
 ];
 
 /// Dispatches scheduler RPC messages to a [`SchedulerManagerApi`].
@@ -143,6 +171,11 @@ impl RpcHandler for SchedulerEndpoint {
                 .await
                 .map(|()| Value::Null),
             "get_pools" => self.api.get_pools(ctx, decode_args(&message)?).await,
+            "retype" => self
+                .api
+                .retype(ctx, decode_args(&message)?)
+                .await
+                .map(|()| Value::Null),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -201,6 +234,19 @@ impl SchedulerRpcClient {
         args: &ScheduleExtendVolumeArgs,
     ) -> Result<(), RpcError> {
         let message = Self::message(context, "extend_volume", Version::new(3, 2), args)?;
+        self.transport.cast(&Target::topic(TOPIC), message).await
+    }
+
+    /// Casts `retype` to the schedulers' shared queue.
+    ///
+    /// # Errors
+    /// As [`SchedulerRpcClient::create_volume`].
+    pub async fn retype(
+        &self,
+        context: &RequestContext,
+        args: &ScheduleRetypeArgs,
+    ) -> Result<(), RpcError> {
+        let message = Self::message(context, "retype", Version::new(3, 0), args)?;
         self.transport.cast(&Target::topic(TOPIC), message).await
     }
 

@@ -10,8 +10,8 @@ use clinker_db::{ClaimOutcome, DbError, DbHandle};
 use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{
-    GetPoolsArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs, SchedulerManagerApi,
-    UpdateServiceCapabilitiesArgs,
+    GetPoolsArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs, ScheduleRetypeArgs,
+    SchedulerManagerApi, UpdateServiceCapabilitiesArgs,
 };
 use clinker_rpc::volume::{CreateVolumeArgs, ExtendVolumeArgs, VolumeRpcClient};
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -20,6 +20,8 @@ use clinker_types::{Clock, ErrorKind, Host, RemoteError, VolumeId, VolumeStatus}
 use serde_json::{Value, json};
 
 use crate::filters::{CapabilitiesFilter, Filter, FilterRequest, PoolState};
+
+mod retype;
 use crate::host_manager::{HostManager, claim_limit_gb};
 use crate::weighers::{Weigher, order_by_weight};
 
@@ -551,5 +553,13 @@ impl SchedulerManagerApi for SchedulerManager {
             })
             .collect();
         Ok(Value::Array(listed))
+    }
+
+    async fn retype(
+        &self,
+        context: RequestContext,
+        args: ScheduleRetypeArgs,
+    ) -> Result<(), RemoteError> {
+        self.retype_now(&context, &args).await
     }
 }

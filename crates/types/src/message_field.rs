@@ -84,6 +84,11 @@ pub const NO_BACKEND_AVAILABLE: Detail = Detail {
     id: "003",
     text: "Could not find any available weighted backend.",
 };
+/// `QUOTA_EXCEED`.
+pub const QUOTA_EXCEED: Detail = Detail {
+    id: "006",
+    text: "Not enough quota resource for operation.",
+};
 /// `DRIVER_FAILED_EXTEND`.
 pub const DRIVER_FAILED_EXTEND: Detail = Detail {
     id: "010",

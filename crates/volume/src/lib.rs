@@ -12,6 +12,8 @@
 mod locks;
 pub mod manager;
 mod recovery;
+mod retype;
+mod revert;
 mod stats;
 pub mod usage;
 

@@ -17,7 +17,7 @@ use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{ScheduleCreateVolumeArgs, SchedulerRpcClient};
 use clinker_rpc::volume::{
     CreateSnapshotArgs, CreateVolumeArgs, DeleteSnapshotArgs, DeleteVolumeArgs, ExtendVolumeArgs,
-    GetCapabilitiesArgs, VolumeManagerApi,
+    GetCapabilitiesArgs, RetypeArgs, RevertToSnapshotArgs, VolumeManagerApi,
 };
 use clinker_runtime::{Gate, GateGuard};
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -239,7 +239,7 @@ impl VolumeManager {
         }
     }
 
-    fn driver_ready(&self) -> Result<(), DriverError> {
+    pub(crate) fn driver_ready(&self) -> Result<(), DriverError> {
         let health = self.health();
         if health.up {
             Ok(())
@@ -757,5 +757,24 @@ impl VolumeManagerApi for VolumeManager {
     ) -> Result<(), RemoteError> {
         self.publish_capabilities(&context).await;
         Ok(())
+    }
+
+    async fn revert_to_snapshot(
+        &self,
+        context: RequestContext,
+        args: RevertToSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Ok(());
+        };
+        self.revert_to_snapshot_now(&context, args.volume_id, args.snapshot_id)
+            .await
+    }
+
+    async fn retype(&self, context: RequestContext, args: RetypeArgs) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Ok(());
+        };
+        self.retype_now(&context, &args).await
     }
 }

@@ -7,8 +7,14 @@
 //! what they return.
 
 pub mod create_volume;
+pub mod default_types;
+pub mod encryption;
+pub mod qos_specs;
 pub mod quotas;
+pub mod retype;
+pub mod revert;
 pub mod snapshots;
+pub mod transfers;
 pub mod types;
 pub mod volumes;
 

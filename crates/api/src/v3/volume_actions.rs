@@ -4,8 +4,9 @@
 //!
 //! Served: `os-extend`, `os-set_bootable`, `os-update_readonly_flag`,
 //! `os-reset_status`, `os-force_delete`, `os-set_image_metadata`,
-//! `os-unset_image_metadata`, `os-show_image_metadata`. Every other action
-//! (the legacy attach family among them) is answered as an unknown action.
+//! `os-unset_image_metadata`, `os-show_image_metadata`, `revert` (3.40) and
+//! `os-retype`. Every other action (the legacy attach family among them) is
+//! answered as an unknown action.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -182,6 +183,44 @@ pub async fn action(
                 .await
                 .map_err(|e| lookup_error(e, missing))?;
             Ok(views::empty(StatusCode::OK))
+        }
+        "revert" => {
+            crate::microversion::require(req.version, crate::microversion::VOLUME_REVERT)?;
+            let schema = action_schema(
+                "revert",
+                object().prop("snapshot_id", of(&[JsonType::String, JsonType::Null])),
+            );
+            validation::validate(&schema, &body)?;
+            let snapshot_id = args.get("snapshot_id").and_then(Value::as_str);
+            crate::services::revert::revert_to_snapshot(&state, ctx, &volume_id, snapshot_id)
+                .await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-retype" => {
+            let schema = action_schema(
+                "os-retype",
+                object()
+                    .prop("new_type", of(&[JsonType::String]))
+                    .prop(
+                        "migration_policy",
+                        of(&[JsonType::String, JsonType::Null])
+                            .one_value_of(vec![json!("on-demand"), json!("never")]),
+                    )
+                    .required(&["new_type"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let new_type = args
+                .get("new_type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let policy = match args.get("migration_policy").and_then(Value::as_str) {
+                Some("on-demand") => clinker_rpc::volume::MigrationPolicy::OnDemand,
+                _ => clinker_rpc::volume::MigrationPolicy::Never,
+            };
+            crate::services::retype::retype_volume(&state, ctx, &volume_id, new_type, policy)
+                .await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
         }
         other => Err(no_such_action(other)),
     }

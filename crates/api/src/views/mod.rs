@@ -5,6 +5,8 @@
 
 pub mod misc;
 pub mod snapshots;
+pub mod transfers;
+pub mod type_extras;
 pub mod types;
 pub mod volumes;
 

@@ -8,6 +8,8 @@ mod admin;
 mod common;
 mod members;
 mod pipeline;
+mod qos;
 mod snapshots;
+mod surface_support;
 mod volume_lists;
 mod volumes;

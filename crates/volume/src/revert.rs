@@ -1,0 +1,155 @@
+//! Reverting a volume to its latest snapshot (Cinder's
+//! `VolumeManager.revert_to_snapshot`, API 3.40).
+//!
+//! The API moved the volume to `reverting` and the snapshot to `restoring`
+//! with a journal row; this finishes the operation through one of three
+//! outcomes: reverted (both back to `available`), untouched (the backend
+//! refused before changing anything: both back to `available`, with a user
+//! message), or failed (the volume in `error`, as Cinder leaves it, with a
+//! user message). Reverting is idempotent — copying the snapshot again
+//! gives the same data — so an interrupted revert is simply run again.
+
+use clinker_db::{DbError, RevertOutcome};
+use clinker_drivers::DriverError;
+use clinker_rpc::RequestContext;
+use clinker_types::message_field::{self as mf, Detail};
+use clinker_types::{RemoteError, SnapshotId, VolumeId, VolumeStatus};
+
+use crate::manager::{VolumeManager, db_remote, snapshot_spec, volume_spec};
+use crate::usage::{snapshot_payload, volume_payload};
+
+impl VolumeManager {
+    /// Cinder's generic revert (a temporary volume from the snapshot, both
+    /// attached to the volume host through os-brick, a block copy) needs a
+    /// host-side data path this service does not have; drivers that cannot
+    /// revert in place are refused here, before anything changes.
+    fn revert_generic(&self) -> Result<(), DriverError> {
+        Err(DriverError::NotSupported(format!(
+            "backend {} has no in-place revert and no generic copy path",
+            self.host()
+        )))
+    }
+
+    /// Reverts a `reverting` volume to `snapshot_id` (also the resume path
+    /// of an interrupted revert).
+    pub(crate) async fn revert_to_snapshot_now(
+        &self,
+        context: &RequestContext,
+        volume_id: VolumeId,
+        snapshot_id: SnapshotId,
+    ) -> Result<(), RemoteError> {
+        let volume = match self.db.get_volume(volume_id).await {
+            Ok(v) => v,
+            Err(DbError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(db_remote(e)),
+        };
+        if volume.status != VolumeStatus::Reverting {
+            return Ok(());
+        }
+        // A snapshot delete on this backend waits for the copy.
+        let _lock = self
+            .locks
+            .lock(&format!("{snapshot_id}-delete_snapshot"))
+            .await;
+        let snapshot = match self.db.get_snapshot(snapshot_id).await {
+            Ok(s) => s,
+            Err(DbError::NotFound { .. }) => {
+                // Force-deleted meanwhile: there is nothing to revert to.
+                return self
+                    .end_revert(
+                        context,
+                        volume_id,
+                        snapshot_id,
+                        RevertOutcome::Untouched,
+                        Some(mf::UNKNOWN_ERROR),
+                        &volume.project_id,
+                    )
+                    .await;
+            }
+            Err(e) => return Err(db_remote(e)),
+        };
+        self.notifier
+            .info("volume.revert.start", volume_payload(&volume))
+            .await;
+        self.notifier
+            .info("snapshot.revert.start", snapshot_payload(&snapshot))
+            .await;
+        let spec = volume_spec(&volume);
+        let snap = snapshot_spec(&snapshot, &spec);
+        let outcome = async {
+            self.driver_ready()?;
+            match self.driver.revert_to_snapshot(&spec, &snap).await {
+                Err(DriverError::NotSupported(reason)) => {
+                    tracing::info!(volume_id = %volume_id, %reason, "driver cannot revert in place; trying the generic way");
+                    self.revert_generic()
+                }
+                other => other,
+            }
+        }
+        .await;
+        let (result, detail) = match outcome {
+            Ok(()) => (RevertOutcome::Reverted, None),
+            Err(DriverError::NotSupported(reason)) => {
+                tracing::warn!(volume_id = %volume_id, %reason, "revert refused; the volume was not changed");
+                (RevertOutcome::Untouched, Some(mf::REVERT_NOT_SUPPORTED))
+            }
+            Err(failure) if !self.health().up => {
+                tracing::warn!(volume_id = %volume_id, error = %failure, "revert refused: the driver is not initialized");
+                (RevertOutcome::Untouched, Some(mf::DRIVER_NOT_INITIALIZED))
+            }
+            Err(failure) => {
+                tracing::error!(volume_id = %volume_id, snapshot_id = %snapshot_id, error = %failure, "revert to snapshot failed");
+                (RevertOutcome::Failed, Some(mf::DRIVER_FAILED_REVERT))
+            }
+        };
+        self.end_revert(
+            context,
+            volume_id,
+            snapshot_id,
+            result,
+            detail,
+            &volume.project_id,
+        )
+        .await?;
+        self.notifier
+            .info("volume.revert.end", volume_payload(&volume))
+            .await;
+        self.notifier
+            .info("snapshot.revert.end", snapshot_payload(&snapshot))
+            .await;
+        Ok(())
+    }
+
+    async fn end_revert(
+        &self,
+        context: &RequestContext,
+        volume_id: VolumeId,
+        snapshot_id: SnapshotId,
+        outcome: RevertOutcome,
+        detail: Option<Detail>,
+        project_id: &str,
+    ) -> Result<(), RemoteError> {
+        match self
+            .db
+            .finish_volume_revert(volume_id, snapshot_id, outcome)
+            .await
+        {
+            Ok(_) => {}
+            // Reset or deleted by an administrator meanwhile.
+            Err(DbError::InvalidState(_) | DbError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(db_remote(e)),
+        }
+        if let Some(detail) = detail {
+            self.record_message(
+                context,
+                project_id,
+                mf::RESOURCE_VOLUME,
+                volume_id.to_string(),
+                mf::REVERT_VOLUME,
+                detail,
+            )
+            .await;
+        }
+        Ok(())
+    }
+}
