@@ -15,6 +15,8 @@ mod recovery;
 mod retype;
 mod revert;
 mod stats;
+#[cfg(test)]
+mod test_support;
 pub mod usage;
 
 pub use manager::{BackendHealth, ManagerOptions, VolumeManager};

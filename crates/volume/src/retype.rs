@@ -214,3 +214,180 @@ impl VolumeManager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use clinker_db::NewVolumeType;
+    use clinker_rpc::RequestContext;
+    use clinker_rpc::volume::{MigrationPolicy, RetypeArgs};
+    use clinker_types::VolumeStatus;
+    use clinker_types::volume_type_extras::QosConsumer;
+
+    use crate::test_support::{TestDriver, TestManager};
+
+    async fn new_type(
+        t: &TestManager,
+        name: &str,
+        specs: &[(&str, &str)],
+    ) -> clinker_types::VolumeTypeId {
+        t.db.create_volume_type(NewVolumeType {
+            name: name.into(),
+            description: None,
+            is_public: true,
+            extra_specs: specs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        })
+        .await
+        .unwrap()
+        .id
+    }
+
+    async fn run(
+        t: &TestManager,
+        volume: clinker_types::VolumeId,
+        new_type: clinker_types::VolumeTypeId,
+        policy: MigrationPolicy,
+    ) {
+        t.db.begin_volume_retype(volume, new_type, serde_json::json!({}))
+            .await
+            .unwrap();
+        let args = RetypeArgs {
+            volume_id: volume,
+            new_type_id: new_type,
+            host: t.pool.clone(),
+            migration_policy: policy,
+        };
+        t.manager
+            .retype_now(&RequestContext::internal("test"), &args)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn scheduler_level_differences_retype_in_place() {
+        let t = TestManager::new(TestDriver::Fake).await;
+        let gold = new_type(
+            &t,
+            "gold",
+            &[
+                ("volume_backend_name", "fake"),
+                ("multiattach", "<is> True"),
+            ],
+        )
+        .await;
+        let volume = t.volume("__DEFAULT__").await;
+        run(&t, volume, gold, MigrationPolicy::Never).await;
+        let v = t.db.get_volume(volume).await.unwrap();
+        assert_eq!(
+            (v.status, v.volume_type_id),
+            (VolumeStatus::Available, gold)
+        );
+        assert!(v.multiattach);
+        assert!(
+            t.db.journal_for_backend("node1@fake")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(t.messages(volume).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn backend_specific_changes_need_a_migration() {
+        let t = TestManager::new(TestDriver::Fake).await;
+        let thick = new_type(&t, "thick", &[("provisioning:type", "thick")]).await;
+        let volume = t.volume("__DEFAULT__").await;
+        let original = t.db.get_volume(volume).await.unwrap().volume_type_id;
+        run(&t, volume, thick, MigrationPolicy::Never).await;
+        let v = t.db.get_volume(volume).await.unwrap();
+        assert_eq!(
+            (v.status, v.volume_type_id),
+            (VolumeStatus::Available, original)
+        );
+        // on-demand cannot migrate yet and answers like never.
+        run(&t, volume, thick, MigrationPolicy::OnDemand).await;
+        let v = t.db.get_volume(volume).await.unwrap();
+        assert_eq!(
+            (v.status, v.volume_type_id),
+            (VolumeStatus::Available, original)
+        );
+        assert_eq!(
+            t.messages(volume).await,
+            [
+                "retype volume:Retype requires migration but is not allowed.",
+                "retype volume:Retype requires migration but is not allowed."
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn back_end_qos_and_encryption_differences_are_seen() {
+        let t = TestManager::new(TestDriver::Fake).await;
+        let plain = t.db.get_volume_type_by_name("__DEFAULT__").await.unwrap();
+        let limited = new_type(&t, "limited", &[]).await;
+        let qos =
+            t.db.create_qos_specs(clinker_db::NewQosSpecs {
+                name: "iops".into(),
+                consumer: QosConsumer::BackEnd,
+                specs: BTreeMap::from([("total_iops_sec".to_owned(), "100".to_owned())]),
+            })
+            .await
+            .unwrap();
+        t.db.associate_qos_specs(qos.id, limited).await.unwrap();
+        let limited = t.db.get_volume_type(limited).await.unwrap();
+        let diff = t.manager.type_diff(Some(&plain), &limited).await.unwrap();
+        assert!(diff.driver.backend_qos_changed && !diff.driver.is_backend_neutral());
+        // Front-end specs are the hypervisor's business, not the backend's.
+        t.db.update_qos_specs(qos.id, Some(QosConsumer::FrontEnd), &BTreeMap::new())
+            .await
+            .unwrap();
+        let diff = t.manager.type_diff(Some(&plain), &limited).await.unwrap();
+        assert!(diff.is_empty(), "{diff:?}");
+        // Encryption differences are never changed in place.
+        t.db.create_type_encryption(
+            limited.id,
+            clinker_db::NewEncryption {
+                provider: "luks".into(),
+                cipher: None,
+                key_size: None,
+                control_location: clinker_types::volume_type_extras::ControlLocation::FrontEnd,
+            },
+        )
+        .await
+        .unwrap();
+        let diff = t.manager.type_diff(Some(&plain), &limited).await.unwrap();
+        assert!(diff.encryption_changed && !diff.is_empty());
+        let volume = t.volume("__DEFAULT__").await;
+        run(&t, volume, limited.id, MigrationPolicy::Never).await;
+        assert_eq!(
+            t.db.get_volume(volume).await.unwrap().volume_type_id,
+            plain.id
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_retype_is_abandoned_at_start_up() {
+        let t = TestManager::new(TestDriver::Fake).await;
+        let gold = new_type(&t, "gold", &[]).await;
+        let volume = t.volume("__DEFAULT__").await;
+        t.db.begin_volume_retype(volume, gold, serde_json::json!({}))
+            .await
+            .unwrap();
+        t.manager
+            .recover(&RequestContext::internal("test"), None)
+            .await;
+        let v = t.db.get_volume(volume).await.unwrap();
+        assert_eq!(v.status, VolumeStatus::Available);
+        assert_ne!(v.volume_type_id, gold);
+        assert_eq!(
+            t.messages(volume).await,
+            ["retype volume:The volume service restarted during the operation."]
+        );
+    }
+}

@@ -153,3 +153,134 @@ impl VolumeManager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clinker_rpc::RequestContext;
+    use clinker_types::{SnapshotStatus, VolumeStatus};
+
+    use crate::test_support::{TestDriver, TestManager};
+
+    #[tokio::test]
+    async fn a_driver_without_revert_changes_nothing_and_says_so() {
+        let t = TestManager::new(TestDriver::Rbd).await;
+        // RBD volumes are never touched here: only rows are needed.
+        let volume = {
+            let ty = t.db.get_volume_type_by_name("__DEFAULT__").await.unwrap();
+            let v =
+                t.db.create_volume(clinker_db::testsuite::new_volume("p1", 1, ty.id))
+                    .await
+                    .unwrap();
+            clinker_db::CapacityRepository::claim_volume_placement(
+                &*t.db, v.id, &t.pool, 1, 1_000_000,
+            )
+            .await
+            .unwrap();
+            t.db.finish_volume_create(v.id, clinker_db::ProviderUpdate::default())
+                .await
+                .unwrap();
+            v.id
+        };
+        let snapshot = {
+            let s =
+                t.db.create_snapshot(clinker_db::NewSnapshot {
+                    id: clinker_types::SnapshotId::new_random(),
+                    volume_id: volume,
+                    user_id: "u1".into(),
+                    project_id: "p1".into(),
+                    display_name: None,
+                    display_description: None,
+                    metadata: Default::default(),
+                    allow_in_use: false,
+                    use_quota: true,
+                })
+                .await
+                .unwrap();
+            t.db.finish_snapshot_create(s.id, None).await.unwrap();
+            s.id
+        };
+        t.db.begin_volume_revert(volume, snapshot).await.unwrap();
+        let ctx = RequestContext::internal("test");
+        t.manager
+            .revert_to_snapshot_now(&ctx, volume, snapshot)
+            .await
+            .unwrap();
+        assert_eq!(
+            t.db.get_volume(volume).await.unwrap().status,
+            VolumeStatus::Available
+        );
+        assert_eq!(
+            t.db.get_snapshot(snapshot).await.unwrap().status,
+            SnapshotStatus::Available
+        );
+        assert!(
+            t.db.journal_for_backend("node1@ceph")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            t.messages(volume).await,
+            [
+                "revert volume:The backend does not support reverting to a snapshot; the volume was not changed."
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_revert_leaves_the_volume_in_error() {
+        let t = TestManager::new(TestDriver::File).await;
+        let volume = t.volume("__DEFAULT__").await;
+        let snapshot = t.snapshot(volume).await;
+        // The snapshot's file is gone: the copy fails.
+        let file = t._dir.path().join(format!("snapshot-{snapshot}"));
+        std::fs::remove_file(&file).unwrap();
+        t.db.begin_volume_revert(volume, snapshot).await.unwrap();
+        let ctx = RequestContext::internal("test");
+        t.manager
+            .revert_to_snapshot_now(&ctx, volume, snapshot)
+            .await
+            .unwrap();
+        assert_eq!(
+            t.db.get_volume(volume).await.unwrap().status,
+            VolumeStatus::Error
+        );
+        assert_eq!(
+            t.db.get_snapshot(snapshot).await.unwrap().status,
+            SnapshotStatus::Available
+        );
+        assert_eq!(
+            t.messages(volume).await,
+            ["revert volume:Driver failed to revert the volume to the snapshot."]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_revert_is_run_again_at_start_up() {
+        let t = TestManager::new(TestDriver::File).await;
+        let volume = t.volume("__DEFAULT__").await;
+        let path = t._dir.path().join(format!("volume-{volume}"));
+        std::fs::write(&path, b"before").unwrap();
+        let snapshot = t.snapshot(volume).await;
+        std::fs::write(&path, b"after!").unwrap();
+        // The service died after the API's transaction: only the journal
+        // knows about the revert.
+        t.db.begin_volume_revert(volume, snapshot).await.unwrap();
+        let ctx = RequestContext::internal("test");
+        t.manager.recover(&ctx, None).await;
+        assert_eq!(
+            t.db.get_volume(volume).await.unwrap().status,
+            VolumeStatus::Available
+        );
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(&data[..6], b"before");
+        assert!(
+            t.db.journal_for_backend("node1@file")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -6,10 +6,14 @@
 mod actions;
 mod admin;
 mod common;
+mod default_types;
+mod encryption;
 mod members;
 mod pipeline;
 mod qos;
+mod revert_retype;
 mod snapshots;
 mod surface_support;
+mod transfers;
 mod volume_lists;
 mod volumes;

@@ -27,9 +27,6 @@ impl Authenticator for Members {
 
 /// A member (not an admin) of project `bbbb1111`.
 pub const MEMBER: (&str, &str) = ("x-auth-token", "member:bbbb1111");
-/// An admin of project `cccc2222` (another project than the default
-/// token's).
-pub const OTHER_ADMIN: (&str, &str) = ("x-auth-token", "alt:cccc2222");
 
 /// A harness with both stand-in services, the volume service registered in
 /// `nova`, and member tokens.
