@@ -2,7 +2,7 @@
 //! enabled backend.
 //!
 //! [`VolumeManager`] serves the volume RPC API (create, delete, snapshot,
-//! extend, capabilities) through its driver, finishes every operation with
+//! extend, revert to snapshot, retype, capabilities) through its driver, finishes every operation with
 //! one database transaction, and at start-up ([`VolumeManager::init_host`])
 //! settles what a crash interrupted.
 //!

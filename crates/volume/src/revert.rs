@@ -46,8 +46,11 @@ impl VolumeManager {
         if volume.status != VolumeStatus::Reverting {
             return Ok(());
         }
-        // A snapshot delete on this backend waits for the copy.
-        let _lock = self
+        // A (forced) delete of the snapshot or of the volume on this
+        // backend waits for the copy, so it cannot re-create a file the
+        // delete just removed.
+        let _volume_lock = self.locks.lock(&format!("{volume_id}-delete_volume")).await;
+        let _snapshot_lock = self
             .locks
             .lock(&format!("{snapshot_id}-delete_snapshot"))
             .await;

@@ -300,7 +300,6 @@ async fn unknown_and_legacy_actions() {
         "os-attach",
         "os-reserve",
         "os-initialize_connection",
-        "os-retype",
     ] {
         let reply = h.call("POST", &uri, Some(json!({ action: {} }))).await;
         assert_eq!(reply.status, 400);
