@@ -36,7 +36,7 @@ impl RetypeDiff {
     }
 
     /// Whether every difference is one the backend need not act on (see
-    /// `is_generic_extra_spec`): the default [`VolumeDriver::retype`]
+    /// `is_generic_extra_spec`): the default [`crate::VolumeDriver::retype`]
     /// accepts exactly these.
     pub fn is_backend_neutral(&self) -> bool {
         !self.backend_qos_changed && self.extra_specs.keys().all(|k| is_generic_extra_spec(k))
