@@ -147,6 +147,18 @@ pub const USE_QUOTA: ApiVersion = ApiVersion::new(3, 65);
 pub const SNAPSHOT_IN_USE: ApiVersion = ApiVersion::new(3, 66);
 /// A null `shared_targets` is shown as null instead of true (3.69).
 pub const SHARED_TARGETS_TRISTATE: ApiVersion = ApiVersion::new(3, 69);
+/// The `revert` volume action (3.40).
+pub const VOLUME_REVERT: ApiVersion = ApiVersion::new(3, 40);
+/// `/volume-transfers` and `no_snapshots` (3.55).
+pub const TRANSFER_WITH_SNAPSHOTS: ApiVersion = ApiVersion::new(3, 55);
+/// `source_project_id`, `destination_project_id`, `accepted` in transfers (3.57).
+pub const TRANSFER_WITH_HISTORY: ApiVersion = ApiVersion::new(3, 57);
+/// Pagination and sorting of transfer lists (3.59).
+pub const SUPPORT_TRANSFER_PAGINATION: ApiVersion = ApiVersion::new(3, 59);
+/// `/default-types` (3.62).
+pub const DEFAULT_TYPE_OVERRIDES: ApiVersion = ApiVersion::new(3, 62);
+/// Transfers of encrypted volumes (3.70).
+pub const TRANSFER_ENCRYPTED_VOLUME: ApiVersion = ApiVersion::new(3, 70);
 
 /// Why the version header could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,6 +18,8 @@
 //! Depends on `clinker-types` and `clinker-config`.
 
 mod attachments;
+mod default_types;
+mod encryption;
 mod error;
 mod group_rows;
 mod group_snapshots_repo;
@@ -27,11 +29,15 @@ mod groups_repo;
 mod migrate;
 mod misc;
 mod pool;
+mod qos_specs;
 mod query;
 mod quota;
+mod retype;
+mod revert;
 mod rows;
 mod services;
 mod snapshots;
+mod transfers;
 mod types_repo;
 mod volumes;
 
@@ -51,6 +57,8 @@ pub use attachments::{
     AttachmentColumn, AttachmentConnection, AttachmentQuery, AttachmentRepository, LegacyAttach,
     NewAttachment,
 };
+pub use default_types::DefaultTypeRepository;
+pub use encryption::{EncryptionRepository, EncryptionUpdate, NewEncryption};
 pub use error::{DbError, OverQuota};
 pub use groups::{
     GroupColumn, GroupDeleteEnd, GroupDeleteStart, GroupQuery, GroupRepository,
@@ -59,6 +67,14 @@ pub use groups::{
 };
 pub use migrate::latest_version;
 pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
+pub use qos_specs::{
+    NewQosSpecs, QosAssociation, QosSpecsColumn, QosSpecsQuery, QosSpecsRepository,
+};
+pub use retype::RetypeRepository;
+pub use revert::{RevertOutcome, RevertRepository};
+pub use transfers::{
+    AcceptRefusal, NewTransfer, TransferAcceptor, TransferColumn, TransferQuery, TransferRepository,
+};
 
 /// A shared handle on every repository.
 pub type DbHandle = Arc<dyn Database>;
@@ -77,6 +93,12 @@ pub trait Database:
     + GroupTypeRepository
     + GroupRepository
     + GroupSnapshotRepository
+    + QosSpecsRepository
+    + TransferRepository
+    + EncryptionRepository
+    + DefaultTypeRepository
+    + RevertRepository
+    + RetypeRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -96,6 +118,12 @@ impl<T> Database for T where
         + GroupTypeRepository
         + GroupRepository
         + GroupSnapshotRepository
+        + QosSpecsRepository
+        + TransferRepository
+        + EncryptionRepository
+        + DefaultTypeRepository
+        + RevertRepository
+        + RetypeRepository
         + std::fmt::Debug
         + Send
         + Sync

@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0002_attachments.sql"),
     },
     Migration {
+        version: 3,
+        description: "qos specs, transfers, type encryption, default types",
+        sql: include_str!("migrations/0003_surface.sql"),
+    },
+    Migration {
         version: 4,
         description: "generic volume groups",
         sql: include_str!("migrations/0004_groups.sql"),

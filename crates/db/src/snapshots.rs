@@ -61,7 +61,7 @@ impl Db {
         Ok(())
     }
 
-    async fn cas_snapshot_status(
+    pub(crate) async fn cas_snapshot_status(
         &self,
         conn: &mut AnyConnection,
         id: SnapshotId,

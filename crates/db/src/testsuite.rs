@@ -29,6 +29,8 @@ pub use groups::{
     group_lifecycle_keeps_quota_and_journal, group_lists_filter_sort_and_paginate,
     group_snapshots_and_groups_from_sources, group_types_specs_and_access,
 };
+mod surface;
+pub use surface::*;
 
 /// A throw-away database on one engine.
 #[derive(Debug)]
@@ -204,6 +206,12 @@ pub async fn run_all(engine: Engine) {
     check!(group_lifecycle_keeps_quota_and_journal);
     check!(group_snapshots_and_groups_from_sources);
     check!(group_lists_filter_sort_and_paginate);
+    check!(qos_specs_lifecycle);
+    check!(transfers_move_ownership_and_quota);
+    check!(type_encryption_and_volume_keys);
+    check!(project_default_types);
+    check!(revert_lifecycle);
+    check!(retype_moves_type_and_quota);
 }
 
 pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId) -> NewVolume {

@@ -249,7 +249,21 @@ impl VolumeTypeRepository for Db {
                     "volume type {id} is still in use"
                 )));
             }
+            // A project's default type may not go (checked here too so a
+            // concurrent default-type set cannot be left dangling).
+            let defaults: i64 = sqlx::query_scalar(
+                self.q("SELECT COUNT(*) FROM default_volume_types WHERE volume_type_id = ?"),
+            )
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            if defaults > 0 {
+                return Err(DbError::InvalidState(format!(
+                    "volume type {id} is the default of {defaults} projects"
+                )));
+            }
             for sql in [
+                "DELETE FROM encryption WHERE volume_type_id = ?",
                 "DELETE FROM volume_type_extra_specs WHERE volume_type_id = ?",
                 "DELETE FROM volume_type_projects WHERE volume_type_id = ?",
                 "DELETE FROM volume_types WHERE id = ?",

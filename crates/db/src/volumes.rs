@@ -309,6 +309,8 @@ impl Db {
         for sql in [
             "DELETE FROM volume_metadata WHERE volume_id = ?",
             "DELETE FROM volume_attachment WHERE volume_id = ?",
+            // A force-deleted volume may still be offered for transfer.
+            "DELETE FROM transfers WHERE volume_id = ?",
             "DELETE FROM volumes WHERE id = ?",
         ] {
             sqlx::query(self.q(sql))
@@ -377,6 +379,9 @@ impl Db {
         .bind(now)
         .execute(&mut *conn)
         .await?;
+        // A volume of an encrypted type gets its key id with its row.
+        self.assign_encryption_key(&mut *conn, new.id, new.volume_type_id)
+            .await?;
         self.insert_metadata(&mut *conn, new.id, MetadataKind::User, &new.metadata)
             .await?;
         self.insert_metadata(

@@ -163,6 +163,15 @@ impl VolumeDriver for FakeDriver {
         Ok(())
     }
 
+    /// Nothing to revert: the fake backend keeps no data.
+    async fn revert_to_snapshot(
+        &self,
+        _volume: &VolumeSpec,
+        _snapshot: &SnapshotSpec,
+    ) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     async fn create_export(
         &self,
         _volume: &VolumeSpec,

@@ -426,6 +426,22 @@ impl VolumeDriver for FileDriver {
         Self::remove(self.path_of(&snapshot.name)?).await
     }
 
+    /// Copies the snapshot file back over the volume file (through the
+    /// command runner, like every copy), via a temporary name renamed into
+    /// place: a crash leaves either the old data or the snapshot's, never a
+    /// mix. Cinder's generic revert copies from a temporary volume made
+    /// from the snapshot; for files the snapshot file is that volume.
+    async fn revert_to_snapshot(
+        &self,
+        volume: &VolumeSpec,
+        snapshot: &SnapshotSpec,
+    ) -> Result<(), DriverError> {
+        let src = self.path_of(&snapshot.name)?;
+        let dst = self.require_file(&volume.name).await?;
+        self.copy(&src, &dst).await?;
+        Self::allocate(dst, size_bytes(volume.size_gb)?).await
+    }
+
     async fn create_export(
         &self,
         volume: &VolumeSpec,

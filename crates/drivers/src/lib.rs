@@ -17,6 +17,7 @@ pub mod fake;
 pub mod file;
 pub mod lvm;
 pub mod rbd;
+mod retype;
 pub mod targets;
 #[cfg(test)]
 mod testing;
@@ -28,6 +29,8 @@ use clinker_exec::{CommandRunner, ExecError};
 use clinker_types::connection::{ConnectionInfo, Connector};
 use clinker_types::{ErrorKind, SnapshotId, VolumeId};
 use serde_json::{Map, Value};
+
+pub use retype::RetypeDiff;
 
 /// Why a driver operation failed, classified where it arose.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,6 +57,11 @@ pub enum DriverError {
     /// Anything else the backend reported.
     #[error("{0}")]
     Backend(String),
+    /// The driver does not implement this optional capability (Cinder's
+    /// `NotImplementedError`); the caller falls back or refuses, and
+    /// nothing was changed.
+    #[error("{0}")]
+    NotSupported(String),
 }
 
 impl DriverError {
@@ -67,6 +75,7 @@ impl DriverError {
             DriverError::InvalidInput(_) => ErrorKind::InvalidInput,
             DriverError::Unavailable(_) => ErrorKind::Unavailable,
             DriverError::Backend(_) => ErrorKind::Internal,
+            DriverError::NotSupported(_) => ErrorKind::NotImplemented,
         }
     }
 }
@@ -240,6 +249,45 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
     /// answer themselves put `discard` in their connection data instead).
     fn report_discard_supported(&self) -> bool {
         false
+    }
+
+    /// Reverts `volume` to `snapshot`, its latest snapshot, in place: after
+    /// success the volume holds the snapshot's data.
+    ///
+    /// The default answers [`DriverError::NotSupported`] without touching
+    /// anything, which makes the manager use Cinder's generic fallback
+    /// where one exists (see `VolumeManager::revert_to_snapshot`). Native
+    /// reverts this trait leaves to the drivers that can: the file driver
+    /// copies the snapshot file back; LVM would `lvconvert --merge` a
+    /// thick snapshot (consuming it, so Cinder re-creates it) and RBD would
+    /// `rbd snap rollback`.
+    ///
+    /// # Errors
+    /// [`DriverError::NotSupported`] by default; backend failures.
+    async fn revert_to_snapshot(
+        &self,
+        volume: &VolumeSpec,
+        snapshot: &SnapshotSpec,
+    ) -> Result<(), DriverError> {
+        let _ = (volume, snapshot);
+        Err(DriverError::NotSupported(format!(
+            "the {} driver cannot revert a volume to a snapshot in place",
+            self.driver_name()
+        )))
+    }
+
+    /// Changes a volume's type on the backend without moving it; returns
+    /// whether it did (Cinder's `retype`, whose base driver declines).
+    ///
+    /// The default accepts a retype whose differences are all
+    /// [`RetypeDiff::is_backend_neutral`] (there is nothing to change on the
+    /// backend) and declines any other, so the manager needs a migration.
+    ///
+    /// # Errors
+    /// Backend failures (the manager treats them as a decline).
+    async fn retype(&self, volume: &VolumeSpec, diff: &RetypeDiff) -> Result<bool, DriverError> {
+        let _ = volume;
+        Ok(diff.is_backend_neutral())
     }
 
     /// Makes the backend's exports match `exported` (the volumes that should

@@ -269,3 +269,40 @@ async fn exports_through_a_target_helper_when_one_is_configured() {
         Err(DriverError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn revert_copies_the_snapshot_back_and_keeps_the_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path(), 0.0).await;
+    let volume = VolumeSpec::new(VolumeId::new_random(), 1);
+    d.create_volume(&volume).await.unwrap();
+    let path = d.path_of(&volume.name).unwrap();
+    write_pattern(&path, 4096, b"before-snapshot");
+    let snapshot = SnapshotSpec::new(SnapshotId::new_random(), volume.clone(), 1);
+    d.create_snapshot(&snapshot).await.unwrap();
+    write_pattern(&path, 4096, b"after--snapshot");
+    write_pattern(&path, 700 * 1024 * 1024, b"late-write");
+
+    d.revert_to_snapshot(&volume, &snapshot).await.unwrap();
+    assert_eq!(read_at(&path, 4096, 15), b"before-snapshot");
+    assert_eq!(read_at(&path, 700 * 1024 * 1024, 10), vec![0; 10]);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), GIB);
+    // The snapshot is still there, unchanged, and no temporary is left.
+    let snapshot_path = d.path_of(&snapshot.name).unwrap();
+    assert_eq!(read_at(&snapshot_path, 4096, 15), b"before-snapshot");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty());
+
+    // A missing snapshot file is NotFound and leaves the volume alone.
+    let gone = SnapshotSpec::new(SnapshotId::new_random(), volume.clone(), 1);
+    write_pattern(&path, 4096, b"kept-after-fail");
+    assert!(matches!(
+        d.revert_to_snapshot(&volume, &gone).await,
+        Err(DriverError::NotFound(_))
+    ));
+    assert_eq!(read_at(&path, 4096, 15), b"kept-after-fail");
+}

@@ -5,13 +5,16 @@
 //! - 3.2: extend_volume.
 //! - create_group is a 3.0 method (Cinder's 2.x, kept at 3.0).
 //! - 3.3: update_service_capabilities carries a timestamp.
+//! - 3.0 (Cinder baseline): retype.
 //! - 3.12: current.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clinker_types::request_spec::{FilterProperties, RequestSpec};
-use clinker_types::{ErrorKind, GroupId, RemoteError, VolumeId};
+use clinker_types::{ErrorKind, GroupId, RemoteError, VolumeId, VolumeTypeId};
+
+use crate::volume::MigrationPolicy;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -72,6 +75,18 @@ pub struct ScheduleCreateGroupArgs {
     pub group_id: GroupId,
 }
 
+/// `retype`: decide whether the volume's backend can keep it under the new
+/// type, and cast the retype to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRetypeArgs {
+    /// The volume (its row is `retyping`).
+    pub volume_id: VolumeId,
+    /// The type it should have.
+    pub new_type_id: VolumeTypeId,
+    /// Whether a migration is allowed.
+    pub migration_policy: MigrationPolicy,
+}
+
 /// What the scheduler manager serves.
 #[async_trait::async_trait]
 pub trait SchedulerManagerApi: Send + Sync + 'static {
@@ -110,6 +125,18 @@ pub trait SchedulerManagerApi: Send + Sync + 'static {
             "create_group is not served by this scheduler",
         ))
     }
+    /// Places a retype (in place, or on another backend when a migration
+    /// is allowed) and casts it to the volume's backend.
+    async fn retype(
+        &self,
+        _context: RequestContext,
+        _args: ScheduleRetypeArgs,
+    ) -> Result<(), RemoteError> {
+        Err(RemoteError::new(
+            ErrorKind::NotImplemented,
+            "retype is not served by this scheduler",
+        ))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -118,6 +145,7 @@ const METHODS: &[&str] = &[
     "update_service_capabilities",
     "get_pools",
     "create_group",
+    "retype",
 ];
 
 /// Dispatches scheduler RPC messages to a [`SchedulerManagerApi`].
@@ -169,6 +197,11 @@ impl RpcHandler for SchedulerEndpoint {
             "create_group" => self
                 .api
                 .create_group(ctx, decode_args(&message)?)
+                .await
+                .map(|()| Value::Null),
+            "retype" => self
+                .api
+                .retype(ctx, decode_args(&message)?)
                 .await
                 .map(|()| Value::Null),
             other => Err(DispatchError::NoSuchMethod {
@@ -229,6 +262,19 @@ impl SchedulerRpcClient {
         args: &ScheduleExtendVolumeArgs,
     ) -> Result<(), RpcError> {
         let message = Self::message(context, "extend_volume", Version::new(3, 2), args)?;
+        self.transport.cast(&Target::topic(TOPIC), message).await
+    }
+
+    /// Casts `retype` to the schedulers' shared queue.
+    ///
+    /// # Errors
+    /// As [`SchedulerRpcClient::create_volume`].
+    pub async fn retype(
+        &self,
+        context: &RequestContext,
+        args: &ScheduleRetypeArgs,
+    ) -> Result<(), RpcError> {
+        let message = Self::message(context, "retype", Version::new(3, 0), args)?;
         self.transport.cast(&Target::topic(TOPIC), message).await
     }
 

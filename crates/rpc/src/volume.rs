@@ -7,9 +7,11 @@
 //!   extend_volume, get_capabilities, publish_service_capabilities;
 //!   initialize_connection, terminate_connection, detach_volume and
 //!   remove_export (the legacy attach flow, which predates 3.0 in Cinder).
+//! - 3.5: retype carries the target backend (cluster-aware in Cinder).
 //! - 3.9: attachment_update, attachment_delete (new attach flow).
 //! - create_group, delete_group, create_group_snapshot and
 //!   delete_group_snapshot are 3.0 methods (Cinder's 2.5/2.6, kept at 3.0).
+//! - 3.15: revert_to_snapshot.
 //! - 3.20: current.
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use clinker_types::connection::{ConnectionInfo, Connector};
 use clinker_types::request_spec::{FilterProperties, RequestSpec};
 use clinker_types::{
     AttachmentId, ErrorKind, GroupId, GroupSnapshotId, Host, RemoteError, SnapshotId, VolumeId,
+    VolumeTypeId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -180,6 +183,59 @@ fn groups_not_served(method: &str) -> RemoteError {
     )
 }
 
+/// `revert_to_snapshot` (3.15).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertToSnapshotArgs {
+    /// The volume (its row is `reverting`).
+    pub volume_id: VolumeId,
+    /// Its latest snapshot (its row is `restoring`).
+    pub snapshot_id: SnapshotId,
+}
+
+/// `os-retype`'s `migration_policy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MigrationPolicy {
+    /// Retype in place or not at all (Cinder's default).
+    #[default]
+    #[serde(rename = "never")]
+    Never,
+    /// Migrate to another backend when the current one cannot serve the
+    /// new type.
+    #[serde(rename = "on-demand")]
+    OnDemand,
+}
+
+impl MigrationPolicy {
+    /// Cinder's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationPolicy::Never => "never",
+            MigrationPolicy::OnDemand => "on-demand",
+        }
+    }
+}
+
+/// `retype` (cast to the volume's current backend).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetypeArgs {
+    /// The volume (its row is `retyping`).
+    pub volume_id: VolumeId,
+    /// The type it should have.
+    pub new_type_id: VolumeTypeId,
+    /// The pool (`host@backend#pool`) the scheduler chose: the volume's own
+    /// pool for a retype in place, another one when a migration is needed.
+    pub host: String,
+    /// Whether a migration is allowed.
+    pub migration_policy: MigrationPolicy,
+}
+
+fn not_served(method: &str) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::NotImplemented,
+        format!("{method} is not served by this volume service"),
+    )
+}
+
 /// What the volume manager serves. Casts return `()`; calls return data.
 #[async_trait::async_trait]
 pub trait VolumeManagerApi: Send + Sync + 'static {
@@ -294,6 +350,18 @@ pub trait VolumeManagerApi: Send + Sync + 'static {
     ) -> Result<(), RemoteError> {
         Err(groups_not_served("delete_group_snapshot"))
     }
+    /// Reverts a volume to its latest snapshot (3.15).
+    async fn revert_to_snapshot(
+        &self,
+        _context: RequestContext,
+        _args: RevertToSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("revert_to_snapshot"))
+    }
+    /// Changes a volume's type in place, or migrates it when allowed.
+    async fn retype(&self, _context: RequestContext, _args: RetypeArgs) -> Result<(), RemoteError> {
+        Err(not_served("retype"))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -314,6 +382,8 @@ const METHODS: &[&str] = &[
     "delete_group",
     "create_group_snapshot",
     "delete_group_snapshot",
+    "revert_to_snapshot",
+    "retype",
 ];
 
 /// Dispatches volume RPC messages to a [`VolumeManagerApi`].
@@ -398,6 +468,12 @@ impl RpcHandler for VolumeEndpoint {
                     .delete_group_snapshot(ctx, decode_args(&message)?)
                     .await,
             ),
+            "revert_to_snapshot" => unit(
+                self.api
+                    .revert_to_snapshot(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "retype" => unit(self.api.retype(ctx, decode_args(&message)?).await),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -610,6 +686,47 @@ impl VolumeRpcClient {
         self.transport
             .call(&Self::target_for(host), message, self.timeout)
             .await
+    }
+
+    /// Casts `revert_to_snapshot` to the volume's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn revert_to_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &RevertToSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "revert_to_snapshot",
+            Version::new(3, 15),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `retype` to the backend the volume lives on (`host`, its
+    /// current `host@backend#pool`; the target is in the arguments).
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn retype(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &RetypeArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "retype",
+            Version::new(3, 5),
+            Self::to_value(args)?,
+        )
+        .await
     }
 
     /// Asks every volume service to report capabilities now (fanout).

@@ -11,7 +11,7 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{
     GetPoolsArgs, ScheduleCreateGroupArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs,
-    SchedulerManagerApi, UpdateServiceCapabilitiesArgs,
+    ScheduleRetypeArgs, SchedulerManagerApi, UpdateServiceCapabilitiesArgs,
 };
 use clinker_rpc::volume::{CreateVolumeArgs, ExtendVolumeArgs, VolumeRpcClient};
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::filters::{CapabilitiesFilter, Filter, FilterRequest, PoolState};
 
 mod groups;
+mod retype;
 use crate::host_manager::{HostManager, claim_limit_gb};
 use crate::weighers::{Weigher, order_by_weight};
 
@@ -575,6 +576,14 @@ impl SchedulerManagerApi for SchedulerManager {
             })
             .collect();
         Ok(Value::Array(listed))
+    }
+
+    async fn retype(
+        &self,
+        context: RequestContext,
+        args: ScheduleRetypeArgs,
+    ) -> Result<(), RemoteError> {
+        self.retype_now(&context, &args).await
     }
 }
 

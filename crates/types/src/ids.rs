@@ -82,6 +82,14 @@ uuid_id!(
     /// A group snapshot's id (`group_snapshots.id`).
     GroupSnapshotId
 );
+uuid_id!(
+    /// A QoS specs' id (`qos_specs.id`).
+    QosSpecsId
+);
+uuid_id!(
+    /// A volume transfer's id (`transfers.id`).
+    TransferId
+);
 
 #[cfg(test)]
 mod tests {

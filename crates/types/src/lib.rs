@@ -18,10 +18,13 @@ pub mod model;
 pub mod request_spec;
 pub mod status;
 pub mod time;
+pub mod transfer;
+pub mod volume_type_extras;
 
 pub use error::{ErrorKind, RemoteError};
 pub use host::Host;
 pub use ids::{AttachmentId, MessageId, SnapshotId, VolumeId, VolumeTypeId};
 pub use ids::{GroupId, GroupSnapshotId, GroupTypeId};
+pub use ids::{QosSpecsId, TransferId};
 pub use status::{AttachStatus, SnapshotStatus, VolumeStatus};
 pub use time::{Clock, SystemClock, Timestamp};

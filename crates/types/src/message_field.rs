@@ -56,6 +56,18 @@ pub const DELETE_VOLUME: Action = Action {
     id: "017",
     text: "delete volume",
 };
+/// Clinker: reverting a volume to its latest snapshot failed (Cinder
+/// only logs it; the user sees the volume in `error` without a reason).
+pub const REVERT_VOLUME: Action = Action {
+    id: "101",
+    text: "revert volume",
+};
+/// Clinker: a retype could not be done (Cinder restores the status and
+/// logs the reason only).
+pub const RETYPE_VOLUME: Action = Action {
+    id: "102",
+    text: "retype volume",
+};
 
 /// `UNKNOWN_ERROR`.
 pub const UNKNOWN_ERROR: Detail = Detail {
@@ -71,6 +83,11 @@ pub const DRIVER_NOT_INITIALIZED: Detail = Detail {
 pub const NO_BACKEND_AVAILABLE: Detail = Detail {
     id: "003",
     text: "Could not find any available weighted backend.",
+};
+/// `QUOTA_EXCEED`.
+pub const QUOTA_EXCEED: Detail = Detail {
+    id: "006",
+    text: "Not enough quota resource for operation.",
 };
 /// `DRIVER_FAILED_EXTEND`.
 pub const DRIVER_FAILED_EXTEND: Detail = Detail {
@@ -131,6 +148,25 @@ pub const REQUEST_LOST: Detail = Detail {
 pub const DRIVER_FAILED_DELETE: Detail = Detail {
     id: "103",
     text: "Driver failed to delete the volume.",
+};
+
+/// Clinker: the driver failed to revert the volume to the snapshot.
+pub const DRIVER_FAILED_REVERT: Detail = Detail {
+    id: "104",
+    text: "Driver failed to revert the volume to the snapshot.",
+};
+/// Clinker: the backend cannot revert in place and no generic copy path
+/// exists for it; nothing was changed.
+pub const REVERT_NOT_SUPPORTED: Detail = Detail {
+    id: "105",
+    text: "The backend does not support reverting to a snapshot; the volume was not changed.",
+};
+/// The volume cannot keep its backend under the new type and migrating it
+/// was not allowed (Cinder's "Retype requires migration but is not
+/// allowed.").
+pub const RETYPE_REQUIRES_MIGRATION: Detail = Detail {
+    id: "106",
+    text: "Retype requires migration but is not allowed.",
 };
 
 /// `VOLUME` / `SNAPSHOT` resource types.

@@ -119,6 +119,10 @@ status_enum!(
         Retyping => "retyping",
         /// Being extended.
         Extending => "extending",
+        /// Being reverted to its latest snapshot (3.40). Cinder sets it
+        /// with a raw conditional update; it is not in its `VolumeStatus`
+        /// enum, so `os-reset_status` cannot set it.
+        Reverting => "reverting",
     }
 );
 
@@ -181,7 +185,7 @@ impl VolumeStatus {
 
     /// Statuses an administrator may set with `os-reset_status`.
     pub fn is_resettable_target(self) -> bool {
-        !matches!(self, VolumeStatus::Managing)
+        !matches!(self, VolumeStatus::Managing | VolumeStatus::Reverting)
     }
 }
 
@@ -275,6 +279,12 @@ pub enum VolumeTransition {
     BeginTransfer,
     /// The transfer was accepted or its request deleted.
     FinishTransfer,
+    /// `revert` (3.40) starts: only an available volume.
+    BeginRevert,
+    /// The revert finished, or was refused before any data changed.
+    FinishRevert,
+    /// The revert failed after it may have changed data.
+    FailRevert,
 }
 
 use VolumeStatus as V;
@@ -375,6 +385,9 @@ impl VolumeTransition {
             T::FinishRetypeInUse => (&[V::Retyping], V::InUse),
             T::BeginTransfer => (&[V::Available], V::AwaitingTransfer),
             T::FinishTransfer => (&[V::AwaitingTransfer], V::Available),
+            T::BeginRevert => (&[V::Available], V::Reverting),
+            T::FinishRevert => (&[V::Reverting], V::Available),
+            T::FailRevert => (&[V::Reverting], V::Error),
         };
         Transition { from, to }
     }
@@ -400,6 +413,10 @@ pub enum SnapshotTransition {
     DeleteBusy,
     /// Manager: the backend failed the delete.
     DeleteFailed,
+    /// A revert to this snapshot starts (the snapshot is the source).
+    BeginRestore,
+    /// The revert that used this snapshot ended (either way).
+    FinishRestore,
 }
 
 use SnapshotStatus as S;
@@ -428,6 +445,8 @@ impl SnapshotTransition {
             T::CreateFailed => (&[S::Creating], S::Error),
             T::DeleteBusy => (&[S::Deleting], S::Available),
             T::DeleteFailed => (&[S::Deleting], S::ErrorDeleting),
+            T::BeginRestore => (&[S::Available], S::Restoring),
+            T::FinishRestore => (&[S::Restoring], S::Available),
         };
         Transition { from, to }
     }
@@ -474,6 +493,9 @@ mod tests {
         VolumeTransition::FinishRetypeInUse,
         VolumeTransition::BeginTransfer,
         VolumeTransition::FinishTransfer,
+        VolumeTransition::BeginRevert,
+        VolumeTransition::FinishRevert,
+        VolumeTransition::FailRevert,
     ];
 
     #[test]
@@ -671,6 +693,8 @@ mod tests {
             T::CreateFailed,
             T::DeleteBusy,
             T::DeleteFailed,
+            T::BeginRestore,
+            T::FinishRestore,
         ] {
             for s in SnapshotStatus::ALL {
                 assert_eq!(t.allows(*s), t.transition().from.contains(s));
@@ -681,6 +705,33 @@ mod tests {
         assert!(!T::Delete.allows(SnapshotStatus::Creating));
         assert!(T::ForceDelete.allows(SnapshotStatus::Creating));
         assert!(!T::ForceDelete.allows(SnapshotStatus::Deleted));
+    }
+
+    /// A revert only starts from `available`, and its outcomes leave
+    /// `reverting` for `available` or `error`; its snapshot goes
+    /// `available → restoring → available`.
+    #[test]
+    fn revert_round_trips() {
+        use SnapshotTransition as S;
+        assert!(VolumeTransition::BeginRevert.allows(VolumeStatus::Available));
+        assert!(!VolumeTransition::BeginRevert.allows(VolumeStatus::InUse));
+        let exits: Vec<_> = ALL_VOLUME_TRANSITIONS
+            .iter()
+            .filter(|t| {
+                t.allows(VolumeStatus::Reverting) && t.transition().to != VolumeStatus::Reverting
+            })
+            .collect();
+        assert_eq!(
+            exits,
+            [
+                &VolumeTransition::ForceDelete,
+                &VolumeTransition::FinishRevert,
+                &VolumeTransition::FailRevert
+            ]
+        );
+        assert!(S::BeginRestore.allows(SnapshotStatus::Available));
+        assert_eq!(S::FinishRestore.transition().to, SnapshotStatus::Available);
+        assert!(!SnapshotTransition::Delete.allows(SnapshotStatus::Restoring));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! enabled backend.
 //!
 //! [`VolumeManager`] serves the volume RPC API (create, delete, snapshot,
-//! extend, capabilities, and the exports and connections of attachments)
-//! through its driver, finishes every operation with
+//! extend, revert to snapshot, retype, capabilities, and the exports and
+//! connections of attachments) through its driver, finishes every operation with
 //! one database transaction, and at start-up ([`VolumeManager::init_host`])
 //! settles what a crash interrupted.
 //!
@@ -15,7 +15,11 @@ mod groups;
 mod locks;
 pub mod manager;
 mod recovery;
+mod retype;
+mod revert;
 mod stats;
+#[cfg(test)]
+mod test_support;
 pub mod usage;
 
 pub use manager::{BackendHealth, ManagerOptions, VolumeManager};

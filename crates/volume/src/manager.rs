@@ -19,7 +19,8 @@ use clinker_rpc::volume::{
     AttachmentDeleteArgs, AttachmentUpdateArgs, CreateGroupArgs, CreateGroupSnapshotArgs,
     CreateSnapshotArgs, CreateVolumeArgs, DeleteGroupArgs, DeleteGroupSnapshotArgs,
     DeleteSnapshotArgs, DeleteVolumeArgs, DetachVolumeArgs, ExtendVolumeArgs, GetCapabilitiesArgs,
-    InitializeConnectionArgs, RemoveExportArgs, TerminateConnectionArgs, VolumeManagerApi,
+    InitializeConnectionArgs, RemoveExportArgs, RetypeArgs, RevertToSnapshotArgs,
+    TerminateConnectionArgs, VolumeManagerApi,
 };
 use clinker_runtime::{Gate, GateGuard};
 use clinker_types::connection::ConnectionInfo;
@@ -242,7 +243,7 @@ impl VolumeManager {
         }
     }
 
-    fn driver_ready(&self) -> Result<(), DriverError> {
+    pub(crate) fn driver_ready(&self) -> Result<(), DriverError> {
         let health = self.health();
         if health.up {
             Ok(())
@@ -857,5 +858,24 @@ impl VolumeManagerApi for VolumeManager {
         };
         self.delete_group_snapshot_now(&context, args.group_snapshot_id)
             .await
+    }
+
+    async fn revert_to_snapshot(
+        &self,
+        context: RequestContext,
+        args: RevertToSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Ok(());
+        };
+        self.revert_to_snapshot_now(&context, args.volume_id, args.snapshot_id)
+            .await
+    }
+
+    async fn retype(&self, context: RequestContext, args: RetypeArgs) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Ok(());
+        };
+        self.retype_now(&context, &args).await
     }
 }

@@ -172,6 +172,14 @@ impl VolumeManager {
                             None => {}
                         }
                     }
+                    VolumeStatus::Reverting => self.settle_revert(context, entry, id).await?,
+                    VolumeStatus::Retyping => {
+                        // The retype's placement may be stale by now: give
+                        // the volume back its status; the user retries.
+                        tracing::warn!(volume_id = %id, "retype was interrupted; restoring the volume's status");
+                        self.abandon_retype(context, &volume, mf::SERVICE_RESTARTED)
+                            .await?;
+                    }
                     _ => {}
                 }
             }
@@ -212,6 +220,34 @@ impl VolumeManager {
             }
         }
         Ok(())
+    }
+
+    /// Runs an interrupted revert again (copying the snapshot again gives
+    /// the same data); waits for the driver when it is down.
+    async fn settle_revert(
+        &self,
+        context: &RequestContext,
+        entry: &JournalEntry,
+        id: VolumeId,
+    ) -> Result<(), clinker_types::RemoteError> {
+        if !self.health().up {
+            return Ok(());
+        }
+        let detail = self
+            .db
+            .journal_detail(&entry.resource_id)
+            .await
+            .ok()
+            .flatten();
+        let Some(snapshot_id) = detail
+            .as_ref()
+            .and_then(|d| d["snapshot_id"].as_str())
+            .and_then(|s| s.parse::<SnapshotId>().ok())
+        else {
+            return Ok(());
+        };
+        tracing::info!(volume_id = %id, snapshot_id = %snapshot_id, "resuming interrupted revert");
+        self.revert_to_snapshot_now(context, id, snapshot_id).await
     }
 
     /// Re-exports attached volumes only: exporting available ones would let

@@ -278,7 +278,7 @@ pub async fn create_volume(
                         ApiError::not_found(format!("Volume type {id} could not be found."))
                     })
                 })?,
-                None => types::default_type(state).await?,
+                None => super::default_types::default_type_for(state, ctx).await?,
             }
         }
     };

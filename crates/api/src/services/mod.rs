@@ -8,11 +8,17 @@
 
 pub mod attachments;
 pub mod create_volume;
+pub mod default_types;
+pub mod encryption;
 pub mod group_snapshots;
 pub mod group_types;
 pub mod groups;
+pub mod qos_specs;
 pub mod quotas;
+pub mod retype;
+pub mod revert;
 pub mod snapshots;
+pub mod transfers;
 pub mod types;
 pub mod volumes;
 

@@ -215,6 +215,19 @@ pub async fn delete_type(state: &ApiState, ctx: &RequestContext, id: &str) -> Ap
             "The volume type {id} is a default volume type and cannot be deleted."
         )));
     }
+    // A project's default type is refused the same way (Cinder's
+    // `get_all_projects_with_default_type` check).
+    if !state
+        .db
+        .projects_with_default_type(existing.id)
+        .await
+        .map_err(ApiError::from)?
+        .is_empty()
+    {
+        return Err(ApiError::bad_request(format!(
+            "The volume type {id} is a default volume type and cannot be deleted."
+        )));
+    }
     state
         .db
         .delete_volume_type(existing.id)

@@ -8,6 +8,8 @@
 
 pub mod attach_actions;
 pub mod attachments;
+pub mod default_types;
+pub mod encryption;
 pub mod extensions;
 pub mod filters;
 pub mod group_snapshots;
@@ -15,9 +17,11 @@ pub mod group_types;
 pub mod groups;
 pub mod hosts;
 pub mod messages;
+pub mod qos_specs;
 pub mod quotas;
 pub mod services;
 pub mod snapshots;
+pub mod transfers;
 pub mod types;
 pub mod versions;
 pub mod volume_actions;
@@ -177,6 +181,81 @@ pub fn routes() -> Router<ApiState> {
         .route(
             "/group_snapshots/{group_snapshot_id}/action",
             post(group_snapshots::action),
+        )
+        .route("/qos-specs", get(qos_specs::index).post(qos_specs::create))
+        .route(
+            "/qos-specs/{qos_id}",
+            get(qos_specs::show)
+                .put(qos_specs::update)
+                .delete(qos_specs::delete),
+        )
+        .route(
+            "/qos-specs/{qos_id}/delete_keys",
+            put(qos_specs::delete_keys),
+        )
+        .route(
+            "/qos-specs/{qos_id}/associations",
+            get(qos_specs::associations),
+        )
+        .route("/qos-specs/{qos_id}/associate", get(qos_specs::associate))
+        .route(
+            "/qos-specs/{qos_id}/disassociate",
+            get(qos_specs::disassociate),
+        )
+        .route(
+            "/qos-specs/{qos_id}/disassociate_all",
+            get(qos_specs::disassociate_all),
+        )
+        .route(
+            "/os-volume-transfer",
+            get(transfers::legacy_index).post(transfers::legacy_create),
+        )
+        .route("/os-volume-transfer/detail", get(transfers::legacy_detail))
+        .route(
+            "/os-volume-transfer/{transfer_id}",
+            get(transfers::legacy_show).delete(transfers::legacy_delete),
+        )
+        .route(
+            "/os-volume-transfer/{transfer_id}/accept",
+            post(transfers::legacy_accept),
+        )
+        .route(
+            "/volume-transfers",
+            get(transfers::index).post(transfers::create_v355),
+        )
+        .route("/volume-transfers/detail", get(transfers::detail))
+        .route(
+            "/volume-transfers/{transfer_id}",
+            get(transfers::show_v355).delete(transfers::delete_v355),
+        )
+        .route(
+            "/volume-transfers/{transfer_id}/accept",
+            post(transfers::accept_v355),
+        )
+        .route(
+            "/types/{type_id}/encryption",
+            get(encryption::type_index).post(encryption::type_create),
+        )
+        .route(
+            "/types/{type_id}/encryption/{spec}",
+            get(encryption::type_show)
+                .put(encryption::type_update)
+                .delete(encryption::type_delete),
+        )
+        .route(
+            "/volumes/{volume_id}/encryption",
+            get(encryption::volume_index),
+        )
+        .route(
+            "/volumes/{volume_id}/encryption/{key}",
+            get(encryption::volume_show),
+        )
+        .route("/default-types", get(default_types::index))
+        .route(
+            "/default-types/{project_id}",
+            put(default_types::set)
+                .get(default_types::show)
+                .delete(default_types::unset),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

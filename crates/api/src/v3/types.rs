@@ -195,7 +195,7 @@ pub async fn show(
     Path(type_id): Path<String>,
 ) -> ApiResult<Response> {
     let found = if type_id == "default" {
-        service::default_type(&state)
+        crate::services::default_types::default_type_for(&state, &req.context)
             .await
             .map_err(|_| ApiError::not_found("Default volume type can not be found."))?
     } else {

@@ -4,8 +4,9 @@
 //!
 //! Served: `os-extend`, `os-set_bootable`, `os-update_readonly_flag`,
 //! `os-reset_status`, `os-force_delete`, `os-set_image_metadata`,
-//! `os-unset_image_metadata`, `os-show_image_metadata`, and the legacy
-//! attach family (in [`super::attach_actions`]). Every other action is
+//! `os-unset_image_metadata`, `os-show_image_metadata`, `revert` (3.40),
+//! `os-retype`, and the legacy attach family (in [`super::attach_actions`]).
+//! Every other action is
 //! answered as an unknown action.
 
 use axum::extract::{Path, State};
@@ -194,6 +195,44 @@ pub async fn action(
         }
         attach if super::attach_actions::ACTIONS.contains(&attach) => {
             super::attach_actions::action(&state, &req, &volume_id, attach, &args).await
+        }
+        "revert" => {
+            crate::microversion::require(req.version, crate::microversion::VOLUME_REVERT)?;
+            let schema = action_schema(
+                "revert",
+                object().prop("snapshot_id", of(&[JsonType::String, JsonType::Null])),
+            );
+            validation::validate(&schema, &body)?;
+            let snapshot_id = args.get("snapshot_id").and_then(Value::as_str);
+            crate::services::revert::revert_to_snapshot(&state, ctx, &volume_id, snapshot_id)
+                .await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-retype" => {
+            let schema = action_schema(
+                "os-retype",
+                object()
+                    .prop("new_type", of(&[JsonType::String]))
+                    .prop(
+                        "migration_policy",
+                        of(&[JsonType::String, JsonType::Null])
+                            .one_value_of(vec![json!("on-demand"), json!("never")]),
+                    )
+                    .required(&["new_type"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let new_type = args
+                .get("new_type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let policy = match args.get("migration_policy").and_then(Value::as_str) {
+                Some("on-demand") => clinker_rpc::volume::MigrationPolicy::OnDemand,
+                _ => clinker_rpc::volume::MigrationPolicy::Never,
+            };
+            crate::services::retype::retype_volume(&state, ctx, &volume_id, new_type, policy)
+                .await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
         }
         other => Err(no_such_action(other)),
     }

@@ -7,6 +7,8 @@ pub mod attachments;
 pub mod groups;
 pub mod misc;
 pub mod snapshots;
+pub mod transfers;
+pub mod type_extras;
 pub mod types;
 pub mod volumes;
 

@@ -295,8 +295,9 @@ async fn unknown_and_legacy_actions() {
     let h = harness().await;
     let id = h.available_volume(1).await;
     let uri = format!("/v3/volumes/{id}/action");
-    // The legacy attach family is served (see `attachments.rs`).
-    for action in ["os-foo", "os-retype"] {
+    // The legacy attach family and os-retype are served (see
+    // `attachments.rs` and `revert_retype.rs`).
+    for action in ["os-foo", "os-bar"] {
         let reply = h.call("POST", &uri, Some(json!({ action: {} }))).await;
         assert_eq!(reply.status, 400);
         assert_eq!(

@@ -1,0 +1,326 @@
+//! Type encryption (tempest's create/get/update/delete flow and its
+//! negative tests) and volume encryption metadata.
+
+use serde_json::json;
+
+use crate::common::sorted_keys;
+use crate::surface_support::{MEMBER, at, create_type, harness};
+
+#[tokio::test]
+async fn type_encryption_create_get_update_delete() {
+    let h = harness().await;
+    let type_id = create_type(&h, "secret", json!({})).await;
+    let empty = h
+        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
+        .await;
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.body, json!({}));
+
+    let create = json!({"encryption": {
+        "provider": "luks", "key_size": "256", "cipher": "aes-xts-plain64",
+        "control_location": "front-end"}});
+    let created = h
+        .call(
+            "POST",
+            &format!("/v3/types/{type_id}/encryption"),
+            Some(create.clone()),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let enc = &created.body["encryption"];
+    assert_eq!(
+        sorted_keys(enc),
+        [
+            "cipher",
+            "control_location",
+            "encryption_id",
+            "key_size",
+            "provider",
+            "volume_type_id"
+        ]
+    );
+    assert_eq!(enc["key_size"], 256);
+    assert_eq!(enc["volume_type_id"], type_id.as_str());
+    let encryption_id = enc["encryption_id"].as_str().unwrap().to_owned();
+
+    let shown = h
+        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
+        .await;
+    assert_eq!(
+        sorted_keys(&shown.body),
+        [
+            "cipher",
+            "control_location",
+            "created_at",
+            "deleted",
+            "deleted_at",
+            "encryption_id",
+            "key_size",
+            "provider",
+            "updated_at",
+            "volume_type_id"
+        ]
+    );
+    assert_eq!(shown.body["provider"], "luks");
+    assert_eq!(shown.body["deleted"], false);
+    assert_eq!(shown.body["encryption_id"], encryption_id.as_str());
+
+    let duplicate = h
+        .call(
+            "POST",
+            &format!("/v3/types/{type_id}/encryption"),
+            Some(create),
+        )
+        .await;
+    assert_eq!(duplicate.status, 400);
+    assert_eq!(
+        duplicate.fault("badRequest"),
+        format!("Volume type encryption for type {type_id} already exists.")
+    );
+
+    let update = json!({"encryption": {"key_size": 128, "provider": "SomeProvider",
+        "cipher": "aes-xts-plain64", "control_location": "back-end"}});
+    let updated = h
+        .call(
+            "PUT",
+            &format!("/v3/types/{type_id}/encryption/{encryption_id}"),
+            Some(update.clone()),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    assert_eq!(updated.body, update);
+    let shown = h
+        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
+        .await;
+    assert_eq!(shown.body["provider"], "SomeProvider");
+    assert_eq!(shown.body["key_size"], 128);
+    assert_eq!(shown.body["control_location"], "back-end");
+    let item = h
+        .call(
+            "GET",
+            &format!("/v3/types/{type_id}/encryption/cipher"),
+            None,
+        )
+        .await;
+    assert_eq!(item.status, 200);
+    assert_eq!(item.body, json!({"cipher": "aes-xts-plain64"}));
+    let no_item = h
+        .call("GET", &format!("/v3/types/{type_id}/encryption/nope"), None)
+        .await;
+    assert_eq!(no_item.status, 404);
+    assert_eq!(
+        no_item.fault("itemNotFound"),
+        format!("Volume type encryption for type {type_id} does not exist.")
+    );
+
+    let deleted = h
+        .call(
+            "DELETE",
+            &format!("/v3/types/{type_id}/encryption/{encryption_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 202);
+    let after = h
+        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
+        .await;
+    assert_eq!(after.body, json!({}));
+    let again = h
+        .call(
+            "DELETE",
+            &format!("/v3/types/{type_id}/encryption/{encryption_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 404);
+}
+
+#[tokio::test]
+async fn type_encryption_refusals() {
+    let h = harness().await;
+    let unknown = "4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1";
+    let body = json!({"encryption": {"provider": "luks", "key_size": 256,
+        "cipher": "aes-xts-plain64", "control_location": "front-end"}});
+    let missing = h
+        .call(
+            "POST",
+            &format!("/v3/types/{unknown}/encryption"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.fault("itemNotFound"),
+        format!("Volume type {unknown} could not be found.")
+    );
+    let type_id = create_type(&h, "secret", json!({})).await;
+    for (body, text) in [
+        (
+            json!({"encryption": {"provider": "luks", "control_location": "middle"}}),
+            "'middle' is not one of ['front-end', 'back-end']",
+        ),
+        (
+            json!({"encryption": {"provider": "luks", "control_location": "front-end", "key_size": "big"}}),
+            "Invalid input received: key_size must be an integer.",
+        ),
+        (
+            json!({"encryption": {"control_location": "front-end"}}),
+            "'provider' is a required property",
+        ),
+        (
+            json!({"encryption": {"provider": "luks", "control_location": "front-end", "key_size": -1}}),
+            "-1 is less than the minimum of 0",
+        ),
+    ] {
+        let refused = h
+            .call(
+                "POST",
+                &format!("/v3/types/{type_id}/encryption"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        assert!(
+            refused.fault("badRequest").contains(text),
+            "{}",
+            refused.text
+        );
+    }
+    let none = h
+        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
+        .await;
+    assert_eq!(none.body, json!({}));
+    // Admin only.
+    let member = h
+        .send(
+            "GET",
+            &format!("/v3/types/{type_id}/encryption"),
+            None,
+            &[MEMBER],
+        )
+        .await;
+    assert_eq!(member.status, 403);
+    assert_eq!(
+        member.fault("forbidden"),
+        "Policy doesn't allow volume_extension:volume_type_encryption:get to be performed."
+    );
+    let member_create = h
+        .send(
+            "POST",
+            &format!("/v3/types/{type_id}/encryption"),
+            Some(json!({"encryption": {"provider": "luks", "control_location": "front-end"}})),
+            &[MEMBER],
+        )
+        .await;
+    assert_eq!(member_create.status, 403);
+    let none = h
+        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
+        .await;
+    assert_eq!(none.body, json!({}));
+}
+
+#[tokio::test]
+async fn encrypted_volumes_carry_a_key_id_and_lock_the_type() {
+    let h = harness().await;
+    let type_id = create_type(&h, "secret", json!({})).await;
+    let created = h
+        .call(
+            "POST",
+            &format!("/v3/types/{type_id}/encryption"),
+            Some(json!({"encryption": {"provider": "luks", "key_size": 256,
+                "cipher": "aes-xts-plain64", "control_location": "front-end"}})),
+        )
+        .await;
+    let encryption_id = created.body["encryption"]["encryption_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = h
+        .call(
+            "POST",
+            "/v3/volumes",
+            Some(json!({"volume": {"size": 1, "volume_type": "secret"}})),
+        )
+        .await;
+    assert_eq!(reply.status, 202);
+    assert_eq!(reply.body["volume"]["encrypted"], true);
+    let id = reply.body["volume"]["id"].as_str().unwrap().to_owned();
+
+    let v63 = h
+        .send(
+            "GET",
+            &format!("/v3/volumes/{id}"),
+            None,
+            &[at("volume 3.63")],
+        )
+        .await;
+    assert!(v63.body["volume"].get("encryption_key_id").is_none());
+    let v64 = h
+        .send(
+            "GET",
+            &format!("/v3/volumes/{id}"),
+            None,
+            &[at("volume 3.64")],
+        )
+        .await;
+    let key = v64.body["volume"]["encryption_key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&key).is_ok());
+
+    let metadata = h
+        .call("GET", &format!("/v3/volumes/{id}/encryption"), None)
+        .await;
+    assert_eq!(metadata.status, 200);
+    assert_eq!(
+        metadata.body,
+        json!({"encryption_key_id": key, "control_location": "front-end",
+               "cipher": "aes-xts-plain64", "key_size": 256, "provider": "luks"})
+    );
+    let provider = h
+        .call(
+            "GET",
+            &format!("/v3/volumes/{id}/encryption/provider"),
+            None,
+        )
+        .await;
+    assert_eq!(provider.body, json!("luks"));
+
+    for (method, uri, text) in [
+        (
+            "PUT",
+            format!("/v3/types/{type_id}/encryption/{encryption_id}"),
+            "Cannot update encryption specs. Volume type in use.",
+        ),
+        (
+            "DELETE",
+            format!("/v3/types/{type_id}/encryption/{encryption_id}"),
+            "Cannot delete encryption specs. Volume type in use.",
+        ),
+    ] {
+        let body = (method == "PUT").then(|| json!({"encryption": {"provider": "x"}}));
+        let refused = h.call(method, &uri, body).await;
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        assert_eq!(refused.fault("badRequest"), text);
+    }
+
+    // An unencrypted volume: only a null key id.
+    let plain = h.available_volume(1).await;
+    let metadata = h
+        .call("GET", &format!("/v3/volumes/{plain}/encryption"), None)
+        .await;
+    assert_eq!(metadata.body, json!({"encryption_key_id": null}));
+    let shown = h.call("GET", &format!("/v3/volumes/{plain}"), None).await;
+    assert_eq!(shown.body["volume"]["encrypted"], false);
+    // Other projects cannot read it.
+    let foreign = h
+        .send(
+            "GET",
+            &format!("/v3/volumes/{plain}/encryption"),
+            None,
+            &[MEMBER],
+        )
+        .await;
+    assert_eq!(foreign.status, 404);
+}

@@ -1,0 +1,550 @@
+//! Volume transfers: both paths, the views per microversion, the auth key,
+//! the ownership and quota move on accept, and the refusals.
+
+use clinker_db::{EncryptionRepository, NewEncryption, QuotaRepository, VolumeRepository};
+use clinker_types::VolumeStatus;
+use clinker_types::volume_type_extras::ControlLocation;
+use serde_json::json;
+
+use crate::common::{PROJECT, sorted_keys};
+use crate::surface_support::{MEMBER, at, harness};
+
+const TAKER: (&str, &str) = ("x-auth-token", "taker:dddd3333");
+
+#[tokio::test]
+async fn legacy_transfer_round_trip_moves_ownership_and_quota() {
+    let h = harness().await;
+    let volume = h.available_volume(2).await;
+    let snapshot = h.available_snapshot(volume).await;
+
+    let created = h
+        .call(
+            "POST",
+            "/v3/os-volume-transfer",
+            Some(json!({"transfer": {"volume_id": volume.to_string(), "name": " t1 "}})),
+        )
+        .await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    let transfer = &created.body["transfer"];
+    assert_eq!(
+        sorted_keys(transfer),
+        ["auth_key", "created_at", "id", "links", "name", "volume_id"]
+    );
+    assert_eq!(transfer["name"], "t1");
+    let id = transfer["id"].as_str().unwrap().to_owned();
+    let auth_key = transfer["auth_key"].as_str().unwrap().to_owned();
+    assert_eq!(auth_key.len(), 16);
+    assert_eq!(
+        transfer["links"][0]["href"],
+        format!("http://api.test:8776/v3/os-volume-transfer/{id}")
+    );
+    assert_eq!(
+        h.db.get_volume(volume).await.unwrap().status,
+        VolumeStatus::AwaitingTransfer
+    );
+    // The key is not stored, only its salted hash.
+    let stored = clinker_db::TransferRepository::get_transfer(&h.db, id.parse().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(stored.crypt_hash, auth_key);
+    assert!(!stored.crypt_hash.contains(&auth_key));
+
+    let shown = h
+        .call("GET", &format!("/v3/os-volume-transfer/{id}"), None)
+        .await;
+    assert_eq!(shown.status, 200);
+    assert_eq!(
+        sorted_keys(&shown.body["transfer"]),
+        ["created_at", "id", "links", "name", "volume_id"]
+    );
+    let summary = h.call("GET", "/v3/os-volume-transfer", None).await;
+    assert_eq!(sorted_keys(&summary.body), ["transfers"]);
+    assert_eq!(
+        sorted_keys(&summary.body["transfers"][0]),
+        ["id", "links", "name", "volume_id"]
+    );
+    let detail = h.call("GET", "/v3/os-volume-transfer/detail", None).await;
+    assert_eq!(
+        sorted_keys(&detail.body["transfers"][0]),
+        ["created_at", "id", "links", "name", "volume_id"]
+    );
+
+    // Another project does not see the offer.
+    let hidden = h
+        .send(
+            "GET",
+            &format!("/v3/os-volume-transfer/{id}"),
+            None,
+            &[MEMBER],
+        )
+        .await;
+    assert_eq!(hidden.status, 404);
+    assert_eq!(
+        hidden.fault("itemNotFound"),
+        format!("Transfer {id} could not be found.")
+    );
+    let empty = h
+        .send(
+            "GET",
+            "/v3/os-volume-transfer?all_tenants=1",
+            None,
+            &[MEMBER],
+        )
+        .await;
+    assert_eq!(empty.body["transfers"], json!([]));
+
+    // A wrong key changes nothing.
+    let before = h.usage().await;
+    let wrong = h
+        .send(
+            "POST",
+            &format!("/v3/os-volume-transfer/{id}/accept"),
+            Some(json!({"accept": {"auth_key": "0000000000000000"}})),
+            &[TAKER],
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        wrong.fault("badRequest"),
+        format!("Invalid auth key: Attempt to transfer {id} with invalid auth key.")
+    );
+    assert_eq!(h.usage().await, before);
+
+    let accepted = h
+        .send(
+            "POST",
+            &format!("/v3/os-volume-transfer/{id}/accept"),
+            Some(json!({"accept": {"auth_key": auth_key}})),
+            &[TAKER],
+        )
+        .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    assert_eq!(
+        sorted_keys(&accepted.body["transfer"]),
+        ["id", "links", "name", "volume_id"]
+    );
+    let moved = h.db.get_volume(volume).await.unwrap();
+    assert_eq!(
+        (
+            moved.status,
+            moved.project_id.as_str(),
+            moved.user_id.as_str()
+        ),
+        (VolumeStatus::Available, "dddd3333", "taker")
+    );
+    let snap = clinker_db::SnapshotRepository::get_snapshot(&h.db, snapshot)
+        .await
+        .unwrap();
+    assert_eq!(snap.project_id, "dddd3333");
+    // Quota moved: the giver is empty, the taker has volume and snapshot.
+    assert!(h.usage().await.is_empty(), "{:?}", h.usage().await);
+    let taker = h.db.quota_usages("dddd3333").await.unwrap();
+    assert_eq!(taker.get("volumes"), Some(&1));
+    assert_eq!(taker.get("snapshots"), Some(&1));
+    assert_eq!(taker.get("gigabytes"), Some(&4));
+    for project in [PROJECT, "dddd3333"] {
+        let counters: std::collections::BTreeMap<_, _> =
+            h.db.quota_usages(project)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .collect();
+        let recount: std::collections::BTreeMap<_, _> =
+            h.db.recount_usages(project)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .collect();
+        assert_eq!(counters, recount, "{project}");
+    }
+    let gone = h
+        .call("GET", &format!("/v3/os-volume-transfer/{id}"), None)
+        .await;
+    assert_eq!(gone.status, 404);
+}
+
+#[tokio::test]
+async fn volume_transfers_views_follow_the_microversion() {
+    let h = harness().await;
+    let volume = h.available_volume(1).await;
+    let below = h
+        .send("GET", "/v3/volume-transfers", None, &[at("volume 3.54")])
+        .await;
+    assert_eq!(below.status, 404);
+
+    // Legacy path refuses no_snapshots.
+    let legacy = h
+        .send(
+            "POST",
+            "/v3/os-volume-transfer",
+            Some(json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}})),
+            &[at("volume 3.55")],
+        )
+        .await;
+    assert_eq!(legacy.status, 400);
+
+    let created = h
+        .send(
+            "POST",
+            "/v3/volume-transfers",
+            Some(json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": "true"}})),
+            &[at("volume 3.55")],
+        )
+        .await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    assert_eq!(
+        sorted_keys(&created.body["transfer"]),
+        [
+            "auth_key",
+            "created_at",
+            "id",
+            "links",
+            "name",
+            "no_snapshots",
+            "volume_id"
+        ]
+    );
+    assert_eq!(created.body["transfer"]["no_snapshots"], true);
+    assert_eq!(created.body["transfer"]["name"], json!(null));
+    let id = created.body["transfer"]["id"].as_str().unwrap().to_owned();
+    let history = h
+        .send(
+            "GET",
+            &format!("/v3/volume-transfers/{id}"),
+            None,
+            &[at("volume 3.57")],
+        )
+        .await;
+    assert_eq!(
+        sorted_keys(&history.body["transfer"]),
+        [
+            "accepted",
+            "created_at",
+            "destination_project_id",
+            "id",
+            "links",
+            "name",
+            "no_snapshots",
+            "source_project_id",
+            "volume_id"
+        ]
+    );
+    assert_eq!(history.body["transfer"]["source_project_id"], PROJECT);
+    assert_eq!(history.body["transfer"]["accepted"], false);
+    assert_eq!(
+        history.body["transfer"]["destination_project_id"],
+        json!(null)
+    );
+
+    // Pagination and sorting from 3.59.
+    let second = h.available_volume(1).await;
+    let other = h
+        .send(
+            "POST",
+            "/v3/volume-transfers",
+            Some(json!({"transfer": {"volume_id": second.to_string(), "name": "b"}})),
+            &[at("volume 3.59")],
+        )
+        .await;
+    assert_eq!(other.status, 202);
+    let page = h
+        .send(
+            "GET",
+            "/v3/volume-transfers/detail?limit=1&sort=created_at:asc",
+            None,
+            &[at("volume 3.59")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.body["transfers"].as_array().unwrap().len(), 1);
+    assert_eq!(page.body["transfers"][0]["id"], id.as_str());
+    let next = page.body["transfers_links"][0]["href"].as_str().unwrap();
+    assert!(next.contains(&format!("marker={id}")), "{next}");
+    let by_name = h
+        .send(
+            "GET",
+            "/v3/volume-transfers?name=b",
+            None,
+            &[at("volume 3.59")],
+        )
+        .await;
+    assert_eq!(by_name.body["transfers"].as_array().unwrap().len(), 1);
+    let unknown_filter = h
+        .send(
+            "GET",
+            "/v3/volume-transfers?bogus=1",
+            None,
+            &[at("volume 3.59")],
+        )
+        .await;
+    assert_eq!(unknown_filter.body["transfers"], json!([]));
+
+    // Deleting the offer makes the volume available again.
+    let deleted = h
+        .send(
+            "DELETE",
+            &format!("/v3/volume-transfers/{id}"),
+            None,
+            &[at("volume 3.55")],
+        )
+        .await;
+    assert_eq!(deleted.status, 202);
+    assert_eq!(
+        h.db.get_volume(volume).await.unwrap().status,
+        VolumeStatus::Available
+    );
+}
+
+#[tokio::test]
+async fn transfer_refusals_use_cinder_texts_and_change_nothing() {
+    let h = harness().await;
+    let volume = h.available_volume(3).await;
+    let snapshot = h.available_snapshot(volume).await;
+    let create = |version: &'static str, body: serde_json::Value| {
+        let h = &h;
+        async move {
+            h.send("POST", "/v3/volume-transfers", Some(body), &[at(version)])
+                .await
+        }
+    };
+
+    let unknown = create(
+        "volume 3.55",
+        json!({"transfer": {"volume_id": "4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"}}),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        unknown.fault("itemNotFound"),
+        "Volume 4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1 could not be found."
+    );
+    let not_uuid = create("volume 3.55", json!({"transfer": {"volume_id": "x"}})).await;
+    assert_eq!(not_uuid.status, 400);
+
+    clinker_db::SnapshotRepository::set_snapshot_status(
+        &h.db,
+        snapshot,
+        clinker_types::SnapshotStatus::Error,
+        None,
+    )
+    .await
+    .unwrap();
+    let busy_snapshot = create(
+        "volume 3.55",
+        json!({"transfer": {"volume_id": volume.to_string()}}),
+    )
+    .await;
+    assert_eq!(busy_snapshot.status, 400);
+    assert_eq!(
+        busy_snapshot.fault("badRequest"),
+        format!("Invalid snapshot: snapshot: {snapshot} status must be available")
+    );
+    // Leaving the snapshots behind is allowed.
+    let ok = create(
+        "volume 3.55",
+        json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}}),
+    )
+    .await;
+    assert_eq!(ok.status, 202);
+    let id = ok.body["transfer"]["id"].as_str().unwrap().to_owned();
+    let key = ok.body["transfer"]["auth_key"].as_str().unwrap().to_owned();
+    let again = create(
+        "volume 3.55",
+        json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}}),
+    )
+    .await;
+    assert_eq!(again.status, 400);
+    assert_eq!(
+        again.fault("badRequest"),
+        "Invalid volume: status must be available"
+    );
+
+    // Quota of the accepting project: refused with Cinder's 413s.
+    h.db.set_project_quota("dddd3333", "volumes", 0)
+        .await
+        .unwrap();
+    let refused = h
+        .send(
+            "POST",
+            &format!("/v3/volume-transfers/{id}/accept"),
+            Some(json!({"accept": {"auth_key": key}})),
+            &[TAKER, at("volume 3.55")],
+        )
+        .await;
+    assert_eq!(refused.status, 413);
+    assert_eq!(refused.header("retry-after"), Some("0"));
+    assert_eq!(
+        refused.fault("overLimit"),
+        "VolumeLimitExceeded: Maximum number of volumes allowed (0) exceeded for quota 'volumes'."
+    );
+    h.db.set_project_quota("dddd3333", "volumes", 10)
+        .await
+        .unwrap();
+    h.db.set_project_quota("dddd3333", "gigabytes", 2)
+        .await
+        .unwrap();
+    let refused = h
+        .send(
+            "POST",
+            &format!("/v3/volume-transfers/{id}/accept"),
+            Some(json!({"accept": {"auth_key": key}})),
+            &[TAKER, at("volume 3.55")],
+        )
+        .await;
+    assert_eq!(refused.status, 413);
+    assert_eq!(
+        refused.fault("overLimit"),
+        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 2G and 0G has been consumed."
+    );
+    assert_eq!(
+        h.db.get_volume(volume).await.unwrap().status,
+        VolumeStatus::AwaitingTransfer
+    );
+    assert_eq!(h.usage().await.get("volumes"), Some(&1));
+
+    let bad_body = h
+        .send(
+            "POST",
+            &format!("/v3/volume-transfers/{id}/accept"),
+            Some(json!({"accept": {}})),
+            &[TAKER, at("volume 3.55")],
+        )
+        .await;
+    assert_eq!(bad_body.status, 400);
+    let unknown_transfer = h
+        .send(
+            "POST",
+            "/v3/volume-transfers/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1/accept",
+            Some(json!({"accept": {"auth_key": "x"}})),
+            &[TAKER, at("volume 3.55")],
+        )
+        .await;
+    assert_eq!(unknown_transfer.status, 404);
+}
+
+#[tokio::test]
+async fn encrypted_volumes_transfer_from_3_70_with_their_snapshots() {
+    let h = harness().await;
+    let type_id = crate::surface_support::create_type(&h, "secret", json!({})).await;
+    h.db.create_type_encryption(
+        type_id.parse().unwrap(),
+        NewEncryption {
+            provider: "luks".into(),
+            cipher: None,
+            key_size: None,
+            control_location: ControlLocation::FrontEnd,
+        },
+    )
+    .await
+    .unwrap();
+    let volume = h
+        .create_volume(json!({"size": 1, "volume_type": "secret"}))
+        .await;
+    h.make_available(volume).await;
+    let body = json!({"transfer": {"volume_id": volume.to_string()}});
+    let refused = h
+        .send(
+            "POST",
+            "/v3/volume-transfers",
+            Some(body.clone()),
+            &[at("volume 3.69")],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.fault("badRequest"),
+        "Invalid volume: transferring encrypted volume is not supported"
+    );
+    let without_snapshots = h
+        .send(
+            "POST",
+            "/v3/volume-transfers",
+            Some(json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}})),
+            &[at("volume 3.70")],
+        )
+        .await;
+    assert_eq!(without_snapshots.status, 400);
+    assert_eq!(
+        without_snapshots.fault("badRequest"),
+        "Invalid volume: transferring an encrypted volume without its snapshots is not supported"
+    );
+    let allowed = h
+        .send(
+            "POST",
+            "/v3/volume-transfers",
+            Some(body),
+            &[at("volume 3.70")],
+        )
+        .await;
+    assert_eq!(allowed.status, 202, "{}", allowed.text);
+}
+
+#[tokio::test]
+async fn members_transfer_their_own_volumes() {
+    let h = harness().await;
+    let created = h
+        .send(
+            "POST",
+            "/v3/volumes",
+            Some(json!({"volume": {"size": 1}})),
+            &[MEMBER],
+        )
+        .await;
+    let volume: clinker_types::VolumeId = created.body["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    h.make_available(volume).await;
+    // A member of another project cannot even see it.
+    let stranger = h
+        .send(
+            "POST",
+            "/v3/os-volume-transfer",
+            Some(json!({"transfer": {"volume_id": volume.to_string()}})),
+            &[("x-auth-token", "member:eeee4444")],
+        )
+        .await;
+    assert_eq!(stranger.status, 404);
+    let offered = h
+        .send(
+            "POST",
+            "/v3/os-volume-transfer",
+            Some(json!({"transfer": {"volume_id": volume.to_string()}})),
+            &[MEMBER],
+        )
+        .await;
+    assert_eq!(offered.status, 202, "{}", offered.text);
+    let id = offered.body["transfer"]["id"].as_str().unwrap().to_owned();
+    let listed = h
+        .send("GET", "/v3/os-volume-transfer", None, &[MEMBER])
+        .await;
+    assert_eq!(listed.body["transfers"].as_array().unwrap().len(), 1);
+    // A member of another project accepts with the key (and an integer
+    // key is compared as text).
+    let wrong_int = h
+        .send(
+            "POST",
+            &format!("/v3/os-volume-transfer/{id}/accept"),
+            Some(json!({"accept": {"auth_key": 12345}})),
+            &[("x-auth-token", "member:eeee4444")],
+        )
+        .await;
+    assert_eq!(wrong_int.status, 400);
+    let key = offered.body["transfer"]["auth_key"].as_str().unwrap();
+    let accepted = h
+        .send(
+            "POST",
+            &format!("/v3/os-volume-transfer/{id}/accept"),
+            Some(json!({"accept": {"auth_key": key}})),
+            &[("x-auth-token", "member:eeee4444")],
+        )
+        .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    assert_eq!(
+        h.db.get_volume(volume).await.unwrap().project_id,
+        "eeee4444"
+    );
+}
