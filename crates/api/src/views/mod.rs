@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::links::Links;
 use crate::microversion::ApiVersion;
+use crate::policy;
 use crate::request::Req;
 
 /// What a view needs to know about the request.
@@ -28,6 +29,14 @@ pub struct ViewCtx<'a> {
     pub version: ApiVersion,
     /// Whether admin-only fields are shown.
     pub is_admin: bool,
+    /// `os-vol-host-attr:host` (`volume_extension:volume_host_attribute`).
+    pub host_attribute: bool,
+    /// `os-vol-tenant-attr:tenant_id`
+    /// (`volume_extension:volume_tenant_attribute`; project readers).
+    pub tenant_attribute: bool,
+    /// `os-vol-mig-status-attr:*`
+    /// (`volume_extension:volume_mig_status_attribute`).
+    pub mig_status_attribute: bool,
     /// Link builder.
     pub links: &'a Links,
     /// Query of the request, for `next` links.
@@ -37,9 +46,20 @@ pub struct ViewCtx<'a> {
 impl<'a> ViewCtx<'a> {
     /// The view context of a request.
     pub fn of(req: &'a Req) -> Self {
+        // Cinder's attribute extensions authorize against the caller's own
+        // project (`context.authorize` with the default target).
+        let ctx = &req.context;
+        let own = Some(ctx.project_id.as_str());
         Self {
             version: req.version,
             is_admin: req.is_admin(),
+            host_attribute: policy::allowed(ctx, "volume_extension:volume_host_attribute", own),
+            tenant_attribute: policy::allowed(ctx, "volume_extension:volume_tenant_attribute", own),
+            mig_status_attribute: policy::allowed(
+                ctx,
+                "volume_extension:volume_mig_status_attribute",
+                own,
+            ),
             links: &req.links,
             query: &req.query,
         }

@@ -143,12 +143,16 @@ pub fn detail(volume: &Volume, ctx: &ViewCtx<'_>, flavour: Detail) -> Value {
         v.insert("consumes_quota".into(), json!(volume.use_quota));
     }
     if flavour == Detail::Extended {
-        if ctx.is_admin {
+        if ctx.host_attribute {
             v.insert("os-vol-host-attr:host".into(), json!(volume.host));
+        }
+        if ctx.tenant_attribute {
             v.insert(
                 "os-vol-tenant-attr:tenant_id".into(),
                 json!(volume.project_id),
             );
+        }
+        if ctx.mig_status_attribute {
             v.insert(
                 "os-vol-mig-status-attr:migstat".into(),
                 json!(volume.migration_status),
