@@ -52,6 +52,10 @@
 #                           (VOLUME_MANAGE_VOLUME_REF / _SNAPSHOT_REF for the
 #                           backend's naming, e.g. source-name,volume-%s)
 #   VOLUME_FEATURE_MULTIATTACH [False] the multiattach retype test
+#   TEMPEST_DYNAMIC_CREDENTIALS [False] Tempest creates a project and users
+#                           per test class with the admin account instead of
+#                           using the pre-provisioned ones (AbsoluteLimitsTests
+#                           runs only so)
 #   VOLUME_BACKUP_DRIVER    [Tempest's: ceph]
 #   VOLUME_STORAGE_PROTOCOL, VOLUME_VENDOR_NAME, VOLUME_BACKEND_NAMES
 #                           [discovered from get_pools, else Tempest's]

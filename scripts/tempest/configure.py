@@ -356,7 +356,19 @@ def main():
         'VOLUME_FEATURE_MANAGE': flag('VOLUME_FEATURE_MANAGE', 'False'),
         'VOLUME_FEATURE_MULTIATTACH': flag('VOLUME_FEATURE_MULTIATTACH',
                                            'False'),
+        'USE_DYNAMIC_CREDENTIALS': flag('TEMPEST_DYNAMIC_CREDENTIALS',
+                                        'False'),
     }
+    # Dynamic credentials: Tempest creates a project and users per test
+    # class with the admin account (AbsoluteLimitsTests insists on them).
+    admin = accounts()[-1]
+    dynamic = values['USE_DYNAMIC_CREDENTIALS'] == 'True'
+    values.update({
+        'DYNAMIC_ADMIN_USERNAME': admin['username'] if dynamic else '',
+        'DYNAMIC_ADMIN_PASSWORD': admin['password'] if dynamic else '',
+        'DYNAMIC_ADMIN_PROJECT': admin['project_name'] if dynamic else '',
+        'DYNAMIC_ADMIN_DOMAIN': domain if dynamic else '',
+    })
     if multi_backend == 'True' and \
             len(set(values['VOLUME_BACKEND_NAMES'].split(','))) < 2:
         log('WARNING: VOLUME_FEATURE_MULTI_BACKEND=True but backend names '
