@@ -66,6 +66,8 @@ pub struct VolumeManager {
     pub(crate) gate: Gate,
     pub(crate) health: RwLock<BackendHealth>,
     pub(crate) in_flight: Mutex<HashSet<String>>,
+    /// Signalled whenever a resource leaves `in_flight`.
+    pub(crate) in_flight_released: tokio::sync::Notify,
     pub(crate) locks: KeyedLocks,
     pub(crate) last_stats: RwLock<Option<serde_json::Map<String, Value>>>,
 }
@@ -82,6 +84,7 @@ impl std::fmt::Debug for VolumeManager {
 /// Marks a resource in flight for as long as it lives.
 pub(crate) struct InFlight<'a> {
     set: &'a Mutex<HashSet<String>>,
+    released: &'a tokio::sync::Notify,
     key: String,
 }
 
@@ -90,6 +93,7 @@ impl Drop for InFlight<'_> {
         if let Ok(mut set) = self.set.lock() {
             set.remove(&self.key);
         }
+        self.released.notify_waiters();
     }
 }
 
@@ -146,6 +150,7 @@ impl VolumeManager {
                 reason: Some("driver not initialized yet".into()),
             }),
             in_flight: Mutex::new(HashSet::new()),
+            in_flight_released: tokio::sync::Notify::new(),
             locks: KeyedLocks::default(),
             last_stats: RwLock::new(None),
         }
@@ -207,9 +212,33 @@ impl VolumeManager {
             guard,
             InFlight {
                 set: &self.in_flight,
+                released: &self.in_flight_released,
                 key,
             },
         )))
+    }
+
+    /// Like [`Self::begin`] for an RPC message: when another task is
+    /// working on the same resource, waits for it to finish instead of
+    /// dropping the message. A delete cast right after a create committed
+    /// `available` can arrive while the create's task is still publishing
+    /// `volume.create.end`; dropping it as a duplicate left the volume in
+    /// `deleting`. A redelivered duplicate runs after the original and finds
+    /// the status already moved on (every handler checks it first).
+    pub(crate) async fn begin_serialized(
+        &self,
+        key: String,
+    ) -> Result<(GateGuard, InFlight<'_>), RemoteError> {
+        loop {
+            let released = self.in_flight_released.notified();
+            tokio::pin!(released);
+            // Registered before looking, so a release in between is seen.
+            released.as_mut().enable();
+            if let Some(active) = self.begin(key.clone())? {
+                return Ok(active);
+            }
+            released.await;
+        }
     }
 
     pub(crate) fn is_in_flight(&self, key: &str) -> bool {
@@ -688,9 +717,7 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: CreateVolumeArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.volume_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
         self.create_volume_now(&context, &args).await
     }
 
@@ -699,9 +726,7 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: DeleteVolumeArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.volume_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
         self.delete_volume_now(&context, args.volume_id, args.cascade)
             .await
     }
@@ -711,9 +736,7 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: CreateSnapshotArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.snapshot_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
         self.create_snapshot_now(&context, args.snapshot_id).await
     }
 
@@ -722,9 +745,7 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: DeleteSnapshotArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.snapshot_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
         self.delete_snapshot_now(&context, args.snapshot_id).await
     }
 
@@ -733,9 +754,7 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: ExtendVolumeArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.volume_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
         self.extend_volume_now(&context, args.volume_id, args.new_size)
             .await
     }
@@ -819,9 +838,7 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: CreateGroupArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.group_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.group_id.to_string()).await?;
         self.create_group_now(&context, args.group_id).await
     }
 
@@ -830,9 +847,7 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: DeleteGroupArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.group_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.group_id.to_string()).await?;
         self.delete_group_now(&context, args.group_id).await
     }
 
@@ -841,9 +856,9 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: CreateGroupSnapshotArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.group_snapshot_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self
+            .begin_serialized(args.group_snapshot_id.to_string())
+            .await?;
         self.create_group_snapshot_now(&context, args.group_snapshot_id)
             .await
     }
@@ -853,9 +868,9 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: DeleteGroupSnapshotArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.group_snapshot_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self
+            .begin_serialized(args.group_snapshot_id.to_string())
+            .await?;
         self.delete_group_snapshot_now(&context, args.group_snapshot_id)
             .await
     }
@@ -865,17 +880,77 @@ impl VolumeManagerApi for VolumeManager {
         context: RequestContext,
         args: RevertToSnapshotArgs,
     ) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.volume_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
         self.revert_to_snapshot_now(&context, args.volume_id, args.snapshot_id)
             .await
     }
 
     async fn retype(&self, context: RequestContext, args: RetypeArgs) -> Result<(), RemoteError> {
-        let Some(_active) = self.begin(args.volume_id.to_string())? else {
-            return Ok(());
-        };
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
         self.retype_now(&context, &args).await
+    }
+}
+
+#[cfg(test)]
+mod in_flight_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use clinker_db::DeleteOptions;
+    use clinker_rpc::RequestContext;
+    use clinker_rpc::volume::{DeleteVolumeArgs, VolumeManagerApi};
+
+    use crate::test_support::{TestDriver, TestManager};
+
+    /// A delete that arrives while another task still works on the same
+    /// volume (the create publishing `volume.create.end` after committing
+    /// `available`) waits for it and then runs; it was once dropped as a
+    /// duplicate, leaving the volume in `deleting` until a restart.
+    #[tokio::test]
+    async fn a_delete_behind_an_in_flight_task_runs_after_it() {
+        let t = TestManager::new(TestDriver::Fake).await;
+        let id = t.volume("__DEFAULT__").await;
+        let busy = t.manager.begin(id.to_string()).unwrap().unwrap();
+        t.db.begin_volume_delete(id, DeleteOptions::default())
+            .await
+            .unwrap();
+        let manager = &t.manager;
+        let delete = manager.delete_volume(
+            RequestContext::internal("test"),
+            DeleteVolumeArgs {
+                volume_id: id,
+                cascade: false,
+            },
+        );
+        tokio::pin!(delete);
+        // It waits while the other task holds the volume...
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), delete.as_mut())
+                .await
+                .is_err()
+        );
+        assert!(t.db.volume_exists(id).await.unwrap());
+        // ...and deletes it once that task is done.
+        drop(busy);
+        tokio::time::timeout(Duration::from_secs(10), delete)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!t.db.volume_exists(id).await.unwrap());
+    }
+
+    /// Two messages for different resources never wait for each other.
+    #[tokio::test]
+    async fn other_resources_do_not_wait() {
+        let t = TestManager::new(TestDriver::Fake).await;
+        let _busy = t.manager.begin("a".into()).unwrap().unwrap();
+        let other = tokio::time::timeout(
+            Duration::from_secs(5),
+            t.manager.begin_serialized("b".into()),
+        )
+        .await
+        .unwrap();
+        assert!(other.is_ok());
     }
 }

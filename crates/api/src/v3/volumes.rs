@@ -277,13 +277,13 @@ async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response
             (volumes, count)
         }
     };
-    Ok(views::ok(&view::list(
+    Ok(view::list(
         &volumes,
         &ViewCtx::of(req),
         detailed,
         count,
         page.limit,
-    )))
+    ))
 }
 
 /// `GET /volumes/summary` (3.12; `metadata` from 3.36).

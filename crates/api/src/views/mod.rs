@@ -91,6 +91,22 @@ pub fn ok(body: &Value) -> Response {
     json(StatusCode::OK, body)
 }
 
+/// A 200 JSON response written straight from a `Serialize` view.
+pub fn ok_serialized<T: serde::Serialize>(body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = (StatusCode::OK, bytes).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => crate::fault::ApiError::internal(format!("response not serializable: {e}"))
+            .into_response(),
+    }
+}
+
 /// An empty response with `status` (Cinder's `webob.Response(status_int=…)`).
 pub fn empty(status: StatusCode) -> Response {
     let mut response = status.into_response();
