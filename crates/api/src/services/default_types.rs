@@ -2,8 +2,9 @@
 //! `api/v3/default_types.py`) and the choice of a volume's type when a
 //! create names none (Cinder's `volume_types.get_default_volume_type`).
 //!
-//! Cinder checks the target project against Keystone; without a Keystone
-//! client here any project id is accepted.
+//! Cinder checks the target project against Keystone; Clinker's Keystone
+//! client only validates tokens, so any project id is accepted
+//! (docs/adr/deviations-from-cinder.md).
 
 use clinker_rpc::RequestContext;
 use clinker_types::model::VolumeType;
