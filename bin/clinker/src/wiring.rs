@@ -267,6 +267,8 @@ impl AllInOne {
 /// `clinker serve`.
 pub async fn serve(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    // Before anything serves: a SIGTERM from then on stops cleanly.
+    let signal = clinker_runtime::ShutdownSignal::install();
     let config = Arc::new(load_config(files)?);
     let running = start_all_in_one(config.clone()).await?;
     let endpoint = running.endpoint.clone();
@@ -290,7 +292,7 @@ pub async fn serve(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         started.elapsed().as_millis()
     );
     tracing::info!(%endpoint, "ready");
-    clinker_runtime::shutdown_signal().await;
+    signal.recv().await;
     running.stop().await?;
     tracing::info!("clean shutdown");
     Ok(ExitCode::SUCCESS)
@@ -311,6 +313,8 @@ pub enum Role {
 
 /// Runs one role until Ctrl-C/SIGTERM.
 pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode> {
+    // Before anything serves: a SIGTERM from then on stops cleanly.
+    let signal = clinker_runtime::ShutdownSignal::install();
     let config = Arc::new(load_config(files)?);
     if config.default.transport_url.is_none() {
         bail!(
@@ -354,7 +358,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
             }
             let names: Vec<String> = services.iter().map(|s| s.host.clone()).collect();
             println!("clinker {role:?} running: {}", names.join(", "));
-            clinker_runtime::shutdown_signal().await;
+            signal.recv().await;
             stop_all(services, deadline).await;
         }
         Role::Api => {
@@ -387,7 +391,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
                 .with_context(|| format!("cannot listen on {addr}"))?;
             println!("clinker api serving http://{}/v3", listener.local_addr()?);
             axum::serve(listener, app)
-                .with_graceful_shutdown(clinker_runtime::shutdown_signal())
+                .with_graceful_shutdown(signal.recv())
                 .await
                 .context("the API server failed")?;
         }

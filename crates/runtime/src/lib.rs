@@ -146,31 +146,91 @@ pub fn init_tracing(debug: bool) {
         .try_init();
 }
 
-/// Resolves when the process receives Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C and SIGTERM, caught from the moment [`ShutdownSignal::install`]
+/// returns. Install it before the process starts serving: a signal that
+/// arrives before the handler exists gets the default action and kills the
+/// process uncleanly (a `systemctl stop` right after start did, and so did a
+/// test's SIGTERM sent as soon as the API answered).
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl std::fmt::Debug for ShutdownSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownSignal").finish_non_exhaustive()
     }
+}
+
+impl ShutdownSignal {
+    /// Registers the handlers now. Must be called inside the runtime.
+    #[must_use]
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Resolves when the process receives Ctrl-C or SIGTERM.
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.terminate) => {}
+                () = next(self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM after this call
+/// was first polled; prefer [`ShutdownSignal::install`] at start-up.
+pub async fn shutdown_signal() {
+    ShutdownSignal::install().recv().await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A SIGTERM that arrives after `install` and before anyone waits is
+    /// caught (the process would die of it otherwise) and delivered.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_signal_between_install_and_recv_is_kept() {
+        let signal = ShutdownSignal::install();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        tokio::time::timeout(std::time::Duration::from_secs(10), signal.recv())
+            .await
+            .expect("the SIGTERM is delivered to the installed handler");
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[derive(Debug)]
