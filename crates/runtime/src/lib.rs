@@ -220,6 +220,8 @@ mod tests {
     /// caught (the process would die of it otherwise) and delivered.
     #[cfg(unix)]
     #[tokio::test]
+    // `kill` is the test's own tool, not a storage command for the runner.
+    #[allow(clippy::disallowed_methods)]
     async fn a_signal_between_install_and_recv_is_kept() {
         let signal = ShutdownSignal::install();
         let status = std::process::Command::new("kill")
