@@ -22,7 +22,7 @@ use sqlx::AnyConnection;
 use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::Arg;
-use crate::quota::charge_quota;
+use crate::quota::charge_quota_with_limits;
 use crate::retype::type_facts;
 use crate::volumes::service_host_of;
 use crate::{ProviderUpdate, VolumeRepository};
@@ -177,8 +177,7 @@ pub trait MigrationRepository {
     ///
     /// # Errors
     /// [`DbError::InvalidState`] when either row is not where the migration
-    /// left it, [`DbError::OverQuota`] when the new type's quota filled up
-    /// (nothing changed).
+    /// left it.
     async fn finish_volume_migration(
         &self,
         source_id: VolumeId,
@@ -494,92 +493,101 @@ impl MigrationRepository for Db {
         new_type_id: Option<VolumeTypeId>,
         update: ProviderUpdate,
     ) -> Result<(Volume, OldBacking), DbError> {
-        let old =
-            in_transaction!(self, |tx| {
-                let source = self.lock_volume(&mut tx, source_id).await?;
-                let target = self.lock_volume(&mut tx, target_id).await?;
-                if source.migration_status.as_deref() != Some("completing")
-                    || target.migration_status.as_deref()
-                        != Some(migration_target_status(source_id).as_str())
-                    || target.status != VolumeStatus::Available
-                {
-                    return Err(DbError::InvalidState(format!(
-                        "volume {source_id} has no migration to {target_id} to complete"
-                    )));
-                }
-                let (Some(old_host), Some(new_host)) = (source.host.clone(), target.host.clone())
-                else {
-                    return Err(DbError::InvalidState(format!(
-                        "volume {source_id} or {target_id} has no host"
-                    )));
-                };
-                let type_id = new_type_id.unwrap_or(source.volume_type_id);
-                let (type_name, multiattach) = type_facts(self, &mut tx, type_id).await?;
-                if new_type_id.is_some_and(|t| t != source.volume_type_id) {
-                    let charges = self.retype_charges(&mut tx, &source, &type_name).await?;
-                    charge_quota(self, &mut tx, &source.project_id, &charges).await?;
-                }
-                let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::Null);
-                self.set_migration_status(
-                    &mut tx,
-                    &source,
-                    "success",
-                    restored_status(&source),
-                    ", host = ?, availability_zone = ?, provider_location = ?, provider_auth = ?, \
+        let old = in_transaction!(self, |tx| {
+            let source = self.lock_volume(&mut tx, source_id).await?;
+            let target = self.lock_volume(&mut tx, target_id).await?;
+            if source.migration_status.as_deref() != Some("completing")
+                || target.migration_status.as_deref()
+                    != Some(migration_target_status(source_id).as_str())
+                || target.status != VolumeStatus::Available
+            {
+                return Err(DbError::InvalidState(format!(
+                    "volume {source_id} has no migration to {target_id} to complete"
+                )));
+            }
+            let (Some(old_host), Some(new_host)) = (source.host.clone(), target.host.clone())
+            else {
+                return Err(DbError::InvalidState(format!(
+                    "volume {source_id} or {target_id} has no host"
+                )));
+            };
+            let type_id = new_type_id.unwrap_or(source.volume_type_id);
+            let (type_name, multiattach) = type_facts(self, &mut tx, type_id).await?;
+            if new_type_id.is_some_and(|t| t != source.volume_type_id) {
+                let charges = self.retype_charges(&mut tx, &source, &type_name).await?;
+                // The new type's room was checked when the retype
+                // began (Cinder reserves it then): by now the data is
+                // on the destination under the volume's name, so the
+                // move is charged as it stands rather than refused.
+                let unchecked = std::collections::BTreeMap::new();
+                charge_quota_with_limits(self, &mut tx, &source.project_id, &charges, &unchecked)
+                    .await?;
+            }
+            let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::Null);
+            self.set_migration_status(
+                &mut tx,
+                &source,
+                "success",
+                restored_status(&source),
+                ", host = ?, availability_zone = ?, provider_location = ?, provider_auth = ?, \
                  provider_id = ?, volume_type_id = ?, multiattach = ?, previous_status = ?, \
                  cluster_name = ?, service_uuid = ?",
-                    vec![
-                        Arg::Text(new_host.clone()),
-                        Arg::Text(target.availability_zone.clone()),
-                        text(&update.provider_location),
-                        text(&update.provider_auth),
-                        text(&update.provider_id),
-                        Arg::Text(type_id.to_string()),
-                        Arg::Int(i64::from(multiattach)),
-                        Arg::Text(source.status.as_str().to_owned()),
-                        text(&target.cluster_name),
-                        text(&target.service_uuid),
-                    ],
-                )
-                .await?;
-                // The source's claim moves to the destination, where the
-                // temporary volume's claim goes with its row.
-                sqlx::query(self.q(
+                vec![
+                    Arg::Text(new_host.clone()),
+                    Arg::Text(target.availability_zone.clone()),
+                    text(&update.provider_location),
+                    text(&update.provider_auth),
+                    text(&update.provider_id),
+                    Arg::Text(type_id.to_string()),
+                    Arg::Int(i64::from(multiattach)),
+                    Arg::Text(source.status.as_str().to_owned()),
+                    text(&target.cluster_name),
+                    text(&target.service_uuid),
+                ],
+            )
+            .await?;
+            // The source's claim moves to the destination, where the
+            // temporary volume's claim goes with its row.
+            sqlx::query(
+                self.q(
                     "UPDATE pool_allocations SET allocated_gb = allocated_gb - ? WHERE pool = ?",
-                ))
-                .bind(source.size)
-                .bind(old_host.as_str())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(self.q(
+                ),
+            )
+            .bind(source.size)
+            .bind(old_host.as_str())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                self.q(
                     "UPDATE pool_allocations SET allocated_gb = allocated_gb + ? WHERE pool = ?",
-                ))
-                .bind(source.size)
-                .bind(new_host.as_str())
-                .execute(&mut *tx)
+                ),
+            )
+            .bind(source.size)
+            .bind(new_host.as_str())
+            .execute(&mut *tx)
+            .await?;
+            self.delete_volume_rows(&mut tx, &target).await?;
+            self.remove_journal(&mut tx, JournalResource::Volume, &source_id.to_string())
                 .await?;
-                self.delete_volume_rows(&mut tx, &target).await?;
-                self.remove_journal(&mut tx, JournalResource::Volume, &source_id.to_string())
-                    .await?;
-                let old = OldBacking {
-                    journal_id: target_id,
-                    volume_id: source_id,
-                    size: source.size,
-                    host: old_host.clone(),
-                    provider_location: source.provider_location.clone(),
-                    provider_auth: source.provider_auth.clone(),
-                };
-                self.insert_journal(
-                    &mut tx,
-                    JournalResource::Volume,
-                    &target_id.to_string(),
-                    MIGRATION_CLEANUP,
-                    Some(service_host_of(&old_host).as_str()),
-                    Some(old.to_detail()),
-                )
-                .await?;
-                Ok::<_, DbError>(old)
-            })?;
+            let old = OldBacking {
+                journal_id: target_id,
+                volume_id: source_id,
+                size: source.size,
+                host: old_host.clone(),
+                provider_location: source.provider_location.clone(),
+                provider_auth: source.provider_auth.clone(),
+            };
+            self.insert_journal(
+                &mut tx,
+                JournalResource::Volume,
+                &target_id.to_string(),
+                MIGRATION_CLEANUP,
+                Some(service_host_of(&old_host).as_str()),
+                Some(old.to_detail()),
+            )
+            .await?;
+            Ok::<_, DbError>(old)
+        })?;
         Ok((self.get_volume(source_id).await?, old))
     }
 

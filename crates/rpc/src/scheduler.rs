@@ -256,6 +256,17 @@ impl SchedulerRpcClient {
         Self { transport, timeout }
     }
 
+    /// The transport it sends on (the volume manager reaches other
+    /// backends over the same bus).
+    pub fn transport(&self) -> TransportHandle {
+        self.transport.clone()
+    }
+
+    /// `rpc_response_timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     fn message<T: Serialize>(
         context: &RequestContext,
         method: &str,
