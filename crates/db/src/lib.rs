@@ -461,6 +461,9 @@ pub struct VolumeQuery {
     pub sort: Vec<(VolumeColumn, SortDir)>,
     /// Paging.
     pub page: Page<VolumeId>,
+    /// Leave out the temporary volumes of migrations (`migration_status`
+    /// `target:<id>`), which Cinder shows to administrators only.
+    pub hide_migration_targets: bool,
 }
 
 /// A snapshot list request.

@@ -105,6 +105,19 @@ pub async fn migration_moves_backing_type_quota_and_claims(db: &Db) {
         db.migration_target_of(v).await.unwrap().map(|t| t.id),
         Some(target_id)
     );
+    // Only administrators list the temporary volume.
+    let ids = |found: Vec<clinker_types::model::Volume>| -> Vec<VolumeId> {
+        found.into_iter().map(|x| x.id).collect()
+    };
+    let everyone = VolumeQuery {
+        hide_migration_targets: true,
+        ..VolumeQuery::default()
+    };
+    assert_eq!(ids(db.list_volumes(&everyone).await.unwrap()), vec![v]);
+    assert_eq!(
+        ids(db.list_volumes(&VolumeQuery::default()).await.unwrap()).len(),
+        2
+    );
     assert_eq!(
         db.get_volume(v).await.unwrap().migration_status.as_deref(),
         Some("migrating")
