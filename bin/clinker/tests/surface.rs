@@ -268,7 +268,7 @@ async fn retype_happens_in_place_or_not_at_all() {
     );
     let unchanged = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(unchanged["volume_type"], "silver");
-    // on-demand cannot migrate in this build and answers the same way.
+    // on-demand finds no other backend to migrate to: the same outcome.
     let (status, _) = c
         .post(
             &format!("/volumes/{id}/action"),

@@ -77,6 +77,8 @@ pub const VOLUME_SUMMARY: ApiVersion = ApiVersion::new(3, 12);
 pub const GROUP_VOLUME: ApiVersion = ApiVersion::new(3, 13);
 /// `group_snapshot_id` in the snapshot detail (3.14).
 pub const GROUP_SNAPSHOTS: ApiVersion = ApiVersion::new(3, 14);
+/// `os-migrate_volume` takes `cluster` (3.16).
+pub const VOLUME_MIGRATE_CLUSTER: ApiVersion = ApiVersion::new(3, 16);
 /// `reset_status` of group snapshots (3.19).
 pub const GROUP_SNAPSHOT_RESET_STATUS: ApiVersion = ApiVersion::new(3, 19);
 /// `reset_status` of groups (3.20).

@@ -39,6 +39,7 @@ mod services;
 mod snapshots;
 mod transfers;
 mod types_repo;
+mod volume_migration;
 mod volumes;
 
 #[cfg(any(test, feature = "testsuite"))]
@@ -75,6 +76,10 @@ pub use revert::{RevertOutcome, RevertRepository};
 pub use transfers::{
     AcceptRefusal, NewTransfer, TransferAcceptor, TransferColumn, TransferQuery, TransferRepository,
 };
+pub use volume_migration::{
+    FailedMigration, MIGRATION_CLEANUP, MigrationRepository, NewMigrationTarget, OldBacking,
+    migration_target_status,
+};
 
 /// A shared handle on every repository.
 pub type DbHandle = Arc<dyn Database>;
@@ -99,6 +104,7 @@ pub trait Database:
     + DefaultTypeRepository
     + RevertRepository
     + RetypeRepository
+    + MigrationRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -124,6 +130,7 @@ impl<T> Database for T where
         + DefaultTypeRepository
         + RevertRepository
         + RetypeRepository
+        + MigrationRepository
         + std::fmt::Debug
         + Send
         + Sync
@@ -454,6 +461,9 @@ pub struct VolumeQuery {
     pub sort: Vec<(VolumeColumn, SortDir)>,
     /// Paging.
     pub page: Page<VolumeId>,
+    /// Leave out the temporary volumes of migrations (`migration_status`
+    /// `target:<id>`), which Cinder shows to administrators only.
+    pub hide_migration_targets: bool,
 }
 
 /// A snapshot list request.

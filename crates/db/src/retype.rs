@@ -66,7 +66,7 @@ pub trait RetypeRepository {
 }
 
 /// `(name, multiattach)` of a type, read in the transaction.
-async fn type_facts(
+pub(crate) async fn type_facts(
     db: &Db,
     conn: &mut AnyConnection,
     id: VolumeTypeId,
@@ -131,7 +131,7 @@ impl Db {
     /// current types to `new_name`: negative for the old resources,
     /// positive for the new ones (positives first, so a refusal names a
     /// new-type resource).
-    async fn retype_charges(
+    pub(crate) async fn retype_charges(
         &self,
         conn: &mut AnyConnection,
         volume: &Volume,

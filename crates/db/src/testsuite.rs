@@ -31,6 +31,8 @@ pub use groups::{
 };
 mod surface;
 pub use surface::*;
+mod migration;
+pub use migration::migration_moves_backing_type_quota_and_claims;
 
 /// A throw-away database on one engine.
 #[derive(Debug)]
@@ -212,6 +214,7 @@ pub async fn run_all(engine: Engine) {
     check!(project_default_types);
     check!(revert_lifecycle);
     check!(retype_moves_type_and_quota);
+    check!(migration_moves_backing_type_quota_and_claims);
 }
 
 pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId) -> NewVolume {

@@ -460,6 +460,11 @@ impl Db {
         for (column, value) in &query.filters {
             query::push_filter(&mut sql, args, column.sql(), column.is_integer(), value);
         }
+        if query.hide_migration_targets {
+            sql.push_str(
+                " AND (v.migration_status IS NULL OR v.migration_status NOT LIKE 'target:%')",
+            );
+        }
         for (kind, pairs) in [
             ("user", &query.metadata),
             ("glance", &query.glance_metadata),

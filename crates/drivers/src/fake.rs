@@ -145,6 +145,17 @@ impl VolumeDriver for FakeDriver {
         Ok(())
     }
 
+    /// The temporary volume's name becomes the migrated volume's.
+    async fn update_migrated_volume(
+        &self,
+        volume: &VolumeSpec,
+        new_volume: &VolumeSpec,
+    ) -> Result<ModelUpdate, DriverError> {
+        self.remove(&new_volume.name);
+        self.insert(&volume.name);
+        Ok(ModelUpdate::default())
+    }
+
     async fn extend_volume(
         &self,
         _volume: &VolumeSpec,

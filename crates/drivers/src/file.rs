@@ -442,6 +442,60 @@ impl VolumeDriver for FileDriver {
         Self::allocate(dst, size_bytes(volume.size_gb)?).await
     }
 
+    /// Renames the temporary volume's file to the migrated volume's name
+    /// with a hard link and an unlink: `link(2)` refuses to replace an
+    /// existing name, so a file of that name that is not the renamed one
+    /// is never overwritten, and a crash between the two leaves both names
+    /// on the same data (the second run removes the temporary one).
+    async fn update_migrated_volume(
+        &self,
+        volume: &VolumeSpec,
+        new_volume: &VolumeSpec,
+    ) -> Result<ModelUpdate, DriverError> {
+        let from = self.path_of(&new_volume.name)?;
+        let to = self.path_of(&volume.name)?;
+        Self::blocking(move || {
+            use std::os::unix::fs::MetadataExt;
+            let source = match std::fs::metadata(&from) {
+                Ok(m) => Some(m),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_error("stat", &from, &e)),
+            };
+            let existing = match std::fs::metadata(&to) {
+                Ok(m) => Some(m),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_error("stat", &to, &e)),
+            };
+            match (source, existing) {
+                (None, Some(_)) => Ok(()),
+                (None, None) => Err(DriverError::NotFound(format!(
+                    "neither {} nor {} exists",
+                    from.display(),
+                    to.display()
+                ))),
+                (Some(s), Some(e)) if (s.dev(), s.ino()) == (e.dev(), e.ino()) => {
+                    std::fs::remove_file(&from).map_err(|e| io_error("remove", &from, &e))
+                }
+                (Some(_), Some(_)) => Err(DriverError::AlreadyExists(format!(
+                    "{} already exists; refusing to replace it",
+                    to.display()
+                ))),
+                (Some(_), None) => {
+                    std::fs::hard_link(&from, &to).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => DriverError::AlreadyExists(format!(
+                            "{} already exists; refusing to replace it",
+                            to.display()
+                        )),
+                        _ => io_error("link", &to, &e),
+                    })?;
+                    std::fs::remove_file(&from).map_err(|e| io_error("remove", &from, &e))
+                }
+            }
+        })
+        .await?;
+        self.local_update(&volume.name)
+    }
+
     async fn create_export(
         &self,
         volume: &VolumeSpec,

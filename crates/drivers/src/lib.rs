@@ -290,6 +290,38 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
         Ok(diff.is_backend_neutral())
     }
 
+    /// Finishes a migration on the destination backend (Cinder's
+    /// `update_migrated_volume`): `new_volume`, the temporary volume that
+    /// now holds the data, takes `volume`'s backend name, so the migrated
+    /// volume keeps its id and its object name. Returns the provider
+    /// fields the volume gets.
+    ///
+    /// Must be idempotent (a completion interrupted by a crash is run
+    /// again): when `new_volume`'s object is gone and `volume`'s exists, the
+    /// rename already happened. Must never replace an existing object of
+    /// `volume`'s name that is not the renamed one (two backends sharing
+    /// one storage): that is [`DriverError::AlreadyExists`], and the
+    /// migration fails with nothing lost.
+    ///
+    /// The default answers [`DriverError::NotSupported`] (Cinder would keep
+    /// the temporary name in `_name_id`, which Clinker does not have): the
+    /// migration then fails cleanly and the temporary volume is deleted.
+    ///
+    /// # Errors
+    /// [`DriverError::NotSupported`] by default, [`DriverError::NotFound`]
+    /// when neither object exists, backend failures.
+    async fn update_migrated_volume(
+        &self,
+        volume: &VolumeSpec,
+        new_volume: &VolumeSpec,
+    ) -> Result<ModelUpdate, DriverError> {
+        let _ = (volume, new_volume);
+        Err(DriverError::NotSupported(format!(
+            "the {} driver cannot rename a migrated volume",
+            self.driver_name()
+        )))
+    }
+
     /// Makes the backend's exports match `exported` (the volumes that should
     /// be exported, with their stored `provider_auth`): removes targets of
     /// ours that no volume needs and re-creates missing ones. Called once at

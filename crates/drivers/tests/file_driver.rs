@@ -306,3 +306,43 @@ async fn revert_copies_the_snapshot_back_and_keeps_the_size() {
     ));
     assert_eq!(read_at(&path, 4096, 15), b"kept-after-fail");
 }
+
+#[tokio::test]
+async fn a_migrated_volume_takes_its_name_back_without_replacing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path(), 0.0).await;
+    let volume = VolumeSpec::new(VolumeId::new_random(), 1);
+    let temporary = VolumeSpec::new(VolumeId::new_random(), 1);
+    d.create_volume(&temporary).await.unwrap();
+    let temp_path = d.path_of(&temporary.name).unwrap();
+    write_pattern(&temp_path, 4096, b"migrated-data");
+
+    let update = d.update_migrated_volume(&volume, &temporary).await.unwrap();
+    let path = d.path_of(&volume.name).unwrap();
+    assert_eq!(
+        update.provider_location.as_deref(),
+        Some(path.to_str().unwrap())
+    );
+    assert_eq!(read_at(&path, 4096, 13), b"migrated-data");
+    assert!(!temp_path.exists());
+    // A second run (after a crash) finds the rename done.
+    d.update_migrated_volume(&volume, &temporary).await.unwrap();
+    assert_eq!(read_at(&path, 4096, 13), b"migrated-data");
+
+    // Another object of that name is never replaced.
+    let other = VolumeSpec::new(VolumeId::new_random(), 1);
+    d.create_volume(&other).await.unwrap();
+    assert!(matches!(
+        d.update_migrated_volume(&volume, &other).await,
+        Err(DriverError::AlreadyExists(_))
+    ));
+    assert_eq!(read_at(&path, 4096, 13), b"migrated-data");
+    assert!(d.path_of(&other.name).unwrap().exists());
+    // Nothing to rename at all.
+    let ghost = VolumeSpec::new(VolumeId::new_random(), 1);
+    assert!(matches!(
+        d.update_migrated_volume(&ghost, &VolumeSpec::new(VolumeId::new_random(), 1))
+            .await,
+        Err(DriverError::NotFound(_))
+    ));
+}

@@ -87,6 +87,19 @@ pub struct ScheduleRetypeArgs {
     pub migration_policy: MigrationPolicy,
 }
 
+/// `migrate_volume`: check that a backend can take the volume and cast
+/// the migration to the volume's backend (Cinder's `migrate_volume`,
+/// formerly `migrate_volume_to_host`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleMigrateVolumeArgs {
+    /// The volume (its `migration_status` is `starting`).
+    pub volume_id: VolumeId,
+    /// The destination the administrator named: `host@backend[#pool]`.
+    pub host: String,
+    /// Skip driver-assisted migration.
+    pub force_host_copy: bool,
+}
+
 /// What the scheduler manager serves.
 #[async_trait::async_trait]
 pub trait SchedulerManagerApi: Send + Sync + 'static {
@@ -137,6 +150,18 @@ pub trait SchedulerManagerApi: Send + Sync + 'static {
             "retype is not served by this scheduler",
         ))
     }
+    /// Checks the destination of a migration and casts it to the volume's
+    /// backend.
+    async fn migrate_volume(
+        &self,
+        _context: RequestContext,
+        _args: ScheduleMigrateVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        Err(RemoteError::new(
+            ErrorKind::NotImplemented,
+            "migrate_volume is not served by this scheduler",
+        ))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -146,6 +171,7 @@ const METHODS: &[&str] = &[
     "get_pools",
     "create_group",
     "retype",
+    "migrate_volume",
 ];
 
 /// Dispatches scheduler RPC messages to a [`SchedulerManagerApi`].
@@ -204,6 +230,11 @@ impl RpcHandler for SchedulerEndpoint {
                 .retype(ctx, decode_args(&message)?)
                 .await
                 .map(|()| Value::Null),
+            "migrate_volume" => self
+                .api
+                .migrate_volume(ctx, decode_args(&message)?)
+                .await
+                .map(|()| Value::Null),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -223,6 +254,17 @@ impl SchedulerRpcClient {
     /// A client with `rpc_response_timeout`.
     pub fn new(transport: TransportHandle, timeout: Duration) -> Self {
         Self { transport, timeout }
+    }
+
+    /// The transport it sends on (the volume manager reaches other
+    /// backends over the same bus).
+    pub fn transport(&self) -> TransportHandle {
+        self.transport.clone()
+    }
+
+    /// `rpc_response_timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn message<T: Serialize>(
@@ -275,6 +317,19 @@ impl SchedulerRpcClient {
         args: &ScheduleRetypeArgs,
     ) -> Result<(), RpcError> {
         let message = Self::message(context, "retype", Version::new(3, 0), args)?;
+        self.transport.cast(&Target::topic(TOPIC), message).await
+    }
+
+    /// Casts `migrate_volume` to the schedulers.
+    ///
+    /// # Errors
+    /// As [`SchedulerRpcClient::create_volume`].
+    pub async fn migrate_volume(
+        &self,
+        context: &RequestContext,
+        args: &ScheduleMigrateVolumeArgs,
+    ) -> Result<(), RpcError> {
+        let message = Self::message(context, "migrate_volume", Version::new(3, 0), args)?;
         self.transport.cast(&Target::topic(TOPIC), message).await
     }
 

@@ -12,6 +12,8 @@
 //! - create_group, delete_group, create_group_snapshot and
 //!   delete_group_snapshot are 3.0 methods (Cinder's 2.5/2.6, kept at 3.0).
 //! - 3.15: revert_to_snapshot.
+//! - migrate_volume, migrate_volume_completion and update_migrated_volume
+//!   are 3.0 methods (Cinder has them since 1.x).
 //! - 3.20: current.
 
 use std::sync::Arc;
@@ -229,6 +231,53 @@ pub struct RetypeArgs {
     pub migration_policy: MigrationPolicy,
 }
 
+/// `migrate_volume` (cast to the volume's current backend).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateVolumeArgs {
+    /// The volume (its `migration_status` is `starting`).
+    pub volume_id: VolumeId,
+    /// The destination pool (`host@backend#pool`) the scheduler checked.
+    pub host: String,
+    /// Skip driver-assisted migration and copy through the host.
+    pub force_host_copy: bool,
+    /// The type the volume gets when the migration is a retype's.
+    #[serde(default)]
+    pub new_type_id: Option<VolumeTypeId>,
+}
+
+/// `migrate_volume_completion` (call to the source volume's backend):
+/// Nova's answer after swapping an attached volume, or its error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateVolumeCompletionArgs {
+    /// The volume being migrated.
+    pub volume_id: VolumeId,
+    /// Its temporary volume on the destination.
+    pub new_volume_id: VolumeId,
+    /// Whether the copy failed.
+    pub error: bool,
+}
+
+/// `update_migrated_volume` (call to the destination backend): rename the
+/// temporary volume's backing to the migrated volume's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateMigratedVolumeArgs {
+    /// The migrated volume.
+    pub volume_id: VolumeId,
+    /// Its temporary volume on this backend.
+    pub new_volume_id: VolumeId,
+}
+
+/// The provider fields `update_migrated_volume` gives the migrated volume.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigratedVolumeUpdate {
+    /// `provider_location`.
+    pub provider_location: Option<String>,
+    /// `provider_auth`.
+    pub provider_auth: Option<String>,
+    /// `provider_id`.
+    pub provider_id: Option<String>,
+}
+
 fn not_served(method: &str) -> RemoteError {
     RemoteError::new(
         ErrorKind::NotImplemented,
@@ -362,6 +411,32 @@ pub trait VolumeManagerApi: Send + Sync + 'static {
     async fn retype(&self, _context: RequestContext, _args: RetypeArgs) -> Result<(), RemoteError> {
         Err(not_served("retype"))
     }
+    /// Migrates a volume to another backend (on the source backend).
+    async fn migrate_volume(
+        &self,
+        _context: RequestContext,
+        _args: MigrateVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("migrate_volume"))
+    }
+    /// Completes (or, with `error`, abandons) a migration; returns the id
+    /// of the volume that is kept.
+    async fn migrate_volume_completion(
+        &self,
+        _context: RequestContext,
+        _args: MigrateVolumeCompletionArgs,
+    ) -> Result<VolumeId, RemoteError> {
+        Err(not_served("migrate_volume_completion"))
+    }
+    /// Gives a migrated volume its temporary volume's backing (on the
+    /// destination backend).
+    async fn update_migrated_volume(
+        &self,
+        _context: RequestContext,
+        _args: UpdateMigratedVolumeArgs,
+    ) -> Result<MigratedVolumeUpdate, RemoteError> {
+        Err(not_served("update_migrated_volume"))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -384,6 +459,9 @@ const METHODS: &[&str] = &[
     "delete_group_snapshot",
     "revert_to_snapshot",
     "retype",
+    "migrate_volume",
+    "migrate_volume_completion",
+    "update_migrated_volume",
 ];
 
 /// Dispatches volume RPC messages to a [`VolumeManagerApi`].
@@ -474,6 +552,20 @@ impl RpcHandler for VolumeEndpoint {
                     .await,
             ),
             "retype" => unit(self.api.retype(ctx, decode_args(&message)?).await),
+            "migrate_volume" => unit(self.api.migrate_volume(ctx, decode_args(&message)?).await),
+            "migrate_volume_completion" => self
+                .api
+                .migrate_volume_completion(ctx, decode_args(&message)?)
+                .await
+                .map(|id| Value::String(id.to_string())),
+            "update_migrated_volume" => self
+                .api
+                .update_migrated_volume(ctx, decode_args(&message)?)
+                .await
+                .and_then(|u| {
+                    serde_json::to_value(u)
+                        .map_err(|e| RemoteError::new(ErrorKind::Internal, e.to_string()))
+                }),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -727,6 +819,71 @@ impl VolumeRpcClient {
             Self::to_value(args)?,
         )
         .await
+    }
+
+    /// Casts `migrate_volume` to the volume's current backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn migrate_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &MigrateVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "migrate_volume",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Calls `migrate_volume_completion` on the source volume's backend;
+    /// returns the id of the volume kept.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure, a malformed reply.
+    pub async fn migrate_volume_completion(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &MigrateVolumeCompletionArgs,
+    ) -> Result<VolumeId, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "migrate_volume_completion",
+                Version::new(3, 0),
+                Self::to_value(args)?,
+            )
+            .await?;
+        Self::from_value("migrate_volume_completion", reply)
+    }
+
+    /// Calls `update_migrated_volume` on the destination backend.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure, a malformed reply.
+    pub async fn update_migrated_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &UpdateMigratedVolumeArgs,
+    ) -> Result<MigratedVolumeUpdate, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "update_migrated_volume",
+                Version::new(3, 0),
+                Self::to_value(args)?,
+            )
+            .await?;
+        Self::from_value("update_migrated_volume", reply)
     }
 
     /// Asks every volume service to report capabilities now (fanout).

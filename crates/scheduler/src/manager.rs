@@ -11,7 +11,8 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{
     GetPoolsArgs, ScheduleCreateGroupArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs,
-    ScheduleRetypeArgs, SchedulerManagerApi, UpdateServiceCapabilitiesArgs,
+    ScheduleMigrateVolumeArgs, ScheduleRetypeArgs, SchedulerManagerApi,
+    UpdateServiceCapabilitiesArgs,
 };
 use clinker_rpc::volume::{CreateVolumeArgs, ExtendVolumeArgs, VolumeRpcClient};
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use crate::filters::{CapabilitiesFilter, Filter, FilterRequest, PoolState};
 
 mod groups;
+mod migrate;
 mod retype;
 use crate::host_manager::{HostManager, claim_limit_gb};
 use crate::weighers::{Weigher, order_by_weight};
@@ -584,6 +586,14 @@ impl SchedulerManagerApi for SchedulerManager {
         args: ScheduleRetypeArgs,
     ) -> Result<(), RemoteError> {
         self.retype_now(&context, &args).await
+    }
+
+    async fn migrate_volume(
+        &self,
+        context: RequestContext,
+        args: ScheduleMigrateVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        self.migrate_volume_now(&context, &args).await
     }
 }
 

@@ -69,6 +69,13 @@ pub const RETYPE_VOLUME: Action = Action {
     text: "retype volume",
 };
 
+/// Clinker: a volume migration (`os-migrate_volume`, or a retype's) could
+/// not be done (Cinder only logs why).
+pub const MIGRATE_VOLUME: Action = Action {
+    id: "110",
+    text: "migrate volume",
+};
+
 /// `UNKNOWN_ERROR`.
 pub const UNKNOWN_ERROR: Detail = Detail {
     id: "001",
@@ -167,6 +174,45 @@ pub const REVERT_NOT_SUPPORTED: Detail = Detail {
 pub const RETYPE_REQUIRES_MIGRATION: Detail = Detail {
     id: "106",
     text: "Retype requires migration but is not allowed.",
+};
+
+/// Clinker: the scheduler found that the named destination cannot take
+/// the volume (Cinder's "Cannot place volume … on …").
+pub const MIGRATION_DESTINATION_REFUSED: Detail = Detail {
+    id: "110",
+    text: "The destination backend cannot accept the volume.",
+};
+/// Clinker: the destination failed to create the migration's volume.
+pub const MIGRATION_TARGET_CREATE_FAILED: Detail = Detail {
+    id: "111",
+    text: "The destination backend failed to create the volume for the migration.",
+};
+/// Clinker: copying the data to the destination failed.
+pub const MIGRATION_COPY_FAILED: Detail = Detail {
+    id: "112",
+    text: "Copying the volume's data to the destination backend failed.",
+};
+/// Clinker: neither backend can be reached as a local path by the volume
+/// service, so there is no honest way to copy the data.
+pub const MIGRATION_COPY_UNSUPPORTED: Detail = Detail {
+    id: "113",
+    text: "The volume's data cannot be copied between these backends by the volume service.",
+};
+/// Clinker: an attached volume needs Nova to swap it during a migration.
+pub const MIGRATION_ATTACHED_UNSUPPORTED: Detail = Detail {
+    id: "114",
+    text: "Migrating an attached volume needs the compute service to swap it, which is not available.",
+};
+/// Clinker: the destination failed to give the migrated volume its backing.
+pub const MIGRATION_COMPLETION_FAILED: Detail = Detail {
+    id: "115",
+    text: "The destination backend failed to complete the migration.",
+};
+/// A volume with snapshots cannot migrate (Cinder's "Volume must not have
+/// snapshots.").
+pub const VOLUME_HAS_SNAPSHOTS: Detail = Detail {
+    id: "116",
+    text: "Volume must not have snapshots.",
 };
 
 /// `VOLUME` / `SNAPSHOT` resource types.

@@ -14,6 +14,7 @@ mod attach;
 mod groups;
 mod locks;
 pub mod manager;
+mod migration;
 mod recovery;
 mod retype;
 mod revert;

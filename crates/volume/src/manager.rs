@@ -19,8 +19,9 @@ use clinker_rpc::volume::{
     AttachmentDeleteArgs, AttachmentUpdateArgs, CreateGroupArgs, CreateGroupSnapshotArgs,
     CreateSnapshotArgs, CreateVolumeArgs, DeleteGroupArgs, DeleteGroupSnapshotArgs,
     DeleteSnapshotArgs, DeleteVolumeArgs, DetachVolumeArgs, ExtendVolumeArgs, GetCapabilitiesArgs,
-    InitializeConnectionArgs, RemoveExportArgs, RetypeArgs, RevertToSnapshotArgs,
-    TerminateConnectionArgs, VolumeManagerApi,
+    InitializeConnectionArgs, MigrateVolumeArgs, MigrateVolumeCompletionArgs, MigratedVolumeUpdate,
+    RemoveExportArgs, RetypeArgs, RevertToSnapshotArgs, TerminateConnectionArgs,
+    UpdateMigratedVolumeArgs, VolumeManagerApi, VolumeRpcClient,
 };
 use clinker_runtime::{Gate, GateGuard};
 use clinker_types::connection::ConnectionInfo;
@@ -61,6 +62,8 @@ pub struct VolumeManager {
     pub(crate) driver: Arc<dyn VolumeDriver>,
     pub(crate) db: DbHandle,
     pub(crate) scheduler_rpc: SchedulerRpcClient,
+    /// Other backends' volume services (a migration's destination).
+    pub(crate) volume_rpc: VolumeRpcClient,
     pub(crate) notifier: Notifier,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) gate: Gate,
@@ -141,6 +144,7 @@ impl VolumeManager {
             backend,
             driver,
             db,
+            volume_rpc: VolumeRpcClient::new(scheduler_rpc.transport(), scheduler_rpc.timeout()),
             scheduler_rpc,
             notifier,
             clock,
@@ -888,6 +892,37 @@ impl VolumeManagerApi for VolumeManager {
     async fn retype(&self, context: RequestContext, args: RetypeArgs) -> Result<(), RemoteError> {
         let _active = self.begin_serialized(args.volume_id.to_string()).await?;
         self.retype_now(&context, &args).await
+    }
+
+    async fn migrate_volume(
+        &self,
+        context: RequestContext,
+        args: MigrateVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
+        self.migrate_volume_now(&context, &args).await
+    }
+
+    async fn migrate_volume_completion(
+        &self,
+        context: RequestContext,
+        args: MigrateVolumeCompletionArgs,
+    ) -> Result<VolumeId, RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Err(RemoteError::new(
+                ErrorKind::InvalidState,
+                format!("volume {} is busy with another operation", args.volume_id),
+            ));
+        };
+        self.migrate_volume_completion_now(&context, &args).await
+    }
+
+    async fn update_migrated_volume(
+        &self,
+        _context: RequestContext,
+        args: UpdateMigratedVolumeArgs,
+    ) -> Result<MigratedVolumeUpdate, RemoteError> {
+        self.update_migrated_volume_now(&args).await
     }
 }
 

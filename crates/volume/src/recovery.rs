@@ -113,6 +113,11 @@ impl VolumeManager {
         };
         match entry.resource_type {
             JournalResource::Volume => {
+                // A migration is settled by its own rules whatever the
+                // volume's status (available, maintenance or retyping).
+                if self.settle_migration(context, entry).await? {
+                    return Ok(());
+                }
                 let Ok(id) = entry.resource_id.parse::<VolumeId>() else {
                     return Ok(());
                 };

@@ -7,7 +7,9 @@
 //! one transaction changes the type, moves the per-type quota usage and
 //! restores the status. Otherwise a migration would be needed; with
 //! `migration_policy = never` the retype is abandoned (status restored,
-//! user message), and `on-demand` goes to [`VolumeManager::migrate_for_retype`].
+//! user message), and `on-demand` migrates the volume to the pool the
+//! scheduler chose (`crate::migration`), which applies the new type when
+//! it completes.
 
 use clinker_db::DbError;
 use clinker_drivers::RetypeDiff;
@@ -173,22 +175,6 @@ impl VolumeManager {
         }
     }
 
-    /// THE ONE PLACE for `migration_policy = on-demand` when the volume
-    /// cannot keep its backend: migrating volumes between backends is not
-    /// part of this build yet (another change brings
-    /// `migrate_volume`), so it is answered exactly like `never`.
-    async fn migrate_for_retype(
-        &self,
-        context: &RequestContext,
-        volume: &Volume,
-        args: &RetypeArgs,
-    ) -> Result<(), RemoteError> {
-        tracing::warn!(volume_id = %volume.id, target = %args.host,
-            "retype needs a migration, which this build cannot do yet; treating on-demand as never");
-        self.abandon_retype(context, volume, mf::RETYPE_REQUIRES_MIGRATION)
-            .await
-    }
-
     /// Restores the volume's status without changing its type, with a
     /// user message saying why.
     pub(crate) async fn abandon_retype(
@@ -310,7 +296,7 @@ mod tests {
             (v.status, v.volume_type_id),
             (VolumeStatus::Available, original)
         );
-        // on-demand cannot migrate yet and answers like never.
+        // on-demand to the volume's own backend has nowhere to migrate.
         run(&t, volume, thick, MigrationPolicy::OnDemand).await;
         let v = t.db.get_volume(volume).await.unwrap();
         assert_eq!(

@@ -177,3 +177,155 @@ impl TestManager {
             .collect()
     }
 }
+
+/// Two file backends, `node1@file` and `node1@file2`, with their managers
+/// on one database and one in-process bus, each consuming its own queue
+/// (what a migration between them needs).
+pub(crate) struct TwoBackends {
+    pub(crate) source: Arc<VolumeManager>,
+    pub(crate) dest: Arc<VolumeManager>,
+    pub(crate) db: DbHandle,
+    pub(crate) source_dir: tempfile::TempDir,
+    pub(crate) dest_dir: tempfile::TempDir,
+    _consumers: Vec<clinker_rpc::ConsumerHandle>,
+    _test_db: TestDatabase,
+}
+
+/// A manager for `node1@<name>` over a file driver in `dir`, its driver up,
+/// and the driver (or a fake one, failing creates when told).
+async fn backend_manager(
+    name: &str,
+    dir: &std::path::Path,
+    fake: Option<bool>,
+    db: &DbHandle,
+    transport: &Arc<LocalTransport>,
+) -> Arc<VolumeManager> {
+    let driver = match fake {
+        Some(fail_create) => DriverConfig::Fake(FakeDriverOptions {
+            capacity_gb: 0.0,
+            fail_create,
+        }),
+        None => DriverConfig::File(FileDriverOptions {
+            volumes_dir: dir.to_path_buf(),
+            capacity_gb: 0.0,
+            reflink: ReflinkMode::Auto,
+        }),
+    };
+    let backend = BackendConfig {
+        name: name.into(),
+        volume_backend_name: name.into(),
+        backend_host: None,
+        availability_zone: None,
+        reserved_percentage: 0,
+        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
+        driver,
+        target: TargetConfig::with_defaults(TargetHelperKind::None, dir.join("t")),
+    };
+    let driver =
+        clinker_drivers::build_driver(&backend, Arc::new(clinker_exec::HostRunner::new())).unwrap();
+    driver.do_setup().await.unwrap();
+    let clock = Arc::new(SystemClock);
+    let host = format!("node1@{name}");
+    let manager = VolumeManager::new(
+        ManagerOptions {
+            host: host.clone(),
+            message_ttl: 3600,
+        },
+        backend,
+        driver,
+        db.clone(),
+        SchedulerRpcClient::new(transport.clone(), std::time::Duration::from_secs(5)),
+        Notifier::new(transport.clone(), format!("volume.{host}"), clock.clone()),
+        clock,
+    );
+    manager.set_health(true, None);
+    Arc::new(manager)
+}
+
+impl TwoBackends {
+    /// Both backends on files; `dest_fake` puts the destination on the
+    /// fake driver instead (`Some(fail_create)`).
+    pub(crate) async fn new(dest_fake: Option<bool>) -> Self {
+        let source_dir = tempfile::tempdir().unwrap();
+        let dest_dir = tempfile::tempdir().unwrap();
+        let test_db = TestDatabase::open(Engine::Sqlite).await.unwrap();
+        let db: DbHandle = Arc::new(test_db.db.clone());
+        let transport = Arc::new(LocalTransport::new());
+        let source = backend_manager("file", source_dir.path(), None, &db, &transport).await;
+        let dest = backend_manager("file2", dest_dir.path(), dest_fake, &db, &transport).await;
+        let mut consumers = Vec::new();
+        for manager in [&source, &dest] {
+            let topic = clinker_rpc::volume::TOPIC;
+            let handle = clinker_rpc::Transport::consume(
+                transport.as_ref(),
+                vec![clinker_rpc::Subscription::Queue(
+                    clinker_rpc::Target::server(topic, manager.host()),
+                )],
+                Arc::new(clinker_rpc::volume::VolumeEndpoint::new(manager.clone())),
+            )
+            .await
+            .unwrap();
+            consumers.push(handle);
+        }
+        Self {
+            source,
+            dest,
+            db,
+            source_dir,
+            dest_dir,
+            _consumers: consumers,
+            _test_db: test_db,
+        }
+    }
+
+    /// An `available` volume of `type_name` on the source backend, created
+    /// on its driver, with `pattern` written 1 MiB + 7 bytes in.
+    pub(crate) async fn volume(&self, type_name: &str, pattern: &[u8]) -> VolumeId {
+        let t = self.db.get_volume_type_by_name(type_name).await.unwrap();
+        let mut new = new_volume("p1", 1, t.id);
+        new.volume_type_name = t.name.clone();
+        let v = self.db.create_volume(new).await.unwrap();
+        self.db
+            .claim_volume_placement(v.id, "node1@file#file", 1, 1_000_000)
+            .await
+            .unwrap();
+        let placed = self.db.get_volume(v.id).await.unwrap();
+        let update = self
+            .source
+            .driver
+            .create_volume(&crate::manager::volume_spec(&placed))
+            .await
+            .unwrap();
+        self.db
+            .finish_volume_create(
+                v.id,
+                ProviderUpdate {
+                    provider_location: update.provider_location,
+                    ..ProviderUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        let path = self.source_dir.path().join(format!("volume-{}", v.id));
+        write_at(&path, 1024 * 1024 + 7, pattern);
+        v.id
+    }
+}
+
+/// Writes `data` at `offset` of an existing file.
+pub(crate) fn write_at(path: &std::path::Path, offset: u64, data: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(data).unwrap();
+}
+
+/// Reads `len` bytes at `offset`.
+pub(crate) fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0; len];
+    f.read_exact(&mut buf).unwrap();
+    buf
+}

@@ -325,6 +325,8 @@ pub fn volume_query(
             limit: Some(page.limit),
             offset: (page.offset > 0).then_some(page.offset),
         },
+        // Cinder's `no_migration_targets` for everyone but administrators.
+        hide_migration_targets: !req.is_admin(),
         ..VolumeQuery::default()
     };
     for (key, value) in filters {

@@ -5,7 +5,7 @@
 //! Served: `os-extend`, `os-set_bootable`, `os-update_readonly_flag`,
 //! `os-reset_status`, `os-force_delete`, `os-set_image_metadata`,
 //! `os-unset_image_metadata`, `os-show_image_metadata`, `revert` (3.40),
-//! `os-retype`, and the legacy attach family (in [`super::attach_actions`]).
+//! `os-retype`, `os-migrate_volume`, `os-migrate_volume_completion`, and the legacy attach family (in [`super::attach_actions`]).
 //! Every other action is
 //! answered as an unknown action.
 
@@ -233,6 +233,81 @@ pub async fn action(
             crate::services::retype::retype_volume(&state, ctx, &volume_id, new_type, policy)
                 .await?;
             Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-migrate_volume" => {
+            let cluster = req.version >= crate::microversion::VOLUME_MIGRATE_CLUSTER;
+            let mut inner = object()
+                .prop("force_host_copy", boolean())
+                .prop("lock_volume", boolean());
+            inner = if cluster {
+                inner
+                    .prop(
+                        "host",
+                        of(&[JsonType::String, JsonType::Null]).length(None, Some(255)),
+                    )
+                    .prop("cluster", validation::name_allow_zero_min_length())
+                    .closed()
+            } else {
+                inner
+                    .prop("host", of(&[JsonType::String]).length(None, Some(255)))
+                    .required(&["host"])
+                    .closed()
+            };
+            validation::validate(&action_schema("os-migrate_volume", inner), &body)?;
+            let text = |key: &str| {
+                args.get(key)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+            };
+            let (host, cluster_name) = (text("host"), if cluster { text("cluster") } else { None });
+            let destination = match (host, cluster_name) {
+                (Some(h), None) => crate::services::migration::Destination::Host(h),
+                (None, Some(c)) => crate::services::migration::Destination::Cluster(c),
+                _ if cluster => {
+                    return Err(ApiError::invalid_input(
+                        "One and only one of cluster and host must be set.",
+                    ));
+                }
+                _ => return Err(ApiError::invalid_input("Host field is missing.")),
+            };
+            let request = crate::services::migration::MigrateRequest {
+                destination,
+                force_host_copy: flag(&args, "force_host_copy"),
+                lock_volume: flag(&args, "lock_volume"),
+            };
+            crate::services::migration::migrate_volume(&state, ctx, &volume_id, request).await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-migrate_volume_completion" => {
+            let schema = action_schema(
+                "os-migrate_volume_completion",
+                object()
+                    .prop("new_volume", validation::uuid())
+                    .prop(
+                        "error",
+                        of(&[JsonType::String, JsonType::Null, JsonType::Boolean]),
+                    )
+                    .required(&["new_volume"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let new_volume = args
+                .get("new_volume")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            // Cinder tests the value's truth: any non-empty string is an
+            // error report.
+            let error = match args.get("error") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => bool_from_value(&json!(s)).unwrap_or(!s.is_empty()),
+                _ => false,
+            };
+            let kept = crate::services::migration::migrate_volume_completion(
+                &state, ctx, &volume_id, new_volume, error,
+            )
+            .await?;
+            Ok(views::ok(&json!({ "save_volume_id": kept.to_string() })))
         }
         other => Err(no_such_action(other)),
     }

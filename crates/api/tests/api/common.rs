@@ -83,6 +83,7 @@ impl RpcHandler for Recorder {
                 "visibility": "pool",
                 "properties": {"thin_provisioning": {"title": "Thin", "type": "boolean"}},
             }),
+            "migrate_volume_completion" => args["volume_id"].clone(),
             _ => Value::Null,
         })
     }

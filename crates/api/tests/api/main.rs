@@ -12,6 +12,7 @@ mod encryption;
 mod groups;
 mod keystone;
 mod members;
+mod migration;
 mod personas;
 mod pipeline;
 mod qos;

@@ -28,7 +28,7 @@ async fn available_volume(
 }
 
 /// An `available` snapshot of `volume`.
-async fn available_snapshot(db: &Db, project: &str, volume: VolumeId) -> SnapshotId {
+pub(crate) async fn available_snapshot(db: &Db, project: &str, volume: VolumeId) -> SnapshotId {
     let s = db
         .create_snapshot(NewSnapshot {
             id: SnapshotId::new_random(),

@@ -574,6 +574,35 @@ impl VolumeDriver for LvmDriver {
         Ok(ModelUpdate::default())
     }
 
+    /// `lvrename` of the temporary LV to the migrated volume's name (the
+    /// LVs of one volume group, so a name in use is refused by LVM itself);
+    /// a second run finds the rename done.
+    async fn update_migrated_volume(
+        &self,
+        volume: &VolumeSpec,
+        new_volume: &VolumeSpec,
+    ) -> Result<ModelUpdate, DriverError> {
+        let lvs = self.vg.lvs().await?;
+        let has = |name: &str| lvs.iter().any(|lv| lv.name == name);
+        match (has(&new_volume.name), has(&volume.name)) {
+            (false, true) => {}
+            (false, false) => {
+                return Err(DriverError::NotFound(format!(
+                    "neither {} nor {} exists",
+                    new_volume.name, volume.name
+                )));
+            }
+            (true, true) => {
+                return Err(DriverError::AlreadyExists(format!(
+                    "logical volume {} already exists",
+                    volume.name
+                )));
+            }
+            (true, false) => self.vg.rename(&new_volume.name, &volume.name).await?,
+        }
+        Ok(ModelUpdate::default())
+    }
+
     async fn create_volume_from_snapshot(
         &self,
         volume: &VolumeSpec,

@@ -26,7 +26,7 @@ const SKIPPED_FOR_OWN_POOL: &str = "CapacityFilter";
 
 /// What the new type asks of a pool (Cinder's retype request spec: the
 /// type's zones, or the volume's own zone).
-fn retype_request(volume: &Volume, new_type: &VolumeType) -> FilterRequest {
+pub(super) fn retype_request(volume: &Volume, new_type: &VolumeType) -> FilterRequest {
     let type_zones: Vec<String> = new_type
         .extra_specs
         .get("RESKEY:availability_zones")
@@ -54,7 +54,12 @@ fn retype_request(volume: &Volume, new_type: &VolumeType) -> FilterRequest {
 impl SchedulerManager {
     /// Whether `pool` can take the volume under `request`; the volume's own
     /// pool skips the capacity check.
-    fn passes_for_retype(&self, pool: &PoolState, own: bool, request: &FilterRequest) -> bool {
+    pub(super) fn passes_for_retype(
+        &self,
+        pool: &PoolState,
+        own: bool,
+        request: &FilterRequest,
+    ) -> bool {
         self.filters
             .iter()
             .filter(|f| !(own && f.name() == SKIPPED_FOR_OWN_POOL))
