@@ -69,7 +69,13 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
     let request = CreateAttachment {
         volume_uuid: text(&body, "volume_uuid").unwrap_or_default(),
         instance_uuid: text(&body, "instance_uuid"),
-        connector: body.get("connector").and_then(Value::as_object).cloned(),
+        // Cinder tests the connector's truthiness: `{}` (what the openstack
+        // client sends without --connect) only reserves, like no connector.
+        connector: body
+            .get("connector")
+            .and_then(Value::as_object)
+            .filter(|connector| !connector.is_empty())
+            .cloned(),
         mode: if with_mode { text(&body, "mode") } else { None },
     };
     let attachment = service::create_attachment(&state, &req.context, request).await?;
