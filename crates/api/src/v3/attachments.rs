@@ -119,7 +119,9 @@ pub async fn delete(
     Path(attachment_id): Path<String>,
 ) -> ApiResult<Response> {
     mv::require(req.version, mv::NEW_ATTACH)?;
-    let remaining = service::delete_attachment(&state, &req.context, &attachment_id).await?;
+    let remaining =
+        service::delete_attachment(&state, &req.context, req.compute.as_ref(), &attachment_id)
+            .await?;
     Ok(views::ok(&view::list(&remaining, false)))
 }
 
