@@ -41,6 +41,8 @@
 #                      ALT_DEMO_PASSWORD DEMO_READER_PASSWORD SERVICE_PASSWORD
 #                      (user clinker).  A changed one is reset on `start`.
 #   KEYSTONE_PORT      default of --port (5000)
+#   KEYSTONE_COMPUTE_ENDPOINT  also a compute service with this URL (the
+#                      stand-in Compute API of scripts/osc-tour.sh)
 #   KEYSTONE_WORKERS   gunicorn workers (2).  Concurrent *writes* through
 #                      several workers can fail with SQLite's "database is
 #                      locked"; tests only read (logins, token checks).

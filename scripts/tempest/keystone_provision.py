@@ -14,6 +14,10 @@ workers, whose caches may hold the old catalog).  Then, or alone with
 --verify-only, every account logs in once and its roles and catalog are
 checked, so a successful exit means the accounts really work.
 
+KEYSTONE_COMPUTE_ENDPOINT, when set, adds a Compute service (type compute)
+with that URL as its public, internal and admin endpoints: the openstack
+client tour (scripts/osc-tour.sh) runs a stand-in Compute API there.
+
 Passwords come from the environment (default: $KEYSTONE_PASSWORD, else
 'secret'): ADMIN_PASSWORD (to log in as admin, set by bootstrap),
 DEMO_PASSWORD, ALT_DEMO_PASSWORD, DEMO_READER_PASSWORD, SERVICE_PASSWORD
@@ -183,6 +187,14 @@ def provision(ks, ks_url, volume_url, region):
                 'type': stype, 'name': name, 'enabled': True,
                 'description': 'Block Storage (Clinker)'})
         sync_endpoints(ks, svc, endpoints, volume_ep, region)
+    compute_url = os.environ.get('KEYSTONE_COMPUTE_ENDPOINT', '').rstrip('/')
+    if compute_url:
+        svc = next((s for s in services if s['type'] == 'compute'), None)
+        if svc is None:
+            svc = ks.create('services', {
+                'type': 'compute', 'name': 'nova', 'enabled': True,
+                'description': 'Compute (stand-in)'})
+        sync_endpoints(ks, svc, endpoints, compute_url, region)
     return users
 
 

@@ -25,6 +25,7 @@ use crate::links::{Links, split_project_segment};
 use crate::microversion::{self, ApiVersion};
 use crate::policy::Policy;
 use crate::request::{MAX_REQUEST_BODY_SIZE, Req};
+use crate::services::compute::ComputeAuth;
 
 /// The response header carrying the request id (oslo's `RequestId`).
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -65,6 +66,14 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     /// The `WWW-Authenticate` value every 401 of the v3 API carries
     /// (keystonemiddleware adds `Keystone uri="…"`), if any.
     fn www_authenticate(&self) -> Option<String> {
+        None
+    }
+
+    /// The Keystone v3 URL at which the caller's `X-Auth-Token` can be
+    /// exchanged for a token with a catalog, to call other services (Nova)
+    /// on the caller's behalf as Cinder does; `None` when tokens are not
+    /// Keystone's.
+    fn identity_url(&self) -> Option<String> {
         None
     }
 }
@@ -309,8 +318,25 @@ async fn prepare(
     if v3 && !context.is_admin {
         context.is_admin = pipeline.policy.is_admin(&context);
     }
+    let compute = pipeline
+        .authenticator
+        .identity_url()
+        .and_then(|identity_url| {
+            let user_token = parts
+                .headers
+                .get("x-auth-token")
+                .or_else(|| parts.headers.get("x-storage-token"))
+                .and_then(|v| v.to_str().ok())?
+                .trim()
+                .to_owned();
+            Some(ComputeAuth {
+                identity_url,
+                user_token,
+            })
+        });
     let req = Req {
         context,
+        compute,
         version,
         links: Links::new(&base, project_in_url),
         query,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::fault::ApiError;
 use crate::links::Links;
 use crate::microversion::ApiVersion;
+use crate::services::compute::ComputeAuth;
 
 /// oslo's `max_request_body_size` default: larger bodies are refused with
 /// 413 before anything reads them.
@@ -20,6 +21,8 @@ pub const MAX_REQUEST_BODY_SIZE: usize = 114_688;
 pub struct Req {
     /// Who is asking (also sent along with RPCs).
     pub context: RequestContext,
+    /// How to call Compute as the caller (Keystone tokens only).
+    pub compute: Option<ComputeAuth>,
     /// The negotiated microversion.
     pub version: ApiVersion,
     /// Link builder for the responses.

@@ -99,6 +99,7 @@ struct ServiceToken {
 #[derive(Debug)]
 pub struct KeystoneAuthenticator {
     options: KeystoneAuthtokenOptions,
+    identity_url: String,
     tokens_url: String,
     www_authenticate: String,
     http: reqwest::Client,
@@ -134,6 +135,7 @@ impl KeystoneAuthenticator {
             .unwrap_or_else(|| options.auth_url.clone());
         Ok(Self {
             tokens_url: format!("{identity}/auth/tokens"),
+            identity_url: identity,
             www_authenticate: format!("Keystone uri=\"{www}\""),
             options,
             http,
@@ -351,5 +353,9 @@ impl Authenticator for KeystoneAuthenticator {
 
     fn www_authenticate(&self) -> Option<String> {
         Some(self.www_authenticate.clone())
+    }
+
+    fn identity_url(&self) -> Option<String> {
+        Some(self.identity_url.clone())
     }
 }

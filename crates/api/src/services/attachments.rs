@@ -20,6 +20,7 @@ use clinker_types::connection::{ConnectionInfo, Connector};
 use clinker_types::model::{Attachment, Volume};
 use clinker_types::{AttachStatus, AttachmentId, ErrorKind, VolumeStatus};
 
+use super::compute::{self, ComputeAuth, ServerVolume};
 use super::lookup_error;
 use super::volumes::{get_volume, volume_not_found};
 use crate::ApiState;
@@ -67,16 +68,20 @@ pub enum AttachmentRef<'a> {
 /// Cinder's `attachment_deletion_allowed` (CVE-2023-2088): a user may not
 /// remove an attachment that a server is using (it has an instance and was
 /// connected), since the host would keep a device onto a volume it no longer
-/// owns. Services (Nova, with a service token) may. Cinder then asks Nova
-/// whether the server still uses the volume; Clinker has no Nova to ask, so
-/// such an attachment is treated as in use.
+/// owns. Services (Nova, with a service token) may. Otherwise Compute is
+/// asked, as the caller, whether the server still uses the volume through
+/// this attachment; if it does not (no such server or volume there, or
+/// another attachment), the user may delete it. Without a way to ask
+/// (`compute` is `None` unless `auth_strategy = keystone`, or the catalog
+/// has no Compute endpoint) the attachment is treated as in use.
 ///
 /// # Errors
 /// 409 `ConflictNovaUsingAttachment`, 400 for an attachment of another
-/// volume.
+/// volume, 503 when Compute cannot be asked.
 pub async fn attachment_deletion_allowed(
     state: &ApiState,
     ctx: &RequestContext,
+    compute: Option<&ComputeAuth>,
     attachment: AttachmentRef<'_>,
     volume: &Volume,
 ) -> ApiResult<()> {
@@ -109,6 +114,27 @@ pub async fn attachment_deletion_allowed(
         }
         None => String::new(),
     };
+    if let (Some(auth), Some(a)) = (compute, &found) {
+        tracing::info!(volume_id = %volume.id, server_id = %server_id,
+            "attachment connected to a server; asking the compute service");
+        match compute::get_server_volume(auth, &ctx.project_id, &server_id, &volume.id.to_string())
+            .await?
+        {
+            ServerVolume::NotFound => {
+                tracing::warn!(volume_id = %volume.id, server_id = %server_id,
+                    "server or volume not found by the compute service; deleting the attachment, which may leave devices on the compute host");
+                return Ok(());
+            }
+            ServerVolume::Attached {
+                attachment_id: Some(held),
+            } if held != a.id.to_string() => {
+                tracing::warn!(volume_id = %volume.id, server_id = %server_id, nova_attachment_id = %held,
+                    "the compute service holds another attachment of the volume; deleting this one");
+                return Ok(());
+            }
+            ServerVolume::Attached { .. } | ServerVolume::NoComputeService => {}
+        }
+    }
     tracing::error!(volume_id = %volume.id, server_id = %server_id,
         "refusing a user's delete of an in-use attachment: it must come from the compute service with a service token (bug #2004555)");
     Err(ApiError::conflict(format!(
@@ -420,11 +446,19 @@ pub async fn complete_attachment(
 pub async fn delete_attachment(
     state: &ApiState,
     ctx: &RequestContext,
+    compute: Option<&ComputeAuth>,
     id: &str,
 ) -> ApiResult<Vec<Attachment>> {
     let (attachment, volume) = get_attachment(state, ctx, id).await?;
     policy::enforce(ctx, "volume:attachment_delete", Some(&volume.project_id))?;
-    attachment_deletion_allowed(state, ctx, AttachmentRef::Known(&attachment), &volume).await?;
+    attachment_deletion_allowed(
+        state,
+        ctx,
+        compute,
+        AttachmentRef::Known(&attachment),
+        &volume,
+    )
+    .await?;
     let backend = match (&volume.host, attachment.attach_status) {
         (Some(host), status) if status != AttachStatus::Reserved => Some(host.as_str()),
         _ => None,
@@ -641,6 +675,7 @@ pub async fn attach(
 pub async fn detach(
     state: &ApiState,
     ctx: &RequestContext,
+    compute: Option<&ComputeAuth>,
     volume: &Volume,
     attachment_id: Option<&str>,
     what: &str,
@@ -652,7 +687,7 @@ pub async fn detach(
         Some(Some(id)) => AttachmentRef::Id(id),
         Some(None) => AttachmentRef::Missing,
     };
-    attachment_deletion_allowed(state, ctx, check, volume).await?;
+    attachment_deletion_allowed(state, ctx, compute, check, volume).await?;
     if volume.status == VolumeStatus::Maintenance {
         return Err(ApiError::invalid_state(
             "Invalid volume: The volume cannot be detached in maintenance mode.",
@@ -741,10 +776,11 @@ pub async fn initialize_connection(
 pub async fn terminate_connection(
     state: &ApiState,
     ctx: &RequestContext,
+    compute: Option<&ComputeAuth>,
     volume: &Volume,
     connector: Option<Connector>,
 ) -> ApiResult<()> {
-    attachment_deletion_allowed(state, ctx, AttachmentRef::Unnamed, volume).await?;
+    attachment_deletion_allowed(state, ctx, compute, AttachmentRef::Unnamed, volume).await?;
     if let Some(host) = volume.host.as_deref() {
         state
             .volume_rpc

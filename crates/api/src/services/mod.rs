@@ -7,6 +7,7 @@
 //! what they return.
 
 pub mod attachments;
+pub mod compute;
 pub mod create_volume;
 pub mod default_types;
 pub mod encryption;

@@ -108,6 +108,7 @@ pub async fn action(
     };
     validation::validate(&schema(action), &req.body_value())?;
     let ctx = &req.context;
+    let compute = req.compute.as_ref();
     match action {
         "os-reserve" => service::reserve_volume(state, ctx, volume_id).await?,
         "os-unreserve" => service::unreserve_volume(state, ctx, volume_id).await?,
@@ -147,6 +148,7 @@ pub async fn action(
             service::terminate_connection(
                 state,
                 ctx,
+                compute,
                 &volume,
                 connector_object(args.get("connector")),
             )
@@ -163,6 +165,7 @@ pub async fn action(
             service::detach(
                 state,
                 ctx,
+                compute,
                 &volume,
                 attachment_id.as_deref(),
                 "Error detaching volume",
@@ -179,6 +182,7 @@ pub async fn action(
             service::terminate_connection(
                 state,
                 ctx,
+                compute,
                 &volume,
                 connector_object(args.get("connector")),
             )
@@ -190,6 +194,7 @@ pub async fn action(
             service::detach(
                 state,
                 ctx,
+                compute,
                 &volume,
                 attachment_id.as_deref(),
                 "Error force detaching volume",

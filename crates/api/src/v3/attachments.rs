@@ -69,7 +69,13 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
     let request = CreateAttachment {
         volume_uuid: text(&body, "volume_uuid").unwrap_or_default(),
         instance_uuid: text(&body, "instance_uuid"),
-        connector: body.get("connector").and_then(Value::as_object).cloned(),
+        // Cinder tests the connector's truthiness: `{}` (what the openstack
+        // client sends without --connect) only reserves, like no connector.
+        connector: body
+            .get("connector")
+            .and_then(Value::as_object)
+            .filter(|connector| !connector.is_empty())
+            .cloned(),
         mode: if with_mode { text(&body, "mode") } else { None },
     };
     let attachment = service::create_attachment(&state, &req.context, request).await?;
@@ -113,7 +119,9 @@ pub async fn delete(
     Path(attachment_id): Path<String>,
 ) -> ApiResult<Response> {
     mv::require(req.version, mv::NEW_ATTACH)?;
-    let remaining = service::delete_attachment(&state, &req.context, &attachment_id).await?;
+    let remaining =
+        service::delete_attachment(&state, &req.context, req.compute.as_ref(), &attachment_id)
+            .await?;
     Ok(views::ok(&view::list(&remaining, false)))
 }
 

@@ -184,6 +184,31 @@ async fn create_reserves_once_and_renders_cinder_views() {
     );
 }
 
+/// `openstack volume attachment create` without `--connect` sends
+/// `"connector": {}` (python-openstackclient 10). Cinder tests the
+/// connector's truthiness, so an empty one only reserves, as no connector
+/// does: the volume service is not asked and the volume stays `reserved`.
+#[tokio::test]
+async fn an_empty_connector_only_reserves() {
+    let h = harness().await;
+    let volume = h.available_volume(1).await;
+    let made = create(
+        &h,
+        "3.54",
+        json!({"volume_uuid": volume.to_string(), "instance_uuid": INSTANCE,
+               "connector": {}, "mode": "rw"}),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    let a = &made.body["attachment"];
+    assert_eq!(a["status"], "reserved");
+    assert_eq!(a["attach_mode"], "rw");
+    assert_eq!(a["connection_info"], json!({}));
+    assert!(!h.volume.methods().contains(&"attachment_update".to_owned()));
+    let shown = h.call("GET", &format!("/v3/volumes/{volume}"), None).await;
+    assert_eq!(shown.body["volume"]["status"], "reserved");
+}
+
 #[tokio::test]
 async fn create_validates_and_refuses_without_writing() {
     let h = harness().await;

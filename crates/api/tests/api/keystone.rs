@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clinker_api::auth::authenticator_with_clock;
 use clinker_config::{Config, ConfigEnv, Ini};
-use clinker_types::{Clock, SystemClock, Timestamp};
+use clinker_db::{AttachmentConnection, AttachmentRepository, VolumeRepository};
+use clinker_types::{AttachmentId, Clock, SystemClock, Timestamp, VolumeId, VolumeStatus};
 use serde_json::{Value, json};
 
 use crate::common::{Harness, Options, TestClock};
@@ -34,6 +35,14 @@ struct Fake {
     service_tokens: Mutex<Vec<String>>,
     /// Subject token → (user, project, roles, expires_at).
     tokens: Mutex<HashMap<String, TokenRecord>>,
+    /// The catalog of tokens made from a user's token (`methods: token`).
+    catalog: Mutex<Value>,
+    /// Tokens the `token` method was given, in order.
+    rescoped: Mutex<Vec<String>>,
+    /// The stand-in Nova's answer: status and body.
+    nova_answer: Mutex<(u16, Value)>,
+    /// Paths the stand-in Nova was asked, with the token it was given.
+    nova_calls: Mutex<Vec<(String, String)>>,
 }
 
 impl Fake {
@@ -63,6 +72,9 @@ fn token_body(user: &str, project: &str, roles: &[String], expires: Timestamp) -
 }
 
 async fn issue(State(fake): State<Arc<Fake>>, body: axum::Json<Value>) -> Response {
+    if body["auth"]["identity"]["methods"] == json!(["token"]) {
+        return rescope(&fake, &body);
+    }
     let user = &body["auth"]["identity"]["password"]["user"];
     if user["name"] != "cinder" || user["password"] != "secret" {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -110,10 +122,63 @@ async fn validate(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response
     }
 }
 
+/// keystoneauth's `identity.Token` (what Cinder's Nova client does with
+/// the caller's token): a new token for the named project, with a catalog.
+fn rescope(fake: &Fake, body: &Value) -> Response {
+    let given = body["auth"]["identity"]["token"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    fake.rescoped.lock().unwrap().push(given.clone());
+    let Some((user, project, roles, expires)) = fake.tokens.lock().unwrap().get(&given).cloned()
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if body["auth"]["scope"]["project"]["id"] != project.as_str() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let mut token = token_body(&user, &project, &roles, expires);
+    token["token"]["catalog"] = fake.catalog.lock().unwrap().clone();
+    (
+        StatusCode::CREATED,
+        [("x-subject-token", format!("rescoped-{given}"))],
+        axum::Json(token),
+    )
+        .into_response()
+}
+
+/// The stand-in Nova's `GET /servers/{id}/os-volume_attachments/{volume}`.
+async fn nova_server_volume(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let token = headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let version = headers
+        .get("openstack-api-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(version, "compute 2.89", "Cinder asks with 2.89");
+    fake.nova_calls
+        .lock()
+        .unwrap()
+        .push((uri.path().to_owned(), token));
+    let (status, body) = fake.nova_answer.lock().unwrap().clone();
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
 /// Starts the fake on a free loopback port; returns its URL.
 async fn start_fake(fake: Arc<Fake>) -> String {
     let app = Router::new()
         .route("/v3/auth/tokens", post(issue).get(validate))
+        .route(
+            "/nova/v2.1/servers/{server}/os-volume_attachments/{volume}",
+            axum::routing::get(nova_server_volume),
+        )
         .with_state(fake);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -429,4 +494,170 @@ async fn the_configured_strategy_builds_the_keystone_router() {
         .send("GET", "/v3/volumes", None, &with_token("admin:admin"))
         .await;
     assert_eq!(reply.status, 401, "noauth tokens mean nothing to keystone");
+}
+
+/// CVE-2023-2088 as Cinder handles it: a user's delete of a connected
+/// attachment asks Nova, as the user, whether the server still uses the
+/// volume; only a "no" (404, or another attachment) lets it through.
+#[tokio::test]
+async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
+    let fake = Arc::new(Fake::default());
+    let url = start_fake(fake.clone()).await;
+    let now = SystemClock.now();
+    fake.add(
+        "user-a",
+        "u-a",
+        &["member", "reader"],
+        now.plus_micros(HOUR),
+    );
+    let (h, _clock) = harness(&url, "").await;
+    let server = "d5c4c6b7-8e0f-4a2b-9c3d-1e2f3a4b5c6d";
+    let as_user = [
+        ("x-auth-token", "user-a"),
+        ("openstack-api-version", "volume 3.44"),
+    ];
+    // A volume of the user's project with an attachment a server connected.
+    let connected = || async {
+        let created = h
+            .send(
+                "POST",
+                "/v3/volumes",
+                Some(json!({"volume": {"size": 1}})),
+                &as_user,
+            )
+            .await;
+        assert_eq!(created.status, 202, "{}", created.text);
+        let volume: VolumeId = created.body["volume"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        h.make_available(volume).await;
+        let made = h
+            .send(
+                "POST",
+                "/v3/attachments",
+                Some(json!({"attachment": {"volume_uuid": volume.to_string(), "instance_uuid": server}})),
+                &as_user,
+            )
+            .await;
+        assert_eq!(made.status, 200, "{}", made.text);
+        let id: AttachmentId = made.body["attachment"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        h.db.connect_attachment(
+            id,
+            AttachmentConnection {
+                connector: json!({"initiator": "iqn.x", "host": "compute-1"}),
+                connection_info: json!({"driver_volume_type": "fake"}),
+                attached_host: Some("compute-1".into()),
+                mountpoint: Some("/dev/vdb".into()),
+                attach_mode: "rw".into(),
+            },
+        )
+        .await
+        .unwrap();
+        h.db.complete_attachment(id).await.unwrap();
+        (volume, id)
+    };
+    let delete = |id: AttachmentId| {
+        let h = &h;
+        async move {
+            h.send("DELETE", &format!("/v3/attachments/{id}"), None, &as_user)
+                .await
+        }
+    };
+    let conflict = format!(
+        "ConflictNovaUsingAttachment: Detach volume from instance {server} using the Compute API"
+    );
+
+    // No Compute endpoint in the catalog: nobody to ask, so it is in use.
+    let (volume, id) = connected().await;
+    let refused = delete(id).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(refused.fault("conflictingRequest"), conflict);
+    assert_eq!(*fake.rescoped.lock().unwrap(), ["user-a"]);
+
+    *fake.catalog.lock().unwrap() = json!([{"type": "compute", "name": "nova", "endpoints": [
+        {"interface": "internal", "region_id": "RegionOne", "url": "http://127.0.0.1:9/internal"},
+        {"interface": "public", "region_id": "RegionOne", "url": format!("{url}/nova/v2.1")},
+    ]}]);
+    // Nova says the server uses the volume through this attachment: 409,
+    // nothing changes.
+    *fake.nova_answer.lock().unwrap() = (
+        200,
+        json!({"volumeAttachment": {"id": volume.to_string(), "volumeId": volume.to_string(),
+                                    "serverId": server, "attachment_id": id.to_string()}}),
+    );
+    let refused = delete(id).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(refused.fault("conflictingRequest"), conflict);
+    assert_eq!(
+        *fake.nova_calls.lock().unwrap(),
+        [(
+            format!("/nova/v2.1/servers/{server}/os-volume_attachments/{volume}"),
+            "rescoped-user-a".to_owned()
+        )]
+    );
+    assert_eq!(
+        h.db.get_volume(volume).await.unwrap().status,
+        VolumeStatus::InUse
+    );
+
+    // Nova fails: 503, nothing changes.
+    *fake.nova_answer.lock().unwrap() = (500, json!({"computeFault": {"code": 500}}));
+    let failed = delete(id).await;
+    assert_eq!(failed.status, 503, "{}", failed.text);
+    assert_eq!(
+        h.db.get_volume(volume).await.unwrap().status,
+        VolumeStatus::InUse
+    );
+
+    // Nova holds another attachment of the volume: this one may go.
+    *fake.nova_answer.lock().unwrap() = (
+        200,
+        json!({"volumeAttachment": {"attachment_id": AttachmentId::new_random().to_string()}}),
+    );
+    let deleted = delete(id).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    // (the volume service here is a recorder: it was asked to remove it)
+    let methods = Harness::wait_for(&h.volume, 1).await;
+    assert_eq!(methods, ["attachment_delete"]);
+
+    // Nova does not know the server has the volume (attached behind its
+    // back, e.g. with `openstack volume attachment create`): it may go.
+    let (volume, id) = connected().await;
+    *fake.nova_answer.lock().unwrap() = (404, json!({"itemNotFound": {"code": 404}}));
+    let deleted = delete(id).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(Harness::wait_for(&h.volume, 2).await.len(), 2);
+    assert!(
+        fake.nova_calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(path, _)| path.ends_with(&volume.to_string())),
+        "the delete did not ask nova"
+    );
+    // the legacy detach asks too
+    let (volume2, id2) = connected().await;
+    let detached = h
+        .send(
+            "POST",
+            &format!("/v3/volumes/{volume2}/action"),
+            Some(json!({"os-detach": {"attachment_id": id2.to_string()}})),
+            &as_user,
+        )
+        .await;
+    assert_eq!(detached.status, 202, "{}", detached.text);
+    assert!(
+        fake.nova_calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(path, _)| path.ends_with(&volume2.to_string())),
+        "os-detach did not ask nova"
+    );
 }

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# osc-tour.sh - the `openstack` client tour: Clinker driven by the real
+# python-openstackclient with Keystone password authentication.
+#
+# usage: scripts/osc-tour.sh
+#
+# Self-contained:
+#   1. installs (or reuses) the Keystone venv and the openstack client;
+#   2. starts a throw-away Keystone (scripts/keystone.sh) on a free port,
+#      its volume endpoints pointing at Clinker and a compute endpoint at
+#      the tour's stand-in Compute API (scripts/osc-tour/tour.py);
+#   3. starts `clinker serve` with auth_strategy = keystone, a file
+#      backend and its state under the run directory;
+#   4. runs the tour (scripts/osc-tour/tour.py) as admin, demo and
+#      alt_demo: volume type with extra specs, volume, snapshot, clones of
+#      the volume and of the snapshot, extend, attachment create / set /
+#      complete / delete, quota show / set / delete, limits, service list,
+#      a transfer from demo to alt_demo, deleting everything.  Each step's
+#      output is checked (status, fields, values), a failure names the
+#      step and shows the command and what it printed;
+#   5. stops Clinker and Keystone, also when interrupted.
+# Prints a timing per step and "osc tour: N steps passed"; exit status 0
+# only when every step passed.  Everything stays in $OSC_TOUR_DIR:
+# clinker/ (config, log, state), keystone/ (data, logs), tour.log.
+#
+# Environment:
+#   CLINKER_BIN            [target/debug/clinker of this repository]
+#   OSC_TOUR_DIR           [target/osc-tour-<UTC timestamp>], new or empty
+#   CLINKER_OPENSTACK_CLI  the openstack executable
+#                          [~/.cache/clinker-osc/bin/openstack, installed by
+#                          scripts/install-openstack-client.sh if missing]
+#   OSC_TOUR_WAIT          [90] seconds a resource may take to reach a status
+#   KEYSTONE_VENV          [~/.cache/clinker-keystone/venv] shared venv; the
+#                          Keystone data is per run
+#   CLINKER_START_TIMEOUT  [60] seconds for Clinker to answer
+set -uo pipefail
+
+SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$SCRIPTS")
+CLINKER_BIN=${CLINKER_BIN:-$ROOT/target/debug/clinker}
+RUN=${OSC_TOUR_DIR:-$ROOT/target/osc-tour-$(date -u +%Y%m%dT%H%M%SZ)}
+
+say() { echo "osc tour: $*"; }
+die() { echo "osc tour: error: $*" >&2; exit "${2:-1}"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+case ${1:-} in
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    '') ;;
+    *) die "no arguments expected (see --help)" 64 ;;
+esac
+[ -x "$CLINKER_BIN" ] || die "no executable Clinker at $CLINKER_BIN (cargo build -p clinker, or set CLINKER_BIN)" 64
+CLINKER_BIN=$(cd "$(dirname "$CLINKER_BIN")" && pwd)/$(basename "$CLINKER_BIN")
+mkdir -p "$RUN" || die "cannot create $RUN" 64
+RUN=$(cd "$RUN" && pwd)
+[ -z "$(ls -A "$RUN")" ] || die "$RUN is not empty; choose another OSC_TOUR_DIR" 64
+mkdir -p "$RUN/clinker"
+export KEYSTONE_HOME=$RUN/keystone
+export KEYSTONE_VENV=${KEYSTONE_VENV:-$HOME/.cache/clinker-keystone/venv}
+T0=$(now)
+
+CLINKER_PID=
+TOUR_PID=
+KEYSTONE_STARTED=0
+cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$TOUR_PID" ] && kill -0 "$TOUR_PID" 2>/dev/null; then
+        say "interrupted: stopping the tour (pid $TOUR_PID) and the commands it runs"
+        kill -TERM -- "-$TOUR_PID" 2>/dev/null || kill -TERM "$TOUR_PID"
+        wait "$TOUR_PID" 2>/dev/null
+    fi
+    if [ -n "$CLINKER_PID" ] && kill -0 "$CLINKER_PID" 2>/dev/null; then
+        kill -TERM "$CLINKER_PID"
+        for _ in $(seq 300); do kill -0 "$CLINKER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$CLINKER_PID" 2>/dev/null && { say "Clinker ignored SIGTERM for 30 s; killing it"; kill -KILL "$CLINKER_PID"; }
+        wait "$CLINKER_PID" 2>/dev/null
+    fi
+    [ "$KEYSTONE_STARTED" = 1 ] && "$SCRIPTS/keystone.sh" stop >/dev/null
+    CLINKER_PID= KEYSTONE_STARTED=0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. the client and Keystone's venv, in parallel (both are no-ops when done)
+t=$(now)
+OSC=${CLINKER_OPENSTACK_CLI:-$HOME/.cache/clinker-osc/bin/openstack}
+"$SCRIPTS/keystone.sh" install > "$RUN/install-keystone.log" 2>&1 &
+ks_install=$!
+if [ ! -x "$OSC" ]; then
+    [ -z "${CLINKER_OPENSTACK_CLI:-}" ] || die "CLINKER_OPENSTACK_CLI=$OSC is not executable" 64
+    "$SCRIPTS/install-openstack-client.sh" > "$RUN/install-osc.log" 2>&1 || {
+        cat "$RUN/install-osc.log"; die "installing the openstack client failed" 69; }
+fi
+wait "$ks_install" || { cat "$RUN/install-keystone.log"; die "installing Keystone failed" 69; }
+say "$("$OSC" --version 2>&1), installs checked in $(since "$t") s"
+
+# 2. Keystone, with the stand-in Compute API in its catalog
+CLINKER_PORT=$(free_port)
+KEYSTONE_PORT=$(free_port)
+NOVA_PORT=$(free_port)
+CLINKER_URL=http://127.0.0.1:$CLINKER_PORT
+t=$(now)
+KEYSTONE_STARTED=1
+KEYSTONE_COMPUTE_ENDPOINT=http://127.0.0.1:$NOVA_PORT/v2.1 \
+    "$SCRIPTS/keystone.sh" start --port "$KEYSTONE_PORT" --endpoint "$CLINKER_URL" \
+    > "$RUN/keystone-start.log" 2>&1 || { cat "$RUN/keystone-start.log"; die "Keystone did not start"; }
+say "Keystone on 127.0.0.1:$KEYSTONE_PORT in $(since "$t") s"
+
+# 3. Clinker
+{
+    cat <<EOF
+# written by scripts/osc-tour.sh
+[DEFAULT]
+state_path = $RUN/clinker/state
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = $CLINKER_PORT
+auth_strategy = keystone
+enabled_backends = file
+
+[file]
+volume_driver = file
+volume_backend_name = file
+
+EOF
+    "$SCRIPTS/keystone.sh" authtoken
+} > "$RUN/clinker/clinker.conf"
+t=$(now)
+(cd "$RUN/clinker" && exec "$CLINKER_BIN" --config-file "$RUN/clinker/clinker.conf" serve) \
+    > "$RUN/clinker/clinker.log" 2>&1 < /dev/null &
+CLINKER_PID=$!
+code=000
+for _ in $(seq $((${CLINKER_START_TIMEOUT:-60} * 10))); do
+    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$CLINKER_URL/") || true
+    [ "$code" != 000 ] && break
+    if ! kill -0 "$CLINKER_PID" 2>/dev/null; then
+        tail -n 20 "$RUN/clinker/clinker.log" | sed 's/^/  | /' >&2
+        die "Clinker exited during start-up (log: $RUN/clinker/clinker.log)"
+    fi
+    sleep 0.1
+done
+[ "$code" != 000 ] || die "Clinker did not answer on $CLINKER_URL within ${CLINKER_START_TIMEOUT:-60} s"
+say "Clinker (pid $CLINKER_PID) on $CLINKER_URL in $(since "$t") s"
+
+# 4. the tour, in a process group of its own so an interrupt stops the
+# openstack command it is running too
+for user in admin demo alt_demo; do
+    "$SCRIPTS/keystone.sh" openrc "$user" > "$RUN/$user.openrc"
+done
+setsid -w python3 "$SCRIPTS/osc-tour/tour.py" --cli "$OSC" --nova-port "$NOVA_PORT" \
+    --openrc "admin=$RUN/admin.openrc" --openrc "demo=$RUN/demo.openrc" \
+    --openrc "alt_demo=$RUN/alt_demo.openrc" > "$RUN/tour.log" 2>&1 &
+TOUR_PID=$!
+tail -n +1 -f --pid="$TOUR_PID" "$RUN/tour.log" &
+tail_pid=$!
+wait "$TOUR_PID"
+rc=$?
+TOUR_PID=
+wait "$tail_pid"
+
+# 5. stop everything; repeat the result as the closing line
+t=$(now)
+cleanup
+say "stopped Clinker and Keystone in $(since "$t") s; total $(since "$T0") s; output in $RUN"
+if [ "$rc" != 0 ]; then
+    say "Clinker log: $RUN/clinker/clinker.log (last lines below)"
+    tail -n 15 "$RUN/clinker/clinker.log" | sed 's/^/  | /'
+fi
+tail -n 1 "$RUN/tour.log"
+exit "$rc"
