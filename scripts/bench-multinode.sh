@@ -83,6 +83,18 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [ "${up:-0}" = 2 ] || { echo "bench-multinode: the deployment did not come up; logs in $DIR" >&2; tail -n 20 "$DIR"/*.log >&2; exit 1; }
+# A scheduler holds creates (up to scheduler_driver_init_wait_time) until it
+# has capability reports: wait until get_pools, answered by either
+# scheduler, shows both pools six times in a row.
+streak=0
+for _ in $(seq 1 300); do
+    pools=$(curl -sf "$ENDPOINT/scheduler-stats/get_pools" 2>/dev/null |
+        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["pools"]))' 2>/dev/null || echo 0)
+    if [ "$pools" = 2 ]; then streak=$((streak + 1)); else streak=0; fi
+    [ "$streak" -ge 6 ] && break
+    sleep 0.1
+done
+[ "$streak" -ge 6 ] || { echo "bench-multinode: the schedulers never reported both pools" >&2; exit 1; }
 echo "multi-node deployment: PostgreSQL + RabbitMQ, api1, sched1, sched2, node1@file, node2@file"
 if ! "$BENCH_BIN" --endpoint "$ENDPOINT" "$@"; then
     echo "bench-multinode: the benchmark failed; the services' last log lines:" >&2
