@@ -249,6 +249,31 @@ fn files_in(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Prints the tail of every process log when the test fails, so a CI
+/// failure shows what the services said.
+struct LogsOnFailure(std::path::PathBuf);
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut logs: Vec<_> = files_in(&self.0)
+            .into_iter()
+            .filter(|f| f.ends_with(".log"))
+            .collect();
+        logs.sort();
+        for name in logs {
+            let text = std::fs::read_to_string(self.0.join(&name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("===== {name} (last 40 lines)");
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
     let Some(pg) = TestDatabase::open(Engine::Postgres).await else {
@@ -263,6 +288,7 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
     let port = free_port();
     let d = dir.path();
     let common = write(
