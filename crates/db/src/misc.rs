@@ -49,7 +49,7 @@ impl JournalRepository for Db {
 }
 
 impl Db {
-    async fn ensure_pool_row(
+    pub(crate) async fn ensure_pool_row(
         &self,
         conn: &mut sqlx::AnyConnection,
         pool: &str,
