@@ -12,6 +12,10 @@
 //! - create_group, delete_group, create_group_snapshot and
 //!   delete_group_snapshot are 3.0 methods (Cinder's 2.5/2.6, kept at 3.0).
 //! - 3.15: revert_to_snapshot.
+//! - manage_existing, manage_existing_snapshot, get_manageable_volumes,
+//!   get_manageable_snapshots are 3.0 methods in Cinder; unmanage is
+//!   Cinder's `delete_volume` / `delete_snapshot` with `unmanage_only`, here
+//!   its own methods `unmanage_volume` / `unmanage_snapshot` (3.0).
 //! - 3.20: current.
 
 use std::sync::Arc;
@@ -229,6 +233,38 @@ pub struct RetypeArgs {
     pub migration_policy: MigrationPolicy,
 }
 
+/// `manage_existing` (cast to the backend named in the request).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManageExistingArgs {
+    /// The volume (its row is `managing`, placed on this backend).
+    pub volume_id: VolumeId,
+    /// The driver-specific reference to the backend object.
+    pub reference: Value,
+}
+
+/// `manage_existing_snapshot` (cast to the volume's backend).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManageExistingSnapshotArgs {
+    /// The snapshot (its row is `creating`).
+    pub snapshot_id: SnapshotId,
+    /// The driver-specific reference to the backend object.
+    pub reference: Value,
+}
+
+/// `unmanage_volume` (Cinder's `delete_volume(unmanage_only=True)`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmanageVolumeArgs {
+    /// The volume (its row is `unmanaging`).
+    pub volume_id: VolumeId,
+}
+
+/// `unmanage_snapshot` (Cinder's `delete_snapshot(unmanage_only=True)`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmanageSnapshotArgs {
+    /// The snapshot (its row is `unmanaging`).
+    pub snapshot_id: SnapshotId,
+}
+
 fn not_served(method: &str) -> RemoteError {
     RemoteError::new(
         ErrorKind::NotImplemented,
@@ -362,6 +398,53 @@ pub trait VolumeManagerApi: Send + Sync + 'static {
     async fn retype(&self, _context: RequestContext, _args: RetypeArgs) -> Result<(), RemoteError> {
         Err(not_served("retype"))
     }
+    /// Takes an existing backend object under management as a volume.
+    async fn manage_existing(
+        &self,
+        _context: RequestContext,
+        _args: ManageExistingArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("manage_existing"))
+    }
+    /// Takes an existing backend object under management as a snapshot.
+    async fn manage_existing_snapshot(
+        &self,
+        _context: RequestContext,
+        _args: ManageExistingSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("manage_existing_snapshot"))
+    }
+    /// Removes a volume from management; its data stays on the backend.
+    async fn unmanage_volume(
+        &self,
+        _context: RequestContext,
+        _args: UnmanageVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("unmanage_volume"))
+    }
+    /// Removes a snapshot from management; its data stays on the backend.
+    async fn unmanage_snapshot(
+        &self,
+        _context: RequestContext,
+        _args: UnmanageSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("unmanage_snapshot"))
+    }
+    /// The backend objects that could be managed as volumes (Cinder's
+    /// manageable-volume dicts, unsorted).
+    async fn get_manageable_volumes(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        Err(not_served("get_manageable_volumes"))
+    }
+    /// The backend objects that could be managed as snapshots.
+    async fn get_manageable_snapshots(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        Err(not_served("get_manageable_snapshots"))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -384,6 +467,12 @@ const METHODS: &[&str] = &[
     "delete_group_snapshot",
     "revert_to_snapshot",
     "retype",
+    "manage_existing",
+    "manage_existing_snapshot",
+    "unmanage_volume",
+    "unmanage_snapshot",
+    "get_manageable_volumes",
+    "get_manageable_snapshots",
 ];
 
 /// Dispatches volume RPC messages to a [`VolumeManagerApi`].
@@ -474,6 +563,28 @@ impl RpcHandler for VolumeEndpoint {
                     .await,
             ),
             "retype" => unit(self.api.retype(ctx, decode_args(&message)?).await),
+            "manage_existing" => unit(self.api.manage_existing(ctx, decode_args(&message)?).await),
+            "manage_existing_snapshot" => unit(
+                self.api
+                    .manage_existing_snapshot(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "unmanage_volume" => unit(self.api.unmanage_volume(ctx, decode_args(&message)?).await),
+            "unmanage_snapshot" => unit(
+                self.api
+                    .unmanage_snapshot(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "get_manageable_volumes" => self
+                .api
+                .get_manageable_volumes(ctx)
+                .await
+                .map(Value::Array),
+            "get_manageable_snapshots" => self
+                .api
+                .get_manageable_snapshots(ctx)
+                .await
+                .map(Value::Array),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -975,5 +1086,127 @@ impl VolumeRpcClient {
             Self::to_value(args)?,
         )
         .await
+    }
+
+    /// Casts `manage_existing` to the backend named in the request.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn manage_existing(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &ManageExistingArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "manage_existing",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `manage_existing_snapshot` to the volume's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn manage_existing_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &ManageExistingSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "manage_existing_snapshot",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `unmanage_volume` to the volume's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn unmanage_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &UnmanageVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "unmanage_volume",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `unmanage_snapshot` to the snapshot's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn unmanage_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &UnmanageSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "unmanage_snapshot",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Calls `get_manageable_volumes` on one backend.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure, a malformed reply.
+    pub async fn get_manageable_volumes(
+        &self,
+        context: &RequestContext,
+        host: &str,
+    ) -> Result<Vec<Value>, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "get_manageable_volumes",
+                Version::new(3, 0),
+                Value::Object(Default::default()),
+            )
+            .await?;
+        Self::from_value("get_manageable_volumes", reply)
+    }
+
+    /// Calls `get_manageable_snapshots` on one backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::get_manageable_volumes`].
+    pub async fn get_manageable_snapshots(
+        &self,
+        context: &RequestContext,
+        host: &str,
+    ) -> Result<Vec<Value>, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "get_manageable_snapshots",
+                Version::new(3, 0),
+                Value::Object(Default::default()),
+            )
+            .await?;
+        Self::from_value("get_manageable_snapshots", reply)
     }
 }

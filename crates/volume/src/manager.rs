@@ -22,6 +22,9 @@ use clinker_rpc::volume::{
     InitializeConnectionArgs, RemoveExportArgs, RetypeArgs, RevertToSnapshotArgs,
     TerminateConnectionArgs, VolumeManagerApi,
 };
+use clinker_rpc::volume::{
+    ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageSnapshotArgs, UnmanageVolumeArgs,
+};
 use clinker_runtime::{Gate, GateGuard};
 use clinker_types::connection::ConnectionInfo;
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -877,5 +880,63 @@ impl VolumeManagerApi for VolumeManager {
             return Ok(());
         };
         self.retype_now(&context, &args).await
+    }
+
+    async fn manage_existing(
+        &self,
+        context: RequestContext,
+        args: ManageExistingArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Ok(());
+        };
+        self.manage_existing_now(&context, &args).await
+    }
+
+    async fn manage_existing_snapshot(
+        &self,
+        context: RequestContext,
+        args: ManageExistingSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.snapshot_id.to_string())? else {
+            return Ok(());
+        };
+        self.manage_existing_snapshot_now(&context, &args).await
+    }
+
+    async fn unmanage_volume(
+        &self,
+        context: RequestContext,
+        args: UnmanageVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Ok(());
+        };
+        self.unmanage_volume_now(&context, args.volume_id).await
+    }
+
+    async fn unmanage_snapshot(
+        &self,
+        context: RequestContext,
+        args: UnmanageSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let Some(_active) = self.begin(args.snapshot_id.to_string())? else {
+            return Ok(());
+        };
+        self.unmanage_snapshot_now(&context, args.snapshot_id).await
+    }
+
+    async fn get_manageable_volumes(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        self.manageable_volumes().await
+    }
+
+    async fn get_manageable_snapshots(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        self.manageable_snapshots().await
     }
 }
