@@ -157,6 +157,12 @@ pub const TRANSFER_WITH_HISTORY: ApiVersion = ApiVersion::new(3, 57);
 pub const SUPPORT_TRANSFER_PAGINATION: ApiVersion = ApiVersion::new(3, 59);
 /// `/default-types` (3.62).
 pub const DEFAULT_TYPE_OVERRIDES: ApiVersion = ApiVersion::new(3, 62);
+/// `/manageable_volumes` and `/manageable_snapshots` (3.8).
+pub const MANAGE_EXISTING_LIST: ApiVersion = ApiVersion::new(3, 8);
+/// `cluster` in manage requests (3.16, Cinder's `VOLUME_MIGRATE_CLUSTER`).
+pub const VOLUME_MIGRATE_CLUSTER: ApiVersion = ApiVersion::new(3, 16);
+/// `cluster` in the manageable lists (3.17).
+pub const MANAGE_EXISTING_CLUSTER: ApiVersion = ApiVersion::new(3, 17);
 /// Transfers of encrypted volumes (3.70).
 pub const TRANSFER_ENCRYPTED_VOLUME: ApiVersion = ApiVersion::new(3, 70);
 

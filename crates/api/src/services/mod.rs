@@ -13,6 +13,7 @@ pub mod encryption;
 pub mod group_snapshots;
 pub mod group_types;
 pub mod groups;
+pub mod manage;
 pub mod qos_specs;
 pub mod quotas;
 pub mod retype;
