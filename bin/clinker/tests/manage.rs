@@ -124,7 +124,10 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     }
     assert!(!orphan.exists(), "the orphan sweep did not run");
     assert!(old_path.exists(), "the sweep deleted an unmanaged volume");
-    assert!(snap_path.exists(), "the sweep deleted an unmanaged snapshot");
+    assert!(
+        snap_path.exists(),
+        "the sweep deleted an unmanaged snapshot"
+    );
 
     // The file shows up as manageable and safe.
     let (status, list) = c
@@ -138,9 +141,10 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     assert_eq!(status, 200, "{list}");
     let listed = list["manageable-volumes"].as_array().unwrap();
     assert!(
-        listed.iter().any(|e| e["reference"]["source-name"]
-            == format!("volume-{id}").as_str()
-            && e["safe_to_manage"] == true),
+        listed.iter().any(
+            |e| e["reference"]["source-name"] == format!("volume-{id}").as_str()
+                && e["safe_to_manage"] == true
+        ),
         "{list}"
     );
 

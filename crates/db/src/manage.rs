@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 
 use clinker_types::model::{JournalResource, Snapshot, Volume};
 use clinker_types::status::{SnapshotTransition, VolumeTransition};
-use clinker_types::{AttachStatus, SnapshotId, SnapshotStatus, VolumeId, VolumeStatus, VolumeTypeId};
+use clinker_types::{
+    AttachStatus, SnapshotId, SnapshotStatus, VolumeId, VolumeStatus, VolumeTypeId,
+};
 use sqlx::AnyConnection;
 
 use crate::error::DbError;
@@ -132,8 +134,7 @@ pub trait ManageRepository {
     ///
     /// # Errors
     /// [`DbError::OverQuota`], [`DbError::InvalidState`] unless `creating`.
-    async fn size_managed_snapshot(&self, id: SnapshotId, size: i64)
-    -> Result<Snapshot, DbError>;
+    async fn size_managed_snapshot(&self, id: SnapshotId, size: i64) -> Result<Snapshot, DbError>;
 
     /// `creating → available` for a managed snapshot; removes the journal
     /// row and forgets `source_name` as an unmanaged object.
@@ -243,8 +244,7 @@ impl Db {
                 let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();
                 wanted.push("per_volume_gigabytes");
                 let limits =
-                    crate::quota::limits_for(self, &mut *conn, &volume.project_id, &wanted)
-                        .await?;
+                    crate::quota::limits_for(self, &mut *conn, &volume.project_id, &wanted).await?;
                 let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
                 if per_volume >= 0 && size > per_volume {
                     return Err(DbError::OverQuota(crate::OverQuota {
@@ -267,9 +267,11 @@ impl Db {
             }
         }
         if let Some(old) = &volume.host {
-            sqlx::query(self.q(
-                "UPDATE pool_allocations SET allocated_gb = allocated_gb - ? WHERE pool = ?",
-            ))
+            sqlx::query(
+                self.q(
+                    "UPDATE pool_allocations SET allocated_gb = allocated_gb - ? WHERE pool = ?",
+                ),
+            )
             .bind(volume.size)
             .bind(old.as_str())
             .execute(&mut *conn)
@@ -513,11 +515,7 @@ impl ManageRepository for Db {
         self.get_volume(id).await
     }
 
-    async fn size_managed_snapshot(
-        &self,
-        id: SnapshotId,
-        size: i64,
-    ) -> Result<Snapshot, DbError> {
+    async fn size_managed_snapshot(&self, id: SnapshotId, size: i64) -> Result<Snapshot, DbError> {
         in_transaction!(self, |tx| {
             let snapshot = self.lock_snapshot(&mut tx, id).await?;
             if snapshot.status != SnapshotStatus::Creating {

@@ -258,7 +258,11 @@ impl FileDriver {
     /// The file a manage reference names: `source-name` is a file name in
     /// the volumes directory, `source-id` the id of a file named like one
     /// of the driver's own (`volume-<id>` / `snapshot-<id>`).
-    fn referenced_path(&self, reference: &ManageRef, kind: Managed) -> Result<PathBuf, DriverError> {
+    fn referenced_path(
+        &self,
+        reference: &ManageRef,
+        kind: Managed,
+    ) -> Result<PathBuf, DriverError> {
         let name = match (reference.source_name(), reference.source_id()) {
             (Some(name), _) => name.to_owned(),
             (None, Some(id)) => format!("{}{id}", kind.prefix()),
@@ -750,7 +754,9 @@ mod tests {
 
     #[test]
     fn manages_only_plain_names() {
-        assert!(is_manageable_name("volume-4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"));
+        assert!(is_manageable_name(
+            "volume-4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"
+        ));
         assert!(is_manageable_name("legacy disk.img"));
         assert!(!is_manageable_name(""));
         assert!(!is_manageable_name("../etc/passwd"));

@@ -176,7 +176,9 @@ mod tests {
         let by_id = ManageRef(json!({"source-id": "abc"}));
         assert_eq!(by_id.source_id(), Some("abc"));
         assert_eq!(
-            by_id.invalid("Reference must contain source-name element.").to_string(),
+            by_id
+                .invalid("Reference must contain source-name element.")
+                .to_string(),
             "Manage existing volume failed due to invalid backend reference {'source-id': 'abc'}: Reference must contain source-name element."
         );
     }

@@ -358,7 +358,10 @@ async fn manage_renames_files_and_keeps_their_data() {
     // source-id names the driver's own file of that id.
     let fourth = VolumeSpec::new(VolumeId::new_random(), 1);
     let by_id = ManageRef(json!({"source-id": new.id.to_string()}));
-    assert_eq!(d.manage_existing_get_size(&fourth, &by_id).await.unwrap(), 1);
+    assert_eq!(
+        d.manage_existing_get_size(&fourth, &by_id).await.unwrap(),
+        1
+    );
 
     // Bad references: Cinder's texts, nothing renamed.
     let before: Vec<_> = std::fs::read_dir(tmp.path())
@@ -366,7 +369,10 @@ async fn manage_renames_files_and_keeps_their_data() {
         .map(|e| e.unwrap().file_name())
         .collect();
     for (reference, reason) in [
-        (json!({"source-name": "absent"}), "Specified file does not exist."),
+        (
+            json!({"source-name": "absent"}),
+            "Specified file does not exist.",
+        ),
         (
             json!({"source-name": "../escape"}),
             "Specified file name is not a file of this backend.",

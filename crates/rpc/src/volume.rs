@@ -575,11 +575,9 @@ impl RpcHandler for VolumeEndpoint {
                     .unmanage_snapshot(ctx, decode_args(&message)?)
                     .await,
             ),
-            "get_manageable_volumes" => self
-                .api
-                .get_manageable_volumes(ctx)
-                .await
-                .map(Value::Array),
+            "get_manageable_volumes" => {
+                self.api.get_manageable_volumes(ctx).await.map(Value::Array)
+            }
             "get_manageable_snapshots" => self
                 .api
                 .get_manageable_snapshots(ctx)

@@ -124,7 +124,11 @@ impl VolumeManager {
             .and_then(|stats| stats.get("pools").and_then(Value::as_array).cloned())
             .unwrap_or_default()
             .iter()
-            .filter_map(|p| p.get("pool_name").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|p| {
+                p.get("pool_name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .collect();
         match pools.as_slice() {
             [pool] => host
@@ -252,7 +256,10 @@ impl VolumeManager {
             )
             .await;
         let reference = ManageRef(args.reference.clone());
-        match self.run_manage_existing_snapshot(&snapshot, &reference).await {
+        match self
+            .run_manage_existing_snapshot(&snapshot, &reference)
+            .await
+        {
             Ok(done) => {
                 self.notifier
                     .info(
@@ -513,7 +520,10 @@ mod tests {
         t.manager.init_host().await;
         assert!(old_path.exists(), "the sweep removed unmanaged data");
         // A truly orphaned file (a crash between driver and database) goes.
-        let orphan = t._dir.path().join(format!("volume-{}", VolumeId::new_random()));
+        let orphan = t
+            ._dir
+            .path()
+            .join(format!("volume-{}", VolumeId::new_random()));
         std::fs::write(&orphan, b"x").unwrap();
         t.manager.init_host().await;
         assert!(!orphan.exists());
@@ -536,7 +546,12 @@ mod tests {
                 .unwrap()
         );
         assert_quota_is_recount(&t).await;
-        assert!(t.db.journal_for_backend("node1@file").await.unwrap().is_empty());
+        assert!(
+            t.db.journal_for_backend("node1@file")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -553,7 +568,10 @@ mod tests {
             let id = managing(&t, "node1@file#file").await;
             manage(&t, id, reference).await;
             let failed = t.db.get_volume(id).await.unwrap();
-            assert_eq!((failed.status, failed.size), (VolumeStatus::ErrorManaging, 0));
+            assert_eq!(
+                (failed.status, failed.size),
+                (VolumeStatus::ErrorManaging, 0)
+            );
             assert!(owned_path.exists());
             assert_eq!(
                 t.db.get_volume(owned).await.unwrap().status,
@@ -561,7 +579,12 @@ mod tests {
             );
         }
         assert_quota_is_recount(&t).await;
-        assert!(t.db.journal_for_backend("node1@file").await.unwrap().is_empty());
+        assert!(
+            t.db.journal_for_backend("node1@file")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -588,9 +611,8 @@ mod tests {
         t.manager.init_host().await;
         assert!(old_path.exists(), "the sweep removed an unmanaged snapshot");
 
-        let new = t
-            .db
-            .create_snapshot(clinker_db::NewSnapshot {
+        let new =
+            t.db.create_snapshot(clinker_db::NewSnapshot {
                 id: SnapshotId::new_random(),
                 volume_id: volume,
                 user_id: "u1".into(),
@@ -635,7 +657,12 @@ mod tests {
         t.manager.init_host().await;
         assert!(!t.db.volume_exists(volume).await.unwrap());
         assert!(path.exists());
-        assert!(t.db.journal_for_backend("node1@file").await.unwrap().is_empty());
+        assert!(
+            t.db.journal_for_backend("node1@file")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // An interrupted manage is left error_managing.
         let id = managing(&t, "node1@file#file").await;
         t.manager.recover(&ctx(), None).await;

@@ -65,7 +65,9 @@ pub fn cluster_host(
     cluster_allowed: bool,
 ) -> ApiResult<Location> {
     let host = host.filter(|h| !h.is_empty());
-    let cluster = cluster.filter(|c| !c.is_empty()).filter(|_| cluster_allowed);
+    let cluster = cluster
+        .filter(|c| !c.is_empty())
+        .filter(|_| cluster_allowed);
     let msg = if cluster_allowed {
         "One and only one of cluster and host must be set."
     } else {
@@ -173,10 +175,7 @@ pub async fn manage_volume(
         })?,
         None => super::default_types::default_type_for(state, ctx).await?,
     };
-    if let Some(name) = request
-        .reference
-        .get("source-name")
-        .and_then(Value::as_str)
+    if let Some(name) = request.reference.get("source-name").and_then(Value::as_str)
         && let Some(id) = name
             .strip_prefix("volume-")
             .and_then(|id| id.parse::<VolumeId>().ok())
@@ -629,9 +628,13 @@ mod tests {
             "Invalid input received: marker nope can not be analysed, please use json like format"
         );
         assert_eq!(
-            paginate(entries(), &page(Some(r#"{"source-name": "z"}"#), 1, 0), &by_ref)
-                .unwrap_err()
-                .user_message(),
+            paginate(
+                entries(),
+                &page(Some(r#"{"source-name": "z"}"#), 1, 0),
+                &by_ref
+            )
+            .unwrap_err()
+            .user_message(),
             r#"Invalid input received: marker not found: {"source-name": "z"}"#
         );
     }

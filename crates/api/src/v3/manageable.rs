@@ -18,10 +18,10 @@ use crate::microversion::{self as mv, ApiVersion};
 use crate::policy;
 use crate::request::Req;
 use crate::services::manage::{
-    self as service, Manageable, ManageSnapshot, ManageVolume, VALID_SORT_KEYS,
+    self as service, ManageSnapshot, ManageVolume, Manageable, VALID_SORT_KEYS,
 };
 use crate::validation::{
-    self, JsonType, Pattern, Schema, boolean, bool_from_value, description, metadata_allows_null,
+    self, JsonType, Pattern, Schema, bool_from_value, boolean, description, metadata_allows_null,
     name_allow_zero_min_length, object, of, uuid,
 };
 use crate::views::volumes::{self as volume_view, Detail};
@@ -324,10 +324,7 @@ pub async fn volume_manage_detail(State(state): State<ApiState>, req: Req) -> Ap
 }
 
 /// `GET /os-snapshot-manage`.
-pub async fn snapshot_manage_index(
-    State(state): State<ApiState>,
-    req: Req,
-) -> ApiResult<Response> {
+pub async fn snapshot_manage_index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
     list(&state, &req, Manageable::Snapshots, false, false).await
 }
 

@@ -21,14 +21,13 @@ async fn manage(h: &Harness, path: &str, version: &'static str, volume: Value) -
 }
 
 async fn assert_usage_is_recount(h: &Harness) {
-    let recount: std::collections::BTreeMap<String, i64> = h
-        .db
-        .recount_usages(PROJECT)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .collect();
+    let recount: std::collections::BTreeMap<String, i64> =
+        h.db.recount_usages(PROJECT)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .collect();
     assert_eq!(h.usage().await, recount);
 }
 
@@ -212,7 +211,10 @@ async fn manageable_lists_sort_paginate_and_gate_like_cinder() {
     .await;
     let entries = detail.body["manageable-volumes"].as_array().unwrap();
     assert_eq!(
-        entries.iter().map(|e| e["size"].as_i64().unwrap()).collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(|e| e["size"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
         [1, 2]
     );
     assert_eq!(
@@ -231,7 +233,10 @@ async fn manageable_lists_sort_paginate_and_gate_like_cinder() {
         "volume 3.8",
     )
     .await;
-    assert_eq!(after.body["manageable-volumes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        after.body["manageable-volumes"].as_array().unwrap().len(),
+        2
+    );
     // The extension's list answers at any version.
     let legacy = list("/v3/os-volume-manage/detail?host=node1@file", "volume 3.0").await;
     assert_eq!(legacy.status, 200);
@@ -269,7 +274,11 @@ async fn manageable_lists_sort_paginate_and_gate_like_cinder() {
     ] {
         let reply = list(path, "volume 3.8").await;
         assert_eq!(reply.status, status, "{path}: {}", reply.text);
-        let fault = if status == 404 { "itemNotFound" } else { "badRequest" };
+        let fault = if status == 404 {
+            "itemNotFound"
+        } else {
+            "badRequest"
+        };
         assert_eq!(reply.fault(fault), text, "{path}");
     }
     let member = h
@@ -355,8 +364,14 @@ async fn unmanage_volume_follows_the_delete_rules() {
     let shown = h.call("GET", &format!("/v3/volumes/{v}"), None).await;
     assert_eq!(shown.body["volume"]["status"], "unmanaging");
     let methods = Harness::wait_for(&h.volume, 4).await;
-    assert!(methods.contains(&"unmanage_volume".to_owned()), "{methods:?}");
-    assert!(methods.contains(&"unmanage_snapshot".to_owned()), "{methods:?}");
+    assert!(
+        methods.contains(&"unmanage_volume".to_owned()),
+        "{methods:?}"
+    );
+    assert!(
+        methods.contains(&"unmanage_snapshot".to_owned()),
+        "{methods:?}"
+    );
 }
 
 #[tokio::test]
@@ -366,8 +381,13 @@ async fn manage_snapshot_checks_and_casts() {
     let post = |path: &'static str, version: &'static str, body: Value| {
         let h = &h;
         async move {
-            h.send("POST", path, Some(json!({ "snapshot": body })), &[at(version)])
-                .await
+            h.send(
+                "POST",
+                path,
+                Some(json!({ "snapshot": body })),
+                &[at(version)],
+            )
+            .await
         }
     };
     let before = h.snapshot_count().await;

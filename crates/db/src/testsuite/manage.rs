@@ -77,7 +77,12 @@ pub async fn manage_and_unmanage_volumes(db: &Db) {
     assert_eq!(done.status, VolumeStatus::Available);
     assert_eq!(done.provider_location.as_deref(), Some("/x"));
     assert!(done.launched_at.is_some());
-    assert!(db.journal_for_backend("node1@file").await.unwrap().is_empty());
+    assert!(
+        db.journal_for_backend("node1@file")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         db.finish_volume_manage(id, ProviderUpdate::default(), "volume-old")
             .await,
@@ -103,7 +108,10 @@ pub async fn manage_and_unmanage_volumes(db: &Db) {
         db.begin_volume_unmanage(id).await,
         Err(DbError::InvalidState(_))
     ));
-    assert_eq!(db.get_volume(id).await.unwrap().status, VolumeStatus::Available);
+    assert_eq!(
+        db.get_volume(id).await.unwrap().status,
+        VolumeStatus::Available
+    );
     db.discard_snapshot_create(snap.id).await.unwrap();
 
     let name = format!("volume-{id}");
@@ -152,7 +160,10 @@ pub async fn manage_and_unmanage_volumes(db: &Db) {
     db.create_managed_volume(bad).await.unwrap();
     db.size_managed_volume(bad_id, 1, POOL).await.unwrap();
     let failed = db.fail_volume_manage(bad_id).await.unwrap();
-    assert_eq!((failed.status, failed.size), (VolumeStatus::ErrorManaging, 0));
+    assert_eq!(
+        (failed.status, failed.size),
+        (VolumeStatus::ErrorManaging, 0)
+    );
     assert_eq!(db.pool_allocations().await.unwrap().get(POOL), Some(&2));
     assert_usage_matches_recount(db, project).await;
     db.begin_volume_delete(bad_id, DeleteOptions::default())
@@ -202,7 +213,12 @@ pub async fn manage_and_unmanage_snapshots(db: &Db) {
         .await
         .unwrap();
     assert_eq!(done.status, SnapshotStatus::Available);
-    assert!(db.journal_for_backend("node1@file").await.unwrap().is_empty());
+    assert!(
+        db.journal_for_backend("node1@file")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let unmanaging = db.begin_snapshot_unmanage(snapshot.id).await.unwrap();
     assert_eq!(unmanaging.status, SnapshotStatus::Unmanaging);
@@ -225,7 +241,12 @@ pub async fn manage_and_unmanage_snapshots(db: &Db) {
         Err(DbError::NotFound { .. })
     ));
     assert!(db.is_unmanaged_object(&name).await.unwrap());
-    assert!(db.journal_for_backend("node1@file").await.unwrap().is_empty());
+    assert!(
+        db.journal_for_backend("node1@file")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_usage_matches_recount(db, project).await;
     assert_eq!(
         db.quota_usages(project).await.unwrap().get("snapshots"),

@@ -538,8 +538,7 @@ impl LvmDriver {
                 entry.reason_not_safe = Some(format!("{kind} in use"));
             }
             if snapshots {
-                entry.source_reference =
-                    Some(json!({ "source-name": lv.origin.clone() }));
+                entry.source_reference = Some(json!({ "source-name": lv.origin.clone() }));
             }
             found.push(entry);
         }

@@ -973,7 +973,13 @@ async fn manage_existing_renames_the_lv_with_lvrename() {
     assert!(lvm.names().contains(&v.name));
     assert!(!lvm.names().contains("legacy-disk"));
     // The volume is now an ordinary volume of the backend.
-    assert!(d.list_volume_names().await.unwrap().unwrap().contains(&v.name));
+    assert!(
+        d.list_volume_names()
+            .await
+            .unwrap()
+            .unwrap()
+            .contains(&v.name)
+    );
 }
 
 #[tokio::test]
@@ -1070,7 +1076,12 @@ async fn manageable_lists_split_volumes_and_snapshots() {
     assert_eq!(
         summary,
         [
-            ("busy".to_owned(), 1, false, Some("volume in use".to_owned())),
+            (
+                "busy".to_owned(),
+                1,
+                false,
+                Some("volume in use".to_owned())
+            ),
             ("legacy".to_owned(), 3, true, None),
             (
                 managed.name.clone(),
@@ -1087,7 +1098,10 @@ async fn manageable_lists_split_volumes_and_snapshots() {
         snapshots[0].reference,
         json!({"source-name": format!("_{}", snap.name)})
     );
-    assert!(snapshots[0].safe_to_manage, "its id is no managed snapshot's");
+    assert!(
+        snapshots[0].safe_to_manage,
+        "its id is no managed snapshot's"
+    );
     assert_eq!(
         snapshots[0].source_reference,
         Some(json!({"source-name": managed.name}))
