@@ -32,6 +32,8 @@
 #                          Tempest's dynamic credentials for the tests that
 #                          need them (AbsoluteLimitsTests), merged into
 #                          tempest/outcomes.txt
+#   VOLUME_MANAGE_VOLUME_REF [source-name,volume-%s], VOLUME_MANAGE_SNAPSHOT_REF
+#                          [source-name,snapshot-%s]: the file backend's names
 #   VOLUME_FEATURE_MULTI_BACKEND=True configures two file backends (file,
 #                          file2) so the multi-backend tests can run
 #   KEYSTONE_VENV          [~/.cache/clinker-keystone/venv] shared venv; the
@@ -160,6 +162,14 @@ timing "start Clinker" "$(since "$t")"
 
 # 4. Tempest
 [ "$backends" = file,file2 ] && export VOLUME_BACKEND_NAMES=${VOLUME_BACKEND_NAMES:-file,file2}
+# The references the manage tests use for what an unmanage leaves behind:
+# the file backend names volumes volume-<id> (Tempest's default) and
+# snapshots snapshot-<id>. Tempest's snapshot default, _snapshot-<id>, is
+# the LVM driver's escaped LV name; a file of that name does not exist, and
+# a reference names a real backend object, so the ref follows the backend
+# (as Cinder's own jobs set it per backend).
+export VOLUME_MANAGE_VOLUME_REF=${VOLUME_MANAGE_VOLUME_REF:-source-name,volume-%s}
+export VOLUME_MANAGE_SNAPSHOT_REF=${VOLUME_MANAGE_SNAPSHOT_REF:-source-name,snapshot-%s}
 t=$(now)
 # In the background of a process group of its own: `wait` returns on a
 # signal (a foreground child would delay our trap until it ends) and the

@@ -77,7 +77,7 @@ pub const VOLUME_SUMMARY: ApiVersion = ApiVersion::new(3, 12);
 pub const GROUP_VOLUME: ApiVersion = ApiVersion::new(3, 13);
 /// `group_snapshot_id` in the snapshot detail (3.14).
 pub const GROUP_SNAPSHOTS: ApiVersion = ApiVersion::new(3, 14);
-/// `os-migrate_volume` takes `cluster` (3.16).
+/// `os-migrate_volume` and manage requests take `cluster` (3.16).
 pub const VOLUME_MIGRATE_CLUSTER: ApiVersion = ApiVersion::new(3, 16);
 /// `reset_status` of group snapshots (3.19).
 pub const GROUP_SNAPSHOT_RESET_STATUS: ApiVersion = ApiVersion::new(3, 19);
@@ -159,6 +159,10 @@ pub const TRANSFER_WITH_HISTORY: ApiVersion = ApiVersion::new(3, 57);
 pub const SUPPORT_TRANSFER_PAGINATION: ApiVersion = ApiVersion::new(3, 59);
 /// `/default-types` (3.62).
 pub const DEFAULT_TYPE_OVERRIDES: ApiVersion = ApiVersion::new(3, 62);
+/// `/manageable_volumes` and `/manageable_snapshots` (3.8).
+pub const MANAGE_EXISTING_LIST: ApiVersion = ApiVersion::new(3, 8);
+/// `cluster` in the manageable lists (3.17).
+pub const MANAGE_EXISTING_CLUSTER: ApiVersion = ApiVersion::new(3, 17);
 /// Transfers of encrypted volumes (3.70).
 pub const TRANSFER_ENCRYPTED_VOLUME: ApiVersion = ApiVersion::new(3, 70);
 

@@ -26,6 +26,7 @@ mod group_snapshots_repo;
 mod group_types_repo;
 mod groups;
 mod groups_repo;
+mod manage;
 mod migrate;
 mod misc;
 mod pool;
@@ -66,6 +67,7 @@ pub use groups::{
     GroupSnapshotColumn, GroupSnapshotQuery, GroupSnapshotRepository, GroupTypeRepository,
     GroupUpdate, NewGroup, NewGroupSnapshot, NewGroupType,
 };
+pub use manage::{ManageRepository, NewManagedVolume};
 pub use migrate::latest_version;
 pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
 pub use qos_specs::{
@@ -105,6 +107,7 @@ pub trait Database:
     + RevertRepository
     + RetypeRepository
     + MigrationRepository
+    + ManageRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -131,6 +134,7 @@ impl<T> Database for T where
         + RevertRepository
         + RetypeRepository
         + MigrationRepository
+        + ManageRepository
         + std::fmt::Debug
         + Send
         + Sync

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "generic volume groups",
         sql: include_str!("migrations/0004_groups.sql"),
     },
+    Migration {
+        version: 6,
+        description: "names of unmanaged backend objects",
+        sql: include_str!("migrations/0006_unmanaged_objects.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

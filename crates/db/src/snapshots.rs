@@ -15,7 +15,7 @@ use crate::rows::{self, SNAPSHOT_COLUMNS};
 use crate::{NewSnapshot, SnapshotColumn, SnapshotQuery, SnapshotRepository, SortDir};
 
 impl Db {
-    async fn lock_snapshot(
+    pub(crate) async fn lock_snapshot(
         &self,
         conn: &mut AnyConnection,
         id: SnapshotId,
@@ -100,7 +100,7 @@ impl Db {
         }
     }
 
-    async fn snapshot_type_name(
+    pub(crate) async fn snapshot_type_name(
         &self,
         conn: &mut AnyConnection,
         snapshot: &Snapshot,
@@ -132,7 +132,7 @@ impl Db {
         sql
     }
 
-    async fn write_snapshot_metadata(
+    pub(crate) async fn write_snapshot_metadata(
         &self,
         conn: &mut AnyConnection,
         id: SnapshotId,

@@ -405,7 +405,7 @@ impl Db {
     }
 
     /// Inserts metadata of a row that has none yet.
-    async fn insert_metadata(
+    pub(crate) async fn insert_metadata(
         &self,
         conn: &mut AnyConnection,
         id: VolumeId,

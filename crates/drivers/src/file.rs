@@ -22,6 +22,7 @@ use clinker_exec::{Command, CommandRunner};
 use clinker_types::connection::{ConnectionInfo, Connector};
 use serde_json::{Map, Value, json};
 
+use crate::manage::{ManageRef, ManageableObject, ceil_gib, id_in_name};
 use crate::targets::{ReconcileReport, TargetHelper, WantedExport, connector_initiator};
 use crate::{DriverError, GIB, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec, gib};
 
@@ -49,6 +50,32 @@ fn is_own_name(name: &str) -> bool {
     match uuid_part {
         Some(u) => u.len() == 36 && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
         None => false,
+    }
+}
+
+/// Whether `name` may name an existing file to manage: a plain name in
+/// the volumes directory (no path separator, not hidden, so neither the
+/// driver's temporary copies nor its probe), like an LV name in a VG.
+fn is_manageable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+}
+
+/// Which kind of object a manage request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Managed {
+    Volume,
+    Snapshot,
+}
+
+impl Managed {
+    fn prefix(self) -> &'static str {
+        match self {
+            Managed::Volume => "volume-",
+            Managed::Snapshot => "snapshot-",
+        }
     }
 }
 
@@ -226,6 +253,112 @@ impl FileDriver {
                 path.display()
             )))
         }
+    }
+
+    /// The file a manage reference names: `source-name` is a file name in
+    /// the volumes directory, `source-id` the id of a file named like one
+    /// of the driver's own (`volume-<id>` / `snapshot-<id>`).
+    fn referenced_path(
+        &self,
+        reference: &ManageRef,
+        kind: Managed,
+    ) -> Result<PathBuf, DriverError> {
+        let name = match (reference.source_name(), reference.source_id()) {
+            (Some(name), _) => name.to_owned(),
+            (None, Some(id)) => format!("{}{id}", kind.prefix()),
+            (None, None) => {
+                return Err(
+                    reference.invalid("Reference must contain source-id or source-name element.")
+                );
+            }
+        };
+        if !is_manageable_name(&name) {
+            return Err(reference.invalid("Specified file name is not a file of this backend."));
+        }
+        Ok(self.dir.join(name))
+    }
+
+    /// The size of the referenced file, which must be a regular file.
+    async fn referenced_size(
+        &self,
+        reference: &ManageRef,
+        kind: Managed,
+    ) -> Result<(PathBuf, i64), DriverError> {
+        let path = self.referenced_path(reference, kind)?;
+        let meta = match tokio::fs::symlink_metadata(&path).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(reference.invalid("Specified file does not exist."));
+            }
+            Err(e) => return Err(io_error("stat", &path, &e)),
+        };
+        if !meta.file_type().is_file() {
+            return Err(reference.invalid("Specified file is not a regular file."));
+        }
+        Ok((path, ceil_gib(meta.len())))
+    }
+
+    /// Renames the referenced file to `target` (one of the driver's own
+    /// names), refusing to replace an existing file, and grows it to whole
+    /// GiB: afterwards it is indistinguishable from a file this driver
+    /// created. Managing a file already under its target name renames
+    /// nothing.
+    async fn take_over(
+        &self,
+        reference: &ManageRef,
+        kind: Managed,
+        target: &str,
+        size_gb: i64,
+    ) -> Result<(), DriverError> {
+        let (source, _) = self.referenced_size(reference, kind).await?;
+        let target_path = self.path_of(target)?;
+        if source != target_path {
+            if tokio::fs::try_exists(&target_path).await.unwrap_or(true) {
+                return Err(DriverError::AlreadyExists(format!(
+                    "{} already exists",
+                    target_path.display()
+                )));
+            }
+            tokio::fs::rename(&source, &target_path)
+                .await
+                .map_err(|e| io_error("rename", &source, &e))?;
+        }
+        Self::allocate(target_path, size_bytes(size_gb)?).await
+    }
+
+    /// The regular files of the directory that could be managed as `kind`.
+    async fn manageable(
+        &self,
+        kind: Managed,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        let mut found = Vec::new();
+        let mut entries = tokio::fs::read_dir(&self.dir)
+            .await
+            .map_err(|e| io_error("list", &self.dir, &e))?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let is_snapshot = name.starts_with(Managed::Snapshot.prefix());
+            if !is_manageable_name(&name) || is_snapshot != (kind == Managed::Snapshot) {
+                continue;
+            }
+            let Ok(meta) = tokio::fs::symlink_metadata(entry.path()).await else {
+                continue;
+            };
+            if !meta.file_type().is_file() {
+                continue;
+            }
+            let id = id_in_name(&name, kind.prefix());
+            found.push(ManageableObject::named(
+                &name,
+                ceil_gib(meta.len()),
+                id,
+                managed_ids,
+            ));
+        }
+        Ok(found)
     }
 
     /// Sum of the apparent sizes of the volume and snapshot files.
@@ -581,6 +714,63 @@ impl VolumeDriver for FileDriver {
         target.reconcile_targets(&wanted).await.map(Some)
     }
 
+    async fn manage_existing_get_size(
+        &self,
+        _volume: &VolumeSpec,
+        reference: &ManageRef,
+    ) -> Result<i64, DriverError> {
+        Ok(self.referenced_size(reference, Managed::Volume).await?.1)
+    }
+
+    /// Renames the file to `volume-<id>` (Cinder's LVM driver renames the
+    /// LV the same way) and grows it to the volume's whole GiB.
+    async fn manage_existing(
+        &self,
+        volume: &VolumeSpec,
+        reference: &ManageRef,
+    ) -> Result<ModelUpdate, DriverError> {
+        self.take_over(reference, Managed::Volume, &volume.name, volume.size_gb)
+            .await?;
+        self.local_update(&volume.name)
+    }
+
+    async fn manage_existing_snapshot_get_size(
+        &self,
+        _snapshot: &SnapshotSpec,
+        reference: &ManageRef,
+    ) -> Result<i64, DriverError> {
+        Ok(self.referenced_size(reference, Managed::Snapshot).await?.1)
+    }
+
+    async fn manage_existing_snapshot(
+        &self,
+        snapshot: &SnapshotSpec,
+        reference: &ManageRef,
+    ) -> Result<ModelUpdate, DriverError> {
+        self.take_over(
+            reference,
+            Managed::Snapshot,
+            &snapshot.name,
+            snapshot.size_gb,
+        )
+        .await?;
+        self.local_update(&snapshot.name)
+    }
+
+    async fn get_manageable_volumes(
+        &self,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        self.manageable(Managed::Volume, managed_ids).await
+    }
+
+    async fn get_manageable_snapshots(
+        &self,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        self.manageable(Managed::Snapshot, managed_ids).await
+    }
+
     async fn list_volume_names(&self) -> Result<Option<Vec<String>>, DriverError> {
         let mut names = Vec::new();
         let mut entries = tokio::fs::read_dir(&self.dir)
@@ -614,5 +804,19 @@ mod tests {
             ".tmp-volume-4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"
         ));
         assert!(!is_own_name("clinker.sqlite"));
+    }
+
+    #[test]
+    fn manages_only_plain_names() {
+        assert!(is_manageable_name(
+            "volume-4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"
+        ));
+        assert!(is_manageable_name("legacy disk.img"));
+        assert!(!is_manageable_name(""));
+        assert!(!is_manageable_name("../etc/passwd"));
+        assert!(!is_manageable_name("a/b"));
+        assert!(!is_manageable_name(".tmp-volume-x"));
+        assert!(!is_manageable_name(".clinker-probe"));
+        assert!(!is_manageable_name(".."));
     }
 }

@@ -16,6 +16,7 @@
 pub mod fake;
 pub mod file;
 pub mod lvm;
+pub mod manage;
 pub mod rbd;
 mod retype;
 pub mod targets;
@@ -30,6 +31,7 @@ use clinker_types::connection::{ConnectionInfo, Connector};
 use clinker_types::{ErrorKind, SnapshotId, VolumeId};
 use serde_json::{Map, Value};
 
+pub use manage::{ManageRef, ManageableObject};
 pub use retype::RetypeDiff;
 
 /// Why a driver operation failed, classified where it arose.
@@ -320,6 +322,115 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
             "the {} driver cannot rename a migrated volume",
             self.driver_name()
         )))
+    }
+
+    /// The size in GiB (rounded up) of the backend object `reference`
+    /// names, to be managed as `volume` (Cinder's
+    /// `manage_existing_get_size`). Changes nothing.
+    ///
+    /// # Errors
+    /// [`DriverError::InvalidInput`] for a reference the driver cannot
+    /// use or that names nothing (Cinder's
+    /// `ManageExistingInvalidReference`); [`DriverError::NotSupported`] by
+    /// default.
+    async fn manage_existing_get_size(
+        &self,
+        volume: &VolumeSpec,
+        reference: &ManageRef,
+    ) -> Result<i64, DriverError> {
+        let _ = (volume, reference);
+        Err(manage::not_supported(self.driver_name(), "volume"))
+    }
+
+    /// Takes the backend object `reference` names under management as
+    /// `volume`, renaming it to `volume.name` where the backend names its
+    /// objects (Cinder's LVM driver does; the object then looks exactly
+    /// like a volume this driver created).
+    ///
+    /// # Errors
+    /// As [`VolumeDriver::manage_existing_get_size`], and failures of the
+    /// rename.
+    async fn manage_existing(
+        &self,
+        volume: &VolumeSpec,
+        reference: &ManageRef,
+    ) -> Result<ModelUpdate, DriverError> {
+        let _ = (volume, reference);
+        Err(manage::not_supported(self.driver_name(), "volume"))
+    }
+
+    /// The size in GiB of the backend snapshot `reference` names.
+    ///
+    /// # Errors
+    /// As [`VolumeDriver::manage_existing_get_size`].
+    async fn manage_existing_snapshot_get_size(
+        &self,
+        snapshot: &SnapshotSpec,
+        reference: &ManageRef,
+    ) -> Result<i64, DriverError> {
+        let _ = (snapshot, reference);
+        Err(manage::not_supported(self.driver_name(), "snapshot"))
+    }
+
+    /// Takes the backend snapshot `reference` names under management as
+    /// `snapshot` (renamed to the snapshot's own backend name).
+    ///
+    /// # Errors
+    /// As [`VolumeDriver::manage_existing`].
+    async fn manage_existing_snapshot(
+        &self,
+        snapshot: &SnapshotSpec,
+        reference: &ManageRef,
+    ) -> Result<ModelUpdate, DriverError> {
+        let _ = (snapshot, reference);
+        Err(manage::not_supported(self.driver_name(), "snapshot"))
+    }
+
+    /// The backend objects that could be managed as volumes, unsorted;
+    /// those whose name carries one of `managed_ids` are marked "already
+    /// managed". The default lists nothing, as Cinder answers for drivers
+    /// without the method.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn get_manageable_volumes(
+        &self,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        let _ = managed_ids;
+        Ok(Vec::new())
+    }
+
+    /// The backend objects that could be managed as snapshots (see
+    /// [`VolumeDriver::get_manageable_volumes`]).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn get_manageable_snapshots(
+        &self,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        let _ = managed_ids;
+        Ok(Vec::new())
+    }
+
+    /// Lets go of a volume: its data stays on the backend, under the
+    /// returned name (Cinder's `unmanage`, a no-op for most drivers).
+    /// The manager records that name so the orphan sweep never removes
+    /// it.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn unmanage(&self, volume: &VolumeSpec) -> Result<String, DriverError> {
+        Ok(volume.name.clone())
+    }
+
+    /// Lets go of a snapshot; returns the name its data stays under.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn unmanage_snapshot(&self, snapshot: &SnapshotSpec) -> Result<String, DriverError> {
+        Ok(snapshot.name.clone())
     }
 
     /// Makes the backend's exports match `exported` (the volumes that should

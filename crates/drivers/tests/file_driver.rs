@@ -346,3 +346,147 @@ async fn a_migrated_volume_takes_its_name_back_without_replacing_anything() {
         Err(DriverError::NotFound(_))
     ));
 }
+
+/// Unmanage leaves the file; managing it again under another id renames it
+/// to the new volume's name with its data, and bad references change
+/// nothing.
+#[tokio::test]
+async fn manage_renames_files_and_keeps_their_data() {
+    use clinker_drivers::ManageRef;
+    use serde_json::json;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path(), 0.0).await;
+    let old = VolumeSpec::new(VolumeId::new_random(), 1);
+    d.create_volume(&old).await.unwrap();
+    let old_path = d.path_of(&old.name).unwrap();
+    write_pattern(&old_path, 4096, b"managed-data");
+    assert_eq!(d.unmanage(&old).await.unwrap(), old.name);
+    assert!(old_path.exists(), "unmanage keeps the data");
+
+    let mut new = VolumeSpec::new(VolumeId::new_random(), 0);
+    let by_name = ManageRef(json!({"source-name": old.name}));
+    new.size_gb = d.manage_existing_get_size(&new, &by_name).await.unwrap();
+    assert_eq!(new.size_gb, 1);
+    let update = d.manage_existing(&new, &by_name).await.unwrap();
+    let new_path = d.path_of(&new.name).unwrap();
+    assert_eq!(
+        update.provider_location.as_deref(),
+        Some(new_path.to_str().unwrap())
+    );
+    assert!(!old_path.exists());
+    assert_eq!(read_at(&new_path, 4096, 12), b"managed-data");
+
+    // A foreign file of 1.5 GiB by source-name: grown to 2 whole GiB.
+    let foreign = tmp.path().join("legacy.img");
+    std::fs::File::create(&foreign)
+        .unwrap()
+        .set_len(GIB + GIB / 2)
+        .unwrap();
+    let mut third = VolumeSpec::new(VolumeId::new_random(), 0);
+    let legacy = ManageRef(json!({"source-name": "legacy.img"}));
+    third.size_gb = d.manage_existing_get_size(&third, &legacy).await.unwrap();
+    assert_eq!(third.size_gb, 2);
+    d.manage_existing(&third, &legacy).await.unwrap();
+    assert_eq!(
+        std::fs::metadata(d.path_of(&third.name).unwrap())
+            .unwrap()
+            .len(),
+        2 * GIB
+    );
+
+    // source-id names the driver's own file of that id.
+    let fourth = VolumeSpec::new(VolumeId::new_random(), 1);
+    let by_id = ManageRef(json!({"source-id": new.id.to_string()}));
+    assert_eq!(
+        d.manage_existing_get_size(&fourth, &by_id).await.unwrap(),
+        1
+    );
+
+    // Bad references: Cinder's texts, nothing renamed.
+    let before: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    for (reference, reason) in [
+        (
+            json!({"source-name": "absent"}),
+            "Specified file does not exist.",
+        ),
+        (
+            json!({"source-name": "../escape"}),
+            "Specified file name is not a file of this backend.",
+        ),
+        (
+            json!({"other": 1}),
+            "Reference must contain source-id or source-name element.",
+        ),
+    ] {
+        let reference = ManageRef(reference);
+        let err = d.manage_existing(&fourth, &reference).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Manage existing volume failed due to invalid backend reference {}: {reason}",
+                reference.display()
+            )
+        );
+        assert!(matches!(err, DriverError::InvalidInput(_)));
+    }
+    std::fs::create_dir(tmp.path().join("adir")).unwrap();
+    assert!(matches!(
+        d.manage_existing_get_size(&fourth, &ManageRef(json!({"source-name": "adir"})))
+            .await,
+        Err(DriverError::InvalidInput(_))
+    ));
+    std::fs::remove_dir(tmp.path().join("adir")).unwrap();
+    let after: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn manage_snapshots_and_list_manageable_files() {
+    use clinker_drivers::ManageRef;
+    use serde_json::json;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path(), 0.0).await;
+    let volume = VolumeSpec::new(VolumeId::new_random(), 1);
+    d.create_volume(&volume).await.unwrap();
+    let old = SnapshotSpec::new(SnapshotId::new_random(), volume.clone(), 1);
+    d.create_snapshot(&old).await.unwrap();
+    assert_eq!(d.unmanage_snapshot(&old).await.unwrap(), old.name);
+    std::fs::write(tmp.path().join("loose"), b"x").unwrap();
+
+    let managed = std::collections::HashSet::from([volume.id.to_string()]);
+    let mut volumes = d.get_manageable_volumes(&managed).await.unwrap();
+    volumes.sort_by_key(|e| e.reference["source-name"].as_str().unwrap().to_owned());
+    assert_eq!(volumes.len(), 2, "{volumes:?}");
+    assert_eq!(volumes[0].reference, json!({"source-name": "loose"}));
+    assert!(volumes[0].safe_to_manage);
+    assert_eq!(volumes[1].reference, json!({"source-name": volume.name}));
+    assert_eq!(volumes[1].cinder_id, Some(volume.id.to_string()));
+    assert!(!volumes[1].safe_to_manage);
+    let snapshots = d.get_manageable_snapshots(&managed).await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].reference, json!({"source-name": old.name}));
+    assert!(snapshots[0].safe_to_manage);
+
+    let new = SnapshotSpec::new(SnapshotId::new_random(), volume.clone(), 0);
+    let reference = ManageRef(json!({"source-name": old.name}));
+    assert_eq!(
+        d.manage_existing_snapshot_get_size(&new, &reference)
+            .await
+            .unwrap(),
+        1
+    );
+    d.manage_existing_snapshot(&new, &reference).await.unwrap();
+    assert!(d.path_of(&new.name).unwrap().exists());
+    assert!(!d.path_of(&old.name).unwrap().exists());
+    // The managed snapshot is an ordinary one: a volume can be made of it.
+    let from = VolumeSpec::new(VolumeId::new_random(), 1);
+    d.create_volume_from_snapshot(&from, &new).await.unwrap();
+}

@@ -14,6 +14,10 @@
 //! - 3.15: revert_to_snapshot.
 //! - migrate_volume, migrate_volume_completion and update_migrated_volume
 //!   are 3.0 methods (Cinder has them since 1.x).
+//! - manage_existing, manage_existing_snapshot, get_manageable_volumes,
+//!   get_manageable_snapshots are 3.0 methods in Cinder; unmanage is
+//!   Cinder's `delete_volume` / `delete_snapshot` with `unmanage_only`, here
+//!   its own methods `unmanage_volume` / `unmanage_snapshot` (3.0).
 //! - 3.20: current.
 
 use std::sync::Arc;
@@ -278,6 +282,38 @@ pub struct MigratedVolumeUpdate {
     pub provider_id: Option<String>,
 }
 
+/// `manage_existing` (cast to the backend named in the request).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManageExistingArgs {
+    /// The volume (its row is `managing`, placed on this backend).
+    pub volume_id: VolumeId,
+    /// The driver-specific reference to the backend object.
+    pub reference: Value,
+}
+
+/// `manage_existing_snapshot` (cast to the volume's backend).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManageExistingSnapshotArgs {
+    /// The snapshot (its row is `creating`).
+    pub snapshot_id: SnapshotId,
+    /// The driver-specific reference to the backend object.
+    pub reference: Value,
+}
+
+/// `unmanage_volume` (Cinder's `delete_volume(unmanage_only=True)`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmanageVolumeArgs {
+    /// The volume (its row is `unmanaging`).
+    pub volume_id: VolumeId,
+}
+
+/// `unmanage_snapshot` (Cinder's `delete_snapshot(unmanage_only=True)`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmanageSnapshotArgs {
+    /// The snapshot (its row is `unmanaging`).
+    pub snapshot_id: SnapshotId,
+}
+
 fn not_served(method: &str) -> RemoteError {
     RemoteError::new(
         ErrorKind::NotImplemented,
@@ -437,6 +473,54 @@ pub trait VolumeManagerApi: Send + Sync + 'static {
     ) -> Result<MigratedVolumeUpdate, RemoteError> {
         Err(not_served("update_migrated_volume"))
     }
+
+    /// Takes an existing backend object under management as a volume.
+    async fn manage_existing(
+        &self,
+        _context: RequestContext,
+        _args: ManageExistingArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("manage_existing"))
+    }
+    /// Takes an existing backend object under management as a snapshot.
+    async fn manage_existing_snapshot(
+        &self,
+        _context: RequestContext,
+        _args: ManageExistingSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("manage_existing_snapshot"))
+    }
+    /// Removes a volume from management; its data stays on the backend.
+    async fn unmanage_volume(
+        &self,
+        _context: RequestContext,
+        _args: UnmanageVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("unmanage_volume"))
+    }
+    /// Removes a snapshot from management; its data stays on the backend.
+    async fn unmanage_snapshot(
+        &self,
+        _context: RequestContext,
+        _args: UnmanageSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        Err(not_served("unmanage_snapshot"))
+    }
+    /// The backend objects that could be managed as volumes (Cinder's
+    /// manageable-volume dicts, unsorted).
+    async fn get_manageable_volumes(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        Err(not_served("get_manageable_volumes"))
+    }
+    /// The backend objects that could be managed as snapshots.
+    async fn get_manageable_snapshots(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        Err(not_served("get_manageable_snapshots"))
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -462,6 +546,12 @@ const METHODS: &[&str] = &[
     "migrate_volume",
     "migrate_volume_completion",
     "update_migrated_volume",
+    "manage_existing",
+    "manage_existing_snapshot",
+    "unmanage_volume",
+    "unmanage_snapshot",
+    "get_manageable_volumes",
+    "get_manageable_snapshots",
 ];
 
 /// Dispatches volume RPC messages to a [`VolumeManagerApi`].
@@ -566,6 +656,26 @@ impl RpcHandler for VolumeEndpoint {
                     serde_json::to_value(u)
                         .map_err(|e| RemoteError::new(ErrorKind::Internal, e.to_string()))
                 }),
+            "manage_existing" => unit(self.api.manage_existing(ctx, decode_args(&message)?).await),
+            "manage_existing_snapshot" => unit(
+                self.api
+                    .manage_existing_snapshot(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "unmanage_volume" => unit(self.api.unmanage_volume(ctx, decode_args(&message)?).await),
+            "unmanage_snapshot" => unit(
+                self.api
+                    .unmanage_snapshot(ctx, decode_args(&message)?)
+                    .await,
+            ),
+            "get_manageable_volumes" => {
+                self.api.get_manageable_volumes(ctx).await.map(Value::Array)
+            }
+            "get_manageable_snapshots" => self
+                .api
+                .get_manageable_snapshots(ctx)
+                .await
+                .map(Value::Array),
             other => Err(DispatchError::NoSuchMethod {
                 method: other.to_owned(),
             }
@@ -1132,5 +1242,127 @@ impl VolumeRpcClient {
             Self::to_value(args)?,
         )
         .await
+    }
+
+    /// Casts `manage_existing` to the backend named in the request.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn manage_existing(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &ManageExistingArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "manage_existing",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `manage_existing_snapshot` to the volume's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn manage_existing_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &ManageExistingSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "manage_existing_snapshot",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `unmanage_volume` to the volume's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn unmanage_volume(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &UnmanageVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "unmanage_volume",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Casts `unmanage_snapshot` to the snapshot's backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::create_volume`].
+    pub async fn unmanage_snapshot(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        args: &UnmanageSnapshotArgs,
+    ) -> Result<(), RpcError> {
+        self.cast(
+            context,
+            host,
+            "unmanage_snapshot",
+            Version::new(3, 0),
+            Self::to_value(args)?,
+        )
+        .await
+    }
+
+    /// Calls `get_manageable_volumes` on one backend.
+    ///
+    /// # Errors
+    /// No consumer, timeout, remote failure, a malformed reply.
+    pub async fn get_manageable_volumes(
+        &self,
+        context: &RequestContext,
+        host: &str,
+    ) -> Result<Vec<Value>, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "get_manageable_volumes",
+                Version::new(3, 0),
+                Value::Object(Default::default()),
+            )
+            .await?;
+        Self::from_value("get_manageable_volumes", reply)
+    }
+
+    /// Calls `get_manageable_snapshots` on one backend.
+    ///
+    /// # Errors
+    /// As [`VolumeRpcClient::get_manageable_volumes`].
+    pub async fn get_manageable_snapshots(
+        &self,
+        context: &RequestContext,
+        host: &str,
+    ) -> Result<Vec<Value>, RpcError> {
+        let reply = self
+            .call(
+                context,
+                host,
+                "get_manageable_snapshots",
+                Version::new(3, 0),
+                Value::Object(Default::default()),
+            )
+            .await?;
+        Self::from_value("get_manageable_snapshots", reply)
     }
 }

@@ -123,6 +123,12 @@ status_enum!(
         /// with a raw conditional update; it is not in its `VolumeStatus`
         /// enum, so `os-reset_status` cannot set it.
         Reverting => "reverting",
+        /// Being removed from Clinker's management; its backend object
+        /// stays (`os-unmanage`). Cinder sets it with a raw conditional
+        /// update, like `reverting`.
+        Unmanaging => "unmanaging",
+        /// The backend refused to let go of the volume on unmanage.
+        ErrorUnmanaging => "error_unmanaging",
     }
 );
 
@@ -185,7 +191,13 @@ impl VolumeStatus {
 
     /// Statuses an administrator may set with `os-reset_status`.
     pub fn is_resettable_target(self) -> bool {
-        !matches!(self, VolumeStatus::Managing | VolumeStatus::Reverting)
+        !matches!(
+            self,
+            VolumeStatus::Managing
+                | VolumeStatus::Reverting
+                | VolumeStatus::Unmanaging
+                | VolumeStatus::ErrorUnmanaging
+        )
     }
 }
 
@@ -285,6 +297,16 @@ pub enum VolumeTransition {
     FinishRevert,
     /// The revert failed after it may have changed data.
     FailRevert,
+    /// `os-unmanage` starts: the statuses a delete starts from (Cinder's
+    /// `delete(unmanage_only=True)` shares the delete's conditions).
+    BeginUnmanage,
+    /// Manager: the driver refused to unmanage.
+    UnmanageFailed,
+    /// Manager: the backend object was taken into management.
+    ManageSucceeded,
+    /// Manager: managing the backend object failed (bad reference, size,
+    /// quota), or the service restarted while it was in flight.
+    ManageFailed,
 }
 
 use VolumeStatus as V;
@@ -388,6 +410,10 @@ impl VolumeTransition {
             T::BeginRevert => (&[V::Available], V::Reverting),
             T::FinishRevert => (&[V::Reverting], V::Available),
             T::FailRevert => (&[V::Reverting], V::Error),
+            T::BeginUnmanage => (DELETABLE, V::Unmanaging),
+            T::UnmanageFailed => (&[V::Unmanaging], V::ErrorUnmanaging),
+            T::ManageSucceeded => (&[V::Managing], V::Available),
+            T::ManageFailed => (&[V::Managing], V::ErrorManaging),
         };
         Transition { from, to }
     }
@@ -417,6 +443,11 @@ pub enum SnapshotTransition {
     BeginRestore,
     /// The revert that used this snapshot ended (either way).
     FinishRestore,
+    /// `os-unmanage` of a snapshot starts.
+    BeginUnmanage,
+    /// Manager: the driver refused to unmanage the snapshot (Cinder
+    /// leaves it `error_deleting`).
+    UnmanageFailed,
 }
 
 use SnapshotStatus as S;
@@ -447,6 +478,8 @@ impl SnapshotTransition {
             T::DeleteFailed => (&[S::Deleting], S::ErrorDeleting),
             T::BeginRestore => (&[S::Available], S::Restoring),
             T::FinishRestore => (&[S::Restoring], S::Available),
+            T::BeginUnmanage => (&[S::Available, S::Error], S::Unmanaging),
+            T::UnmanageFailed => (&[S::Unmanaging], S::ErrorDeleting),
         };
         Transition { from, to }
     }
@@ -496,6 +529,10 @@ mod tests {
         VolumeTransition::BeginRevert,
         VolumeTransition::FinishRevert,
         VolumeTransition::FailRevert,
+        VolumeTransition::BeginUnmanage,
+        VolumeTransition::UnmanageFailed,
+        VolumeTransition::ManageSucceeded,
+        VolumeTransition::ManageFailed,
     ];
 
     #[test]
@@ -695,6 +732,8 @@ mod tests {
             T::DeleteFailed,
             T::BeginRestore,
             T::FinishRestore,
+            T::BeginUnmanage,
+            T::UnmanageFailed,
         ] {
             for s in SnapshotStatus::ALL {
                 assert_eq!(t.allows(*s), t.transition().from.contains(s));
@@ -732,6 +771,35 @@ mod tests {
         assert!(S::BeginRestore.allows(SnapshotStatus::Available));
         assert_eq!(S::FinishRestore.transition().to, SnapshotStatus::Available);
         assert!(!SnapshotTransition::Delete.allows(SnapshotStatus::Restoring));
+    }
+
+    /// Unmanage starts where a delete may start and only the manager ends
+    /// it; a managed volume leaves `managing` only through the manager's
+    /// outcomes or a forced delete.
+    #[test]
+    fn manage_and_unmanage_follow_cinder() {
+        use VolumeStatus as S;
+        use VolumeTransition as T;
+        for s in S::ALL {
+            assert_eq!(T::BeginUnmanage.allows(*s), T::Delete.allows(*s), "{s}");
+        }
+        assert!(!T::BeginUnmanage.allows(S::InUse));
+        let exits: Vec<_> = ALL_VOLUME_TRANSITIONS
+            .iter()
+            .filter(|t| t.allows(S::Managing) && t.transition().to != S::Managing)
+            .collect();
+        assert_eq!(
+            exits,
+            [&T::ForceDelete, &T::ManageSucceeded, &T::ManageFailed]
+        );
+        let exits: Vec<_> = ALL_VOLUME_TRANSITIONS
+            .iter()
+            .filter(|t| t.allows(S::Unmanaging) && t.transition().to != S::Unmanaging)
+            .collect();
+        assert_eq!(exits, [&T::ForceDelete, &T::UnmanageFailed]);
+        assert!(!S::Unmanaging.is_resettable_target());
+        assert!(SnapshotTransition::BeginUnmanage.allows(SnapshotStatus::Error));
+        assert!(!SnapshotTransition::BeginUnmanage.allows(SnapshotStatus::Creating));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 mod attach;
 mod groups;
 mod locks;
+mod manage;
 pub mod manager;
 mod migration;
 mod recovery;

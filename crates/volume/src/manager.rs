@@ -23,6 +23,9 @@ use clinker_rpc::volume::{
     RemoveExportArgs, RetypeArgs, RevertToSnapshotArgs, TerminateConnectionArgs,
     UpdateMigratedVolumeArgs, VolumeManagerApi, VolumeRpcClient,
 };
+use clinker_rpc::volume::{
+    ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageSnapshotArgs, UnmanageVolumeArgs,
+};
 use clinker_runtime::{Gate, GateGuard};
 use clinker_types::connection::ConnectionInfo;
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -923,6 +926,56 @@ impl VolumeManagerApi for VolumeManager {
         args: UpdateMigratedVolumeArgs,
     ) -> Result<MigratedVolumeUpdate, RemoteError> {
         self.update_migrated_volume_now(&args).await
+    }
+
+    async fn manage_existing(
+        &self,
+        context: RequestContext,
+        args: ManageExistingArgs,
+    ) -> Result<(), RemoteError> {
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
+        self.manage_existing_now(&context, &args).await
+    }
+
+    async fn manage_existing_snapshot(
+        &self,
+        context: RequestContext,
+        args: ManageExistingSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
+        self.manage_existing_snapshot_now(&context, &args).await
+    }
+
+    async fn unmanage_volume(
+        &self,
+        context: RequestContext,
+        args: UnmanageVolumeArgs,
+    ) -> Result<(), RemoteError> {
+        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
+        self.unmanage_volume_now(&context, args.volume_id).await
+    }
+
+    async fn unmanage_snapshot(
+        &self,
+        context: RequestContext,
+        args: UnmanageSnapshotArgs,
+    ) -> Result<(), RemoteError> {
+        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
+        self.unmanage_snapshot_now(&context, args.snapshot_id).await
+    }
+
+    async fn get_manageable_volumes(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        self.manageable_volumes().await
+    }
+
+    async fn get_manageable_snapshots(
+        &self,
+        _context: RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
+        self.manageable_snapshots().await
     }
 }
 

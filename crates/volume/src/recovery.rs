@@ -178,6 +178,18 @@ impl VolumeManager {
                         }
                     }
                     VolumeStatus::Reverting => self.settle_revert(context, entry, id).await?,
+                    VolumeStatus::Managing => {
+                        // The manage may have stopped after the rename: the
+                        // object then carries the volume's name and the row
+                        // keeps it safe; the administrator decides (Cinder
+                        // leaves such a volume error_managing too).
+                        tracing::warn!(volume_id = %id, "manage was interrupted; marking the volume error_managing");
+                        let _ = self.db.fail_volume_manage(id).await;
+                    }
+                    VolumeStatus::Unmanaging if self.health().up => {
+                        tracing::info!(volume_id = %id, "resuming interrupted unmanage");
+                        self.unmanage_volume_now(context, id).await?;
+                    }
                     VolumeStatus::Retyping => {
                         // The retype's placement may be stale by now: give
                         // the volume back its status; the user retries.
@@ -215,6 +227,10 @@ impl VolumeManager {
                     SnapshotStatus::Deleting if self.health().up => {
                         tracing::info!(snapshot_id = %id, "resuming interrupted snapshot delete");
                         self.delete_snapshot_now(context, id).await?;
+                    }
+                    SnapshotStatus::Unmanaging if self.health().up => {
+                        tracing::info!(snapshot_id = %id, "resuming interrupted snapshot unmanage");
+                        self.unmanage_snapshot_now(context, id).await?;
                     }
                     _ => {}
                 }
@@ -286,7 +302,8 @@ impl VolumeManager {
     /// services may share one pool (an RBD pool behind `node1@rbd` and
     /// `node2@rbd`), and one must never remove another's volumes. Drivers
     /// whose storage may hold objects of other deployments decline to list
-    /// them (`rbd_exclusive_cinder_pool = false`).
+    /// them (`rbd_exclusive_cinder_pool = false`). Objects an unmanage left
+    /// behind are never orphans: Cinder never deletes unmanaged data.
     async fn remove_orphans(&self) {
         let names = match self.driver.list_volume_names().await {
             Ok(Some(names)) => names,
@@ -297,6 +314,17 @@ impl VolumeManager {
             }
         };
         for name in names {
+            match self.db.is_unmanaged_object(&name).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::debug!(object = %name, "keeping an unmanaged object");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the unmanaged objects; skipping the orphan sweep");
+                    return;
+                }
+            }
             if let Some(id) = name.strip_prefix("volume-") {
                 let Ok(volume_id) = id.parse::<VolumeId>() else {
                     continue;

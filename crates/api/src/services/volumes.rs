@@ -139,7 +139,8 @@ pub async fn update_volume(
         .map_err(|e| lookup_error(e, || volume_not_found(id)))
 }
 
-fn delete_refused(force: bool) -> ApiError {
+/// Cinder's refusal of a delete (or unmanage) by its conditions.
+pub(crate) fn delete_refused(force: bool) -> ApiError {
     let status = if force {
         String::new()
     } else {

@@ -16,6 +16,7 @@ pub mod group_snapshots;
 pub mod group_types;
 pub mod groups;
 pub mod hosts;
+pub mod manageable;
 pub mod messages;
 pub mod qos_specs;
 pub mod quotas;
@@ -256,6 +257,39 @@ pub fn routes() -> Router<ApiState> {
             put(default_types::set)
                 .get(default_types::show)
                 .delete(default_types::unset),
+        )
+        .route(
+            "/os-volume-manage",
+            get(manageable::volume_manage_index).post(manageable::volume_manage_create),
+        )
+        .route(
+            "/os-volume-manage/detail",
+            get(manageable::volume_manage_detail),
+        )
+        .route(
+            "/manageable_volumes",
+            get(manageable::manageable_volumes_index).post(manageable::manageable_volumes_create),
+        )
+        .route(
+            "/manageable_volumes/detail",
+            get(manageable::manageable_volumes_detail),
+        )
+        .route(
+            "/os-snapshot-manage",
+            get(manageable::snapshot_manage_index).post(manageable::snapshot_manage_create),
+        )
+        .route(
+            "/os-snapshot-manage/detail",
+            get(manageable::snapshot_manage_detail),
+        )
+        .route(
+            "/manageable_snapshots",
+            get(manageable::manageable_snapshots_index)
+                .post(manageable::manageable_snapshots_create),
+        )
+        .route(
+            "/manageable_snapshots/detail",
+            get(manageable::manageable_snapshots_detail),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -256,6 +256,11 @@ pub async fn action(
             service::update_snapshot_status(&state, ctx, &snapshot_id, status, progress).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
+        "os-unmanage" => {
+            validation::validate(&action_schema("os-unmanage", any()), &body)?;
+            crate::services::manage::unmanage_snapshot(&state, ctx, &snapshot_id).await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
         other => Err(no_such_action(other)),
     }
 }

@@ -309,6 +309,11 @@ pub async fn action(
             .await?;
             Ok(views::ok(&json!({ "save_volume_id": kept.to_string() })))
         }
+        "os-unmanage" => {
+            validation::validate(&action_schema("os-unmanage", any()), &body)?;
+            crate::services::manage::unmanage_volume(&state, ctx, &volume_id).await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
         other => Err(no_such_action(other)),
     }
 }

@@ -84,6 +84,19 @@ impl RpcHandler for Recorder {
                 "properties": {"thin_provisioning": {"title": "Thin", "type": "boolean"}},
             }),
             "migrate_volume_completion" => args["volume_id"].clone(),
+            "get_manageable_volumes" => json!([
+                {"reference": {"source-name": "b-disk"}, "size": 2, "safe_to_manage": true,
+                 "reason_not_safe": null, "cinder_id": null, "extra_info": null},
+                {"reference": {"source-name": "a-disk"}, "size": 5, "safe_to_manage": false,
+                 "reason_not_safe": "already managed", "cinder_id": "x", "extra_info": null},
+                {"reference": {"source-name": "c-disk"}, "size": 1, "safe_to_manage": true,
+                 "reason_not_safe": null, "cinder_id": null, "extra_info": null},
+            ]),
+            "get_manageable_snapshots" => json!([
+                {"reference": {"source-name": "snapshot-s"}, "size": 1, "safe_to_manage": true,
+                 "reason_not_safe": null, "cinder_id": null, "extra_info": null,
+                 "source_reference": {"source-name": "volume-v"}},
+            ]),
             _ => Value::Null,
         })
     }

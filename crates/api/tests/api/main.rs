@@ -11,6 +11,7 @@ mod default_types;
 mod encryption;
 mod groups;
 mod keystone;
+mod manage;
 mod members;
 mod migration;
 mod personas;

@@ -347,7 +347,7 @@ async fn update_delete_metadata_and_actions() {
             .starts_with("Snapshot status: nope is invalid")
     );
     let reply = h
-        .call("POST", &action, Some(json!({"os-unmanage": {}})))
+        .call("POST", &action, Some(json!({"os-no_such_action": {}})))
         .await;
     assert_eq!(reply.status, 400);
 

@@ -40,6 +40,7 @@ use self::errors::LvmRunner;
 use self::report::LogicalVolume;
 use self::vg::Vg;
 use self::wipe::{WIPE_PREFIX, Wiper, wipe_name};
+use crate::manage::{ManageRef, ManageableObject, ceil_gib, id_in_name};
 use crate::targets::{ReconcileReport, TargetHelper, WantedExport, connector_initiator};
 use crate::{
     DriverError, GIB, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec, gib,
@@ -475,6 +476,76 @@ impl LvmDriver {
     }
 }
 
+/// Whether an LV is one of the snapshots a manageable list shows as
+/// such: a thick snapshot, or a thin one named like Cinder's
+/// (`_snapshot-…`).
+fn is_manageable_snapshot(lv: &LogicalVolume) -> bool {
+    lv.is_thick_snapshot() || lv.name.starts_with("_snapshot-")
+}
+
+/// LVs that are never offered for management: thin pools, LVM's hidden
+/// internal LVs (`[…]`), and LVs waiting to be wiped.
+fn is_internal_lv(lv: &LogicalVolume) -> bool {
+    lv.is_thin_pool() || lv.name.starts_with('[') || lv.name.starts_with(WIPE_PREFIX)
+}
+
+impl LvmDriver {
+    /// The LV a manage reference names (Cinder's LVM driver accepts only
+    /// `source-name`) and its size in whole GiB.
+    async fn referenced_lv(&self, reference: &ManageRef) -> Result<(String, i64), DriverError> {
+        let Some(name) = reference.source_name() else {
+            return Err(reference.invalid("Reference must contain source-name element."));
+        };
+        match self.vg.lv(name).await? {
+            Some(lv) if !is_internal_lv(&lv) => Ok((lv.name, ceil_gib(lv.size_bytes))),
+            _ => Err(reference.invalid("Specified logical volume does not exist.")),
+        }
+    }
+
+    /// Renames the referenced LV to `target` (Cinder's `manage_existing`).
+    async fn take_over(&self, reference: &ManageRef, target: &str) -> Result<(), DriverError> {
+        let (name, _) = self.referenced_lv(reference).await?;
+        if name != target {
+            self.vg.rename(&name, target).await.map_err(|e| {
+                DriverError::Backend(format!(
+                    "Failed to rename logical volume {name}, error message was: {e}"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn manageable(
+        &self,
+        snapshots: bool,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        let kind = if snapshots { "snapshot" } else { "volume" };
+        let mut found = Vec::new();
+        for lv in self.vg.lvs().await? {
+            if is_internal_lv(&lv) || is_manageable_snapshot(&lv) != snapshots {
+                continue;
+            }
+            let id = if snapshots {
+                id_in_name(&lv.name, "_snapshot-")
+            } else {
+                id_in_name(&lv.name, "volume-")
+            };
+            let mut entry =
+                ManageableObject::named(&lv.name, ceil_gib(lv.size_bytes), id, managed_ids);
+            if entry.safe_to_manage && lv.is_open() {
+                entry.safe_to_manage = false;
+                entry.reason_not_safe = Some(format!("{kind} in use"));
+            }
+            if snapshots {
+                entry.source_reference = Some(json!({ "source-name": lv.origin.clone() }));
+            }
+            found.push(entry);
+        }
+        Ok(found)
+    }
+}
+
 #[async_trait::async_trait]
 impl VolumeDriver for LvmDriver {
     fn driver_name(&self) -> &'static str {
@@ -757,6 +828,60 @@ impl VolumeDriver for LvmDriver {
         connector: Option<&Connector>,
     ) -> Result<(), DriverError> {
         self.target.terminate_connection(volume, connector).await
+    }
+
+    async fn manage_existing_get_size(
+        &self,
+        _volume: &VolumeSpec,
+        reference: &ManageRef,
+    ) -> Result<i64, DriverError> {
+        Ok(self.referenced_lv(reference).await?.1)
+    }
+
+    async fn manage_existing(
+        &self,
+        volume: &VolumeSpec,
+        reference: &ManageRef,
+    ) -> Result<ModelUpdate, DriverError> {
+        self.take_over(reference, &volume.name).await?;
+        Ok(ModelUpdate::default())
+    }
+
+    async fn manage_existing_snapshot_get_size(
+        &self,
+        _snapshot: &SnapshotSpec,
+        reference: &ManageRef,
+    ) -> Result<i64, DriverError> {
+        Ok(self.referenced_lv(reference).await?.1)
+    }
+
+    async fn manage_existing_snapshot(
+        &self,
+        snapshot: &SnapshotSpec,
+        reference: &ManageRef,
+    ) -> Result<ModelUpdate, DriverError> {
+        self.take_over(reference, &escape_snapshot_name(&snapshot.name))
+            .await?;
+        Ok(ModelUpdate::default())
+    }
+
+    async fn get_manageable_volumes(
+        &self,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        self.manageable(false, managed_ids).await
+    }
+
+    async fn get_manageable_snapshots(
+        &self,
+        managed_ids: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ManageableObject>, DriverError> {
+        self.manageable(true, managed_ids).await
+    }
+
+    /// The snapshot's LV keeps its escaped name (`_snapshot-<id>`).
+    async fn unmanage_snapshot(&self, snapshot: &SnapshotSpec) -> Result<String, DriverError> {
+        Ok(escape_snapshot_name(&snapshot.name))
     }
 
     async fn list_volume_names(&self) -> Result<Option<Vec<String>>, DriverError> {

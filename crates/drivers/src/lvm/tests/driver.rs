@@ -950,3 +950,160 @@ async fn lists_only_volume_lvs() {
     assert_eq!(escape_snapshot_name("snapshot-1"), "_snapshot-1");
     assert_eq!(escape_snapshot_name("volume-1"), "volume-1");
 }
+
+// ---- manage and unmanage -------------------------------------------------------
+
+#[tokio::test]
+async fn manage_existing_renames_the_lv_with_lvrename() {
+    let lvm = Lvm::new(10, vec![lv("legacy-disk", 2), lv("other", 1)]);
+    let d = driver(&lvm, options(LvmType::Default, VolumeClear::None)).await;
+    let reference = ManageRef(json!({"source-name": "legacy-disk"}));
+    let v = volume(0);
+    // Sizing reads the report and changes nothing.
+    assert_eq!(d.manage_existing_get_size(&v, &reference).await.unwrap(), 2);
+    assert!(lvm.changes().is_empty());
+    d.manage_existing(&v, &reference).await.unwrap();
+    assert_eq!(
+        lvm.changes(),
+        [format!(
+            "env LC_ALL=C lvrename cinder-volumes legacy-disk {}",
+            v.name
+        )]
+    );
+    assert!(lvm.names().contains(&v.name));
+    assert!(!lvm.names().contains("legacy-disk"));
+    // The volume is now an ordinary volume of the backend.
+    assert!(
+        d.list_volume_names()
+            .await
+            .unwrap()
+            .unwrap()
+            .contains(&v.name)
+    );
+}
+
+#[tokio::test]
+async fn manage_existing_refuses_bad_references_with_cinders_texts() {
+    let lvm = Lvm::new(10, vec![lv("cinder-volumes-pool", 5)]);
+    lvm.model.lock().unwrap().lvs[0].is_pool = true;
+    let d = driver(&lvm, options(LvmType::Default, VolumeClear::None)).await;
+    let v = volume(0);
+    let err = d
+        .manage_existing_get_size(&v, &ManageRef(json!({"source-id": "x"})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Manage existing volume failed due to invalid backend reference {'source-id': 'x'}: Reference must contain source-name element."
+    );
+    assert_eq!(err.kind(), clinker_types::ErrorKind::InvalidInput);
+    for missing in ["nothing", "cinder-volumes-pool"] {
+        let err = d
+            .manage_existing(&v, &ManageRef(json!({ "source-name": missing })))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Manage existing volume failed due to invalid backend reference {{'source-name': '{missing}'}}: Specified logical volume does not exist."
+            )
+        );
+    }
+    assert!(lvm.changes().is_empty());
+}
+
+#[tokio::test]
+async fn manage_existing_snapshot_renames_to_the_escaped_name() {
+    let v = volume(1);
+    let lvm = Lvm::new(10, vec![lv(&v.name, 1)]);
+    let d = driver(&lvm, options(LvmType::Default, VolumeClear::None)).await;
+    let old = SnapshotSpec::new(SnapshotId::new_random(), v.clone(), 1);
+    d.create_snapshot(&old).await.unwrap();
+    // Unmanaging leaves the LV under its escaped name.
+    let left = d.unmanage_snapshot(&old).await.unwrap();
+    assert_eq!(left, format!("_{}", old.name));
+    lvm.fake.clear_calls();
+    let new = SnapshotSpec::new(SnapshotId::new_random(), v.clone(), 1);
+    let reference = ManageRef(json!(left));
+    assert_eq!(
+        d.manage_existing_snapshot_get_size(&new, &reference)
+            .await
+            .unwrap(),
+        1
+    );
+    d.manage_existing_snapshot(&new, &reference).await.unwrap();
+    assert_eq!(
+        lvm.changes(),
+        [format!(
+            "env LC_ALL=C lvrename cinder-volumes {left} _{}",
+            new.name
+        )]
+    );
+}
+
+#[tokio::test]
+async fn manageable_lists_split_volumes_and_snapshots() {
+    let managed = volume(1);
+    let lvm = Lvm::new(
+        20,
+        vec![
+            lv(&managed.name, 1),
+            lv("legacy", 3),
+            Lv {
+                open: true,
+                ..lv("busy", 1)
+            },
+            lv("_wipe-volume-x", 1),
+        ],
+    );
+    let d = driver(&lvm, options(LvmType::Default, VolumeClear::None)).await;
+    let snap = SnapshotSpec::new(SnapshotId::new_random(), managed.clone(), 1);
+    d.create_snapshot(&snap).await.unwrap();
+    let ids = std::collections::HashSet::from([managed.id.to_string()]);
+    let mut volumes = d.get_manageable_volumes(&ids).await.unwrap();
+    volumes.sort_by_key(|e| e.reference["source-name"].as_str().unwrap().to_owned());
+    let summary: Vec<(String, i64, bool, Option<String>)> = volumes
+        .iter()
+        .map(|e| {
+            (
+                e.reference["source-name"].as_str().unwrap().to_owned(),
+                e.size,
+                e.safe_to_manage,
+                e.reason_not_safe.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "busy".to_owned(),
+                1,
+                false,
+                Some("volume in use".to_owned())
+            ),
+            ("legacy".to_owned(), 3, true, None),
+            (
+                managed.name.clone(),
+                1,
+                false,
+                Some("already managed".to_owned())
+            ),
+        ]
+    );
+    assert_eq!(volumes[2].cinder_id, Some(managed.id.to_string()));
+    let snapshots = d.get_manageable_snapshots(&ids).await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(
+        snapshots[0].reference,
+        json!({"source-name": format!("_{}", snap.name)})
+    );
+    assert!(
+        snapshots[0].safe_to_manage,
+        "its id is no managed snapshot's"
+    );
+    assert_eq!(
+        snapshots[0].source_reference,
+        Some(json!({"source-name": managed.name}))
+    );
+}
