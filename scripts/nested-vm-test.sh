@@ -13,8 +13,10 @@
 # Environment:
 #   CLINKER_BIN         the clinker binary to test (default: cargo build -p clinker)
 #   NESTED_VM_COMBOS    backends to test (default: "thick-tgt thin-lio thick-lio thin-tgt")
-#   NESTED_VM_PHASES    what to run (default "combos restart"): the data path per
-#                       backend, then attached volumes across a restart
+#   NESTED_VM_PHASES    what to run (default "dm-tests combos restart"): the
+#                       driver's device-mapper/LIO system tests
+#                       (crates/drivers/tests/lvm_dm_system.rs), the data path
+#                       per backend, then attached volumes across a restart
 #   NESTED_VM_TIMEOUT   hard limit in seconds for the VM (default 900); qemu is killed then
 #   NESTED_VM_ACCEL     auto (default) | kvm | tcg. auto uses KVM when /dev/kvm
 #                       boots this guest (probed once per host kernel, cached),
@@ -35,6 +37,25 @@ if [[ -z "${CLINKER_BIN:-}" ]]; then
 fi
 CLINKER_BIN="$(realpath "$CLINKER_BIN")"
 [[ -x "$CLINKER_BIN" ]] || { say "no clinker binary at $CLINKER_BIN"; exit 1; }
+# The guest sees this machine's / except what it mounts anew.
+case "$CLINKER_BIN" in
+    /tmp/* | /run/* | /mnt/* | /dev/* | /proc/* | /sys/*)
+        say "$CLINKER_BIN is hidden in the guest (it mounts its own /tmp, /run, /mnt); copy it elsewhere"
+        exit 1 ;;
+esac
+
+phases="${NESTED_VM_PHASES:-dm-tests combos restart}"
+dm_test_bin=""
+if [[ " $phases " == *" dm-tests "* ]]; then
+    # The driver's device-mapper/LIO system tests (crates/drivers/tests/
+    # lvm_dm_system.rs) need a kernel this machine lacks: build them here,
+    # run them in the guest. They read over iSCSI with libiscsi and qemu-io.
+    scripts/install-dataplane-tools.sh >&2
+    eval "$(scripts/install-dataplane-tools.sh --print-env)"
+    dm_test_bin=$(cargo test -q -p clinker-drivers --test lvm_dm_system --no-run \
+        --message-format=json | jq -r 'select(.executable != null) | .executable' | tail -n1)
+    [[ -x "$dm_test_bin" ]] || { say "cannot build the lvm_dm_system tests"; exit 1; }
+fi
 
 vm_dir=$(scripts/nested-vm/build.sh | tail -n1)
 qemu="$vm_dir/qemu/usr/bin/qemu-system-x86_64"
@@ -94,7 +115,10 @@ cp scripts/nested-vm/guest-datapath.sh "$run_dir/guest.sh"
 cat > "$run_dir/env" <<EOF
 CLINKER_BIN=$CLINKER_BIN
 NESTED_VM_COMBOS="${NESTED_VM_COMBOS:-thick-tgt thin-lio thick-lio thin-tgt}"
-NESTED_VM_PHASES="${NESTED_VM_PHASES:-combos restart}"
+NESTED_VM_PHASES="$phases"
+DM_TEST_BIN=$dm_test_bin
+CLINKER_QEMU_BIN=${CLINKER_QEMU_BIN:-}
+QEMU_MODULE_DIR=${QEMU_MODULE_DIR:-}
 EOF
 # The scratch disk holding the loop devices' files: sparse, on the host's
 # disk rather than in the guest's RAM.

@@ -6,27 +6,31 @@
 # the data byte for byte through open-iscsi logins made from the
 # connection_info the attachments API returns, unmodified.
 #
-# Per combination (backend = lvm_type + target_helper):
-#   volume V, attached: write random data (3 regions), read the whole
-#   device back (sha256 H1), detach; snapshot S of V; attach V again and
-#   overwrite its first region (H2), detach; clone C1 from S and C2 from
-#   V; attach each: C1 must read H1 (the snapshot kept the old data), C2
-#   must read H2. Exports exist only while attached. A wrong CHAP password
-#   is refused. Then everything is deleted.
+# First the driver's own device-mapper/LIO system tests
+# (crates/drivers/tests/lvm_dm_system.rs, built on the host). Then, per
+# combination (backend = lvm_type + target_helper):
+#   volume V, attached: write random data P1 (three regions: start,
+#   middle, end), read it back, detach; snapshot S of V; attach V again,
+#   overwrite the regions with P2, detach; C1 from S and clone C2 of V;
+#   attach each: C1 must read P1 (the snapshot kept the old data), C2 P2,
+#   compared byte for byte. Exports exist only while attached. A wrong
+#   CHAP password is refused. Then everything is deleted.
 # Then: one volume per backend stays attached (and logged in) across a
 # restart of clinker; every target must stay, untouched, and serve the
 # same data (the backends share one tgtd and one LIO).
 # At the end no LV (but the thin pools), no tgt target and no LIO object
 # may be left.
 #
-# Input: /mnt/env (CLINKER_BIN, NESTED_VM_COMBOS, NESTED_VM_PHASES). Output: stdout; the last
-# line is "RESULT: PASS" or "RESULT: FAIL <reason>".
+# Phases (NESTED_VM_PHASES): dm-tests, combos, restart.
+# Input: /mnt/env (CLINKER_BIN, NESTED_VM_COMBOS, NESTED_VM_PHASES, DM_TEST_BIN,
+# CLINKER_QEMU_BIN, QEMU_MODULE_DIR). Output: stderr; the last line is
+# "RESULT: PASS" or "RESULT: FAIL <reason>".
 set -Eeuo pipefail
 
 # shellcheck source=/dev/null
 source /mnt/env
 COMBOS="${NESTED_VM_COMBOS:-thick-tgt thin-lio thick-lio thin-tgt}"
-PHASES="${NESTED_VM_PHASES:-combos restart}"
+PHASES="${NESTED_VM_PHASES:-dm-tests combos restart}"
 STATE=/tmp/clinker
 API=http://127.0.0.1:8776/v3
 MV="OpenStack-API-Version: volume 3.54"
@@ -37,6 +41,7 @@ T0=$(date +%s.%N)
 # output a caller captures with $(...) still reach the log.
 log() { printf '[%7.2f] %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$*" >&2; }
 fail() {
+    trap - ERR
     log "FAILED: $*"
     # In a $(...) subshell the caller's ERR trap reports again: dump once.
     if ((BASH_SUBSHELL == 0)); then
@@ -210,7 +215,20 @@ check_pattern() {
 }
 
 # --- set-up ---------------------------------------------------------------
-log "guest $(uname -r), clinker $CLINKER_BIN, combinations: $COMBOS"
+log "guest $(uname -r), clinker $CLINKER_BIN, combinations: $COMBOS, phases: $PHASES"
+iscsid
+
+# The driver-level system tests that need device-mapper and LIO; they make
+# their own loop-device VGs and their own tgtd.
+if [[ " $PHASES " == *" dm-tests "* ]]; then
+    [[ -x ${DM_TEST_BIN:-} ]] || fail "no lvm_dm_system test binary (DM_TEST_BIN)"
+    log "== driver system tests on device-mapper and LIO: $DM_TEST_BIN"
+    export CLINKER_QEMU_BIN QEMU_MODULE_DIR
+    CLINKER_DM_TESTS=1 "$DM_TEST_BIN" --test-threads=1 >&2 \
+        || fail "crates/drivers/tests/lvm_dm_system.rs failed"
+    log "driver system tests passed"
+fi
+
 mkdir -p "$STATE" /tmp/lvm /tmp/tgt /srv/pv
 # No udev in the guest: LVM makes its own /dev nodes; only loop devices
 # are physical volumes (the host's disk is 9p, invisible anyway).
@@ -235,7 +253,6 @@ for combo in $COMBOS; do
 done
 log "volume groups: $(vgs --noheadings -o vg_name | tr -s ' \n' ' ')"
 
-iscsid
 # tgt-admin reads only this file; it includes the shared volumes_dir.
 echo "include $STATE/volumes/*" > /tmp/tgt/targets.conf
 tgtd -f --iscsi portal=127.0.0.1:$TGT_PORT > /tmp/tgtd.log 2>&1 &

@@ -26,7 +26,9 @@
 //!
 //! The root is injectable: with [`ConfigFsKind::Directory`] the same code
 //! drives an ordinary directory tree, which is how it is unit-tested on
-//! machines without LIO. Real LIO is tested only in a VM with a full kernel.
+//! machines without LIO. Real LIO is tested in a VM with a full kernel:
+//! `scripts/nested-vm-test.sh` (the whole service, logged into with
+//! open-iscsi) and `tests/lvm_dm_system.rs`.
 
 use std::path::{Path, PathBuf};
 
