@@ -17,13 +17,16 @@
 #                       driver's device-mapper/LIO system tests
 #                       (crates/drivers/tests/lvm_dm_system.rs), the data path
 #                       per backend, then attached volumes across a restart
-#   NESTED_VM_TIMEOUT   hard limit in seconds for the VM (default 900); qemu is killed then
+#   NESTED_VM_TIMEOUT   hard limit in seconds for the VM (default 2700); qemu is killed then
 #   NESTED_VM_ACCEL     auto (default) | kvm | tcg. auto uses KVM when /dev/kvm
 #                       boots this guest (probed once per host kernel, cached),
 #                       else TCG (software emulation)
 #   NESTED_VM_RUN_DIR   where the run's files go (default target/nested-vm/run-<time>)
 #   NESTED_VM_KEEP=1    keep the run's scratch disk image
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file
+# during a run (which lasts minutes) cannot change what the run does.
+{
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 started=$SECONDS
@@ -126,7 +129,7 @@ disk="$run_dir/scratch.img"
 rm -f "$disk"
 truncate -s 24G "$disk"
 
-limit="${NESTED_VM_TIMEOUT:-900}"
+limit="${NESTED_VM_TIMEOUT:-2700}"
 say "booting ($accel, limit $limit s); guest log: $run_dir/guest.log"
 : > "$run_dir/guest.log"
 tail -n +1 -F "$run_dir/guest.log" 2>/dev/null &
@@ -158,3 +161,5 @@ if [[ "$(cat "$run_dir/guest.rc")" != 0 ]] || ! grep -qx "RESULT: PASS" "$run_di
     exit 1
 fi
 say "PASS in $elapsed s ($accel)"
+exit 0
+}
