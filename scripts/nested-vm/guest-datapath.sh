@@ -217,6 +217,11 @@ check_pattern() {
 # --- set-up ---------------------------------------------------------------
 log "guest $(uname -r), clinker $CLINKER_BIN, combinations: $COMBOS, phases: $PHASES"
 iscsid
+mkdir -p /srv/pv
+# The VM's scratch disk holds the loop devices' files (not RAM: thick
+# copies write whole volumes).
+mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 /dev/vda
+mount /dev/vda /srv/pv
 
 # The driver-level system tests that need device-mapper and LIO; they make
 # their own loop-device VGs and their own tgtd.
@@ -224,7 +229,9 @@ if [[ " $PHASES " == *" dm-tests "* ]]; then
     [[ -x ${DM_TEST_BIN:-} ]] || fail "no lvm_dm_system test binary (DM_TEST_BIN)"
     log "== driver system tests on device-mapper and LIO: $DM_TEST_BIN"
     export CLINKER_QEMU_BIN QEMU_MODULE_DIR
-    CLINKER_DM_TESTS=1 "$DM_TEST_BIN" --test-threads=1 >&2 \
+    mkdir -p /srv/pv/dm-tests
+    # Their loop-device images live in TMPDIR: the scratch disk, not RAM.
+    TMPDIR=/srv/pv/dm-tests CLINKER_DM_TESTS=1 "$DM_TEST_BIN" --test-threads=1 >&2 \
         || fail "crates/drivers/tests/lvm_dm_system.rs failed"
     log "driver system tests passed"
 fi
@@ -239,10 +246,6 @@ global { use_lvmetad = 0 }
 EOF
 export LVM_SYSTEM_DIR=/tmp/lvm LVM_SUPPRESS_FD_WARNINGS=1
 
-# Loop devices over sparse files on the VM's scratch disk (not RAM: thick
-# copies write whole volumes).
-mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 /dev/vda
-mount /dev/vda /srv/pv
 for combo in $COMBOS; do
     # A thick clone needs the volume, its snapshot, a volume from it, the
     # clone and its temporary snapshot at once: 5 GiB.
