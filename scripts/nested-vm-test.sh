@@ -140,7 +140,7 @@ boot_vm "$run_dir" "$accel_arg" "$cpu" "$limit" \
     > "$run_dir/console.log" 2>&1
 vm_status=$?
 set -e
-sleep 0.5
+sleep 2   # let tail print the last lines
 kill "$tail_pid" 2>/dev/null || true
 wait "$tail_pid" 2>/dev/null || true
 [[ "${NESTED_VM_KEEP:-0}" == 1 ]] || rm -f "$disk"
