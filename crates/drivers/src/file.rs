@@ -711,7 +711,7 @@ impl VolumeDriver for FileDriver {
                 path: self.path_of(&volume.name)?,
             });
         }
-        target.reconcile_targets(&wanted).await.map(Some)
+        target.reconcile_targets(&wanted, &self.dir).await.map(Some)
     }
 
     async fn manage_existing_get_size(

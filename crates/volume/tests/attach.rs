@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use clinker_config::{
 use clinker_db::testsuite::{Engine, TestDatabase, new_volume};
 use clinker_db::{ClaimOutcome, DbHandle, LegacyAttach, NewAttachment, Page, ProviderUpdate};
 use clinker_drivers::file::FileDriver;
-use clinker_drivers::targets::{ChapCredentials, IscsiSettings, TargetHelper};
+use clinker_drivers::targets::{ChapCredentials, IscsiSettings, ListedTarget, TargetHelper};
 use clinker_drivers::{DriverError, VolumeDriver, VolumeSpec};
 use clinker_exec::HostRunner;
 use clinker_rpc::RequestContext;
@@ -37,7 +37,8 @@ use serde_json::{Map, Value, json};
 #[derive(Debug)]
 struct RecordingTarget {
     settings: IscsiSettings,
-    targets: Mutex<BTreeSet<String>>,
+    /// IQN → backing store.
+    targets: Mutex<BTreeMap<String, PathBuf>>,
     denied: Mutex<Vec<String>>,
 }
 
@@ -68,7 +69,10 @@ impl TargetHelper for RecordingTarget {
                 path.display()
             )));
         }
-        self.targets.lock().unwrap().insert(iqn.to_owned());
+        self.targets
+            .lock()
+            .unwrap()
+            .insert(iqn.to_owned(), path.to_path_buf());
         Ok("1".into())
     }
 
@@ -77,12 +81,21 @@ impl TargetHelper for RecordingTarget {
         Ok(())
     }
 
-    async fn list_targets(&self) -> Result<Vec<String>, DriverError> {
-        Ok(self.targets.lock().unwrap().iter().cloned().collect())
+    async fn list_targets(&self) -> Result<Vec<ListedTarget>, DriverError> {
+        Ok(self
+            .targets
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(iqn, path)| ListedTarget {
+                iqn: iqn.clone(),
+                backing_store: Some(path.clone()),
+            })
+            .collect())
     }
 
     async fn target_is_complete(&self, iqn: &str) -> Result<bool, DriverError> {
-        Ok(self.targets.lock().unwrap().contains(iqn))
+        Ok(self.targets.lock().unwrap().contains_key(iqn))
     }
 
     async fn deny_initiator(&self, _iqn: &str, initiator: &str) -> Result<(), DriverError> {
@@ -111,7 +124,7 @@ impl Bench {
         target_config.target_port = 3260;
         let target = Arc::new(RecordingTarget {
             settings: IscsiSettings::from_config(&target_config),
-            targets: Mutex::new(BTreeSet::new()),
+            targets: Mutex::new(BTreeMap::new()),
             denied: Mutex::new(Vec::new()),
         });
         let options = FileDriverOptions {
@@ -202,7 +215,13 @@ impl Bench {
     }
 
     fn targets(&self) -> BTreeSet<String> {
-        self.target.targets.lock().unwrap().clone()
+        self.target
+            .targets
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
     }
 
     async fn reserve(&self, volume: VolumeId, instance: &str, mode: &str) -> AttachmentId {
@@ -558,8 +577,23 @@ async fn start_up_removes_stale_exports_and_keeps_wanted_ones() {
         .lock()
         .unwrap()
         .remove(&bench.iqn(attached));
+    // Another backend on this host exports through the same tgtd, with
+    // the same IQN prefix: its target is not this backend's to remove
+    // (found by scripts/nested-vm-test.sh: restarting the service took
+    // the other backends' in-use exports away).
+    let other_backend = format!(
+        "iqn.2010-10.org.openstack:volume-{}",
+        VolumeId::new_random()
+    );
+    bench.target.targets.lock().unwrap().insert(
+        other_backend.clone(),
+        PathBuf::from("/dev/other-vg/volume-of-another-backend"),
+    );
     bench.manager.init_host().await;
-    assert_eq!(bench.targets(), BTreeSet::from([bench.iqn(attached)]));
+    assert_eq!(
+        bench.targets(),
+        BTreeSet::from([bench.iqn(attached), other_backend])
+    );
     assert_eq!(
         bench.db.get_volume(attached).await.unwrap().status,
         VolumeStatus::InUse

@@ -113,9 +113,14 @@ impl LvmCommands {
         ])
     }
 
+    /// `/dev/<vg>`: where every LV of the group has its device node.
+    pub fn device_dir(&self) -> PathBuf {
+        self.dev_root.join(&self.vg)
+    }
+
     /// `/dev/<vg>/<lv>`: what targets export (Cinder's `create_export`).
     pub fn device_path(&self, name: &str) -> PathBuf {
-        self.dev_root.join(&self.vg).join(name)
+        self.device_dir().join(name)
     }
 
     /// `/dev/mapper/<vg>-<lv>` with `-` doubled: what copies and wipes use

@@ -912,7 +912,10 @@ impl VolumeDriver for LvmDriver {
                 path: self.vg.cmd.device_path(&volume.name),
             })
             .collect();
-        self.target.reconcile_targets(&wanted).await.map(Some)
+        self.target
+            .reconcile_targets(&wanted, &self.vg.cmd.device_dir())
+            .await
+            .map(Some)
     }
 }
 

@@ -53,7 +53,7 @@ impl TargetHelper for FakeTarget {
         Ok(())
     }
 
-    async fn list_targets(&self) -> Result<Vec<String>, DriverError> {
+    async fn list_targets(&self) -> Result<Vec<super::ListedTarget>, DriverError> {
         Ok(Vec::new())
     }
 
@@ -64,6 +64,7 @@ impl TargetHelper for FakeTarget {
     async fn reconcile_targets(
         &self,
         _wanted: &[super::WantedExport],
+        _backing_root: &Path,
     ) -> Result<super::ReconcileReport, DriverError> {
         Ok(super::ReconcileReport::default())
     }

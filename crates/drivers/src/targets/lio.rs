@@ -26,14 +26,16 @@
 //!
 //! The root is injectable: with [`ConfigFsKind::Directory`] the same code
 //! drives an ordinary directory tree, which is how it is unit-tested on
-//! machines without LIO. Real LIO is tested only in a VM with a full kernel.
+//! machines without LIO. Real LIO is tested in a VM with a full kernel:
+//! `scripts/nested-vm-test.sh` (the whole service, logged into with
+//! open-iscsi) and `tests/lvm_dm_system.rs`.
 
 use std::path::{Path, PathBuf};
 
 use clinker_config::{TargetConfig, TargetProtocol};
 use serde::{Deserialize, Serialize};
 
-use super::{ChapCredentials, IscsiSettings, TargetHelper, portal};
+use super::{ChapCredentials, IscsiSettings, ListedTarget, TargetHelper, portal};
 use crate::{DriverError, VolumeSpec};
 
 /// Where the kernel's LIO configfs tree lives.
@@ -184,6 +186,15 @@ impl LioAdm {
             .into_iter()
             .map(|hba| hba.join(name))
             .find(|so| so.is_dir())
+    }
+
+    /// The device or file behind the storage object named `name` (its
+    /// `udev_path`, which both backstore kinds carry).
+    fn backing_store_of(&self, name: &str) -> Option<PathBuf> {
+        let so = self.find_storage_object(name)?;
+        let text = std::fs::read_to_string(so.join("udev_path")).ok()?;
+        let path = text.trim();
+        (!path.is_empty()).then(|| PathBuf::from(path))
     }
 
     /// Creates the storage object for `path` (block device or file).
@@ -455,7 +466,7 @@ impl TargetHelper for LioAdm {
         .await
     }
 
-    async fn list_targets(&self) -> Result<Vec<String>, DriverError> {
+    async fn list_targets(&self) -> Result<Vec<ListedTarget>, DriverError> {
         self.blocking(|lio| {
             let mut iqns: Vec<String> = LioAdm::subdirs(&lio.root.join("iscsi"))
                 .iter()
@@ -463,7 +474,13 @@ impl TargetHelper for LioAdm {
                 .filter(|n| n.starts_with("iqn.") || n.starts_with("eui.") || n.starts_with("naa."))
                 .collect();
             iqns.sort();
-            Ok(iqns)
+            Ok(iqns
+                .into_iter()
+                .map(|iqn| ListedTarget {
+                    backing_store: lio.backing_store_of(&iqn),
+                    iqn,
+                })
+                .collect())
         })
         .await
     }

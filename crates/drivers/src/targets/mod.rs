@@ -243,6 +243,15 @@ pub struct ReconcileReport {
     pub failed: Vec<(String, String)>,
 }
 
+/// One target a helper sees, ours or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedTarget {
+    /// Its IQN.
+    pub iqn: String,
+    /// The device or file behind its volume LUN, when it has one.
+    pub backing_store: Option<PathBuf>,
+}
+
 /// A volume that should be exported, and the device or file behind it.
 #[derive(Clone, Debug)]
 pub struct WantedExport {
@@ -319,8 +328,8 @@ pub trait TargetHelper: Send + Sync + std::fmt::Debug {
     /// Removes the target of `volume_name` (absent is success).
     async fn remove_iscsi_target(&self, volume_name: &str, iqn: &str) -> Result<(), DriverError>;
 
-    /// The IQNs of every target the helper sees, ours or not.
-    async fn list_targets(&self) -> Result<Vec<String>, DriverError>;
+    /// Every target the helper sees, ours or not, with its backing store.
+    async fn list_targets(&self) -> Result<Vec<ListedTarget>, DriverError>;
 
     /// Whether the target exists and exports its LUN.
     async fn target_is_complete(&self, iqn: &str) -> Result<bool, DriverError>;
@@ -459,15 +468,19 @@ pub trait TargetHelper: Send + Sync + std::fmt::Debug {
         }
     }
 
-    /// Makes the helper's targets match `wanted`: removes targets whose IQN
-    /// has our prefix and that no wanted volume owns, and creates wanted ones
-    /// that are missing or lack their LUN. Targets without our prefix are
-    /// never touched.
+    /// Makes the backend's targets match `wanted`: removes targets of this
+    /// backend that no wanted volume owns, and creates wanted ones that are
+    /// missing or lack their LUN. A target is this backend's when its IQN
+    /// has our prefix and its backing store lies under `backing_root` (the
+    /// backend's `/dev/<vg>` or volumes directory): several backends on one
+    /// host share one tgtd or LIO, and one backend's start-up must not take
+    /// the others' exports away. Other targets are never touched.
     async fn reconcile_targets(
         &self,
         wanted: &[WantedExport],
+        backing_root: &Path,
     ) -> Result<ReconcileReport, DriverError> {
-        reconcile_exports(self, wanted).await
+        reconcile_exports(self, wanted, backing_root).await
     }
 }
 
@@ -480,18 +493,25 @@ pub trait TargetHelper: Send + Sync + std::fmt::Debug {
 pub async fn reconcile_exports<H: TargetHelper + ?Sized>(
     helper: &H,
     wanted: &[WantedExport],
+    backing_root: &Path,
 ) -> Result<ReconcileReport, DriverError> {
     let mut report = ReconcileReport::default();
-    let existing = helper.list_targets().await?;
+    let listed = helper.list_targets().await?;
+    let existing: Vec<String> = listed.iter().map(|t| t.iqn.clone()).collect();
     let wanted_iqns: std::collections::BTreeSet<String> = wanted
         .iter()
         .map(|w| helper.settings().iqn(&w.volume.name))
         .collect();
-    for iqn in &existing {
+    for target in &listed {
+        let iqn = &target.iqn;
         let Some(volume_name) = helper.settings().volume_name_of(iqn) else {
             continue;
         };
         if wanted_iqns.contains(iqn) {
+            continue;
+        }
+        if !is_under(target.backing_store.as_deref(), backing_root) {
+            tracing::debug!(iqn, backing_store = ?target.backing_store, "not this backend's target; left alone");
             continue;
         }
         match helper.remove_iscsi_target(volume_name, iqn).await {
@@ -527,6 +547,12 @@ pub async fn reconcile_exports<H: TargetHelper + ?Sized>(
         }
     }
     Ok(report)
+}
+
+/// Whether `path` is `root` or lies under it (component-wise, so
+/// `/dev/vg-a` is not under `/dev/vg`). No path is under nothing.
+pub fn is_under(path: Option<&Path>, root: &Path) -> bool {
+    path.is_some_and(|p| p.starts_with(root))
 }
 
 /// Cinder's `ISCSITarget._get_iscsi_properties` over the stored

@@ -261,13 +261,25 @@ fn show(fake: &FakeRunner, times: usize, text: &str) {
     fake.on_times("tgt-admin --show", times, Output::ok(text));
 }
 
+/// `tgt-admin --show` text; LUNs other than 0 (the controller) are backed
+/// by `/srv/<the IQN's volume name>`.
 fn show_text(targets: &[(&str, &str, &[u32])]) -> String {
     targets
         .iter()
         .map(|(tid, iqn, luns)| {
+            let name = iqn.rsplit(':').next().unwrap_or_default();
             let luns: String = luns
                 .iter()
-                .map(|l| format!("        LUN: {l}\n            Type: disk\n"))
+                .map(|l| {
+                    let store = if *l == 0 {
+                        "None".to_owned()
+                    } else {
+                        format!("/srv/{name}")
+                    };
+                    format!(
+                        "        LUN: {l}\n            Type: disk\n            Backing store path: {store}\n"
+                    )
+                })
                 .collect();
             format!(
                 "Target {tid}: {iqn}\n    System information:\n        Driver: iscsi\n    I_T nexus information:\n    LUN information:\n{luns}    Account information:\n    ACL information:\n        ALL\n"
@@ -594,18 +606,21 @@ async fn tgt_reconcile_removes_stale_targets_and_recreates_missing_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let stale = "iqn.2010-10.org.openstack:volume-11111111-0000-4000-8000-000000000001";
     let foreign = "iqn.2001-04.com.example:storage.disk1";
-    std::fs::write(
-        tmp.path()
-            .join("volume-11111111-0000-4000-8000-000000000001"),
-        "x",
-    )
-    .unwrap();
-    std::fs::write(
-        tmp.path()
-            .join("volume-22222222-0000-4000-8000-000000000002"),
-        "x",
-    )
-    .unwrap();
+    for name in [
+        "volume-11111111-0000-4000-8000-000000000001",
+        "volume-22222222-0000-4000-8000-000000000002",
+    ] {
+        let conf = volume_conf(
+            &format!("iqn.2010-10.org.openstack:{name}"),
+            &Path::new("/srv").join(name),
+            "iscsi",
+            &chap(),
+            None,
+            true,
+            name,
+        );
+        std::fs::write(tmp.path().join(name), conf).unwrap();
+    }
     let fake = FakeRunner::new();
     // list, then remove_iscsi_target (find, verify), then create (find).
     show(
@@ -625,16 +640,19 @@ async fn tgt_reconcile_removes_stale_targets_and_recreates_missing_ones() {
     let mut no_auth = VolumeSpec::new(VolumeId::new_random(), 1);
     no_auth.provider_auth = None;
     let report = helper
-        .reconcile_targets(&[
-            WantedExport {
-                volume: v.clone(),
-                path: PathBuf::from("/srv/v.img"),
-            },
-            WantedExport {
-                volume: no_auth.clone(),
-                path: PathBuf::from("/srv/w.img"),
-            },
-        ])
+        .reconcile_targets(
+            &[
+                WantedExport {
+                    volume: v.clone(),
+                    path: PathBuf::from("/srv/v.img"),
+                },
+                WantedExport {
+                    volume: no_auth.clone(),
+                    path: PathBuf::from("/srv/w.img"),
+                },
+            ],
+            Path::new("/srv"),
+        )
         .await
         .unwrap();
     assert_eq!(report.removed, [stale]);
@@ -662,6 +680,57 @@ async fn tgt_reconcile_removes_stale_targets_and_recreates_missing_ones() {
             .join("volume-22222222-0000-4000-8000-000000000002")
             .exists()
     );
+}
+
+#[tokio::test]
+async fn tgt_reconcile_leaves_other_backends_targets_and_files_alone() {
+    // Two LVM backends on one host share tgtd and the default volumes_dir.
+    // This backend's LVs are under /srv; the other's under /dev/other-vg.
+    let tmp = tempfile::tempdir().unwrap();
+    let other_name = "volume-33333333-0000-4000-8000-000000000003";
+    let other_iqn = format!("iqn.2010-10.org.openstack:{other_name}");
+    let other_conf = volume_conf(
+        &other_iqn,
+        &Path::new("/dev/other-vg").join(other_name),
+        "iscsi",
+        &chap(),
+        None,
+        true,
+        other_name,
+    );
+    std::fs::write(tmp.path().join(other_name), &other_conf).unwrap();
+    // An LIO backend's state file in the same directory is not a target
+    // file either.
+    std::fs::write(tmp.path().join(format!("{other_name}.lio.json")), "{}").unwrap();
+    let fake = FakeRunner::new();
+    let show_other = show_text(&[("1", &other_iqn, &[0, 1])]).replace(
+        &format!("/srv/{other_name}"),
+        &format!("/dev/other-vg/{other_name}"),
+    );
+    show(&fake, 1, &show_other);
+    let helper = tgt(tmp.path(), &fake);
+    let report = helper
+        .reconcile_targets(&[], Path::new("/srv"))
+        .await
+        .unwrap();
+    assert_eq!(report, ReconcileReport::default());
+    assert_eq!(fake.calls(), ["tgt-admin --show"], "nothing deleted");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join(other_name)).unwrap(),
+        other_conf
+    );
+    assert!(tmp.path().join(format!("{other_name}.lio.json")).exists());
+    // A root is matched by whole components: /dev/other-vg is not under
+    // /dev/other.
+    assert!(!is_under(
+        Some(Path::new("/dev/other-vg/volume-x")),
+        Path::new("/dev/other")
+    ));
+    assert!(is_under(
+        Some(Path::new("/dev/other-vg/volume-x")),
+        Path::new("/dev/other-vg")
+    ));
+    assert!(!is_under(None, Path::new("/")));
 }
 
 // ---- lio -------------------------------------------------------------------
@@ -727,7 +796,13 @@ async fn lio_export_builds_the_configfs_tree_rtstool_would() {
     assert!(tpg.join("np/[fd00::2]:3260").is_dir());
     assert!(!tpg.join("np/127.0.0.1:3260/iser").exists());
     assert!(!tpg.join("acls").exists(), "no initiator admitted yet");
-    assert_eq!(l.helper.list_targets().await.unwrap(), [IQN]);
+    assert_eq!(
+        l.helper.list_targets().await.unwrap(),
+        [ListedTarget {
+            iqn: IQN.into(),
+            backing_store: Some(l.backing.clone()),
+        }]
+    );
 
     // initialize_connection admits the initiator with the volume's CHAP.
     v.provider_location = update.provider_location;
@@ -802,6 +877,57 @@ async fn lio_iser_portals_and_missing_configfs() {
             .await,
         Err(DriverError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn lio_reconcile_removes_only_this_backends_stale_targets() {
+    // Two backends share the kernel's LIO: the stale target backed by this
+    // backend's file goes, the other backend's target (its backing store
+    // elsewhere) stays, as does a wanted one.
+    let l = lio(TargetProtocol::Iscsi);
+    let mine = l.backing.parent().unwrap().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    let stale = VolumeSpec::new(VolumeId::new_random(), 1);
+    let stale_path = mine.join(&stale.name);
+    std::fs::write(&stale_path, vec![0u8; 4096]).unwrap();
+    let wanted = VolumeSpec::new(VolumeId::new_random(), 1);
+    let wanted_path = mine.join(&wanted.name);
+    std::fs::write(&wanted_path, vec![0u8; 4096]).unwrap();
+    let other = volume();
+    for (v, path) in [
+        (&stale, &stale_path),
+        (&wanted, &wanted_path),
+        (&other, &l.backing),
+    ] {
+        l.helper.create_export(v, path).await.unwrap();
+    }
+    let mut wanted_spec = wanted.clone();
+    wanted_spec.provider_auth = Some(chap().to_provider_auth());
+    let report = l
+        .helper
+        .reconcile_targets(
+            &[WantedExport {
+                volume: wanted_spec,
+                path: wanted_path,
+            }],
+            &mine,
+        )
+        .await
+        .unwrap();
+    let iqn = |v: &VolumeSpec| format!("iqn.2010-10.org.openstack:{}", v.name);
+    assert_eq!(report.removed, [iqn(&stale)]);
+    assert!(report.created.is_empty() && report.failed.is_empty());
+    let left: Vec<String> = l
+        .helper
+        .list_targets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.iqn)
+        .collect();
+    let mut expected = vec![IQN.to_owned(), iqn(&wanted)];
+    expected.sort();
+    assert_eq!(left, expected);
 }
 
 #[tokio::test]

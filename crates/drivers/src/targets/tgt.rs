@@ -30,7 +30,7 @@ use std::time::Duration;
 use clinker_config::TargetConfig;
 use clinker_exec::{Command, CommandRunner, Output};
 
-use super::{ChapCredentials, IscsiSettings, TargetHelper};
+use super::{ChapCredentials, IscsiSettings, ListedTarget, TargetHelper, is_under};
 use crate::{DriverError, VolumeSpec};
 
 /// tgtadm's exit code when it cannot reach tgtd's control socket.
@@ -118,6 +118,13 @@ pub fn volume_conf(
         user = chap.username,
         password = chap.password,
     )
+}
+
+/// The `backing-store` of a target file written by [`volume_conf`].
+pub fn conf_backing_store(text: &str) -> Option<PathBuf> {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("backing-store "))
+        .map(|path| PathBuf::from(path.trim()))
 }
 
 /// The tgtadm helper.
@@ -489,8 +496,16 @@ impl TargetHelper for TgtAdm {
         Ok(())
     }
 
-    async fn list_targets(&self) -> Result<Vec<String>, DriverError> {
-        Ok(self.show().await?.into_iter().map(|t| t.iqn).collect())
+    async fn list_targets(&self) -> Result<Vec<ListedTarget>, DriverError> {
+        Ok(self
+            .show()
+            .await?
+            .into_iter()
+            .map(|t| ListedTarget {
+                backing_store: t.backing_stores.first().map(PathBuf::from),
+                iqn: t.iqn,
+            })
+            .collect())
     }
 
     async fn target_is_complete(&self, iqn: &str) -> Result<bool, DriverError> {
@@ -508,16 +523,24 @@ impl TargetHelper for TgtAdm {
     async fn reconcile_targets(
         &self,
         wanted: &[super::WantedExport],
+        backing_root: &Path,
     ) -> Result<super::ReconcileReport, DriverError> {
-        let mut report = super::reconcile_exports(self, wanted).await?;
+        let mut report = super::reconcile_exports(self, wanted, backing_root).await?;
         // Target files no wanted volume owns would come back on the next
-        // `tgt-admin --update ALL` or tgtd restart: remove them too.
+        // `tgt-admin --update ALL` or tgtd restart: remove them too, but
+        // only this backend's (`volumes_dir` is shared by default).
         let wanted_names: std::collections::BTreeSet<&str> =
             wanted.iter().map(|w| w.volume.name.as_str()).collect();
         if let Ok(mut entries) = tokio::fs::read_dir(&self.volumes_dir).await {
             while let Ok(Some(entry)) = entries.next_entry().await {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("volume-") && !wanted_names.contains(name.as_str()) {
+                if !name.starts_with("volume-") || wanted_names.contains(name.as_str()) {
+                    continue;
+                }
+                let text = tokio::fs::read_to_string(entry.path())
+                    .await
+                    .unwrap_or_default();
+                if is_under(conf_backing_store(&text).as_deref(), backing_root) {
                     self.remove_persistence_file(&name).await;
                     let iqn = self.settings.iqn(&name);
                     if !report.removed.contains(&iqn) {
