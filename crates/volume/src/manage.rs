@@ -354,23 +354,16 @@ impl VolumeManager {
             .locks
             .lock(&format!("{snapshot_id}-delete_snapshot"))
             .await;
-        let snapshot = match self.db.get_snapshot(snapshot_id).await {
-            Ok(s) => s,
-            Err(DbError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(db_remote(e)),
-        };
-        if snapshot.status != SnapshotStatus::Unmanaging {
+        let Some((_, spec)) = self
+            .snapshot_in(
+                snapshot_id,
+                SnapshotStatus::Unmanaging,
+                "snapshot.unmanage.start",
+            )
+            .await?
+        else {
             return Ok(());
-        }
-        let volume = self
-            .db
-            .get_volume(snapshot.volume_id)
-            .await
-            .map_err(db_remote)?;
-        self.notifier
-            .info("snapshot.unmanage.start", snapshot_payload(&snapshot))
-            .await;
-        let spec = snapshot_spec(&snapshot, &volume_spec(&volume));
+        };
         let outcome = async {
             self.driver_ready()?;
             self.driver.unmanage_snapshot(&spec).await

@@ -533,6 +533,35 @@ impl VolumeManager {
         }
     }
 
+    /// The snapshot when it is in `status`, with its driver spec, after
+    /// publishing `start_event`; `None` when it is gone or has moved on (a
+    /// duplicate message). Callers hold the snapshot's delete lock.
+    pub(crate) async fn snapshot_in(
+        &self,
+        snapshot_id: SnapshotId,
+        status: SnapshotStatus,
+        start_event: &str,
+    ) -> Result<Option<(Snapshot, SnapshotSpec)>, RemoteError> {
+        let snapshot = match self.db.get_snapshot(snapshot_id).await {
+            Ok(s) => s,
+            Err(DbError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(db_remote(e)),
+        };
+        if snapshot.status != status {
+            return Ok(None);
+        }
+        let volume = self
+            .db
+            .get_volume(snapshot.volume_id)
+            .await
+            .map_err(db_remote)?;
+        self.notifier
+            .info(start_event, snapshot_payload(&snapshot))
+            .await;
+        let spec = snapshot_spec(&snapshot, &volume_spec(&volume));
+        Ok(Some((snapshot, spec)))
+    }
+
     pub(crate) async fn delete_snapshot_now(
         &self,
         context: &RequestContext,
@@ -542,23 +571,16 @@ impl VolumeManager {
             .locks
             .lock(&format!("{snapshot_id}-delete_snapshot"))
             .await;
-        let snapshot = match self.db.get_snapshot(snapshot_id).await {
-            Ok(s) => s,
-            Err(DbError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(db_remote(e)),
-        };
-        if snapshot.status != SnapshotStatus::Deleting {
+        let Some((snapshot, spec)) = self
+            .snapshot_in(
+                snapshot_id,
+                SnapshotStatus::Deleting,
+                "snapshot.delete.start",
+            )
+            .await?
+        else {
             return Ok(());
-        }
-        let volume = self
-            .db
-            .get_volume(snapshot.volume_id)
-            .await
-            .map_err(db_remote)?;
-        self.notifier
-            .info("snapshot.delete.start", snapshot_payload(&snapshot))
-            .await;
-        let spec = snapshot_spec(&snapshot, &volume_spec(&volume));
+        };
         let outcome = async {
             self.driver_ready()?;
             self.driver.delete_snapshot(&spec).await
