@@ -962,16 +962,14 @@ impl VolumeRpcClient {
         host: &str,
         args: &MigrateVolumeCompletionArgs,
     ) -> Result<VolumeId, RpcError> {
-        let reply = self
-            .call(
-                context,
-                host,
-                "migrate_volume_completion",
-                Version::new(3, 0),
-                Self::to_value(args)?,
-            )
-            .await?;
-        Self::from_value("migrate_volume_completion", reply)
+        self.call_decoded(
+            context,
+            host,
+            "migrate_volume_completion",
+            Version::new(3, 0),
+            args,
+        )
+        .await
     }
 
     /// Calls `update_migrated_volume` on the destination backend.
@@ -984,16 +982,14 @@ impl VolumeRpcClient {
         host: &str,
         args: &UpdateMigratedVolumeArgs,
     ) -> Result<MigratedVolumeUpdate, RpcError> {
-        let reply = self
-            .call(
-                context,
-                host,
-                "update_migrated_volume",
-                Version::new(3, 0),
-                Self::to_value(args)?,
-            )
-            .await?;
-        Self::from_value("update_migrated_volume", reply)
+        self.call_decoded(
+            context,
+            host,
+            "update_migrated_volume",
+            Version::new(3, 0),
+            args,
+        )
+        .await
     }
 
     /// Asks every volume service to report capabilities now (fanout).
@@ -1027,11 +1023,20 @@ impl VolumeRpcClient {
             .await
     }
 
-    fn from_value<T: serde::de::DeserializeOwned>(
+    /// A call with typed arguments whose reply is decoded, naming the
+    /// method when the reply does not decode.
+    async fn call_decoded<A: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        context: &RequestContext,
+        host: &str,
         method: &str,
-        value: Value,
+        version: Version,
+        args: &A,
     ) -> Result<T, RpcError> {
-        serde_json::from_value(value)
+        let reply = self
+            .call(context, host, method, version, Self::to_value(args)?)
+            .await?;
+        serde_json::from_value(reply)
             .map_err(|e| RpcError::Payload(format!("reply to {method}: {e}")))
     }
 
@@ -1046,16 +1051,8 @@ impl VolumeRpcClient {
         host: &str,
         args: &AttachmentUpdateArgs,
     ) -> Result<serde_json::Map<String, Value>, RpcError> {
-        let reply = self
-            .call(
-                context,
-                host,
-                "attachment_update",
-                Version::new(3, 9),
-                Self::to_value(args)?,
-            )
-            .await?;
-        Self::from_value("attachment_update", reply)
+        self.call_decoded(context, host, "attachment_update", Version::new(3, 9), args)
+            .await
     }
 
     /// Calls `attachment_delete` on the volume's backend.
@@ -1090,16 +1087,14 @@ impl VolumeRpcClient {
         host: &str,
         args: &InitializeConnectionArgs,
     ) -> Result<ConnectionInfo, RpcError> {
-        let reply = self
-            .call(
-                context,
-                host,
-                "initialize_connection",
-                Version::new(3, 0),
-                Self::to_value(args)?,
-            )
-            .await?;
-        Self::from_value("initialize_connection", reply)
+        self.call_decoded(
+            context,
+            host,
+            "initialize_connection",
+            Version::new(3, 0),
+            args,
+        )
+        .await
     }
 
     /// Calls `terminate_connection` on the volume's backend.
@@ -1333,16 +1328,14 @@ impl VolumeRpcClient {
         context: &RequestContext,
         host: &str,
     ) -> Result<Vec<Value>, RpcError> {
-        let reply = self
-            .call(
-                context,
-                host,
-                "get_manageable_volumes",
-                Version::new(3, 0),
-                Value::Object(Default::default()),
-            )
-            .await?;
-        Self::from_value("get_manageable_volumes", reply)
+        self.call_decoded(
+            context,
+            host,
+            "get_manageable_volumes",
+            Version::new(3, 0),
+            &serde_json::Map::new(),
+        )
+        .await
     }
 
     /// Calls `get_manageable_snapshots` on one backend.
@@ -1354,15 +1347,13 @@ impl VolumeRpcClient {
         context: &RequestContext,
         host: &str,
     ) -> Result<Vec<Value>, RpcError> {
-        let reply = self
-            .call(
-                context,
-                host,
-                "get_manageable_snapshots",
-                Version::new(3, 0),
-                Value::Object(Default::default()),
-            )
-            .await?;
-        Self::from_value("get_manageable_snapshots", reply)
+        self.call_decoded(
+            context,
+            host,
+            "get_manageable_snapshots",
+            Version::new(3, 0),
+            &serde_json::Map::new(),
+        )
+        .await
     }
 }
