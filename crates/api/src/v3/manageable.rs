@@ -121,9 +121,11 @@ async fn manage_volume(state: &ApiState, req: &Req) -> ApiResult<Response> {
             .unwrap_or(false),
     };
     let managed = service::manage_volume(state, ctx, request).await?;
-    Ok(views::json(
+    Ok(volume_view::show(
+        &managed,
+        &ViewCtx::of(req),
+        Detail::Plain,
         StatusCode::ACCEPTED,
-        &volume_view::show(&managed, &ViewCtx::of(req), Detail::Plain),
     ))
 }
 

@@ -171,9 +171,11 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
             .unwrap_or(false),
     };
     let created = create_volume(&state, &req.context, request).await?;
-    Ok(views::json(
+    Ok(view::show(
+        &created,
+        &ViewCtx::of(&req),
+        Detail::Plain,
         StatusCode::ACCEPTED,
-        &view::show(&created, &ViewCtx::of(&req), Detail::Plain),
     ))
 }
 
@@ -184,11 +186,12 @@ pub async fn show(
     Path(volume_id): Path<String>,
 ) -> ApiResult<Response> {
     let volume = service::get_volume(&state, &req.context, &volume_id).await?;
-    Ok(views::ok(&view::show(
+    Ok(view::show(
         &volume,
         &ViewCtx::of(&req),
         Detail::Extended,
-    )))
+        StatusCode::OK,
+    ))
 }
 
 /// `PUT /volumes/{id}`.
@@ -205,11 +208,12 @@ pub async fn update(
         metadata: body.get("metadata").map(|m| string_map(Some(m))),
     };
     let volume = service::update_volume(&state, &req.context, &volume_id, update).await?;
-    Ok(views::ok(&view::show(
+    Ok(view::show(
         &volume,
         &ViewCtx::of(&req),
         Detail::Plain,
-    )))
+        StatusCode::OK,
+    ))
 }
 
 /// `DELETE /volumes/{id}` (`?cascade=`, `?force=` from 3.23).

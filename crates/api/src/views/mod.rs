@@ -91,11 +91,11 @@ pub fn ok(body: &Value) -> Response {
     json(StatusCode::OK, body)
 }
 
-/// A 200 JSON response written straight from a `Serialize` view.
-pub fn ok_serialized<T: serde::Serialize>(body: &T) -> Response {
+/// A JSON response with `status` written straight from a `Serialize` view.
+pub fn serialized<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
-            let mut response = (StatusCode::OK, bytes).into_response();
+            let mut response = (status, bytes).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

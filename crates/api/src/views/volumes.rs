@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::http::StatusCode;
 use axum::response::Response;
 use clinker_types::AttachStatus;
 use clinker_types::model::Volume;
@@ -64,18 +65,6 @@ fn volume_type(volume: &Volume, ctx: &ViewCtx<'_>) -> Value {
         None if ctx.version.matches(mv::VOLUME_TYPE_ID_IN_VOLUME_DETAIL) => Value::Null,
         None => Value::String(volume.volume_type_id.to_string()),
     }
-}
-
-/// The detail of one volume (without the `volume` envelope).
-pub fn detail(volume: &Volume, ctx: &ViewCtx<'_>, flavour: Detail) -> Value {
-    // The view serializes itself (see `DetailView`); a `Value` is only
-    // built for callers that need one.
-    serde_json::to_value(DetailView {
-        volume,
-        ctx,
-        flavour,
-    })
-    .unwrap_or(Value::Null)
 }
 
 /// `links` of an item, serialized without building a `Value`.
@@ -210,19 +199,25 @@ impl Serialize for DetailView<'_> {
     }
 }
 
-/// `{"volume": detail}`.
-pub fn show(volume: &Volume, ctx: &ViewCtx<'_>, flavour: Detail) -> Value {
-    json!({ "volume": detail(volume, ctx, flavour) })
-}
-
-/// The summary of one volume in a plain list.
-pub fn summary(volume: &Volume, ctx: &ViewCtx<'_>) -> Value {
-    let id = volume.id.to_string();
-    json!({
-        "id": id,
-        "name": volume.display_name,
-        "links": ctx.links.item_links("volumes", &id),
-    })
+/// `{"volume": detail}` as a response with `status`, serialized straight to
+/// bytes (status polls hit this path).
+pub fn show(volume: &Volume, ctx: &ViewCtx<'_>, flavour: Detail, status: StatusCode) -> Response {
+    struct Envelope<'a>(DetailView<'a>);
+    impl Serialize for Envelope<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut body = serializer.serialize_map(Some(1))?;
+            body.serialize_entry("volume", &self.0)?;
+            body.end()
+        }
+    }
+    super::serialized(
+        status,
+        &Envelope(DetailView {
+            volume,
+            ctx,
+            flavour,
+        }),
+    )
 }
 
 /// One item of a page: the detail or the summary.
@@ -326,11 +321,14 @@ pub fn list(
         limit,
     );
     let count = count.filter(|_| ctx.version.matches(mv::SUPPORT_COUNT_INFO));
-    super::ok_serialized(&Page {
-        volumes,
-        ctx,
-        detailed,
-        links,
-        count,
-    })
+    super::serialized(
+        StatusCode::OK,
+        &Page {
+            volumes,
+            ctx,
+            detailed,
+            links,
+            count,
+        },
+    )
 }
