@@ -369,6 +369,7 @@ impl CephCli {
     /// to a full pool instead of failing them.
     pub(crate) async fn run(&self, cmd: &CephCommand) -> Result<String, CephError> {
         let mut attempt = 0;
+        let mut crashes = 0;
         loop {
             match self.run_once(cmd).await {
                 Ok(stdout) => return Ok(stdout),
@@ -376,6 +377,12 @@ impl CephCli {
                     attempt += 1;
                     tracing::warn!(command = %cmd.what, attempt, error = %e, "ceph cluster unreachable; retrying");
                     tokio::time::sleep(self.retry_interval).await;
+                }
+                // A read that crashed did nothing; a write is not run
+                // again (it may have happened) and the caller decides.
+                Err(e) if e.kind == CephErrorKind::Crashed && !cmd.writes && crashes < 2 => {
+                    crashes += 1;
+                    tracing::warn!(command = %cmd.what, crashes, error = %e, "ceph tool crashed; running it again");
                 }
                 Err(e) if e.kind == CephErrorKind::TimedOut && cmd.writes => {
                     return Err(self.explain_timeout(e).await);

@@ -40,6 +40,10 @@ pub(crate) enum CephErrorKind {
     /// The request was refused as invalid (EINVAL: shrinking, flattening an
     /// image without a parent, unprotecting an unprotected snapshot).
     InvalidArgument,
+    /// The tool died on a signal (librados in Ceph 16 sometimes aborts
+    /// as it shuts down, after doing its work): for a read, running it
+    /// again is safe; for a write, whether it happened is unknown.
+    Crashed,
     /// Anything else.
     Other,
 }
@@ -105,6 +109,23 @@ fn summary(stderr: &str) -> String {
     }
 }
 
+/// The first lines of a crash dump that say what went wrong (`terminate
+/// called after …`, `what(): …`), not the event log after them.
+fn crash_reason(stderr: &str) -> String {
+    let reason: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("***") && !l.starts_with("---"))
+        .filter(|l| !l.is_empty())
+        .take(2)
+        .collect();
+    if reason.is_empty() {
+        "no message".to_owned()
+    } else {
+        reason.join(" ")
+    }
+}
+
 /// Classifies a command that exited non-zero. `what` says what was being
 /// done (`rbd rm volumes/volume-…`); it starts the message.
 pub(crate) fn classify(what: &str, output: &Output) -> CephError {
@@ -120,6 +141,18 @@ pub(crate) fn classify(what: &str, output: &Output) -> CephError {
     };
     let code = output.code;
 
+    // Killed by a signal (`code` is `-signal`): whatever it printed is a
+    // crash dump, not an errno message, so nothing below applies.
+    if code < 0 {
+        return CephError::new(
+            CephErrorKind::Crashed,
+            format!(
+                "{what}: the tool crashed (signal {}): {}",
+                -code,
+                crash_reason(stderr)
+            ),
+        );
+    }
     // Authentication refusals first: `ceph` reports them as "(error
     // connecting to the cluster)" too, but they are not transient.
     if matches!(code, EPERM | EACCES) && (has("not permitted") || has("ermission denied"))
@@ -199,9 +232,10 @@ impl From<CephError> for DriverError {
             CephErrorKind::NotFound => DriverError::NotFound(e.message),
             CephErrorKind::Busy | CephErrorKind::HasSnapshots => DriverError::Busy(e.message),
             CephErrorKind::NoSpace => DriverError::NoSpace(e.message),
-            CephErrorKind::Exists | CephErrorKind::InvalidArgument | CephErrorKind::Other => {
-                DriverError::Backend(e.message)
-            }
+            CephErrorKind::Exists
+            | CephErrorKind::InvalidArgument
+            | CephErrorKind::Crashed
+            | CephErrorKind::Other => DriverError::Backend(e.message),
         }
     }
 }
@@ -254,6 +288,20 @@ mod tests {
         ] {
             assert_eq!(failed(code, stderr).kind, kind, "{stderr}");
         }
+    }
+
+    #[test]
+    fn a_tool_killed_by_a_signal_is_a_crash_whatever_its_dump_says() {
+        // Ceph 16's `rbd` aborting in librados's io_context_pool (seen in
+        // CI): the dump says "Invalid argument", which is not EINVAL.
+        let e = failed(-6, fixture!("stderr-du-abort.txt"));
+        assert_eq!(e.kind, CephErrorKind::Crashed);
+        assert_eq!(
+            e.message,
+            "rbd op: the tool crashed (signal 6): terminate called after throwing an instance \
+             of 'std::system_error' what():  Invalid argument"
+        );
+        assert!(matches!(DriverError::from(e), DriverError::Backend(_)));
     }
 
     #[test]

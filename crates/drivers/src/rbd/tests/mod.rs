@@ -756,3 +756,47 @@ async fn a_shared_pool_offers_no_names_to_reap() {
     assert_eq!(d.list_volume_names().await.unwrap(), None);
     assert!(fake.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_read_whose_tool_crashed_runs_again_and_a_write_does_not() {
+    let fake = FakeRunner::new();
+    fake.on_times(
+        &rbd("ls"),
+        1,
+        Output::failed(-6, fixture!("stderr-du-abort.txt")),
+    );
+    fake.on(&rbd("ls"), Output::ok(fixture!("ls.json")));
+    let d = driver(&fake);
+    let names = d.list_volume_names().await.unwrap().unwrap();
+    assert_eq!(names.len(), 3);
+    assert_eq!(fake.calls().len(), 2);
+
+    // Three crashes in a row are an error, not a loop.
+    let fake = FakeRunner::new();
+    fake.on(
+        &rbd("ls"),
+        Output::failed(-6, fixture!("stderr-du-abort.txt")),
+    );
+    let err = driver(&fake).list_volume_names().await.unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Backend(m) if m.contains("crashed (signal 6)")),
+        "{err:?}"
+    );
+    assert_eq!(fake.calls().len(), 3);
+
+    // A create that crashed may have created the image: not run again.
+    let fake = FakeRunner::new();
+    fake.on(
+        &rbd("create"),
+        Output::failed(-6, fixture!("stderr-du-abort.txt")),
+    );
+    let err = driver(&fake).create_volume(&volume(1)).await.unwrap_err();
+    assert!(matches!(err, DriverError::Backend(_)), "{err:?}");
+    assert_eq!(
+        fake.calls()
+            .iter()
+            .filter(|c| c.starts_with(&rbd("create")))
+            .count(),
+        1
+    );
+}
