@@ -9,7 +9,7 @@
 use clinker_types::volume_type_extras::{
     ControlLocation, VolumeTypeEncryption, new_encryption_key_id,
 };
-use clinker_types::{Timestamp, VolumeId, VolumeTypeId};
+use clinker_types::{Timestamp, VolumeTypeId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -162,38 +162,40 @@ impl Db {
             .transpose()
     }
 
-    /// Gives a volume being created a key id when its type is encrypted,
-    /// inside the create's transaction (see
-    /// [`clinker_types::volume_type_extras::new_encryption_key_id`]). The
-    /// type row is share-locked first, so an encryption change (which
-    /// locks it exclusively and counts the type's volumes) either sees this
-    /// volume or happens entirely before it.
-    pub(crate) async fn assign_encryption_key(
+    /// Share-locks the type row of a volume being created, inside the
+    /// create's transaction, before the volume row is inserted with its key
+    /// id (see [`Db::new_volume_key_args`]): an encryption change
+    /// (which locks the type exclusively and counts the type's volumes)
+    /// then either sees this volume or happens entirely before it. SQLite
+    /// needs no statement for that: its one writer already serializes the
+    /// two transactions.
+    pub(crate) async fn lock_type_for_new_volume(
         &self,
         conn: &mut AnyConnection,
-        volume_id: VolumeId,
         volume_type_id: VolumeTypeId,
     ) -> Result<(), DbError> {
         let share = match self.dialect {
             crate::Dialect::Postgres => " FOR SHARE",
             crate::Dialect::Mysql => " LOCK IN SHARE MODE",
-            crate::Dialect::Sqlite => "",
+            crate::Dialect::Sqlite => return Ok(()),
         };
         let sql = self.dynamic(format!("SELECT id FROM volume_types WHERE id = ?{share}"));
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(volume_type_id.to_string())
             .fetch_optional(&mut *conn)
             .await?;
-        sqlx::query(
-            self.q("UPDATE volumes SET encryption_key_id = ? WHERE id = ? \
-             AND EXISTS (SELECT 1 FROM encryption e WHERE e.volume_type_id = ?)"),
-        )
-        .bind(new_encryption_key_id())
-        .bind(volume_id.to_string())
-        .bind(volume_type_id.to_string())
-        .execute(&mut *conn)
-        .await?;
         Ok(())
+    }
+
+    /// A volume being created gets a key id when its type is encrypted and
+    /// none otherwise (see
+    /// [`clinker_types::volume_type_extras::new_encryption_key_id`]): the
+    /// volume's `INSERT` sets `encryption_key_id` to `CASE WHEN EXISTS
+    /// (encryption of the type) THEN <key> ELSE NULL END`, so it costs no
+    /// statement of its own. These are that expression's two arguments, in
+    /// order: the type id, then a fresh key id.
+    pub(crate) fn new_volume_key_args(volume_type_id: VolumeTypeId) -> (String, String) {
+        (volume_type_id.to_string(), new_encryption_key_id())
     }
 }
 

@@ -93,17 +93,22 @@ impl CapacityRepository for Db {
             if placed == 0 {
                 return Ok(ClaimOutcome::NotWaiting);
             }
-            self.ensure_pool_row(&mut tx, pool).await?;
-            let claimed = sqlx::query(self.q(
-                "UPDATE pool_allocations SET allocated_gb = allocated_gb + ? WHERE pool = ? AND allocated_gb + ? <= ?",
-            ))
-            .bind(size)
-            .bind(pool)
-            .bind(size)
-            .bind(limit_gb)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let claim = || {
+                sqlx::query(self.q(
+                    "UPDATE pool_allocations SET allocated_gb = allocated_gb + ? WHERE pool = ? AND allocated_gb + ? <= ?",
+                ))
+                .bind(size)
+                .bind(pool)
+                .bind(size)
+                .bind(limit_gb)
+            };
+            let mut claimed = claim().execute(&mut *tx).await?.rows_affected();
+            if claimed == 0 {
+                // Full, or the pool's first claim: its row is made on first
+                // use, then the claim is tried once more.
+                self.ensure_pool_row(&mut tx, pool).await?;
+                claimed = claim().execute(&mut *tx).await?.rows_affected();
+            }
             if claimed == 0 {
                 // Roll back the placement with the transaction.
                 return Err(DbError::InvalidState("pool full".into()));

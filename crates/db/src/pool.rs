@@ -33,6 +33,35 @@ impl Dialect {
         }
     }
 
+    /// `INSERT` of one row that replaces the columns `update` of the row
+    /// with the same `key` when there is one (one statement instead of a
+    /// `DELETE` and an `INSERT`).
+    pub(crate) fn upsert(
+        self,
+        table_and_columns: &str,
+        values: &str,
+        key: &str,
+        update: &[&str],
+    ) -> String {
+        let sets = |f: &dyn Fn(&str) -> String| {
+            update
+                .iter()
+                .map(|c| format!("{c} = {}", f(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => format!(
+                "INSERT INTO {table_and_columns} VALUES {values} ON CONFLICT ({key}) DO UPDATE SET {}",
+                sets(&|c| format!("excluded.{c}"))
+            ),
+            Dialect::Mysql => format!(
+                "INSERT INTO {table_and_columns} VALUES {values} ON DUPLICATE KEY UPDATE {}",
+                sets(&|c| format!("VALUES({c})"))
+            ),
+        }
+    }
+
     /// The row-lock suffix for a `SELECT` that a transaction will act on
     /// (SQLite serializes writers, so it needs none).
     pub(crate) fn for_update(self) -> &'static str {

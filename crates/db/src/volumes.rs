@@ -160,24 +160,29 @@ impl Db {
         service_host: Option<&str>,
         detail: Option<serde_json::Value>,
     ) -> Result<(), DbError> {
-        sqlx::query(self.q("DELETE FROM workers WHERE resource_type = ? AND resource_id = ?"))
+        let sql = self.dynamic(self.dialect.upsert(
+            "workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at)",
+            "(?, ?, ?, ?, ?, ?, ?)",
+            "resource_type, resource_id",
+            &[
+                "status",
+                "service_host",
+                "detail_json",
+                "created_at",
+                "updated_at",
+            ],
+        ));
+        let now = self.now().as_micros();
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(resource.as_str())
             .bind(resource_id)
+            .bind(status)
+            .bind(service_host)
+            .bind(detail.map(|d| d.to_string()))
+            .bind(now)
+            .bind(now)
             .execute(&mut *conn)
             .await?;
-        sqlx::query(self.q(
-            "INSERT INTO workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(resource.as_str())
-        .bind(resource_id)
-        .bind(status)
-        .bind(service_host)
-        .bind(detail.map(|d| d.to_string()))
-        .bind(self.now().as_micros())
-        .bind(self.now().as_micros())
-        .execute(&mut *conn)
-        .await?;
         Ok(())
     }
 
@@ -356,11 +361,15 @@ impl Db {
             )
             .await?;
         }
+        self.lock_type_for_new_volume(&mut *conn, new.volume_type_id)
+            .await?;
+        let (key_type, key_id) = Self::new_volume_key_args(new.volume_type_id);
         sqlx::query(self.q(
             "INSERT INTO volumes (id, user_id, project_id, host, size, availability_zone, status, attach_status, \
              display_name, display_description, volume_type_id, snapshot_id, source_volid, bootable, multiattach, \
-             group_id, use_quota, replication_status, created_at, updated_at) \
-             VALUES (?, ?, ?, NULL, ?, ?, 'creating', 'detached', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'disabled', ?, NULL)",
+             group_id, use_quota, replication_status, created_at, updated_at, encryption_key_id) \
+             VALUES (?, ?, ?, NULL, ?, ?, 'creating', 'detached', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'disabled', ?, NULL, \
+             CASE WHEN EXISTS (SELECT 1 FROM encryption e WHERE e.volume_type_id = ?) THEN ? ELSE NULL END)",
         ))
         .bind(new.id.to_string())
         .bind(new.user_id.as_str())
@@ -377,11 +386,10 @@ impl Db {
         .bind(new.group_id.as_deref())
         .bind(i64::from(new.use_quota))
         .bind(now)
+        .bind(key_type)
+        .bind(key_id)
         .execute(&mut *conn)
         .await?;
-        // A volume of an encrypted type gets its key id with its row.
-        self.assign_encryption_key(&mut *conn, new.id, new.volume_type_id)
-            .await?;
         self.insert_metadata(&mut *conn, new.id, MetadataKind::User, &new.metadata)
             .await?;
         self.insert_metadata(
