@@ -190,12 +190,14 @@ async fn wait_for(
     id: &str,
     want: Option<&str>,
     poll: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut polls = 0;
     loop {
         let status = volume_status(http, endpoint, id).await?;
+        polls += 1;
         if status.as_deref() == want {
-            return Ok(());
+            return Ok(polls);
         }
         if matches!(status.as_deref(), Some("error" | "error_deleting")) {
             bail!("volume {id} went to {status:?}");
@@ -328,15 +330,17 @@ async fn main() -> anyhow::Result<()> {
 
     // Concurrent create+delete cycles.
     let cycles = Arc::new(AtomicU64::new(0));
+    let polls = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..args.clients {
-        let (http, endpoint, cycles, failures) = (
+        let (http, endpoint, cycles, polls, failures) = (
             http.clone(),
             endpoint.clone(),
             cycles.clone(),
+            polls.clone(),
             failures.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -344,9 +348,12 @@ async fn main() -> anyhow::Result<()> {
             while Instant::now() < deadline {
                 let result = async {
                     let id = create_volume(&http, &endpoint, &format!("c{client}-{n}")).await?;
-                    wait_for(&http, &endpoint, &id, Some("available"), cycle_poll).await?;
+                    let created =
+                        wait_for(&http, &endpoint, &id, Some("available"), cycle_poll).await?;
                     delete_volume(&http, &endpoint, &id).await?;
-                    wait_for(&http, &endpoint, &id, None, cycle_poll).await
+                    let gone = wait_for(&http, &endpoint, &id, None, cycle_poll).await?;
+                    polls.fetch_add(created + gone, Ordering::Relaxed);
+                    anyhow::Ok(())
                 }
                 .await;
                 match result {
@@ -374,6 +381,12 @@ async fn main() -> anyhow::Result<()> {
         ">= 500/s",
         CINDER_CYCLES_PER_S,
         false,
+    );
+    let done = cycles.load(Ordering::Relaxed).max(1) as f64;
+    println!(
+        "{:<36} {:>10.1} GETs     (status polls per cycle, besides its POST and DELETE)",
+        "status polls per cycle",
+        polls.load(Ordering::Relaxed) as f64 / done
     );
     let failed = failures.load(Ordering::Relaxed);
     if failed > 0 {
