@@ -1,5 +1,5 @@
 //! Dynamic SQL for list queries: filters, sorting and keyset pagination,
-//! shared by volumes and snapshots.
+//! shared by the lists of volumes, snapshots, groups and group snapshots.
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -206,6 +206,76 @@ pub(crate) fn push_limit(
     sql.push_str(" LIMIT ? OFFSET ?");
     args.push(Arg::Int(limit.map_or(i64::from(i32::MAX), i64::from)));
     args.push(Arg::Int(offset.map_or(0, i64::from)));
+}
+
+/// The table side of a keyset-paginated list: what the marker lookup and
+/// the page query need to know of it.
+pub(crate) struct ListTable<'a> {
+    /// The selected columns.
+    pub columns: &'a str,
+    /// The `FROM` clause (the table with its alias, and any joins).
+    pub from: &'a str,
+    /// The id column, with its alias (`v.id`).
+    pub id: &'a str,
+    /// The project column, with its alias (`v.project_id`).
+    pub project: &'a str,
+}
+
+impl crate::Db {
+    /// One page of a list: `SELECT columns FROM from` with the caller's
+    /// `WHERE` clause (`where_sql`, starting with ` WHERE`, and its
+    /// `args`), ordered by `sort` (SQL column, whether it is an integer,
+    /// direction; already completed to a total order) and continued after
+    /// `page.marker`, which must be a row of `project` when one is given
+    /// (a marker the caller may not see is "not found", as Cinder says).
+    pub(crate) async fn fetch_page<M: std::fmt::Display>(
+        &self,
+        table: &ListTable<'_>,
+        where_sql: &str,
+        mut args: Vec<Arg>,
+        sort: &[(&str, bool, SortDir)],
+        project: Option<&str>,
+        page: &crate::Page<M>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, crate::DbError> {
+        let keys: Vec<(String, SortDir)> = sort
+            .iter()
+            .map(|(column, integer, dir)| (sort_expr(column, *integer), *dir))
+            .collect();
+        let mut sql = format!("SELECT {} FROM {}{where_sql}", table.columns, table.from);
+        if let Some(marker) = &page.marker {
+            let exprs: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
+            let mut marker_sql = format!(
+                "SELECT {} FROM {} WHERE {} = ?",
+                exprs.join(", "),
+                table.from,
+                table.id
+            );
+            let mut lookup_args = vec![Arg::Text(marker.to_string())];
+            if let Some(project) = project {
+                marker_sql.push_str(&format!(" AND {} = ?", table.project));
+                lookup_args.push(Arg::Text(project.to_owned()));
+            }
+            let marker_sql = self.dynamic(marker_sql);
+            let row = bind_all(
+                sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str())),
+                &lookup_args,
+            )
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| crate::DbError::not_found("marker", marker))?;
+            let flags: Vec<bool> = sort.iter().map(|(_, integer, _)| *integer).collect();
+            let values = marker_args(&row, &flags)?;
+            sql.push_str(&keyset_condition(&keys, &values, &mut args));
+        }
+        sql.push_str(&order_by(&keys));
+        push_limit(&mut sql, &mut args, page.limit, page.offset);
+        let sql = self.dynamic(sql);
+        Ok(
+            bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -548,41 +548,26 @@ impl VolumeRepository for Db {
             VolumeColumn::CreatedAt,
             VolumeColumn::Id,
         );
-        let keys: Vec<(String, SortDir)> = sort
+        let sort: Vec<(&str, bool, SortDir)> = sort
             .iter()
-            .map(|(c, d)| (query::sort_expr(c.sql(), c.is_integer()), *d))
+            .map(|(c, d)| (c.sql(), c.is_integer(), *d))
             .collect();
         let mut args = Vec::new();
-        let mut sql = format!("SELECT {VOLUME_COLUMNS} FROM {VOLUME_FROM}");
-        sql.push_str(&self.volume_where(query, &mut args));
-        if let Some(marker) = query.page.marker {
-            let exprs: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
-            let mut marker_sql = format!(
-                "SELECT {} FROM {VOLUME_FROM} WHERE v.id = ?",
-                exprs.join(", ")
-            );
-            let mut marker_args = vec![Arg::Text(marker.to_string())];
-            if let Some(project) = &query.project_id {
-                marker_sql.push_str(" AND v.project_id = ?");
-                marker_args.push(Arg::Text(project.clone()));
-            }
-            let marker_sql = self.dynamic(marker_sql);
-            let row = bind_all(
-                sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str())),
-                &marker_args,
+        let where_sql = self.volume_where(query, &mut args);
+        let found = self
+            .fetch_page(
+                &query::ListTable {
+                    columns: VOLUME_COLUMNS,
+                    from: VOLUME_FROM,
+                    id: "v.id",
+                    project: "v.project_id",
+                },
+                &where_sql,
+                args,
+                &sort,
+                query.project_id.as_deref(),
+                &query.page,
             )
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found("marker", marker))?;
-            let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
-            let values = query::marker_args(&row, &flags)?;
-            sql.push_str(&query::keyset_condition(&keys, &values, &mut args));
-        }
-        sql.push_str(&query::order_by(&keys));
-        query::push_limit(&mut sql, &mut args, query.page.limit, query.page.offset);
-        let sql = self.dynamic(sql);
-        let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
             .await?;
         let mut volumes = found
             .iter()
