@@ -583,7 +583,9 @@ pub trait VolumeRepository {
     ) -> Result<Volume, DbError>;
 
     /// Marks a create done: `creating → available`, stores the driver's
-    /// provider fields, removes the journal row.
+    /// provider fields, removes the journal row. Returns the `launched_at`
+    /// it stored (the rest of the row is the caller's volume with that
+    /// status and those fields: no read back).
     ///
     /// # Errors
     /// [`DbError::InvalidState`] if the volume left `creating` meanwhile.
@@ -591,7 +593,7 @@ pub trait VolumeRepository {
         &self,
         id: VolumeId,
         update: ProviderUpdate,
-    ) -> Result<Volume, DbError>;
+    ) -> Result<Timestamp, DbError>;
 
     /// Marks a create failed: `creating → error`, removes the journal row.
     ///

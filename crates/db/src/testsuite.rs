@@ -330,7 +330,7 @@ pub async fn volume_lifecycle_keeps_quota_and_journal(db: &Db) {
         Some("node1@file#file")
     );
 
-    let v = db
+    let launched_at = db
         .finish_volume_create(
             id,
             ProviderUpdate {
@@ -340,9 +340,10 @@ pub async fn volume_lifecycle_keeps_quota_and_journal(db: &Db) {
         )
         .await
         .unwrap();
+    let v = db.get_volume(id).await.unwrap();
     assert_eq!(v.status, VolumeStatus::Available);
     assert_eq!(v.provider_location.as_deref(), Some("/x"));
-    assert!(v.launched_at.is_some());
+    assert_eq!(v.launched_at, Some(launched_at));
     assert!(
         db.journal_for_backend("node1@file")
             .await

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use clinker_types::model::{JournalResource, Volume};
 use clinker_types::status::VolumeTransition;
-use clinker_types::{AttachStatus, Host, SnapshotStatus, VolumeId, VolumeStatus};
+use clinker_types::{AttachStatus, Host, SnapshotStatus, Timestamp, VolumeId, VolumeStatus};
 use sqlx::AnyConnection;
 
 use crate::error::DbError;
@@ -710,11 +710,12 @@ impl VolumeRepository for Db {
         &self,
         id: VolumeId,
         update: ProviderUpdate,
-    ) -> Result<Volume, DbError> {
+    ) -> Result<Timestamp, DbError> {
         let row = VolumeTransition::CreateSucceeded.transition();
+        let launched_at = self.now();
         in_transaction!(self, |tx| {
             let args = vec![
-                Arg::Int(self.now().as_micros()),
+                Arg::Int(launched_at.as_micros()),
                 update
                     .provider_location
                     .clone()
@@ -743,7 +744,7 @@ impl VolumeRepository for Db {
             self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
                 .await
         })?;
-        self.get_volume(id).await
+        Ok(launched_at)
     }
 
     async fn fail_volume_create(&self, id: VolumeId) -> Result<Volume, DbError> {

@@ -359,6 +359,18 @@ async fn full_lifecycle_on_the_file_backend() {
     let mut events = Vec::new();
     while let Ok(n) = notifications.try_recv() {
         assert_eq!(n.publisher_id, "volume.node1@file");
+        if n.event_type == "volume.create.end" {
+            // The finished volume as stored, without reading it back.
+            assert_eq!(n.payload["status"], "available", "{:?}", n.payload);
+            assert!(
+                n.payload["launched_at"]
+                    .as_str()
+                    .is_some_and(|t| t.len() > 10),
+                "{:?}",
+                n.payload
+            );
+            assert_eq!(n.payload["host"], "node1@file#file", "{:?}", n.payload);
+        }
         events.push(n.event_type);
     }
     for wanted in [

@@ -400,10 +400,19 @@ impl VolumeManager {
         let outcome = match self.run_create(&volume).await {
             Ok(update) => match self
                 .db
-                .finish_volume_create(volume.id, provider(update))
+                .finish_volume_create(volume.id, provider(update.clone()))
                 .await
             {
-                Ok(done) => {
+                Ok(launched_at) => {
+                    let done = Volume {
+                        status: VolumeStatus::Available,
+                        launched_at: Some(launched_at),
+                        updated_at: Some(launched_at),
+                        provider_location: update.provider_location,
+                        provider_auth: update.provider_auth,
+                        provider_id: update.provider_id,
+                        ..volume.clone()
+                    };
                     self.notifier
                         .info("volume.create.end", volume_payload(&done))
                         .await;

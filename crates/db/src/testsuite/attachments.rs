@@ -20,7 +20,8 @@ async fn available_volume(db: &Db, project: &str, multiattach: bool) -> Volume {
     place(db, v.id, 1).await;
     db.finish_volume_create(v.id, ProviderUpdate::default())
         .await
-        .unwrap()
+        .unwrap();
+    db.get_volume(v.id).await.unwrap()
 }
 
 fn reservation(volume: VolumeId, instance: Option<&str>) -> NewAttachment {
