@@ -13,6 +13,34 @@ use crate::rows::{self, TYPE_COLUMNS};
 use crate::{NewVolumeType, VolumeTypeRepository};
 
 impl Db {
+    /// The type whose `column` (`id` or `name`) is `value`, with its extra
+    /// specs joined in one query (every volume create looks its type up).
+    async fn one_volume_type(&self, column: &str, value: &str) -> Result<VolumeType, DbError> {
+        let sql = self.dynamic(format!(
+            "SELECT {TYPE_COLUMNS}, s.spec_key, s.spec_value FROM volume_types \
+             LEFT JOIN volume_type_extra_specs s ON s.volume_type_id = volume_types.id \
+             WHERE volume_types.{column} = ?"
+        ));
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(value)
+            .fetch_all(&self.read)
+            .await?;
+        let first = found
+            .first()
+            .ok_or_else(|| DbError::not_found("volume type", value))?;
+        let mut volume_type = rows::volume_type(first)?;
+        for row in &found {
+            use sqlx::Row;
+            if let (Some(key), Some(spec)) = (
+                row.try_get::<Option<String>, _>("spec_key")?,
+                row.try_get::<Option<String>, _>("spec_value")?,
+            ) {
+                volume_type.extra_specs.insert(key, spec);
+            }
+        }
+        Ok(volume_type)
+    }
+
     async fn load_extra_specs(&self, types: &mut [VolumeType]) -> Result<(), DbError> {
         if types.is_empty() {
             return Ok(());
@@ -113,35 +141,11 @@ impl VolumeTypeRepository for Db {
     }
 
     async fn get_volume_type(&self, id: VolumeTypeId) -> Result<VolumeType, DbError> {
-        let sql = self.dynamic(format!(
-            "SELECT {TYPE_COLUMNS} FROM volume_types WHERE id = ?"
-        ));
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found("volume type", id))?;
-        let mut found = vec![rows::volume_type(&row)?];
-        self.load_extra_specs(&mut found).await?;
-        found
-            .pop()
-            .ok_or_else(|| DbError::not_found("volume type", id))
+        self.one_volume_type("id", &id.to_string()).await
     }
 
     async fn get_volume_type_by_name(&self, name: &str) -> Result<VolumeType, DbError> {
-        let sql = self.dynamic(format!(
-            "SELECT {TYPE_COLUMNS} FROM volume_types WHERE name = ?"
-        ));
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found("volume type", name))?;
-        let mut found = vec![rows::volume_type(&row)?];
-        self.load_extra_specs(&mut found).await?;
-        found
-            .pop()
-            .ok_or_else(|| DbError::not_found("volume type", name))
+        self.one_volume_type("name", name).await
     }
 
     async fn list_volume_types(
