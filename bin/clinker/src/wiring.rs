@@ -213,6 +213,7 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
         volume_rpc: VolumeRpcClient::new(transport.clone(), rpc_timeout),
         config: config.clone(),
         clock,
+        zones: std::sync::Arc::default(),
     };
     let app = clinker_api::router_with_policy(state, access.authenticator, access.policy);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -384,6 +385,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
                 volume_rpc,
                 config: config.clone(),
                 clock,
+                zones: std::sync::Arc::default(),
             };
             let app = clinker_api::router_with_policy(state, access.authenticator, access.policy);
             let listener = tokio::net::TcpListener::bind(addr)

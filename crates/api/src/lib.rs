@@ -54,6 +54,9 @@ pub struct ApiState {
     pub config: Arc<clinker_config::Config>,
     /// The clock (service liveness).
     pub clock: Arc<dyn Clock>,
+    /// The availability zones creates are checked against
+    /// (`az_cache_duration`).
+    pub zones: Arc<services::ZoneCache>,
 }
 
 /// The API router, authenticating as `[DEFAULT] auth_strategy` says.

@@ -133,6 +133,10 @@ pub struct DefaultOptions {
     pub osapi_volume_listen_port: u16,
     /// `osapi_max_limit`: page size cap and default.
     pub osapi_max_limit: u32,
+    /// `az_cache_duration`: how long the API keeps the list of
+    /// availability zones it checks creates against (a zone it does not
+    /// know yet makes it look again at once).
+    pub az_cache_duration: std::time::Duration,
     /// `public_endpoint`: base URL for links, instead of the request's host.
     pub public_endpoint: Option<String>,
     /// `auth_strategy`.
@@ -613,6 +617,10 @@ fn read_default_options(
         osapi_volume_listen_port: u16::try_from(port).unwrap_or(8776),
         osapi_max_limit: u32::try_from(r.int(D, &[], "osapi_max_limit", 1000, 1..=100_000)?)
             .unwrap_or(1000),
+        az_cache_duration: std::time::Duration::from_secs(
+            r.int(D, &[], "az_cache_duration", 3600, 0..=i64::from(u32::MAX))?
+                .unsigned_abs(),
+        ),
         public_endpoint: r.opt_string(D, &[], "public_endpoint")?,
         auth_strategy,
         noauth_allow_remote: r.bool(D, &[], "noauth_allow_remote", false)?,

@@ -85,15 +85,13 @@ async fn choose_zone(
     volume_type: &VolumeType,
 ) -> ApiResult<(Option<String>, Vec<String>)> {
     let defaults = &state.config.default;
-    let mut known: Vec<String> = super::availability_zones(state)
-        .await?
-        .into_iter()
-        .map(|(zone, _)| zone)
-        .collect();
-    if !known.contains(&defaults.storage_availability_zone) {
-        known.push(defaults.storage_availability_zone.clone());
-    }
     let restricted = type_zones(volume_type);
+    let wanted: Vec<&str> = requested
+        .iter()
+        .chain(restricted.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    let known = state.zones.known(state, &wanted).await?;
     let safe: Vec<String> = match &restricted {
         Some(zones) => {
             let safe: Vec<String> = zones

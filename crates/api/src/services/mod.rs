@@ -138,6 +138,48 @@ pub async fn availability_zones(state: &ApiState) -> ApiResult<Vec<(String, bool
     Ok(zones.into_iter().collect())
 }
 
+/// The names of the volume services' availability zones, kept for
+/// `az_cache_duration` as Cinder's API keeps them for creates: a create
+/// then costs no read of the services table, and a zone the cache does not
+/// know makes it read the table again at once, so a new zone is usable as
+/// soon as its service has registered.
+#[derive(Debug, Default)]
+pub struct ZoneCache {
+    cached: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
+}
+
+impl ZoneCache {
+    /// The known zone names (with the configured storage zone), read anew
+    /// when the cache is older than `az_cache_duration` or lacks one of
+    /// `wanted`.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn known(&self, state: &ApiState, wanted: &[&str]) -> ApiResult<Vec<String>> {
+        let max_age = state.config.default.az_cache_duration;
+        if let Ok(cached) = self.cached.lock()
+            && let Some((at, zones)) = cached.as_ref()
+            && at.elapsed() < max_age
+            && wanted.iter().all(|w| zones.iter().any(|z| z == w))
+        {
+            return Ok(zones.clone());
+        }
+        let mut zones: Vec<String> = availability_zones(state)
+            .await?
+            .into_iter()
+            .map(|(zone, _)| zone)
+            .collect();
+        let storage = &state.config.default.storage_availability_zone;
+        if !zones.contains(storage) {
+            zones.push(storage.clone());
+        }
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((std::time::Instant::now(), zones.clone()));
+        }
+        Ok(zones)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,6 +269,7 @@ impl Harness {
             volume_rpc: VolumeRpcClient::new(transport.clone(), Duration::from_secs(5)),
             config: Arc::new(config),
             clock: clock.clone(),
+            zones: Arc::default(),
         };
         Self {
             router: match options.authenticator {

@@ -729,3 +729,41 @@ async fn create_from_snapshot_and_clone_inherit_and_pin() {
     let quota = h.db.quota_usages(PROJECT).await.unwrap();
     assert_eq!(quota.get("volumes"), Some(&4));
 }
+
+#[tokio::test]
+async fn a_zone_registered_after_the_zones_were_cached_is_usable_at_once() {
+    use clinker_db::{ServiceRegistration, ServiceRepository};
+    let h = harness().await;
+    // The first create fills the API's zone cache with `nova`.
+    h.create_volume(json!({"size": 1, "availability_zone": "nova"}))
+        .await;
+    let unknown = h
+        .call(
+            "POST",
+            "/v3/volumes",
+            Some(json!({"volume": {"size": 1, "availability_zone": "az2"}})),
+        )
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.text);
+    assert!(
+        unknown.text.contains("Availability zone 'az2' is invalid."),
+        "{}",
+        unknown.text
+    );
+    // A service in a new zone registers: a cached list without it must not
+    // refuse the zone.
+    h.db.register_service(&ServiceRegistration {
+        host: "node2@file".into(),
+        binary: "cinder-volume".into(),
+        topic: "cinder-volume".into(),
+        availability_zone: "az2".into(),
+        rpc_current_version: "3.20".into(),
+    })
+    .await
+    .unwrap();
+    h.create_volume(json!({"size": 1, "availability_zone": "az2"}))
+        .await;
+    // And the cached zones still serve the first one.
+    h.create_volume(json!({"size": 1, "availability_zone": "nova"}))
+        .await;
+}
