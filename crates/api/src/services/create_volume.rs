@@ -86,10 +86,18 @@ async fn choose_zone(
 ) -> ApiResult<(Option<String>, Vec<String>)> {
     let defaults = &state.config.default;
     let restricted = type_zones(volume_type);
+    // Every zone this create may be checked against: one the cached list
+    // lacks makes the list be read again.
     let wanted: Vec<&str> = requested
         .iter()
         .chain(restricted.iter().flatten())
         .map(String::as_str)
+        .chain(
+            snapshot_volume
+                .iter()
+                .chain(source.iter())
+                .map(|v| v.availability_zone.as_str()),
+        )
         .collect();
     let known = state.zones.known(state, &wanted).await?;
     let safe: Vec<String> = match &restricted {
