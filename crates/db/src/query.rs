@@ -1,5 +1,6 @@
 //! Dynamic SQL for list queries: filters, sorting and keyset pagination,
-//! shared by the lists of volumes, snapshots, groups and group snapshots.
+//! shared by the lists of volumes, snapshots, groups, group snapshots and
+//! attachments.
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;

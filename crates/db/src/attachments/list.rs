@@ -6,7 +6,7 @@ use clinker_types::model::Attachment;
 
 use crate::error::DbError;
 use crate::pool::Db;
-use crate::query::{self, Arg, bind_all};
+use crate::query::{self, Arg};
 use crate::rows;
 use crate::{FilterValue, Page, SortDir};
 
@@ -110,41 +110,26 @@ impl Db {
             AttachmentColumn::CreatedAt,
             AttachmentColumn::Id,
         );
-        let keys: Vec<(String, SortDir)> = sort
+        let sort: Vec<(&str, bool, SortDir)> = sort
             .iter()
-            .map(|(c, d)| (query::sort_expr(c.sql(), c.is_integer()), *d))
+            .map(|(c, d)| (c.sql(), c.is_integer(), *d))
             .collect();
         let mut args = Vec::new();
-        let mut sql = format!("SELECT {ATTACHMENT_COLUMNS_A} FROM {ATTACHMENT_FROM}");
-        sql.push_str(&self.attachment_where(query, &mut args));
-        if let Some(marker) = query.page.marker {
-            let exprs: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
-            let mut marker_sql = format!(
-                "SELECT {} FROM {ATTACHMENT_FROM} WHERE a.id = ?",
-                exprs.join(", ")
-            );
-            let mut marker_args = vec![Arg::Text(marker.to_string())];
-            if let Some(project) = &query.project_id {
-                marker_sql.push_str(" AND v.project_id = ?");
-                marker_args.push(Arg::Text(project.clone()));
-            }
-            let marker_sql = self.dynamic(marker_sql);
-            let row = bind_all(
-                sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str())),
-                &marker_args,
+        let where_sql = self.attachment_where(query, &mut args);
+        let found = self
+            .fetch_page(
+                &query::ListTable {
+                    columns: ATTACHMENT_COLUMNS_A,
+                    from: ATTACHMENT_FROM,
+                    id: "a.id",
+                    project: "v.project_id",
+                },
+                &where_sql,
+                args,
+                &sort,
+                query.project_id.as_deref(),
+                &query.page,
             )
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found("attachment", marker))?;
-            let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
-            let values = query::marker_args(&row, &flags)?;
-            sql.push_str(&query::keyset_condition(&keys, &values, &mut args));
-        }
-        sql.push_str(&query::order_by(&keys));
-        query::push_limit(&mut sql, &mut args, query.page.limit, query.page.offset);
-        let sql = self.dynamic(sql);
-        let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
             .await?;
         found.iter().map(rows::attachment).collect()
     }
