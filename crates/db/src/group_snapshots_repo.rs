@@ -8,12 +8,10 @@ use clinker_types::model::JournalResource;
 use clinker_types::{GroupSnapshotId, SnapshotId, SnapshotStatus, VolumeStatus};
 use sqlx::AnyConnection;
 
-use crate::SortDir;
 use crate::error::DbError;
 use crate::group_rows::{self, GROUP_SNAPSHOT_COLUMNS};
 use crate::groups::{
-    GroupDeleteEnd, GroupSnapshotColumn, GroupSnapshotQuery, GroupSnapshotRepository,
-    NewGroupSnapshot,
+    GroupDeleteEnd, GroupSnapshotQuery, GroupSnapshotRepository, NewGroupSnapshot,
 };
 use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
@@ -237,15 +235,6 @@ impl GroupSnapshotRepository for Db {
         &self,
         query: &GroupSnapshotQuery,
     ) -> Result<Vec<GroupSnapshot>, DbError> {
-        let sort = query::complete_sort(
-            query.sort.clone(),
-            GroupSnapshotColumn::CreatedAt,
-            GroupSnapshotColumn::Id,
-        );
-        let sort: Vec<(&str, bool, SortDir)> = sort
-            .iter()
-            .map(|(c, d)| (c.sql(), c.is_integer(), *d))
-            .collect();
         let mut args = Vec::new();
         let where_sql = self.group_snapshot_where(query, &mut args);
         let found = self
@@ -258,7 +247,7 @@ impl GroupSnapshotRepository for Db {
                 },
                 &where_sql,
                 args,
-                &sort,
+                &query.sort,
                 query.project_id.as_deref(),
                 &query.page,
             )

@@ -12,15 +12,14 @@ use sqlx::AnyConnection;
 use crate::error::DbError;
 use crate::group_rows::{self, GROUP_COLUMNS};
 use crate::groups::{
-    GroupColumn, GroupDeleteEnd, GroupDeleteStart, GroupQuery, GroupRepository, GroupUpdate,
-    NewGroup,
+    GroupDeleteEnd, GroupDeleteStart, GroupQuery, GroupRepository, GroupUpdate, NewGroup,
 };
 use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
 use crate::quota::charge_quota;
 use crate::rows::{self, VOLUME_COLUMNS, VOLUME_FROM};
 use crate::volumes::service_host_of;
-use crate::{ClaimOutcome, NewVolume, SortDir};
+use crate::{ClaimOutcome, NewVolume};
 
 /// The `groups` quota charge of one group.
 fn group_charge(sign: i64) -> Vec<(String, i64)> {
@@ -432,12 +431,6 @@ impl GroupRepository for Db {
     }
 
     async fn list_groups(&self, query: &GroupQuery) -> Result<Vec<Group>, DbError> {
-        let sort =
-            query::complete_sort(query.sort.clone(), GroupColumn::CreatedAt, GroupColumn::Id);
-        let sort: Vec<(&str, bool, SortDir)> = sort
-            .iter()
-            .map(|(c, d)| (c.sql(), c.is_integer(), *d))
-            .collect();
         let mut args = Vec::new();
         let where_sql = self.group_where(query, &mut args);
         let found = self
@@ -450,7 +443,7 @@ impl GroupRepository for Db {
                 },
                 &where_sql,
                 args,
-                &sort,
+                &query.sort,
                 query.project_id.as_deref(),
                 &query.page,
             )

@@ -209,6 +209,42 @@ pub(crate) fn push_limit(
     args.push(Arg::Int(offset.map_or(0, i64::from)));
 }
 
+/// A column a paginated list may be sorted by; the order is completed with
+/// `CREATED_AT` and `ID` (Cinder's `process_sort_params`).
+pub(crate) trait SortColumn: Copy + PartialEq {
+    const CREATED_AT: Self;
+    const ID: Self;
+    /// The column in SQL, with its table alias.
+    fn sql(self) -> &'static str;
+    /// Whether the column holds integers (timestamps, sizes, flags).
+    fn is_integer(self) -> bool;
+}
+
+/// Implements [`SortColumn`] for column enums with `CreatedAt` and `Id`
+/// variants and inherent `sql` and `is_integer` methods.
+macro_rules! sort_column {
+    ($($column:ty),* $(,)?) => {$(
+        impl $crate::query::SortColumn for $column {
+            const CREATED_AT: Self = <$column>::CreatedAt;
+            const ID: Self = <$column>::Id;
+            fn sql(self) -> &'static str {
+                <$column>::sql(self)
+            }
+            fn is_integer(self) -> bool {
+                <$column>::is_integer(self)
+            }
+        }
+    )*};
+}
+pub(crate) use sort_column;
+
+sort_column!(
+    crate::VolumeColumn,
+    crate::SnapshotColumn,
+    crate::groups::GroupColumn,
+    crate::groups::GroupSnapshotColumn,
+);
+
 /// The table side of a keyset-paginated list: what the marker lookup and
 /// the page query need to know of it.
 pub(crate) struct ListTable<'a> {
@@ -225,22 +261,23 @@ pub(crate) struct ListTable<'a> {
 impl crate::Db {
     /// One page of a list: `SELECT columns FROM from` with the caller's
     /// `WHERE` clause (`where_sql`, starting with ` WHERE`, and its
-    /// `args`), ordered by `sort` (SQL column, whether it is an integer,
-    /// direction; already completed to a total order) and continued after
-    /// `page.marker`, which must be a row of `project` when one is given
-    /// (a marker the caller may not see is "not found", as Cinder says).
-    pub(crate) async fn fetch_page<M: std::fmt::Display>(
+    /// `args`), ordered by `sort` completed to a total order, and continued
+    /// after `page.marker`, which must be a row of `project` when one is
+    /// given (a marker the caller may not see is "not found", as Cinder
+    /// says).
+    pub(crate) async fn fetch_page<C: SortColumn, M: std::fmt::Display>(
         &self,
         table: &ListTable<'_>,
         where_sql: &str,
         mut args: Vec<Arg>,
-        sort: &[(&str, bool, SortDir)],
+        sort: &[(C, SortDir)],
         project: Option<&str>,
         page: &crate::Page<M>,
     ) -> Result<Vec<sqlx::any::AnyRow>, crate::DbError> {
+        let sort = complete_sort(sort.to_vec(), C::CREATED_AT, C::ID);
         let keys: Vec<(String, SortDir)> = sort
             .iter()
-            .map(|(column, integer, dir)| (sort_expr(column, *integer), *dir))
+            .map(|(column, dir)| (sort_expr(column.sql(), column.is_integer()), *dir))
             .collect();
         let mut sql = format!("SELECT {} FROM {}{where_sql}", table.columns, table.from);
         if let Some(marker) = &page.marker {
@@ -264,7 +301,7 @@ impl crate::Db {
             .fetch_optional(&self.read)
             .await?
             .ok_or_else(|| crate::DbError::not_found("marker", marker))?;
-            let flags: Vec<bool> = sort.iter().map(|(_, integer, _)| *integer).collect();
+            let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
             let values = marker_args(&row, &flags)?;
             sql.push_str(&keyset_condition(&keys, &values, &mut args));
         }

@@ -12,7 +12,7 @@ use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
 use crate::quota::{charge_quota, snapshot_charges};
 use crate::rows::{self, SNAPSHOT_COLUMNS};
-use crate::{NewSnapshot, SnapshotColumn, SnapshotQuery, SnapshotRepository, SortDir};
+use crate::{NewSnapshot, SnapshotQuery, SnapshotRepository};
 
 impl Db {
     pub(crate) async fn lock_snapshot(
@@ -223,15 +223,6 @@ impl SnapshotRepository for Db {
     }
 
     async fn list_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>, DbError> {
-        let sort = query::complete_sort(
-            query.sort.clone(),
-            SnapshotColumn::CreatedAt,
-            SnapshotColumn::Id,
-        );
-        let sort: Vec<(&str, bool, SortDir)> = sort
-            .iter()
-            .map(|(c, d)| (c.sql(), c.is_integer(), *d))
-            .collect();
         let mut args = Vec::new();
         let where_sql = self.snapshot_where(query, &mut args);
         let found = self
@@ -244,7 +235,7 @@ impl SnapshotRepository for Db {
                 },
                 &where_sql,
                 args,
-                &sort,
+                &query.sort,
                 query.project_id.as_deref(),
                 &query.page,
             )

@@ -13,8 +13,8 @@ use crate::query::{self, Arg, bind_all, placeholders};
 use crate::quota::{charge_quota, volume_charges};
 use crate::rows::{self, ATTACHMENT_COLUMNS, VOLUME_COLUMNS, VOLUME_FROM};
 use crate::{
-    DeleteOptions, DeleteStart, MetadataKind, NewVolume, ProviderUpdate, SortDir, VolumeColumn,
-    VolumeQuery, VolumeRepository, VolumeUpdate,
+    DeleteOptions, DeleteStart, MetadataKind, NewVolume, ProviderUpdate, VolumeQuery,
+    VolumeRepository, VolumeUpdate,
 };
 
 /// The gigabytes charges of growing a volume by `delta`.
@@ -543,15 +543,6 @@ impl VolumeRepository for Db {
     }
 
     async fn list_volumes(&self, query: &VolumeQuery) -> Result<Vec<Volume>, DbError> {
-        let sort = query::complete_sort(
-            query.sort.clone(),
-            VolumeColumn::CreatedAt,
-            VolumeColumn::Id,
-        );
-        let sort: Vec<(&str, bool, SortDir)> = sort
-            .iter()
-            .map(|(c, d)| (c.sql(), c.is_integer(), *d))
-            .collect();
         let mut args = Vec::new();
         let where_sql = self.volume_where(query, &mut args);
         let found = self
@@ -564,7 +555,7 @@ impl VolumeRepository for Db {
                 },
                 &where_sql,
                 args,
-                &sort,
+                &query.sort,
                 query.project_id.as_deref(),
                 &query.page,
             )

@@ -86,6 +86,8 @@ pub struct AttachmentQuery {
     pub page: Page<AttachmentId>,
 }
 
+crate::query::sort_column!(AttachmentColumn);
+
 impl Db {
     fn attachment_where(&self, query: &AttachmentQuery, args: &mut Vec<Arg>) -> String {
         let mut sql = String::from(" WHERE 1 = 1");
@@ -105,15 +107,6 @@ impl Db {
         &self,
         query: &AttachmentQuery,
     ) -> Result<Vec<Attachment>, DbError> {
-        let sort = query::complete_sort(
-            query.sort.clone(),
-            AttachmentColumn::CreatedAt,
-            AttachmentColumn::Id,
-        );
-        let sort: Vec<(&str, bool, SortDir)> = sort
-            .iter()
-            .map(|(c, d)| (c.sql(), c.is_integer(), *d))
-            .collect();
         let mut args = Vec::new();
         let where_sql = self.attachment_where(query, &mut args);
         let found = self
@@ -126,7 +119,7 @@ impl Db {
                 },
                 &where_sql,
                 args,
-                &sort,
+                &query.sort,
                 query.project_id.as_deref(),
                 &query.page,
             )
