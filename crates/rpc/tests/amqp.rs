@@ -590,7 +590,11 @@ async fn heartbeats_are_negotiated() {
             .map(str::trim)
             .filter(|line| line.chars().all(|c| c.is_ascii_digit()) && !line.is_empty())
             .collect();
-        assert_eq!(timeouts, ["30"], "{}", output.stdout);
+        // Every connection of the transport negotiated a 30 s heartbeat
+        // (a connection still being replaced may be listed beside the new
+        // one; it carries the same setting).
+        assert!(!timeouts.is_empty(), "{}", output.stdout);
+        assert!(timeouts.iter().all(|t| *t == "30"), "{}", output.stdout);
     })
     .await;
 }
