@@ -169,22 +169,21 @@ impl Db {
     /// then either sees this volume or happens entirely before it. SQLite
     /// needs no statement for that: its one writer already serializes the
     /// two transactions.
-    pub(crate) async fn lock_type_for_new_volume(
+    pub(crate) fn push_type_lock_for_new_volume(
         &self,
-        conn: &mut AnyConnection,
+        batch: &mut crate::batch::Batch,
         volume_type_id: VolumeTypeId,
-    ) -> Result<(), DbError> {
+    ) {
         let share = match self.dialect {
             crate::Dialect::Postgres => " FOR SHARE",
             crate::Dialect::Mysql => " LOCK IN SHARE MODE",
-            crate::Dialect::Sqlite => return Ok(()),
+            crate::Dialect::Sqlite => return,
         };
-        let sql = self.dynamic(format!("SELECT id FROM volume_types WHERE id = ?{share}"));
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(volume_type_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(())
+        batch.push(
+            self,
+            format!("SELECT id FROM volume_types WHERE id = ?{share}"),
+            vec![crate::query::Arg::Text(volume_type_id.to_string())],
+        );
     }
 
     /// A volume being created gets a key id when its type is encrypted and

@@ -18,6 +18,7 @@
 //! Depends on `clinker-types` and `clinker-config`.
 
 mod attachments;
+mod batch;
 mod default_types;
 mod encryption;
 mod error;

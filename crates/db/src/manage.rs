@@ -432,9 +432,7 @@ impl ManageRepository for Db {
             if let Some(host) = volume.host.clone() {
                 self.resize_managed(&mut tx, &volume, 0, &host).await?;
             }
-            self.cas_volume_status(&mut tx, id, row.from, row.to, "", Vec::new())
-                .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+            self.cas_volume_status_ending_journal(&mut tx, id, row.from, row.to, "", Vec::new())
                 .await
         })?;
         self.get_volume(id).await
@@ -507,9 +505,7 @@ impl ManageRepository for Db {
     async fn fail_volume_unmanage(&self, id: VolumeId) -> Result<Volume, DbError> {
         let row = VolumeTransition::UnmanageFailed.transition();
         in_transaction!(self, |tx| {
-            self.cas_volume_status(&mut tx, id, row.from, row.to, "", Vec::new())
-                .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+            self.cas_volume_status_ending_journal(&mut tx, id, row.from, row.to, "", Vec::new())
                 .await
         })?;
         self.get_volume(id).await

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use clinker_types::model::{JournalEntry, UserMessage};
 use clinker_types::{MessageId, Timestamp, VolumeId};
 
+use crate::batch::Batch;
 use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
+use crate::query::Arg;
 use crate::rows::{self, JOURNAL_COLUMNS, MESSAGE_COLUMNS};
 use crate::volumes::service_host_of;
 use crate::{CapacityRepository, ClaimOutcome, JournalRepository, MessageRepository, Page};
@@ -77,52 +79,65 @@ impl CapacityRepository for Db {
     ) -> Result<ClaimOutcome, DbError> {
         let now = self.now().as_micros();
         let service_host = service_host_of(pool);
+        // Why a claim's transaction rolled back without an error.
+        const NOT_WAITING: &str = "the volume is not waiting for a placement";
+        const POOL_FULL: &str = "pool full";
+        let claim_sql = "UPDATE pool_allocations SET allocated_gb = allocated_gb + ? \
+                         WHERE pool = ? AND allocated_gb + ? <= ?";
+        let claim_args = || {
+            vec![
+                Arg::Int(size),
+                Arg::Text(pool.to_owned()),
+                Arg::Int(size),
+                Arg::Int(limit_gb),
+            ]
+        };
         in_transaction!(self, |tx| {
-            // Take the volume first: if it is gone or placed, claim nothing.
-            let placed = sqlx::query(self.q(
+            // One round trip: take the volume (if it is gone or placed,
+            // claim nothing), claim the capacity, name the journal's
+            // service. A refusal rolls all three back.
+            let mut batch = Batch::new();
+            let placed = batch.push(
+                self,
                 "UPDATE volumes SET host = ?, scheduled_at = ?, updated_at = ? \
                  WHERE id = ? AND status = 'creating' AND host IS NULL",
-            ))
-            .bind(pool)
-            .bind(now)
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if placed == 0 {
-                return Ok(ClaimOutcome::NotWaiting);
+                vec![
+                    Arg::Text(pool.to_owned()),
+                    Arg::Int(now),
+                    Arg::Int(now),
+                    Arg::Text(id.to_string()),
+                ],
+            );
+            let claim = batch.push(self, claim_sql, claim_args());
+            batch.push(
+                self,
+                "UPDATE workers SET service_host = ?, updated_at = ? \
+                 WHERE resource_type = 'Volume' AND resource_id = ?",
+                vec![
+                    Arg::Text(service_host.clone()),
+                    Arg::Int(now),
+                    Arg::Text(id.to_string()),
+                ],
+            );
+            let outcomes = batch.run(self, &mut tx).await?;
+            if outcomes[placed].affected == 0 {
+                return Err(DbError::InvalidState(NOT_WAITING.into()));
             }
-            let claim = || {
-                sqlx::query(self.q(
-                    "UPDATE pool_allocations SET allocated_gb = allocated_gb + ? WHERE pool = ? AND allocated_gb + ? <= ?",
-                ))
-                .bind(size)
-                .bind(pool)
-                .bind(size)
-                .bind(limit_gb)
-            };
-            let mut claimed = claim().execute(&mut *tx).await?.rows_affected();
-            if claimed == 0 {
+            if outcomes[claim].affected == 0 {
                 // Full, or the pool's first claim: its row is made on first
                 // use, then the claim is tried once more.
                 self.ensure_pool_row(&mut tx, pool).await?;
-                claimed = claim().execute(&mut *tx).await?.rows_affected();
+                let mut retry = Batch::new();
+                let claim = retry.push(self, claim_sql, claim_args());
+                if retry.run(self, &mut tx).await?[claim].affected == 0 {
+                    return Err(DbError::InvalidState(POOL_FULL.into()));
+                }
             }
-            if claimed == 0 {
-                // Roll back the placement with the transaction.
-                return Err(DbError::InvalidState("pool full".into()));
-            }
-            sqlx::query(self.q("UPDATE workers SET service_host = ?, updated_at = ? WHERE resource_type = 'Volume' AND resource_id = ?"))
-                .bind(service_host.as_str())
-                .bind(now)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
             Ok::<_, DbError>(ClaimOutcome::Claimed)
         })
         .or_else(|e| match e {
-            DbError::InvalidState(_) => Ok(ClaimOutcome::NoCapacity),
+            DbError::InvalidState(reason) if reason == NOT_WAITING => Ok(ClaimOutcome::NotWaiting),
+            DbError::InvalidState(reason) if reason == POOL_FULL => Ok(ClaimOutcome::NoCapacity),
             other => Err(other),
         })
     }

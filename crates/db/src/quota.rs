@@ -9,11 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::QuotaRepository;
+use crate::batch::{Batch, Outcome};
 use crate::error::{DbError, OverQuota};
 use crate::pool::{Db, in_transaction};
+use crate::query::Arg;
 
 /// The project-independent resources and their configuration defaults.
 pub(crate) fn default_limits(db: &Db) -> BTreeMap<String, i64> {
@@ -41,26 +44,49 @@ pub(crate) async fn limits_for(
     project_id: &str,
     resources: &[&str],
 ) -> Result<BTreeMap<String, i64>, DbError> {
-    let mut limits: BTreeMap<String, i64> = BTreeMap::new();
+    let mut batch = Batch::new();
+    let Some(read) = push_limits_read(db, &mut batch, project_id, resources) else {
+        return Ok(BTreeMap::new());
+    };
+    let outcomes = batch.run(db, conn).await?;
+    limits_from(db, &outcomes[read].rows, resources)
+}
+
+/// Adds the statement reading the limits of `resources` to `batch` and
+/// returns its index, or `None` when there is nothing to read.
+pub(crate) fn push_limits_read(
+    db: &Db,
+    batch: &mut Batch,
+    project_id: &str,
+    resources: &[&str],
+) -> Option<usize> {
     if resources.is_empty() {
-        return Ok(limits);
+        return None;
     }
     let list = crate::query::placeholders(resources.len());
-    let sql = db.dynamic(format!(
-        "SELECT 1, resource, hard_limit FROM quotas WHERE project_id = ? AND resource IN ({list}) \
-         UNION ALL SELECT 2, resource, hard_limit FROM quota_classes WHERE class_name = 'default' AND resource IN ({list})"
-    ));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id);
-    for r in resources {
-        query = query.bind(*r);
+    let mut args = vec![Arg::Text(project_id.to_owned())];
+    for _ in 0..2 {
+        args.extend(resources.iter().map(|r| Arg::Text((*r).to_owned())));
     }
-    for r in resources {
-        query = query.bind(*r);
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
+    Some(batch.push(
+        db,
+        format!(
+            "SELECT 1, resource, hard_limit FROM quotas WHERE project_id = ? AND resource IN ({list}) \
+             UNION ALL SELECT 2, resource, hard_limit FROM quota_classes WHERE class_name = 'default' AND resource IN ({list})"
+        ),
+        args,
+    ))
+}
+
+/// The limits of `resources` from the rows of [`push_limits_read`].
+pub(crate) fn limits_from(
+    db: &Db,
+    rows: &[AnyRow],
+    resources: &[&str],
+) -> Result<BTreeMap<String, i64>, DbError> {
+    let mut limits: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_class: BTreeMap<String, i64> = BTreeMap::new();
     for row in rows {
-        use sqlx::Row;
         let source: i64 = row.try_get(0)?;
         let resource: String = row.try_get(1)?;
         let limit: i64 = row.try_get(2)?;
@@ -104,11 +130,8 @@ pub(crate) async fn charge_quota(
 }
 
 /// [`charge_quota`] with the limits already read: one `SELECT` of the
-/// current usage (to report the first resource over its limit exactly as
-/// Cinder words it), the usage rows a project lacks created on first use,
-/// then one conditional `UPDATE` for every resource. The `UPDATE`'s own
-/// conditions guard against a concurrent change between the two; when they
-/// refuse, the whole transaction is retried and the `SELECT` sees why.
+/// current usage, then the usage rows a project lacks created and one
+/// conditional `UPDATE` for every resource (see [`QuotaCharge`]).
 pub(crate) async fn charge_quota_with_limits(
     db: &Db,
     conn: &mut AnyConnection,
@@ -116,94 +139,260 @@ pub(crate) async fn charge_quota_with_limits(
     charges: &[(String, i64)],
     limits: &BTreeMap<String, i64>,
 ) -> Result<(), DbError> {
-    let active: Vec<(&str, i64, i64)> = charges
-        .iter()
-        .filter(|(_, delta)| *delta != 0)
-        .map(|(resource, delta)| {
-            let limit = if *delta > 0 {
+    let charge = QuotaCharge::new(project_id, charges);
+    let mut reads = Batch::new();
+    let Some(usage) = charge.push_usage_read(db, &mut reads) else {
+        return Ok(());
+    };
+    let outcomes = reads.run(db, conn).await?;
+    let mut writes = Batch::new();
+    let update = charge.push_update(db, &mut writes, &outcomes[usage].rows, limits)?;
+    let outcomes = writes.run(db, conn).await?;
+    charge.check(update.map(|i| &outcomes[i]))
+}
+
+/// One project's usage deltas, in the pieces a transaction batches: the
+/// usage read ([`Self::push_usage_read`]), then — with the limits and that
+/// read's rows — the refusal of a charge over its limit (reported exactly
+/// as Cinder words it), the usage rows a project lacks created on first
+/// use and one conditional `UPDATE` for every resource
+/// ([`Self::push_update`]), whose count [`Self::check`] verifies. The
+/// `UPDATE`'s own conditions guard against a concurrent change between
+/// the read and the write; when they refuse, the whole transaction is
+/// retried and the read sees why.
+pub(crate) struct QuotaCharge<'a> {
+    project_id: &'a str,
+    /// Resource and delta, in the caller's order, zero deltas left out.
+    deltas: Vec<(&'a str, i64)>,
+}
+
+impl<'a> QuotaCharge<'a> {
+    pub(crate) fn new(project_id: &'a str, charges: &'a [(String, i64)]) -> Self {
+        Self {
+            project_id,
+            deltas: charges
+                .iter()
+                .filter(|(_, delta)| *delta != 0)
+                .map(|(resource, delta)| (resource.as_str(), *delta))
+                .collect(),
+        }
+    }
+
+    /// Adds the usage read; `None` when no delta is left.
+    pub(crate) fn push_usage_read(&self, db: &Db, batch: &mut Batch) -> Option<usize> {
+        if self.deltas.is_empty() {
+            return None;
+        }
+        let mut args = vec![Arg::Text(self.project_id.to_owned())];
+        args.extend(self.deltas.iter().map(|(r, _)| Arg::Text((*r).to_owned())));
+        Some(batch.push(
+            db,
+            format!(
+                "SELECT resource, in_use FROM quota_usages WHERE project_id = ? AND resource IN ({})",
+                crate::query::placeholders(self.deltas.len())
+            ),
+            args,
+        ))
+    }
+
+    /// Refuses a charge over its limit (nothing added), or adds the
+    /// statements that apply the deltas and returns the index of the
+    /// `UPDATE` to check (`None` when no delta is left).
+    ///
+    /// # Errors
+    /// [`DbError::OverQuota`] for the first resource over its limit.
+    pub(crate) fn push_update(
+        &self,
+        db: &Db,
+        batch: &mut Batch,
+        usage_rows: &[AnyRow],
+        limits: &BTreeMap<String, i64>,
+    ) -> Result<Option<usize>, DbError> {
+        if self.deltas.is_empty() {
+            return Ok(None);
+        }
+        let mut usage: BTreeMap<String, i64> = BTreeMap::new();
+        for row in usage_rows {
+            usage.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+        let limit_of = |resource: &str, delta: i64| {
+            if delta > 0 {
                 limits.get(resource).copied().unwrap_or(-1)
             } else {
                 -1
-            };
-            (resource.as_str(), *delta, limit)
-        })
-        .collect();
-    if active.is_empty() {
-        return Ok(());
+            }
+        };
+        for (resource, delta) in &self.deltas {
+            let in_use = usage.get(*resource).copied().unwrap_or(0);
+            let limit = limit_of(resource, *delta);
+            if *delta > 0 && limit >= 0 && in_use + delta > limit {
+                return Err(DbError::OverQuota(OverQuota {
+                    resource: (*resource).to_owned(),
+                    limit,
+                    in_use,
+                    requested: *delta,
+                }));
+            }
+        }
+        for (resource, _) in self.deltas.iter().filter(|(r, _)| !usage.contains_key(*r)) {
+            // First use of this resource by the project.
+            batch.push(
+                db,
+                db.dialect
+                    .insert_ignore("quota_usages (project_id, resource, in_use)", "(?, ?, 0)"),
+                vec![
+                    Arg::Text(self.project_id.to_owned()),
+                    Arg::Text((*resource).to_owned()),
+                ],
+            );
+        }
+        // One statement for every resource: CASE picks each row's delta and
+        // limit (no limit is the largest integer).
+        let mut delta_case = String::from("CASE resource");
+        let mut limit_case = String::from("CASE resource");
+        for _ in &self.deltas {
+            delta_case.push_str(" WHEN ? THEN ?");
+            limit_case.push_str(" WHEN ? THEN ?");
+        }
+        delta_case.push_str(" ELSE 0 END");
+        limit_case.push_str(" ELSE 0 END");
+        let list = crate::query::placeholders(self.deltas.len());
+        let mut args = Vec::new();
+        for (resource, delta) in &self.deltas {
+            args.push(Arg::Text((*resource).to_owned()));
+            args.push(Arg::Int(*delta));
+        }
+        args.push(Arg::Text(self.project_id.to_owned()));
+        args.extend(self.deltas.iter().map(|(r, _)| Arg::Text((*r).to_owned())));
+        for (resource, delta) in &self.deltas {
+            args.push(Arg::Text((*resource).to_owned()));
+            args.push(Arg::Int(*delta));
+        }
+        for (resource, delta) in &self.deltas {
+            let limit = limit_of(resource, *delta);
+            args.push(Arg::Text((*resource).to_owned()));
+            args.push(Arg::Int(if limit < 0 { i64::MAX / 4 } else { limit }));
+        }
+        Ok(Some(batch.push(
+            db,
+            format!(
+                "UPDATE quota_usages SET in_use = in_use + {delta_case} WHERE project_id = ? AND resource IN ({list}) \
+                 AND in_use + {delta_case} <= {limit_case}"
+            ),
+            args,
+        )))
     }
-    let list = crate::query::placeholders(active.len());
-    let sql = db.dynamic(format!(
-        "SELECT resource, in_use FROM quota_usages WHERE project_id = ? AND resource IN ({list})"
-    ));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id);
-    for (resource, _, _) in &active {
-        query = query.bind(*resource);
+
+    /// Whether every delta gives usage back (no limit to check).
+    pub(crate) fn is_release(&self) -> bool {
+        self.deltas.iter().all(|(_, delta)| *delta < 0)
     }
-    let mut usage: BTreeMap<String, i64> = BTreeMap::new();
-    for row in query.fetch_all(&mut *conn).await? {
-        use sqlx::Row;
-        usage.insert(row.try_get(0)?, row.try_get(1)?);
+
+    /// A release needs no read first: adds its `UPDATE` of the usage rows
+    /// and returns its index (`None` when no delta is left). Check it with
+    /// [`Self::finish_release`].
+    pub(crate) fn push_release(&self, db: &Db, batch: &mut Batch) -> Option<usize> {
+        debug_assert!(self.is_release());
+        if self.deltas.is_empty() {
+            return None;
+        }
+        Some(self.push_deltas(db, batch, self.deltas.iter().copied()))
     }
-    for (resource, delta, limit) in &active {
-        let in_use = usage.get(*resource).copied().unwrap_or(0);
-        if *delta > 0 && *limit >= 0 && in_use + delta > *limit {
-            return Err(DbError::OverQuota(OverQuota {
-                resource: (*resource).to_owned(),
-                limit: *limit,
-                in_use,
-                requested: *delta,
-            }));
+
+    /// Completes a release whose `UPDATE` missed rows the project lacks
+    /// (usage never charged, or reset by hand): they are made at zero and
+    /// take their deltas, as [`charge_quota`] does.
+    pub(crate) async fn finish_release(
+        &self,
+        db: &Db,
+        conn: &mut AnyConnection,
+        update: Option<&Outcome>,
+    ) -> Result<(), DbError> {
+        match update {
+            Some(outcome) if outcome.affected != self.deltas.len() as u64 => {
+                let mut reads = Batch::new();
+                let Some(usage) = self.push_usage_read(db, &mut reads) else {
+                    return Ok(());
+                };
+                let found = reads.run(db, conn).await?;
+                let mut present = std::collections::BTreeSet::new();
+                for row in &found[usage].rows {
+                    present.insert(row.try_get::<String, _>(0)?);
+                }
+                let missing: Vec<(&str, i64)> = self
+                    .deltas
+                    .iter()
+                    .filter(|(r, _)| !present.contains(*r))
+                    .copied()
+                    .collect();
+                let mut writes = Batch::new();
+                for (resource, _) in &missing {
+                    writes.push(
+                        db,
+                        db.dialect.insert_ignore(
+                            "quota_usages (project_id, resource, in_use)",
+                            "(?, ?, 0)",
+                        ),
+                        vec![
+                            Arg::Text(self.project_id.to_owned()),
+                            Arg::Text((*resource).to_owned()),
+                        ],
+                    );
+                }
+                if !missing.is_empty() {
+                    self.push_deltas(db, &mut writes, missing.into_iter());
+                }
+                writes.run(db, conn).await?;
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
-    for (resource, _, _) in active.iter().filter(|(r, _, _)| !usage.contains_key(*r)) {
-        // First use of this resource by the project.
-        let insert = db.dynamic(
-            db.dialect
-                .insert_ignore("quota_usages (project_id, resource, in_use)", "(?, ?, 0)"),
-        );
-        sqlx::query(sqlx::AssertSqlSafe(insert))
-            .bind(project_id)
-            .bind(*resource)
-            .execute(&mut *conn)
-            .await?;
+
+    /// The unconditional `UPDATE` applying `deltas`.
+    fn push_deltas(
+        &self,
+        db: &Db,
+        batch: &mut Batch,
+        deltas: impl Iterator<Item = (&'a str, i64)> + Clone,
+    ) -> usize {
+        let mut case = String::from("CASE resource");
+        let mut args = Vec::new();
+        let mut names = Vec::new();
+        for (resource, delta) in deltas {
+            case.push_str(" WHEN ? THEN ?");
+            args.push(Arg::Text(resource.to_owned()));
+            args.push(Arg::Int(delta));
+            names.push(Arg::Text(resource.to_owned()));
+        }
+        case.push_str(" ELSE 0 END");
+        let list = crate::query::placeholders(names.len());
+        args.push(Arg::Text(self.project_id.to_owned()));
+        args.extend(names);
+        batch.push(
+            db,
+            format!(
+                "UPDATE quota_usages SET in_use = in_use + {case} WHERE project_id = ? AND resource IN ({list})"
+            ),
+            args,
+        )
     }
-    // One statement for every resource: CASE picks each row's delta and
-    // limit (no limit is the largest integer).
-    let mut delta_case = String::from("CASE resource");
-    let mut limit_case = String::from("CASE resource");
-    for _ in &active {
-        delta_case.push_str(" WHEN ? THEN ?");
-        limit_case.push_str(" WHEN ? THEN ?");
+
+    /// Verifies the `UPDATE` of [`Self::push_update`] changed every row.
+    ///
+    /// # Errors
+    /// [`DbError::Retryable`] when a concurrent change made it refuse.
+    pub(crate) fn check(&self, update: Option<&Outcome>) -> Result<(), DbError> {
+        match update {
+            Some(outcome) if outcome.affected != self.deltas.len() as u64 => {
+                Err(DbError::Retryable(format!(
+                    "quota usage of {} changed concurrently",
+                    self.project_id
+                )))
+            }
+            _ => Ok(()),
+        }
     }
-    delta_case.push_str(" ELSE 0 END");
-    limit_case.push_str(" ELSE 0 END");
-    let sql = db.dynamic(format!(
-        "UPDATE quota_usages SET in_use = in_use + {delta_case} WHERE project_id = ? AND resource IN ({list}) \
-         AND in_use + {delta_case} <= {limit_case}"
-    ));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (resource, delta, _) in &active {
-        query = query.bind(*resource).bind(*delta);
-    }
-    query = query.bind(project_id);
-    for (resource, _, _) in &active {
-        query = query.bind(*resource);
-    }
-    for (resource, delta, _) in &active {
-        query = query.bind(*resource).bind(*delta);
-    }
-    for (resource, _, limit) in &active {
-        query = query
-            .bind(*resource)
-            .bind(if *limit < 0 { i64::MAX / 4 } else { *limit });
-    }
-    let updated = query.execute(&mut *conn).await?.rows_affected();
-    if updated != active.len() as u64 {
-        return Err(DbError::Retryable(format!(
-            "quota usage of {project_id} changed concurrently"
-        )));
-    }
-    Ok(())
 }
 
 /// The charges of one volume (negate them to release).

@@ -298,7 +298,7 @@ impl RetypeRepository for Db {
                 _ => VolumeTransition::FinishRetypeAvailable,
             };
             let row = transition.transition();
-            self.cas_volume_status(
+            self.cas_volume_status_ending_journal(
                 &mut tx,
                 volume_id,
                 row.from,
@@ -306,9 +306,7 @@ impl RetypeRepository for Db {
                 ", previous_status = NULL",
                 Vec::new(),
             )
-            .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &volume_id.to_string())
-                .await
+            .await
         })?;
         self.get_volume(volume_id).await
     }

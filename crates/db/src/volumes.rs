@@ -7,10 +7,11 @@ use clinker_types::status::VolumeTransition;
 use clinker_types::{AttachStatus, Host, SnapshotStatus, Timestamp, VolumeId, VolumeStatus};
 use sqlx::AnyConnection;
 
+use crate::batch::{Batch, Outcome};
 use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
-use crate::quota::{charge_quota, volume_charges};
+use crate::quota::{QuotaCharge, charge_quota, limits_from, push_limits_read, volume_charges};
 use crate::rows::{self, ATTACHMENT_COLUMNS, VOLUME_COLUMNS, VOLUME_FROM};
 use crate::{
     DeleteOptions, DeleteStart, MetadataKind, NewVolume, ProviderUpdate, VolumeQuery,
@@ -41,20 +42,36 @@ impl Db {
         conn: &mut AnyConnection,
         id: VolumeId,
     ) -> Result<Volume, DbError> {
-        let sql = self.dynamic(format!(
-            "SELECT {VOLUME_COLUMNS} FROM {VOLUME_FROM} WHERE v.id = ?{}",
-            if self.dialect == crate::Dialect::Postgres {
-                " FOR UPDATE OF v"
-            } else {
-                self.dialect.for_update()
-            }
-        ));
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
+        let mut batch = Batch::new();
+        let read = self.push_lock_volume(&mut batch, id);
+        let outcomes = batch.run(self, conn).await?;
+        Self::locked_volume(&outcomes[read], id)
+    }
+
+    /// Adds [`Self::lock_volume`]'s read to `batch`; decode its outcome
+    /// with [`Self::locked_volume`].
+    pub(crate) fn push_lock_volume(&self, batch: &mut Batch, id: VolumeId) -> usize {
+        batch.push(
+            self,
+            format!(
+                "SELECT {VOLUME_COLUMNS} FROM {VOLUME_FROM} WHERE v.id = ?{}",
+                if self.dialect == crate::Dialect::Postgres {
+                    " FOR UPDATE OF v"
+                } else {
+                    self.dialect.for_update()
+                }
+            ),
+            vec![Arg::Text(id.to_string())],
+        )
+    }
+
+    /// The volume read by [`Self::push_lock_volume`].
+    pub(crate) fn locked_volume(outcome: &Outcome, id: VolumeId) -> Result<Volume, DbError> {
+        let row = outcome
+            .rows
+            .first()
             .ok_or_else(|| DbError::not_found("volume", id))?;
-        rows::volume(&row)
+        rows::volume(row)
     }
 
     /// Fills metadata and live attachments of `volumes`.
@@ -160,7 +177,30 @@ impl Db {
         service_host: Option<&str>,
         detail: Option<serde_json::Value>,
     ) -> Result<(), DbError> {
-        let sql = self.dynamic(self.dialect.upsert(
+        let mut batch = Batch::new();
+        self.push_journal(
+            &mut batch,
+            resource,
+            resource_id,
+            status,
+            service_host,
+            detail,
+        );
+        batch.run(self, conn).await?;
+        Ok(())
+    }
+
+    /// Adds the upsert of a resource's journal row to `batch`.
+    pub(crate) fn push_journal(
+        &self,
+        batch: &mut Batch,
+        resource: JournalResource,
+        resource_id: &str,
+        status: &str,
+        service_host: Option<&str>,
+        detail: Option<serde_json::Value>,
+    ) {
+        let sql = self.dialect.upsert(
             "workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at)",
             "(?, ?, ?, ?, ?, ?, ?)",
             "resource_type, resource_id",
@@ -171,19 +211,21 @@ impl Db {
                 "created_at",
                 "updated_at",
             ],
-        ));
+        );
         let now = self.now().as_micros();
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(resource.as_str())
-            .bind(resource_id)
-            .bind(status)
-            .bind(service_host)
-            .bind(detail.map(|d| d.to_string()))
-            .bind(now)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
+        batch.push(
+            self,
+            sql,
+            vec![
+                Arg::Text(resource.as_str().to_owned()),
+                Arg::Text(resource_id.to_owned()),
+                Arg::Text(status.to_owned()),
+                service_host.map_or(Arg::Null, |h| Arg::Text(h.to_owned())),
+                detail.map_or(Arg::Null, |d| Arg::Text(d.to_string())),
+                Arg::Int(now),
+                Arg::Int(now),
+            ],
+        );
     }
 
     pub(crate) async fn journal_volume(
@@ -250,10 +292,43 @@ impl Db {
         extra_sets: &str,
         extra_args: Vec<Arg>,
     ) -> Result<(), DbError> {
-        let sql = self.dynamic(format!(
-            "UPDATE volumes SET status = ?, updated_at = ?{extra_sets} WHERE id = ? AND status IN ({})",
-            placeholders(from.len())
-        ));
+        let mut batch = Batch::new();
+        let cas = self.push_volume_cas(&mut batch, id, from, to, extra_sets, extra_args);
+        let outcomes = batch.run(self, conn).await?;
+        self.check_volume_cas(conn, id, from, &outcomes[cas]).await
+    }
+
+    /// [`Self::cas_volume_status`] that also ends the volume's journal row,
+    /// in one batch: the status change that finishes an operation.
+    pub(crate) async fn cas_volume_status_ending_journal(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+        from: &[VolumeStatus],
+        to: VolumeStatus,
+        extra_sets: &str,
+        extra_args: Vec<Arg>,
+    ) -> Result<(), DbError> {
+        let mut batch = Batch::new();
+        let cas = self.push_volume_cas(&mut batch, id, from, to, extra_sets, extra_args);
+        self.push_remove_journal(&mut batch, JournalResource::Volume, &id.to_string());
+        let outcomes = batch.run(self, conn).await?;
+        // A refused swap fails the transaction, which takes the journal
+        // removal back with it.
+        self.check_volume_cas(conn, id, from, &outcomes[cas]).await
+    }
+
+    /// Adds a volume's status compare-and-swap to `batch`; check its
+    /// outcome with [`Self::check_volume_cas`].
+    pub(crate) fn push_volume_cas(
+        &self,
+        batch: &mut Batch,
+        id: VolumeId,
+        from: &[VolumeStatus],
+        to: VolumeStatus,
+        extra_sets: &str,
+        extra_args: Vec<Arg>,
+    ) -> usize {
         let mut args = vec![
             Arg::Text(to.as_str().to_owned()),
             Arg::Int(self.now().as_micros()),
@@ -261,11 +336,26 @@ impl Db {
         args.extend(extra_args);
         args.push(Arg::Text(id.to_string()));
         args.extend(from.iter().map(|s| Arg::Text(s.as_str().to_owned())));
-        let updated = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        if updated == 1 {
+        batch.push(
+            self,
+            format!(
+                "UPDATE volumes SET status = ?, updated_at = ?{extra_sets} WHERE id = ? AND status IN ({})",
+                placeholders(from.len())
+            ),
+            args,
+        )
+    }
+
+    /// Turns a swap that matched no row into the error that says why: the
+    /// volume is gone, or in another status.
+    pub(crate) async fn check_volume_cas(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+        from: &[VolumeStatus],
+        outcome: &Outcome,
+    ) -> Result<(), DbError> {
+        if outcome.affected == 1 {
             return Ok(());
         }
         let current: Option<String> =
@@ -285,31 +375,45 @@ impl Db {
         }
     }
 
+    /// Adds the removal of a resource's journal row to `batch`.
+    pub(crate) fn push_remove_journal(
+        &self,
+        batch: &mut Batch,
+        resource: JournalResource,
+        id: &str,
+    ) {
+        batch.push(
+            self,
+            "DELETE FROM workers WHERE resource_type = ? AND resource_id = ?",
+            vec![
+                Arg::Text(resource.as_str().to_owned()),
+                Arg::Text(id.to_owned()),
+            ],
+        );
+    }
+
     pub(crate) async fn delete_volume_rows(
         &self,
         conn: &mut AnyConnection,
         volume: &Volume,
     ) -> Result<(), DbError> {
+        // One round trip on SQLite: the usage given back, the pool's
+        // capacity released, the rows and the journal entry gone.
         let id = volume.id.to_string();
-        if volume.use_quota {
-            charge_quota(
-                self,
-                conn,
-                &volume.project_id,
-                &volume_charges(volume.volume_type_name.as_deref(), volume.size, -1),
-            )
-            .await?;
-        }
+        let charges = if volume.use_quota {
+            volume_charges(volume.volume_type_name.as_deref(), volume.size, -1)
+        } else {
+            Vec::new()
+        };
+        let release = QuotaCharge::new(&volume.project_id, &charges);
+        let mut batch = Batch::new();
+        let update = release.push_release(self, &mut batch);
         if let Some(host) = &volume.host {
-            sqlx::query(
-                self.q(
-                    "UPDATE pool_allocations SET allocated_gb = allocated_gb - ? WHERE pool = ?",
-                ),
-            )
-            .bind(volume.size)
-            .bind(host.as_str())
-            .execute(&mut *conn)
-            .await?;
+            batch.push(
+                self,
+                "UPDATE pool_allocations SET allocated_gb = allocated_gb - ? WHERE pool = ?",
+                vec![Arg::Int(volume.size), Arg::Text(host.clone())],
+            );
         }
         for sql in [
             "DELETE FROM volume_metadata WHERE volume_id = ?",
@@ -318,12 +422,12 @@ impl Db {
             "DELETE FROM transfers WHERE volume_id = ?",
             "DELETE FROM volumes WHERE id = ?",
         ] {
-            sqlx::query(self.q(sql))
-                .bind(id.as_str())
-                .execute(&mut *conn)
-                .await?;
+            batch.push(self, sql, vec![Arg::Text(id.clone())]);
         }
-        self.remove_journal(conn, JournalResource::Volume, &id)
+        self.push_remove_journal(&mut batch, JournalResource::Volume, &id);
+        let outcomes = batch.run(self, &mut *conn).await?;
+        release
+            .finish_release(self, conn, update.map(|i| &outcomes[i]))
             .await
     }
 
@@ -336,80 +440,101 @@ impl Db {
         new: &NewVolume,
         now: i64,
     ) -> Result<(), DbError> {
+        // Two round trips: the quota reads, then every write.
+        let charges = if new.use_quota {
+            volume_charges(Some(&new.volume_type_name), new.size, 1)
+        } else {
+            Vec::new()
+        };
+        let charge = QuotaCharge::new(&new.project_id, &charges);
+        let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();
         if new.use_quota {
-            let charges = volume_charges(Some(&new.volume_type_name), new.size, 1);
-            let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();
             wanted.push("per_volume_gigabytes");
-            let limits =
-                crate::quota::limits_for(self, &mut *conn, &new.project_id, &wanted).await?;
-            // Cinder checks per_volume_gigabytes before reserving.
-            let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
-            if per_volume >= 0 && new.size > per_volume {
-                return Err(DbError::OverQuota(crate::OverQuota {
-                    resource: "per_volume_gigabytes".into(),
-                    limit: per_volume,
-                    in_use: 0,
-                    requested: new.size,
-                }));
-            }
-            crate::quota::charge_quota_with_limits(
-                self,
-                &mut *conn,
-                &new.project_id,
-                &charges,
-                &limits,
-            )
-            .await?;
         }
-        self.lock_type_for_new_volume(&mut *conn, new.volume_type_id)
-            .await?;
+        let mut reads = Batch::new();
+        let limits_read = push_limits_read(self, &mut reads, &new.project_id, &wanted);
+        let usage_read = charge.push_usage_read(self, &mut reads);
+        let mut read = reads.run(self, &mut *conn).await?;
+        let limits = match limits_read {
+            Some(i) => limits_from(self, &read[i].rows, &wanted)?,
+            None => BTreeMap::new(),
+        };
+        // Cinder checks per_volume_gigabytes before reserving.
+        let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
+        if per_volume >= 0 && new.size > per_volume {
+            return Err(DbError::OverQuota(crate::OverQuota {
+                resource: "per_volume_gigabytes".into(),
+                limit: per_volume,
+                in_use: 0,
+                requested: new.size,
+            }));
+        }
+        let usage_rows = usage_read.map(|i| std::mem::take(&mut read[i].rows));
+        let mut writes = Batch::new();
+        let quota_update = charge.push_update(
+            self,
+            &mut writes,
+            usage_rows.as_deref().unwrap_or_default(),
+            &limits,
+        )?;
+        self.push_type_lock_for_new_volume(&mut writes, new.volume_type_id);
         let (key_type, key_id) = Self::new_volume_key_args(new.volume_type_id);
-        sqlx::query(self.q(
+        let opt = |v: Option<String>| v.map_or(Arg::Null, Arg::Text);
+        writes.push(
+            self,
             "INSERT INTO volumes (id, user_id, project_id, host, size, availability_zone, status, attach_status, \
              display_name, display_description, volume_type_id, snapshot_id, source_volid, bootable, multiattach, \
              group_id, use_quota, replication_status, created_at, updated_at, encryption_key_id) \
              VALUES (?, ?, ?, NULL, ?, ?, 'creating', 'detached', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'disabled', ?, NULL, \
              CASE WHEN EXISTS (SELECT 1 FROM encryption e WHERE e.volume_type_id = ?) THEN ? ELSE NULL END)",
-        ))
-        .bind(new.id.to_string())
-        .bind(new.user_id.as_str())
-        .bind(new.project_id.as_str())
-        .bind(new.size)
-        .bind(new.availability_zone.as_str())
-        .bind(new.display_name.as_deref())
-        .bind(new.display_description.as_deref())
-        .bind(new.volume_type_id.to_string())
-        .bind(new.snapshot_id.map(|s| s.to_string()))
-        .bind(new.source_volid.map(|s| s.to_string()))
-        .bind(i64::from(new.bootable))
-        .bind(i64::from(new.multiattach))
-        .bind(new.group_id.as_deref())
-        .bind(i64::from(new.use_quota))
-        .bind(now)
-        .bind(key_type)
-        .bind(key_id)
-        .execute(&mut *conn)
-        .await?;
-        self.insert_metadata(&mut *conn, new.id, MetadataKind::User, &new.metadata)
-            .await?;
-        self.insert_metadata(
-            &mut *conn,
-            new.id,
-            MetadataKind::Glance,
-            &new.glance_metadata,
-        )
-        .await?;
+            vec![
+                Arg::Text(new.id.to_string()),
+                Arg::Text(new.user_id.clone()),
+                Arg::Text(new.project_id.clone()),
+                Arg::Int(new.size),
+                Arg::Text(new.availability_zone.clone()),
+                opt(new.display_name.clone()),
+                opt(new.display_description.clone()),
+                Arg::Text(new.volume_type_id.to_string()),
+                opt(new.snapshot_id.map(|s| s.to_string())),
+                opt(new.source_volid.map(|s| s.to_string())),
+                Arg::Int(i64::from(new.bootable)),
+                Arg::Int(i64::from(new.multiattach)),
+                opt(new.group_id.clone()),
+                Arg::Int(i64::from(new.use_quota)),
+                Arg::Int(now),
+                Arg::Text(key_type),
+                Arg::Text(key_id),
+            ],
+        );
+        for (kind, metadata) in [
+            (MetadataKind::User, &new.metadata),
+            (MetadataKind::Glance, &new.glance_metadata),
+        ] {
+            for (key, value) in metadata {
+                writes.push(
+                    self,
+                    "INSERT INTO volume_metadata (volume_id, kind, meta_key, meta_value) VALUES (?, ?, ?, ?)",
+                    vec![
+                        Arg::Text(new.id.to_string()),
+                        Arg::Text(kind.as_str().to_owned()),
+                        Arg::Text(key.clone()),
+                        Arg::Text(value.clone()),
+                    ],
+                );
+            }
+        }
         // A brand-new volume has no journal row to replace.
-        sqlx::query(self.q(
+        writes.push(
+            self,
             "INSERT INTO workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at) \
              VALUES ('Volume', ?, 'creating', NULL, NULL, ?, ?)",
-        ))
-        .bind(new.id.to_string())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+            vec![Arg::Text(new.id.to_string()), Arg::Int(now), Arg::Int(now)],
+        );
+        let written = writes.run(self, &mut *conn).await?;
+        // A refused quota update fails the transaction, which takes the
+        // inserts back with it.
+        charge.check(quota_update.map(|i| &written[i]))
     }
 
     /// Inserts metadata of a row that has none yet.
@@ -723,7 +848,7 @@ impl VolumeRepository for Db {
                     .map(Arg::Text)
                     .unwrap_or(Arg::Null),
             ];
-            self.cas_volume_status(
+            self.cas_volume_status_ending_journal(
                 &mut tx,
                 id,
                 row.from,
@@ -731,9 +856,7 @@ impl VolumeRepository for Db {
                 ", launched_at = ?, provider_location = ?, provider_auth = ?, provider_id = ?",
                 args,
             )
-            .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
-                .await
+            .await
         })?;
         Ok(launched_at)
     }
@@ -741,9 +864,7 @@ impl VolumeRepository for Db {
     async fn fail_volume_create(&self, id: VolumeId) -> Result<Volume, DbError> {
         let row = VolumeTransition::CreateFailed.transition();
         in_transaction!(self, |tx| {
-            self.cas_volume_status(&mut tx, id, row.from, row.to, "", Vec::new())
-                .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+            self.cas_volume_status_ending_journal(&mut tx, id, row.from, row.to, "", Vec::new())
                 .await
         })?;
         self.get_volume(id).await
@@ -755,7 +876,17 @@ impl VolumeRepository for Db {
         options: DeleteOptions,
     ) -> Result<DeleteStart, DbError> {
         let outcome = in_transaction!(self, |tx| {
-            let mut volume = self.lock_volume(&mut tx, id).await?;
+            // One round trip reads the volume and its snapshots, one more
+            // writes the change.
+            let mut reads = Batch::new();
+            let locked = self.push_lock_volume(&mut reads, id);
+            let snapshot_read = reads.push(
+                self,
+                "SELECT id, status FROM snapshots WHERE volume_id = ?",
+                vec![Arg::Text(id.to_string())],
+            );
+            let read = reads.run(self, &mut tx).await?;
+            let mut volume = Self::locked_volume(&read[locked], id)?;
             if volume.status == VolumeStatus::Deleting {
                 return Ok(DeleteStart::AlreadyDeleting(volume));
             }
@@ -780,11 +911,15 @@ impl VolumeRepository for Db {
                     volume.status
                 )));
             }
-            let snapshots: Vec<(String, String)> =
-                sqlx::query_as(self.q("SELECT id, status FROM snapshots WHERE volume_id = ?"))
-                    .bind(id.to_string())
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let snapshots = read[snapshot_read]
+                .rows
+                .iter()
+                .map(|row| {
+                    use sqlx::Row;
+                    Ok((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?))
+                })
+                .collect::<Result<Vec<_>, DbError>>()?;
+            let mut writes = Batch::new();
             if !snapshots.is_empty() {
                 if !options.cascade {
                     return Err(DbError::InvalidState(format!("volume {id} has snapshots")));
@@ -797,29 +932,31 @@ impl VolumeRepository for Db {
                         "volume {id} has snapshots that cannot be deleted"
                     )));
                 }
-                sqlx::query(self.q(
+                writes.push(
+                    self,
                     "UPDATE snapshots SET status = 'deleting', updated_at = ? WHERE volume_id = ?",
-                ))
-                .bind(self.now().as_micros())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+                    vec![Arg::Int(self.now().as_micros()), Arg::Text(id.to_string())],
+                );
             }
             let previous = volume.status;
-            sqlx::query(self.q("UPDATE volumes SET status = 'deleting', previous_status = ?, updated_at = ? WHERE id = ?"))
-                .bind(previous.as_str())
-                .bind(self.now().as_micros())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            self.journal_volume(
-                &mut tx,
-                id,
-                VolumeStatus::Deleting,
-                volume.host.as_deref(),
+            writes.push(
+                self,
+                "UPDATE volumes SET status = 'deleting', previous_status = ?, updated_at = ? WHERE id = ?",
+                vec![
+                    Arg::Text(previous.as_str().to_owned()),
+                    Arg::Int(self.now().as_micros()),
+                    Arg::Text(id.to_string()),
+                ],
+            );
+            self.push_journal(
+                &mut writes,
+                JournalResource::Volume,
+                &id.to_string(),
+                VolumeStatus::Deleting.as_str(),
+                volume.host.as_deref().map(service_host_of).as_deref(),
                 Some(serde_json::json!({"cascade": options.cascade})),
-            )
-            .await?;
+            );
+            writes.run(self, &mut tx).await?;
             volume.status = VolumeStatus::Deleting;
             Ok::<_, DbError>(DeleteStart::Started(volume))
         })?;
@@ -828,18 +965,25 @@ impl VolumeRepository for Db {
 
     async fn finish_volume_delete(&self, id: VolumeId) -> Result<Volume, DbError> {
         in_transaction!(self, |tx| {
-            let volume = self.lock_volume(&mut tx, id).await?;
+            let mut reads = Batch::new();
+            let locked = self.push_lock_volume(&mut reads, id);
+            let count = reads.push(
+                self,
+                "SELECT COUNT(*) FROM snapshots WHERE volume_id = ?",
+                vec![Arg::Text(id.to_string())],
+            );
+            let read = reads.run(self, &mut tx).await?;
+            let volume = Self::locked_volume(&read[locked], id)?;
             if volume.status != VolumeStatus::Deleting {
                 return Err(DbError::InvalidState(format!(
                     "volume {id} is {}, not deleting",
                     volume.status
                 )));
             }
-            let remaining: i64 =
-                sqlx::query_scalar(self.q("SELECT COUNT(*) FROM snapshots WHERE volume_id = ?"))
-                    .bind(id.to_string())
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let remaining: i64 = match read[count].rows.first() {
+                Some(row) => sqlx::Row::try_get(row, 0)?,
+                None => 0,
+            };
             if remaining > 0 {
                 return Err(DbError::InvalidState(format!(
                     "volume {id} still has {remaining} snapshots"
@@ -858,9 +1002,7 @@ impl VolumeRepository for Db {
         };
         let row = transition.transition();
         in_transaction!(self, |tx| {
-            self.cas_volume_status(&mut tx, id, row.from, row.to, "", Vec::new())
-                .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
+            self.cas_volume_status_ending_journal(&mut tx, id, row.from, row.to, "", Vec::new())
                 .await
         })?;
         self.get_volume(id).await
@@ -925,7 +1067,7 @@ impl VolumeRepository for Db {
                 _ => VolumeTransition::ExtendSucceededAvailable,
             };
             let row = transition.transition();
-            self.cas_volume_status(
+            self.cas_volume_status_ending_journal(
                 &mut tx,
                 id,
                 row.from,
@@ -933,9 +1075,7 @@ impl VolumeRepository for Db {
                 ", size = ?, previous_status = NULL",
                 vec![Arg::Int(new_size)],
             )
-            .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
-                .await
+            .await
         })?;
         self.get_volume(id).await
     }
@@ -1070,7 +1210,7 @@ impl Db {
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(VolumeStatus::Available)
             };
-            self.cas_volume_status(
+            self.cas_volume_status_ending_journal(
                 &mut tx,
                 id,
                 &[VolumeStatus::Extending],
@@ -1078,9 +1218,7 @@ impl Db {
                 ", previous_status = NULL",
                 Vec::new(),
             )
-            .await?;
-            self.remove_journal(&mut tx, JournalResource::Volume, &id.to_string())
-                .await
+            .await
         })?;
         self.get_volume(id).await
     }
