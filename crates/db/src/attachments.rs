@@ -547,7 +547,7 @@ impl AttachmentRepository for Db {
         .bind(AttachStatus::ErrorAttaching.as_str())
         .bind(self.now().as_micros())
         .bind(id.to_string())
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected();
         if updated == 0 {
@@ -632,7 +632,7 @@ impl AttachmentRepository for Db {
             "UPDATE volumes SET updated_at = ?{sets} WHERE id = ?"
         ));
         let updated = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?
             .rows_affected();
         if updated == 0 {

@@ -152,7 +152,7 @@ impl DefaultTypeRepository for Db {
     async fn unset_project_default_type(&self, project_id: &str) -> Result<(), DbError> {
         sqlx::query(self.q("DELETE FROM default_volume_types WHERE project_id = ?"))
             .bind(project_id)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }

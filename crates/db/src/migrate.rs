@@ -105,7 +105,7 @@ impl Db {
     /// A failing statement (the migration's changes are rolled back where the
     /// engine supports transactional DDL).
     pub async fn migrate(&self, default_volume_type: &str) -> Result<Vec<i64>, DbError> {
-        let mut conn = self.write.acquire().await?;
+        let mut conn = self.writer().await?;
         conn.execute(
             "CREATE TABLE IF NOT EXISTS clinker_migrations (\
              version BIGINT NOT NULL PRIMARY KEY, description VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)",
@@ -118,7 +118,7 @@ impl Db {
                 self.q("SELECT version FROM clinker_migrations WHERE version = ?"),
             )
             .bind(migration.version)
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *self.writer().await?)
             .await?;
             if done.is_some() {
                 continue;
@@ -131,7 +131,8 @@ impl Db {
             let rendered = render(migration.sql, self.dialect);
             // MariaDB commits DDL implicitly; PostgreSQL and SQLite roll it
             // back with the transaction if a statement fails.
-            let mut tx = self.write.begin().await?;
+            let mut writer = self.writer().await?;
+            let mut tx = sqlx::Connection::begin(&mut *writer).await?;
             for statement in statements(&rendered) {
                 tx.execute(sqlx::AssertSqlSafe(statement))
                     .await

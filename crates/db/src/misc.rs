@@ -240,7 +240,7 @@ impl MessageRepository for Db {
         .bind(m.user_message.as_str())
         .bind(m.created_at.as_micros())
         .bind(m.expires_at.as_micros())
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -291,7 +291,7 @@ impl MessageRepository for Db {
     async fn delete_message(&self, id: MessageId) -> Result<(), DbError> {
         let deleted = sqlx::query(self.q("DELETE FROM messages WHERE id = ?"))
             .bind(id.to_string())
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?
             .rows_affected();
         if deleted == 0 {
@@ -304,7 +304,7 @@ impl MessageRepository for Db {
         Ok(
             sqlx::query(self.q("DELETE FROM messages WHERE expires_at < ?"))
                 .bind(now.as_micros())
-                .execute(&self.write)
+                .execute(&mut *self.writer().await?)
                 .await?
                 .rows_affected(),
         )

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clinker_types::{Clock, SystemClock, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
 
 use crate::error::DbError;
 
@@ -175,10 +176,58 @@ pub struct Db {
     pub(crate) dialect: Dialect,
     /// SQLite: one connection, so writers queue in-process instead of
     /// spinning on SQLITE_BUSY. Other engines: the same pool as `read`.
-    pub(crate) write: AnyPool,
+    pub(crate) write: Writer,
     pub(crate) read: AnyPool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) quota_defaults: QuotaDefaults,
+}
+
+/// Where writes go.
+#[derive(Clone, Debug)]
+pub(crate) enum Writer {
+    /// SQLite has one writer at a time, so Clinker keeps one write
+    /// connection behind a first-come-first-served lock. Unlike a pool of
+    /// one, a finished transaction hands the connection straight to the
+    /// next waiter (a pool returns it through a task of its own and then
+    /// wakes the waiter: two more scheduling delays for every write, and
+    /// every other writer waits through them).
+    Sqlite(Arc<SqliteWriter>),
+    /// PostgreSQL and MariaDB: the shared pool.
+    Pool(AnyPool),
+}
+
+/// The SQLite write connection (`None` once closed; reopened on demand).
+#[derive(Debug)]
+pub(crate) struct SqliteWriter {
+    conn: Arc<tokio::sync::Mutex<Option<AnyConnection>>>,
+    options: AnyConnectOptions,
+    acquire_timeout: Duration,
+}
+
+/// A write connection, held until dropped.
+pub(crate) enum WriteConn {
+    Sqlite(tokio::sync::OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>),
+    Pool(PoolConnection<Any>),
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            WriteConn::Sqlite(conn) => conn,
+            WriteConn::Pool(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            WriteConn::Sqlite(conn) => conn,
+            WriteConn::Pool(conn) => conn,
+        }
+    }
 }
 
 /// Translates Cinder's SQLAlchemy URL forms to sqlx's, and names the dialect.
@@ -272,15 +321,7 @@ impl Db {
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         match dialect {
-                            Dialect::Sqlite => {
-                                // WAL survives a killed process; NORMAL sync is
-                                // durable against process crashes (only a power
-                                // loss may drop the last commits).
-                                conn.execute("PRAGMA journal_mode = WAL").await?;
-                                conn.execute("PRAGMA synchronous = NORMAL").await?;
-                                conn.execute("PRAGMA busy_timeout = 10000").await?;
-                                conn.execute("PRAGMA foreign_keys = OFF").await?;
-                            }
+                            Dialect::Sqlite => prepare_sqlite(conn).await?,
                             Dialect::Mysql => {
                                 conn.execute(
                                     "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES'",
@@ -299,19 +340,22 @@ impl Db {
         };
         let (write, read) = match dialect {
             Dialect::Sqlite => {
-                let write = pool_options(1)
+                let read = pool_options(options.max_pool_size.clamp(1, 8))
                     .connect_with(connect_options.clone())
                     .await?;
-                let read = pool_options(options.max_pool_size.clamp(1, 8))
-                    .connect_with(connect_options)
-                    .await?;
+                let conn = connect_sqlite(&connect_options).await?;
+                let write = Writer::Sqlite(Arc::new(SqliteWriter {
+                    conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
+                    options: connect_options,
+                    acquire_timeout: options.acquire_timeout,
+                }));
                 (write, read)
             }
             _ => {
                 let pool = pool_options(options.max_pool_size)
                     .connect_with(connect_options)
                     .await?;
-                (pool.clone(), pool)
+                (Writer::Pool(pool.clone()), pool)
             }
         };
         Ok(Self {
@@ -385,9 +429,61 @@ impl Db {
 
     /// Closes the pools (waits for checked-out connections).
     pub async fn close(&self) {
-        self.write.close().await;
+        match &self.write {
+            Writer::Sqlite(writer) => {
+                if let Some(conn) = writer.conn.lock().await.take()
+                    && let Err(e) = conn.close().await
+                {
+                    tracing::debug!(error = %e, "closing the SQLite writer");
+                }
+            }
+            Writer::Pool(pool) => pool.close().await,
+        }
         self.read.close().await;
     }
+
+    /// The connection for writes, waited for in arrival order.
+    ///
+    /// # Errors
+    /// No connection within the acquire timeout, or the database cannot be
+    /// opened.
+    pub(crate) async fn writer(&self) -> Result<WriteConn, DbError> {
+        match &self.write {
+            Writer::Sqlite(writer) => {
+                let mut guard =
+                    tokio::time::timeout(writer.acquire_timeout, writer.conn.clone().lock_owned())
+                        .await
+                        .map_err(|_| DbError::from(sqlx::Error::PoolTimedOut))?;
+                if guard.is_none() {
+                    // Closed by `close`: open it again.
+                    *guard = Some(connect_sqlite(&writer.options).await?);
+                }
+                tokio::sync::OwnedMutexGuard::try_map(guard, Option::as_mut)
+                    .map(WriteConn::Sqlite)
+                    .map_err(|_| {
+                        DbError::Unavailable("the SQLite write connection is closed".into())
+                    })
+            }
+            Writer::Pool(pool) => Ok(WriteConn::Pool(pool.acquire().await?)),
+        }
+    }
+}
+
+/// Opens a SQLite connection with Clinker's settings.
+async fn connect_sqlite(options: &AnyConnectOptions) -> Result<AnyConnection, DbError> {
+    let mut conn = options.connect().await?;
+    prepare_sqlite(&mut conn).await?;
+    Ok(conn)
+}
+
+/// WAL survives a killed process; NORMAL sync is durable against process
+/// crashes (only a power loss may drop the last commits).
+async fn prepare_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA foreign_keys = OFF").await?;
+    Ok(())
 }
 
 /// `?` → `$n` outside string literals.
@@ -432,7 +528,10 @@ macro_rules! in_transaction {
         loop {
             attempt += 1;
             let outcome: Result<_, $crate::error::DbError> = async {
-                let mut $tx = $db.write.begin().await.map_err($crate::error::DbError::from)?;
+                let mut writer = $db.writer().await?;
+                let mut $tx = sqlx::Connection::begin(&mut *writer)
+                    .await
+                    .map_err($crate::error::DbError::from)?;
                 // The body runs in its own async block so that a `return`
                 // inside it (early success or failure) still reaches the
                 // commit or the rollback below.

@@ -494,7 +494,7 @@ impl QuotaRepository for Db {
     async fn delete_project_quotas(&self, project_id: &str) -> Result<(), DbError> {
         sqlx::query(self.q("DELETE FROM quotas WHERE project_id = ?"))
             .bind(project_id)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }

@@ -20,7 +20,7 @@ impl Db {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(host)
             .bind(binary)
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *self.writer().await?)
             .await?
             .map(|r| rows::service(&r))
             .transpose()
@@ -92,14 +92,14 @@ impl ServiceRepository for Db {
                 .bind(state)
                 .bind(reason)
                 .bind(id)
-                .execute(&self.write)
+                .execute(&mut *self.writer().await?)
                 .await?
             }
             None => {
                 sqlx::query(self.q("UPDATE services SET report_count = report_count + 1, updated_at = ? WHERE id = ?"))
                     .bind(now)
                     .bind(id)
-                    .execute(&self.write)
+                    .execute(&mut *self.writer().await?)
                     .await?
             }
         };
@@ -147,7 +147,7 @@ impl ServiceRepository for Db {
         .bind(self.now().as_micros())
         .bind(host)
         .bind(binary)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected();
         if updated == 0 {
@@ -161,7 +161,7 @@ impl ServiceRepository for Db {
     async fn delete_service(&self, id: i64) -> Result<(), DbError> {
         let deleted = sqlx::query(self.q("DELETE FROM services WHERE id = ?"))
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?
             .rows_affected();
         if deleted == 0 {

@@ -281,7 +281,7 @@ impl SnapshotRepository for Db {
             "UPDATE snapshots SET updated_at = ?{sets} WHERE id = ?"
         ));
         if bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?
             .rows_affected()
             == 0

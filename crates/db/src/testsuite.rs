@@ -134,7 +134,7 @@ impl TestDatabase {
                 };
                 let name = random_name();
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&admin.write)
+                    .execute(&mut *admin.writer().await.unwrap())
                     .await
                     .unwrap();
                 let base = admin_url
@@ -168,11 +168,13 @@ impl TestDatabase {
             } else {
                 ""
             };
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}{force}"
-            )))
-            .execute(&admin.write)
-            .await;
+            if let Ok(mut conn) = admin.writer().await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name}{force}"
+                )))
+                .execute(&mut *conn)
+                .await;
+            }
             admin.close().await;
         }
     }

@@ -459,7 +459,7 @@ impl MigrationRepository for Db {
         .bind(self.now().as_micros())
         .bind(volume_id.to_string())
         .bind(from)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected();
         if updated == 0 {
@@ -600,7 +600,7 @@ impl MigrationRepository for Db {
         .bind(JournalResource::Volume.as_str())
         .bind(journal_id.to_string())
         .bind(MIGRATION_CLEANUP)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }

@@ -745,7 +745,7 @@ impl VolumeRepository for Db {
             "UPDATE volumes SET updated_at = ?{sets} WHERE id = ?"
         ));
         let updated = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?
             .rows_affected();
         if updated == 0 {
