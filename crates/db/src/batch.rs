@@ -53,6 +53,10 @@ impl Batch {
         self.statements.len() - 1
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
     /// Runs the statements on `conn` and returns one outcome per statement.
     ///
     /// # Errors

@@ -236,16 +236,85 @@ impl<'a> QuotaCharge<'a> {
         }
         for (resource, _) in self.deltas.iter().filter(|(r, _)| !usage.contains_key(*r)) {
             // First use of this resource by the project.
-            batch.push(
-                db,
-                db.dialect
-                    .insert_ignore("quota_usages (project_id, resource, in_use)", "(?, ?, 0)"),
-                vec![
-                    Arg::Text(self.project_id.to_owned()),
-                    Arg::Text((*resource).to_owned()),
-                ],
-            );
+            self.push_usage_row(db, batch, resource);
         }
+        Ok(Some(self.push_guarded_update(db, batch, limits)))
+    }
+
+    /// [`Self::push_update`] without the usage read, for SQLite, where a
+    /// statement more in a batch costs no round trip: the usage rows are
+    /// made if missing (a no-op when present), then the conditional
+    /// `UPDATE` refuses a charge over its limit. Check it with
+    /// [`Self::check_unread`].
+    pub(crate) fn push_unread_update(
+        &self,
+        db: &Db,
+        batch: &mut Batch,
+        limits: &BTreeMap<String, i64>,
+    ) -> Option<usize> {
+        if self.deltas.is_empty() {
+            return None;
+        }
+        for (resource, _) in &self.deltas {
+            self.push_usage_row(db, batch, resource);
+        }
+        Some(self.push_guarded_update(db, batch, limits))
+    }
+
+    /// Verifies the `UPDATE` of [`Self::push_unread_update`]; when it
+    /// refused, reads the committed usage (the refused `UPDATE` may have
+    /// changed some rows of this transaction) to name the first resource
+    /// over its limit, as [`Self::push_update`] would have.
+    ///
+    /// # Errors
+    /// [`DbError::OverQuota`], or [`DbError::Retryable`] when no resource
+    /// is over its limit (a concurrent change).
+    pub(crate) async fn check_unread(
+        &self,
+        db: &Db,
+        update: Option<&Outcome>,
+        limits: &BTreeMap<String, i64>,
+    ) -> Result<(), DbError> {
+        if self.check(update).is_ok() {
+            return Ok(());
+        }
+        let mut reads = Batch::new();
+        if let Some(usage) = self.push_usage_read(db, &mut reads) {
+            let mut conn = db.read.acquire().await?;
+            let read = reads.run(db, &mut conn).await?;
+            // Either the first resource over its limit, or nothing.
+            self.push_update(db, &mut Batch::new(), &read[usage].rows, limits)?;
+        }
+        self.check(update)
+    }
+
+    /// The usage row of `resource`, made at zero if the project has none.
+    fn push_usage_row(&self, db: &Db, batch: &mut Batch, resource: &str) {
+        batch.push(
+            db,
+            db.dialect
+                .insert_ignore("quota_usages (project_id, resource, in_use)", "(?, ?, 0)"),
+            vec![
+                Arg::Text(self.project_id.to_owned()),
+                Arg::Text(resource.to_owned()),
+            ],
+        );
+    }
+
+    /// The conditional `UPDATE` applying every delta within its limit.
+    fn push_guarded_update(
+        &self,
+        db: &Db,
+        batch: &mut Batch,
+        limits: &BTreeMap<String, i64>,
+    ) -> usize {
+        let limit_of = |resource: &str, delta: i64| {
+            if delta > 0 {
+                limits.get(resource).copied().unwrap_or(-1)
+            } else {
+                -1
+            }
+        };
         // One statement for every resource: CASE picks each row's delta and
         // limit (no limit is the largest integer).
         let mut delta_case = String::from("CASE resource");
@@ -273,14 +342,14 @@ impl<'a> QuotaCharge<'a> {
             args.push(Arg::Text((*resource).to_owned()));
             args.push(Arg::Int(if limit < 0 { i64::MAX / 4 } else { limit }));
         }
-        Ok(Some(batch.push(
+        batch.push(
             db,
             format!(
                 "UPDATE quota_usages SET in_use = in_use + {delta_case} WHERE project_id = ? AND resource IN ({list}) \
                  AND in_use + {delta_case} <= {limit_case}"
             ),
             args,
-        )))
+        )
     }
 
     /// Whether every delta gives usage back (no limit to check).

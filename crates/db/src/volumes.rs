@@ -440,24 +440,66 @@ impl Db {
         new: &NewVolume,
         now: i64,
     ) -> Result<(), DbError> {
-        // Two round trips: the quota reads, then every write.
-        let charges = if new.use_quota {
-            volume_charges(Some(&new.volume_type_name), new.size, 1)
-        } else {
-            Vec::new()
-        };
-        let charge = QuotaCharge::new(&new.project_id, &charges);
-        let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();
-        if new.use_quota {
-            wanted.push("per_volume_gigabytes");
+        self.insert_new_volume_with_limits(conn, new, now, None)
+            .await
+    }
+
+    /// The quota charges of a new volume and the resources whose limits
+    /// it is checked against.
+    fn new_volume_quota(new: &NewVolume) -> (Vec<(String, i64)>, Vec<String>) {
+        if !new.use_quota {
+            return (Vec::new(), Vec::new());
         }
+        let charges = volume_charges(Some(&new.volume_type_name), new.size, 1);
+        let mut wanted: Vec<String> = charges.iter().map(|(r, _)| r.clone()).collect();
+        wanted.push("per_volume_gigabytes".to_owned());
+        (charges, wanted)
+    }
+
+    /// The limits a new volume is checked against, read before its
+    /// transaction (as Cinder reads them before reserving): the writer is
+    /// not held for them.
+    async fn new_volume_limits(&self, new: &NewVolume) -> Result<BTreeMap<String, i64>, DbError> {
+        let (_, wanted) = Self::new_volume_quota(new);
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let mut conn = self.read.acquire().await?;
+        crate::quota::limits_for(self, &mut conn, &new.project_id, &wanted).await
+    }
+
+    /// [`Self::insert_new_volume`], with the limits already read when
+    /// `known_limits` is given. Then on SQLite the charge needs no usage
+    /// read either ([`QuotaCharge::push_unread_update`]), so the whole
+    /// insert is one round trip.
+    pub(crate) async fn insert_new_volume_with_limits(
+        &self,
+        conn: &mut AnyConnection,
+        new: &NewVolume,
+        now: i64,
+        known_limits: Option<&BTreeMap<String, i64>>,
+    ) -> Result<(), DbError> {
+        let (charges, wanted) = Self::new_volume_quota(new);
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let charge = QuotaCharge::new(&new.project_id, &charges);
+        let unread = known_limits.is_some() && self.dialect == crate::Dialect::Sqlite;
         let mut reads = Batch::new();
-        let limits_read = push_limits_read(self, &mut reads, &new.project_id, &wanted);
-        let usage_read = charge.push_usage_read(self, &mut reads);
-        let mut read = reads.run(self, &mut *conn).await?;
-        let limits = match limits_read {
-            Some(i) => limits_from(self, &read[i].rows, &wanted)?,
-            None => BTreeMap::new(),
+        let limits_read = match known_limits {
+            Some(_) => None,
+            None => push_limits_read(self, &mut reads, &new.project_id, &wanted),
+        };
+        let usage_read = if unread {
+            None
+        } else {
+            charge.push_usage_read(self, &mut reads)
+        };
+        let mut read = if reads.is_empty() {
+            Vec::new()
+        } else {
+            reads.run(self, &mut *conn).await?
+        };
+        let limits = match (known_limits, limits_read) {
+            (Some(known), _) => known.clone(),
+            (None, Some(i)) => limits_from(self, &read[i].rows, &wanted)?,
+            (None, None) => BTreeMap::new(),
         };
         // Cinder checks per_volume_gigabytes before reserving.
         let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
@@ -471,12 +513,16 @@ impl Db {
         }
         let usage_rows = usage_read.map(|i| std::mem::take(&mut read[i].rows));
         let mut writes = Batch::new();
-        let quota_update = charge.push_update(
-            self,
-            &mut writes,
-            usage_rows.as_deref().unwrap_or_default(),
-            &limits,
-        )?;
+        let quota_update = if unread {
+            charge.push_unread_update(self, &mut writes, &limits)
+        } else {
+            charge.push_update(
+                self,
+                &mut writes,
+                usage_rows.as_deref().unwrap_or_default(),
+                &limits,
+            )?
+        };
         self.push_type_lock_for_new_volume(&mut writes, new.volume_type_id);
         let (key_type, key_id) = Self::new_volume_key_args(new.volume_type_id);
         let opt = |v: Option<String>| v.map_or(Arg::Null, Arg::Text);
@@ -534,7 +580,12 @@ impl Db {
         let written = writes.run(self, &mut *conn).await?;
         // A refused quota update fails the transaction, which takes the
         // inserts back with it.
-        charge.check(quota_update.map(|i| &written[i]))
+        let update = quota_update.map(|i| &written[i]);
+        if unread {
+            charge.check_unread(self, update, &limits).await
+        } else {
+            charge.check(update)
+        }
     }
 
     /// Inserts metadata of a row that has none yet.
@@ -620,7 +671,10 @@ impl Db {
 impl VolumeRepository for Db {
     async fn create_volume(&self, new: NewVolume) -> Result<Volume, DbError> {
         let now = self.now().as_micros();
-        in_transaction!(self, |tx| self.insert_new_volume(&mut tx, &new, now).await)?;
+        let limits = self.new_volume_limits(&new).await?;
+        in_transaction!(self, |tx| self
+            .insert_new_volume_with_limits(&mut tx, &new, now, Some(&limits))
+            .await)?;
         self.get_volume(new.id).await
     }
 
