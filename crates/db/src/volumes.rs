@@ -273,11 +273,9 @@ impl Db {
         resource: JournalResource,
         id: &str,
     ) -> Result<(), DbError> {
-        sqlx::query(self.q("DELETE FROM workers WHERE resource_type = ? AND resource_id = ?"))
-            .bind(resource.as_str())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        let mut batch = Batch::new();
+        self.push_remove_journal(&mut batch, resource, id);
+        batch.run(self, conn).await?;
         Ok(())
     }
 
@@ -294,8 +292,7 @@ impl Db {
     ) -> Result<(), DbError> {
         let mut batch = Batch::new();
         let cas = self.push_volume_cas(&mut batch, id, from, to, extra_sets, extra_args);
-        let outcomes = batch.run(self, conn).await?;
-        self.check_volume_cas(conn, id, from, &outcomes[cas]).await
+        self.run_volume_cas(conn, id, from, batch, cas).await
     }
 
     /// [`Self::cas_volume_status`] that also ends the volume's journal row,
@@ -312,9 +309,21 @@ impl Db {
         let mut batch = Batch::new();
         let cas = self.push_volume_cas(&mut batch, id, from, to, extra_sets, extra_args);
         self.push_remove_journal(&mut batch, JournalResource::Volume, &id.to_string());
-        let outcomes = batch.run(self, conn).await?;
         // A refused swap fails the transaction, which takes the journal
         // removal back with it.
+        self.run_volume_cas(conn, id, from, batch, cas).await
+    }
+
+    /// Runs `batch` and checks its swap (statement `cas`).
+    async fn run_volume_cas(
+        &self,
+        conn: &mut AnyConnection,
+        id: VolumeId,
+        from: &[VolumeStatus],
+        batch: Batch,
+        cas: usize,
+    ) -> Result<(), DbError> {
+        let outcomes = batch.run(self, &mut *conn).await?;
         self.check_volume_cas(conn, id, from, &outcomes[cas]).await
     }
 
