@@ -482,7 +482,7 @@ impl AttachmentRepository for Db {
         ));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("attachment", id))?;
         rows::attachment(&row)

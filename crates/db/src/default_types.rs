@@ -119,7 +119,7 @@ impl DefaultTypeRepository for Db {
             self.q("SELECT volume_type_id FROM default_volume_types WHERE project_id = ?"),
         )
         .bind(project_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         found
             .map(|type_id| to_model(project_id.to_owned(), &type_id))
@@ -130,7 +130,7 @@ impl DefaultTypeRepository for Db {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT project_id, volume_type_id FROM default_volume_types ORDER BY project_id",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.into_iter()
             .map(|(project, type_id)| to_model(project, &type_id))
@@ -145,7 +145,7 @@ impl DefaultTypeRepository for Db {
             "SELECT project_id FROM default_volume_types WHERE volume_type_id = ? ORDER BY project_id",
         ))
         .bind(volume_type_id.to_string())
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 

@@ -209,7 +209,7 @@ impl EncryptionRepository for Db {
         ));
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(volume_type_id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .as_ref()
             .map(decode)

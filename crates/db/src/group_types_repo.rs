@@ -27,7 +27,7 @@ impl Db {
                 placeholders(args.len())
             ));
             for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?
             {
                 use sqlx::Row;
@@ -98,7 +98,7 @@ impl Db {
         ));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(value)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("group type", missing))?;
         let mut found = vec![group_rows::group_type(&row)?];
@@ -180,7 +180,7 @@ impl GroupTypeRepository for Db {
         sql.push_str(" ORDER BY gt.created_at, gt.id");
         let sql = self.dynamic(sql);
         let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let mut types = found
             .iter()
@@ -305,7 +305,7 @@ impl GroupTypeRepository for Db {
             "SELECT project_id FROM group_type_projects WHERE group_type_id = ? ORDER BY project_id",
         ))
         .bind(id.to_string())
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         Ok(projects)
     }

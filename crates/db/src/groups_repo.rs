@@ -115,7 +115,7 @@ impl Db {
                 placeholders(chunk.len())
             ));
             for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?
             {
                 use sqlx::Row;
@@ -301,7 +301,7 @@ impl Db {
         ));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("group", id))?;
         let mut found = vec![group_rows::group(&row)?];

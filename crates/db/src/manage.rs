@@ -632,7 +632,7 @@ impl ManageRepository for Db {
         let found: Option<String> =
             sqlx::query_scalar(self.q("SELECT name FROM unmanaged_objects WHERE name = ?"))
                 .bind(name)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         Ok(found.is_some())
     }

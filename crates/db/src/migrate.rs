@@ -159,14 +159,14 @@ impl Db {
     /// The database is unreachable.
     pub async fn schema_version(&self) -> Result<i64, DbError> {
         let exists = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM clinker_migrations")
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await;
         if exists.is_err() {
             return Ok(0);
         }
         let version: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM clinker_migrations")
-                .fetch_one(&self.read)
+                .fetch_one(&mut *self.reader().await?)
                 .await?;
         Ok(version.unwrap_or(0))
     }

@@ -21,7 +21,7 @@ impl JournalRepository for Db {
         ));
         let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(service_host)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         found.iter().map(rows::journal).collect()
     }
@@ -32,7 +32,7 @@ impl JournalRepository for Db {
         ));
         let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(older_than.as_micros())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         found.iter().map(rows::journal).collect()
     }
@@ -44,7 +44,7 @@ impl JournalRepository for Db {
         let text: Option<Option<String>> =
             sqlx::query_scalar(self.q("SELECT detail_json FROM workers WHERE resource_id = ?"))
                 .bind(resource_id)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
     }
@@ -206,7 +206,7 @@ impl CapacityRepository for Db {
     async fn pool_allocations(&self) -> Result<BTreeMap<String, i64>, DbError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT pool, allocated_gb FROM pool_allocations")
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
         Ok(rows.into_iter().collect())
     }
@@ -217,7 +217,7 @@ impl CapacityRepository for Db {
             self.dialect.sum_int("size")
         );
         let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         Ok(rows.into_iter().collect())
     }
@@ -261,7 +261,7 @@ impl MessageRepository for Db {
             let found: Option<(i64, String)> =
                 sqlx::query_as(self.q("SELECT created_at, id FROM messages WHERE id = ?"))
                     .bind(marker.to_string())
-                    .fetch_optional(&self.read)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
             let (created, id) = found.ok_or_else(|| DbError::not_found("marker", marker))?;
             sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
@@ -271,7 +271,7 @@ impl MessageRepository for Db {
         crate::query::push_limit(&mut sql, &mut args, page.limit, page.offset);
         let sql = self.dynamic(sql);
         let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         found.iter().map(rows::message).collect()
     }
@@ -282,7 +282,7 @@ impl MessageRepository for Db {
         ));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("message", id))?;
         rows::message(&row)

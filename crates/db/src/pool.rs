@@ -176,56 +176,129 @@ pub struct Db {
     pub(crate) dialect: Dialect,
     /// SQLite: one connection, so writers queue in-process instead of
     /// spinning on SQLITE_BUSY. Other engines: the same pool as `read`.
-    pub(crate) write: Writer,
-    pub(crate) read: AnyPool,
+    pub(crate) write: Connections,
+    pub(crate) read: Connections,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) quota_defaults: QuotaDefaults,
 }
 
-/// Where writes go.
+/// Where a [`Db`] gets connections.
 #[derive(Clone, Debug)]
-pub(crate) enum Writer {
-    /// SQLite has one writer at a time, so Clinker keeps one write
-    /// connection behind a first-come-first-served lock. Unlike a pool of
-    /// one, a finished transaction hands the connection straight to the
-    /// next waiter (a pool returns it through a task of its own and then
-    /// wakes the waiter: two more scheduling delays for every write, and
-    /// every other writer waits through them).
-    Sqlite(Arc<SqliteWriter>),
+pub(crate) enum Connections {
+    /// SQLite: a fixed set of connections (one for the writer, a few for
+    /// readers) handed out in arrival order. Unlike a pool, a finished
+    /// user hands its connection straight to the next waiter: sqlx's pool
+    /// returns a connection through a task it spawns and then wakes the
+    /// waiter, scheduling delays that every queued writer sat through.
+    Sqlite(Arc<SqliteConnections>),
     /// PostgreSQL and MariaDB: the shared pool.
     Pool(AnyPool),
 }
 
-/// The SQLite write connection (`None` once closed; reopened on demand).
+/// SQLite connections (`None` until first used, or once closed), and a
+/// permit per connection: waiters queue for a permit in arrival order, and
+/// a permit holder always finds a connection free.
 #[derive(Debug)]
-pub(crate) struct SqliteWriter {
-    conn: Arc<tokio::sync::Mutex<Option<AnyConnection>>>,
+pub(crate) struct SqliteConnections {
+    slots: Vec<Arc<tokio::sync::Mutex<Option<AnyConnection>>>>,
+    permits: Arc<tokio::sync::Semaphore>,
     options: AnyConnectOptions,
     acquire_timeout: Duration,
 }
 
-/// A write connection, held until dropped.
-pub(crate) enum WriteConn {
-    Sqlite(tokio::sync::OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>),
-    Pool(PoolConnection<Any>),
-}
+impl SqliteConnections {
+    fn new(count: usize, options: AnyConnectOptions, acquire_timeout: Duration) -> Self {
+        let count = count.max(1);
+        Self {
+            slots: (0..count)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(None)))
+                .collect(),
+            permits: Arc::new(tokio::sync::Semaphore::new(count)),
+            options,
+            acquire_timeout,
+        }
+    }
 
-impl std::ops::Deref for WriteConn {
-    type Target = AnyConnection;
+    async fn acquire(&self) -> Result<DbConn, DbError> {
+        let permit =
+            tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| DbError::from(sqlx::Error::PoolTimedOut))?
+                .map_err(|_| DbError::from(sqlx::Error::PoolClosed))?;
+        // A connection is unlocked before its permit is given back, so a
+        // permit always finds one.
+        let mut guard = self
+            .slots
+            .iter()
+            .find_map(|slot| slot.clone().try_lock_owned().ok())
+            .ok_or_else(|| {
+                DbError::Internal("a SQLite connection permit found no connection".into())
+            })?;
+        if guard.is_none() {
+            *guard = Some(connect_sqlite(&self.options).await?);
+        }
+        tokio::sync::OwnedMutexGuard::try_map(guard, Option::as_mut)
+            .map(|conn| DbConn::Sqlite(conn, permit))
+            .map_err(|_| DbError::Unavailable("no SQLite connection".into()))
+    }
 
-    fn deref(&self) -> &AnyConnection {
-        match self {
-            WriteConn::Sqlite(conn) => conn,
-            WriteConn::Pool(conn) => conn,
+    async fn close(&self) {
+        for slot in &self.slots {
+            if let Some(conn) = slot.lock().await.take()
+                && let Err(e) = conn.close().await
+            {
+                tracing::debug!(error = %e, "closing a SQLite connection");
+            }
         }
     }
 }
 
-impl std::ops::DerefMut for WriteConn {
+impl Connections {
+    async fn acquire(&self) -> Result<DbConn, DbError> {
+        match self {
+            Connections::Sqlite(conns) => conns.acquire().await,
+            Connections::Pool(pool) => Ok(DbConn::Pool(pool.acquire().await?)),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Connections::Sqlite(conns) => conns.close().await,
+            Connections::Pool(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A connection, held until dropped.
+pub(crate) enum DbConn {
+    /// The connection, then its permit (fields drop in this order).
+    Sqlite(
+        tokio::sync::OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>,
+        #[expect(
+            dead_code,
+            reason = "held, not read: dropping it admits the next waiter"
+        )]
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    Pool(PoolConnection<Any>),
+}
+
+impl std::ops::Deref for DbConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            DbConn::Sqlite(conn, _) => conn,
+            DbConn::Pool(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for DbConn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
-            WriteConn::Sqlite(conn) => conn,
-            WriteConn::Pool(conn) => conn,
+            DbConn::Sqlite(conn, _) => conn,
+            DbConn::Pool(conn) => conn,
         }
     }
 }
@@ -340,22 +413,24 @@ impl Db {
         };
         let (write, read) = match dialect {
             Dialect::Sqlite => {
-                let read = pool_options(options.max_pool_size.clamp(1, 8))
-                    .connect_with(connect_options.clone())
-                    .await?;
-                let conn = connect_sqlite(&connect_options).await?;
-                let write = Writer::Sqlite(Arc::new(SqliteWriter {
-                    conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
-                    options: connect_options,
-                    acquire_timeout: options.acquire_timeout,
-                }));
-                (write, read)
+                let write =
+                    SqliteConnections::new(1, connect_options.clone(), options.acquire_timeout);
+                // Opened now, so a database that cannot be opened fails the
+                // start; the readers open on first use.
+                drop(write.acquire().await?);
+                let readers = options.max_pool_size.clamp(1, 8) as usize;
+                let read =
+                    SqliteConnections::new(readers, connect_options, options.acquire_timeout);
+                (
+                    Connections::Sqlite(Arc::new(write)),
+                    Connections::Sqlite(Arc::new(read)),
+                )
             }
             _ => {
                 let pool = pool_options(options.max_pool_size)
                     .connect_with(connect_options)
                     .await?;
-                (Writer::Pool(pool.clone()), pool)
+                (Connections::Pool(pool.clone()), Connections::Pool(pool))
             }
         };
         Ok(Self {
@@ -423,22 +498,15 @@ impl Db {
     /// # Errors
     /// The database is unreachable.
     pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.reader().await?)
+            .await?;
         Ok(())
     }
 
     /// Closes the pools (waits for checked-out connections).
     pub async fn close(&self) {
-        match &self.write {
-            Writer::Sqlite(writer) => {
-                if let Some(conn) = writer.conn.lock().await.take()
-                    && let Err(e) = conn.close().await
-                {
-                    tracing::debug!(error = %e, "closing the SQLite writer");
-                }
-            }
-            Writer::Pool(pool) => pool.close().await,
-        }
+        self.write.close().await;
         self.read.close().await;
     }
 
@@ -447,25 +515,16 @@ impl Db {
     /// # Errors
     /// No connection within the acquire timeout, or the database cannot be
     /// opened.
-    pub(crate) async fn writer(&self) -> Result<WriteConn, DbError> {
-        match &self.write {
-            Writer::Sqlite(writer) => {
-                let mut guard =
-                    tokio::time::timeout(writer.acquire_timeout, writer.conn.clone().lock_owned())
-                        .await
-                        .map_err(|_| DbError::from(sqlx::Error::PoolTimedOut))?;
-                if guard.is_none() {
-                    // Closed by `close`: open it again.
-                    *guard = Some(connect_sqlite(&writer.options).await?);
-                }
-                tokio::sync::OwnedMutexGuard::try_map(guard, Option::as_mut)
-                    .map(WriteConn::Sqlite)
-                    .map_err(|_| {
-                        DbError::Unavailable("the SQLite write connection is closed".into())
-                    })
-            }
-            Writer::Pool(pool) => Ok(WriteConn::Pool(pool.acquire().await?)),
-        }
+    pub(crate) async fn writer(&self) -> Result<DbConn, DbError> {
+        self.write.acquire().await
+    }
+
+    /// A connection for reads.
+    ///
+    /// # Errors
+    /// As [`Self::writer`].
+    pub(crate) async fn reader(&self) -> Result<DbConn, DbError> {
+        self.read.acquire().await
     }
 }
 

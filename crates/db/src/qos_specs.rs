@@ -199,7 +199,7 @@ impl Db {
         ));
         let mut by_id: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
         for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?
         {
             by_id
@@ -310,7 +310,7 @@ impl QosSpecsRepository for Db {
         ));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("qos specs", id))?;
         let mut found = vec![decode(&row)?];
@@ -344,7 +344,7 @@ impl QosSpecsRepository for Db {
             ));
             let row = sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str()))
                 .bind(marker.to_string())
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?
                 .ok_or_else(|| DbError::not_found("marker", marker))?;
             let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
@@ -355,7 +355,7 @@ impl QosSpecsRepository for Db {
         crate::query::push_limit(&mut sql, &mut args, query.page.limit, query.page.offset);
         let sql = self.dynamic(sql);
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let mut specs = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         self.load_qos_items(&mut specs).await?;
@@ -467,7 +467,7 @@ impl QosSpecsRepository for Db {
         let exists: Option<String> =
             sqlx::query_scalar(self.q("SELECT id FROM qos_specs WHERE id = ?"))
                 .bind(id.to_string())
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         if exists.is_none() {
             return Err(DbError::not_found("qos specs", id));
@@ -477,7 +477,7 @@ impl QosSpecsRepository for Db {
                 "SELECT id, name FROM volume_types WHERE qos_specs_id = ? ORDER BY created_at, id",
             ))
             .bind(id.to_string())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter()
             .map(|(type_id, name)| {

@@ -298,7 +298,7 @@ impl crate::Db {
                 sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str())),
                 &lookup_args,
             )
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| crate::DbError::not_found("marker", marker))?;
             let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
@@ -310,7 +310,7 @@ impl crate::Db {
         let sql = self.dynamic(sql);
         Ok(
             bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?,
         )
     }

@@ -280,7 +280,7 @@ impl<'a> QuotaCharge<'a> {
         }
         let mut reads = Batch::new();
         if let Some(usage) = self.push_usage_read(db, &mut reads) {
-            let mut conn = db.read.acquire().await?;
+            let mut conn = db.reader().await?;
             let read = reads.run(db, &mut conn).await?;
             // Either the first resource over its limit, or nothing.
             self.push_update(db, &mut Batch::new(), &read[usage].rows, limits)?;
@@ -502,7 +502,7 @@ impl QuotaRepository for Db {
     async fn quota_limits(&self, project_id: &str) -> Result<BTreeMap<String, i64>, DbError> {
         let mut limits = self.quota_class_limits("default").await?;
         let type_names: Vec<String> = sqlx::query_scalar("SELECT name FROM volume_types")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         for name in type_names {
             for prefix in ["volumes", "snapshots", "gigabytes"] {
@@ -512,7 +512,7 @@ impl QuotaRepository for Db {
         let own: Vec<(String, i64)> =
             sqlx::query_as(self.q("SELECT resource, hard_limit FROM quotas WHERE project_id = ?"))
                 .bind(project_id)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
         limits.extend(own);
         Ok(limits)
@@ -523,7 +523,7 @@ impl QuotaRepository for Db {
             self.q("SELECT resource, in_use FROM quota_usages WHERE project_id = ?"),
         )
         .bind(project_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         Ok(rows.into_iter().collect())
     }
@@ -574,7 +574,7 @@ impl QuotaRepository for Db {
             self.q("SELECT resource, hard_limit FROM quota_classes WHERE class_name = ?"),
         )
         .bind(class_name)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         limits.extend(rows);
         Ok(limits)
@@ -623,7 +623,7 @@ impl QuotaRepository for Db {
         let volumes: Vec<(Option<String>, i64, i64)> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(project_id)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
         for (type_name, count, gigabytes) in volumes {
             *usage.entry("volumes".into()).or_default() += count;
@@ -642,7 +642,7 @@ impl QuotaRepository for Db {
         let snapshots: Vec<(Option<String>, i64, i64)> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(project_id)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
         let count_snapshot_gb = !self.quota_defaults.no_snapshot_gb_quota;
         for (type_name, count, gigabytes) in snapshots {
@@ -660,7 +660,7 @@ impl QuotaRepository for Db {
         let groups: i64 =
             sqlx::query_scalar(self.q("SELECT COUNT(*) FROM volume_groups WHERE project_id = ?"))
                 .bind(project_id)
-                .fetch_one(&self.read)
+                .fetch_one(&mut *self.reader().await?)
                 .await?;
         if groups > 0 {
             usage.insert("groups".into(), groups);
@@ -673,7 +673,7 @@ impl QuotaRepository for Db {
             "SELECT project_id FROM quota_usages UNION SELECT project_id FROM volumes \
              UNION SELECT project_id FROM snapshots UNION SELECT project_id FROM volume_groups",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         Ok(rows)
     }

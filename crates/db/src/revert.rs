@@ -95,7 +95,7 @@ impl RevertRepository for Db {
         &self,
         volume_id: VolumeId,
     ) -> Result<Option<SnapshotId>, DbError> {
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.reader().await?;
         self.latest_snapshot_in(&mut conn, volume_id).await
     }
 

@@ -127,7 +127,7 @@ impl ServiceRepository for Db {
         sql.push_str(" ORDER BY id");
         let sql = self.dynamic(sql);
         let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         found.iter().map(rows::service).collect()
     }

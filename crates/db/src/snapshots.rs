@@ -45,7 +45,7 @@ impl Db {
                 placeholders(chunk.len())
             ));
             for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?
             {
                 use sqlx::Row;
@@ -212,7 +212,7 @@ impl SnapshotRepository for Db {
         ));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("snapshot", id))?;
         let mut found = vec![rows::snapshot(&row)?];
@@ -255,7 +255,7 @@ impl SnapshotRepository for Db {
             self.snapshot_where(query, &mut args)
         ));
         let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok(sqlx::Row::try_get::<i64, _>(&row, 0)?)
     }
@@ -499,7 +499,7 @@ impl SnapshotRepository for Db {
         ));
         let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(volume_id.to_string())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let mut snapshots = found
             .iter()
@@ -524,7 +524,7 @@ impl SnapshotRepository for Db {
         let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(service_host)
             .bind(prefix)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         found.iter().map(rows::snapshot).collect()
     }

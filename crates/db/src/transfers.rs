@@ -292,7 +292,7 @@ impl TransferRepository for Db {
         ));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("transfer", id))?;
         decode(&row)
@@ -344,7 +344,7 @@ impl TransferRepository for Db {
                 sqlx::query(sqlx::AssertSqlSafe(marker_sql.as_str())),
                 &marker_args,
             )
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?
             .ok_or_else(|| DbError::not_found("marker", marker))?;
             let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
@@ -355,7 +355,7 @@ impl TransferRepository for Db {
         crate::query::push_limit(&mut sql, &mut args, query.page.limit, query.page.offset);
         let sql = self.dynamic(sql);
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(decode).collect()
     }

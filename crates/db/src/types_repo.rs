@@ -23,7 +23,7 @@ impl Db {
         ));
         let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(value)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let first = found
             .first()
@@ -52,7 +52,7 @@ impl Db {
         ));
         let mut pairs = Vec::new();
         for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?
         {
             use sqlx::Row;
@@ -169,7 +169,7 @@ impl VolumeTypeRepository for Db {
         sql.push_str(" ORDER BY t.created_at, t.id");
         let sql = self.dynamic(sql);
         let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let mut types = found
             .iter()
@@ -316,7 +316,7 @@ impl VolumeTypeRepository for Db {
         let projects: Vec<String> =
             sqlx::query_scalar(self.q("SELECT project_id FROM volume_type_projects WHERE volume_type_id = ? ORDER BY project_id"))
                 .bind(id.to_string())
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
         Ok(projects)
     }

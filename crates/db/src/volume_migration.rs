@@ -474,7 +474,7 @@ impl MigrationRepository for Db {
         let id: Option<String> =
             sqlx::query_scalar(self.q("SELECT id FROM volumes WHERE migration_status = ?"))
                 .bind(migration_target_status(source_id))
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         match id.and_then(|i| i.parse::<VolumeId>().ok()) {
             Some(id) => match self.get_volume(id).await {

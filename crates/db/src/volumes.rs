@@ -103,7 +103,7 @@ impl Db {
                 placeholders(chunk.len())
             ));
             for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?
             {
                 use sqlx::Row;
@@ -156,7 +156,7 @@ impl Db {
                 placeholders(chunk.len())
             ));
             for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await?
             {
                 let attachment = rows::attachment(&row)?;
@@ -471,7 +471,7 @@ impl Db {
     async fn new_volume_limits(&self, new: &NewVolume) -> Result<BTreeMap<String, i64>, DbError> {
         let (_, wanted) = Self::new_volume_quota(new);
         let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.reader().await?;
         crate::quota::limits_for(self, &mut conn, &new.project_id, &wanted).await
     }
 
@@ -702,7 +702,7 @@ impl VolumeRepository for Db {
         );
         let found = sqlx::query(sql)
             .bind(id.to_string())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let Some(first) = found.first() else {
             return Err(DbError::not_found("volume", id));
@@ -763,7 +763,7 @@ impl VolumeRepository for Db {
             self.volume_where(query, &mut args)
         ));
         let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok(sqlx::Row::try_get::<i64, _>(&row, 0)?)
     }
@@ -780,7 +780,7 @@ impl VolumeRepository for Db {
         }
         let sql = self.dynamic(sql);
         let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok((
             sqlx::Row::try_get::<i64, _>(&row, 0)?,
@@ -1209,7 +1209,7 @@ impl VolumeRepository for Db {
         let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(service_host)
             .bind(prefix)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let mut volumes = found
             .iter()
@@ -1223,7 +1223,7 @@ impl VolumeRepository for Db {
         let found: Option<String> =
             sqlx::query_scalar(self.q("SELECT id FROM volumes WHERE id = ?"))
                 .bind(id.to_string())
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         Ok(found.is_some())
     }
