@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clinker_types::model::{JournalEntry, UserMessage};
 use clinker_types::{MessageId, Timestamp, VolumeId};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, in_batched_transaction};
 use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::Arg;
@@ -92,7 +92,7 @@ impl CapacityRepository for Db {
                 Arg::Int(limit_gb),
             ]
         };
-        in_transaction!(self, |tx| {
+        in_batched_transaction!(self, |tx| {
             // One round trip: take the volume (if it is gone or placed,
             // claim nothing), claim the capacity, name the journal's
             // service. A refusal rolls all three back.
@@ -119,17 +119,17 @@ impl CapacityRepository for Db {
                     Arg::Text(id.to_string()),
                 ],
             );
-            let outcomes = batch.run(self, &mut tx).await?;
+            let outcomes = tx.run(self, batch).await?;
             if outcomes[placed].affected == 0 {
                 return Err(DbError::InvalidState(NOT_WAITING.into()));
             }
             if outcomes[claim].affected == 0 {
                 // Full, or the pool's first claim: its row is made on first
                 // use, then the claim is tried once more.
-                self.ensure_pool_row(&mut tx, pool).await?;
+                self.ensure_pool_row(tx.conn(self).await?, pool).await?;
                 let mut retry = Batch::new();
                 let claim = retry.push(self, claim_sql, claim_args());
-                if retry.run(self, &mut tx).await?[claim].affected == 0 {
+                if tx.run(self, retry).await?[claim].affected == 0 {
                     return Err(DbError::InvalidState(POOL_FULL.into()));
                 }
             }

@@ -201,6 +201,11 @@ pub(crate) enum Connections {
 #[derive(Debug)]
 pub(crate) struct SqliteConnections {
     slots: Vec<Arc<tokio::sync::Mutex<Option<AnyConnection>>>>,
+    /// Per slot: a transaction begun by [`crate::batch::BatchTx`] may be
+    /// open on it (set before `BEGIN` is sent, cleared once it ended), so
+    /// one abandoned by a cancelled request is rolled back before the
+    /// connection is used again.
+    open_tx: Vec<Arc<std::sync::atomic::AtomicBool>>,
     permits: Arc<tokio::sync::Semaphore>,
     options: AnyConnectOptions,
     acquire_timeout: Duration,
@@ -212,6 +217,9 @@ impl SqliteConnections {
         Self {
             slots: (0..count)
                 .map(|_| Arc::new(tokio::sync::Mutex::new(None)))
+                .collect(),
+            open_tx: (0..count)
+                .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)))
                 .collect(),
             permits: Arc::new(tokio::sync::Semaphore::new(count)),
             options,
@@ -227,18 +235,35 @@ impl SqliteConnections {
                 .map_err(|_| DbError::from(sqlx::Error::PoolClosed))?;
         // A connection is unlocked before its permit is given back, so a
         // permit always finds one.
-        let mut guard = self
+        let (mut guard, open_tx) = self
             .slots
             .iter()
-            .find_map(|slot| slot.clone().try_lock_owned().ok())
+            .zip(&self.open_tx)
+            .find_map(|(slot, open_tx)| {
+                Some((slot.clone().try_lock_owned().ok()?, open_tx.clone()))
+            })
             .ok_or_else(|| {
                 DbError::Internal("a SQLite connection permit found no connection".into())
             })?;
         if guard.is_none() {
             *guard = Some(connect_sqlite(&self.options).await?);
+            open_tx.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        if open_tx.load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(conn) = guard.as_mut()
+        {
+            // Left open by a request dropped mid-transaction.
+            match conn.execute("ROLLBACK").await {
+                Ok(_) => open_tx.store(false, std::sync::atomic::Ordering::Relaxed),
+                // "no transaction is active": its BEGIN never ran.
+                Err(e) if e.to_string().contains("no transaction") => {
+                    open_tx.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         tokio::sync::OwnedMutexGuard::try_map(guard, Option::as_mut)
-            .map(|conn| DbConn::Sqlite(conn, permit))
+            .map(|conn| DbConn::Sqlite(conn, permit, open_tx))
             .map_err(|_| DbError::Unavailable("no SQLite connection".into()))
     }
 
@@ -279,8 +304,21 @@ pub(crate) enum DbConn {
             reason = "held, not read: dropping it admits the next waiter"
         )]
         tokio::sync::OwnedSemaphorePermit,
+        /// Whether a transaction of [`crate::batch::BatchTx`] may be open.
+        Arc<std::sync::atomic::AtomicBool>,
     ),
     Pool(PoolConnection<Any>),
+}
+
+impl DbConn {
+    /// Notes that a transaction of [`crate::batch::BatchTx`] is (or may
+    /// be) open on this connection, or that it ended. Only SQLite's
+    /// connections are marked: elsewhere sqlx's transactions are used.
+    pub(crate) fn mark_open_transaction(&self, open: bool) {
+        if let DbConn::Sqlite(_, _, flag) = self {
+            flag.store(open, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::ops::Deref for DbConn {
@@ -288,7 +326,7 @@ impl std::ops::Deref for DbConn {
 
     fn deref(&self) -> &AnyConnection {
         match self {
-            DbConn::Sqlite(conn, _) => conn,
+            DbConn::Sqlite(conn, ..) => conn,
             DbConn::Pool(conn) => conn,
         }
     }
@@ -297,7 +335,7 @@ impl std::ops::Deref for DbConn {
 impl std::ops::DerefMut for DbConn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
-            DbConn::Sqlite(conn, _) => conn,
+            DbConn::Sqlite(conn, ..) => conn,
             DbConn::Pool(conn) => conn,
         }
     }

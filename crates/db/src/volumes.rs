@@ -7,7 +7,7 @@ use clinker_types::status::VolumeTransition;
 use clinker_types::{AttachStatus, Host, SnapshotStatus, Timestamp, VolumeId, VolumeStatus};
 use sqlx::AnyConnection;
 
-use crate::batch::{Batch, Outcome};
+use crate::batch::{Batch, BatchTx, Outcome, in_batched_transaction};
 use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
@@ -406,17 +406,53 @@ impl Db {
         conn: &mut AnyConnection,
         volume: &Volume,
     ) -> Result<(), DbError> {
-        // One round trip on SQLite: the usage given back, the pool's
-        // capacity released, the rows and the journal entry gone.
-        let id = volume.id.to_string();
-        let charges = if volume.use_quota {
+        let charges = Self::release_charges(volume);
+        let release = QuotaCharge::new(&volume.project_id, &charges);
+        let mut batch = Batch::new();
+        let update = self.push_delete_volume_rows(&mut batch, volume, &release);
+        let outcomes = batch.run(self, &mut *conn).await?;
+        release
+            .finish_release(self, conn, update.map(|i| &outcomes[i]))
+            .await
+    }
+
+    /// [`Self::delete_volume_rows`] in a batched transaction.
+    async fn delete_volume_rows_in(
+        &self,
+        tx: &mut BatchTx,
+        volume: &Volume,
+    ) -> Result<(), DbError> {
+        let charges = Self::release_charges(volume);
+        let release = QuotaCharge::new(&volume.project_id, &charges);
+        let mut batch = Batch::new();
+        let update = self.push_delete_volume_rows(&mut batch, volume, &release);
+        let outcomes = tx.run(self, batch).await?;
+        release
+            .finish_release(self, tx.conn(self).await?, update.map(|i| &outcomes[i]))
+            .await
+    }
+
+    /// The usage a deleted volume gives back.
+    fn release_charges(volume: &Volume) -> Vec<(String, i64)> {
+        if volume.use_quota {
             volume_charges(volume.volume_type_name.as_deref(), volume.size, -1)
         } else {
             Vec::new()
-        };
-        let release = QuotaCharge::new(&volume.project_id, &charges);
-        let mut batch = Batch::new();
-        let update = release.push_release(self, &mut batch);
+        }
+    }
+
+    /// Adds the statements that remove a volume: the usage given back
+    /// (returns that statement's index, for
+    /// [`QuotaCharge::finish_release`]), the pool's capacity released, the
+    /// rows and the journal entry gone.
+    fn push_delete_volume_rows(
+        &self,
+        batch: &mut Batch,
+        volume: &Volume,
+        release: &QuotaCharge<'_>,
+    ) -> Option<usize> {
+        let id = volume.id.to_string();
+        let update = release.push_release(self, batch);
         if let Some(host) = &volume.host {
             batch.push(
                 self,
@@ -433,11 +469,8 @@ impl Db {
         ] {
             batch.push(self, sql, vec![Arg::Text(id.clone())]);
         }
-        self.push_remove_journal(&mut batch, JournalResource::Volume, &id);
-        let outcomes = batch.run(self, &mut *conn).await?;
-        release
-            .finish_release(self, conn, update.map(|i| &outcomes[i]))
-            .await
+        self.push_remove_journal(batch, JournalResource::Volume, &id);
+        update
     }
 
     /// Inserts a `creating` volume with its metadata, its quota charges and
@@ -449,8 +482,29 @@ impl Db {
         new: &NewVolume,
         now: i64,
     ) -> Result<(), DbError> {
-        self.insert_new_volume_with_limits(conn, new, now, None)
-            .await
+        // Two round trips: the quota reads, then every write.
+        let (charges, wanted) = Self::new_volume_quota(new);
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let charge = QuotaCharge::new(&new.project_id, &charges);
+        let mut reads = Batch::new();
+        let limits_read = push_limits_read(self, &mut reads, &new.project_id, &wanted);
+        let usage_read = charge.push_usage_read(self, &mut reads);
+        let mut read = if reads.is_empty() {
+            Vec::new()
+        } else {
+            reads.run(self, &mut *conn).await?
+        };
+        let limits = match limits_read {
+            Some(i) => limits_from(self, &read[i].rows, &wanted)?,
+            None => BTreeMap::new(),
+        };
+        let usage_rows = usage_read.map_or_else(Vec::new, |i| std::mem::take(&mut read[i].rows));
+        let (writes, update) =
+            self.new_volume_writes(new, now, &charge, &limits, Some(&usage_rows))?;
+        let written = writes.run(self, conn).await?;
+        // A refused quota update fails the transaction, which takes the
+        // inserts back with it.
+        charge.check(update.map(|i| &written[i]))
     }
 
     /// The quota charges of a new volume and the resources whose limits
@@ -475,44 +529,59 @@ impl Db {
         crate::quota::limits_for(self, &mut conn, &new.project_id, &wanted).await
     }
 
-    /// [`Self::insert_new_volume`], with the limits already read when
-    /// `known_limits` is given. Then on SQLite the charge needs no usage
-    /// read either ([`QuotaCharge::push_unread_update`]), so the whole
-    /// insert is one round trip.
-    pub(crate) async fn insert_new_volume_with_limits(
+    /// [`Self::insert_new_volume`] in a batched transaction, with the
+    /// limits already read. On SQLite the charge needs no usage read either
+    /// ([`QuotaCharge::push_unread_update`]), so the insert goes with the
+    /// transaction's `BEGIN` in one round trip.
+    async fn insert_new_volume_in(
         &self,
-        conn: &mut AnyConnection,
+        tx: &mut BatchTx,
         new: &NewVolume,
         now: i64,
-        known_limits: Option<&BTreeMap<String, i64>>,
+        limits: &BTreeMap<String, i64>,
     ) -> Result<(), DbError> {
-        let (charges, wanted) = Self::new_volume_quota(new);
-        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let (charges, _) = Self::new_volume_quota(new);
         let charge = QuotaCharge::new(&new.project_id, &charges);
-        let unread = known_limits.is_some() && self.dialect == crate::Dialect::Sqlite;
-        let mut reads = Batch::new();
-        let limits_read = match known_limits {
-            Some(_) => None,
-            None => push_limits_read(self, &mut reads, &new.project_id, &wanted),
-        };
-        let usage_read = if unread {
+        let unread = self.dialect == crate::Dialect::Sqlite;
+        let usage_rows = if unread {
             None
         } else {
-            charge.push_usage_read(self, &mut reads)
+            let mut reads = Batch::new();
+            match charge.push_usage_read(self, &mut reads) {
+                Some(i) => Some(std::mem::take(&mut tx.run(self, reads).await?[i].rows)),
+                None => Some(Vec::new()),
+            }
         };
-        let mut read = if reads.is_empty() {
-            Vec::new()
+        let (writes, update) =
+            self.new_volume_writes(new, now, &charge, limits, usage_rows.as_deref())?;
+        let written = tx.run(self, writes).await?;
+        let update = update.map(|i| &written[i]);
+        if unread {
+            charge.check_unread(self, update, limits).await
         } else {
-            reads.run(self, &mut *conn).await?
-        };
-        let limits = match (known_limits, limits_read) {
-            (Some(known), _) => known.clone(),
-            (None, Some(i)) => limits_from(self, &read[i].rows, &wanted)?,
-            (None, None) => BTreeMap::new(),
-        };
+            charge.check(update)
+        }
+    }
+
+    /// The statements that insert a new volume: its quota charge (after a
+    /// usage read, or without one when `usage_rows` is `None`), its row,
+    /// metadata and journal row. Also returns the index of the charge's
+    /// `UPDATE`, to check once the batch ran.
+    ///
+    /// # Errors
+    /// The size is over `per_volume_gigabytes`, or (with a usage read) a
+    /// charge is over its limit.
+    fn new_volume_writes(
+        &self,
+        new: &NewVolume,
+        now: i64,
+        charge: &QuotaCharge<'_>,
+        limits: &BTreeMap<String, i64>,
+        usage_rows: Option<&[sqlx::any::AnyRow]>,
+    ) -> Result<(Batch, Option<usize>), DbError> {
         // Cinder checks per_volume_gigabytes before reserving.
         let per_volume = limits.get("per_volume_gigabytes").copied().unwrap_or(-1);
-        if per_volume >= 0 && new.size > per_volume {
+        if new.use_quota && per_volume >= 0 && new.size > per_volume {
             return Err(DbError::OverQuota(crate::OverQuota {
                 resource: "per_volume_gigabytes".into(),
                 limit: per_volume,
@@ -520,17 +589,10 @@ impl Db {
                 requested: new.size,
             }));
         }
-        let usage_rows = usage_read.map(|i| std::mem::take(&mut read[i].rows));
         let mut writes = Batch::new();
-        let quota_update = if unread {
-            charge.push_unread_update(self, &mut writes, &limits)
-        } else {
-            charge.push_update(
-                self,
-                &mut writes,
-                usage_rows.as_deref().unwrap_or_default(),
-                &limits,
-            )?
+        let quota_update = match usage_rows {
+            None => charge.push_unread_update(self, &mut writes, limits),
+            Some(rows) => charge.push_update(self, &mut writes, rows, limits)?,
         };
         self.push_type_lock_for_new_volume(&mut writes, new.volume_type_id);
         let (key_type, key_id) = Self::new_volume_key_args(new.volume_type_id);
@@ -586,15 +648,7 @@ impl Db {
              VALUES ('Volume', ?, 'creating', NULL, NULL, ?, ?)",
             vec![Arg::Text(new.id.to_string()), Arg::Int(now), Arg::Int(now)],
         );
-        let written = writes.run(self, &mut *conn).await?;
-        // A refused quota update fails the transaction, which takes the
-        // inserts back with it.
-        let update = quota_update.map(|i| &written[i]);
-        if unread {
-            charge.check_unread(self, update, &limits).await
-        } else {
-            charge.check(update)
-        }
+        Ok((writes, quota_update))
     }
 
     /// Inserts metadata of a row that has none yet.
@@ -681,8 +735,8 @@ impl VolumeRepository for Db {
     async fn create_volume(&self, new: NewVolume) -> Result<Volume, DbError> {
         let now = self.now().as_micros();
         let limits = self.new_volume_limits(&new).await?;
-        in_transaction!(self, |tx| self
-            .insert_new_volume_with_limits(&mut tx, &new, now, Some(&limits))
+        in_batched_transaction!(self, |tx| self
+            .insert_new_volume_in(tx, &new, now, &limits)
             .await)?;
         self.get_volume(new.id).await
     }
@@ -892,7 +946,7 @@ impl VolumeRepository for Db {
     ) -> Result<Timestamp, DbError> {
         let row = VolumeTransition::CreateSucceeded.transition();
         let launched_at = self.now();
-        in_transaction!(self, |tx| {
+        in_batched_transaction!(self, |tx| {
             let args = vec![
                 Arg::Int(launched_at.as_micros()),
                 update
@@ -911,15 +965,20 @@ impl VolumeRepository for Db {
                     .map(Arg::Text)
                     .unwrap_or(Arg::Null),
             ];
-            self.cas_volume_status_ending_journal(
-                &mut tx,
+            let mut batch = Batch::new();
+            let cas = self.push_volume_cas(
+                &mut batch,
                 id,
                 row.from,
                 row.to,
                 ", launched_at = ?, provider_location = ?, provider_auth = ?, provider_id = ?",
                 args,
-            )
-            .await
+            );
+            self.push_remove_journal(&mut batch, JournalResource::Volume, &id.to_string());
+            let outcomes = tx.run(self, batch).await?;
+            // A refused swap rolls the journal removal back with it.
+            self.check_volume_cas(tx.conn(self).await?, id, row.from, &outcomes[cas])
+                .await
         })?;
         Ok(launched_at)
     }
@@ -938,7 +997,7 @@ impl VolumeRepository for Db {
         id: VolumeId,
         options: DeleteOptions,
     ) -> Result<DeleteStart, DbError> {
-        let outcome = in_transaction!(self, |tx| {
+        let outcome = in_batched_transaction!(self, |tx| {
             // One round trip reads the volume and its snapshots, one more
             // writes the change.
             let mut reads = Batch::new();
@@ -948,7 +1007,7 @@ impl VolumeRepository for Db {
                 "SELECT id, status FROM snapshots WHERE volume_id = ?",
                 vec![Arg::Text(id.to_string())],
             );
-            let read = reads.run(self, &mut tx).await?;
+            let read = tx.run(self, reads).await?;
             let mut volume = Self::locked_volume(&read[locked], id)?;
             if volume.status == VolumeStatus::Deleting {
                 return Ok(DeleteStart::AlreadyDeleting(volume));
@@ -958,7 +1017,7 @@ impl VolumeRepository for Db {
                 // for the scheduler): there is nothing to delete there, so
                 // the row goes now, as Cinder's API does. A scheduler that
                 // later tries to place it finds no row to claim.
-                self.delete_volume_rows(&mut tx, &volume).await?;
+                self.delete_volume_rows_in(tx, &volume).await?;
                 return Ok(DeleteStart::DeletedWithoutBackend(volume));
             }
             let status_ok = options.force || VolumeTransition::Delete.allows(volume.status);
@@ -1019,7 +1078,7 @@ impl VolumeRepository for Db {
                 volume.host.as_deref().map(service_host_of).as_deref(),
                 Some(serde_json::json!({"cascade": options.cascade})),
             );
-            writes.run(self, &mut tx).await?;
+            tx.run_and_commit(self, writes).await?;
             volume.status = VolumeStatus::Deleting;
             Ok::<_, DbError>(DeleteStart::Started(volume))
         })?;
@@ -1027,7 +1086,7 @@ impl VolumeRepository for Db {
     }
 
     async fn finish_volume_delete(&self, id: VolumeId) -> Result<Volume, DbError> {
-        in_transaction!(self, |tx| {
+        in_batched_transaction!(self, |tx| {
             let mut reads = Batch::new();
             let locked = self.push_lock_volume(&mut reads, id);
             let count = reads.push(
@@ -1035,7 +1094,7 @@ impl VolumeRepository for Db {
                 "SELECT COUNT(*) FROM snapshots WHERE volume_id = ?",
                 vec![Arg::Text(id.to_string())],
             );
-            let read = reads.run(self, &mut tx).await?;
+            let read = tx.run(self, reads).await?;
             let volume = Self::locked_volume(&read[locked], id)?;
             if volume.status != VolumeStatus::Deleting {
                 return Err(DbError::InvalidState(format!(
@@ -1052,7 +1111,7 @@ impl VolumeRepository for Db {
                     "volume {id} still has {remaining} snapshots"
                 )));
             }
-            self.delete_volume_rows(&mut tx, &volume).await?;
+            self.delete_volume_rows_in(tx, &volume).await?;
             Ok::<_, DbError>(volume)
         })
     }
