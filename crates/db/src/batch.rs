@@ -181,7 +181,8 @@ impl BatchTx {
         self.run_ending(db, batch, false).await
     }
 
-    /// Runs `batch` and commits, in one round trip on SQLite.
+    /// Runs `batch` and commits, in one round trip on SQLite. Nothing after
+    /// it in the transaction's body may fail: the work is committed.
     ///
     /// # Errors
     /// As [`Batch::run`], or a failed commit; the transaction is then to be
