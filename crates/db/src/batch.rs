@@ -298,11 +298,9 @@ impl BatchTx {
 /// and rolling back on `Err`, and retrying the whole body when the engine
 /// reports a serialization failure, deadlock or busy database.
 macro_rules! in_batched_transaction {
-    ($db:expr, |$tx:ident| $body:expr) => {{
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let outcome: Result<_, $crate::error::DbError> = async {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        $crate::pool::retrying!(
+            async {
                 let mut $tx = $crate::batch::BatchTx::begin($db).await?;
                 let result = async {
                     let $tx = &mut $tx;
@@ -320,18 +318,9 @@ macro_rules! in_batched_transaction {
                     }
                 }
             }
-            .await;
-            match outcome {
-                Err($crate::error::DbError::Retryable(reason))
-                    if attempt < $crate::pool::MAX_TX_ATTEMPTS =>
-                {
-                    tracing::debug!(attempt, %reason, "retrying transaction");
-                    $crate::pool::retry_pause(attempt).await;
-                }
-                other => break other,
-            }
-        }
-    }};
+            .await
+        )
+    };
 }
 pub(crate) use in_batched_transaction;
 

@@ -423,53 +423,37 @@ impl Db {
         let connect_options: AnyConnectOptions = url
             .parse()
             .map_err(|e: sqlx::Error| DbError::Internal(format!("bad database URL: {e}")))?;
-        let pool_options = |max: u32| {
-            AnyPoolOptions::new()
-                .max_connections(max)
+        let (write, read) = if dialect == Dialect::Sqlite {
+            let write = SqliteConnections::new(1, connect_options.clone(), options.acquire_timeout);
+            // Opened now, so a database that cannot be opened fails the
+            // start; the readers open on first use.
+            drop(write.acquire().await?);
+            let readers = options.max_pool_size.clamp(1, 8) as usize;
+            let read = SqliteConnections::new(readers, connect_options, options.acquire_timeout);
+            (
+                Connections::Sqlite(Arc::new(write)),
+                Connections::Sqlite(Arc::new(read)),
+            )
+        } else {
+            let pool = AnyPoolOptions::new()
+                .max_connections(options.max_pool_size)
                 .min_connections(0)
                 .acquire_timeout(options.acquire_timeout)
-                .test_before_acquire(dialect != Dialect::Sqlite)
+                .test_before_acquire(true)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
-                        match dialect {
-                            Dialect::Sqlite => prepare_sqlite(conn).await?,
-                            Dialect::Mysql => {
-                                conn.execute(
-                                    "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES'",
-                                )
+                        if dialect == Dialect::Mysql {
+                            conn.execute("SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES'")
                                 .await?;
-                                conn.execute(
-                                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                                )
+                            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                                 .await?;
-                            }
-                            Dialect::Postgres => {}
                         }
                         Ok(())
                     })
                 })
-        };
-        let (write, read) = match dialect {
-            Dialect::Sqlite => {
-                let write =
-                    SqliteConnections::new(1, connect_options.clone(), options.acquire_timeout);
-                // Opened now, so a database that cannot be opened fails the
-                // start; the readers open on first use.
-                drop(write.acquire().await?);
-                let readers = options.max_pool_size.clamp(1, 8) as usize;
-                let read =
-                    SqliteConnections::new(readers, connect_options, options.acquire_timeout);
-                (
-                    Connections::Sqlite(Arc::new(write)),
-                    Connections::Sqlite(Arc::new(read)),
-                )
-            }
-            _ => {
-                let pool = pool_options(options.max_pool_size)
-                    .connect_with(connect_options)
-                    .await?;
-                (Connections::Pool(pool.clone()), Connections::Pool(pool))
-            }
+                .connect_with(connect_options)
+                .await?;
+            (Connections::Pool(pool.clone()), Connections::Pool(pool))
         };
         Ok(Self {
             dialect,
@@ -615,16 +599,38 @@ pub(crate) async fn retry_pause(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
+/// Runs `$attempt` (an expression giving one attempt's `Result<_,
+/// DbError>`) again while it fails with [`DbError::Retryable`] (a
+/// serialization failure, deadlock or busy database), up to
+/// [`MAX_TX_ATTEMPTS`] times with a jittered pause between attempts.
+macro_rules! retrying {
+    ($attempt:expr) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let outcome: Result<_, $crate::error::DbError> = $attempt;
+            match outcome {
+                Err($crate::error::DbError::Retryable(reason))
+                    if attempt < $crate::pool::MAX_TX_ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, %reason, "retrying transaction");
+                    $crate::pool::retry_pause(attempt).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+pub(crate) use retrying;
+
 /// Runs `$body` (which uses `$tx: &mut sqlx::Transaction<'_, Any>`) in a
 /// write transaction, committing on `Ok` and rolling back on `Err`, and
 /// retrying the whole body when the engine reports a serialization failure,
 /// deadlock or busy database.
 macro_rules! in_transaction {
-    ($db:expr, |$tx:ident| $body:expr) => {{
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let outcome: Result<_, $crate::error::DbError> = async {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        $crate::pool::retrying!(
+            async {
                 let mut writer = $db.writer().await?;
                 let mut $tx = sqlx::Connection::begin(&mut *writer)
                     .await
@@ -636,16 +642,9 @@ macro_rules! in_transaction {
                 $tx.commit().await.map_err($crate::error::DbError::from)?;
                 Ok(value)
             }
-            .await;
-            match outcome {
-                Err($crate::error::DbError::Retryable(reason)) if attempt < $crate::pool::MAX_TX_ATTEMPTS => {
-                    tracing::debug!(attempt, %reason, "retrying transaction");
-                    $crate::pool::retry_pause(attempt).await;
-                }
-                other => break other,
-            }
-        }
-    }};
+            .await
+        )
+    };
 }
 pub(crate) use in_transaction;
 

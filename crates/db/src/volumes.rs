@@ -307,11 +307,26 @@ impl Db {
         extra_args: Vec<Arg>,
     ) -> Result<(), DbError> {
         let mut batch = Batch::new();
-        let cas = self.push_volume_cas(&mut batch, id, from, to, extra_sets, extra_args);
-        self.push_remove_journal(&mut batch, JournalResource::Volume, &id.to_string());
-        // A refused swap fails the transaction, which takes the journal
-        // removal back with it.
+        let cas =
+            self.push_volume_cas_ending_journal(&mut batch, id, from, to, extra_sets, extra_args);
         self.run_volume_cas(conn, id, from, batch, cas).await
+    }
+
+    /// Adds a volume's status swap and the removal of its journal row to
+    /// `batch`; returns the swap's index. A refused swap must fail the
+    /// transaction, which takes the journal removal back with it.
+    pub(crate) fn push_volume_cas_ending_journal(
+        &self,
+        batch: &mut Batch,
+        id: VolumeId,
+        from: &[VolumeStatus],
+        to: VolumeStatus,
+        extra_sets: &str,
+        extra_args: Vec<Arg>,
+    ) -> usize {
+        let cas = self.push_volume_cas(batch, id, from, to, extra_sets, extra_args);
+        self.push_remove_journal(batch, JournalResource::Volume, &id.to_string());
+        cas
     }
 
     /// Runs `batch` and checks its swap (statement `cas`).
@@ -624,23 +639,13 @@ impl Db {
                 Arg::Text(key_id),
             ],
         );
-        for (kind, metadata) in [
-            (MetadataKind::User, &new.metadata),
-            (MetadataKind::Glance, &new.glance_metadata),
-        ] {
-            for (key, value) in metadata {
-                writes.push(
-                    self,
-                    "INSERT INTO volume_metadata (volume_id, kind, meta_key, meta_value) VALUES (?, ?, ?, ?)",
-                    vec![
-                        Arg::Text(new.id.to_string()),
-                        Arg::Text(kind.as_str().to_owned()),
-                        Arg::Text(key.clone()),
-                        Arg::Text(value.clone()),
-                    ],
-                );
-            }
-        }
+        self.push_metadata_inserts(&mut writes, new.id, MetadataKind::User, &new.metadata);
+        self.push_metadata_inserts(
+            &mut writes,
+            new.id,
+            MetadataKind::Glance,
+            &new.glance_metadata,
+        );
         // A brand-new volume has no journal row to replace.
         writes.push(
             self,
@@ -659,16 +664,32 @@ impl Db {
         kind: MetadataKind,
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), DbError> {
-        for (key, value) in metadata {
-            sqlx::query(self.q("INSERT INTO volume_metadata (volume_id, kind, meta_key, meta_value) VALUES (?, ?, ?, ?)"))
-                .bind(id.to_string())
-                .bind(kind.as_str())
-                .bind(key.as_str())
-                .bind(value.as_str())
-                .execute(&mut *conn)
-                .await?;
-        }
+        let mut batch = Batch::new();
+        self.push_metadata_inserts(&mut batch, id, kind, metadata);
+        batch.run(self, conn).await?;
         Ok(())
+    }
+
+    /// Adds the inserts of metadata a row has none of yet to `batch`.
+    fn push_metadata_inserts(
+        &self,
+        batch: &mut Batch,
+        id: VolumeId,
+        kind: MetadataKind,
+        metadata: &BTreeMap<String, String>,
+    ) {
+        for (key, value) in metadata {
+            batch.push(
+                self,
+                "INSERT INTO volume_metadata (volume_id, kind, meta_key, meta_value) VALUES (?, ?, ?, ?)",
+                vec![
+                    Arg::Text(id.to_string()),
+                    Arg::Text(kind.as_str().to_owned()),
+                    Arg::Text(key.clone()),
+                    Arg::Text(value.clone()),
+                ],
+            );
+        }
     }
 
     async fn write_metadata(
@@ -966,7 +987,7 @@ impl VolumeRepository for Db {
                     .unwrap_or(Arg::Null),
             ];
             let mut batch = Batch::new();
-            let cas = self.push_volume_cas(
+            let cas = self.push_volume_cas_ending_journal(
                 &mut batch,
                 id,
                 row.from,
@@ -974,9 +995,7 @@ impl VolumeRepository for Db {
                 ", launched_at = ?, provider_location = ?, provider_auth = ?, provider_id = ?",
                 args,
             );
-            self.push_remove_journal(&mut batch, JournalResource::Volume, &id.to_string());
             let outcomes = tx.run(self, batch).await?;
-            // A refused swap rolls the journal removal back with it.
             self.check_volume_cas(tx.conn(self).await?, id, row.from, &outcomes[cas])
                 .await
         })?;
