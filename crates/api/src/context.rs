@@ -177,6 +177,8 @@ pub(crate) struct Pipeline {
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) public_endpoint: Option<String>,
+    /// `[oslo_middleware] enable_proxy_headers_parsing`.
+    pub(crate) proxy_headers: bool,
 }
 
 fn is_v3(path: &str) -> bool {
@@ -291,10 +293,11 @@ async fn prepare(
     let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map(|Query(q)| q)
         .map_err(|_| ApiError::bad_request("Malformed request url"))?;
+    crate::validation::refuse_nul_characters(body.as_ref(), &query)?;
 
     let base = match &pipeline.public_endpoint {
         Some(endpoint) => endpoint.clone(),
-        None => format!("http://{}", request_host(&parts.headers)),
+        None => request_base(&parts.headers, pipeline.proxy_headers),
     };
     let global_request_id = parts
         .headers
@@ -346,15 +349,46 @@ async fn prepare(
     Ok(Request::from_parts(parts, Body::empty()))
 }
 
-fn request_host(headers: &HeaderMap) -> String {
-    let forwarded = headers
-        .get("x-forwarded-host")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').map(str::trim).rfind(|s| !s.is_empty()));
-    forwarded
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
-        .unwrap_or("localhost")
-        .to_owned()
+/// `scheme://host` of the request as the client addressed it. Proxy
+/// headers count only when the operator says a proxy sets them
+/// (oslo.middleware's `HTTPProxyToWSGI`): the RFC 7239 `Forwarded` header's
+/// first element, else `X-Forwarded-Proto` and `X-Forwarded-Host` (its last
+/// element, as Cinder's `get_request_url`). Otherwise a client could make
+/// every link in a response point at a host of its choosing.
+fn request_base(headers: &HeaderMap, proxy_headers: bool) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut scheme = None;
+    let mut host = None;
+    if proxy_headers {
+        if let Some(forwarded) = header("forwarded") {
+            let first = forwarded.split(',').next().unwrap_or_default();
+            for pair in first.split(';') {
+                let Some((key, value)) = pair.split_once('=') else {
+                    continue;
+                };
+                let value = value.trim().trim_matches('"');
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "proto" if !value.is_empty() => scheme = Some(value.to_owned()),
+                    "host" if !value.is_empty() => host = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+        } else {
+            scheme = header("x-forwarded-proto")
+                .and_then(|v| v.split(',').map(str::trim).find(|s| !s.is_empty()))
+                .map(str::to_owned);
+            host = header("x-forwarded-host")
+                .and_then(|v| v.split(',').map(str::trim).rfind(|s| !s.is_empty()))
+                .map(str::to_owned);
+        }
+    }
+    let scheme = scheme
+        .filter(|s| matches!(s.as_str(), "http" | "https"))
+        .unwrap_or_else(|| "http".to_owned());
+    let host = host
+        .or_else(|| header(header::HOST.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{scheme}://{host}")
 }
 
 /// Cinder's `Request.get_content_type` and JSON deserializer: an empty body,

@@ -92,6 +92,7 @@ pub fn router_with_policy(
         authenticator,
         policy,
         public_endpoint: state.config.default.public_endpoint.clone(),
+        proxy_headers: state.config.default.enable_proxy_headers_parsing,
     });
     let v3_routes = v3::routes().with_state(state);
     let v3_service = v3_routes.map_request(context::strip_project_segment);

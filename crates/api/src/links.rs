@@ -3,25 +3,17 @@
 //! `api/common.py::ViewBuilder` and `api/views/versions.py`).
 //!
 //! The base is `[DEFAULT] public_endpoint` when set, otherwise
-//! `http://<Host>` of the request (the last `X-Forwarded-Host` wins, as in
-//! Cinder's `get_request_url`). Links carry `/{project_id}` only when the
-//! request URL did.
-
-/// The default `project_id_regex`: a project id in a URL is hex digits and
-/// dashes. Anything else in that position is a resource name.
-pub fn is_project_segment(segment: &str) -> bool {
-    !segment.is_empty()
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
-}
+//! `http://<Host>` of the request; proxy headers (`Forwarded`,
+//! `X-Forwarded-Proto`, `X-Forwarded-Host`) count only with
+//! `[oslo_middleware] enable_proxy_headers_parsing`. Links carry
+//! `/{project_id}` only when the request URL did.
 
 /// Splits `/<project>/<rest>` into the project segment and `/<rest>` when
-/// the first segment looks like a project id and something follows it.
+/// something follows the first segment and no route starts with it.
 pub fn split_project_segment(path: &str) -> Option<(&str, &str)> {
     let trimmed = path.strip_prefix('/')?;
     let (first, rest) = trimmed.split_once('/')?;
-    if rest.is_empty() || !is_project_segment(first) {
+    if first.is_empty() || rest.is_empty() || crate::v3::is_route_segment(first) {
         return None;
     }
     Some((first, &path[first.len() + 1..]))
@@ -137,15 +129,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn project_segments_follow_the_default_regex() {
-        assert!(is_project_segment("0a1b-ff"));
-        assert!(!is_project_segment("volumes"));
-        assert!(!is_project_segment("admin"));
+    fn project_segments_are_told_from_routes_by_the_route_table() {
         assert_eq!(
             split_project_segment("/abc123/volumes/x"),
             Some(("abc123", "/volumes/x"))
         );
+        // Any string is a project id where no route starts with it.
+        assert_eq!(
+            split_project_segment("/admin/volumes/detail"),
+            Some(("admin", "/volumes/detail"))
+        );
+        assert_eq!(
+            split_project_segment("/My_Project.1/os-services"),
+            Some(("My_Project.1", "/os-services"))
+        );
         assert_eq!(split_project_segment("/volumes/x"), None);
+        assert_eq!(split_project_segment("/os-quota-sets/p1"), None);
+        assert_eq!(split_project_segment("/scheduler-stats/get_pools"), None);
         assert_eq!(split_project_segment("/abc123/"), None);
         assert_eq!(split_project_segment("/abc123"), None);
     }

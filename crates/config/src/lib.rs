@@ -139,6 +139,10 @@ pub struct DefaultOptions {
     pub az_cache_duration: std::time::Duration,
     /// `public_endpoint`: base URL for links, instead of the request's host.
     pub public_endpoint: Option<String>,
+    /// `[oslo_middleware] enable_proxy_headers_parsing`: whether links
+    /// follow `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host` (off by
+    /// default, as in oslo.middleware: anyone can send those headers).
+    pub enable_proxy_headers_parsing: bool,
     /// `auth_strategy`.
     pub auth_strategy: AuthStrategy,
     /// `noauth_allow_remote` (Clinker): allow noauth on a non-loopback address.
@@ -368,6 +372,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "oslo_messaging_notifications",
     "oslo_concurrency",
     "oslo_policy",
+    "oslo_middleware",
     "coordination",
     "nova",
     "key_manager",
@@ -506,6 +511,7 @@ impl Config {
                     | "oslo_messaging_rabbit"
                     | "keystone_authtoken"
                     | "oslo_policy"
+                    | "oslo_middleware"
             ) || is_backend
             {
                 for option in r.unconsumed(section) {
@@ -622,6 +628,12 @@ fn read_default_options(
                 .unsigned_abs(),
         ),
         public_endpoint: r.opt_string(D, &[], "public_endpoint")?,
+        enable_proxy_headers_parsing: r.bool(
+            "oslo_middleware",
+            &[],
+            "enable_proxy_headers_parsing",
+            false,
+        )?,
         auth_strategy,
         noauth_allow_remote: r.bool(D, &[], "noauth_allow_remote", false)?,
         report_interval,

@@ -5,6 +5,10 @@
 //! Routes are registered once, without a project id; the pipeline strips
 //! a `/{project_id}` segment before routing (see
 //! [`crate::context::strip_project_segment`]) and remembers it for links.
+//! A first segment is a project id when no route starts with it
+//! ([`is_route_segment`]): Cinder takes any string there (noauth's
+//! `admin`, a Keystone project name used as an id), so the route table, not
+//! the characters, tells the two apart.
 
 pub mod attach_actions;
 pub mod attachments;
@@ -31,14 +35,57 @@ pub mod volumes;
 
 use axum::Router;
 use axum::http::Method;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 
 use crate::ApiState;
 use crate::fault::{ApiError, RESOURCE_NOT_FOUND};
 
+/// The routes' first segments (`volumes`, `types`, `os-services`, …),
+/// recorded as [`routes`] registers them.
+static ROUTE_SEGMENTS: std::sync::OnceLock<std::collections::BTreeSet<&'static str>> =
+    std::sync::OnceLock::new();
+
+/// Whether some v3 route starts with `segment`; anything else in the first
+/// position is a project id.
+pub fn is_route_segment(segment: &str) -> bool {
+    ROUTE_SEGMENTS
+        .get_or_init(|| routes_and_segments().1)
+        .contains(segment)
+}
+
+/// Registers routes and records each one's first segment, so the route
+/// table is written once and serves both routing and [`is_route_segment`].
+struct RouteTable {
+    router: Router<ApiState>,
+    segments: std::collections::BTreeSet<&'static str>,
+}
+
+impl RouteTable {
+    fn route(mut self, path: &'static str, method: MethodRouter<ApiState>) -> Self {
+        let first = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if !first.is_empty() {
+            self.segments.insert(first);
+        }
+        self.router = self.router.route(path, method);
+        self
+    }
+}
+
 /// Every v3 route, relative to `/v3` and without the project id.
 pub fn routes() -> Router<ApiState> {
-    Router::new()
+    routes_and_segments().0
+}
+
+fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<&'static str>) {
+    let table = RouteTable {
+        router: Router::new(),
+        segments: std::collections::BTreeSet::new(),
+    };
+    let table = table
         .route("/", get(versions::show))
         .route("/volumes", get(volumes::index).post(volumes::create))
         .route("/volumes/detail", get(volumes::detail))
@@ -290,9 +337,12 @@ pub fn routes() -> Router<ApiState> {
         .route(
             "/manageable_snapshots/detail",
             get(manageable::manageable_snapshots_detail),
-        )
+        );
+    let router = table
+        .router
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    (router, table.segments)
 }
 
 /// An unknown path.

@@ -10,6 +10,7 @@ mod common;
 mod default_types;
 mod encryption;
 mod groups;
+mod hardening;
 mod keystone;
 mod manage;
 mod members;

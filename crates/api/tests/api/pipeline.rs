@@ -203,9 +203,16 @@ async fn project_id_in_url_is_optional_but_must_match() {
     let other = h.call("GET", "/v3/abcdef0123/volumes", None).await;
     assert_eq!(other.status, 400);
     assert_eq!(other.fault("badRequest"), "Malformed request url");
-    // Not a project id (not hex): no such route.
-    let garbage = h.call("GET", "/v3/not-a-project/volumes", None).await;
-    assert_eq!(garbage.status, 404);
+    // Any string is a project id where no route starts with it (Cinder
+    // takes any string there); another project's is refused the same way.
+    let named = h.call("GET", "/v3/not-a-project/volumes", None).await;
+    assert_eq!(named.status, 400);
+    assert_eq!(named.fault("badRequest"), "Malformed request url");
+    // An unknown path under a project is still an unknown path.
+    let unknown = h
+        .call("GET", &format!("/v3/{PROJECT}/no-such-thing"), None)
+        .await;
+    assert_eq!(unknown.status, 404);
 }
 
 #[tokio::test]
