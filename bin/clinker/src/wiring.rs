@@ -36,6 +36,22 @@ pub fn load_config(files: &[PathBuf]) -> anyhow::Result<Config> {
             hostname: hostname(),
         },
     )?;
+    log_config_warnings(config)
+}
+
+/// [`load_config`] for `clinker serve`, whose files may leave out
+/// `enabled_backends` ([`Config::load_all_in_one`]).
+pub fn load_all_in_one_config(files: &[PathBuf]) -> anyhow::Result<Config> {
+    let config = Config::load_all_in_one(
+        files,
+        &ConfigEnv {
+            hostname: hostname(),
+        },
+    )?;
+    log_config_warnings(config)
+}
+
+fn log_config_warnings(config: Config) -> anyhow::Result<Config> {
     clinker_runtime::init_tracing(config.default.debug);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -270,7 +286,7 @@ pub async fn serve(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     // Before anything serves: a SIGTERM from then on stops cleanly.
     let signal = clinker_runtime::ShutdownSignal::install();
-    let config = Arc::new(load_config(files)?);
+    let config = Arc::new(load_all_in_one_config(files)?);
     let running = start_all_in_one(config.clone()).await?;
     let endpoint = running.endpoint.clone();
     println!(

@@ -389,6 +389,25 @@ impl Config {
     /// # Errors
     /// Unreadable files, syntax errors, invalid values.
     pub fn load(files: &[PathBuf], env: &ConfigEnv) -> Result<Self, ConfigError> {
+        Self::load_with(files, env, false)
+    }
+
+    /// Like [`Config::load`] for the all-in-one (`clinker serve`): files
+    /// that enable no backend (no `enabled_backends` option at all) get the
+    /// built-in `file` backend, as running with no file does, instead of a
+    /// volume service with nothing to serve.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_all_in_one(files: &[PathBuf], env: &ConfigEnv) -> Result<Self, ConfigError> {
+        Self::load_with(files, env, true)
+    }
+
+    fn load_with(
+        files: &[PathBuf],
+        env: &ConfigEnv,
+        default_backend: bool,
+    ) -> Result<Self, ConfigError> {
         let mut ini = Ini::default();
         if files.is_empty() {
             ini.merge_text(ALL_IN_ONE_DEFAULTS, "<built-in defaults>")?;
@@ -399,6 +418,13 @@ impl Config {
                 source,
             })?;
             ini.merge_text(&text, &path.display().to_string())?;
+        }
+        if default_backend && ini.get("DEFAULT", "enabled_backends").is_none() {
+            let mut text = String::from("[DEFAULT]\nenabled_backends = file\n");
+            if !ini.section_names().any(|s| s == "file") {
+                text.push_str("[file]\nvolume_driver = file\nvolume_backend_name = file\n");
+            }
+            ini.merge_text(&text, "<built-in defaults>")?;
         }
         let mut config = Self::from_ini(&ini, env)?;
         // oslo.config looks for a relative `policy_file` next to the

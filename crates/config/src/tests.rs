@@ -37,6 +37,40 @@ fn all_in_one_defaults() {
 }
 
 #[test]
+fn an_all_in_one_file_without_enabled_backends_gets_the_file_backend() {
+    let dir = std::env::temp_dir().join(format!("clinker-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("aio.conf");
+    std::fs::write(
+        &file,
+        "[DEFAULT]\nstate_path = /srv/clinker\nosapi_volume_listen_port = 9999\n",
+    )
+    .unwrap();
+    let cfg = Config::load_all_in_one(std::slice::from_ref(&file), &env()).unwrap();
+    assert_eq!(cfg.default.osapi_volume_listen_port, 9999);
+    assert_eq!(cfg.default.enabled_backends, ["file"]);
+    match &cfg.backends[0].driver {
+        DriverConfig::File(f) => {
+            assert_eq!(f.volumes_dir, PathBuf::from("/srv/clinker/volumes/file"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // The multi-node roles read the same file as it is: no backend.
+    assert!(
+        Config::load(std::slice::from_ref(&file), &env())
+            .unwrap()
+            .backends
+            .is_empty()
+    );
+    // An explicit empty list is the operator's choice, kept as written.
+    std::fs::write(&file, "[DEFAULT]\nenabled_backends =\n").unwrap();
+    let cfg = Config::load_all_in_one(std::slice::from_ref(&file), &env()).unwrap();
+    assert!(cfg.backends.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn cinder_defaults_for_intervals_and_quotas() {
     let cfg = parse("[DEFAULT]\n").unwrap();
     let d = &cfg.default;
