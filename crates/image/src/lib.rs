@@ -10,4 +10,8 @@
 //! Depends on `clinker-types`, `clinker-config`, `clinker-exec` and
 //! `clinker-runtime` only.
 
+mod error;
+pub mod glance;
 pub mod inspect;
+
+pub use error::ImageError;
