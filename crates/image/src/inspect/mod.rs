@@ -226,7 +226,7 @@ pub fn inspect(src: &mut dyn ImageRegions) -> io::Result<InspectedImage> {
         return vmdk::inspect_sparse(src, &head);
     }
     if vmdk::is_descriptor_text(&head) {
-        return Ok(vmdk::inspect_descriptor_file(src, &head)?);
+        return vmdk::inspect_descriptor_file(src, &head);
     }
     if magic(vhd::VHDX_MAGIC) {
         return vhd::inspect_vhdx(src);
