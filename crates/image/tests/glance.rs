@@ -14,12 +14,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clinker_config::GlanceCatalogInfo;
-use clinker_image::glance::{TlsSettings, UploadData};
+use clinker_image::glance::UploadData;
 use clinker_image::qemu::QemuImgLimits;
 use clinker_image::{
-    GlanceClient, GlanceSettings, ImageContext, ImageError, ImageMeta, ImageTransfer, QemuFormat,
-    TransferSettings, VolumeSource, VolumeTarget,
+    FetchedImage, GlanceClient, GlanceSettings, ImageContext, ImageError, ImageMeta, ImageTransfer,
+    QemuFormat, TransferSettings, VolumeTarget,
 };
 use clinker_types::ErrorKind;
 use common::{RecordingRunner, disk_data, glance, has_qemu_img, qemu_img, serial, sparse_volume};
@@ -30,17 +29,10 @@ const GIB: u64 = 1 << 30;
 
 fn settings(servers: Vec<String>) -> GlanceSettings {
     GlanceSettings {
-        servers: Some(servers),
-        catalog_info: GlanceCatalogInfo {
-            service_type: "image".into(),
-            service_name: "glance".into(),
-            endpoint_type: "publicURL".into(),
-        },
-        region_name: None,
         num_retries: 2,
         request_timeout: Some(Duration::from_secs(60)),
         retry_delay: Duration::from_millis(50),
-        tls: TlsSettings::default(),
+        ..GlanceSettings::with_servers(servers)
     }
 }
 
@@ -111,6 +103,30 @@ impl Fixture {
         self.client.show_image(&ctx, &image.id).await.unwrap()
     }
 
+    /// A new sparse volume file of 16 MiB, and `image` fetched into it for a
+    /// volume of `volume_size` bytes.
+    async fn fetch_into_new_volume(
+        &self,
+        image: &ImageMeta,
+        volume_size: u64,
+    ) -> (std::path::PathBuf, Result<FetchedImage, ImageError>) {
+        let volume = self.path(&format!("volume-{}", image.id));
+        sparse_volume(&volume, 16 * MIB);
+        let fetched = self
+            .transfer
+            .fetch_image_to_volume(
+                &ImageContext::default(),
+                image,
+                VolumeTarget::Path {
+                    path: &volume,
+                    reads_as_zero: true,
+                },
+                volume_size,
+            )
+            .await;
+        (volume, fetched)
+    }
+
     async fn delete(&self, image: &ImageMeta) {
         self.client
             .delete_image(&ImageContext::default(), &image.id)
@@ -143,21 +159,8 @@ async fn a_raw_image_streams_into_a_volume_file_and_a_writer() {
     );
 
     let ctx = ImageContext::default();
-    let volume = fx.path("volume-raw");
-    sparse_volume(&volume, 16 * MIB);
-    let fetched = fx
-        .transfer
-        .fetch_image_to_volume(
-            &ctx,
-            &image,
-            VolumeTarget::Path {
-                path: &volume,
-                reads_as_zero: true,
-            },
-            16 * MIB,
-        )
-        .await
-        .unwrap();
+    let (volume, fetched) = fx.fetch_into_new_volume(&image, 16 * MIB).await;
+    let fetched = fetched.unwrap();
     assert_eq!(
         (fetched.format, fetched.converted),
         (QemuFormat::Raw, false)
@@ -220,28 +223,15 @@ async fn a_qcow2_image_is_converted_into_the_volume() {
     assert_eq!(image.virtual_size, Some(data.len() as u64));
 
     let ctx = ImageContext::default();
-    let volume = fx.path("volume-qcow2");
-    sparse_volume(&volume, 8 * MIB);
-    let fetched = fx
-        .transfer
-        .fetch_image_to_volume(
-            &ctx,
-            &image,
-            VolumeTarget::Path {
-                path: &volume,
-                reads_as_zero: true,
-            },
-            8 * MIB,
-        )
-        .await
-        .unwrap();
+    let (volume, fetched) = fx.fetch_into_new_volume(&image, 8 * MIB).await;
+    let fetched = fetched.unwrap();
     assert_eq!(
         (fetched.format, fetched.converted),
         (QemuFormat::Qcow2, true)
     );
     assert_eq!(fetched.virtual_size, data.len() as u64);
     let written = std::fs::read(&volume).unwrap();
-    assert_eq!(written.len() as u64, 8 * MIB);
+    assert_eq!(written.len() as u64, 16 * MIB);
     assert!(
         written[..data.len()] == data[..],
         "converted volume differs from the source"
@@ -298,12 +288,12 @@ async fn a_volume_uploads_as_raw_and_as_qcow2_and_comes_back_identical() {
         fields.insert("container_format".into(), json!("bare"));
         let image = fx.client.create_image(&ctx, &fields).await.unwrap();
         let source = if from_reader {
-            VolumeSource::Reader {
+            UploadData::Reader {
                 reader: Box::new(tokio::fs::File::open(&volume).await.unwrap()),
                 length: data.len() as u64,
             }
         } else {
-            VolumeSource::Path(volume.clone())
+            UploadData::File(volume.clone())
         };
         let uploaded = fx
             .transfer
@@ -441,26 +431,12 @@ async fn malicious_images_are_refused_before_any_tool_sees_them() {
         ("plain.qcow2", "raw", "bare", "The image format was claimed to be 'raw' but the image data appears to be in a different format.".to_owned(), 16 * MIB),
         ("big.qcow2", "qcow2", "bare", "Image virtual size is 2GB and doesn't fit in a volume of size 1GB.".to_owned(), GIB),
     ];
-    let ctx = ImageContext::default();
     for (file, disk_format, container, reason, volume_size) in cases {
         let image = fx
             .image_from_file(&fx.path(file), disk_format, container)
             .await;
-        let volume = fx.path(&format!("volume-{file}"));
-        sparse_volume(&volume, 16 * MIB);
-        let err = fx
-            .transfer
-            .fetch_image_to_volume(
-                &ctx,
-                &image,
-                VolumeTarget::Path {
-                    path: &volume,
-                    reads_as_zero: true,
-                },
-                volume_size,
-            )
-            .await
-            .unwrap_err();
+        let (volume, fetched) = fx.fetch_into_new_volume(&image, volume_size).await;
+        let err = fetched.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{file}: {err}");
         assert_eq!(
             err.to_string(),

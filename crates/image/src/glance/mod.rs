@@ -97,6 +97,24 @@ pub struct GlanceSettings {
 }
 
 impl GlanceSettings {
+    /// `servers` with Cinder's defaults for everything else (catalog info
+    /// `image:glance:publicURL`, 3 retries 1 s apart, no timeout, no TLS).
+    pub fn with_servers(servers: Vec<String>) -> Self {
+        Self {
+            servers: Some(servers),
+            catalog_info: GlanceCatalogInfo {
+                service_type: "image".into(),
+                service_name: "glance".into(),
+                endpoint_type: "publicURL".into(),
+            },
+            region_name: None,
+            num_retries: 3,
+            request_timeout: None,
+            retry_delay: Duration::from_secs(1),
+            tls: TlsSettings::default(),
+        }
+    }
+
     /// The settings `cinder.conf` asks for.
     pub fn from_options(options: &ImageOptions) -> Self {
         Self {

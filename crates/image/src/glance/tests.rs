@@ -15,16 +15,10 @@ use super::*;
 fn settings(servers: Option<Vec<String>>) -> GlanceSettings {
     GlanceSettings {
         servers,
-        catalog_info: GlanceCatalogInfo {
-            service_type: "image".into(),
-            service_name: "glance".into(),
-            endpoint_type: "publicURL".into(),
-        },
-        region_name: None,
         num_retries: 2,
         request_timeout: Some(Duration::from_secs(5)),
         retry_delay: Duration::from_millis(1),
-        tls: TlsSettings::default(),
+        ..GlanceSettings::with_servers(Vec::new())
     }
 }
 

@@ -7,27 +7,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clinker_config::GlanceCatalogInfo;
 use clinker_exec::FakeRunner;
 use clinker_types::ErrorKind;
 
 use super::*;
-use crate::glance::{GlanceSettings, TlsSettings};
+use crate::glance::{GlanceSettings, UploadData};
 
 fn transfer(dir: &Path, conversion_disabled: bool) -> (ImageTransfer, FakeRunner) {
     let glance = GlanceClient::new(GlanceSettings {
-        // Nothing listens there: these tests must not reach Glance.
-        servers: Some(vec!["http://127.0.0.1:9".into()]),
-        catalog_info: GlanceCatalogInfo {
-            service_type: "image".into(),
-            service_name: "glance".into(),
-            endpoint_type: "publicURL".into(),
-        },
-        region_name: None,
         num_retries: 0,
         request_timeout: Some(Duration::from_secs(1)),
         retry_delay: Duration::ZERO,
-        tls: TlsSettings::default(),
+        // Nothing listens there: these tests must not reach Glance.
+        ..GlanceSettings::with_servers(vec!["http://127.0.0.1:9".into()])
     })
     .unwrap();
     let fake = FakeRunner::new();
@@ -123,7 +115,7 @@ async fn uploads_in_formats_clinker_cannot_write_are_refused() {
             .upload_volume_to_image(
                 &ImageContext::default(),
                 &image("queued", format, container, 0),
-                VolumeSource::Path(dir.path().join("volume")),
+                UploadData::File(dir.path().join("volume")),
             )
             .await
             .unwrap_err();

@@ -3,7 +3,7 @@
 //! volume is ever interpreted) into the image's `disk_format` in a staged
 //! file, checked, then sent (Cinder's `image_utils.upload_volume`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokio::io::AsyncRead;
 
@@ -14,29 +14,10 @@ use crate::glance::{ImageContext, ImageMeta, UploadData};
 use crate::inspect::{QemuFormat, Unacceptable, check_image, inspect_file};
 use crate::qemu::ConvertOptions;
 
-/// A volume's data to upload.
-pub enum VolumeSource {
-    /// A volume file or block device (read from its start to its end).
-    Path(PathBuf),
-    /// A reader of the volume's `length` raw bytes (e.g. `rbd export -`).
-    Reader {
-        /// The data.
-        reader: Box<dyn AsyncRead + Send + Unpin>,
-        /// Its length in bytes.
-        length: u64,
-    },
-}
-
-impl std::fmt::Debug for VolumeSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            VolumeSource::Path(path) => f.debug_tuple("Path").field(path).finish(),
-            VolumeSource::Reader { length, .. } => {
-                f.debug_struct("Reader").field("length", length).finish()
-            }
-        }
-    }
-}
+/// A volume's data to upload: a volume file or block device
+/// ([`UploadData::File`]) or a reader of its raw bytes
+/// ([`UploadData::Reader`], e.g. `rbd export -`'s stdout).
+pub type VolumeSource = UploadData;
 
 /// What an upload sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,11 +62,7 @@ impl ImageTransfer {
             }));
         }
         if format == QemuFormat::Raw {
-            let data = match source {
-                VolumeSource::Path(path) => UploadData::File(path),
-                VolumeSource::Reader { reader, length } => UploadData::Reader { reader, length },
-            };
-            self.glance.upload(ctx, &image.id, data).await?;
+            self.glance.upload(ctx, &image.id, source).await?;
             return Ok(UploadedImage {
                 format,
                 converted: false,
@@ -104,8 +81,8 @@ impl ImageTransfer {
         }
         // qemu-img needs a path: a reader is staged first.
         let (staged_source, source_path) = match source {
-            VolumeSource::Path(path) => (None, path),
-            VolumeSource::Reader { reader, length } => {
+            UploadData::File(path) => (None, path),
+            UploadData::Reader { reader, length } => {
                 let staged = self.stage_reader(&image.id, reader, length).await?;
                 let path = staged.path().to_path_buf();
                 (Some(staged), path)
