@@ -197,3 +197,35 @@ fn glance_error_bodies_are_read() {
     );
     assert_eq!(glance_message(""), None);
 }
+
+#[tokio::test]
+async fn uploads_announce_their_length_and_never_expect_100_continue() {
+    let (url, seen) = responder(vec![(204, "")]).await;
+    let client = GlanceClient::new(settings(Some(vec![url]))).unwrap();
+    let body = vec![7u8; 3000];
+    client
+        .upload(
+            &ImageContext::default(),
+            "0f3d5d4a-1111-2222-3333-444455556666",
+            UploadData::Reader {
+                reader: Box::new(std::io::Cursor::new(body)),
+                length: 3000,
+            },
+        )
+        .await
+        .unwrap();
+    let head = seen.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(
+        head.starts_with("put /v2/images/0f3d5d4a-1111-2222-3333-444455556666/file "),
+        "{head}"
+    );
+    assert!(head.contains("content-length: 3000"), "{head}");
+    assert!(
+        head.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("expect:") && !head.contains("transfer-encoding"),
+        "{head}"
+    );
+}

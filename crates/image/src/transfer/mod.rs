@@ -367,19 +367,22 @@ impl ImageTransfer {
         let mut written = head.len() as u64;
         sink.write(&head).await.map_err(write_error)?;
         drop(head);
-        if let Some(rest) = rest {
-            written += rest.len() as u64;
-            sink.write(&rest).await.map_err(write_error)?;
-        }
-        if !ended {
-            while let Some(chunk) = data.chunk().await? {
-                written += chunk.len() as u64;
-                // Glance's size was checked; this catches a size it lied about.
-                if written > volume_size_bytes {
-                    return Err(too_big_for(&image.id, written, volume_size_bytes));
-                }
-                sink.write(&chunk).await.map_err(write_error)?;
+        let mut next = rest;
+        loop {
+            let chunk = match next.take() {
+                Some(chunk) => chunk,
+                None if ended => break,
+                None => match data.chunk().await? {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
+            };
+            written += chunk.len() as u64;
+            // Glance's size was checked; this catches a size it lied about.
+            if written > volume_size_bytes {
+                return Err(too_big_for(&image.id, written, volume_size_bytes));
             }
+            sink.write(&chunk).await.map_err(write_error)?;
         }
         sink.finish().await.map_err(write_error)?;
         Ok(FetchedImage {
