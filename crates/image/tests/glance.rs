@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clinker_exec::CommandRunner;
 use clinker_image::glance::UploadData;
 use clinker_image::qemu::QemuImgLimits;
 use clinker_image::{
@@ -251,12 +252,26 @@ async fn a_qcow2_image_is_converted_into_the_volume() {
         "{calls:?}"
     );
 
-    let mut sink: Vec<u8> = Vec::new();
-    fx.transfer
-        .fetch_image_to_volume(&ctx, &image, VolumeTarget::Writer(&mut sink), 8 * MIB)
+    // A driver that takes data on a process's stdin (as `rbd import -`).
+    let imported = fx.path("imported.raw");
+    let mut child = fx
+        .runner
+        .spawn_piped(&clinker_exec::Command::new("dd").args([
+            "bs=1M".to_owned(),
+            "status=none".to_owned(),
+            format!("of={}", imported.display()),
+        ]))
         .await
         .unwrap();
-    assert!(sink == data, "writer got other bytes");
+    fx.transfer
+        .fetch_image_to_volume(&ctx, &image, VolumeTarget::Writer(child.stdin()), 8 * MIB)
+        .await
+        .unwrap();
+    child.finish_checked().await.unwrap();
+    assert!(
+        std::fs::read(&imported).unwrap() == data,
+        "the process got other bytes"
+    );
     assert!(
         fx.staged_leftovers().is_empty(),
         "{:?}",

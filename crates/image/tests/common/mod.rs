@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use clinker_exec::{Command, CommandRunner, ExecError, HostRunner, Output};
+use clinker_exec::{Command, CommandRunner, ExecError, HostRunner, Output, PipedChild};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -149,6 +149,11 @@ impl CommandRunner for RecordingRunner {
     async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
         self.calls.lock().unwrap().push(cmd.command_line());
         self.inner.run(cmd).await
+    }
+
+    async fn spawn_piped(&self, cmd: &Command) -> Result<PipedChild, ExecError> {
+        self.calls.lock().unwrap().push(cmd.command_line());
+        self.inner.spawn_piped(cmd).await
     }
 }
 
