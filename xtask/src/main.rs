@@ -24,6 +24,17 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "clinker-rpc",
             &["clinker-types", "clinker-config", "clinker-runtime"],
         ),
+        // Glance client, format inspection and qemu-img: used by the
+        // volume manager, never by drivers (they hand it a destination).
+        (
+            "clinker-image",
+            &[
+                "clinker-types",
+                "clinker-config",
+                "clinker-exec",
+                "clinker-runtime",
+            ],
+        ),
         (
             "clinker-drivers",
             &["clinker-types", "clinker-config", "clinker-exec"],
@@ -48,6 +59,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-rpc",
                 "clinker-drivers",
                 "clinker-exec",
+                "clinker-image",
             ],
         ),
         (
@@ -60,6 +72,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-rpc",
                 "clinker-drivers",
                 "clinker-exec",
+                "clinker-image",
                 "clinker-scheduler",
                 "clinker-volume",
             ],

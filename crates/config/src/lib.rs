@@ -9,6 +9,7 @@
 //! Depends only on `clinker-types`.
 
 mod auth;
+mod glance;
 mod ini;
 mod lvm;
 mod rbd;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use auth::{AuthOptions, KeystoneAuthtokenOptions, OsloPolicyOptions};
+pub use glance::{BackendImageOptions, GlanceCatalogInfo, ImageOptions};
 pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
     LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
@@ -323,6 +325,8 @@ pub struct Config {
     /// Authentication (`[keystone_authtoken]`, http basic) and policy
     /// (`[oslo_policy]`).
     pub auth: AuthOptions,
+    /// Glance, image conversion and the image-volume cache (per backend).
+    pub image: ImageOptions,
     /// Unknown options and sections, one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -353,7 +357,6 @@ const ACCEPTED_DEFAULT_OPTIONS: &[&str] = &[
     "osapi_volume_workers",
     "enable_v3_api",
     "enable_v2_api",
-    "glance_api_servers",
     "os_region_name",
     "volume_name_template",
     "snapshot_name_template",
@@ -378,6 +381,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "key_manager",
     "barbican",
     "privsep",
+    "glance",
 ];
 
 const BACKEND_FALLBACK: &[&str] = &["backend_defaults"];
@@ -504,6 +508,12 @@ impl Config {
             backends.push(read_backend(&mut r, name, &default)?);
         }
         let auth = auth::read_auth_options(&mut r, default.auth_strategy, Vec::new())?;
+        let image = glance::read_image_options(
+            &mut r,
+            &default.state_path,
+            &default.enabled_backends,
+            BACKEND_FALLBACK,
+        )?;
         let mut warnings = auth::auth_warnings(&mut r)?;
         for section in ini.section_names() {
             let is_backend = default.enabled_backends.iter().any(|b| b == section);
@@ -553,6 +563,7 @@ impl Config {
             messaging,
             backends,
             auth,
+            image,
             warnings,
         })
     }

@@ -5,6 +5,8 @@
 //! [`CommandRunner`]: [`HostRunner`] runs it for real through
 //! `tokio::process`, [`FakeRunner`] answers from a script and records every
 //! call so unit tests can assert exact command lines without root or tools.
+//! [`CommandRunner::spawn_piped`] starts a process whose stdin is streamed
+//! ([`PipedChild`]), for tools that read data as it arrives (`rbd import -`).
 //! Depends on `clinker-types` only.
 
 use std::collections::VecDeque;
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clinker_types::ErrorKind;
+use tokio::io::AsyncWrite;
 
 /// A process to run: program, arguments, extra environment, optional stdin.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,6 +195,85 @@ impl ExecError {
     }
 }
 
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// A running process whose stdin is streamed (e.g. `rbd import - <name>`
+/// fed with image data as it arrives): write to [`PipedChild::stdin`],
+/// then [`PipedChild::finish`] closes stdin and waits for the exit.
+pub struct PipedChild {
+    command: String,
+    stdin: Box<dyn AsyncWrite + Send + Unpin>,
+    finish: Box<dyn FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send>,
+}
+
+impl fmt::Debug for PipedChild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipedChild")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl PipedChild {
+    /// A child made of its stdin and what finishing it means (for runners
+    /// other than the host's).
+    pub fn new(
+        command: String,
+        stdin: Box<dyn AsyncWrite + Send + Unpin>,
+        finish: impl FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            command,
+            stdin,
+            finish: Box::new(finish),
+        }
+    }
+
+    /// The process's stdin.
+    pub fn stdin(&mut self) -> &mut (dyn AsyncWrite + Send + Unpin) {
+        self.stdin.as_mut()
+    }
+
+    /// Closes stdin (the process sees end of file) and waits for it to
+    /// exit; any exit code is an `Ok` output, as [`CommandRunner::run`].
+    ///
+    /// # Errors
+    /// Waiting for the process failed, or it outlived its timeout
+    /// (counted from here).
+    pub async fn finish(self) -> Result<Output, ExecError> {
+        use tokio::io::AsyncWriteExt;
+        let Self {
+            mut stdin, finish, ..
+        } = self;
+        // A child that exited early has closed its end: not our error.
+        let _ = stdin.shutdown().await;
+        drop(stdin);
+        finish().await
+    }
+
+    /// [`Self::finish`], treating a non-zero exit as an error.
+    ///
+    /// # Errors
+    /// As [`Self::finish`], plus [`ExecError::Failed`].
+    pub async fn finish_checked(self) -> Result<Output, ExecError> {
+        let command = self.command.clone();
+        checked(command, self.finish().await?)
+    }
+}
+
+fn checked(command: String, out: Output) -> Result<Output, ExecError> {
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(ExecError::Failed {
+            command,
+            code: out.code,
+            stdout: out.stdout,
+            stderr: out.stderr.trim().to_owned(),
+        })
+    }
+}
+
 /// Runs commands. Injected into drivers and target helpers.
 #[async_trait::async_trait]
 pub trait CommandRunner: Send + Sync + fmt::Debug {
@@ -206,17 +288,23 @@ pub trait CommandRunner: Send + Sync + fmt::Debug {
     /// # Errors
     /// As [`CommandRunner::run`], plus [`ExecError::Failed`].
     async fn run_checked(&self, cmd: &Command) -> Result<Output, ExecError> {
-        let out = self.run(cmd).await?;
-        if out.success() {
-            Ok(out)
-        } else {
-            Err(ExecError::Failed {
-                command: cmd.command_line(),
-                code: out.code,
-                stdout: out.stdout,
-                stderr: out.stderr.trim().to_owned(),
-            })
-        }
+        checked(cmd.command_line(), self.run(cmd).await?)
+    }
+
+    /// Starts `cmd` with a streamed stdin (`cmd.stdin` is ignored); its
+    /// `timeout` counts from [`PipedChild::finish`].
+    ///
+    /// # Errors
+    /// The process could not be started; runners that cannot stream stdin
+    /// (the default) say so as a spawn error.
+    async fn spawn_piped(&self, cmd: &Command) -> Result<PipedChild, ExecError> {
+        Err(ExecError::Spawn {
+            program: cmd.program.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this runner cannot stream a process's stdin",
+            ),
+        })
     }
 }
 
@@ -239,14 +327,10 @@ impl HostRunner {
             root_helper: helper,
         }
     }
-}
 
-#[async_trait::async_trait]
-impl CommandRunner for HostRunner {
-    async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
-        use std::process::Stdio;
-        use tokio::io::AsyncWriteExt;
-
+    /// The process for `cmd` behind the root helper, stdout and stderr
+    /// piped, killed when dropped.
+    fn process(&self, cmd: &Command, stdin: std::process::Stdio) -> tokio::process::Command {
         let (program, args): (&str, Vec<&str>) = match self.root_helper.split_first() {
             Some((helper, helper_args)) => (
                 helper.as_str(),
@@ -267,14 +351,35 @@ impl CommandRunner for HostRunner {
         process
             .args(&args)
             .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(if cmd.stdin.is_some() {
+            .stdin(stdin)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        process
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        -status.signal().unwrap_or(1)
+    })
+}
+
+#[async_trait::async_trait]
+impl CommandRunner for HostRunner {
+    async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
+        use std::process::Stdio;
+        use tokio::io::AsyncWriteExt;
+
+        let mut process = self.process(
+            cmd,
+            if cmd.stdin.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            },
+        );
         tracing::debug!(command = %cmd, "running command");
         let mut child = process.spawn().map_err(|source| ExecError::Spawn {
             program: cmd.program.clone(),
@@ -301,15 +406,69 @@ impl CommandRunner for HostRunner {
             program: cmd.program.clone(),
             source,
         })?;
-        let code = output.status.code().unwrap_or_else(|| {
-            use std::os::unix::process::ExitStatusExt;
-            -output.status.signal().unwrap_or(1)
-        });
         Ok(Output {
-            code,
+            code: exit_code(output.status),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
+    }
+
+    async fn spawn_piped(&self, cmd: &Command) -> Result<PipedChild, ExecError> {
+        use tokio::io::AsyncReadExt;
+
+        tracing::debug!(command = %cmd, "running command with streamed stdin");
+        let spawn_error = |source| ExecError::Spawn {
+            program: cmd.program.clone(),
+            source,
+        };
+        let mut child = self
+            .process(cmd, std::process::Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let missing = || std::io::Error::other("a piped stream is missing");
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(missing)
+            .map_err(spawn_error)?;
+        // Drained from the start: a child that writes more than a pipe
+        // holds while we still feed it would otherwise never read again.
+        let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
+            tokio::spawn(async move {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes).await;
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        let command = cmd.command_line();
+        let timeout = cmd.timeout;
+        let program = cmd.program.clone();
+        let finish_command = command.clone();
+        Ok(PipedChild::new(command, Box::new(stdin), move || {
+            Box::pin(async move {
+                let status = match timeout {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, child.wait())
+                            .await
+                            .map_err(|_| ExecError::Timeout {
+                                command: finish_command,
+                                timeout: limit,
+                            })?
+                    }
+                    None => child.wait().await,
+                }
+                .map_err(|source| ExecError::Spawn { program, source })?;
+                Ok(Output {
+                    code: exit_code(status),
+                    stdout: stdout.await.unwrap_or_default(),
+                    stderr: stderr.await.unwrap_or_default(),
+                })
+            })
+        }))
     }
 }
 
@@ -405,8 +564,59 @@ impl FakeRunner {
     }
 }
 
+/// The stdin of a [`FakeRunner`] piped child: collects what is written.
+#[derive(Clone, Debug, Default)]
+struct Collected(Arc<Mutex<Vec<u8>>>);
+
+impl AsyncWrite for Collected {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 #[async_trait::async_trait]
 impl CommandRunner for FakeRunner {
+    /// Collects the streamed stdin; when the child is finished, the command
+    /// (with the bytes as its `stdin`) is recorded and answered like
+    /// [`CommandRunner::run`].
+    async fn spawn_piped(&self, cmd: &Command) -> Result<PipedChild, ExecError> {
+        let collected = Collected::default();
+        let runner = self.clone();
+        let cmd = cmd.clone();
+        let bytes = collected.clone();
+        Ok(PipedChild::new(
+            cmd.command_line(),
+            Box::new(collected),
+            move || {
+                Box::pin(async move {
+                    let stdin = bytes.0.lock().map(|b| b.clone()).unwrap_or_default();
+                    runner.run(&cmd.stdin(stdin)).await
+                })
+            },
+        ))
+    }
+
     async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
         let line = cmd.command_line();
         if let Ok(mut calls) = self.calls.lock() {
@@ -495,6 +705,46 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ExecError::Timeout { .. }));
+    }
+
+    #[tokio::test]
+    async fn piped_children_get_streamed_stdin() {
+        use tokio::io::AsyncWriteExt;
+        let runner = HostRunner::new();
+        let mut child = runner
+            .spawn_piped(&Command::new("sh").args(["-c", "wc -c; echo done >&2"]))
+            .await
+            .unwrap();
+        // More than a pipe holds, in pieces.
+        for _ in 0..64 {
+            child.stdin().write_all(&[b'x'; 4096]).await.unwrap();
+        }
+        let out = child.finish_checked().await.unwrap();
+        assert_eq!(out.stdout.trim(), "262144");
+        assert_eq!(out.stderr, "done\n");
+        let child = runner
+            .spawn_piped(&Command::new("sh").args(["-c", "cat >/dev/null; exit 4"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            child.finish_checked().await.unwrap_err().exit_code(),
+            Some(4)
+        );
+        let err = runner
+            .spawn_piped(&Command::new("definitely-not-a-program-xyz"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+
+        let fake = FakeRunner::new();
+        fake.on("rbd import", Output::ok("imported"));
+        let mut child = fake
+            .spawn_piped(&Command::new("rbd").args(["import", "-", "volume-1"]))
+            .await
+            .unwrap();
+        child.stdin().write_all(b"data").await.unwrap();
+        assert_eq!(child.finish().await.unwrap().stdout, "imported");
+        assert_eq!(fake.commands()[0].stdin.as_deref(), Some(&b"data"[..]));
     }
 
     #[tokio::test]
