@@ -9,6 +9,7 @@
 use clinker_db::{DbError, EncryptionUpdate, NewEncryption};
 use clinker_rpc::RequestContext;
 use clinker_types::VolumeTypeId;
+use clinker_types::model::VolumeType;
 use clinker_types::volume_type_extras::VolumeTypeEncryption;
 use serde_json::{Map, Value, json};
 
@@ -62,7 +63,7 @@ async fn checked_type(
     ctx: &RequestContext,
     type_id: &str,
 ) -> ApiResult<VolumeTypeId> {
-    Ok(get_type(state, ctx, type_id).await?.id)
+    Ok(get_type::<VolumeType>(state, ctx, type_id).await?.id)
 }
 
 /// A type's encryption specs (`{}` when it has none).

@@ -14,14 +14,13 @@ use clinker_db::{
 use clinker_rpc::RequestContext;
 use clinker_rpc::scheduler::{ScheduleCreateGroupArgs, ScheduleCreateVolumeArgs};
 use clinker_rpc::volume::DeleteGroupArgs;
-use clinker_types::group::Group;
+use clinker_types::group::{Group, GroupType};
 use clinker_types::group_status::{GroupStatus, GroupTransition};
 use clinker_types::model::{Snapshot, Volume, VolumeType};
 use clinker_types::request_spec::{FilterProperties, RequestSpec, TypeSpec};
 use clinker_types::{GroupId, SnapshotStatus, VolumeId, VolumeStatus, VolumeTypeId};
 
 use super::group_snapshots::get_group_snapshot;
-use super::group_types::find_group_type;
 use super::{QuotaAction, lookup_error, quota_error, types, visible};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -177,7 +176,7 @@ pub async fn create_group(
     request: CreateGroup,
 ) -> ApiResult<Group> {
     enforce(ctx, "group:create", Some(&ctx.project_id))?;
-    let group_type = find_group_type(state, ctx, &request.group_type).await?;
+    let group_type = types::find_type::<GroupType>(state, ctx, &request.group_type).await?;
     check_not_cgsnapshot_type(&group_type.id.to_string(), false)?;
     let admin = elevated(ctx);
     let mut volume_types: Vec<VolumeType> = Vec::new();

@@ -19,7 +19,7 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::volume::{
     ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageSnapshotArgs, UnmanageVolumeArgs,
 };
-use clinker_types::model::{Service, Snapshot, Volume};
+use clinker_types::model::{Service, Snapshot, Volume, VolumeType};
 use clinker_types::{Host, SnapshotId, VolumeId, VolumeStatus};
 use serde_json::Value;
 
@@ -164,15 +164,17 @@ pub async fn manage_volume(
 ) -> ApiResult<Volume> {
     policy::enforce(ctx, VOLUME_MANAGE_POLICY, None)?;
     let volume_type = match request.volume_type.as_deref().filter(|t| !t.is_empty()) {
-        Some(wanted) => types::find_type(state, ctx, wanted).await.map_err(|e| {
-            if e.kind() == Some(clinker_types::ErrorKind::NotFound) {
-                ApiError::bad_request(format!(
-                    "Invalid volume type: Cannot find requested '{wanted}' volume type"
-                ))
-            } else {
-                e
-            }
-        })?,
+        Some(wanted) => types::find_type::<VolumeType>(state, ctx, wanted)
+            .await
+            .map_err(|e| {
+                if e.kind() == Some(clinker_types::ErrorKind::NotFound) {
+                    ApiError::bad_request(format!(
+                        "Invalid volume type: Cannot find requested '{wanted}' volume type"
+                    ))
+                } else {
+                    e
+                }
+            })?,
         None => super::default_types::default_type_for(state, ctx).await?,
     };
     if let Some(name) = request.reference.get("source-name").and_then(Value::as_str)

@@ -12,7 +12,6 @@ pub mod create_volume;
 pub mod default_types;
 pub mod encryption;
 pub mod group_snapshots;
-pub mod group_types;
 pub mod groups;
 pub mod manage;
 pub mod migration;

@@ -5,15 +5,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{DbError, FilterValue, GroupColumn, GroupQuery, Page, SortDir};
+use clinker_db::{Database, DbError, FilterValue, GroupColumn, GroupQuery};
 use clinker_types::group::{DEFAULT_CGSNAPSHOT_TYPE_ID, Group};
 use clinker_types::group_status::GroupStatus;
 use clinker_types::{GroupId, VolumeId};
 use serde_json::{Map, Value};
 
+use super::collection::{Fetched, ListParams, Listed, sort_columns};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::listing::{self, Params, invalid_sort_key};
 use crate::microversion as mv;
 use crate::policy::enforce;
 use crate::request::{Req, action_name, no_such_action};
@@ -144,16 +144,6 @@ pub async fn show(
     Ok(views::ok(&serde_json::json!({ "group": detail })))
 }
 
-/// `GET /groups`.
-pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, false).await
-}
-
-/// `GET /groups/detail`.
-pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, true).await
-}
-
 /// From 3.31 a caller who is not an administrator may only filter on the
 /// keys of Cinder's `resource_filters.json` (`~` variants from 3.34).
 pub(crate) fn reject_invalid_filters(
@@ -184,87 +174,75 @@ pub(crate) fn reject_invalid_filters(
     }
 }
 
-async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
-    mv::require(req.version, mv::GROUP_VOLUME)?;
-    enforce(&req.context, "group:get_all", None)?;
-    let mut params = Params::new(&req.query);
-    let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
-    let sort = listing::sort_params(&mut params)?;
-    params.pop("list_volume");
-    let mut filters = params.into_filters();
-    reject_invalid_filters(req, &filters, &["name"])?;
-    let all_tenants = match filters.iter().position(|(k, _)| k == "all_tenants") {
-        Some(pos) => {
-            filters.remove(pos);
-            req.is_admin()
-        }
-        None => false,
-    };
-    let sort = sort
-        .iter()
-        .map(|(key, dir)| {
-            GroupColumn::from_key(key)
-                .map(|c| (c, *dir))
-                .ok_or_else(invalid_sort_key)
-        })
-        .collect::<ApiResult<Vec<(GroupColumn, SortDir)>>>()?;
-    let marker = match &page.marker {
-        None => None,
-        Some(m) => Some(
-            m.parse::<GroupId>()
-                .map_err(|_| service::group_not_found(m))?,
-        ),
-    };
-    let mut columns = Vec::new();
-    for (key, value) in filters {
-        match GroupColumn::from_key(&key) {
-            Some(column) => columns.push((column, FilterValue::Eq(value))),
-            // Cinder matches nothing for keys that are not attributes.
-            None => {
-                return Ok(views::ok(&view::group_list(
-                    Vec::new(),
-                    None,
-                    &ViewCtx::of(req),
-                    page.limit,
-                )));
+#[async_trait::async_trait]
+impl Listed for Group {
+    type Id = GroupId;
+    type Query = GroupQuery;
+    const RULE: &'static str = "group:get_all";
+
+    fn not_found(id: &str) -> ApiError {
+        service::group_not_found(id)
+    }
+    fn require_version(req: &Req) -> ApiResult<()> {
+        mv::require(req.version, mv::GROUP_VOLUME)
+    }
+    fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
+        let mut params = ListParams::read(req, max_limit, false, false)?;
+        params.filters.retain(|(k, _)| k != "list_volume");
+        Ok(params)
+    }
+    fn query(req: &Req, params: &ListParams) -> ApiResult<Option<GroupQuery>> {
+        let mut filters = params.filters.clone();
+        reject_invalid_filters(req, &filters, &["name"])?;
+        let all_tenants = match filters.iter().position(|(k, _)| k == "all_tenants") {
+            Some(pos) => {
+                filters.remove(pos);
+                req.is_admin()
+            }
+            None => false,
+        };
+        let sort = sort_columns(&params.sort, GroupColumn::from_key)?;
+        let page = params.db_page::<Self>()?;
+        let mut columns = Vec::new();
+        for (key, value) in filters {
+            match GroupColumn::from_key(&key) {
+                Some(column) => columns.push((column, FilterValue::Eq(value))),
+                // Cinder matches nothing for keys that are not attributes.
+                None => return Ok(None),
             }
         }
+        Ok(Some(GroupQuery {
+            project_id: (!all_tenants).then(|| req.context.project_id.clone()),
+            filters: columns,
+            sort,
+            page,
+        }))
     }
-    let query = GroupQuery {
-        project_id: (!all_tenants).then(|| req.context.project_id.clone()),
-        filters: columns,
-        sort,
-        page: Page {
-            marker,
-            limit: Some(page.limit),
-            offset: (page.offset > 0).then_some(page.offset),
-        },
-    };
-    let groups = state.db.list_groups(&query).await.map_err(|e| match e {
-        DbError::NotFound { .. } => {
-            service::group_not_found(&page.marker.clone().unwrap_or_default())
+    async fn list(db: &dyn Database, query: &GroupQuery) -> Result<Vec<Self>, DbError> {
+        db.list_groups(query).await
+    }
+    async fn render(state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
+        let with_volumes = page.detailed && !page.filtered_out && list_volume(req)?;
+        let mut items = Vec::new();
+        for group in page
+            .rows
+            .iter()
+            // Groups migrated from consistency groups are served by that API.
+            .filter(|g| g.group_type_id.to_string() != DEFAULT_CGSNAPSHOT_TYPE_ID)
+        {
+            items.push(if page.detailed {
+                detail_of(state, req, group, with_volumes).await?
+            } else {
+                view::group_summary(group)
+            });
         }
-        other => other.into(),
-    })?;
-    let with_volumes = detailed && list_volume(req)?;
-    let mut items = Vec::new();
-    for group in groups
-        .iter()
-        // Groups migrated from consistency groups are served by that API.
-        .filter(|g| g.group_type_id.to_string() != DEFAULT_CGSNAPSHOT_TYPE_ID)
-    {
-        items.push(if detailed {
-            detail_of(state, req, group, with_volumes).await?
-        } else {
-            view::group_summary(group)
-        });
+        let last_id = page.rows.last().map(|g| g.id.to_string());
+        let ctx = ViewCtx::of(req);
+        let links = view::GROUPS.links(&ctx, false, last_id, items.len(), None, page.limit);
+        Ok(views::ok(
+            &view::GROUPS.page(items, links, None).into_value(),
+        ))
     }
-    Ok(views::ok(&view::group_list(
-        items,
-        groups.last().map(|g| g.id.to_string()),
-        &ViewCtx::of(req),
-        page.limit,
-    )))
 }
 
 /// `POST /groups` (202): the summary view.

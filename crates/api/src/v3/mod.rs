@@ -8,6 +8,7 @@
 
 pub mod attach_actions;
 pub mod attachments;
+pub mod collection;
 pub mod default_types;
 pub mod encryption;
 pub mod extensions;
@@ -33,15 +34,49 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{get, post, put};
 
+use clinker_types::group::{Group, GroupSnapshot, GroupType};
+use clinker_types::model::{Snapshot, Volume, VolumeType};
+
 use crate::ApiState;
 use crate::fault::{ApiError, RESOURCE_NOT_FOUND};
 
+/// The routes of one kind of type under `base`, with its specs under
+/// `base/{id}/specs`.
+fn type_routes<T: types::TypeApi>(
+    router: Router<ApiState>,
+    base: &str,
+    specs: &str,
+) -> Router<ApiState> {
+    router
+        .route(base, get(types::index::<T>).post(types::create::<T>))
+        .route(
+            &format!("{base}/{{type_id}}"),
+            get(types::show::<T>)
+                .put(types::update::<T>)
+                .delete(types::delete::<T>),
+        )
+        .route(
+            &format!("{base}/{{type_id}}/{specs}"),
+            get(types::specs_index::<T>).post(types::specs_create::<T>),
+        )
+        .route(
+            &format!("{base}/{{type_id}}/{specs}/{{key}}"),
+            get(types::specs_show::<T>)
+                .put(types::specs_update::<T>)
+                .delete(types::specs_delete::<T>),
+        )
+}
+
 /// Every v3 route, relative to `/v3` and without the project id.
 pub fn routes() -> Router<ApiState> {
-    Router::new()
+    let router = type_routes::<VolumeType>(Router::new(), "/types", "extra_specs");
+    type_routes::<GroupType>(router, "/group_types", "group_specs")
         .route("/", get(versions::show))
-        .route("/volumes", get(volumes::index).post(volumes::create))
-        .route("/volumes/detail", get(volumes::detail))
+        .route(
+            "/volumes",
+            get(collection::index::<Volume>).post(volumes::create),
+        )
+        .route("/volumes/detail", get(collection::detail::<Volume>))
         .route("/volumes/summary", get(volumes::summary))
         .route(
             "/volumes/{volume_id}",
@@ -62,8 +97,11 @@ pub fn routes() -> Router<ApiState> {
                 .put(volume_metadata::update)
                 .delete(volume_metadata::delete),
         )
-        .route("/snapshots", get(snapshots::index).post(snapshots::create))
-        .route("/snapshots/detail", get(snapshots::detail))
+        .route(
+            "/snapshots",
+            get(collection::index::<Snapshot>).post(snapshots::create),
+        )
+        .route("/snapshots/detail", get(collection::detail::<Snapshot>))
         .route(
             "/snapshots/{snapshot_id}",
             get(snapshots::show)
@@ -83,22 +121,7 @@ pub fn routes() -> Router<ApiState> {
                 .put(snapshots::metadata_update)
                 .delete(snapshots::metadata_delete),
         )
-        .route("/types", get(types::index).post(types::create))
-        .route(
-            "/types/{type_id}",
-            get(types::show).put(types::update).delete(types::delete),
-        )
         .route("/types/{type_id}/action", post(types::action))
-        .route(
-            "/types/{type_id}/extra_specs",
-            get(types::extra_specs_index).post(types::extra_specs_create),
-        )
-        .route(
-            "/types/{type_id}/extra_specs/{key}",
-            get(types::extra_specs_show)
-                .put(types::extra_specs_update)
-                .delete(types::extra_specs_delete),
-        )
         .route(
             "/types/{type_id}/os-volume-type-access",
             get(types::access_index),
@@ -146,35 +169,21 @@ pub fn routes() -> Router<ApiState> {
             post(attachments::action),
         )
         .route(
-            "/group_types",
-            get(group_types::index).post(group_types::create),
+            "/groups",
+            get(collection::index::<Group>).post(groups::create),
         )
-        .route(
-            "/group_types/{group_type_id}",
-            get(group_types::show)
-                .put(group_types::update)
-                .delete(group_types::delete),
-        )
-        .route(
-            "/group_types/{group_type_id}/group_specs",
-            get(group_types::specs_index).post(group_types::specs_create),
-        )
-        .route(
-            "/group_types/{group_type_id}/group_specs/{key}",
-            get(group_types::specs_show)
-                .put(group_types::specs_update)
-                .delete(group_types::specs_delete),
-        )
-        .route("/groups", get(groups::index).post(groups::create))
-        .route("/groups/detail", get(groups::detail))
+        .route("/groups/detail", get(collection::detail::<Group>))
         .route("/groups/action", post(groups::create_from_source))
         .route("/groups/{group_id}", get(groups::show).put(groups::update))
         .route("/groups/{group_id}/action", post(groups::action))
         .route(
             "/group_snapshots",
-            get(group_snapshots::index).post(group_snapshots::create),
+            get(collection::index::<GroupSnapshot>).post(group_snapshots::create),
         )
-        .route("/group_snapshots/detail", get(group_snapshots::detail))
+        .route(
+            "/group_snapshots/detail",
+            get(collection::detail::<GroupSnapshot>),
+        )
         .route(
             "/group_snapshots/{group_snapshot_id}",
             get(group_snapshots::show).delete(group_snapshots::delete),

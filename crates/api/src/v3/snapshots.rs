@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::DbError;
-use clinker_types::SnapshotStatus;
+use clinker_db::{Database, DbError, SnapshotQuery};
+use clinker_types::model::Snapshot;
+use clinker_types::{SnapshotId, SnapshotStatus};
 use serde_json::{Map, Value, json};
 
+use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
 use super::volume_metadata::{check_meta_item, strings};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::listing::{self, Params};
 use crate::microversion as mv;
 use crate::policy;
 use crate::request::{Req, action_name, no_such_action};
@@ -146,54 +147,32 @@ pub async fn delete(
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
-/// `GET /snapshots`.
-pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, false).await
-}
+#[async_trait::async_trait]
+impl Listed for Snapshot {
+    type Id = SnapshotId;
+    type Query = SnapshotQuery;
+    const RULE: &'static str = "volume:get_all_snapshots";
 
-/// `GET /snapshots/detail`.
-pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, true).await
-}
-
-async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
-    policy::enforce(&req.context, "volume:get_all_snapshots", None)?;
-    let mut params = Params::new(&req.query);
-    let sort = listing::sort_params(&mut params)?;
-    let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
-    let with_count = listing::with_count(&mut params, req.version.matches(mv::SUPPORT_COUNT_INFO))?;
-    let query = filters::snapshot_query(req, params.into_filters(), &sort, &page)?;
-    let (snapshots, count) = match query {
-        None => (Vec::new(), with_count.then_some(0)),
-        Some(query) => {
-            let snapshots = state.db.list_snapshots(&query).await.map_err(|e| match e {
-                DbError::NotFound { .. } => ApiError::not_found(format!(
-                    "Snapshot {} could not be found.",
-                    page.marker.clone().unwrap_or_default()
-                )),
-                other => other.into(),
-            })?;
-            let count = if with_count {
-                Some(
-                    state
-                        .db
-                        .count_snapshots(&query)
-                        .await
-                        .map_err(ApiError::from)?,
-                )
-            } else {
-                None
-            };
-            (snapshots, count)
-        }
-    };
-    Ok(views::ok(&view::list(
-        &snapshots,
-        &ViewCtx::of(req),
-        detailed,
-        count,
-        page.limit,
-    )))
+    fn not_found(id: &str) -> ApiError {
+        service::snapshot_not_found(id)
+    }
+    fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
+        ListParams::read(req, max_limit, true, true)
+    }
+    fn query(req: &Req, params: &ListParams) -> ApiResult<Option<SnapshotQuery>> {
+        filters::snapshot_query(req, params)
+    }
+    async fn list(db: &dyn Database, query: &SnapshotQuery) -> Result<Vec<Self>, DbError> {
+        db.list_snapshots(query).await
+    }
+    async fn count(db: &dyn Database, query: &SnapshotQuery) -> Result<i64, DbError> {
+        db.count_snapshots(query).await
+    }
+    async fn render(_state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
+        let ctx = ViewCtx::of(req);
+        let body = view::list(&page.rows, &ctx, page.detailed, page.count, page.limit);
+        Ok(views::ok(&body))
+    }
 }
 
 /// `POST /snapshots/{id}/action`.

@@ -6,13 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{DbError, VolumeQuery};
+use clinker_db::{Database, DbError, VolumeQuery};
+use clinker_types::VolumeId;
+use clinker_types::model::Volume;
 use serde_json::{Map, Value, json};
 
+use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::listing::{self, Params};
 use crate::microversion::{self as mv, ApiVersion};
 use crate::policy;
 use crate::request::Req;
@@ -240,54 +242,37 @@ pub async fn delete(
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
-/// `GET /volumes`.
-pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, false).await
-}
+#[async_trait::async_trait]
+impl Listed for Volume {
+    type Id = VolumeId;
+    type Query = VolumeQuery;
+    const RULE: &'static str = "volume:get_all";
 
-/// `GET /volumes/detail`.
-pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, true).await
-}
-
-async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
-    policy::enforce(&req.context, "volume:get_all", None)?;
-    let mut params = Params::new(&req.query);
-    let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
-    let sort = listing::sort_params(&mut params)?;
-    let with_count = listing::with_count(&mut params, req.version.matches(mv::SUPPORT_COUNT_INFO))?;
-    let query = filters::volume_query(req, params.into_filters(), &sort, &page)?;
-    let (volumes, count) = match query {
-        None => (Vec::new(), with_count.then_some(0)),
-        Some(query) => {
-            let volumes = state.db.list_volumes(&query).await.map_err(|e| match e {
-                DbError::NotFound { .. } => ApiError::not_found(format!(
-                    "Volume {} could not be found.",
-                    page.marker.clone().unwrap_or_default()
-                )),
-                other => other.into(),
-            })?;
-            let count = if with_count {
-                Some(
-                    state
-                        .db
-                        .count_volumes(&query)
-                        .await
-                        .map_err(ApiError::from)?,
-                )
-            } else {
-                None
-            };
-            (volumes, count)
-        }
-    };
-    Ok(view::list(
-        &volumes,
-        &ViewCtx::of(req),
-        detailed,
-        count,
-        page.limit,
-    ))
+    fn not_found(id: &str) -> ApiError {
+        service::volume_not_found(id)
+    }
+    fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
+        ListParams::read(req, max_limit, false, true)
+    }
+    fn query(req: &Req, params: &ListParams) -> ApiResult<Option<VolumeQuery>> {
+        filters::volume_query(req, params)
+    }
+    async fn list(db: &dyn Database, query: &VolumeQuery) -> Result<Vec<Self>, DbError> {
+        db.list_volumes(query).await
+    }
+    async fn count(db: &dyn Database, query: &VolumeQuery) -> Result<i64, DbError> {
+        db.count_volumes(query).await
+    }
+    async fn render(_state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
+        let ctx = ViewCtx::of(req);
+        Ok(view::list(
+            &page.rows,
+            &ctx,
+            page.detailed,
+            page.count,
+            page.limit,
+        ))
+    }
 }
 
 /// `GET /volumes/summary` (3.12; `metadata` from 3.36).
