@@ -23,8 +23,8 @@ use clinker_types::model::{Service, Snapshot, Volume, VolumeType};
 use clinker_types::{Host, SnapshotId, VolumeId, VolumeStatus};
 use serde_json::Value;
 
-use super::snapshots::{get_snapshot, snapshot_not_found};
-use super::volumes::{get_volume, volume_not_found};
+use super::snapshots::{authorized_snapshot, snapshot_not_found};
+use super::volumes::{authorized_volume, get_volume, volume_not_found};
 use super::{QuotaAction, VOLUME_BINARY, lookup_error, quota_error, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -372,8 +372,7 @@ pub async fn manage_snapshot(
 /// # Errors
 /// 404, 403, 400 with Cinder's delete text.
 pub async fn unmanage_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, VOLUME_UNMANAGE_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, VOLUME_UNMANAGE_POLICY).await?;
     policy::enforce(ctx, "volume:delete", Some(&volume.project_id))?;
     if volume.host.is_none() {
         // Never placed: nothing on a backend to keep; the row goes now, as
@@ -418,8 +417,7 @@ pub async fn unmanage_volume(state: &ApiState, ctx: &RequestContext, id: &str) -
 /// # Errors
 /// 404, 403, 400 "Invalid snapshot: …".
 pub async fn unmanage_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(ctx, SNAPSHOT_UNMANAGE_POLICY, Some(&snapshot.project_id))?;
+    let snapshot = authorized_snapshot(state, ctx, id, SNAPSHOT_UNMANAGE_POLICY).await?;
     policy::enforce(ctx, "volume:delete_snapshot", Some(&snapshot.project_id))?;
     let refused = || {
         ApiError::invalid_state(

@@ -42,6 +42,21 @@ pub async fn get_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> A
     Ok(snapshot)
 }
 
+/// [`get_snapshot`] with `rule` enforced on the snapshot's project.
+///
+/// # Errors
+/// 404, 403.
+pub async fn authorized_snapshot(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    rule: &str,
+) -> ApiResult<Snapshot> {
+    let snapshot = get_snapshot(state, ctx, id).await?;
+    policy::enforce(ctx, rule, Some(&snapshot.project_id))?;
+    Ok(snapshot)
+}
+
 /// What a snapshot create asks for.
 #[derive(Clone, Debug, Default)]
 pub struct CreateSnapshot {
@@ -156,8 +171,7 @@ pub async fn update_snapshot(
     name: Option<Option<String>>,
     description: Option<Option<String>>,
 ) -> ApiResult<Snapshot> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:update_snapshot", Some(&snapshot.project_id))?;
+    let snapshot = authorized_snapshot(state, ctx, id, "volume:update_snapshot").await?;
     state
         .db
         .update_snapshot(snapshot.id, name, description)
@@ -237,12 +251,7 @@ pub async fn set_metadata(
     metadata: &BTreeMap<String, String>,
     replace: bool,
 ) -> ApiResult<BTreeMap<String, String>> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume:update_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
+    let snapshot = authorized_snapshot(state, ctx, id, "volume:update_snapshot_metadata").await?;
     state
         .db
         .set_snapshot_metadata(snapshot.id, metadata, replace)
@@ -260,12 +269,7 @@ pub async fn delete_metadata(
     id: &str,
     key: &str,
 ) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume:delete_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
+    let snapshot = authorized_snapshot(state, ctx, id, "volume:delete_snapshot_metadata").await?;
     let missing = || ApiError::not_found(format!("Snapshot {id} has no metadata with key {key}."));
     if !snapshot.metadata.contains_key(key) {
         return Err(missing());
@@ -287,12 +291,13 @@ pub async fn reset_status(
     id: &str,
     status: SnapshotStatus,
 ) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
+    let snapshot = authorized_snapshot(
+        state,
         ctx,
+        id,
         "volume_extension:snapshot_admin_actions:reset_status",
-        Some(&snapshot.project_id),
-    )?;
+    )
+    .await?;
     state
         .db
         .set_snapshot_status(snapshot.id, status, None)
@@ -314,12 +319,13 @@ pub async fn update_snapshot_status(
     status: &str,
     progress: Option<String>,
 ) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
+    let snapshot = authorized_snapshot(
+        state,
         ctx,
+        id,
         "snapshot_extension:snapshot_actions:update_snapshot_status",
-        Some(&snapshot.project_id),
-    )?;
+    )
+    .await?;
     let allowed: &[&str] = match snapshot.status {
         SnapshotStatus::Creating => &["creating", "available", "error"],
         SnapshotStatus::Deleting => &["deleting", "error_deleting"],

@@ -52,6 +52,21 @@ pub async fn get_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> Api
     }
 }
 
+/// [`get_volume`] with `rule` enforced on the volume's project.
+///
+/// # Errors
+/// 404, 403.
+pub async fn authorized_volume(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    rule: &str,
+) -> ApiResult<Volume> {
+    let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(ctx, rule, Some(&volume.project_id))?;
+    Ok(volume)
+}
+
 const MIN_SIZE_KEY: &str = "provisioning:min_vol_size";
 const MAX_SIZE_KEY: &str = "provisioning:max_vol_size";
 
@@ -104,8 +119,7 @@ pub async fn update_volume(
     id: &str,
     update: UpdateVolume,
 ) -> ApiResult<Volume> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:update", Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, "volume:update").await?;
     if volume.status == VolumeStatus::Maintenance {
         return Err(ApiError::invalid_state(
             "Invalid volume: The volume cannot be updated during maintenance.",
@@ -168,8 +182,7 @@ pub async fn delete_volume(
     force: bool,
     cascade: bool,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:delete", Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, "volume:delete").await?;
     let outcome = state
         .db
         .begin_volume_delete(volume.id, DeleteOptions { force, cascade })
@@ -205,8 +218,7 @@ pub async fn get_metadata(
     ctx: &RequestContext,
     id: &str,
 ) -> ApiResult<BTreeMap<String, String>> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:get_volume_metadata", Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, "volume:get_volume_metadata").await?;
     Ok(volume.metadata)
 }
 
@@ -246,8 +258,7 @@ pub async fn set_metadata_as(
     replace: bool,
     rule: &str,
 ) -> ApiResult<BTreeMap<String, String>> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, rule, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, rule).await?;
     if matches!(
         volume.status,
         VolumeStatus::Maintenance | VolumeStatus::Uploading
@@ -274,12 +285,7 @@ pub async fn delete_metadata(
     id: &str,
     key: &str,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume:delete_volume_metadata",
-        Some(&volume.project_id),
-    )?;
+    let volume = authorized_volume(state, ctx, id, "volume:delete_volume_metadata").await?;
     let missing = || ApiError::not_found(format!("Volume {id} has no metadata with key {key}."));
     if !volume.metadata.contains_key(key) {
         return Err(missing());
@@ -428,8 +434,7 @@ pub async fn update_readonly_flag(
     id: &str,
     readonly: bool,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:update_readonly_flag", Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, "volume:update_readonly_flag").await?;
     if volume.status != VolumeStatus::Available {
         return Err(ApiError::invalid_state(format!(
             "Invalid volume: Volume {} status must be available to update readonly flag, but current status is: {}.",
@@ -467,12 +472,13 @@ pub async fn reset_status(
     id: &str,
     reset: ResetStatus,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
+    let volume = authorized_volume(
+        state,
         ctx,
+        id,
         "volume_extension:volume_admin_actions:reset_status",
-        Some(&volume.project_id),
-    )?;
+    )
+    .await?;
     if reset.status == Some(VolumeStatus::Deleting) {
         return Err(ApiError::bad_request("Cannot reset-state to deleting"));
     }
@@ -509,11 +515,12 @@ pub async fn reset_status(
 /// # Errors
 /// 404, 400.
 pub async fn force_delete(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
+    authorized_volume(
+        state,
         ctx,
+        id,
         "volume_extension:volume_admin_actions:force_delete",
-        Some(&volume.project_id),
-    )?;
+    )
+    .await?;
     delete_volume(state, ctx, id, true, false).await
 }

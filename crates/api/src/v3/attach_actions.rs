@@ -13,10 +13,9 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::policy;
-use crate::request::Req;
-use crate::services::attachments::{self as service, AttachRequest};
-use crate::services::volumes::get_volume;
+use crate::request::{Req, action_schema};
+use crate::services::attachments::{self as service, AttachRequest, StatusStep};
+use crate::services::volumes::{authorized_volume, get_volume};
 use crate::validation::{self, JsonType, Schema, any, object, of, optional_uuid, uuid};
 use crate::views;
 
@@ -32,11 +31,6 @@ pub const ACTIONS: &[&str] = &[
     "os-detach",
     "os-force_detach",
 ];
-
-/// `{action: inner}` with the action required and nothing else allowed.
-fn action_schema(action: &'static str, inner: Schema) -> Schema {
-    object().prop(action, inner).required(&[action]).closed()
-}
 
 fn schema(action: &'static str) -> Schema {
     let inner = match action {
@@ -109,11 +103,11 @@ pub async fn action(
     validation::validate(&schema(action), &req.body_value())?;
     let ctx = &req.context;
     let compute = req.compute.as_ref();
+    if let Some(step) = StatusStep::of_action(action) {
+        service::status_step(state, ctx, volume_id, step).await?;
+        return Ok(views::empty(StatusCode::ACCEPTED));
+    }
     match action {
-        "os-reserve" => service::reserve_volume(state, ctx, volume_id).await?,
-        "os-unreserve" => service::unreserve_volume(state, ctx, volume_id).await?,
-        "os-begin_detaching" => service::begin_detaching(state, ctx, volume_id).await?,
-        "os-roll_detaching" => service::roll_detaching(state, ctx, volume_id).await?,
         "os-attach" => {
             let request = AttachRequest {
                 instance_uuid: text(args, "instance_uuid"),
@@ -139,12 +133,8 @@ pub async fn action(
             return Ok(views::ok(&json!({ "connection_info": body })));
         }
         "os-terminate_connection" => {
-            let volume = get_volume(state, ctx, volume_id).await?;
-            policy::enforce(
-                ctx,
-                "volume_extension:volume_actions:terminate_connection",
-                Some(&volume.project_id),
-            )?;
+            let rule = "volume_extension:volume_actions:terminate_connection";
+            let volume = authorized_volume(state, ctx, volume_id, rule).await?;
             service::terminate_connection(
                 state,
                 ctx,
@@ -155,12 +145,8 @@ pub async fn action(
             .await?;
         }
         "os-detach" => {
-            let volume = get_volume(state, ctx, volume_id).await?;
-            policy::enforce(
-                ctx,
-                "volume_extension:volume_actions:detach",
-                Some(&volume.project_id),
-            )?;
+            let rule = "volume_extension:volume_actions:detach";
+            let volume = authorized_volume(state, ctx, volume_id, rule).await?;
             let attachment_id = text(args, "attachment_id");
             service::detach(
                 state,
@@ -173,12 +159,8 @@ pub async fn action(
             .await?;
         }
         "os-force_detach" => {
-            let volume = get_volume(state, ctx, volume_id).await?;
-            policy::enforce(
-                ctx,
-                "volume_extension:volume_admin_actions:force_detach",
-                Some(&volume.project_id),
-            )?;
+            let rule = "volume_extension:volume_admin_actions:force_detach";
+            let volume = authorized_volume(state, ctx, volume_id, rule).await?;
             service::terminate_connection(
                 state,
                 ctx,

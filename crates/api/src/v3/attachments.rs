@@ -14,7 +14,7 @@ use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params, invalid_sort_key};
 use crate::microversion as mv;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{Req, action_name, no_such_action, text};
 use crate::services::attachments::{self as service, CreateAttachment, attachment_not_found};
 use crate::validation::{self, JsonType, Schema, any, bool_from_str, object, of, uuid};
 use crate::views::{self, attachments as view};
@@ -53,10 +53,6 @@ fn update_schema() -> Schema {
         )
         .required(&["attachment"])
         .closed()
-}
-
-fn text(map: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// `POST /attachments` (200): reserve, and connect when a connector is

@@ -4,12 +4,12 @@
 //! the database query with its marker, the rows and their total, and the
 //! page body.
 //!
-//! A collection implements [`Listed`] for its model: its query type, its
-//! repository's list (and count, when it reads `with_count`), Cinder's
-//! not-found text for a marker, the function that turns [`ListParams`]
-//! into its query, and the rendering of a page (usually through a
-//! [`crate::views::Collection`]). Its `GET /x` and `GET /x/detail` routes
-//! are then [`index`] and [`detail`] for that model.
+//! A collection binds its model to its repository with [`rows!`]
+//! (query type, list and count methods, Cinder's noun for a marker's
+//! not-found text, the policy rule), then implements [`Listed`]: how a
+//! request's [`ListParams`] become its query and how a page renders
+//! (usually through a [`crate::views::Collection`]). Its `GET /x` and
+//! `GET /x/detail` routes are then [`index`] and [`detail`] for that model.
 
 use std::str::FromStr;
 
@@ -83,10 +83,10 @@ impl ListParams {
     ///
     /// # Errors
     /// 404 (`T`'s not-found text) for a marker that is no id.
-    pub fn db_page<T: Listed>(&self) -> ApiResult<Page<T::Id>> {
+    pub fn db_page<T: Rows>(&self) -> ApiResult<Page<T::Id>> {
         let marker = match &self.page.marker {
             None => None,
-            Some(m) => Some(m.parse::<T::Id>().map_err(|_| T::not_found(m))?),
+            Some(m) => Some(m.parse::<T::Id>().map_err(|_| not_found::<T>(m))?),
         };
         Ok(Page {
             marker,
@@ -110,18 +110,65 @@ pub fn sort_columns<C>(
         .collect()
 }
 
-/// A model listed by [`index`] and [`detail`].
+/// The rows of a collection: its repository's list (and count), the
+/// policy rule of its list, and Cinder's name of one row. Made by
+/// [`rows!`] for each model.
 #[async_trait::async_trait]
-pub trait Listed: Sized + Send + Sync + 'static {
+pub trait Rows: Sized + Send + Sync + 'static {
     /// The id a marker names.
     type Id: FromStr;
     /// The database query.
     type Query: Send + Sync;
+    /// Cinder's name of one row in its not-found text (`Volume`).
+    const NOUN: &'static str;
     /// The policy rule of the list.
     const RULE: &'static str;
 
-    /// Cinder's not-found text of one row (a marker's).
-    fn not_found(id: &str) -> ApiError;
+    /// One page of rows.
+    async fn list(db: &dyn Database, query: &Self::Query) -> Result<Vec<Self>, DbError>;
+    /// The rows the query matches, without paging. Only called for
+    /// `with_count`, which only the collections whose `params` read it
+    /// have; the others keep this default.
+    async fn count(_db: &dyn Database, _query: &Self::Query) -> Result<i64, DbError> {
+        Ok(0)
+    }
+}
+
+/// Implements [`Rows`] for a model: `Model(Id, Query)`, its noun, its
+/// list rule, its repository's list method and, for collections that read
+/// `with_count`, its count method.
+macro_rules! rows {
+    ($model:ty, $id:ty, $query:ty, $noun:literal, $rule:literal, $list:ident $(, $count:ident)?) => {
+        #[async_trait::async_trait]
+        impl $crate::v3::collection::Rows for $model {
+            type Id = $id;
+            type Query = $query;
+            const NOUN: &'static str = $noun;
+            const RULE: &'static str = $rule;
+
+            async fn list(
+                db: &dyn clinker_db::Database,
+                query: &$query,
+            ) -> Result<Vec<Self>, clinker_db::DbError> {
+                db.$list(query).await
+            }
+            $(
+            async fn count(
+                db: &dyn clinker_db::Database,
+                query: &$query,
+            ) -> Result<i64, clinker_db::DbError> {
+                db.$count(query).await
+            }
+            )?
+        }
+    };
+}
+
+pub(crate) use rows;
+
+/// How a request lists a collection: its parameters, its query, its page.
+#[async_trait::async_trait]
+pub trait Listed: Rows {
     /// The microversion check.
     ///
     /// # Errors
@@ -140,19 +187,16 @@ pub trait Listed: Sized + Send + Sync + 'static {
     /// # Errors
     /// 400 for bad filters or sort keys, 404 for a bad marker.
     fn query(req: &Req, params: &ListParams) -> ApiResult<Option<Self::Query>>;
-    /// One page of rows.
-    async fn list(db: &dyn Database, query: &Self::Query) -> Result<Vec<Self>, DbError>;
-    /// The rows the query matches, without paging. Only called for
-    /// `with_count`, which only the collections whose `params` read it
-    /// have; the others keep this default.
-    async fn count(_db: &dyn Database, _query: &Self::Query) -> Result<i64, DbError> {
-        Ok(0)
-    }
     /// The response of a page.
     ///
     /// # Errors
     /// Whatever the view needs to look up.
     async fn render(state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response>;
+}
+
+/// Cinder's not-found text of a row of `T` (`Volume X could not be found.`).
+pub fn not_found<T: Rows>(id: &str) -> ApiError {
+    ApiError::not_found(format!("{} {id} could not be found.", T::NOUN))
 }
 
 /// A page of rows as the list path fetched it.
@@ -195,7 +239,7 @@ async fn list<T: Listed>(state: &ApiState, req: &Req, detailed: bool) -> ApiResu
     let (rows, count) = match query {
         None => (Vec::new(), params.with_count.then_some(0)),
         Some(query) => {
-            let marker = || T::not_found(params.page.marker.as_deref().unwrap_or_default());
+            let marker = || not_found::<T>(params.page.marker.as_deref().unwrap_or_default());
             let rows = T::list(state.db.as_ref(), &query)
                 .await
                 .map_err(|e| lookup_error(e, marker))?;

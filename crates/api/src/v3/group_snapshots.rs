@@ -5,23 +5,22 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{Database, DbError, FilterValue, GroupSnapshotColumn, GroupSnapshotQuery};
+use clinker_db::{FilterValue, GroupSnapshotColumn, GroupSnapshotQuery};
 use clinker_types::GroupSnapshotId;
 use clinker_types::group::{DEFAULT_CGSNAPSHOT_TYPE_ID, GroupSnapshot};
-use clinker_types::group_status::GroupSnapshotStatus;
 use serde_json::{Value, json};
 
-use super::collection::{Fetched, ListParams, Listed, sort_columns};
+use super::collection::{Fetched, ListParams, Listed, rows, sort_columns};
 use super::groups::reject_invalid_filters;
 use crate::ApiState;
-use crate::fault::{ApiError, ApiResult};
+use crate::fault::ApiResult;
 use crate::microversion as mv;
 use crate::policy::enforce;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{Req, action_name, no_such_action, reset_status};
 use crate::services::group_snapshots as service;
 use crate::services::groups::check_not_cgsnapshot_type;
 use crate::validation::{
-    self, Format, JsonType, Schema, description, name_allow_zero_min_length, object, of, uuid,
+    self, Format, Schema, description, name_allow_zero_min_length, object, uuid,
 };
 use crate::views::groups as view;
 use crate::views::{self, ViewCtx};
@@ -65,15 +64,13 @@ pub async fn show(
     })))
 }
 
+rows! {
+    GroupSnapshot, GroupSnapshotId, GroupSnapshotQuery,
+    "GroupSnapshot", "group:get_all_group_snapshots", list_group_snapshots
+}
+
 #[async_trait::async_trait]
 impl Listed for GroupSnapshot {
-    type Id = GroupSnapshotId;
-    type Query = GroupSnapshotQuery;
-    const RULE: &'static str = "group:get_all_group_snapshots";
-
-    fn not_found(id: &str) -> ApiError {
-        service::group_snapshot_not_found(id)
-    }
     fn require_version(req: &Req) -> ApiResult<()> {
         mv::require(req.version, mv::GROUP_SNAPSHOTS)
     }
@@ -114,9 +111,6 @@ impl Listed for GroupSnapshot {
             sort: sort_columns(&params.sort, GroupSnapshotColumn::from_key)?,
             page: params.db_page::<Self>()?,
         }))
-    }
-    async fn list(db: &dyn Database, query: &GroupSnapshotQuery) -> Result<Vec<Self>, DbError> {
-        db.list_group_snapshots(query).await
     }
     async fn render(_state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
         let show_project = shows_project(req);
@@ -185,30 +179,16 @@ pub async fn action(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     mv::require(req.version, mv::GROUP_SNAPSHOTS)?;
-    let (name, args) = action_name(req.body.as_ref())?;
+    let (name, _) = action_name(req.body.as_ref())?;
     match name.as_str() {
         "reset_status" => {
             mv::require(req.version, mv::GROUP_SNAPSHOT_RESET_STATUS)?;
-            let schema = object()
-                .prop(
-                    "reset_status",
-                    object()
-                        .prop(
-                            "status",
-                            of(&[JsonType::String]).format(Format::GroupSnapshotStatus),
-                        )
-                        .required(&["status"])
-                        .closed(),
-                )
-                .required(&["reset_status"])
-                .closed();
-            validation::validate(&schema, &req.body_value())?;
-            let status = args
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-                .and_then(|s| s.parse::<GroupSnapshotStatus>().ok())
-                .ok_or_else(|| ApiError::bad_request("Invalid group snapshot status"))?;
+            let status = reset_status(
+                &req,
+                "reset_status",
+                Format::GroupSnapshotStatus,
+                "Invalid group snapshot status",
+            )?;
             service::reset_group_snapshot_status(&state, &req.context, &id, status).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }

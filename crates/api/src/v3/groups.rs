@@ -5,18 +5,17 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{Database, DbError, FilterValue, GroupColumn, GroupQuery};
+use clinker_db::{FilterValue, GroupColumn, GroupQuery};
 use clinker_types::group::{DEFAULT_CGSNAPSHOT_TYPE_ID, Group};
-use clinker_types::group_status::GroupStatus;
 use clinker_types::{GroupId, VolumeId};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::collection::{Fetched, ListParams, Listed, sort_columns};
+use super::collection::{Fetched, ListParams, Listed, rows, sort_columns};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
 use crate::policy::enforce;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{Req, action_name, no_such_action, reset_status, trimmed};
 use crate::services::groups::{self as service, CreateGroup, UpdateGroup, group_volumes};
 use crate::validation::{
     self, Format, JsonType, Schema, any, bool_from_value, bool_param, boolean, description,
@@ -88,13 +87,6 @@ fn update_schema() -> Schema {
         )
         .required(&["group"])
         .closed()
-}
-
-/// A trimmed string field (Cinder strips names and descriptions).
-fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().to_owned())
 }
 
 /// `list_volume` of a detail view (3.25): a strict boolean.
@@ -174,15 +166,13 @@ pub(crate) fn reject_invalid_filters(
     }
 }
 
+rows! {
+    Group, GroupId, GroupQuery,
+    "Group", "group:get_all", list_groups
+}
+
 #[async_trait::async_trait]
 impl Listed for Group {
-    type Id = GroupId;
-    type Query = GroupQuery;
-    const RULE: &'static str = "group:get_all";
-
-    fn not_found(id: &str) -> ApiError {
-        service::group_not_found(id)
-    }
     fn require_version(req: &Req) -> ApiResult<()> {
         mv::require(req.version, mv::GROUP_VOLUME)
     }
@@ -217,9 +207,6 @@ impl Listed for Group {
             sort,
             page,
         }))
-    }
-    async fn list(db: &dyn Database, query: &GroupQuery) -> Result<Vec<Self>, DbError> {
-        db.list_groups(query).await
     }
     async fn render(state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
         let with_volumes = page.detailed && !page.filtered_out && list_volume(req)?;
@@ -360,26 +347,12 @@ pub async fn action(
         }
         "reset_status" => {
             mv::require(req.version, mv::GROUP_VOLUME_RESET_STATUS)?;
-            let schema = object()
-                .prop(
-                    "reset_status",
-                    object()
-                        .prop(
-                            "status",
-                            of(&[JsonType::String]).format(Format::GroupStatus),
-                        )
-                        .required(&["status"])
-                        .closed(),
-                )
-                .required(&["reset_status"])
-                .closed();
-            validation::validate(&schema, &body)?;
-            let status = args
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-                .and_then(|s| s.parse::<GroupStatus>().ok())
-                .ok_or_else(|| ApiError::bad_request("Invalid group status"))?;
+            let status = reset_status(
+                &req,
+                "reset_status",
+                Format::GroupStatus,
+                "Invalid group status",
+            )?;
             service::reset_group_status(&state, ctx, &group_id, status).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }

@@ -4,8 +4,6 @@
 //! `manageable_snapshots` (`api/v3/volume_manage.py`,
 //! `snapshot_manage.py`, `resource_common_manage.py`; 3.8+).
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -16,7 +14,7 @@ use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params};
 use crate::microversion::{self as mv, ApiVersion};
 use crate::policy;
-use crate::request::Req;
+use crate::request::{Req, string_map, text};
 use crate::services::manage::{
     self as service, ManageSnapshot, ManageVolume, Manageable, VALID_SORT_KEYS,
 };
@@ -76,26 +74,11 @@ fn snapshot_manage_schema() -> Schema {
         .closed()
 }
 
-fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
 /// Non-empty, stripped (Cinder: `if volume.get('name'): name.strip()`).
 fn stripped(map: &Map<String, Value>, key: &str) -> Option<String> {
     text(map, key)
         .filter(|s| !s.is_empty())
         .map(|s| s.trim().to_owned())
-}
-
-fn metadata(map: &Map<String, Value>) -> BTreeMap<String, String> {
-    map.get("metadata")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn manage_volume(state: &ApiState, req: &Req) -> ApiResult<Response> {
@@ -113,7 +96,7 @@ async fn manage_volume(state: &ApiState, req: &Req) -> ApiResult<Response> {
         name: stripped(&volume, "name"),
         description: stripped(&volume, "description"),
         volume_type: text(&volume, "volume_type"),
-        metadata: metadata(&volume),
+        metadata: string_map(volume.get("metadata")),
         availability_zone: text(&volume, "availability_zone"),
         bootable: volume
             .get("bootable")
@@ -152,7 +135,7 @@ async fn manage_snapshot(state: &ApiState, req: &Req) -> ApiResult<Response> {
         reference: snapshot.get("ref").cloned().unwrap_or(Value::Null),
         name: text(&snapshot, "name"),
         description: text(&snapshot, "description"),
-        metadata: metadata(&snapshot),
+        metadata: string_map(snapshot.get("metadata")),
     };
     let managed = service::manage_snapshot(state, &req.context, request).await?;
     Ok(views::json(

@@ -7,19 +7,20 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{Database, DbError, SnapshotQuery};
+use clinker_db::SnapshotQuery;
+use clinker_types::SnapshotId;
 use clinker_types::model::Snapshot;
-use clinker_types::{SnapshotId, SnapshotStatus};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::collection::{Fetched, ListParams, Listed};
+use super::collection::{Fetched, ListParams, Listed, rows};
 use super::filters;
-use super::volume_metadata::{check_meta_item, strings};
+use super::volume_metadata::check_meta_item;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
-use crate::policy;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{
+    Req, action_name, action_schema, no_such_action, renamed, reset_status, string_map, trimmed,
+};
 use crate::services::snapshots::{self as service, CreateSnapshot};
 use crate::validation::{
     self, Format, JsonType, Pattern, Schema, any, bool_from_value, boolean, description,
@@ -65,22 +66,6 @@ fn update_schema() -> Schema {
         .closed()
 }
 
-fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().to_owned())
-}
-
-fn renamed(map: &Map<String, Value>, new: &str, legacy: &str) -> Option<Option<String>> {
-    if map.contains_key(new) {
-        Some(trimmed(map, new))
-    } else if map.contains_key(legacy) {
-        Some(trimmed(map, legacy))
-    } else {
-        None
-    }
-}
-
 /// `POST /snapshots` (202).
 pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
     let body = req.body_value();
@@ -98,7 +83,7 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
             .map(str::to_owned),
         name: renamed(&snapshot, "name", "display_name").flatten(),
         description: trimmed(&snapshot, "description"),
-        metadata: strings(&Value::Object(snapshot.clone()), "metadata"),
+        metadata: string_map(snapshot.get("metadata")),
         allow_in_use: force == Some(true) || in_use_version,
     };
     let created = service::create_snapshot(&state, &req.context, request).await?;
@@ -147,26 +132,18 @@ pub async fn delete(
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
+rows! {
+    Snapshot, SnapshotId, SnapshotQuery,
+    "Snapshot", "volume:get_all_snapshots", list_snapshots, count_snapshots
+}
+
 #[async_trait::async_trait]
 impl Listed for Snapshot {
-    type Id = SnapshotId;
-    type Query = SnapshotQuery;
-    const RULE: &'static str = "volume:get_all_snapshots";
-
-    fn not_found(id: &str) -> ApiError {
-        service::snapshot_not_found(id)
-    }
     fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
         ListParams::read(req, max_limit, true, true)
     }
     fn query(req: &Req, params: &ListParams) -> ApiResult<Option<SnapshotQuery>> {
         filters::snapshot_query(req, params)
-    }
-    async fn list(db: &dyn Database, query: &SnapshotQuery) -> Result<Vec<Self>, DbError> {
-        db.list_snapshots(query).await
-    }
-    async fn count(db: &dyn Database, query: &SnapshotQuery) -> Result<i64, DbError> {
-        db.count_snapshots(query).await
     }
     async fn render(_state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
         let ctx = ViewCtx::of(req);
@@ -184,28 +161,14 @@ pub async fn action(
     let (name, args) = action_name(req.body.as_ref())?;
     let body = req.body_value();
     let ctx = &req.context;
-    let action_schema = |action: &'static str, inner: Schema| {
-        object().prop(action, inner).required(&[action]).closed()
-    };
     match name.as_str() {
         "os-reset_status" => {
-            let schema = action_schema(
+            let status = reset_status(
+                &req,
                 "os-reset_status",
-                object()
-                    .prop(
-                        "status",
-                        of(&[JsonType::String]).format(Format::SnapshotStatus),
-                    )
-                    .required(&["status"])
-                    .closed(),
-            );
-            validation::validate(&schema, &body)?;
-            let status = args
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-                .and_then(|s| s.parse::<SnapshotStatus>().ok())
-                .ok_or_else(|| ApiError::bad_request("Invalid snapshot status"))?;
+                Format::SnapshotStatus,
+                "Invalid snapshot status",
+            )?;
             service::reset_status(&state, ctx, &snapshot_id, status).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
@@ -263,12 +226,13 @@ pub async fn metadata_index(
     req: Req,
     Path(snapshot_id): Path<String>,
 ) -> ApiResult<Response> {
-    let snapshot = service::get_snapshot(&state, &req.context, &snapshot_id).await?;
-    policy::enforce(
+    let snapshot = service::authorized_snapshot(
+        &state,
         &req.context,
+        &snapshot_id,
         "volume:get_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
+    )
+    .await?;
     Ok(views::ok(&json!({ "metadata": snapshot.metadata })))
 }
 
@@ -280,7 +244,7 @@ async fn set_all(
 ) -> ApiResult<Response> {
     let body = req.body_value();
     validation::validate(&snapshot_metadata_schema("metadata", false), &body)?;
-    let metadata: BTreeMap<String, String> = strings(&body, "metadata");
+    let metadata: BTreeMap<String, String> = string_map(body.get("metadata"));
     let result =
         service::set_metadata(state, &req.context, snapshot_id, &metadata, replace).await?;
     Ok(views::ok(&json!({ "metadata": result })))
@@ -310,12 +274,13 @@ pub async fn metadata_show(
     req: Req,
     Path((snapshot_id, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let snapshot = service::get_snapshot(&state, &req.context, &snapshot_id).await?;
-    policy::enforce(
+    let snapshot = service::authorized_snapshot(
+        &state,
         &req.context,
+        &snapshot_id,
         "volume:get_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
+    )
+    .await?;
     match snapshot.metadata.get(&key) {
         Some(value) => Ok(views::ok(&json!({"meta": { key.clone(): value }}))),
         None => Err(ApiError::not_found(format!(
@@ -332,7 +297,7 @@ pub async fn metadata_update(
 ) -> ApiResult<Response> {
     let body = req.body_value();
     validation::validate(&snapshot_metadata_schema("meta", true), &body)?;
-    let meta = strings(&body, "meta");
+    let meta = string_map(body.get("meta"));
     check_meta_item(&meta, &key)?;
     service::set_metadata(&state, &req.context, &snapshot_id, &meta, false).await?;
     Ok(views::ok(&json!({ "meta": meta })))

@@ -19,7 +19,7 @@ use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Pagination, Params, invalid_sort_key, literal_eval};
 use crate::policy;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{Req, action_name, no_such_action, string_map, text};
 use crate::services::types::{
     self as service, NewType, TypeChanges, TypeKind, TypeVisibility, type_not_found,
 };
@@ -178,21 +178,6 @@ pub(crate) fn spec_value(min_length: Option<usize>) -> Schema {
     of(&[JsonType::String, JsonType::Null]).length(min_length, Some(255))
 }
 
-/// String values of a specs object; a null value sets nothing (Clinker
-/// stores no null specs).
-fn string_specs(map: Option<&Map<String, Value>>) -> BTreeMap<String, String> {
-    map.map(|m| {
-        m.iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
 /// `{T::WORDS.key: view}`.
 fn wrapped<T: TypeApi>(view: Value) -> Value {
     let mut body = Map::new();
@@ -347,7 +332,7 @@ pub async fn create<T: TypeApi>(State(state): State<ApiState>, req: Req) -> ApiR
             .get(T::WORDS.public_key)
             .and_then(bool_from_value)
             .unwrap_or(true),
-        specs: string_specs(body.get(T::SPECS_KEY).and_then(Value::as_object)),
+        specs: string_map(body.get(T::SPECS_KEY)),
     };
     let created: T = service::create_type(&state, new).await?;
     let view = created.view(T::privileged(&req), TypeView::Created);
@@ -427,7 +412,7 @@ pub async fn specs_create<T: TypeApi>(
     let body = req.body_value();
     validation::validate(&schema, &body)?;
     enforce(&req, T::WORDS.rules.specs, "create")?;
-    let specs = string_specs(body.get(T::SPECS_KEY).and_then(Value::as_object));
+    let specs = string_map(body.get(T::SPECS_KEY));
     service::set_specs::<T>(&state, &req.context, &type_id, &specs).await?;
     Ok(views::json(T::CREATED, &body))
 }
@@ -468,7 +453,7 @@ pub async fn specs_update<T: TypeApi>(
         service::get_type::<T>(&state, &req.context, &type_id).await?;
         return Err(ApiError::bad_request("Request body and URI mismatch"));
     }
-    let specs = string_specs(body.as_object());
+    let specs = string_map(Some(&body));
     service::set_specs::<T>(&state, &req.context, &type_id, &specs).await?;
     Ok(views::ok(&body))
 }

@@ -19,18 +19,13 @@ use serde_json::{Value, json};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{Req, action_name, action_schema, no_such_action};
 use crate::services::lookup_error;
 use crate::services::volumes::{self as service, ResetStatus, volume_not_found};
 use crate::validation::{
-    self, Format, JsonType, Pattern, Schema, any, bool_from_value, boolean, object, of, volume_size,
+    self, Format, JsonType, Pattern, any, bool_from_value, boolean, object, of, volume_size,
 };
 use crate::views;
-
-/// `{action: inner}` with the action required and nothing else allowed.
-fn action_schema(action: &'static str, inner: Schema) -> Schema {
-    object().prop(action, inner).required(&[action]).closed()
-}
 
 fn flag(args: &Value, key: &str) -> bool {
     args.get(key).and_then(bool_from_value).unwrap_or(false)

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::request::Req;
+use crate::request::{Req, string_map};
 use crate::services::volumes as service;
 use crate::validation::{self, Schema, extra_specs, object};
 use crate::views;
@@ -29,18 +29,6 @@ pub fn meta_schema() -> Schema {
         .prop("meta", extra_specs().properties_count(Some(1), Some(1)))
         .required(&["meta"])
         .closed()
-}
-
-/// The string map under `key` of a validated body.
-pub fn strings(body: &Value, key: &str) -> BTreeMap<String, String> {
-    body.get(key)
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Cinder's checks of `PUT …/metadata/{key}`.
@@ -77,7 +65,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let body = req.body_value();
     validation::validate(&metadata_schema(), &body)?;
-    let metadata = strings(&body, "metadata");
+    let metadata = string_map(body.get("metadata"));
     let merged = service::set_metadata_as(
         &state,
         &req.context,
@@ -98,7 +86,7 @@ pub async fn update_all(
 ) -> ApiResult<Response> {
     let body = req.body_value();
     validation::validate(&metadata_schema(), &body)?;
-    let metadata = strings(&body, "metadata");
+    let metadata = string_map(body.get("metadata"));
     let replaced = service::set_metadata(&state, &req.context, &volume_id, &metadata, true).await?;
     Ok(views::ok(&json!({ "metadata": replaced })))
 }
@@ -126,7 +114,7 @@ pub async fn update(
 ) -> ApiResult<Response> {
     let body = req.body_value();
     validation::validate(&meta_schema(), &body)?;
-    let meta = strings(&body, "meta");
+    let meta = string_map(body.get("meta"));
     check_meta_item(&meta, &key)?;
     service::set_metadata(&state, &req.context, &volume_id, &meta, false).await?;
     Ok(views::ok(&json!({ "meta": meta })))

@@ -6,18 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{Database, DbError, VolumeQuery};
+use clinker_db::VolumeQuery;
 use clinker_types::VolumeId;
 use clinker_types::model::Volume;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::collection::{Fetched, ListParams, Listed};
+use super::collection::{Fetched, ListParams, Listed, rows};
 use super::filters;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::{self as mv, ApiVersion};
 use crate::policy;
-use crate::request::Req;
+use crate::request::{Req, renamed, string_map, text};
 use crate::services::create_volume::{CreateVolume, create_volume};
 use crate::services::volumes::{self as service, UpdateVolume};
 use crate::validation::{
@@ -96,46 +96,12 @@ pub fn update_schema(version: ApiVersion) -> Schema {
         .closed()
 }
 
-/// A string field, trimmed as Cinder's `clean_name_and_description` does.
-fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().to_owned())
-}
-
-/// `name` wins over `display_name` (likewise descriptions); `Some(None)`
-/// when the field is present but null.
-fn renamed(map: &Map<String, Value>, new: &str, legacy: &str) -> Option<Option<String>> {
-    if map.contains_key(new) {
-        Some(trimmed(map, new))
-    } else if map.contains_key(legacy) {
-        Some(trimmed(map, legacy))
-    } else {
-        None
-    }
-}
-
-fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
-    value
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn size_of(value: Option<&Value>) -> Option<i64> {
     match value? {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-}
-
-fn opt_string(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// `POST /volumes` (202): the detail view without the `os-vol-*` keys.
@@ -149,24 +115,24 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     let image_ref = if volume.contains_key("image_id") {
-        opt_string(&volume, "image_id")
+        text(&volume, "image_id")
     } else {
-        opt_string(&volume, "imageRef")
+        text(&volume, "imageRef")
     };
     let request = CreateVolume {
         size: size_of(volume.get("size")),
         name: renamed(&volume, "name", "display_name").flatten(),
         description: renamed(&volume, "description", "display_description").flatten(),
-        volume_type: opt_string(&volume, "volume_type"),
+        volume_type: text(&volume, "volume_type"),
         metadata: string_map(volume.get("metadata")),
-        snapshot_id: opt_string(&volume, "snapshot_id"),
-        source_volid: opt_string(&volume, "source_volid"),
-        availability_zone: opt_string(&volume, "availability_zone"),
+        snapshot_id: text(&volume, "snapshot_id"),
+        source_volid: text(&volume, "source_volid"),
+        availability_zone: text(&volume, "availability_zone"),
         scheduler_hints: hints,
-        consistencygroup_id: opt_string(&volume, "consistencygroup_id"),
-        group_id: opt_string(&volume, "group_id"),
+        consistencygroup_id: text(&volume, "consistencygroup_id"),
+        group_id: text(&volume, "group_id"),
         image_ref,
-        backup_id: opt_string(&volume, "backup_id"),
+        backup_id: text(&volume, "backup_id"),
         multiattach: volume
             .get("multiattach")
             .and_then(bool_from_value)
@@ -231,37 +197,24 @@ pub async fn delete(
         false
     };
     if force {
-        let volume = service::get_volume(&state, &req.context, &volume_id).await?;
-        policy::enforce(
-            &req.context,
-            "volume:force_delete",
-            Some(&volume.project_id),
-        )?;
+        service::authorized_volume(&state, &req.context, &volume_id, "volume:force_delete").await?;
     }
     service::delete_volume(&state, &req.context, &volume_id, force, cascade).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
+rows! {
+    Volume, VolumeId, VolumeQuery,
+    "Volume", "volume:get_all", list_volumes, count_volumes
+}
+
 #[async_trait::async_trait]
 impl Listed for Volume {
-    type Id = VolumeId;
-    type Query = VolumeQuery;
-    const RULE: &'static str = "volume:get_all";
-
-    fn not_found(id: &str) -> ApiError {
-        service::volume_not_found(id)
-    }
     fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
         ListParams::read(req, max_limit, false, true)
     }
     fn query(req: &Req, params: &ListParams) -> ApiResult<Option<VolumeQuery>> {
         filters::volume_query(req, params)
-    }
-    async fn list(db: &dyn Database, query: &VolumeQuery) -> Result<Vec<Self>, DbError> {
-        db.list_volumes(query).await
-    }
-    async fn count(db: &dyn Database, query: &VolumeQuery) -> Result<i64, DbError> {
-        db.count_volumes(query).await
     }
     async fn render(_state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
         let ctx = ViewCtx::of(req);
