@@ -21,11 +21,17 @@ use clinker_types::request_spec::{FilterProperties, RequestSpec, TypeSpec};
 use clinker_types::{GroupId, SnapshotStatus, VolumeId, VolumeStatus, VolumeTypeId};
 
 use super::group_snapshots::get_group_snapshot;
-use super::{QuotaAction, lookup_error, quota_error, types, visible};
+use super::rows::{get_owned, rows};
+use super::{QuotaAction, lookup_error, quota_error, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy::enforce;
 use crate::validation::py_str_repr;
+
+rows! {
+    Group(GroupId, clinker_db::GroupQuery), "Group", "group:get_all",
+    get_group, list_groups
+}
 
 /// Cinder's `GroupNotFound` text.
 pub fn group_not_found(id: &str) -> ApiError {
@@ -86,17 +92,7 @@ pub fn check_not_cgsnapshot_type(group_type_id: &str, snapshots: bool) -> ApiRes
 /// # Errors
 /// 404.
 pub async fn get_group(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Group> {
-    let Ok(group_id) = id.parse::<GroupId>() else {
-        return Err(group_not_found(id));
-    };
-    let group = state
-        .db
-        .get_group(group_id)
-        .await
-        .map_err(|e| lookup_error(e, || group_not_found(id)))?;
-    if !visible(ctx, &group.project_id) {
-        return Err(group_not_found(id));
-    }
+    let group: Group = get_owned(state, ctx, id).await?;
     enforce(ctx, "group:get", Some(&group.project_id))?;
     Ok(group)
 }

@@ -19,6 +19,7 @@ pub mod qos_specs;
 pub mod quotas;
 pub mod retype;
 pub mod revert;
+pub mod rows;
 pub mod snapshots;
 pub mod transfers;
 pub mod types;

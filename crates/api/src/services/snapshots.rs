@@ -10,11 +10,17 @@ use clinker_types::model::Snapshot;
 use clinker_types::status::SnapshotTransition;
 use clinker_types::{SnapshotId, SnapshotStatus, VolumeStatus};
 
+use super::rows::{get_owned, rows};
 use super::volumes::get_volume;
-use super::{QuotaAction, lookup_error, quota_error, visible};
+use super::{QuotaAction, lookup_error, quota_error};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
+
+rows! {
+    Snapshot(SnapshotId, clinker_db::SnapshotQuery), "Snapshot", "volume:get_all_snapshots",
+    get_snapshot, list_snapshots, count_snapshots
+}
 
 /// Cinder's `SnapshotNotFound` text.
 pub fn snapshot_not_found(id: &str) -> ApiError {
@@ -27,17 +33,7 @@ pub fn snapshot_not_found(id: &str) -> ApiError {
 /// 404 for unknown ids, non-UUIDs, other projects' snapshots; 403 when
 /// the policy refuses the read (Cinder's `get_snapshot` does not hide it).
 pub async fn get_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Snapshot> {
-    let Ok(snapshot_id) = id.parse::<SnapshotId>() else {
-        return Err(snapshot_not_found(id));
-    };
-    let snapshot = state
-        .db
-        .get_snapshot(snapshot_id)
-        .await
-        .map_err(|e| lookup_error(e, || snapshot_not_found(id)))?;
-    if !visible(ctx, &snapshot.project_id) {
-        return Err(snapshot_not_found(id));
-    }
+    let snapshot: Snapshot = get_owned(state, ctx, id).await?;
     policy::enforce(ctx, "volume:get_snapshot", Some(&snapshot.project_id))?;
     Ok(snapshot)
 }

@@ -16,11 +16,17 @@ use clinker_rpc::volume::DeleteVolumeArgs;
 use clinker_types::model::{Volume, VolumeType};
 use clinker_types::{AttachStatus, VolumeId, VolumeStatus};
 
-use super::{QuotaAction, lookup_error, quota_error, visible};
+use super::rows::{get_owned, rows};
+use super::{QuotaAction, lookup_error, quota_error};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::{self, ApiVersion};
 use crate::policy;
+
+rows! {
+    Volume(VolumeId, clinker_db::VolumeQuery), "Volume", "volume:get_all",
+    get_volume, list_volumes, count_volumes
+}
 
 /// Cinder's `VolumeNotFound` text.
 pub fn volume_not_found(id: &str) -> ApiError {
@@ -35,17 +41,8 @@ pub fn volume_not_found(id: &str) -> ApiError {
 /// # Errors
 /// 404, database failures.
 pub async fn get_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Volume> {
-    let Ok(volume_id) = id.parse::<VolumeId>() else {
-        return Err(volume_not_found(id));
-    };
-    let volume = state
-        .db
-        .get_volume(volume_id)
-        .await
-        .map_err(|e| lookup_error(e, || volume_not_found(id)))?;
-    if visible(ctx, &volume.project_id)
-        && policy::allowed(ctx, "volume:get", Some(&volume.project_id))
-    {
+    let volume: Volume = get_owned(state, ctx, id).await?;
+    if policy::allowed(ctx, "volume:get", Some(&volume.project_id)) {
         Ok(volume)
     } else {
         Err(volume_not_found(id))

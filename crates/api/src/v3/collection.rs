@@ -4,18 +4,17 @@
 //! the database query with its marker, the rows and their total, and the
 //! page body.
 //!
-//! A collection binds its model to its repository with [`rows!`]
-//! (query type, list and count methods, Cinder's noun for a marker's
-//! not-found text, the policy rule), then implements [`Listed`]: how a
-//! request's [`ListParams`] become its query and how a page renders
-//! (usually through a [`crate::views::Collection`]). Its `GET /x` and
-//! `GET /x/detail` routes are then [`index`] and [`detail`] for that model.
-
-use std::str::FromStr;
+//! A collection's model is bound to its repository with
+//! [`rows!`](crate::services::rows::rows) (query type, get, list and count
+//! methods, Cinder's noun for a marker's not-found text, the policy rule),
+//! then implements [`Listed`]: how a request's [`ListParams`] become its
+//! query and how a page renders (usually through a
+//! [`crate::views::Collection`]). Its `GET /x` and `GET /x/detail` routes
+//! are then [`index`] and [`detail`] for that model.
 
 use axum::extract::State;
 use axum::response::Response;
-use clinker_db::{Database, DbError, Page, SortDir};
+use clinker_db::{Page, SortDir};
 
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -24,6 +23,7 @@ use crate::microversion as mv;
 use crate::policy;
 use crate::request::Req;
 use crate::services::lookup_error;
+use crate::services::rows::{Rows, not_found};
 
 /// The list parameters of a request.
 #[derive(Clone, Debug)]
@@ -110,62 +110,6 @@ pub fn sort_columns<C>(
         .collect()
 }
 
-/// The rows of a collection: its repository's list (and count), the
-/// policy rule of its list, and Cinder's name of one row. Made by
-/// [`rows!`] for each model.
-#[async_trait::async_trait]
-pub trait Rows: Sized + Send + Sync + 'static {
-    /// The id a marker names.
-    type Id: FromStr;
-    /// The database query.
-    type Query: Send + Sync;
-    /// Cinder's name of one row in its not-found text (`Volume`).
-    const NOUN: &'static str;
-    /// The policy rule of the list.
-    const RULE: &'static str;
-
-    /// One page of rows.
-    async fn list(db: &dyn Database, query: &Self::Query) -> Result<Vec<Self>, DbError>;
-    /// The rows the query matches, without paging. Only called for
-    /// `with_count`, which only the collections whose `params` read it
-    /// have; the others keep this default.
-    async fn count(_db: &dyn Database, _query: &Self::Query) -> Result<i64, DbError> {
-        Ok(0)
-    }
-}
-
-/// Implements [`Rows`] for a model: `Model(Id, Query)`, its noun, its
-/// list rule, its repository's list method and, for collections that read
-/// `with_count`, its count method.
-macro_rules! rows {
-    ($model:ty, $id:ty, $query:ty, $noun:literal, $rule:literal, $list:ident $(, $count:ident)?) => {
-        #[async_trait::async_trait]
-        impl $crate::v3::collection::Rows for $model {
-            type Id = $id;
-            type Query = $query;
-            const NOUN: &'static str = $noun;
-            const RULE: &'static str = $rule;
-
-            async fn list(
-                db: &dyn clinker_db::Database,
-                query: &$query,
-            ) -> Result<Vec<Self>, clinker_db::DbError> {
-                db.$list(query).await
-            }
-            $(
-            async fn count(
-                db: &dyn clinker_db::Database,
-                query: &$query,
-            ) -> Result<i64, clinker_db::DbError> {
-                db.$count(query).await
-            }
-            )?
-        }
-    };
-}
-
-pub(crate) use rows;
-
 /// How a request lists a collection: its parameters, its query, its page.
 #[async_trait::async_trait]
 pub trait Listed: Rows {
@@ -192,11 +136,6 @@ pub trait Listed: Rows {
     /// # Errors
     /// Whatever the view needs to look up.
     async fn render(state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response>;
-}
-
-/// Cinder's not-found text of a row of `T` (`Volume X could not be found.`).
-pub fn not_found<T: Rows>(id: &str) -> ApiError {
-    ApiError::not_found(format!("{} {id} could not be found.", T::NOUN))
 }
 
 /// A page of rows as the list path fetched it.

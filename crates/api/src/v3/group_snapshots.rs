@@ -6,11 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use clinker_db::{FilterValue, GroupSnapshotColumn, GroupSnapshotQuery};
-use clinker_types::GroupSnapshotId;
 use clinker_types::group::{DEFAULT_CGSNAPSHOT_TYPE_ID, GroupSnapshot};
 use serde_json::{Value, json};
 
-use super::collection::{Fetched, ListParams, Listed, rows, sort_columns};
+use super::collection::{Fetched, ListParams, Listed, sort_columns};
 use super::groups::reject_invalid_filters;
 use crate::ApiState;
 use crate::fault::ApiResult;
@@ -62,11 +61,6 @@ pub async fn show(
             shows_project(&req),
         )
     })))
-}
-
-rows! {
-    GroupSnapshot, GroupSnapshotId, GroupSnapshotQuery,
-    "GroupSnapshot", "group:get_all_group_snapshots", list_group_snapshots
 }
 
 #[async_trait::async_trait]

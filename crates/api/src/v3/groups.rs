@@ -6,11 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use clinker_db::{FilterValue, GroupColumn, GroupQuery};
+use clinker_types::VolumeId;
 use clinker_types::group::{DEFAULT_CGSNAPSHOT_TYPE_ID, Group};
-use clinker_types::{GroupId, VolumeId};
 use serde_json::Value;
 
-use super::collection::{Fetched, ListParams, Listed, rows, sort_columns};
+use super::collection::{Fetched, ListParams, Listed, sort_columns};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
@@ -164,11 +164,6 @@ pub(crate) fn reject_invalid_filters(
             invalid.join(",")
         )))
     }
-}
-
-rows! {
-    Group, GroupId, GroupQuery,
-    "Group", "group:get_all", list_groups
 }
 
 #[async_trait::async_trait]

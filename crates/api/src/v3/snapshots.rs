@@ -8,11 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use clinker_db::SnapshotQuery;
-use clinker_types::SnapshotId;
 use clinker_types::model::Snapshot;
 use serde_json::{Value, json};
 
-use super::collection::{Fetched, ListParams, Listed, rows};
+use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
 use super::volume_metadata::check_meta_item;
 use crate::ApiState;
@@ -130,11 +129,6 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     service::delete_snapshot(&state, &req.context, &snapshot_id, false).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
-}
-
-rows! {
-    Snapshot, SnapshotId, SnapshotQuery,
-    "Snapshot", "volume:get_all_snapshots", list_snapshots, count_snapshots
 }
 
 #[async_trait::async_trait]

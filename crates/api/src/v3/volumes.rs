@@ -7,11 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use clinker_db::VolumeQuery;
-use clinker_types::VolumeId;
 use clinker_types::model::Volume;
 use serde_json::{Value, json};
 
-use super::collection::{Fetched, ListParams, Listed, rows};
+use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -201,11 +200,6 @@ pub async fn delete(
     }
     service::delete_volume(&state, &req.context, &volume_id, force, cascade).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
-}
-
-rows! {
-    Volume, VolumeId, VolumeQuery,
-    "Volume", "volume:get_all", list_volumes, count_volumes
 }
 
 #[async_trait::async_trait]
