@@ -236,47 +236,6 @@ pub async fn delete_snapshot(
     Ok(())
 }
 
-/// Merges (`replace = false`) or replaces snapshot metadata.
-///
-/// # Errors
-/// 404.
-pub async fn set_metadata(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    metadata: &BTreeMap<String, String>,
-    replace: bool,
-) -> ApiResult<BTreeMap<String, String>> {
-    let snapshot = authorized_snapshot(state, ctx, id, "volume:update_snapshot_metadata").await?;
-    state
-        .db
-        .set_snapshot_metadata(snapshot.id, metadata, replace)
-        .await
-        .map_err(|e| lookup_error(e, || snapshot_not_found(id)))
-}
-
-/// Deletes a snapshot metadata key.
-///
-/// # Errors
-/// 404 for the snapshot or the key.
-pub async fn delete_metadata(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    key: &str,
-) -> ApiResult<()> {
-    let snapshot = authorized_snapshot(state, ctx, id, "volume:delete_snapshot_metadata").await?;
-    let missing = || ApiError::not_found(format!("Snapshot {id} has no metadata with key {key}."));
-    if !snapshot.metadata.contains_key(key) {
-        return Err(missing());
-    }
-    state
-        .db
-        .delete_snapshot_metadata(snapshot.id, key)
-        .await
-        .map_err(|e| lookup_error(e, missing))
-}
-
 /// `os-reset_status` on a snapshot (admin).
 ///
 /// # Errors

@@ -19,6 +19,7 @@ pub mod groups;
 pub mod hosts;
 pub mod manageable;
 pub mod messages;
+pub mod metadata;
 pub mod qos_specs;
 pub mod quotas;
 pub mod services;
@@ -27,7 +28,6 @@ pub mod transfers;
 pub mod types;
 pub mod versions;
 pub mod volume_actions;
-pub mod volume_metadata;
 pub mod volumes;
 
 use axum::Router;
@@ -67,10 +67,33 @@ fn type_routes<T: types::TypeApi>(
         )
 }
 
+/// The metadata routes of a kind of row under `base/metadata` (`base`
+/// names the row).
+fn metadata_routes<T: metadata::HasMetadata>(
+    router: Router<ApiState>,
+    base: &str,
+) -> Router<ApiState> {
+    router
+        .route(
+            &format!("{base}/metadata"),
+            get(metadata::index::<T>)
+                .post(metadata::create::<T>)
+                .put(metadata::update_all::<T>),
+        )
+        .route(
+            &format!("{base}/metadata/{{key}}"),
+            get(metadata::show::<T>)
+                .put(metadata::update::<T>)
+                .delete(metadata::delete::<T>),
+        )
+}
+
 /// Every v3 route, relative to `/v3` and without the project id.
 pub fn routes() -> Router<ApiState> {
     let router = type_routes::<VolumeType>(Router::new(), "/types", "extra_specs");
-    type_routes::<GroupType>(router, "/group_types", "group_specs")
+    let router = type_routes::<GroupType>(router, "/group_types", "group_specs");
+    let router = metadata_routes::<Volume>(router, "/volumes/{volume_id}");
+    metadata_routes::<Snapshot>(router, "/snapshots/{snapshot_id}")
         .route("/", get(versions::show))
         .route(
             "/volumes",
@@ -86,18 +109,6 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/volumes/{volume_id}/action", post(volume_actions::action))
         .route(
-            "/volumes/{volume_id}/metadata",
-            get(volume_metadata::index)
-                .post(volume_metadata::create)
-                .put(volume_metadata::update_all),
-        )
-        .route(
-            "/volumes/{volume_id}/metadata/{key}",
-            get(volume_metadata::show)
-                .put(volume_metadata::update)
-                .delete(volume_metadata::delete),
-        )
-        .route(
             "/snapshots",
             get(collection::index::<Snapshot>).post(snapshots::create),
         )
@@ -109,18 +120,6 @@ pub fn routes() -> Router<ApiState> {
                 .delete(snapshots::delete),
         )
         .route("/snapshots/{snapshot_id}/action", post(snapshots::action))
-        .route(
-            "/snapshots/{snapshot_id}/metadata",
-            get(snapshots::metadata_index)
-                .post(snapshots::metadata_create)
-                .put(snapshots::metadata_update_all),
-        )
-        .route(
-            "/snapshots/{snapshot_id}/metadata/{key}",
-            get(snapshots::metadata_show)
-                .put(snapshots::metadata_update)
-                .delete(snapshots::metadata_delete),
-        )
         .route("/types/{type_id}/action", post(types::action))
         .route(
             "/types/{type_id}/os-volume-type-access",

@@ -2,18 +2,15 @@
 //! `api/v3/snapshot_metadata.py`, `contrib/snapshot_actions.py` and the
 //! snapshot half of `contrib/admin_actions.py`).
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use clinker_db::SnapshotQuery;
 use clinker_types::model::Snapshot;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
-use super::volume_metadata::check_meta_item;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
@@ -22,7 +19,7 @@ use crate::request::{
 };
 use crate::services::snapshots::{self as service, CreateSnapshot};
 use crate::validation::{
-    self, Format, JsonType, Pattern, Schema, any, bool_from_value, boolean, description,
+    self, Format, JsonType, Schema, any, bool_from_value, boolean, description,
     metadata_allows_null, name_allow_zero_min_length, object, of, optional_uuid,
 };
 use crate::views::snapshots as view;
@@ -199,110 +196,4 @@ pub async fn action(
         }
         other => Err(no_such_action(other)),
     }
-}
-
-fn snapshot_metadata_schema(key: &'static str, single: bool) -> Schema {
-    let mut inner = object()
-        .pattern_props(
-            Pattern::SnapshotMetaKey,
-            of(&[JsonType::String]).length(None, Some(255)),
-        )
-        .closed();
-    if single {
-        inner = inner.properties_count(Some(1), Some(1));
-    }
-    object().prop(key, inner).required(&[key])
-}
-
-/// `GET /snapshots/{id}/metadata`.
-pub async fn metadata_index(
-    State(state): State<ApiState>,
-    req: Req,
-    Path(snapshot_id): Path<String>,
-) -> ApiResult<Response> {
-    let snapshot = service::authorized_snapshot(
-        &state,
-        &req.context,
-        &snapshot_id,
-        "volume:get_snapshot_metadata",
-    )
-    .await?;
-    Ok(views::ok(&json!({ "metadata": snapshot.metadata })))
-}
-
-async fn set_all(
-    state: &ApiState,
-    req: &Req,
-    snapshot_id: &str,
-    replace: bool,
-) -> ApiResult<Response> {
-    let body = req.body_value();
-    validation::validate(&snapshot_metadata_schema("metadata", false), &body)?;
-    let metadata: BTreeMap<String, String> = string_map(body.get("metadata"));
-    let result =
-        service::set_metadata(state, &req.context, snapshot_id, &metadata, replace).await?;
-    Ok(views::ok(&json!({ "metadata": result })))
-}
-
-/// `POST /snapshots/{id}/metadata`: merge.
-pub async fn metadata_create(
-    State(state): State<ApiState>,
-    req: Req,
-    Path(snapshot_id): Path<String>,
-) -> ApiResult<Response> {
-    set_all(&state, &req, &snapshot_id, false).await
-}
-
-/// `PUT /snapshots/{id}/metadata`: replace.
-pub async fn metadata_update_all(
-    State(state): State<ApiState>,
-    req: Req,
-    Path(snapshot_id): Path<String>,
-) -> ApiResult<Response> {
-    set_all(&state, &req, &snapshot_id, true).await
-}
-
-/// `GET /snapshots/{id}/metadata/{key}`.
-pub async fn metadata_show(
-    State(state): State<ApiState>,
-    req: Req,
-    Path((snapshot_id, key)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let snapshot = service::authorized_snapshot(
-        &state,
-        &req.context,
-        &snapshot_id,
-        "volume:get_snapshot_metadata",
-    )
-    .await?;
-    match snapshot.metadata.get(&key) {
-        Some(value) => Ok(views::ok(&json!({"meta": { key.clone(): value }}))),
-        None => Err(ApiError::not_found(format!(
-            "Snapshot {snapshot_id} has no metadata with key {key}."
-        ))),
-    }
-}
-
-/// `PUT /snapshots/{id}/metadata/{key}`.
-pub async fn metadata_update(
-    State(state): State<ApiState>,
-    req: Req,
-    Path((snapshot_id, key)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let body = req.body_value();
-    validation::validate(&snapshot_metadata_schema("meta", true), &body)?;
-    let meta = string_map(body.get("meta"));
-    check_meta_item(&meta, &key)?;
-    service::set_metadata(&state, &req.context, &snapshot_id, &meta, false).await?;
-    Ok(views::ok(&json!({ "meta": meta })))
-}
-
-/// `DELETE /snapshots/{id}/metadata/{key}` (200, empty).
-pub async fn metadata_delete(
-    State(state): State<ApiState>,
-    req: Req,
-    Path((snapshot_id, key)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    service::delete_metadata(&state, &req.context, &snapshot_id, &key).await?;
-    Ok(views::empty(StatusCode::OK))
 }
