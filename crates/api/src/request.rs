@@ -13,7 +13,7 @@ use crate::fault::{ApiError, ApiResult};
 use crate::links::Links;
 use crate::microversion::ApiVersion;
 use crate::services::compute::ComputeAuth;
-use crate::validation::{self, Format, JsonType, Schema, object, of};
+use crate::validation::{self, Format, JsonType, body_of, of};
 
 /// oslo's `max_request_body_size` default: larger bodies are refused with
 /// 413 before anything reads them.
@@ -142,11 +142,6 @@ pub fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// `{action: inner}` with the action required and nothing else allowed.
-pub fn action_schema(action: &'static str, inner: Schema) -> Schema {
-    object().prop(action, inner).required(&[action]).closed()
-}
-
 /// The status of a `{action: {"status": …}}` reset action, validated
 /// against `format` and parsed lower-cased.
 ///
@@ -158,12 +153,9 @@ pub fn reset_status<S: std::str::FromStr>(
     format: Format,
     invalid: &'static str,
 ) -> ApiResult<S> {
-    let inner = object()
-        .prop("status", of(&[JsonType::String]).format(format))
-        .required(&["status"])
-        .closed();
+    let inner = body_of("status", of(&[JsonType::String]).format(format));
     let body = req.body_value();
-    validation::validate(&action_schema(action, inner), &body)?;
+    validation::validate(&body_of(action, inner), &body)?;
     body.get(action)
         .and_then(|args| args.get("status"))
         .and_then(Value::as_str)

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::request::{Req, action_schema};
+use crate::request::Req;
 use crate::services::attachments::{self as service, AttachRequest, StatusStep};
 use crate::services::volumes::{authorized_volume, get_volume};
-use crate::validation::{self, JsonType, Schema, any, object, of, optional_uuid, uuid};
+use crate::validation::{self, JsonType, Schema, any, body_of, object, of, optional_uuid, uuid};
 use crate::views;
 
 /// The actions served here.
@@ -51,17 +51,13 @@ fn schema(action: &'static str) -> Schema {
         "os-detach" => of(&[JsonType::Object, JsonType::Null])
             .prop("attachment_id", optional_uuid())
             .closed(),
-        "os-initialize_connection" => object()
-            .prop("connector", of(&[JsonType::Object, JsonType::String]))
-            .required(&["connector"])
-            .closed(),
-        "os-terminate_connection" => object()
-            .prop(
-                "connector",
-                of(&[JsonType::String, JsonType::Object, JsonType::Null]),
-            )
-            .required(&["connector"])
-            .closed(),
+        "os-initialize_connection" => {
+            body_of("connector", of(&[JsonType::Object, JsonType::String]))
+        }
+        "os-terminate_connection" => body_of(
+            "connector",
+            of(&[JsonType::String, JsonType::Object, JsonType::Null]),
+        ),
         "os-force_detach" => object()
             .prop(
                 "connector",
@@ -73,7 +69,7 @@ fn schema(action: &'static str) -> Schema {
         // take anything (Cinder: "TODO: Restrict the value to 'null'").
         _ => any(),
     };
-    action_schema(action, inner)
+    body_of(action, inner)
 }
 
 /// A connector given as an object; Cinder's schema also admits a string,

@@ -19,24 +19,21 @@ use crate::request::{Req, action_name, no_such_action, reset_status};
 use crate::services::group_snapshots as service;
 use crate::services::groups::check_not_cgsnapshot_type;
 use crate::validation::{
-    self, Format, Schema, description, name_allow_zero_min_length, object, uuid,
+    self, Format, Schema, body_of, description, name_allow_zero_min_length, object, uuid,
 };
 use crate::views::groups as view;
 use crate::views::{self, ViewCtx};
 
 fn create_schema() -> Schema {
-    object()
-        .prop(
-            "group_snapshot",
-            object()
-                .prop("group_id", uuid())
-                .prop("name", name_allow_zero_min_length())
-                .prop("description", description())
-                .required(&["group_id"])
-                .closed(),
-        )
-        .required(&["group_snapshot"])
-        .closed()
+    body_of(
+        "group_snapshot",
+        object()
+            .prop("group_id", uuid())
+            .prop("name", name_allow_zero_min_length())
+            .prop("description", description())
+            .required(&["group_id"])
+            .closed(),
+    )
 }
 
 /// Whether the caller sees `project_id` (3.58,

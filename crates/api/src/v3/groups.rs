@@ -18,75 +18,66 @@ use crate::policy::enforce;
 use crate::request::{Req, action_name, no_such_action, reset_status, trimmed};
 use crate::services::groups::{self as service, CreateGroup, UpdateGroup, group_volumes};
 use crate::validation::{
-    self, Format, JsonType, Schema, any, bool_from_value, bool_param, boolean, description,
-    name_allow_zero_min_length, object, of, uuid,
+    self, Format, JsonType, Schema, any, body_of, bool_from_value, bool_param, boolean,
+    description, name_allow_zero_min_length, object, of, uuid,
 };
 use crate::views::groups::{self as view, GroupExtras};
 use crate::views::{self, ViewCtx};
 
 fn create_schema() -> Schema {
-    object()
-        .prop(
-            "group",
-            object()
-                .prop("description", description())
-                .prop(
-                    "group_type",
-                    of(&[JsonType::String]).format(Format::GroupType),
-                )
-                .prop("name", name_allow_zero_min_length())
-                .prop(
-                    "volume_types",
-                    of(&[JsonType::Array]).array_of(
-                        of(&[JsonType::String]).length(None, Some(255)),
-                        Some(1),
-                        true,
-                    ),
-                )
-                .prop(
-                    "availability_zone",
-                    of(&[JsonType::String, JsonType::Null]).format(Format::AvailabilityZone),
-                )
-                .required(&["group_type", "volume_types"])
-                .closed(),
-        )
-        .required(&["group"])
-        .closed()
+    body_of(
+        "group",
+        object()
+            .prop("description", description())
+            .prop(
+                "group_type",
+                of(&[JsonType::String]).format(Format::GroupType),
+            )
+            .prop("name", name_allow_zero_min_length())
+            .prop(
+                "volume_types",
+                of(&[JsonType::Array]).array_of(
+                    of(&[JsonType::String]).length(None, Some(255)),
+                    Some(1),
+                    true,
+                ),
+            )
+            .prop(
+                "availability_zone",
+                of(&[JsonType::String, JsonType::Null]).format(Format::AvailabilityZone),
+            )
+            .required(&["group_type", "volume_types"])
+            .closed(),
+    )
 }
 
 fn create_from_source_schema() -> Schema {
-    object()
-        .prop(
-            "create-from-src",
-            object()
-                .prop("description", description())
-                .prop("name", name_allow_zero_min_length())
-                .prop("source_group_id", uuid())
-                .prop("group_snapshot_id", uuid())
-                .one_of(vec![
-                    any().required(&["group_snapshot_id"]),
-                    any().required(&["source_group_id"]),
-                ])
-                .closed(),
-        )
-        .required(&["create-from-src"])
-        .closed()
+    body_of(
+        "create-from-src",
+        object()
+            .prop("description", description())
+            .prop("name", name_allow_zero_min_length())
+            .prop("source_group_id", uuid())
+            .prop("group_snapshot_id", uuid())
+            .one_of(vec![
+                any().required(&["group_snapshot_id"]),
+                any().required(&["source_group_id"]),
+            ])
+            .closed(),
+    )
 }
 
 fn update_schema() -> Schema {
-    object()
-        .prop(
-            "group",
-            object()
-                .prop("description", description())
-                .prop("name", name_allow_zero_min_length())
-                .prop("add_volumes", description())
-                .prop("remove_volumes", description())
-                .any_of_required(&["name", "description", "add_volumes", "remove_volumes"])
-                .closed(),
-        )
-        .required(&["group"])
-        .closed()
+    body_of(
+        "group",
+        object()
+            .prop("description", description())
+            .prop("name", name_allow_zero_min_length())
+            .prop("add_volumes", description())
+            .prop("remove_volumes", description())
+            .any_of_required(&["name", "description", "add_volumes", "remove_volumes"])
+            .closed(),
+    )
 }
 
 /// `list_volume` of a detail view (3.25): a strict boolean.
@@ -325,13 +316,10 @@ pub async fn action(
     let ctx = &req.context;
     match name.as_str() {
         "delete" => {
-            let schema = object()
-                .prop(
-                    "delete",
-                    object().prop("delete-volumes", boolean()).closed(),
-                )
-                .required(&["delete"])
-                .closed();
+            let schema = body_of(
+                "delete",
+                object().prop("delete-volumes", boolean()).closed(),
+            );
             validation::validate(&schema, &body)?;
             let delete_volumes = args
                 .get("delete-volumes")

@@ -19,8 +19,8 @@ use crate::services::manage::{
     self as service, ManageSnapshot, ManageVolume, Manageable, VALID_SORT_KEYS,
 };
 use crate::validation::{
-    self, JsonType, Pattern, Schema, bool_from_value, boolean, description, metadata_allows_null,
-    name_allow_zero_min_length, object, of, uuid,
+    self, JsonType, Pattern, Schema, body_of, bool_from_value, boolean, description,
+    metadata_allows_null, name_allow_zero_min_length, object, of, uuid,
 };
 use crate::views::volumes::{self as volume_view, Detail};
 use crate::views::{self, ViewCtx, snapshots as snapshot_view};
@@ -47,31 +47,25 @@ fn volume_manage_schema(version: ApiVersion) -> Schema {
             of(&[JsonType::String, JsonType::Null]).length(Some(0), Some(255)),
         );
     }
-    object()
-        .prop("volume", volume.required(&["ref"]).closed())
-        .required(&["volume"])
-        .closed()
+    body_of("volume", volume.required(&["ref"]).closed())
 }
 
 /// Cinder's `snapshot_manage.create`.
 fn snapshot_manage_schema() -> Schema {
-    object()
-        .prop(
-            "snapshot",
-            object()
-                .prop("description", description())
-                .prop("metadata", metadata_allows_null())
-                .prop("name", name_allow_zero_min_length())
-                .prop("volume_id", uuid())
-                .prop(
-                    "ref",
-                    of(&[JsonType::Object, JsonType::Null, JsonType::String]),
-                )
-                .required(&["ref", "volume_id"])
-                .closed(),
-        )
-        .required(&["snapshot"])
-        .closed()
+    body_of(
+        "snapshot",
+        object()
+            .prop("description", description())
+            .prop("metadata", metadata_allows_null())
+            .prop("name", name_allow_zero_min_length())
+            .prop("volume_id", uuid())
+            .prop(
+                "ref",
+                of(&[JsonType::Object, JsonType::Null, JsonType::String]),
+            )
+            .required(&["ref", "volume_id"])
+            .closed(),
+    )
 }
 
 /// Non-empty, stripped (Cinder: `if volume.get('name'): name.strip()`).

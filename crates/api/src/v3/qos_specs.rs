@@ -16,35 +16,29 @@ use crate::listing::{self, Params, invalid_sort_key};
 use crate::policy;
 use crate::request::Req;
 use crate::services::qos_specs::{self as service, check_spec, parse_consumer};
-use crate::validation::{self, JsonType, Pattern, Schema, bool_param, object, of};
+use crate::validation::{self, JsonType, Pattern, Schema, body_of, bool_param, object, of};
 use crate::views::{self, ViewCtx, type_extras as view};
 
 fn create_schema() -> Schema {
-    object()
-        .prop(
-            "qos_specs",
-            object()
-                .prop("name", of(&[JsonType::String]))
-                .required(&["name"]),
-        )
-        .required(&["qos_specs"])
-        .closed()
+    body_of(
+        "qos_specs",
+        object()
+            .prop("name", of(&[JsonType::String]))
+            .required(&["name"]),
+    )
 }
 
 /// `parameter_types.extra_specs_with_null`.
 fn set_schema() -> Schema {
-    object()
-        .prop(
-            "qos_specs",
-            object()
-                .pattern_props(
-                    Pattern::SpecKey,
-                    of(&[JsonType::String, JsonType::Null]).length(None, Some(255)),
-                )
-                .closed(),
-        )
-        .required(&["qos_specs"])
-        .closed()
+    body_of(
+        "qos_specs",
+        object()
+            .pattern_props(
+                Pattern::SpecKey,
+                of(&[JsonType::String, JsonType::Null]).length(None, Some(255)),
+            )
+            .closed(),
+    )
 }
 
 /// Cinder's `name_skip_leading_trailing_spaces` format: the trimmed name.
@@ -204,13 +198,7 @@ pub async fn delete(
 /// Validates `{"keys": [unique strings of 1–255 characters]}` (Cinder's
 /// `qos_specs.unset` schema) and returns the keys.
 fn unset_keys(body: &Value) -> ApiResult<Vec<String>> {
-    validation::validate(
-        &object()
-            .prop("keys", of(&[JsonType::Array]))
-            .required(&["keys"])
-            .closed(),
-        body,
-    )?;
+    validation::validate(&body_of("keys", of(&[JsonType::Array])), body)?;
     let items = body["keys"].as_array().cloned().unwrap_or_default();
     let mut keys: Vec<String> = Vec::with_capacity(items.len());
     for item in &items {

@@ -15,11 +15,11 @@ use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
 use crate::request::{
-    Req, action_name, action_schema, no_such_action, renamed, reset_status, string_map, trimmed,
+    Req, action_name, no_such_action, renamed, reset_status, string_map, trimmed,
 };
 use crate::services::snapshots::{self as service, CreateSnapshot};
 use crate::validation::{
-    self, Format, JsonType, Schema, any, bool_from_value, boolean, description,
+    self, Format, JsonType, Schema, any, body_of, bool_from_value, boolean, description,
     metadata_allows_null, name_allow_zero_min_length, object, of, optional_uuid,
 };
 use crate::views::snapshots as view;
@@ -29,37 +29,31 @@ use crate::views::{self, ViewCtx};
 pub const SNAPSHOT_IN_USE_FLAG_MSG: &str = "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward compatability, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored.";
 
 fn create_schema() -> Schema {
-    object()
-        .prop(
-            "snapshot",
-            object()
-                .prop("name", name_allow_zero_min_length())
-                .prop("display_name", name_allow_zero_min_length())
-                .prop("description", description())
-                .prop("volume_id", optional_uuid())
-                .prop("force", boolean())
-                .prop("metadata", metadata_allows_null())
-                .required(&["volume_id"])
-                .closed(),
-        )
-        .required(&["snapshot"])
-        .closed()
+    body_of(
+        "snapshot",
+        object()
+            .prop("name", name_allow_zero_min_length())
+            .prop("display_name", name_allow_zero_min_length())
+            .prop("description", description())
+            .prop("volume_id", optional_uuid())
+            .prop("force", boolean())
+            .prop("metadata", metadata_allows_null())
+            .required(&["volume_id"])
+            .closed(),
+    )
 }
 
 fn update_schema() -> Schema {
-    object()
-        .prop(
-            "snapshot",
-            object()
-                .prop("name", name_allow_zero_min_length())
-                .prop("description", description())
-                .prop("display_name", name_allow_zero_min_length())
-                .prop("display_description", description())
-                .closed()
-                .any_of_required(&["name", "description", "display_name", "display_description"]),
-        )
-        .required(&["snapshot"])
-        .closed()
+    body_of(
+        "snapshot",
+        object()
+            .prop("name", name_allow_zero_min_length())
+            .prop("description", description())
+            .prop("display_name", name_allow_zero_min_length())
+            .prop("display_description", description())
+            .closed()
+            .any_of_required(&["name", "description", "display_name", "display_description"]),
+    )
 }
 
 /// `POST /snapshots` (202).
@@ -164,12 +158,12 @@ pub async fn action(
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-force_delete" => {
-            validation::validate(&action_schema("os-force_delete", any()), &body)?;
+            validation::validate(&body_of("os-force_delete", any()), &body)?;
             service::delete_snapshot(&state, ctx, &snapshot_id, true).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-update_snapshot_status" => {
-            let schema = action_schema(
+            let schema = body_of(
                 "os-update_snapshot_status",
                 object()
                     .prop("status", of(&[JsonType::String]))
@@ -190,7 +184,7 @@ pub async fn action(
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-unmanage" => {
-            validation::validate(&action_schema("os-unmanage", any()), &body)?;
+            validation::validate(&body_of("os-unmanage", any()), &body)?;
             crate::services::manage::unmanage_snapshot(&state, ctx, &snapshot_id).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }

@@ -16,7 +16,7 @@ use crate::microversion as mv;
 use crate::request::Req;
 use crate::services::transfers::{self as service, CreateTransfer};
 use crate::validation::{
-    self, JsonType, Schema, bool_from_value, bool_param, boolean, object, of, uuid,
+    self, JsonType, Schema, body_of, bool_from_value, bool_param, boolean, object, of, uuid,
 };
 use crate::views::{self, ViewCtx, transfers as view};
 
@@ -44,23 +44,17 @@ fn create_schema(with_snapshots: bool) -> Schema {
     if with_snapshots {
         transfer = transfer.prop("no_snapshots", boolean());
     }
-    object()
-        .prop("transfer", transfer.required(&["volume_id"]).closed())
-        .required(&["transfer"])
-        .closed()
+    body_of("transfer", transfer.required(&["volume_id"]).closed())
 }
 
 fn accept_schema() -> Schema {
-    object()
-        .prop(
-            "accept",
-            object()
-                .prop("auth_key", of(&[JsonType::String, JsonType::Integer]))
-                .required(&["auth_key"])
-                .closed(),
-        )
-        .required(&["accept"])
-        .closed()
+    body_of(
+        "accept",
+        object()
+            .prop("auth_key", of(&[JsonType::String, JsonType::Integer]))
+            .required(&["auth_key"])
+            .closed(),
+    )
 }
 
 /// Cinder's `name_skip_leading_trailing_spaces` on a transfer name.

@@ -24,8 +24,8 @@ use crate::services::types::{
     self as service, NewType, TypeChanges, TypeKind, TypeVisibility, type_not_found,
 };
 use crate::validation::{
-    self, Format, JsonType, Pattern, Schema, bool_from_str, bool_from_value, boolean, description,
-    object, of,
+    self, Format, JsonType, Pattern, Schema, body_of, bool_from_str, bool_from_value, boolean,
+    description, object, of,
 };
 use crate::views::types::{self as view, TypeView};
 use crate::views::{self, Collection, ViewCtx};
@@ -485,13 +485,10 @@ pub async fn action(
     let schema = object()
         .prop(
             key,
-            object()
-                .prop(
-                    "project",
-                    of(&[JsonType::String]).length(Some(1), Some(255)),
-                )
-                .required(&["project"])
-                .closed(),
+            body_of(
+                "project",
+                of(&[JsonType::String]).length(Some(1), Some(255)),
+            ),
         )
         .required(&[key])
         .closed();

@@ -20,9 +20,9 @@ use crate::request::{Req, renamed, string_map, text};
 use crate::services::create_volume::{CreateVolume, create_volume};
 use crate::services::volumes::{self as service, UpdateVolume};
 use crate::validation::{
-    self, Format, JsonType, Schema, availability_zone, bool_from_value, metadata_allows_null,
-    name_allow_zero_min_length, object, of, optional_boolean, optional_uuid, trimmed_text,
-    volume_size,
+    self, Format, JsonType, Schema, availability_zone, body_of, bool_from_value,
+    metadata_allows_null, name_allow_zero_min_length, object, of, optional_boolean, optional_uuid,
+    trimmed_text, volume_size,
 };
 use crate::views::volumes::{self as view, Detail};
 use crate::views::{self, ViewCtx};
@@ -89,10 +89,7 @@ pub fn update_schema(version: ApiVersion) -> Schema {
             "metadata",
         ]);
     }
-    object()
-        .prop("volume", volume)
-        .required(&["volume"])
-        .closed()
+    body_of("volume", volume)
 }
 
 fn size_of(value: Option<&Value>) -> Option<i64> {

@@ -238,6 +238,12 @@ pub fn object() -> Schema {
     of(&[JsonType::Object])
 }
 
+/// `{key: inner}` with `key` required and nothing else allowed: the shape
+/// of every resource body (`{"volume": …}`) and action body.
+pub fn body_of(key: &'static str, inner: Schema) -> Schema {
+    object().prop(key, inner).required(&[key]).closed()
+}
+
 impl Schema {
     /// Adds a property.
     pub fn prop(mut self, name: &'static str, schema: Schema) -> Self {
@@ -661,10 +667,7 @@ mod tests {
 
     #[test]
     fn additional_properties_and_required() {
-        let schema = object()
-            .prop("volume", object().prop("name", any()).closed())
-            .required(&["volume"])
-            .closed();
+        let schema = body_of("volume", object().prop("name", any()).closed());
         assert_eq!(
             message(&schema, json!({})),
             "'volume' is a required property"
