@@ -8,6 +8,7 @@ use clinker_types::group::GroupSnapshot;
 use clinker_types::group_status::{GroupSnapshotStatus, GroupStatus};
 use clinker_types::{GroupSnapshotId, VolumeStatus};
 
+use super::cast_journaled;
 use super::groups::{check_not_cgsnapshot_type, get_group, group_volumes, invalid_group};
 use super::rows::{get_owned, rows};
 use super::{QuotaAction, lookup_error, quota_error};
@@ -181,14 +182,11 @@ pub async fn delete_group_snapshot(
     let args = DeleteGroupSnapshotArgs {
         group_snapshot_id: started.id,
     };
-    if let Err(err) = state
+    let sent = state
         .volume_rpc
         .delete_group_snapshot(ctx, &host, &args)
-        .await
-    {
-        tracing::warn!(group_snapshot_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_group_snapshot; the volume service resumes it from the journal");
-    }
+        .await;
+    cast_journaled(sent, "delete_group_snapshot", &started.id, &host);
     Ok(())
 }
 

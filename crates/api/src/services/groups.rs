@@ -20,6 +20,7 @@ use clinker_types::model::{Snapshot, Volume, VolumeType};
 use clinker_types::request_spec::{FilterProperties, RequestSpec, TypeSpec};
 use clinker_types::{GroupId, SnapshotStatus, VolumeId, VolumeStatus, VolumeTypeId};
 
+use super::cast_journaled;
 use super::group_snapshots::get_group_snapshot;
 use super::rows::{get_owned, rows};
 use super::{QuotaAction, lookup_error, quota_error, types};
@@ -746,10 +747,8 @@ pub async fn delete_group(
     let args = DeleteGroupArgs {
         group_id: started.id,
     };
-    if let Err(err) = state.volume_rpc.delete_group(ctx, &host, &args).await {
-        tracing::warn!(group_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_group; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.delete_group(ctx, &host, &args).await;
+    cast_journaled(sent, "delete_group", &started.id, &host);
     Ok(())
 }
 

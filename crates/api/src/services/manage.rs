@@ -23,6 +23,7 @@ use clinker_types::model::{Service, Snapshot, Volume, VolumeType};
 use clinker_types::{Host, SnapshotId, VolumeId, VolumeStatus};
 use serde_json::Value;
 
+use super::cast_journaled;
 use super::snapshots::{authorized_snapshot, snapshot_not_found};
 use super::volumes::{authorized_volume, get_volume, volume_not_found};
 use super::{QuotaAction, VOLUME_BINARY, lookup_error, quota_error, types};
@@ -405,10 +406,8 @@ pub async fn unmanage_volume(state: &ApiState, ctx: &RequestContext, id: &str) -
     let args = UnmanageVolumeArgs {
         volume_id: started.id,
     };
-    if let Err(err) = state.volume_rpc.unmanage_volume(ctx, &host, &args).await {
-        tracing::warn!(volume_id = %started.id, host = %host, error = %err,
-            "cannot cast unmanage_volume; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.unmanage_volume(ctx, &host, &args).await;
+    cast_journaled(sent, "unmanage_volume", &started.id, &host);
     Ok(())
 }
 
@@ -438,10 +437,8 @@ pub async fn unmanage_snapshot(state: &ApiState, ctx: &RequestContext, id: &str)
     let args = UnmanageSnapshotArgs {
         snapshot_id: started.id,
     };
-    if let Err(err) = state.volume_rpc.unmanage_snapshot(ctx, &host, &args).await {
-        tracing::warn!(snapshot_id = %started.id, host = %host, error = %err,
-            "cannot cast unmanage_snapshot; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.unmanage_snapshot(ctx, &host, &args).await;
+    cast_journaled(sent, "unmanage_snapshot", &started.id, &host);
     Ok(())
 }
 

@@ -113,6 +113,20 @@ pub(crate) fn lookup_error(err: DbError, not_found: impl FnOnce() -> ApiError) -
     }
 }
 
+/// The end of an operation whose journal row the volume service resumes
+/// from: a cast that cannot be delivered is only logged.
+pub(crate) fn cast_journaled<E: std::fmt::Display>(
+    sent: Result<(), E>,
+    op: &str,
+    id: &dyn std::fmt::Display,
+    host: &str,
+) {
+    if let Err(err) = sent {
+        tracing::warn!(id = %id, host, error = %err,
+            "cannot cast {op}; the volume service resumes it from the journal");
+    }
+}
+
 /// Whether the caller may see a resource of `project_id` (admins see every
 /// project, as Cinder's `project_only` queries allow them).
 pub(crate) fn visible(ctx: &RequestContext, project_id: &str) -> bool {

@@ -10,6 +10,7 @@ use clinker_types::model::Snapshot;
 use clinker_types::status::SnapshotTransition;
 use clinker_types::{SnapshotId, SnapshotStatus, VolumeStatus};
 
+use super::cast_journaled;
 use super::rows::{get_owned, rows};
 use super::volumes::get_volume;
 use super::{QuotaAction, lookup_error, quota_error};
@@ -229,10 +230,8 @@ pub async fn delete_snapshot(
     let args = DeleteSnapshotArgs {
         snapshot_id: started.id,
     };
-    if let Err(err) = state.volume_rpc.delete_snapshot(ctx, &host, &args).await {
-        tracing::warn!(snapshot_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_snapshot; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.delete_snapshot(ctx, &host, &args).await;
+    cast_journaled(sent, "delete_snapshot", &started.id, &host);
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use clinker_rpc::volume::DeleteVolumeArgs;
 use clinker_types::model::{Volume, VolumeType};
 use clinker_types::{AttachStatus, VolumeId, VolumeStatus};
 
+use super::cast_journaled;
 use super::rows::{get_owned, rows};
 use super::{QuotaAction, lookup_error, quota_error};
 use crate::ApiState;
@@ -199,10 +200,8 @@ pub async fn delete_volume(
         volume_id: started.id,
         cascade,
     };
-    if let Err(err) = state.volume_rpc.delete_volume(ctx, &host, &args).await {
-        tracing::warn!(volume_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_volume; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.delete_volume(ctx, &host, &args).await;
+    cast_journaled(sent, "delete_volume", &started.id, &host);
     Ok(())
 }
 

@@ -128,56 +128,33 @@ pub async fn action(
             }
             return Ok(views::ok(&json!({ "connection_info": body })));
         }
-        "os-terminate_connection" => {
-            let rule = "volume_extension:volume_actions:terminate_connection";
-            let volume = authorized_volume(state, ctx, volume_id, rule).await?;
-            service::terminate_connection(
-                state,
-                ctx,
-                compute,
-                &volume,
-                connector_object(args.get("connector")),
-            )
-            .await?;
-        }
-        "os-detach" => {
-            let rule = "volume_extension:volume_actions:detach";
-            let volume = authorized_volume(state, ctx, volume_id, rule).await?;
-            let attachment_id = text(args, "attachment_id");
-            service::detach(
-                state,
-                ctx,
-                compute,
-                &volume,
-                attachment_id.as_deref(),
-                "Error detaching volume",
-            )
-            .await?;
-        }
-        "os-force_detach" => {
-            let rule = "volume_extension:volume_admin_actions:force_detach";
-            let volume = authorized_volume(state, ctx, volume_id, rule).await?;
-            service::terminate_connection(
-                state,
-                ctx,
-                compute,
-                &volume,
-                connector_object(args.get("connector")),
-            )
-            .await?;
-            // The terminate may have settled the volume; detach from what
-            // it is now.
-            let volume = get_volume(state, ctx, volume_id).await?;
-            let attachment_id = text(args, "attachment_id");
-            service::detach(
-                state,
-                ctx,
-                compute,
-                &volume,
-                attachment_id.as_deref(),
-                "Error force detaching volume",
-            )
-            .await?;
+        "os-terminate_connection" | "os-detach" | "os-force_detach" => {
+            let force = action == "os-force_detach";
+            let rule = match action {
+                "os-force_detach" => "volume_extension:volume_admin_actions:force_detach",
+                "os-detach" => "volume_extension:volume_actions:detach",
+                _ => "volume_extension:volume_actions:terminate_connection",
+            };
+            let mut volume = authorized_volume(state, ctx, volume_id, rule).await?;
+            if action != "os-detach" {
+                let connector = connector_object(args.get("connector"));
+                service::terminate_connection(state, ctx, compute, &volume, connector).await?;
+            }
+            if force {
+                // The terminate may have settled the volume; detach from
+                // what it is now.
+                volume = get_volume(state, ctx, volume_id).await?;
+            }
+            if action != "os-terminate_connection" {
+                let what = if force {
+                    "Error force detaching volume"
+                } else {
+                    "Error detaching volume"
+                };
+                let attachment_id = text(args, "attachment_id");
+                service::detach(state, ctx, compute, &volume, attachment_id.as_deref(), what)
+                    .await?;
+            }
         }
         _ => return Err(crate::request::no_such_action(name)),
     }

@@ -100,6 +100,11 @@ fn size_of(value: Option<&Value>) -> Option<i64> {
     }
 }
 
+/// A volume's view as a response.
+fn shown(req: &Req, volume: &Volume, detail: Detail, status: StatusCode) -> Response {
+    view::show(volume, &ViewCtx::of(req), detail, status)
+}
+
 /// `POST /volumes` (202): the detail view without the `os-vol-*` keys.
 pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
     let body = req.body_value();
@@ -135,12 +140,7 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
             .unwrap_or(false),
     };
     let created = create_volume(&state, &req.context, request).await?;
-    Ok(view::show(
-        &created,
-        &ViewCtx::of(&req),
-        Detail::Plain,
-        StatusCode::ACCEPTED,
-    ))
+    Ok(shown(&req, &created, Detail::Plain, StatusCode::ACCEPTED))
 }
 
 /// `GET /volumes/{id}`.
@@ -150,12 +150,7 @@ pub async fn show(
     Path(volume_id): Path<String>,
 ) -> ApiResult<Response> {
     let volume = service::get_volume(&state, &req.context, &volume_id).await?;
-    Ok(view::show(
-        &volume,
-        &ViewCtx::of(&req),
-        Detail::Extended,
-        StatusCode::OK,
-    ))
+    Ok(shown(&req, &volume, Detail::Extended, StatusCode::OK))
 }
 
 /// `PUT /volumes/{id}`.
@@ -172,12 +167,7 @@ pub async fn update(
         metadata: body.get("metadata").map(|m| string_map(Some(m))),
     };
     let volume = service::update_volume(&state, &req.context, &volume_id, update).await?;
-    Ok(view::show(
-        &volume,
-        &ViewCtx::of(&req),
-        Detail::Plain,
-        StatusCode::OK,
-    ))
+    Ok(shown(&req, &volume, Detail::Plain, StatusCode::OK))
 }
 
 /// `DELETE /volumes/{id}` (`?cascade=`, `?force=` from 3.23).
