@@ -16,15 +16,12 @@ use std::collections::BTreeMap;
 
 use clinker_db::{DbError, DeleteOptions, DeleteStart, NewManagedVolume, NewSnapshot};
 use clinker_rpc::RequestContext;
-use clinker_rpc::volume::{
-    ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageSnapshotArgs, UnmanageVolumeArgs,
-};
+use clinker_rpc::volume::{ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageVolumeArgs};
 use clinker_types::model::{Service, Snapshot, Volume, VolumeType};
 use clinker_types::{Host, SnapshotId, VolumeId, VolumeStatus};
 use serde_json::Value;
 
 use super::cast_journaled;
-use super::snapshots::{authorized_snapshot, snapshot_not_found};
 use super::volumes::{authorized_volume, get_volume, volume_not_found};
 use super::{QuotaAction, VOLUME_BINARY, lookup_error, quota_error, types};
 use crate::ApiState;
@@ -408,37 +405,6 @@ pub async fn unmanage_volume(state: &ApiState, ctx: &RequestContext, id: &str) -
     };
     let sent = state.volume_rpc.unmanage_volume(ctx, &host, &args).await;
     cast_journaled(sent, "unmanage_volume", &started.id, &host);
-    Ok(())
-}
-
-/// `os-unmanage` of a snapshot.
-///
-/// # Errors
-/// 404, 403, 400 "Invalid snapshot: …".
-pub async fn unmanage_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let snapshot = authorized_snapshot(state, ctx, id, SNAPSHOT_UNMANAGE_POLICY).await?;
-    policy::enforce(ctx, "volume:delete_snapshot", Some(&snapshot.project_id))?;
-    let refused = || {
-        ApiError::invalid_state(
-            "Invalid snapshot: Snapshot status must be available or error and must not be part of a group.",
-        )
-    };
-    let started = state
-        .db
-        .begin_snapshot_unmanage(snapshot.id)
-        .await
-        .map_err(|e| match e {
-            DbError::InvalidState(_) => refused(),
-            other => lookup_error(other, || snapshot_not_found(id)),
-        })?;
-    let Some(host) = started.host.clone() else {
-        return Ok(());
-    };
-    let args = UnmanageSnapshotArgs {
-        snapshot_id: started.id,
-    };
-    let sent = state.volume_rpc.unmanage_snapshot(ctx, &host, &args).await;
-    cast_journaled(sent, "unmanage_snapshot", &started.id, &host);
     Ok(())
 }
 

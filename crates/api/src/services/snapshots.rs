@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use clinker_db::{DbError, NewSnapshot};
 use clinker_rpc::RequestContext;
-use clinker_rpc::volume::{CreateSnapshotArgs, DeleteSnapshotArgs};
+use clinker_rpc::volume::{CreateSnapshotArgs, DeleteSnapshotArgs, UnmanageSnapshotArgs};
 use clinker_types::model::Snapshot;
 use clinker_types::status::SnapshotTransition;
 use clinker_types::{SnapshotId, SnapshotStatus, VolumeStatus};
@@ -176,34 +176,41 @@ pub async fn update_snapshot(
         .map_err(|e| lookup_error(e, || snapshot_not_found(id)))
 }
 
-/// Deletes a snapshot (`force` for `os-force_delete`): `deleting` plus its
-/// journal row, then a cast to the backend. An unreachable backend is
-/// logged; the volume service resumes the delete from the journal.
+/// How a snapshot goes (Cinder's `delete_snapshot` with `force` and
+/// `unmanage_only`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// `DELETE /snapshots/{id}`.
+    Delete,
+    /// `os-force_delete` (admin): whatever the status.
+    ForceDelete,
+    /// `os-unmanage`: the row goes, the backend keeps the data.
+    Unmanage,
+}
+
+/// Removes a snapshot: `deleting` (or unmanaging) plus its journal row,
+/// then a cast to the backend. An unreachable backend is logged; the
+/// volume service resumes from the journal.
 ///
 /// # Errors
-/// 404, 400 "Invalid snapshot: …" when its status forbids it.
+/// 404, 403, 400 "Invalid snapshot: …" when its status forbids it.
 pub async fn delete_snapshot(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    force: bool,
+    how: Removal,
 ) -> ApiResult<()> {
     let snapshot = get_snapshot(state, ctx, id).await?;
-    if force {
-        policy::enforce(
-            ctx,
-            "volume_extension:snapshot_admin_actions:force_delete",
-            Some(&snapshot.project_id),
-        )?;
-    }
-    policy::enforce(ctx, "volume:delete_snapshot", Some(&snapshot.project_id))?;
-    let transition = if force {
-        SnapshotTransition::ForceDelete
-    } else {
-        SnapshotTransition::Delete
+    let own_rule = match how {
+        Removal::Delete => None,
+        Removal::ForceDelete => Some("volume_extension:snapshot_admin_actions:force_delete"),
+        Removal::Unmanage => Some(super::manage::SNAPSHOT_UNMANAGE_POLICY),
     };
+    for rule in own_rule.into_iter().chain(["volume:delete_snapshot"]) {
+        policy::enforce(ctx, rule, Some(&snapshot.project_id))?;
+    }
     let refused = || {
-        let status = if force {
+        let status = if how == Removal::ForceDelete {
             ""
         } else {
             "status must be available or error and"
@@ -213,25 +220,46 @@ pub async fn delete_snapshot(
         ))
     };
     // A member of a group snapshot goes with its group snapshot only.
-    if snapshot.group_snapshot_id.is_some() {
+    if how != Removal::Unmanage && snapshot.group_snapshot_id.is_some() {
         return Err(refused());
     }
-    let started = state
-        .db
-        .begin_snapshot_delete(snapshot.id, transition)
-        .await
-        .map_err(|e| match e {
-            DbError::InvalidState(_) => refused(),
-            other => lookup_error(other, || snapshot_not_found(id)),
-        })?;
+    let started = match how {
+        Removal::Delete => {
+            let delete = SnapshotTransition::Delete;
+            state.db.begin_snapshot_delete(snapshot.id, delete).await
+        }
+        Removal::ForceDelete => {
+            let force = SnapshotTransition::ForceDelete;
+            state.db.begin_snapshot_delete(snapshot.id, force).await
+        }
+        Removal::Unmanage => state.db.begin_snapshot_unmanage(snapshot.id).await,
+    }
+    .map_err(|e| match e {
+        DbError::InvalidState(_) => refused(),
+        other => lookup_error(other, || snapshot_not_found(id)),
+    })?;
     let Some(host) = started.host.clone() else {
         return Ok(());
     };
-    let args = DeleteSnapshotArgs {
-        snapshot_id: started.id,
+    let rpc = &state.volume_rpc;
+    let (op, sent) = if how == Removal::Unmanage {
+        let args = UnmanageSnapshotArgs {
+            snapshot_id: started.id,
+        };
+        (
+            "unmanage_snapshot",
+            rpc.unmanage_snapshot(ctx, &host, &args).await,
+        )
+    } else {
+        let args = DeleteSnapshotArgs {
+            snapshot_id: started.id,
+        };
+        (
+            "delete_snapshot",
+            rpc.delete_snapshot(ctx, &host, &args).await,
+        )
     };
-    let sent = state.volume_rpc.delete_snapshot(ctx, &host, &args).await;
-    cast_journaled(sent, "delete_snapshot", &started.id, &host);
+    cast_journaled(sent, op, &started.id, &host);
     Ok(())
 }
 

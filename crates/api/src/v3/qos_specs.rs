@@ -249,7 +249,7 @@ pub async fn associate(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     policy::enforce(&req.context, service::UPDATE_POLICY, None)?;
-    service::associate(&state, &id, req.param("vol_type_id")).await?;
+    service::associate(&state, &id, req.param("vol_type_id"), true).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
@@ -260,7 +260,7 @@ pub async fn disassociate(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     policy::enforce(&req.context, service::UPDATE_POLICY, None)?;
-    service::disassociate(&state, &id, req.param("vol_type_id")).await?;
+    service::associate(&state, &id, req.param("vol_type_id"), false).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 

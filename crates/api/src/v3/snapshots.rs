@@ -17,7 +17,7 @@ use crate::microversion as mv;
 use crate::request::{
     Req, action_name, no_such_action, renamed, reset_status, string_map, trimmed,
 };
-use crate::services::snapshots::{self as service, CreateSnapshot};
+use crate::services::snapshots::{self as service, CreateSnapshot, Removal};
 use crate::validation::{
     self, Format, JsonType, Schema, any, body_of, bool_from_value, boolean, description,
     metadata_allows_null, name_allow_zero_min_length, object, of, optional_uuid,
@@ -118,7 +118,7 @@ pub async fn delete(
     req: Req,
     Path(snapshot_id): Path<String>,
 ) -> ApiResult<Response> {
-    service::delete_snapshot(&state, &req.context, &snapshot_id, false).await?;
+    service::delete_snapshot(&state, &req.context, &snapshot_id, Removal::Delete).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
@@ -159,7 +159,7 @@ pub async fn action(
         }
         "os-force_delete" => {
             validation::validate(&body_of("os-force_delete", any()), &body)?;
-            service::delete_snapshot(&state, ctx, &snapshot_id, true).await?;
+            service::delete_snapshot(&state, ctx, &snapshot_id, Removal::ForceDelete).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-update_snapshot_status" => {
@@ -185,7 +185,7 @@ pub async fn action(
         }
         "os-unmanage" => {
             validation::validate(&body_of("os-unmanage", any()), &body)?;
-            crate::services::manage::unmanage_snapshot(&state, ctx, &snapshot_id).await?;
+            service::delete_snapshot(&state, ctx, &snapshot_id, Removal::Unmanage).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         other => Err(no_such_action(other)),
