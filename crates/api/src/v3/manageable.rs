@@ -160,28 +160,8 @@ pub async fn manageable_snapshots_create(
 /// Cinder's `get_sort_params(default_key='reference')` with the
 /// manageable lists' own key and direction checks; `(key, ascending)`.
 fn sort_params(params: &mut Params) -> ApiResult<Vec<(String, bool)>> {
-    if params.contains("sort") && (params.contains("sort_key") || params.contains("sort_dir")) {
-        return Err(ApiError::invalid_input(
-            "The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.",
-        ));
-    }
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(sort) = params.pop("sort") {
-        for item in sort.trim().split(',') {
-            let (key, dir) = match item.split_once(':') {
-                Some((key, dir)) if !dir.trim().is_empty() => (key, dir),
-                Some((key, _)) => (key, "desc"),
-                None => (item, "desc"),
-            };
-            pairs.push((key.trim().to_owned(), dir.trim().to_owned()));
-        }
-    } else {
-        let key = params
-            .pop("sort_key")
-            .unwrap_or_else(|| "reference".to_owned());
-        let dir = params.pop("sort_dir").unwrap_or_else(|| "desc".to_owned());
-        pairs.push((key.trim().to_owned(), dir.trim().to_owned()));
-    }
+    let pairs = listing::sort_pairs(params, "reference", true)
+        .ok_or_else(|| ApiError::invalid_input(listing::SORT_FORMS_CONFLICT))?;
     let bad_keys: Vec<&str> = pairs
         .iter()
         .map(|(k, _)| k.as_str())
