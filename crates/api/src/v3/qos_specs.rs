@@ -41,25 +41,6 @@ fn set_schema() -> Schema {
     )
 }
 
-/// Cinder's `name_skip_leading_trailing_spaces` format: the trimmed name.
-fn checked_name(raw: &str) -> ApiResult<String> {
-    let reason = if raw.is_empty() {
-        Some("The 'name' can not be None.")
-    } else if raw.trim().is_empty() {
-        Some("The 'name' can not be empty.")
-    } else if raw.trim().chars().count() > 255 {
-        Some("The 'name' can not be greater than 255 characters.")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(ApiError::bad_request(format!(
-            "An invalid 'name' value was provided. {reason}"
-        ))),
-        None => Ok(raw.trim().to_owned()),
-    }
-}
-
 fn sort_column(key: &str) -> ApiResult<QosSpecsColumn> {
     Ok(match key {
         "id" => QosSpecsColumn::Id,
@@ -127,7 +108,7 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
     policy::enforce(&req.context, service::CREATE_POLICY, None)?;
     let mut fields = req.body_object("qos_specs");
     let name = match fields.remove("name") {
-        Some(Value::String(name)) => checked_name(&name)?,
+        Some(Value::String(name)) => validation::checked_name(&name)?,
         _ => return Err(ApiError::bad_request("'name' is a required property")),
     };
     let mut specs = BTreeMap::new();

@@ -10,7 +10,7 @@ use clinker_db::{Page, SortDir, TransferColumn, TransferQuery};
 use serde_json::Value;
 
 use crate::ApiState;
-use crate::fault::{ApiError, ApiResult};
+use crate::fault::ApiResult;
 use crate::listing::{self, Params, invalid_sort_key};
 use crate::microversion as mv;
 use crate::request::Req;
@@ -59,23 +59,9 @@ fn accept_schema() -> Schema {
 
 /// Cinder's `name_skip_leading_trailing_spaces` on a transfer name.
 fn transfer_name(value: Option<&Value>) -> ApiResult<Option<String>> {
-    let Some(Value::String(raw)) = value else {
-        return Ok(None);
-    };
-    let reason = if raw.is_empty() {
-        Some("The 'name' can not be None.")
-    } else if raw.trim().is_empty() {
-        Some("The 'name' can not be empty.")
-    } else if raw.trim().chars().count() > 255 {
-        Some("The 'name' can not be greater than 255 characters.")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(ApiError::bad_request(format!(
-            "An invalid 'name' value was provided. {reason}"
-        ))),
-        None => Ok(Some(raw.trim().to_owned())),
+    match value {
+        Some(Value::String(raw)) => validation::checked_name(raw).map(Some),
+        _ => Ok(None),
     }
 }
 

@@ -233,6 +233,26 @@ pub fn of(types: &[JsonType]) -> Schema {
     }
 }
 
+/// Cinder's `name_skip_leading_trailing_spaces` format: the trimmed name.
+///
+/// # Errors
+/// 400 "An invalid 'name' value was provided. …" for an empty, blank or
+/// too long name.
+pub fn checked_name(raw: &str) -> Result<String, ApiError> {
+    let reason = if raw.is_empty() {
+        "The 'name' can not be None."
+    } else if raw.trim().is_empty() {
+        "The 'name' can not be empty."
+    } else if raw.trim().chars().count() > 255 {
+        "The 'name' can not be greater than 255 characters."
+    } else {
+        return Ok(raw.trim().to_owned());
+    };
+    Err(ApiError::bad_request(format!(
+        "An invalid 'name' value was provided. {reason}"
+    )))
+}
+
 /// `{'type': 'object'}`.
 pub fn object() -> Schema {
     of(&[JsonType::Object])
