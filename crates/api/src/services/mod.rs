@@ -12,6 +12,7 @@ pub mod create_volume;
 pub mod default_types;
 pub mod encryption;
 pub mod group_snapshots;
+pub mod group_sources;
 pub mod groups;
 pub mod manage;
 pub mod migration;

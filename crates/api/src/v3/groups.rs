@@ -264,7 +264,7 @@ pub async fn create_from_source(State(state): State<ApiState>, req: Req) -> ApiR
     validation::validate(&create_from_source_schema(), &req.body_value())?;
     let body = req.body_object("create-from-src");
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-    let group = service::create_group_from_source(
+    let group = crate::services::group_sources::create_group_from_source(
         &state,
         &req.context,
         trimmed(&body, "name"),
