@@ -14,15 +14,16 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use clinker_db::{DbError, DeleteOptions, DeleteStart, NewManagedVolume, NewSnapshot};
+use clinker_db::{DbError, DeleteOptions, DeleteStart, NewManagedVolume};
 use clinker_rpc::RequestContext;
 use clinker_rpc::volume::{ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageVolumeArgs};
 use clinker_types::model::{Service, Snapshot, Volume, VolumeType};
-use clinker_types::{Host, SnapshotId, VolumeId, VolumeStatus};
+use clinker_types::{Host, VolumeId, VolumeStatus};
 use serde_json::Value;
 
 use super::cast_journaled;
-use super::volumes::{authorized_volume, get_volume, volume_not_found};
+use super::snapshots::{CreateSnapshot, new_snapshot};
+use super::volumes::{authorized_volume, volume_not_found};
 use super::{QuotaAction, VOLUME_BINARY, lookup_error, quota_error, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -300,8 +301,7 @@ pub async fn manage_snapshot(
     ctx: &RequestContext,
     request: ManageSnapshot,
 ) -> ApiResult<Snapshot> {
-    let volume = get_volume(state, ctx, &request.volume_id).await?;
-    policy::enforce(ctx, SNAPSHOT_MANAGE_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, &request.volume_id, SNAPSHOT_MANAGE_POLICY).await?;
     let Some(host) = volume.host.clone() else {
         return Err(ApiError::not_found("Service None could not be found."));
     };
@@ -328,17 +328,14 @@ pub async fn manage_snapshot(
     if !matches!(volume.status, VolumeStatus::Available | VolumeStatus::InUse) {
         return Err(refused(volume.status));
     }
-    let new = NewSnapshot {
-        id: SnapshotId::new_random(),
-        volume_id: volume.id,
-        user_id: ctx.user_id.clone(),
-        project_id: ctx.project_id.clone(),
-        display_name: request.name,
-        display_description: request.description,
+    let asked = CreateSnapshot {
+        volume_id: Some(request.volume_id.clone()),
+        name: request.name,
+        description: request.description,
         metadata: request.metadata,
         allow_in_use: true,
-        use_quota: true,
     };
+    let new = new_snapshot(ctx, volume.id, asked);
     let snapshot = state.db.create_snapshot(new).await.map_err(|e| match e {
         DbError::OverQuota(over) => {
             quota_error(&over, QuotaAction::CreateSnapshot { size: volume.size })

@@ -8,7 +8,7 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::volume::{CreateSnapshotArgs, DeleteSnapshotArgs, UnmanageSnapshotArgs};
 use clinker_types::model::Snapshot;
 use clinker_types::status::SnapshotTransition;
-use clinker_types::{SnapshotId, SnapshotStatus, VolumeStatus};
+use clinker_types::{SnapshotId, SnapshotStatus, VolumeId, VolumeStatus};
 
 use super::cast_journaled;
 use super::rows::{get_owned, rows};
@@ -37,6 +37,25 @@ pub async fn get_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> A
     let snapshot: Snapshot = get_owned(state, ctx, id).await?;
     policy::enforce(ctx, "volume:get_snapshot", Some(&snapshot.project_id))?;
     Ok(snapshot)
+}
+
+/// The row of a new snapshot of a volume for the caller, charged to quota.
+pub(crate) fn new_snapshot(
+    ctx: &RequestContext,
+    volume_id: VolumeId,
+    request: CreateSnapshot,
+) -> NewSnapshot {
+    NewSnapshot {
+        id: SnapshotId::new_random(),
+        volume_id,
+        user_id: ctx.user_id.clone(),
+        project_id: ctx.project_id.clone(),
+        display_name: request.name,
+        display_description: request.description,
+        metadata: request.metadata,
+        allow_in_use: request.allow_in_use,
+        use_quota: true,
+    }
 }
 
 /// [`get_snapshot`] with `rule` enforced on the snapshot's project.
@@ -81,7 +100,10 @@ pub async fn create_snapshot(
     ctx: &RequestContext,
     request: CreateSnapshot,
 ) -> ApiResult<Snapshot> {
-    let volume_id = request.volume_id.unwrap_or_else(|| "None".to_owned());
+    let volume_id = request
+        .volume_id
+        .clone()
+        .unwrap_or_else(|| "None".to_owned());
     let volume = get_volume(state, ctx, &volume_id).await?;
     policy::enforce(ctx, "volume:create_snapshot", Some(&volume.project_id))?;
     let Some(host) = volume.host.clone() else {
@@ -124,17 +146,7 @@ pub async fn create_snapshot(
     if !status_ok {
         return Err(status_refused(volume.status));
     }
-    let new = NewSnapshot {
-        id: SnapshotId::new_random(),
-        volume_id: volume.id,
-        user_id: ctx.user_id.clone(),
-        project_id: ctx.project_id.clone(),
-        display_name: request.name,
-        display_description: request.description,
-        metadata: request.metadata,
-        allow_in_use: request.allow_in_use,
-        use_quota: true,
-    };
+    let new = new_snapshot(ctx, volume.id, request);
     let snapshot = state.db.create_snapshot(new).await.map_err(|e| match e {
         DbError::OverQuota(over) => {
             quota_error(&over, QuotaAction::CreateSnapshot { size: volume.size })
