@@ -99,22 +99,28 @@ pub fn pagination(params: &mut Params, max_limit: u32) -> Result<Pagination, Api
     })
 }
 
-/// Cinder's `get_sort_params` plus the direction check of
-/// `process_sort_params`: `(key, direction)` pairs, keys as given.
-///
-/// # Errors
-/// 400 when both forms are used or a direction is neither `asc` nor `desc`.
-pub fn sort_params(params: &mut Params) -> Result<Vec<(String, SortDir)>, ApiError> {
+/// Cinder's refusal of both sort forms in one request.
+pub const SORT_FORMS_CONFLICT: &str = "The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.";
+
+/// Cinder's `get_sort_params`: `(key, direction)` as given (`sort=k:d,…`,
+/// or `sort_key`/`sort_dir` defaulting to `default_key` and `desc`); a
+/// missing direction is `desc`, and so is a blank one when `blank_is_desc`.
+/// `None` when both forms are used.
+pub fn sort_pairs(
+    params: &mut Params,
+    default_key: &str,
+    blank_is_desc: bool,
+) -> Option<Vec<(String, String)>> {
     if params.contains("sort") && (params.contains("sort_key") || params.contains("sort_dir")) {
-        return Err(ApiError::bad_request(
-            "The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.",
-        ));
+        return None;
     }
     let mut pairs = Vec::new();
     if let Some(sort) = params.pop("sort") {
         for item in sort.trim().split(',') {
             let (key, dir) = match item.split_once(':') {
-                Some((key, dir)) if !dir.is_empty() => (key, dir),
+                Some((key, dir)) if !(dir.is_empty() || blank_is_desc && dir.trim().is_empty()) => {
+                    (key, dir)
+                }
                 Some((key, _)) => (key, "desc"),
                 None => (item, "desc"),
             };
@@ -123,10 +129,21 @@ pub fn sort_params(params: &mut Params) -> Result<Vec<(String, SortDir)>, ApiErr
     } else {
         let key = params
             .pop("sort_key")
-            .unwrap_or_else(|| "created_at".to_owned());
+            .unwrap_or_else(|| default_key.to_owned());
         let dir = params.pop("sort_dir").unwrap_or_else(|| "desc".to_owned());
         pairs.push((key.trim().to_owned(), dir.trim().to_owned()));
     }
+    Some(pairs)
+}
+
+/// Cinder's `get_sort_params` plus the direction check of
+/// `process_sort_params`: `(key, direction)` pairs, keys as given.
+///
+/// # Errors
+/// 400 when both forms are used or a direction is neither `asc` nor `desc`.
+pub fn sort_params(params: &mut Params) -> Result<Vec<(String, SortDir)>, ApiError> {
+    let pairs = sort_pairs(params, "created_at", false)
+        .ok_or_else(|| ApiError::bad_request(SORT_FORMS_CONFLICT))?;
     pairs
         .into_iter()
         .map(|(key, dir)| {

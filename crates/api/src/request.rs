@@ -2,15 +2,18 @@
 //! in [`crate::context`]: the caller, the negotiated microversion, the link
 //! base, the query parameters and the decoded JSON body.
 
+use std::collections::BTreeMap;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use clinker_rpc::RequestContext;
 use serde_json::{Map, Value};
 
-use crate::fault::ApiError;
+use crate::fault::{ApiError, ApiResult};
 use crate::links::Links;
 use crate::microversion::ApiVersion;
 use crate::services::compute::ComputeAuth;
+use crate::validation::{self, Format, JsonType, body_of, of};
 
 /// oslo's `max_request_body_size` default: larger bodies are refused with
 /// 413 before anything reads them.
@@ -100,4 +103,63 @@ pub fn no_such_action(name: &str) -> ApiError {
     ApiError::bad_request(format!(
         "There is no such action: {name}. Verify the request body and Content-Type header and try again."
     ))
+}
+
+/// A string field of a body object.
+pub fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
+    map.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A string field, trimmed as Cinder's `clean_name_and_description` does.
+pub fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .map(|s| s.trim().to_owned())
+}
+
+/// `new` wins over `legacy` (`name` over `display_name`, likewise
+/// descriptions), trimmed; `Some(None)` when the field is present but null.
+pub fn renamed(map: &Map<String, Value>, new: &str, legacy: &str) -> Option<Option<String>> {
+    if map.contains_key(new) {
+        Some(trimmed(map, new))
+    } else if map.contains_key(legacy) {
+        Some(trimmed(map, legacy))
+    } else {
+        None
+    }
+}
+
+/// The string values of an object (metadata, specs); other values, nulls
+/// among them, set nothing.
+pub fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The status of a `{action: {"status": …}}` reset action, validated
+/// against `format` and parsed lower-cased.
+///
+/// # Errors
+/// 400 from the schema, or `invalid` when the status does not parse.
+pub fn reset_status<S: std::str::FromStr>(
+    req: &Req,
+    action: &'static str,
+    format: Format,
+    invalid: &'static str,
+) -> ApiResult<S> {
+    let inner = body_of("status", of(&[JsonType::String]).format(format));
+    let body = req.body_value();
+    validation::validate(&body_of(action, inner), &body)?;
+    body.get(action)
+        .and_then(|args| args.get("status"))
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+        .and_then(|s| s.parse::<S>().ok())
+        .ok_or_else(|| ApiError::bad_request(invalid))
 }

@@ -22,7 +22,7 @@ use clinker_types::{AttachStatus, AttachmentId, ErrorKind, VolumeStatus};
 
 use super::compute::{self, ComputeAuth, ServerVolume};
 use super::lookup_error;
-use super::volumes::{get_volume, volume_not_found};
+use super::volumes::{authorized_volume, get_volume, volume_not_found};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
@@ -500,89 +500,68 @@ fn remote_invalid_volume(what: &str, reason: &str) -> ApiError {
     ApiError::invalid_state(format!("{what} - InvalidVolume: Invalid volume: {reason}"))
 }
 
-/// `os-reserve`: `available` (or `in-use` when multiattach) → `attaching`.
-///
-/// # Errors
-/// 404, 400 with Cinder's text.
-pub async fn reserve_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume_extension:volume_actions:reserve",
-        Some(&volume.project_id),
-    )?;
-    state
-        .db
-        .reserve_volume(volume.id)
-        .await
-        .map_err(|e| match e {
-            DbError::InvalidState(reason) => {
-                ApiError::invalid_state(format!("Invalid volume: {reason}"))
-            }
-            other => lookup_error(other, || volume_not_found(id)),
-        })?;
-    Ok(())
+/// The legacy actions that only move a volume's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusStep {
+    /// `os-reserve`: `available` (or `in-use` when multiattach) →
+    /// `attaching`.
+    Reserve,
+    /// `os-unreserve`: `attaching` → `in-use`/`available`; otherwise
+    /// nothing.
+    Unreserve,
+    /// `os-begin_detaching`: `in-use` and attached → `detaching`.
+    BeginDetaching,
+    /// `os-roll_detaching`: `detaching` → `in-use`; otherwise nothing.
+    RollDetaching,
 }
 
-/// `os-unreserve`: `attaching` → `in-use`/`available`; otherwise nothing.
-///
-/// # Errors
-/// 404.
-pub async fn unreserve_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume_extension:volume_actions:unreserve",
-        Some(&volume.project_id),
-    )?;
-    state
-        .db
-        .unreserve_volume(volume.id)
-        .await
-        .map_err(|e| lookup_error(e, || volume_not_found(id)))?;
-    Ok(())
+impl StatusStep {
+    /// The step of an action name (`os-reserve`, …).
+    pub fn of_action(name: &str) -> Option<Self> {
+        Some(match name {
+            "os-reserve" => Self::Reserve,
+            "os-unreserve" => Self::Unreserve,
+            "os-begin_detaching" => Self::BeginDetaching,
+            "os-roll_detaching" => Self::RollDetaching,
+            _ => return None,
+        })
+    }
+
+    fn rule(self) -> &'static str {
+        match self {
+            Self::Reserve => "volume_extension:volume_actions:reserve",
+            Self::Unreserve => "volume_extension:volume_actions:unreserve",
+            Self::BeginDetaching => "volume_extension:volume_actions:begin_detaching",
+            Self::RollDetaching => "volume_extension:volume_actions:roll_detaching",
+        }
+    }
 }
 
-/// `os-begin_detaching`.
+/// Takes a [`StatusStep`].
 ///
 /// # Errors
-/// 404, 400 unless in use and attached.
-pub async fn begin_detaching(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume_extension:volume_actions:begin_detaching",
-        Some(&volume.project_id),
-    )?;
-    state
-        .db
-        .begin_detaching(volume.id)
-        .await
-        .map_err(|e| match e {
-            DbError::InvalidState(reason) => {
-                ApiError::invalid_state(format!("Invalid volume: {reason}"))
-            }
-            other => lookup_error(other, || volume_not_found(id)),
-        })?;
-    Ok(())
-}
-
-/// `os-roll_detaching`: `detaching` → `in-use`; otherwise nothing.
-///
-/// # Errors
-/// 404.
-pub async fn roll_detaching(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume_extension:volume_actions:roll_detaching",
-        Some(&volume.project_id),
-    )?;
-    state
-        .db
-        .roll_detaching(volume.id)
-        .await
-        .map_err(|e| lookup_error(e, || volume_not_found(id)))?;
+/// 404, 400 with Cinder's text when a reserve or begin-detaching finds the
+/// volume in the wrong status.
+pub async fn status_step(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    step: StatusStep,
+) -> ApiResult<()> {
+    let volume = authorized_volume(state, ctx, id, step.rule()).await?;
+    let moved = match step {
+        StatusStep::Reserve => state.db.reserve_volume(volume.id).await,
+        StatusStep::Unreserve => state.db.unreserve_volume(volume.id).await,
+        StatusStep::BeginDetaching => state.db.begin_detaching(volume.id).await,
+        StatusStep::RollDetaching => state.db.roll_detaching(volume.id).await,
+    };
+    let refusable = matches!(step, StatusStep::Reserve | StatusStep::BeginDetaching);
+    moved.map_err(|e| match e {
+        DbError::InvalidState(reason) if refusable => {
+            ApiError::invalid_state(format!("Invalid volume: {reason}"))
+        }
+        other => lookup_error(other, || volume_not_found(id)),
+    })?;
     Ok(())
 }
 
@@ -627,12 +606,8 @@ pub async fn attach(
     id: &str,
     request: AttachRequest,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume_extension:volume_actions:attach",
-        Some(&volume.project_id),
-    )?;
+    let volume =
+        authorized_volume(state, ctx, id, "volume_extension:volume_actions:attach").await?;
     if volume.status == VolumeStatus::Maintenance {
         return Err(ApiError::invalid_state(
             "Invalid volume: The volume cannot be attached in maintenance mode.",
@@ -741,12 +716,13 @@ pub async fn initialize_connection(
     id: &str,
     connector: Connector,
 ) -> ApiResult<ConnectionInfo> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
+    let volume = authorized_volume(
+        state,
         ctx,
+        id,
         "volume_extension:volume_actions:initialize_connection",
-        Some(&volume.project_id),
-    )?;
+    )
+    .await?;
     if volume.status == VolumeStatus::Maintenance {
         return Err(ApiError::invalid_state(
             "Invalid volume: The volume connection cannot be initialized in maintenance mode.",

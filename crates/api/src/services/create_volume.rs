@@ -169,7 +169,7 @@ pub async fn create_volume(
 ) -> ApiResult<Volume> {
     // Look-ups, in the order Cinder's controller makes them.
     let requested_type = match request.volume_type.as_deref() {
-        Some(t) if !t.is_empty() => Some(types::find_type(state, ctx, t).await?),
+        Some(t) if !t.is_empty() => Some(types::find_type::<VolumeType>(state, ctx, t).await?),
         _ => None,
     };
     let snapshot: Option<Snapshot> = match &request.snapshot_id {

@@ -69,13 +69,15 @@ pub async fn set_default(
     volume_type: &str,
 ) -> ApiResult<DefaultVolumeType> {
     authorize(ctx, SET_POLICY, Some(project_id))?;
-    let found = find_type(state, ctx, volume_type).await.map_err(|e| {
-        if e.kind() == Some(clinker_types::ErrorKind::NotFound) {
-            ApiError::bad_request(e.user_message().to_owned())
-        } else {
-            e
-        }
-    })?;
+    let found = find_type::<VolumeType>(state, ctx, volume_type)
+        .await
+        .map_err(|e| {
+            if e.kind() == Some(clinker_types::ErrorKind::NotFound) {
+                ApiError::bad_request(e.user_message().to_owned())
+            } else {
+                e
+            }
+        })?;
     state
         .db
         .set_project_default_type(project_id, found.id)

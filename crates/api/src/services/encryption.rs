@@ -9,11 +9,12 @@
 use clinker_db::{DbError, EncryptionUpdate, NewEncryption};
 use clinker_rpc::RequestContext;
 use clinker_types::VolumeTypeId;
+use clinker_types::model::VolumeType;
 use clinker_types::volume_type_extras::VolumeTypeEncryption;
 use serde_json::{Map, Value, json};
 
 use super::types::get_type;
-use super::volumes::get_volume;
+use super::volumes::authorized_volume;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
@@ -62,7 +63,7 @@ async fn checked_type(
     ctx: &RequestContext,
     type_id: &str,
 ) -> ApiResult<VolumeTypeId> {
-    Ok(get_type(state, ctx, type_id).await?.id)
+    Ok(get_type::<VolumeType>(state, ctx, type_id).await?.id)
 }
 
 /// A type's encryption specs (`{}` when it has none).
@@ -177,8 +178,7 @@ pub async fn volume_encryption_metadata(
     ctx: &RequestContext,
     volume_id: &str,
 ) -> ApiResult<Map<String, Value>> {
-    let volume = get_volume(state, ctx, volume_id).await?;
-    policy::enforce(ctx, METADATA_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, volume_id, METADATA_POLICY).await?;
     let mut metadata = Map::new();
     metadata.insert("encryption_key_id".into(), json!(volume.encryption_key_id));
     if let Some(e) = state

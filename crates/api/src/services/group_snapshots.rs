@@ -8,11 +8,18 @@ use clinker_types::group::GroupSnapshot;
 use clinker_types::group_status::{GroupSnapshotStatus, GroupStatus};
 use clinker_types::{GroupSnapshotId, VolumeStatus};
 
+use super::cast_journaled;
 use super::groups::{check_not_cgsnapshot_type, get_group, group_volumes, invalid_group};
-use super::{QuotaAction, lookup_error, quota_error, visible};
+use super::rows::{get_owned, rows};
+use super::{QuotaAction, lookup_error, quota_error};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy::enforce;
+
+rows! {
+    GroupSnapshot(GroupSnapshotId, clinker_db::GroupSnapshotQuery), "GroupSnapshot",
+    "group:get_all_group_snapshots", get_group_snapshot, list_group_snapshots
+}
 
 /// Cinder's `GroupSnapshotNotFound` text.
 pub fn group_snapshot_not_found(id: &str) -> ApiError {
@@ -28,17 +35,7 @@ pub async fn get_group_snapshot(
     ctx: &RequestContext,
     id: &str,
 ) -> ApiResult<GroupSnapshot> {
-    let Ok(group_snapshot_id) = id.parse::<GroupSnapshotId>() else {
-        return Err(group_snapshot_not_found(id));
-    };
-    let found = state
-        .db
-        .get_group_snapshot(group_snapshot_id)
-        .await
-        .map_err(|e| lookup_error(e, || group_snapshot_not_found(id)))?;
-    if !visible(ctx, &found.project_id) {
-        return Err(group_snapshot_not_found(id));
-    }
+    let found: GroupSnapshot = get_owned(state, ctx, id).await?;
     enforce(ctx, "group:get_group_snapshot", Some(&found.project_id))?;
     Ok(found)
 }
@@ -185,14 +182,11 @@ pub async fn delete_group_snapshot(
     let args = DeleteGroupSnapshotArgs {
         group_snapshot_id: started.id,
     };
-    if let Err(err) = state
+    let sent = state
         .volume_rpc
         .delete_group_snapshot(ctx, &host, &args)
-        .await
-    {
-        tracing::warn!(group_snapshot_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_group_snapshot; the volume service resumes it from the journal");
-    }
+        .await;
+    cast_journaled(sent, "delete_group_snapshot", &started.id, &host);
     Ok(())
 }
 

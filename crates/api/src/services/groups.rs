@@ -8,25 +8,28 @@
 //! dispatched is undone, so a refused request leaves nothing behind.
 
 use clinker_db::{
-    DbError, FilterValue, GroupDeleteStart, GroupUpdate, NewGroup, NewVolume, SnapshotColumn,
-    SnapshotQuery, VolumeColumn, VolumeQuery,
+    DbError, FilterValue, GroupDeleteStart, GroupUpdate, NewGroup, VolumeColumn, VolumeQuery,
 };
 use clinker_rpc::RequestContext;
-use clinker_rpc::scheduler::{ScheduleCreateGroupArgs, ScheduleCreateVolumeArgs};
+use clinker_rpc::scheduler::ScheduleCreateGroupArgs;
 use clinker_rpc::volume::DeleteGroupArgs;
-use clinker_types::group::Group;
+use clinker_types::group::{Group, GroupType};
 use clinker_types::group_status::{GroupStatus, GroupTransition};
-use clinker_types::model::{Snapshot, Volume, VolumeType};
-use clinker_types::request_spec::{FilterProperties, RequestSpec, TypeSpec};
-use clinker_types::{GroupId, SnapshotStatus, VolumeId, VolumeStatus, VolumeTypeId};
+use clinker_types::model::{Volume, VolumeType};
+use clinker_types::{GroupId, VolumeId, VolumeStatus};
 
-use super::group_snapshots::get_group_snapshot;
-use super::group_types::find_group_type;
-use super::{QuotaAction, lookup_error, quota_error, types, visible};
+use super::cast_journaled;
+use super::rows::{get_owned, rows};
+use super::{lookup_error, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy::enforce;
 use crate::validation::py_str_repr;
+
+rows! {
+    Group(GroupId, clinker_db::GroupQuery), "Group", "group:get_all",
+    get_group, list_groups
+}
 
 /// Cinder's `GroupNotFound` text.
 pub fn group_not_found(id: &str) -> ApiError {
@@ -51,7 +54,7 @@ pub(crate) fn group_limit_exceeded(limit: i64) -> ApiError {
 }
 
 /// A Python tuple of strings as Cinder prints its status lists.
-fn py_tuple_of(items: &[&str]) -> String {
+pub(crate) fn py_tuple_of(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| py_str_repr(s)).collect();
     if quoted.len() == 1 {
         format!("({},)", quoted[0])
@@ -87,17 +90,7 @@ pub fn check_not_cgsnapshot_type(group_type_id: &str, snapshots: bool) -> ApiRes
 /// # Errors
 /// 404.
 pub async fn get_group(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Group> {
-    let Ok(group_id) = id.parse::<GroupId>() else {
-        return Err(group_not_found(id));
-    };
-    let group = state
-        .db
-        .get_group(group_id)
-        .await
-        .map_err(|e| lookup_error(e, || group_not_found(id)))?;
-    if !visible(ctx, &group.project_id) {
-        return Err(group_not_found(id));
-    }
+    let group: Group = get_owned(state, ctx, id).await?;
     enforce(ctx, "group:get", Some(&group.project_id))?;
     Ok(group)
 }
@@ -177,7 +170,7 @@ pub async fn create_group(
     request: CreateGroup,
 ) -> ApiResult<Group> {
     enforce(ctx, "group:create", Some(&ctx.project_id))?;
-    let group_type = find_group_type(state, ctx, &request.group_type).await?;
+    let group_type = types::find_type::<GroupType>(state, ctx, &request.group_type).await?;
     check_not_cgsnapshot_type(&group_type.id.to_string(), false)?;
     let admin = elevated(ctx);
     let mut volume_types: Vec<VolumeType> = Vec::new();
@@ -215,242 +208,6 @@ pub async fn create_group(
 
 /// One volume to create for a group from a source, with where it comes
 /// from.
-struct SourcedVolume {
-    new: NewVolume,
-    spec: RequestSpec,
-}
-
-fn sourced_volume(
-    ctx: &RequestContext,
-    group: GroupId,
-    zone: &str,
-    volume_type: &VolumeType,
-    size: i64,
-    origin: &Volume,
-    snapshot: Option<&Snapshot>,
-) -> SourcedVolume {
-    let new = NewVolume {
-        id: VolumeId::new_random(),
-        user_id: ctx.user_id.clone(),
-        project_id: ctx.project_id.clone(),
-        size,
-        availability_zone: zone.to_owned(),
-        display_name: None,
-        display_description: None,
-        volume_type_id: volume_type.id,
-        volume_type_name: volume_type.name.clone(),
-        snapshot_id: snapshot.map(|s| s.id),
-        source_volid: if snapshot.is_none() {
-            Some(origin.id)
-        } else {
-            None
-        },
-        multiattach: volume_type.is_multiattach(),
-        bootable: origin.bootable,
-        group_id: Some(group.to_string()),
-        use_quota: true,
-        metadata: Default::default(),
-        glance_metadata: origin.glance_metadata.clone(),
-    };
-    let spec = RequestSpec {
-        volume_id: new.id,
-        size,
-        availability_zone: Some(zone.to_owned()),
-        availability_zones: vec![zone.to_owned()],
-        volume_type: TypeSpec {
-            id: Some(volume_type.id),
-            name: Some(volume_type.name.clone()),
-            extra_specs: volume_type.extra_specs.clone(),
-        },
-        snapshot_id: new.snapshot_id,
-        source_volid: new.source_volid,
-        // A copy of a snapshot or a clone stays with its source, which is
-        // on the source group's backend: the new group's.
-        resource_backend: snapshot
-            .and_then(|s| s.host.clone())
-            .or_else(|| origin.host.clone()),
-        project_id: ctx.project_id.clone(),
-        scheduler_hints: Default::default(),
-    };
-    SourcedVolume { new, spec }
-}
-
-async fn volume_type_of(state: &ApiState, id: VolumeTypeId) -> ApiResult<VolumeType> {
-    state.db.get_volume_type(id).await.map_err(|e| {
-        lookup_error(e, || {
-            ApiError::not_found(format!("Volume type {id} could not be found."))
-        })
-    })
-}
-
-/// `create-from-src` (3.14): a new group on the source's backend, with one
-/// volume per snapshot of the group snapshot (or per volume of the source
-/// group), each created through the ordinary create path — placed by the
-/// scheduler on that backend and made by the driver from its snapshot or
-/// source volume. The group becomes available when its last volume does.
-///
-/// # Errors
-/// Cinder's 400/404/413 texts; 503 when no scheduler consumes.
-pub async fn create_group_from_source(
-    state: &ApiState,
-    ctx: &RequestContext,
-    name: Option<String>,
-    description: Option<String>,
-    group_snapshot_id: Option<String>,
-    source_group_id: Option<String>,
-) -> ApiResult<Group> {
-    // The source first: its look-up failures (404) come before policy,
-    // as in Cinder's controller.
-    let (source_group, group_snapshot) = match (&group_snapshot_id, &source_group_id) {
-        (Some(gs), _) => {
-            let group_snapshot = get_group_snapshot(state, ctx, gs).await?;
-            check_not_cgsnapshot_type(&group_snapshot.group_type_id.to_string(), false)?;
-            let source = get_group(state, ctx, &group_snapshot.group_id.to_string()).await?;
-            (source, Some(group_snapshot))
-        }
-        (None, Some(g)) => {
-            let source = get_group(state, ctx, g).await?;
-            check_not_cgsnapshot_type(&source.group_type_id.to_string(), false)?;
-            (source, None)
-        }
-        (None, None) => return Err(ApiError::bad_request("Malformed request body")),
-    };
-    enforce(ctx, "group:create", Some(&ctx.project_id))?;
-    let group_id = GroupId::new_random();
-    let zone = source_group.availability_zone.clone();
-    let mut members: Vec<SourcedVolume> = Vec::new();
-    match &group_snapshot {
-        Some(gs) => {
-            let snapshots = state
-                .db
-                .list_snapshots(&SnapshotQuery {
-                    filters: vec![(
-                        SnapshotColumn::GroupSnapshotId,
-                        FilterValue::Eq(gs.id.to_string()),
-                    )],
-                    ..SnapshotQuery::default()
-                })
-                .await
-                .map_err(ApiError::from)?;
-            if snapshots.is_empty() {
-                return Err(invalid_group(
-                    "Group snapshot is empty. No group will be created.",
-                ));
-            }
-            for snapshot in &snapshots {
-                if snapshot.status != SnapshotStatus::Available {
-                    return Err(invalid_group(format!(
-                        "Cannot create group {group_id} because snapshot {} is not in a valid state. Valid states are: {}.",
-                        snapshot.id,
-                        py_tuple_of(&["available"])
-                    )));
-                }
-                let origin = state.db.get_volume(snapshot.volume_id).await.map_err(|e| {
-                    lookup_error(e, || {
-                        ApiError::not_found(format!(
-                            "Volume {} could not be found.",
-                            snapshot.volume_id
-                        ))
-                    })
-                })?;
-                let volume_type = volume_type_of(state, snapshot.volume_type_id).await?;
-                members.push(sourced_volume(
-                    ctx,
-                    group_id,
-                    &zone,
-                    &volume_type,
-                    snapshot.volume_size,
-                    &origin,
-                    Some(snapshot),
-                ));
-            }
-        }
-        None => {
-            let volumes = group_volumes(state, source_group.id).await?;
-            if volumes.is_empty() {
-                return Err(invalid_group(
-                    "Source Group is empty. No group will be created.",
-                ));
-            }
-            for volume in &volumes {
-                if !matches!(volume.status, VolumeStatus::Available | VolumeStatus::InUse) {
-                    return Err(invalid_group(format!(
-                        "Cannot create group {group_id} because source volume {} is not in a valid state. Valid states are: {}.",
-                        volume.id,
-                        py_tuple_of(&["available", "in-use"])
-                    )));
-                }
-                let volume_type = volume_type_of(state, volume.volume_type_id).await?;
-                members.push(sourced_volume(
-                    ctx,
-                    group_id,
-                    &zone,
-                    &volume_type,
-                    volume.size,
-                    volume,
-                    None,
-                ));
-            }
-        }
-    }
-    let Some(host) = source_group.host.clone() else {
-        return Err(invalid_group(format!(
-            "No valid host to create group {group_id}."
-        )));
-    };
-    let new = NewGroup {
-        id: group_id,
-        user_id: ctx.user_id.clone(),
-        project_id: ctx.project_id.clone(),
-        availability_zone: zone,
-        display_name: name,
-        display_description: description,
-        group_type_id: source_group.group_type_id,
-        volume_type_ids: source_group.volume_type_ids.clone(),
-        host: Some(host),
-        group_snapshot_id: group_snapshot.as_ref().map(|g| g.id),
-        source_group_id: group_snapshot.is_none().then_some(source_group.id),
-    };
-    let volumes: Vec<NewVolume> = members.iter().map(|m| m.new.clone()).collect();
-    let group = state
-        .db
-        .create_group_from_source(new, volumes)
-        .await
-        .map_err(|e| match e {
-            DbError::OverQuota(over) if over.resource == "groups" => {
-                group_limit_exceeded(over.limit)
-            }
-            DbError::OverQuota(over) => quota_error(
-                &over,
-                QuotaAction::CreateVolume {
-                    size: over.requested,
-                },
-            ),
-            other => other.into(),
-        })?;
-    for (index, member) in members.into_iter().enumerate() {
-        let args = ScheduleCreateVolumeArgs {
-            request_spec: member.spec,
-            filter_properties: FilterProperties::default(),
-        };
-        if let Err(err) = state.scheduler_rpc.create_volume(ctx, &args).await {
-            if index == 0 {
-                tracing::error!(group_id = %group.id, error = %err,
-                    "cannot cast the group's volume creates to the scheduler; removing the group");
-                if let Err(undo) = state.db.discard_group_create(group.id).await {
-                    tracing::error!(group_id = %group.id, error = %undo, "cannot remove the undispatched group");
-                }
-                return Err(ApiError::unavailable());
-            }
-            // Some creates were dispatched: the rest are in the journal,
-            // and the scheduler places creates nobody placed.
-            tracing::warn!(group_id = %group.id, volume_id = %member.new.id, error = %err,
-                "cannot cast a volume create of the group; the scheduler resumes it");
-        }
-    }
-    Ok(group)
-}
-
 /// What `PUT /groups/{id}` asks for.
 #[derive(Clone, Debug, Default)]
 pub struct UpdateGroup {
@@ -751,10 +508,8 @@ pub async fn delete_group(
     let args = DeleteGroupArgs {
         group_id: started.id,
     };
-    if let Err(err) = state.volume_rpc.delete_group(ctx, &host, &args).await {
-        tracing::warn!(group_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_group; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.delete_group(ctx, &host, &args).await;
+    cast_journaled(sent, "delete_group", &started.id, &host);
     Ok(())
 }
 

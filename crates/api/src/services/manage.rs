@@ -14,17 +14,16 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use clinker_db::{DbError, DeleteOptions, DeleteStart, NewManagedVolume, NewSnapshot};
+use clinker_db::{DbError, DeleteOptions, DeleteStart, NewManagedVolume};
 use clinker_rpc::RequestContext;
-use clinker_rpc::volume::{
-    ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageSnapshotArgs, UnmanageVolumeArgs,
-};
-use clinker_types::model::{Service, Snapshot, Volume};
-use clinker_types::{Host, SnapshotId, VolumeId, VolumeStatus};
+use clinker_rpc::volume::{ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageVolumeArgs};
+use clinker_types::model::{Service, Snapshot, Volume, VolumeType};
+use clinker_types::{Host, VolumeId, VolumeStatus};
 use serde_json::Value;
 
-use super::snapshots::{get_snapshot, snapshot_not_found};
-use super::volumes::{get_volume, volume_not_found};
+use super::cast_journaled;
+use super::snapshots::{CreateSnapshot, new_snapshot};
+use super::volumes::{authorized_volume, volume_not_found};
 use super::{QuotaAction, VOLUME_BINARY, lookup_error, quota_error, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -164,15 +163,17 @@ pub async fn manage_volume(
 ) -> ApiResult<Volume> {
     policy::enforce(ctx, VOLUME_MANAGE_POLICY, None)?;
     let volume_type = match request.volume_type.as_deref().filter(|t| !t.is_empty()) {
-        Some(wanted) => types::find_type(state, ctx, wanted).await.map_err(|e| {
-            if e.kind() == Some(clinker_types::ErrorKind::NotFound) {
-                ApiError::bad_request(format!(
-                    "Invalid volume type: Cannot find requested '{wanted}' volume type"
-                ))
-            } else {
-                e
-            }
-        })?,
+        Some(wanted) => types::find_type::<VolumeType>(state, ctx, wanted)
+            .await
+            .map_err(|e| {
+                if e.kind() == Some(clinker_types::ErrorKind::NotFound) {
+                    ApiError::bad_request(format!(
+                        "Invalid volume type: Cannot find requested '{wanted}' volume type"
+                    ))
+                } else {
+                    e
+                }
+            })?,
         None => super::default_types::default_type_for(state, ctx).await?,
     };
     if let Some(name) = request.reference.get("source-name").and_then(Value::as_str)
@@ -300,8 +301,7 @@ pub async fn manage_snapshot(
     ctx: &RequestContext,
     request: ManageSnapshot,
 ) -> ApiResult<Snapshot> {
-    let volume = get_volume(state, ctx, &request.volume_id).await?;
-    policy::enforce(ctx, SNAPSHOT_MANAGE_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, &request.volume_id, SNAPSHOT_MANAGE_POLICY).await?;
     let Some(host) = volume.host.clone() else {
         return Err(ApiError::not_found("Service None could not be found."));
     };
@@ -328,17 +328,14 @@ pub async fn manage_snapshot(
     if !matches!(volume.status, VolumeStatus::Available | VolumeStatus::InUse) {
         return Err(refused(volume.status));
     }
-    let new = NewSnapshot {
-        id: SnapshotId::new_random(),
-        volume_id: volume.id,
-        user_id: ctx.user_id.clone(),
-        project_id: ctx.project_id.clone(),
-        display_name: request.name,
-        display_description: request.description,
+    let asked = CreateSnapshot {
+        volume_id: Some(request.volume_id.clone()),
+        name: request.name,
+        description: request.description,
         metadata: request.metadata,
         allow_in_use: true,
-        use_quota: true,
     };
+    let new = new_snapshot(ctx, volume.id, asked);
     let snapshot = state.db.create_snapshot(new).await.map_err(|e| match e {
         DbError::OverQuota(over) => {
             quota_error(&over, QuotaAction::CreateSnapshot { size: volume.size })
@@ -370,8 +367,7 @@ pub async fn manage_snapshot(
 /// # Errors
 /// 404, 403, 400 with Cinder's delete text.
 pub async fn unmanage_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, VOLUME_UNMANAGE_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, VOLUME_UNMANAGE_POLICY).await?;
     policy::enforce(ctx, "volume:delete", Some(&volume.project_id))?;
     if volume.host.is_none() {
         // Never placed: nothing on a backend to keep; the row goes now, as
@@ -404,44 +400,8 @@ pub async fn unmanage_volume(state: &ApiState, ctx: &RequestContext, id: &str) -
     let args = UnmanageVolumeArgs {
         volume_id: started.id,
     };
-    if let Err(err) = state.volume_rpc.unmanage_volume(ctx, &host, &args).await {
-        tracing::warn!(volume_id = %started.id, host = %host, error = %err,
-            "cannot cast unmanage_volume; the volume service resumes it from the journal");
-    }
-    Ok(())
-}
-
-/// `os-unmanage` of a snapshot.
-///
-/// # Errors
-/// 404, 403, 400 "Invalid snapshot: …".
-pub async fn unmanage_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(ctx, SNAPSHOT_UNMANAGE_POLICY, Some(&snapshot.project_id))?;
-    policy::enforce(ctx, "volume:delete_snapshot", Some(&snapshot.project_id))?;
-    let refused = || {
-        ApiError::invalid_state(
-            "Invalid snapshot: Snapshot status must be available or error and must not be part of a group.",
-        )
-    };
-    let started = state
-        .db
-        .begin_snapshot_unmanage(snapshot.id)
-        .await
-        .map_err(|e| match e {
-            DbError::InvalidState(_) => refused(),
-            other => lookup_error(other, || snapshot_not_found(id)),
-        })?;
-    let Some(host) = started.host.clone() else {
-        return Ok(());
-    };
-    let args = UnmanageSnapshotArgs {
-        snapshot_id: started.id,
-    };
-    if let Err(err) = state.volume_rpc.unmanage_snapshot(ctx, &host, &args).await {
-        tracing::warn!(snapshot_id = %started.id, host = %host, error = %err,
-            "cannot cast unmanage_snapshot; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.unmanage_volume(ctx, &host, &args).await;
+    cast_journaled(sent, "unmanage_volume", &started.id, &host);
     Ok(())
 }
 

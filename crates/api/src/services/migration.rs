@@ -9,10 +9,9 @@ use clinker_rpc::volume::MigrateVolumeCompletionArgs;
 use clinker_types::VolumeId;
 
 use super::lookup_error;
-use super::volumes::{get_volume, volume_not_found};
+use super::volumes::{authorized_volume, get_volume, volume_not_found};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::policy;
 
 /// `volume_extension:volume_admin_actions:migrate_volume`.
 pub const MIGRATE_POLICY: &str = "volume_extension:volume_admin_actions:migrate_volume";
@@ -95,8 +94,7 @@ pub async fn migrate_volume(
     volume_id: &str,
     request: MigrateRequest,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, volume_id).await?;
-    policy::enforce(ctx, MIGRATE_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, volume_id, MIGRATE_POLICY).await?;
     let host = destination_host(state, &request.destination).await?;
     let detail = serde_json::json!({
         "migration": {
@@ -142,8 +140,7 @@ pub async fn migrate_volume_completion(
     new_volume_id: &str,
     error: bool,
 ) -> ApiResult<VolumeId> {
-    let volume = get_volume(state, ctx, volume_id).await?;
-    policy::enforce(ctx, MIGRATE_COMPLETION_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, volume_id, MIGRATE_COMPLETION_POLICY).await?;
     let new_volume = get_volume(state, ctx, new_volume_id).await?;
     if volume.migration_status.is_none() && new_volume.migration_status.is_none() {
         // Nova swapping two volumes that are not migrating: Cinder moves

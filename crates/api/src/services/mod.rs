@@ -12,7 +12,7 @@ pub mod create_volume;
 pub mod default_types;
 pub mod encryption;
 pub mod group_snapshots;
-pub mod group_types;
+pub mod group_sources;
 pub mod groups;
 pub mod manage;
 pub mod migration;
@@ -20,6 +20,7 @@ pub mod qos_specs;
 pub mod quotas;
 pub mod retype;
 pub mod revert;
+pub mod rows;
 pub mod snapshots;
 pub mod transfers;
 pub mod types;
@@ -110,6 +111,20 @@ pub(crate) fn lookup_error(err: DbError, not_found: impl FnOnce() -> ApiError) -
     match err {
         DbError::NotFound { .. } => not_found(),
         other => other.into(),
+    }
+}
+
+/// The end of an operation whose journal row the volume service resumes
+/// from: a cast that cannot be delivered is only logged.
+pub(crate) fn cast_journaled<E: std::fmt::Display>(
+    sent: Result<(), E>,
+    op: &str,
+    id: &dyn std::fmt::Display,
+    host: &str,
+) {
+    if let Err(err) = sent {
+        tracing::warn!(id = %id, host, error = %err,
+            "cannot cast {op}; the volume service resumes it from the journal");
     }
 }
 

@@ -196,60 +196,47 @@ fn type_not_found(type_id: &str) -> ApiError {
     ApiError::not_found(format!("Volume type {type_id} could not be found."))
 }
 
-fn vol_type_id(type_id: Option<&str>) -> ApiResult<&str> {
-    match type_id {
-        Some(t) if !t.is_empty() => Ok(t),
-        _ => Err(ApiError::bad_request("Volume Type id must not be None.")),
-    }
-}
-
-/// Associates a type with QoS specs.
+/// Associates (`associate`) a type with QoS specs, or removes the
+/// association.
 ///
 /// # Errors
-/// 400 without a type id or when the type has other specs; 404.
-pub async fn associate(state: &ApiState, id: &str, type_id: Option<&str>) -> ApiResult<()> {
-    let type_id = vol_type_id(type_id)?;
+/// 400 without a type id or, on associate, when the type has other specs;
+/// 404.
+pub async fn associate(
+    state: &ApiState,
+    id: &str,
+    type_id: Option<&str>,
+    associate: bool,
+) -> ApiResult<()> {
+    let type_id = match type_id {
+        Some(t) if !t.is_empty() => t,
+        _ => return Err(ApiError::bad_request("Volume Type id must not be None.")),
+    };
     let existing = get_qos(state, id).await?;
     let Ok(volume_type_id) = type_id.parse() else {
         return Err(type_not_found(type_id));
     };
-    state
-        .db
-        .associate_qos_specs(existing.id, volume_type_id)
-        .await
-        .map_err(|e| match e {
-            DbError::Conflict(other) => ApiError::bad_request(format!(
-                "Invalid volume type: Type {type_id} is already associated with another qos specs: {other}"
-            )),
-            DbError::NotFound {
-                resource: "volume type",
-                ..
-            } => type_not_found(type_id),
-            other => lookup_error(other, || qos_not_found(id)),
-        })
-}
-
-/// Removes a type's association with QoS specs.
-///
-/// # Errors
-/// 400 without a type id; 404.
-pub async fn disassociate(state: &ApiState, id: &str, type_id: Option<&str>) -> ApiResult<()> {
-    let type_id = vol_type_id(type_id)?;
-    let existing = get_qos(state, id).await?;
-    let Ok(volume_type_id) = type_id.parse() else {
-        return Err(type_not_found(type_id));
+    let done = if associate {
+        state
+            .db
+            .associate_qos_specs(existing.id, volume_type_id)
+            .await
+    } else {
+        state
+            .db
+            .disassociate_qos_specs(existing.id, volume_type_id)
+            .await
     };
-    state
-        .db
-        .disassociate_qos_specs(existing.id, volume_type_id)
-        .await
-        .map_err(|e| match e {
-            DbError::NotFound {
-                resource: "volume type",
-                ..
-            } => type_not_found(type_id),
-            other => lookup_error(other, || qos_not_found(id)),
-        })
+    done.map_err(|e| match e {
+        DbError::Conflict(other) if associate => ApiError::bad_request(format!(
+            "Invalid volume type: Type {type_id} is already associated with another qos specs: {other}"
+        )),
+        DbError::NotFound {
+            resource: "volume type",
+            ..
+        } => type_not_found(type_id),
+        other => lookup_error(other, || qos_not_found(id)),
+    })
 }
 
 /// Removes every association of QoS specs.

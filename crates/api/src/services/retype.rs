@@ -11,7 +11,7 @@ use clinker_types::model::{Volume, VolumeType};
 use clinker_types::volume_type_extras::QosConsumer;
 use clinker_types::{VolumeStatus, VolumeTypeId};
 
-use super::volumes::{get_volume, provision_filter_on_size, volume_not_found};
+use super::volumes::{authorized_volume, provision_filter_on_size, volume_not_found};
 use super::{QuotaAction, lookup_error, quota_error};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -98,8 +98,7 @@ pub async fn retype_volume(
     new_type: &str,
     migration_policy: MigrationPolicy,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, volume_id).await?;
-    policy::enforce(ctx, RETYPE_POLICY, Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, volume_id, RETYPE_POLICY).await?;
     let target = find_new_type(state, new_type).await?;
     provision_filter_on_size(&target, volume.size)?;
     let to_multiattach = target.is_multiattach();

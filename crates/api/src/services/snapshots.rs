@@ -5,16 +5,23 @@ use std::collections::BTreeMap;
 
 use clinker_db::{DbError, NewSnapshot};
 use clinker_rpc::RequestContext;
-use clinker_rpc::volume::{CreateSnapshotArgs, DeleteSnapshotArgs};
+use clinker_rpc::volume::{CreateSnapshotArgs, DeleteSnapshotArgs, UnmanageSnapshotArgs};
 use clinker_types::model::Snapshot;
 use clinker_types::status::SnapshotTransition;
-use clinker_types::{SnapshotId, SnapshotStatus, VolumeStatus};
+use clinker_types::{SnapshotId, SnapshotStatus, VolumeId, VolumeStatus};
 
+use super::cast_journaled;
+use super::rows::{get_owned, rows};
 use super::volumes::get_volume;
-use super::{QuotaAction, lookup_error, quota_error, visible};
+use super::{QuotaAction, lookup_error, quota_error};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
+
+rows! {
+    Snapshot(SnapshotId, clinker_db::SnapshotQuery), "Snapshot", "volume:get_all_snapshots",
+    get_snapshot, list_snapshots, count_snapshots
+}
 
 /// Cinder's `SnapshotNotFound` text.
 pub fn snapshot_not_found(id: &str) -> ApiError {
@@ -27,18 +34,42 @@ pub fn snapshot_not_found(id: &str) -> ApiError {
 /// 404 for unknown ids, non-UUIDs, other projects' snapshots; 403 when
 /// the policy refuses the read (Cinder's `get_snapshot` does not hide it).
 pub async fn get_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Snapshot> {
-    let Ok(snapshot_id) = id.parse::<SnapshotId>() else {
-        return Err(snapshot_not_found(id));
-    };
-    let snapshot = state
-        .db
-        .get_snapshot(snapshot_id)
-        .await
-        .map_err(|e| lookup_error(e, || snapshot_not_found(id)))?;
-    if !visible(ctx, &snapshot.project_id) {
-        return Err(snapshot_not_found(id));
-    }
+    let snapshot: Snapshot = get_owned(state, ctx, id).await?;
     policy::enforce(ctx, "volume:get_snapshot", Some(&snapshot.project_id))?;
+    Ok(snapshot)
+}
+
+/// The row of a new snapshot of a volume for the caller, charged to quota.
+pub(crate) fn new_snapshot(
+    ctx: &RequestContext,
+    volume_id: VolumeId,
+    request: CreateSnapshot,
+) -> NewSnapshot {
+    NewSnapshot {
+        id: SnapshotId::new_random(),
+        volume_id,
+        user_id: ctx.user_id.clone(),
+        project_id: ctx.project_id.clone(),
+        display_name: request.name,
+        display_description: request.description,
+        metadata: request.metadata,
+        allow_in_use: request.allow_in_use,
+        use_quota: true,
+    }
+}
+
+/// [`get_snapshot`] with `rule` enforced on the snapshot's project.
+///
+/// # Errors
+/// 404, 403.
+pub async fn authorized_snapshot(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    rule: &str,
+) -> ApiResult<Snapshot> {
+    let snapshot = get_snapshot(state, ctx, id).await?;
+    policy::enforce(ctx, rule, Some(&snapshot.project_id))?;
     Ok(snapshot)
 }
 
@@ -69,7 +100,10 @@ pub async fn create_snapshot(
     ctx: &RequestContext,
     request: CreateSnapshot,
 ) -> ApiResult<Snapshot> {
-    let volume_id = request.volume_id.unwrap_or_else(|| "None".to_owned());
+    let volume_id = request
+        .volume_id
+        .clone()
+        .unwrap_or_else(|| "None".to_owned());
     let volume = get_volume(state, ctx, &volume_id).await?;
     policy::enforce(ctx, "volume:create_snapshot", Some(&volume.project_id))?;
     let Some(host) = volume.host.clone() else {
@@ -112,17 +146,7 @@ pub async fn create_snapshot(
     if !status_ok {
         return Err(status_refused(volume.status));
     }
-    let new = NewSnapshot {
-        id: SnapshotId::new_random(),
-        volume_id: volume.id,
-        user_id: ctx.user_id.clone(),
-        project_id: ctx.project_id.clone(),
-        display_name: request.name,
-        display_description: request.description,
-        metadata: request.metadata,
-        allow_in_use: request.allow_in_use,
-        use_quota: true,
-    };
+    let new = new_snapshot(ctx, volume.id, request);
     let snapshot = state.db.create_snapshot(new).await.map_err(|e| match e {
         DbError::OverQuota(over) => {
             quota_error(&over, QuotaAction::CreateSnapshot { size: volume.size })
@@ -156,8 +180,7 @@ pub async fn update_snapshot(
     name: Option<Option<String>>,
     description: Option<Option<String>>,
 ) -> ApiResult<Snapshot> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:update_snapshot", Some(&snapshot.project_id))?;
+    let snapshot = authorized_snapshot(state, ctx, id, "volume:update_snapshot").await?;
     state
         .db
         .update_snapshot(snapshot.id, name, description)
@@ -165,34 +188,41 @@ pub async fn update_snapshot(
         .map_err(|e| lookup_error(e, || snapshot_not_found(id)))
 }
 
-/// Deletes a snapshot (`force` for `os-force_delete`): `deleting` plus its
-/// journal row, then a cast to the backend. An unreachable backend is
-/// logged; the volume service resumes the delete from the journal.
+/// How a snapshot goes (Cinder's `delete_snapshot` with `force` and
+/// `unmanage_only`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// `DELETE /snapshots/{id}`.
+    Delete,
+    /// `os-force_delete` (admin): whatever the status.
+    ForceDelete,
+    /// `os-unmanage`: the row goes, the backend keeps the data.
+    Unmanage,
+}
+
+/// Removes a snapshot: `deleting` (or unmanaging) plus its journal row,
+/// then a cast to the backend. An unreachable backend is logged; the
+/// volume service resumes from the journal.
 ///
 /// # Errors
-/// 404, 400 "Invalid snapshot: …" when its status forbids it.
+/// 404, 403, 400 "Invalid snapshot: …" when its status forbids it.
 pub async fn delete_snapshot(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    force: bool,
+    how: Removal,
 ) -> ApiResult<()> {
     let snapshot = get_snapshot(state, ctx, id).await?;
-    if force {
-        policy::enforce(
-            ctx,
-            "volume_extension:snapshot_admin_actions:force_delete",
-            Some(&snapshot.project_id),
-        )?;
-    }
-    policy::enforce(ctx, "volume:delete_snapshot", Some(&snapshot.project_id))?;
-    let transition = if force {
-        SnapshotTransition::ForceDelete
-    } else {
-        SnapshotTransition::Delete
+    let own_rule = match how {
+        Removal::Delete => None,
+        Removal::ForceDelete => Some("volume_extension:snapshot_admin_actions:force_delete"),
+        Removal::Unmanage => Some(super::manage::SNAPSHOT_UNMANAGE_POLICY),
     };
+    for rule in own_rule.into_iter().chain(["volume:delete_snapshot"]) {
+        policy::enforce(ctx, rule, Some(&snapshot.project_id))?;
+    }
     let refused = || {
-        let status = if force {
+        let status = if how == Removal::ForceDelete {
             ""
         } else {
             "status must be available or error and"
@@ -202,79 +232,47 @@ pub async fn delete_snapshot(
         ))
     };
     // A member of a group snapshot goes with its group snapshot only.
-    if snapshot.group_snapshot_id.is_some() {
+    if how != Removal::Unmanage && snapshot.group_snapshot_id.is_some() {
         return Err(refused());
     }
-    let started = state
-        .db
-        .begin_snapshot_delete(snapshot.id, transition)
-        .await
-        .map_err(|e| match e {
-            DbError::InvalidState(_) => refused(),
-            other => lookup_error(other, || snapshot_not_found(id)),
-        })?;
+    let started = match how {
+        Removal::Delete => {
+            let delete = SnapshotTransition::Delete;
+            state.db.begin_snapshot_delete(snapshot.id, delete).await
+        }
+        Removal::ForceDelete => {
+            let force = SnapshotTransition::ForceDelete;
+            state.db.begin_snapshot_delete(snapshot.id, force).await
+        }
+        Removal::Unmanage => state.db.begin_snapshot_unmanage(snapshot.id).await,
+    }
+    .map_err(|e| match e {
+        DbError::InvalidState(_) => refused(),
+        other => lookup_error(other, || snapshot_not_found(id)),
+    })?;
     let Some(host) = started.host.clone() else {
         return Ok(());
     };
-    let args = DeleteSnapshotArgs {
-        snapshot_id: started.id,
+    let rpc = &state.volume_rpc;
+    let (op, sent) = if how == Removal::Unmanage {
+        let args = UnmanageSnapshotArgs {
+            snapshot_id: started.id,
+        };
+        (
+            "unmanage_snapshot",
+            rpc.unmanage_snapshot(ctx, &host, &args).await,
+        )
+    } else {
+        let args = DeleteSnapshotArgs {
+            snapshot_id: started.id,
+        };
+        (
+            "delete_snapshot",
+            rpc.delete_snapshot(ctx, &host, &args).await,
+        )
     };
-    if let Err(err) = state.volume_rpc.delete_snapshot(ctx, &host, &args).await {
-        tracing::warn!(snapshot_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_snapshot; the volume service resumes it from the journal");
-    }
+    cast_journaled(sent, op, &started.id, &host);
     Ok(())
-}
-
-/// Merges (`replace = false`) or replaces snapshot metadata.
-///
-/// # Errors
-/// 404.
-pub async fn set_metadata(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    metadata: &BTreeMap<String, String>,
-    replace: bool,
-) -> ApiResult<BTreeMap<String, String>> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume:update_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
-    state
-        .db
-        .set_snapshot_metadata(snapshot.id, metadata, replace)
-        .await
-        .map_err(|e| lookup_error(e, || snapshot_not_found(id)))
-}
-
-/// Deletes a snapshot metadata key.
-///
-/// # Errors
-/// 404 for the snapshot or the key.
-pub async fn delete_metadata(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    key: &str,
-) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume:delete_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
-    let missing = || ApiError::not_found(format!("Snapshot {id} has no metadata with key {key}."));
-    if !snapshot.metadata.contains_key(key) {
-        return Err(missing());
-    }
-    state
-        .db
-        .delete_snapshot_metadata(snapshot.id, key)
-        .await
-        .map_err(|e| lookup_error(e, missing))
 }
 
 /// `os-reset_status` on a snapshot (admin).
@@ -287,12 +285,13 @@ pub async fn reset_status(
     id: &str,
     status: SnapshotStatus,
 ) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
+    let snapshot = authorized_snapshot(
+        state,
         ctx,
+        id,
         "volume_extension:snapshot_admin_actions:reset_status",
-        Some(&snapshot.project_id),
-    )?;
+    )
+    .await?;
     state
         .db
         .set_snapshot_status(snapshot.id, status, None)
@@ -314,12 +313,13 @@ pub async fn update_snapshot_status(
     status: &str,
     progress: Option<String>,
 ) -> ApiResult<()> {
-    let snapshot = get_snapshot(state, ctx, id).await?;
-    policy::enforce(
+    let snapshot = authorized_snapshot(
+        state,
         ctx,
+        id,
         "snapshot_extension:snapshot_actions:update_snapshot_status",
-        Some(&snapshot.project_id),
-    )?;
+    )
+    .await?;
     let allowed: &[&str] = match snapshot.status {
         SnapshotStatus::Creating => &["creating", "available", "error"],
         SnapshotStatus::Deleting => &["deleting", "error_deleting"],

@@ -9,7 +9,7 @@ use clinker_db::{AcceptRefusal, DbError, NewTransfer, OverQuota, TransferAccepto
 use clinker_rpc::RequestContext;
 use clinker_types::model::Volume;
 use clinker_types::transfer::Transfer;
-use clinker_types::{SnapshotStatus, TransferId};
+use clinker_types::{SnapshotId, SnapshotStatus, TransferId};
 use hmac::{Hmac, KeyInit, Mac};
 
 use super::volumes::{get_volume, volume_not_found};
@@ -114,8 +114,12 @@ pub async fn create_transfer(
             ));
         }
     }
-    if !request.no_snapshots {
-        check_snapshots_available(state, &volume).await?;
+    if !request.no_snapshots
+        && let Some(snapshot) = unavailable_snapshot(state, &volume).await?
+    {
+        return Err(ApiError::invalid_state(format!(
+            "Invalid snapshot: snapshot: {snapshot} status must be available"
+        )));
     }
     let salt = random_hex(SALT_LENGTH);
     let auth_key = random_hex(KEY_LENGTH);
@@ -138,22 +142,17 @@ pub async fn create_transfer(
     Ok((transfer, auth_key))
 }
 
-async fn check_snapshots_available(state: &ApiState, volume: &Volume) -> ApiResult<()> {
+/// The first snapshot of the volume that is not `available`, if any.
+async fn unavailable_snapshot(state: &ApiState, volume: &Volume) -> ApiResult<Option<SnapshotId>> {
     let snapshots = state
         .db
         .snapshots_of_volume(volume.id)
         .await
         .map_err(ApiError::from)?;
-    if let Some(s) = snapshots
+    Ok(snapshots
         .iter()
         .find(|s| s.status != SnapshotStatus::Available)
-    {
-        return Err(ApiError::invalid_state(format!(
-            "Invalid snapshot: snapshot: {} status must be available",
-            s.id
-        )));
-    }
-    Ok(())
+        .map(|s| s.id))
 }
 
 /// A transfer the caller may see: the owner project of its volume, or an
@@ -281,21 +280,12 @@ pub async fn accept_transfer(
             volume.id
         )));
     }
-    if !transfer.no_snapshots {
-        let snapshots = state
-            .db
-            .snapshots_of_volume(volume.id)
-            .await
-            .map_err(ApiError::from)?;
-        if let Some(s) = snapshots
-            .iter()
-            .find(|s| s.status != SnapshotStatus::Available)
-        {
-            return Err(ApiError::invalid_state(format!(
-                "Invalid snapshot: Transfer {id}: Snapshot {} is not in the expected available state.",
-                s.id
-            )));
-        }
+    if !transfer.no_snapshots
+        && let Some(snapshot) = unavailable_snapshot(state, &volume).await?
+    {
+        return Err(ApiError::invalid_state(format!(
+            "Invalid snapshot: Transfer {id}: Snapshot {snapshot} is not in the expected available state."
+        )));
     }
     let acceptor = TransferAcceptor {
         user_id: ctx.user_id.clone(),

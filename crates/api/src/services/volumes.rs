@@ -16,11 +16,18 @@ use clinker_rpc::volume::DeleteVolumeArgs;
 use clinker_types::model::{Volume, VolumeType};
 use clinker_types::{AttachStatus, VolumeId, VolumeStatus};
 
-use super::{QuotaAction, lookup_error, quota_error, visible};
+use super::cast_journaled;
+use super::rows::{get_owned, rows};
+use super::{QuotaAction, lookup_error, quota_error};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::{self, ApiVersion};
 use crate::policy;
+
+rows! {
+    Volume(VolumeId, clinker_db::VolumeQuery), "Volume", "volume:get_all",
+    get_volume, list_volumes, count_volumes
+}
 
 /// Cinder's `VolumeNotFound` text.
 pub fn volume_not_found(id: &str) -> ApiError {
@@ -35,21 +42,27 @@ pub fn volume_not_found(id: &str) -> ApiError {
 /// # Errors
 /// 404, database failures.
 pub async fn get_volume(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Volume> {
-    let Ok(volume_id) = id.parse::<VolumeId>() else {
-        return Err(volume_not_found(id));
-    };
-    let volume = state
-        .db
-        .get_volume(volume_id)
-        .await
-        .map_err(|e| lookup_error(e, || volume_not_found(id)))?;
-    if visible(ctx, &volume.project_id)
-        && policy::allowed(ctx, "volume:get", Some(&volume.project_id))
-    {
+    let volume: Volume = get_owned(state, ctx, id).await?;
+    if policy::allowed(ctx, "volume:get", Some(&volume.project_id)) {
         Ok(volume)
     } else {
         Err(volume_not_found(id))
     }
+}
+
+/// [`get_volume`] with `rule` enforced on the volume's project.
+///
+/// # Errors
+/// 404, 403.
+pub async fn authorized_volume(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    rule: &str,
+) -> ApiResult<Volume> {
+    let volume = get_volume(state, ctx, id).await?;
+    policy::enforce(ctx, rule, Some(&volume.project_id))?;
+    Ok(volume)
 }
 
 const MIN_SIZE_KEY: &str = "provisioning:min_vol_size";
@@ -104,8 +117,7 @@ pub async fn update_volume(
     id: &str,
     update: UpdateVolume,
 ) -> ApiResult<Volume> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:update", Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, "volume:update").await?;
     if volume.status == VolumeStatus::Maintenance {
         return Err(ApiError::invalid_state(
             "Invalid volume: The volume cannot be updated during maintenance.",
@@ -168,8 +180,7 @@ pub async fn delete_volume(
     force: bool,
     cascade: bool,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:delete", Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, "volume:delete").await?;
     let outcome = state
         .db
         .begin_volume_delete(volume.id, DeleteOptions { force, cascade })
@@ -189,115 +200,9 @@ pub async fn delete_volume(
         volume_id: started.id,
         cascade,
     };
-    if let Err(err) = state.volume_rpc.delete_volume(ctx, &host, &args).await {
-        tracing::warn!(volume_id = %started.id, host = %host, error = %err,
-            "cannot cast delete_volume; the volume service resumes it from the journal");
-    }
+    let sent = state.volume_rpc.delete_volume(ctx, &host, &args).await;
+    cast_journaled(sent, "delete_volume", &started.id, &host);
     Ok(())
-}
-
-/// The user metadata of a volume.
-///
-/// # Errors
-/// 404.
-pub async fn get_metadata(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-) -> ApiResult<BTreeMap<String, String>> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:get_volume_metadata", Some(&volume.project_id))?;
-    Ok(volume.metadata)
-}
-
-/// Merges (`replace = false`) or replaces user metadata
-/// (`volume:update_volume_metadata`).
-///
-/// # Errors
-/// 404, 403, 400 while in maintenance or uploading.
-pub async fn set_metadata(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    metadata: &BTreeMap<String, String>,
-    replace: bool,
-) -> ApiResult<BTreeMap<String, String>> {
-    set_metadata_as(
-        state,
-        ctx,
-        id,
-        metadata,
-        replace,
-        "volume:update_volume_metadata",
-    )
-    .await
-}
-
-/// [`set_metadata`] under another policy rule (`POST …/metadata` is
-/// Cinder's `volume:create_volume_metadata`).
-///
-/// # Errors
-/// 404, 403, 400 while in maintenance or uploading.
-pub async fn set_metadata_as(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    metadata: &BTreeMap<String, String>,
-    replace: bool,
-    rule: &str,
-) -> ApiResult<BTreeMap<String, String>> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, rule, Some(&volume.project_id))?;
-    if matches!(
-        volume.status,
-        VolumeStatus::Maintenance | VolumeStatus::Uploading
-    ) {
-        return Err(ApiError::invalid_state(format!(
-            "Invalid volume: Updating volume metadata is not allowed for volumes in {} status.",
-            volume.status
-        )));
-    }
-    state
-        .db
-        .set_volume_metadata(volume.id, MetadataKind::User, metadata, replace)
-        .await
-        .map_err(|e| lookup_error(e, || volume_not_found(id)))
-}
-
-/// Deletes one user metadata key.
-///
-/// # Errors
-/// 404 for the volume or the key, 400 while in maintenance or uploading.
-pub async fn delete_metadata(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    key: &str,
-) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
-        ctx,
-        "volume:delete_volume_metadata",
-        Some(&volume.project_id),
-    )?;
-    let missing = || ApiError::not_found(format!("Volume {id} has no metadata with key {key}."));
-    if !volume.metadata.contains_key(key) {
-        return Err(missing());
-    }
-    if matches!(
-        volume.status,
-        VolumeStatus::Maintenance | VolumeStatus::Uploading
-    ) {
-        return Err(ApiError::invalid_state(format!(
-            "Invalid volume: Deleting volume metadata is not allowed for volumes in {} status.",
-            volume.status
-        )));
-    }
-    state
-        .db
-        .delete_volume_metadata(volume.id, MetadataKind::User, key)
-        .await
-        .map_err(|e| lookup_error(e, missing))
 }
 
 /// `os-extend`: checks the size, the status, the per-volume limit and the
@@ -428,8 +333,7 @@ pub async fn update_readonly_flag(
     id: &str,
     readonly: bool,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(ctx, "volume:update_readonly_flag", Some(&volume.project_id))?;
+    let volume = authorized_volume(state, ctx, id, "volume:update_readonly_flag").await?;
     if volume.status != VolumeStatus::Available {
         return Err(ApiError::invalid_state(format!(
             "Invalid volume: Volume {} status must be available to update readonly flag, but current status is: {}.",
@@ -467,12 +371,13 @@ pub async fn reset_status(
     id: &str,
     reset: ResetStatus,
 ) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
+    let volume = authorized_volume(
+        state,
         ctx,
+        id,
         "volume_extension:volume_admin_actions:reset_status",
-        Some(&volume.project_id),
-    )?;
+    )
+    .await?;
     if reset.status == Some(VolumeStatus::Deleting) {
         return Err(ApiError::bad_request("Cannot reset-state to deleting"));
     }
@@ -509,11 +414,12 @@ pub async fn reset_status(
 /// # Errors
 /// 404, 400.
 pub async fn force_delete(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<()> {
-    let volume = get_volume(state, ctx, id).await?;
-    policy::enforce(
+    authorized_volume(
+        state,
         ctx,
+        id,
         "volume_extension:volume_admin_actions:force_delete",
-        Some(&volume.project_id),
-    )?;
+    )
+    .await?;
     delete_volume(state, ctx, id, true, false).await
 }

@@ -13,11 +13,10 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::policy;
 use crate::request::Req;
-use crate::services::attachments::{self as service, AttachRequest};
-use crate::services::volumes::get_volume;
-use crate::validation::{self, JsonType, Schema, any, object, of, optional_uuid, uuid};
+use crate::services::attachments::{self as service, AttachRequest, StatusStep};
+use crate::services::volumes::{authorized_volume, get_volume};
+use crate::validation::{self, JsonType, Schema, any, body_of, object, of, optional_uuid, uuid};
 use crate::views;
 
 /// The actions served here.
@@ -32,11 +31,6 @@ pub const ACTIONS: &[&str] = &[
     "os-detach",
     "os-force_detach",
 ];
-
-/// `{action: inner}` with the action required and nothing else allowed.
-fn action_schema(action: &'static str, inner: Schema) -> Schema {
-    object().prop(action, inner).required(&[action]).closed()
-}
 
 fn schema(action: &'static str) -> Schema {
     let inner = match action {
@@ -57,17 +51,13 @@ fn schema(action: &'static str) -> Schema {
         "os-detach" => of(&[JsonType::Object, JsonType::Null])
             .prop("attachment_id", optional_uuid())
             .closed(),
-        "os-initialize_connection" => object()
-            .prop("connector", of(&[JsonType::Object, JsonType::String]))
-            .required(&["connector"])
-            .closed(),
-        "os-terminate_connection" => object()
-            .prop(
-                "connector",
-                of(&[JsonType::String, JsonType::Object, JsonType::Null]),
-            )
-            .required(&["connector"])
-            .closed(),
+        "os-initialize_connection" => {
+            body_of("connector", of(&[JsonType::Object, JsonType::String]))
+        }
+        "os-terminate_connection" => body_of(
+            "connector",
+            of(&[JsonType::String, JsonType::Object, JsonType::Null]),
+        ),
         "os-force_detach" => object()
             .prop(
                 "connector",
@@ -79,7 +69,7 @@ fn schema(action: &'static str) -> Schema {
         // take anything (Cinder: "TODO: Restrict the value to 'null'").
         _ => any(),
     };
-    action_schema(action, inner)
+    body_of(action, inner)
 }
 
 /// A connector given as an object; Cinder's schema also admits a string,
@@ -109,11 +99,11 @@ pub async fn action(
     validation::validate(&schema(action), &req.body_value())?;
     let ctx = &req.context;
     let compute = req.compute.as_ref();
+    if let Some(step) = StatusStep::of_action(action) {
+        service::status_step(state, ctx, volume_id, step).await?;
+        return Ok(views::empty(StatusCode::ACCEPTED));
+    }
     match action {
-        "os-reserve" => service::reserve_volume(state, ctx, volume_id).await?,
-        "os-unreserve" => service::unreserve_volume(state, ctx, volume_id).await?,
-        "os-begin_detaching" => service::begin_detaching(state, ctx, volume_id).await?,
-        "os-roll_detaching" => service::roll_detaching(state, ctx, volume_id).await?,
         "os-attach" => {
             let request = AttachRequest {
                 instance_uuid: text(args, "instance_uuid"),
@@ -138,68 +128,33 @@ pub async fn action(
             }
             return Ok(views::ok(&json!({ "connection_info": body })));
         }
-        "os-terminate_connection" => {
-            let volume = get_volume(state, ctx, volume_id).await?;
-            policy::enforce(
-                ctx,
-                "volume_extension:volume_actions:terminate_connection",
-                Some(&volume.project_id),
-            )?;
-            service::terminate_connection(
-                state,
-                ctx,
-                compute,
-                &volume,
-                connector_object(args.get("connector")),
-            )
-            .await?;
-        }
-        "os-detach" => {
-            let volume = get_volume(state, ctx, volume_id).await?;
-            policy::enforce(
-                ctx,
-                "volume_extension:volume_actions:detach",
-                Some(&volume.project_id),
-            )?;
-            let attachment_id = text(args, "attachment_id");
-            service::detach(
-                state,
-                ctx,
-                compute,
-                &volume,
-                attachment_id.as_deref(),
-                "Error detaching volume",
-            )
-            .await?;
-        }
-        "os-force_detach" => {
-            let volume = get_volume(state, ctx, volume_id).await?;
-            policy::enforce(
-                ctx,
-                "volume_extension:volume_admin_actions:force_detach",
-                Some(&volume.project_id),
-            )?;
-            service::terminate_connection(
-                state,
-                ctx,
-                compute,
-                &volume,
-                connector_object(args.get("connector")),
-            )
-            .await?;
-            // The terminate may have settled the volume; detach from what
-            // it is now.
-            let volume = get_volume(state, ctx, volume_id).await?;
-            let attachment_id = text(args, "attachment_id");
-            service::detach(
-                state,
-                ctx,
-                compute,
-                &volume,
-                attachment_id.as_deref(),
-                "Error force detaching volume",
-            )
-            .await?;
+        "os-terminate_connection" | "os-detach" | "os-force_detach" => {
+            let force = action == "os-force_detach";
+            let rule = match action {
+                "os-force_detach" => "volume_extension:volume_admin_actions:force_detach",
+                "os-detach" => "volume_extension:volume_actions:detach",
+                _ => "volume_extension:volume_actions:terminate_connection",
+            };
+            let mut volume = authorized_volume(state, ctx, volume_id, rule).await?;
+            if action != "os-detach" {
+                let connector = connector_object(args.get("connector"));
+                service::terminate_connection(state, ctx, compute, &volume, connector).await?;
+            }
+            if force {
+                // The terminate may have settled the volume; detach from
+                // what it is now.
+                volume = get_volume(state, ctx, volume_id).await?;
+            }
+            if action != "os-terminate_connection" {
+                let what = if force {
+                    "Error force detaching volume"
+                } else {
+                    "Error detaching volume"
+                };
+                let attachment_id = text(args, "attachment_id");
+                service::detach(state, ctx, compute, &volume, attachment_id.as_deref(), what)
+                    .await?;
+            }
         }
         _ => return Err(crate::request::no_such_action(name)),
     }

@@ -14,9 +14,9 @@ use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params, invalid_sort_key};
 use crate::microversion as mv;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{Req, action_name, no_such_action, text};
 use crate::services::attachments::{self as service, CreateAttachment, attachment_not_found};
-use crate::validation::{self, JsonType, Schema, any, bool_from_str, object, of, uuid};
+use crate::validation::{self, JsonType, Schema, any, body_of, bool_from_str, object, of, uuid};
 use crate::views::{self, attachments as view};
 
 /// The filters non-admins may use (Cinder's `resource_filters.json` for
@@ -35,28 +35,18 @@ fn create_schema(with_mode: bool) -> Schema {
             of(&[JsonType::String]).one_value_of(vec![json!("rw"), json!("ro")]),
         );
     }
-    object()
-        .prop("attachment", attachment.required(&["volume_uuid"]).closed())
-        .required(&["attachment"])
-        .closed()
+    body_of("attachment", attachment.required(&["volume_uuid"]).closed())
 }
 
 /// `schemas/attachments.py`: `update`.
 fn update_schema() -> Schema {
-    object()
-        .prop(
-            "attachment",
-            object()
-                .prop("connector", object().properties_count(Some(1), None))
-                .required(&["connector"])
-                .closed(),
-        )
-        .required(&["attachment"])
-        .closed()
-}
-
-fn text(map: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
+    body_of(
+        "attachment",
+        object()
+            .prop("connector", object().properties_count(Some(1), None))
+            .required(&["connector"])
+            .closed(),
+    )
 }
 
 /// `POST /attachments` (200): reserve, and connect when a connector is
@@ -136,10 +126,7 @@ pub async fn action(
     match name.as_str() {
         "os-complete" => {
             mv::require(req.version, mv::NEW_ATTACH_COMPLETION)?;
-            let schema = object()
-                .prop("os-complete", any())
-                .required(&["os-complete"])
-                .closed();
+            let schema = body_of("os-complete", any());
             validation::validate(&schema, &req.body_value())?;
             service::complete_attachment(&state, &req.context, &attachment_id).await?;
             Ok(views::empty(StatusCode::NO_CONTENT))

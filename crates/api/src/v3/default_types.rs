@@ -15,7 +15,7 @@ use crate::fault::ApiResult;
 use crate::microversion as mv;
 use crate::request::Req;
 use crate::services::default_types as service;
-use crate::validation::{self, Format, JsonType, Schema, object, of};
+use crate::validation::{self, Format, JsonType, Schema, body_of, object, of};
 use crate::views::{self, type_extras as view};
 
 /// Cinder's `default_types.create_or_update` schema, with `default_type`
@@ -24,15 +24,12 @@ fn schema() -> Schema {
     object()
         .prop(
             "default_type",
-            object()
-                .prop(
-                    "volume_type",
-                    of(&[JsonType::String])
-                        .length(Some(1), Some(255))
-                        .format(Format::Name),
-                )
-                .required(&["volume_type"])
-                .closed(),
+            body_of(
+                "volume_type",
+                of(&[JsonType::String])
+                    .length(Some(1), Some(255))
+                    .format(Format::Name),
+            ),
         )
         .required(&["default_type"])
 }

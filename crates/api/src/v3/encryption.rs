@@ -12,7 +12,7 @@ use crate::ApiState;
 use crate::fault::{ApiError, ApiResult, RESOURCE_NOT_FOUND};
 use crate::request::Req;
 use crate::services::encryption::{self as service, encryption_not_found, encryption_specs};
-use crate::validation::{self, DB_MAX_INT, JsonType, Schema, object, of};
+use crate::validation::{self, DB_MAX_INT, JsonType, Schema, body_of, object, of};
 use crate::views;
 
 /// Cinder's `volume_type_encryption.create` schema (`update` requires
@@ -39,10 +39,7 @@ fn schema(required: bool) -> Schema {
     if required {
         encryption = encryption.required(&["provider", "control_location"]);
     }
-    object()
-        .prop("encryption", encryption)
-        .required(&["encryption"])
-        .closed()
+    body_of("encryption", encryption)
 }
 
 /// Validates the body and converts `key_size` to an integer (Cinder's

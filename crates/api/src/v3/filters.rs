@@ -12,13 +12,15 @@
 //! the caller's scope, so another project's id is "not found".
 
 use clinker_db::{
-    CompareOp, FilterValue, Page, SnapshotColumn, SnapshotQuery, SortDir, VolumeColumn, VolumeQuery,
+    CompareOp, FilterValue, SnapshotColumn, SnapshotQuery, VolumeColumn, VolumeQuery,
 };
-use clinker_types::{SnapshotId, Timestamp, VolumeId};
+use clinker_types::Timestamp;
+use clinker_types::model::{Snapshot, Volume};
 use serde_json::Value;
 
+use super::collection::{ListParams, sort_columns};
 use crate::fault::{ApiError, ApiResult};
-use crate::listing::{Pagination, invalid_sort_key, literal_eval};
+use crate::listing::{invalid_sort_key, literal_eval};
 use crate::microversion::{self as mv, ApiVersion};
 use crate::request::Req;
 use crate::validation::{bool_from_str, bool_param};
@@ -268,19 +270,30 @@ fn volume_column(key: &str) -> Option<VolumeColumn> {
     })
 }
 
-/// The sort keys of volumes (`name` is `display_name`).
-///
-/// # Errors
-/// 400 "Invalid input received: Invalid sort key".
-pub fn volume_sort(sort: &[(String, SortDir)]) -> ApiResult<Vec<(VolumeColumn, SortDir)>> {
-    sort.iter()
-        .map(|(key, dir)| {
-            let key = if key == "name" { "display_name" } else { key };
-            volume_column(key)
-                .map(|c| (c, *dir))
-                .ok_or_else(invalid_sort_key)
-        })
-        .collect()
+/// A plain filter on a column (its value as `exact` makes it), or with a
+/// `~` key a like filter (3.34); `None` for a key that is no column.
+fn column_filter<C: Copy>(
+    key: &str,
+    value: String,
+    column: impl Fn(&str) -> Option<C>,
+    exact: impl FnOnce(C, String) -> FilterValue,
+) -> Option<(C, FilterValue)> {
+    let (base, like) = match key.strip_suffix('~') {
+        Some(base) => (base, true),
+        None => (key, false),
+    };
+    let column = column(base)?;
+    let filter = if like {
+        FilterValue::Contains(value)
+    } else {
+        exact(column, value)
+    };
+    Some((column, filter))
+}
+
+/// `name` is `display_name` as a sort key or filter.
+fn column_name(key: &str) -> &str {
+    if key == "name" { "display_name" } else { key }
 }
 
 /// Builds the volume list query; `None` when no volume can match.
@@ -288,17 +301,12 @@ pub fn volume_sort(sort: &[(String, SortDir)]) -> ApiResult<Vec<(VolumeColumn, S
 /// # Errors
 /// 400 for invalid filters, values or sort keys; 404 for a marker that is
 /// not a volume id.
-pub fn volume_query(
-    req: &Req,
-    filters: Vec<(String, String)>,
-    sort: &[(String, SortDir)],
-    page: &Pagination,
-) -> ApiResult<Option<VolumeQuery>> {
-    let sort = volume_sort(sort)?;
+pub fn volume_query(req: &Req, params: &ListParams) -> ApiResult<Option<VolumeQuery>> {
+    let sort = sort_columns(&params.sort, |key| volume_column(column_name(key)))?;
     let mut filters = general_filtering(
         req,
         Resource::Volume,
-        filters,
+        params.filters.clone(),
         allowed_filters(Resource::Volume),
         &[
             (mv::VOLUME_LIST_GLANCE_METADATA, "glance_metadata"),
@@ -309,32 +317,18 @@ pub fn volume_query(
         ],
     )?;
     let project_id = project_scope(req, &mut filters, true)?;
-    let marker = match &page.marker {
-        None => None,
-        Some(m) => Some(
-            m.parse::<VolumeId>()
-                .map_err(|_| ApiError::not_found(format!("Volume {m} could not be found.")))?,
-        ),
-    };
+    let page = params.db_page::<Volume>()?;
     let strict_booleans = req.version.matches(mv::VOLUME_LIST_BOOTABLE);
     let mut query = VolumeQuery {
         project_id,
         sort,
-        page: Page {
-            marker,
-            limit: Some(page.limit),
-            offset: (page.offset > 0).then_some(page.offset),
-        },
+        page,
         // Cinder's `no_migration_targets` for everyone but administrators.
         hide_migration_targets: !req.is_admin(),
         ..VolumeQuery::default()
     };
     for (key, value) in filters {
-        let key = if key == "name" {
-            "display_name".to_owned()
-        } else {
-            key
-        };
+        let key = column_name(&key).to_owned();
         match key.as_str() {
             "metadata" | "glance_metadata" => {
                 let Some(pairs) = metadata_pairs(&value) else {
@@ -365,19 +359,11 @@ pub fn volume_query(
                     .push((VolumeColumn::DisplayName, FilterValue::Eq(value)));
             }
             _ => {
-                let (base, like) = match key.strip_suffix('~') {
-                    Some(base) => (base, true),
-                    None => (key.as_str(), false),
-                };
-                let Some(column) = volume_column(base) else {
+                let filter = column_filter(&key, value, volume_column, |_, v| exact(literal(&v)));
+                let Some(filter) = filter else {
                     return Ok(None);
                 };
-                let filter = if like {
-                    FilterValue::Contains(value)
-                } else {
-                    exact(literal(&value))
-                };
-                query.filters.push((column, filter));
+                query.filters.push(filter);
             }
         }
     }
@@ -407,26 +393,14 @@ fn snapshot_column(key: &str) -> Option<SnapshotColumn> {
 /// # Errors
 /// 400 for invalid filters or sort keys; 404 for a marker that is not a
 /// snapshot id.
-pub fn snapshot_query(
-    req: &Req,
-    filters: Vec<(String, String)>,
-    sort: &[(String, SortDir)],
-    page: &Pagination,
-) -> ApiResult<Option<SnapshotQuery>> {
-    let sort = sort
-        .iter()
-        .map(|(key, dir)| {
-            let key = if key == "name" { "display_name" } else { key };
-            match snapshot_column(key) {
-                Some(SnapshotColumn::AvailabilityZone) | None => Err(invalid_sort_key()),
-                Some(c) => Ok((c, *dir)),
-            }
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+pub fn snapshot_query(req: &Req, params: &ListParams) -> ApiResult<Option<SnapshotQuery>> {
+    let sort = sort_columns(&params.sort, |key| {
+        snapshot_column(column_name(key)).filter(|c| *c != SnapshotColumn::AvailabilityZone)
+    })?;
     let mut filters = general_filtering(
         req,
         Resource::Snapshot,
-        filters,
+        params.filters.clone(),
         &["status", "volume_id", "name", "metadata"],
         &[
             (mv::SNAPSHOT_LIST_METADATA_FILTER, "metadata"),
@@ -434,29 +408,15 @@ pub fn snapshot_query(
         ],
     )?;
     let project_id = project_scope(req, &mut filters, false)?;
-    let marker = match &page.marker {
-        None => None,
-        Some(m) => Some(
-            m.parse::<SnapshotId>()
-                .map_err(|_| ApiError::not_found(format!("Snapshot {m} could not be found.")))?,
-        ),
-    };
+    let page = params.db_page::<Snapshot>()?;
     let mut query = SnapshotQuery {
         project_id,
         sort,
-        page: Page {
-            marker,
-            limit: Some(page.limit),
-            offset: (page.offset > 0).then_some(page.offset),
-        },
+        page,
         ..SnapshotQuery::default()
     };
     for (key, value) in filters {
-        let key = if key == "name" {
-            "display_name".to_owned()
-        } else {
-            key
-        };
+        let key = column_name(&key).to_owned();
         match key.as_str() {
             "metadata" => {
                 let Some(pairs) = metadata_pairs(&value) else {
@@ -471,21 +431,17 @@ pub fn snapshot_query(
                 ));
             }
             _ => {
-                let (base, like) = match key.strip_suffix('~') {
-                    Some(base) => (base, true),
-                    None => (key.as_str(), false),
-                };
-                let Some(column) = snapshot_column(base) else {
+                let filter = column_filter(&key, value, snapshot_column, |column, v| {
+                    if column == SnapshotColumn::DisplayName {
+                        FilterValue::Eq(v)
+                    } else {
+                        exact(Value::String(v))
+                    }
+                });
+                let Some(filter) = filter else {
                     return Ok(None);
                 };
-                let filter = if like {
-                    FilterValue::Contains(value)
-                } else if column == SnapshotColumn::DisplayName {
-                    FilterValue::Eq(value)
-                } else {
-                    exact(Value::String(value))
-                };
-                query.filters.push((column, filter));
+                query.filters.push(filter);
             }
         }
     }

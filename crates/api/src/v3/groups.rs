@@ -5,96 +5,79 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{DbError, FilterValue, GroupColumn, GroupQuery, Page, SortDir};
+use clinker_db::{FilterValue, GroupColumn, GroupQuery};
+use clinker_types::VolumeId;
 use clinker_types::group::{DEFAULT_CGSNAPSHOT_TYPE_ID, Group};
-use clinker_types::group_status::GroupStatus;
-use clinker_types::{GroupId, VolumeId};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::collection::{Fetched, ListParams, Listed, sort_columns};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::listing::{self, Params, invalid_sort_key};
 use crate::microversion as mv;
 use crate::policy::enforce;
-use crate::request::{Req, action_name, no_such_action};
+use crate::request::{Req, action_name, no_such_action, reset_status, trimmed};
 use crate::services::groups::{self as service, CreateGroup, UpdateGroup, group_volumes};
 use crate::validation::{
-    self, Format, JsonType, Schema, any, bool_from_value, bool_param, boolean, description,
-    name_allow_zero_min_length, object, of, uuid,
+    self, Format, JsonType, Schema, any, body_of, bool_from_value, bool_param, boolean,
+    description, name_allow_zero_min_length, object, of, uuid,
 };
 use crate::views::groups::{self as view, GroupExtras};
 use crate::views::{self, ViewCtx};
 
 fn create_schema() -> Schema {
-    object()
-        .prop(
-            "group",
-            object()
-                .prop("description", description())
-                .prop(
-                    "group_type",
-                    of(&[JsonType::String]).format(Format::GroupType),
-                )
-                .prop("name", name_allow_zero_min_length())
-                .prop(
-                    "volume_types",
-                    of(&[JsonType::Array]).array_of(
-                        of(&[JsonType::String]).length(None, Some(255)),
-                        Some(1),
-                        true,
-                    ),
-                )
-                .prop(
-                    "availability_zone",
-                    of(&[JsonType::String, JsonType::Null]).format(Format::AvailabilityZone),
-                )
-                .required(&["group_type", "volume_types"])
-                .closed(),
-        )
-        .required(&["group"])
-        .closed()
+    body_of(
+        "group",
+        object()
+            .prop("description", description())
+            .prop(
+                "group_type",
+                of(&[JsonType::String]).format(Format::GroupType),
+            )
+            .prop("name", name_allow_zero_min_length())
+            .prop(
+                "volume_types",
+                of(&[JsonType::Array]).array_of(
+                    of(&[JsonType::String]).length(None, Some(255)),
+                    Some(1),
+                    true,
+                ),
+            )
+            .prop(
+                "availability_zone",
+                of(&[JsonType::String, JsonType::Null]).format(Format::AvailabilityZone),
+            )
+            .required(&["group_type", "volume_types"])
+            .closed(),
+    )
 }
 
 fn create_from_source_schema() -> Schema {
-    object()
-        .prop(
-            "create-from-src",
-            object()
-                .prop("description", description())
-                .prop("name", name_allow_zero_min_length())
-                .prop("source_group_id", uuid())
-                .prop("group_snapshot_id", uuid())
-                .one_of(vec![
-                    any().required(&["group_snapshot_id"]),
-                    any().required(&["source_group_id"]),
-                ])
-                .closed(),
-        )
-        .required(&["create-from-src"])
-        .closed()
+    body_of(
+        "create-from-src",
+        object()
+            .prop("description", description())
+            .prop("name", name_allow_zero_min_length())
+            .prop("source_group_id", uuid())
+            .prop("group_snapshot_id", uuid())
+            .one_of(vec![
+                any().required(&["group_snapshot_id"]),
+                any().required(&["source_group_id"]),
+            ])
+            .closed(),
+    )
 }
 
 fn update_schema() -> Schema {
-    object()
-        .prop(
-            "group",
-            object()
-                .prop("description", description())
-                .prop("name", name_allow_zero_min_length())
-                .prop("add_volumes", description())
-                .prop("remove_volumes", description())
-                .any_of_required(&["name", "description", "add_volumes", "remove_volumes"])
-                .closed(),
-        )
-        .required(&["group"])
-        .closed()
-}
-
-/// A trimmed string field (Cinder strips names and descriptions).
-fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().to_owned())
+    body_of(
+        "group",
+        object()
+            .prop("description", description())
+            .prop("name", name_allow_zero_min_length())
+            .prop("add_volumes", description())
+            .prop("remove_volumes", description())
+            .any_of_required(&["name", "description", "add_volumes", "remove_volumes"])
+            .closed(),
+    )
 }
 
 /// `list_volume` of a detail view (3.25): a strict boolean.
@@ -144,16 +127,6 @@ pub async fn show(
     Ok(views::ok(&serde_json::json!({ "group": detail })))
 }
 
-/// `GET /groups`.
-pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, false).await
-}
-
-/// `GET /groups/detail`.
-pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, true).await
-}
-
 /// From 3.31 a caller who is not an administrator may only filter on the
 /// keys of Cinder's `resource_filters.json` (`~` variants from 3.34).
 pub(crate) fn reject_invalid_filters(
@@ -184,87 +157,65 @@ pub(crate) fn reject_invalid_filters(
     }
 }
 
-async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
-    mv::require(req.version, mv::GROUP_VOLUME)?;
-    enforce(&req.context, "group:get_all", None)?;
-    let mut params = Params::new(&req.query);
-    let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
-    let sort = listing::sort_params(&mut params)?;
-    params.pop("list_volume");
-    let mut filters = params.into_filters();
-    reject_invalid_filters(req, &filters, &["name"])?;
-    let all_tenants = match filters.iter().position(|(k, _)| k == "all_tenants") {
-        Some(pos) => {
-            filters.remove(pos);
-            req.is_admin()
-        }
-        None => false,
-    };
-    let sort = sort
-        .iter()
-        .map(|(key, dir)| {
-            GroupColumn::from_key(key)
-                .map(|c| (c, *dir))
-                .ok_or_else(invalid_sort_key)
-        })
-        .collect::<ApiResult<Vec<(GroupColumn, SortDir)>>>()?;
-    let marker = match &page.marker {
-        None => None,
-        Some(m) => Some(
-            m.parse::<GroupId>()
-                .map_err(|_| service::group_not_found(m))?,
-        ),
-    };
-    let mut columns = Vec::new();
-    for (key, value) in filters {
-        match GroupColumn::from_key(&key) {
-            Some(column) => columns.push((column, FilterValue::Eq(value))),
-            // Cinder matches nothing for keys that are not attributes.
-            None => {
-                return Ok(views::ok(&view::group_list(
-                    Vec::new(),
-                    None,
-                    &ViewCtx::of(req),
-                    page.limit,
-                )));
+#[async_trait::async_trait]
+impl Listed for Group {
+    fn require_version(req: &Req) -> ApiResult<()> {
+        mv::require(req.version, mv::GROUP_VOLUME)
+    }
+    fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
+        let mut params = ListParams::read(req, max_limit, false, false)?;
+        params.filters.retain(|(k, _)| k != "list_volume");
+        Ok(params)
+    }
+    fn query(req: &Req, params: &ListParams) -> ApiResult<Option<GroupQuery>> {
+        let mut filters = params.filters.clone();
+        reject_invalid_filters(req, &filters, &["name"])?;
+        let all_tenants = match filters.iter().position(|(k, _)| k == "all_tenants") {
+            Some(pos) => {
+                filters.remove(pos);
+                req.is_admin()
+            }
+            None => false,
+        };
+        let sort = sort_columns(&params.sort, GroupColumn::from_key)?;
+        let page = params.db_page::<Self>()?;
+        let mut columns = Vec::new();
+        for (key, value) in filters {
+            match GroupColumn::from_key(&key) {
+                Some(column) => columns.push((column, FilterValue::Eq(value))),
+                // Cinder matches nothing for keys that are not attributes.
+                None => return Ok(None),
             }
         }
+        Ok(Some(GroupQuery {
+            project_id: (!all_tenants).then(|| req.context.project_id.clone()),
+            filters: columns,
+            sort,
+            page,
+        }))
     }
-    let query = GroupQuery {
-        project_id: (!all_tenants).then(|| req.context.project_id.clone()),
-        filters: columns,
-        sort,
-        page: Page {
-            marker,
-            limit: Some(page.limit),
-            offset: (page.offset > 0).then_some(page.offset),
-        },
-    };
-    let groups = state.db.list_groups(&query).await.map_err(|e| match e {
-        DbError::NotFound { .. } => {
-            service::group_not_found(&page.marker.clone().unwrap_or_default())
+    async fn render(state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
+        let with_volumes = page.detailed && !page.filtered_out && list_volume(req)?;
+        let mut items = Vec::new();
+        for group in page
+            .rows
+            .iter()
+            // Groups migrated from consistency groups are served by that API.
+            .filter(|g| g.group_type_id.to_string() != DEFAULT_CGSNAPSHOT_TYPE_ID)
+        {
+            items.push(if page.detailed {
+                detail_of(state, req, group, with_volumes).await?
+            } else {
+                view::group_summary(group)
+            });
         }
-        other => other.into(),
-    })?;
-    let with_volumes = detailed && list_volume(req)?;
-    let mut items = Vec::new();
-    for group in groups
-        .iter()
-        // Groups migrated from consistency groups are served by that API.
-        .filter(|g| g.group_type_id.to_string() != DEFAULT_CGSNAPSHOT_TYPE_ID)
-    {
-        items.push(if detailed {
-            detail_of(state, req, group, with_volumes).await?
-        } else {
-            view::group_summary(group)
-        });
+        let last_id = page.rows.last().map(|g| g.id.to_string());
+        let ctx = ViewCtx::of(req);
+        let links = view::GROUPS.links(&ctx, false, last_id, items.len(), None, page.limit);
+        Ok(views::ok(
+            &view::GROUPS.page(items, links, None).into_value(),
+        ))
     }
-    Ok(views::ok(&view::group_list(
-        items,
-        groups.last().map(|g| g.id.to_string()),
-        &ViewCtx::of(req),
-        page.limit,
-    )))
 }
 
 /// `POST /groups` (202): the summary view.
@@ -313,7 +264,7 @@ pub async fn create_from_source(State(state): State<ApiState>, req: Req) -> ApiR
     validation::validate(&create_from_source_schema(), &req.body_value())?;
     let body = req.body_object("create-from-src");
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-    let group = service::create_group_from_source(
+    let group = crate::services::group_sources::create_group_from_source(
         &state,
         &req.context,
         trimmed(&body, "name"),
@@ -365,13 +316,10 @@ pub async fn action(
     let ctx = &req.context;
     match name.as_str() {
         "delete" => {
-            let schema = object()
-                .prop(
-                    "delete",
-                    object().prop("delete-volumes", boolean()).closed(),
-                )
-                .required(&["delete"])
-                .closed();
+            let schema = body_of(
+                "delete",
+                object().prop("delete-volumes", boolean()).closed(),
+            );
             validation::validate(&schema, &body)?;
             let delete_volumes = args
                 .get("delete-volumes")
@@ -382,26 +330,12 @@ pub async fn action(
         }
         "reset_status" => {
             mv::require(req.version, mv::GROUP_VOLUME_RESET_STATUS)?;
-            let schema = object()
-                .prop(
-                    "reset_status",
-                    object()
-                        .prop(
-                            "status",
-                            of(&[JsonType::String]).format(Format::GroupStatus),
-                        )
-                        .required(&["status"])
-                        .closed(),
-                )
-                .required(&["reset_status"])
-                .closed();
-            validation::validate(&schema, &body)?;
-            let status = args
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-                .and_then(|s| s.parse::<GroupStatus>().ok())
-                .ok_or_else(|| ApiError::bad_request("Invalid group status"))?;
+            let status = reset_status(
+                &req,
+                "reset_status",
+                Format::GroupStatus,
+                "Invalid group status",
+            )?;
             service::reset_group_status(&state, ctx, &group_id, status).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }

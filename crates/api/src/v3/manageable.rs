@@ -4,8 +4,6 @@
 //! `manageable_snapshots` (`api/v3/volume_manage.py`,
 //! `snapshot_manage.py`, `resource_common_manage.py`; 3.8+).
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -16,13 +14,13 @@ use crate::fault::{ApiError, ApiResult};
 use crate::listing::{self, Params};
 use crate::microversion::{self as mv, ApiVersion};
 use crate::policy;
-use crate::request::Req;
+use crate::request::{Req, string_map, text};
 use crate::services::manage::{
     self as service, ManageSnapshot, ManageVolume, Manageable, VALID_SORT_KEYS,
 };
 use crate::validation::{
-    self, JsonType, Pattern, Schema, bool_from_value, boolean, description, metadata_allows_null,
-    name_allow_zero_min_length, object, of, uuid,
+    self, JsonType, Pattern, Schema, body_of, bool_from_value, boolean, description,
+    metadata_allows_null, name_allow_zero_min_length, object, of, uuid,
 };
 use crate::views::volumes::{self as volume_view, Detail};
 use crate::views::{self, ViewCtx, snapshots as snapshot_view};
@@ -49,35 +47,25 @@ fn volume_manage_schema(version: ApiVersion) -> Schema {
             of(&[JsonType::String, JsonType::Null]).length(Some(0), Some(255)),
         );
     }
-    object()
-        .prop("volume", volume.required(&["ref"]).closed())
-        .required(&["volume"])
-        .closed()
+    body_of("volume", volume.required(&["ref"]).closed())
 }
 
 /// Cinder's `snapshot_manage.create`.
 fn snapshot_manage_schema() -> Schema {
-    object()
-        .prop(
-            "snapshot",
-            object()
-                .prop("description", description())
-                .prop("metadata", metadata_allows_null())
-                .prop("name", name_allow_zero_min_length())
-                .prop("volume_id", uuid())
-                .prop(
-                    "ref",
-                    of(&[JsonType::Object, JsonType::Null, JsonType::String]),
-                )
-                .required(&["ref", "volume_id"])
-                .closed(),
-        )
-        .required(&["snapshot"])
-        .closed()
-}
-
-fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
+    body_of(
+        "snapshot",
+        object()
+            .prop("description", description())
+            .prop("metadata", metadata_allows_null())
+            .prop("name", name_allow_zero_min_length())
+            .prop("volume_id", uuid())
+            .prop(
+                "ref",
+                of(&[JsonType::Object, JsonType::Null, JsonType::String]),
+            )
+            .required(&["ref", "volume_id"])
+            .closed(),
+    )
 }
 
 /// Non-empty, stripped (Cinder: `if volume.get('name'): name.strip()`).
@@ -85,17 +73,6 @@ fn stripped(map: &Map<String, Value>, key: &str) -> Option<String> {
     text(map, key)
         .filter(|s| !s.is_empty())
         .map(|s| s.trim().to_owned())
-}
-
-fn metadata(map: &Map<String, Value>) -> BTreeMap<String, String> {
-    map.get("metadata")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn manage_volume(state: &ApiState, req: &Req) -> ApiResult<Response> {
@@ -113,7 +90,7 @@ async fn manage_volume(state: &ApiState, req: &Req) -> ApiResult<Response> {
         name: stripped(&volume, "name"),
         description: stripped(&volume, "description"),
         volume_type: text(&volume, "volume_type"),
-        metadata: metadata(&volume),
+        metadata: string_map(volume.get("metadata")),
         availability_zone: text(&volume, "availability_zone"),
         bootable: volume
             .get("bootable")
@@ -152,7 +129,7 @@ async fn manage_snapshot(state: &ApiState, req: &Req) -> ApiResult<Response> {
         reference: snapshot.get("ref").cloned().unwrap_or(Value::Null),
         name: text(&snapshot, "name"),
         description: text(&snapshot, "description"),
-        metadata: metadata(&snapshot),
+        metadata: string_map(snapshot.get("metadata")),
     };
     let managed = service::manage_snapshot(state, &req.context, request).await?;
     Ok(views::json(
@@ -183,28 +160,8 @@ pub async fn manageable_snapshots_create(
 /// Cinder's `get_sort_params(default_key='reference')` with the
 /// manageable lists' own key and direction checks; `(key, ascending)`.
 fn sort_params(params: &mut Params) -> ApiResult<Vec<(String, bool)>> {
-    if params.contains("sort") && (params.contains("sort_key") || params.contains("sort_dir")) {
-        return Err(ApiError::invalid_input(
-            "The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.",
-        ));
-    }
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(sort) = params.pop("sort") {
-        for item in sort.trim().split(',') {
-            let (key, dir) = match item.split_once(':') {
-                Some((key, dir)) if !dir.trim().is_empty() => (key, dir),
-                Some((key, _)) => (key, "desc"),
-                None => (item, "desc"),
-            };
-            pairs.push((key.trim().to_owned(), dir.trim().to_owned()));
-        }
-    } else {
-        let key = params
-            .pop("sort_key")
-            .unwrap_or_else(|| "reference".to_owned());
-        let dir = params.pop("sort_dir").unwrap_or_else(|| "desc".to_owned());
-        pairs.push((key.trim().to_owned(), dir.trim().to_owned()));
-    }
+    let pairs = listing::sort_pairs(params, "reference", true)
+        .ok_or_else(|| ApiError::invalid_input(listing::SORT_FORMS_CONFLICT))?;
     let bad_keys: Vec<&str> = pairs
         .iter()
         .map(|(k, _)| k.as_str())

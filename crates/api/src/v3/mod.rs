@@ -12,6 +12,7 @@
 
 pub mod attach_actions;
 pub mod attachments;
+pub mod collection;
 pub mod default_types;
 pub mod encryption;
 pub mod extensions;
@@ -22,6 +23,7 @@ pub mod groups;
 pub mod hosts;
 pub mod manageable;
 pub mod messages;
+pub mod metadata;
 pub mod qos_specs;
 pub mod quotas;
 pub mod services;
@@ -30,19 +32,21 @@ pub mod transfers;
 pub mod types;
 pub mod versions;
 pub mod volume_actions;
-pub mod volume_metadata;
 pub mod volumes;
 
 use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, post, put};
 
+use clinker_types::group::{Group, GroupSnapshot, GroupType};
+use clinker_types::model::{Snapshot, Volume, VolumeType};
+
 use crate::ApiState;
 use crate::fault::{ApiError, RESOURCE_NOT_FOUND};
 
 /// The routes' first segments (`volumes`, `types`, `os-services`, …),
 /// recorded as [`routes`] registers them.
-static ROUTE_SEGMENTS: std::sync::OnceLock<std::collections::BTreeSet<&'static str>> =
+static ROUTE_SEGMENTS: std::sync::OnceLock<std::collections::BTreeSet<String>> =
     std::sync::OnceLock::new();
 
 /// Whether some v3 route starts with `segment`; anything else in the first
@@ -57,21 +61,60 @@ pub fn is_route_segment(segment: &str) -> bool {
 /// table is written once and serves both routing and [`is_route_segment`].
 struct RouteTable {
     router: Router<ApiState>,
-    segments: std::collections::BTreeSet<&'static str>,
+    segments: std::collections::BTreeSet<String>,
 }
 
 impl RouteTable {
-    fn route(mut self, path: &'static str, method: MethodRouter<ApiState>) -> Self {
+    fn route(mut self, path: &str, method: MethodRouter<ApiState>) -> Self {
         let first = path
             .trim_start_matches('/')
             .split('/')
             .next()
             .unwrap_or_default();
         if !first.is_empty() {
-            self.segments.insert(first);
+            self.segments.insert(first.to_owned());
         }
         self.router = self.router.route(path, method);
         self
+    }
+
+    /// The routes of one kind of type under `base`, with its specs under
+    /// `base/{id}/specs`.
+    fn types<T: types::TypeApi>(self, base: &str, specs: &str) -> Self {
+        self.route(base, get(types::index::<T>).post(types::create::<T>))
+            .route(
+                &format!("{base}/{{type_id}}"),
+                get(types::show::<T>)
+                    .put(types::update::<T>)
+                    .delete(types::delete::<T>),
+            )
+            .route(
+                &format!("{base}/{{type_id}}/{specs}"),
+                get(types::specs_index::<T>).post(types::specs_create::<T>),
+            )
+            .route(
+                &format!("{base}/{{type_id}}/{specs}/{{key}}"),
+                get(types::specs_show::<T>)
+                    .put(types::specs_update::<T>)
+                    .delete(types::specs_delete::<T>),
+            )
+    }
+
+    /// The metadata routes of a kind of row under `base/metadata` (`base`
+    /// names the row).
+    fn metadata<T: metadata::HasMetadata>(self, base: &str) -> Self {
+        self.route(
+            &format!("{base}/metadata"),
+            get(metadata::index::<T>)
+                .post(metadata::create::<T>)
+                .put(metadata::update_all::<T>),
+        )
+        .route(
+            &format!("{base}/metadata/{{key}}"),
+            get(metadata::show::<T>)
+                .put(metadata::update::<T>)
+                .delete(metadata::delete::<T>),
+        )
     }
 }
 
@@ -80,15 +123,22 @@ pub fn routes() -> Router<ApiState> {
     routes_and_segments().0
 }
 
-fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<&'static str>) {
+fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<String>) {
     let table = RouteTable {
         router: Router::new(),
         segments: std::collections::BTreeSet::new(),
     };
     let table = table
+        .types::<VolumeType>("/types", "extra_specs")
+        .types::<GroupType>("/group_types", "group_specs")
+        .metadata::<Volume>("/volumes/{volume_id}")
+        .metadata::<Snapshot>("/snapshots/{snapshot_id}")
         .route("/", get(versions::show))
-        .route("/volumes", get(volumes::index).post(volumes::create))
-        .route("/volumes/detail", get(volumes::detail))
+        .route(
+            "/volumes",
+            get(collection::index::<Volume>).post(volumes::create),
+        )
+        .route("/volumes/detail", get(collection::detail::<Volume>))
         .route("/volumes/summary", get(volumes::summary))
         .route(
             "/volumes/{volume_id}",
@@ -98,19 +148,10 @@ fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<&'stat
         )
         .route("/volumes/{volume_id}/action", post(volume_actions::action))
         .route(
-            "/volumes/{volume_id}/metadata",
-            get(volume_metadata::index)
-                .post(volume_metadata::create)
-                .put(volume_metadata::update_all),
+            "/snapshots",
+            get(collection::index::<Snapshot>).post(snapshots::create),
         )
-        .route(
-            "/volumes/{volume_id}/metadata/{key}",
-            get(volume_metadata::show)
-                .put(volume_metadata::update)
-                .delete(volume_metadata::delete),
-        )
-        .route("/snapshots", get(snapshots::index).post(snapshots::create))
-        .route("/snapshots/detail", get(snapshots::detail))
+        .route("/snapshots/detail", get(collection::detail::<Snapshot>))
         .route(
             "/snapshots/{snapshot_id}",
             get(snapshots::show)
@@ -118,34 +159,7 @@ fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<&'stat
                 .delete(snapshots::delete),
         )
         .route("/snapshots/{snapshot_id}/action", post(snapshots::action))
-        .route(
-            "/snapshots/{snapshot_id}/metadata",
-            get(snapshots::metadata_index)
-                .post(snapshots::metadata_create)
-                .put(snapshots::metadata_update_all),
-        )
-        .route(
-            "/snapshots/{snapshot_id}/metadata/{key}",
-            get(snapshots::metadata_show)
-                .put(snapshots::metadata_update)
-                .delete(snapshots::metadata_delete),
-        )
-        .route("/types", get(types::index).post(types::create))
-        .route(
-            "/types/{type_id}",
-            get(types::show).put(types::update).delete(types::delete),
-        )
         .route("/types/{type_id}/action", post(types::action))
-        .route(
-            "/types/{type_id}/extra_specs",
-            get(types::extra_specs_index).post(types::extra_specs_create),
-        )
-        .route(
-            "/types/{type_id}/extra_specs/{key}",
-            get(types::extra_specs_show)
-                .put(types::extra_specs_update)
-                .delete(types::extra_specs_delete),
-        )
         .route(
             "/types/{type_id}/os-volume-type-access",
             get(types::access_index),
@@ -193,35 +207,21 @@ fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<&'stat
             post(attachments::action),
         )
         .route(
-            "/group_types",
-            get(group_types::index).post(group_types::create),
+            "/groups",
+            get(collection::index::<Group>).post(groups::create),
         )
-        .route(
-            "/group_types/{group_type_id}",
-            get(group_types::show)
-                .put(group_types::update)
-                .delete(group_types::delete),
-        )
-        .route(
-            "/group_types/{group_type_id}/group_specs",
-            get(group_types::specs_index).post(group_types::specs_create),
-        )
-        .route(
-            "/group_types/{group_type_id}/group_specs/{key}",
-            get(group_types::specs_show)
-                .put(group_types::specs_update)
-                .delete(group_types::specs_delete),
-        )
-        .route("/groups", get(groups::index).post(groups::create))
-        .route("/groups/detail", get(groups::detail))
+        .route("/groups/detail", get(collection::detail::<Group>))
         .route("/groups/action", post(groups::create_from_source))
         .route("/groups/{group_id}", get(groups::show).put(groups::update))
         .route("/groups/{group_id}/action", post(groups::action))
         .route(
             "/group_snapshots",
-            get(group_snapshots::index).post(group_snapshots::create),
+            get(collection::index::<GroupSnapshot>).post(group_snapshots::create),
         )
-        .route("/group_snapshots/detail", get(group_snapshots::detail))
+        .route(
+            "/group_snapshots/detail",
+            get(collection::detail::<GroupSnapshot>),
+        )
         .route(
             "/group_snapshots/{group_snapshot_id}",
             get(group_snapshots::show).delete(group_snapshots::delete),

@@ -16,54 +16,29 @@ use crate::listing::{self, Params, invalid_sort_key};
 use crate::policy;
 use crate::request::Req;
 use crate::services::qos_specs::{self as service, check_spec, parse_consumer};
-use crate::validation::{self, JsonType, Pattern, Schema, bool_param, object, of};
+use crate::validation::{self, JsonType, Pattern, Schema, body_of, bool_param, object, of};
 use crate::views::{self, ViewCtx, type_extras as view};
 
 fn create_schema() -> Schema {
-    object()
-        .prop(
-            "qos_specs",
-            object()
-                .prop("name", of(&[JsonType::String]))
-                .required(&["name"]),
-        )
-        .required(&["qos_specs"])
-        .closed()
+    body_of(
+        "qos_specs",
+        object()
+            .prop("name", of(&[JsonType::String]))
+            .required(&["name"]),
+    )
 }
 
 /// `parameter_types.extra_specs_with_null`.
 fn set_schema() -> Schema {
-    object()
-        .prop(
-            "qos_specs",
-            object()
-                .pattern_props(
-                    Pattern::SpecKey,
-                    of(&[JsonType::String, JsonType::Null]).length(None, Some(255)),
-                )
-                .closed(),
-        )
-        .required(&["qos_specs"])
-        .closed()
-}
-
-/// Cinder's `name_skip_leading_trailing_spaces` format: the trimmed name.
-fn checked_name(raw: &str) -> ApiResult<String> {
-    let reason = if raw.is_empty() {
-        Some("The 'name' can not be None.")
-    } else if raw.trim().is_empty() {
-        Some("The 'name' can not be empty.")
-    } else if raw.trim().chars().count() > 255 {
-        Some("The 'name' can not be greater than 255 characters.")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(ApiError::bad_request(format!(
-            "An invalid 'name' value was provided. {reason}"
-        ))),
-        None => Ok(raw.trim().to_owned()),
-    }
+    body_of(
+        "qos_specs",
+        object()
+            .pattern_props(
+                Pattern::SpecKey,
+                of(&[JsonType::String, JsonType::Null]).length(None, Some(255)),
+            )
+            .closed(),
+    )
 }
 
 fn sort_column(key: &str) -> ApiResult<QosSpecsColumn> {
@@ -133,7 +108,7 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
     policy::enforce(&req.context, service::CREATE_POLICY, None)?;
     let mut fields = req.body_object("qos_specs");
     let name = match fields.remove("name") {
-        Some(Value::String(name)) => checked_name(&name)?,
+        Some(Value::String(name)) => validation::checked_name(&name)?,
         _ => return Err(ApiError::bad_request("'name' is a required property")),
     };
     let mut specs = BTreeMap::new();
@@ -204,13 +179,7 @@ pub async fn delete(
 /// Validates `{"keys": [unique strings of 1–255 characters]}` (Cinder's
 /// `qos_specs.unset` schema) and returns the keys.
 fn unset_keys(body: &Value) -> ApiResult<Vec<String>> {
-    validation::validate(
-        &object()
-            .prop("keys", of(&[JsonType::Array]))
-            .required(&["keys"])
-            .closed(),
-        body,
-    )?;
+    validation::validate(&body_of("keys", of(&[JsonType::Array])), body)?;
     let items = body["keys"].as_array().cloned().unwrap_or_default();
     let mut keys: Vec<String> = Vec::with_capacity(items.len());
     for item in &items {
@@ -261,7 +230,7 @@ pub async fn associate(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     policy::enforce(&req.context, service::UPDATE_POLICY, None)?;
-    service::associate(&state, &id, req.param("vol_type_id")).await?;
+    service::associate(&state, &id, req.param("vol_type_id"), true).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
@@ -272,7 +241,7 @@ pub async fn disassociate(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     policy::enforce(&req.context, service::UPDATE_POLICY, None)?;
-    service::disassociate(&state, &id, req.param("vol_type_id")).await?;
+    service::associate(&state, &id, req.param("vol_type_id"), false).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 

@@ -11,7 +11,7 @@ use crate::microversion as mv;
 use crate::policy;
 use crate::request::Req;
 use crate::services::quotas as service;
-use crate::validation::{self, JsonType, Pattern, object, of};
+use crate::validation::{self, JsonType, Pattern, body_of, object, of};
 use crate::views::{self, misc};
 
 /// `GET /os-quota-sets/{project_id}` (`?usage=true` for usage).
@@ -49,10 +49,7 @@ pub async fn update(
     req: Req,
     Path(project_id): Path<String>,
 ) -> ApiResult<Response> {
-    let schema = object()
-        .prop("quota_set", object().properties_count(Some(1), None))
-        .required(&["quota_set"])
-        .closed();
+    let schema = body_of("quota_set", object().properties_count(Some(1), None));
     let body = req.body_value();
     validation::validate(&schema, &body)?;
     let set = body
@@ -99,13 +96,10 @@ pub async fn class_update(
         .pattern(Pattern::DigitsOrEmpty)
         .range(Some(-1), Some(validation::DB_MAX_INT))
         .length(Some(1), None);
-    let schema = object()
-        .prop(
-            "quota_class_set",
-            object().pattern_props(Pattern::QuotaKey, values).closed(),
-        )
-        .required(&["quota_class_set"])
-        .closed();
+    let schema = body_of(
+        "quota_class_set",
+        object().pattern_props(Pattern::QuotaKey, values).closed(),
+    );
     let body = req.body_value();
     validation::validate(&schema, &body)?;
     let set = body

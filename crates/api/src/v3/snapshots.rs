@@ -2,26 +2,24 @@
 //! `api/v3/snapshot_metadata.py`, `contrib/snapshot_actions.py` and the
 //! snapshot half of `contrib/admin_actions.py`).
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::DbError;
-use clinker_types::SnapshotStatus;
-use serde_json::{Map, Value, json};
+use clinker_db::SnapshotQuery;
+use clinker_types::model::Snapshot;
+use serde_json::Value;
 
+use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
-use super::volume_metadata::{check_meta_item, strings};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::listing::{self, Params};
 use crate::microversion as mv;
-use crate::policy;
-use crate::request::{Req, action_name, no_such_action};
-use crate::services::snapshots::{self as service, CreateSnapshot};
+use crate::request::{
+    Req, action_name, no_such_action, renamed, reset_status, string_map, trimmed,
+};
+use crate::services::snapshots::{self as service, CreateSnapshot, Removal};
 use crate::validation::{
-    self, Format, JsonType, Pattern, Schema, any, bool_from_value, boolean, description,
+    self, Format, JsonType, Schema, any, body_of, bool_from_value, boolean, description,
     metadata_allows_null, name_allow_zero_min_length, object, of, optional_uuid,
 };
 use crate::views::snapshots as view;
@@ -31,53 +29,31 @@ use crate::views::{self, ViewCtx};
 pub const SNAPSHOT_IN_USE_FLAG_MSG: &str = "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward compatability, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored.";
 
 fn create_schema() -> Schema {
-    object()
-        .prop(
-            "snapshot",
-            object()
-                .prop("name", name_allow_zero_min_length())
-                .prop("display_name", name_allow_zero_min_length())
-                .prop("description", description())
-                .prop("volume_id", optional_uuid())
-                .prop("force", boolean())
-                .prop("metadata", metadata_allows_null())
-                .required(&["volume_id"])
-                .closed(),
-        )
-        .required(&["snapshot"])
-        .closed()
+    body_of(
+        "snapshot",
+        object()
+            .prop("name", name_allow_zero_min_length())
+            .prop("display_name", name_allow_zero_min_length())
+            .prop("description", description())
+            .prop("volume_id", optional_uuid())
+            .prop("force", boolean())
+            .prop("metadata", metadata_allows_null())
+            .required(&["volume_id"])
+            .closed(),
+    )
 }
 
 fn update_schema() -> Schema {
-    object()
-        .prop(
-            "snapshot",
-            object()
-                .prop("name", name_allow_zero_min_length())
-                .prop("description", description())
-                .prop("display_name", name_allow_zero_min_length())
-                .prop("display_description", description())
-                .closed()
-                .any_of_required(&["name", "description", "display_name", "display_description"]),
-        )
-        .required(&["snapshot"])
-        .closed()
-}
-
-fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().to_owned())
-}
-
-fn renamed(map: &Map<String, Value>, new: &str, legacy: &str) -> Option<Option<String>> {
-    if map.contains_key(new) {
-        Some(trimmed(map, new))
-    } else if map.contains_key(legacy) {
-        Some(trimmed(map, legacy))
-    } else {
-        None
-    }
+    body_of(
+        "snapshot",
+        object()
+            .prop("name", name_allow_zero_min_length())
+            .prop("description", description())
+            .prop("display_name", name_allow_zero_min_length())
+            .prop("display_description", description())
+            .closed()
+            .any_of_required(&["name", "description", "display_name", "display_description"]),
+    )
 }
 
 /// `POST /snapshots` (202).
@@ -97,7 +73,7 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
             .map(str::to_owned),
         name: renamed(&snapshot, "name", "display_name").flatten(),
         description: trimmed(&snapshot, "description"),
-        metadata: strings(&Value::Object(snapshot.clone()), "metadata"),
+        metadata: string_map(snapshot.get("metadata")),
         allow_in_use: force == Some(true) || in_use_version,
     };
     let created = service::create_snapshot(&state, &req.context, request).await?;
@@ -142,58 +118,23 @@ pub async fn delete(
     req: Req,
     Path(snapshot_id): Path<String>,
 ) -> ApiResult<Response> {
-    service::delete_snapshot(&state, &req.context, &snapshot_id, false).await?;
+    service::delete_snapshot(&state, &req.context, &snapshot_id, Removal::Delete).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
-/// `GET /snapshots`.
-pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, false).await
-}
-
-/// `GET /snapshots/detail`.
-pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, true).await
-}
-
-async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
-    policy::enforce(&req.context, "volume:get_all_snapshots", None)?;
-    let mut params = Params::new(&req.query);
-    let sort = listing::sort_params(&mut params)?;
-    let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
-    let with_count = listing::with_count(&mut params, req.version.matches(mv::SUPPORT_COUNT_INFO))?;
-    let query = filters::snapshot_query(req, params.into_filters(), &sort, &page)?;
-    let (snapshots, count) = match query {
-        None => (Vec::new(), with_count.then_some(0)),
-        Some(query) => {
-            let snapshots = state.db.list_snapshots(&query).await.map_err(|e| match e {
-                DbError::NotFound { .. } => ApiError::not_found(format!(
-                    "Snapshot {} could not be found.",
-                    page.marker.clone().unwrap_or_default()
-                )),
-                other => other.into(),
-            })?;
-            let count = if with_count {
-                Some(
-                    state
-                        .db
-                        .count_snapshots(&query)
-                        .await
-                        .map_err(ApiError::from)?,
-                )
-            } else {
-                None
-            };
-            (snapshots, count)
-        }
-    };
-    Ok(views::ok(&view::list(
-        &snapshots,
-        &ViewCtx::of(req),
-        detailed,
-        count,
-        page.limit,
-    )))
+#[async_trait::async_trait]
+impl Listed for Snapshot {
+    fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
+        ListParams::read(req, max_limit, true, true)
+    }
+    fn query(req: &Req, params: &ListParams) -> ApiResult<Option<SnapshotQuery>> {
+        filters::snapshot_query(req, params)
+    }
+    async fn render(_state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
+        let ctx = ViewCtx::of(req);
+        let body = view::list(&page.rows, &ctx, page.detailed, page.count, page.limit);
+        Ok(views::ok(&body))
+    }
 }
 
 /// `POST /snapshots/{id}/action`.
@@ -205,38 +146,24 @@ pub async fn action(
     let (name, args) = action_name(req.body.as_ref())?;
     let body = req.body_value();
     let ctx = &req.context;
-    let action_schema = |action: &'static str, inner: Schema| {
-        object().prop(action, inner).required(&[action]).closed()
-    };
     match name.as_str() {
         "os-reset_status" => {
-            let schema = action_schema(
+            let status = reset_status(
+                &req,
                 "os-reset_status",
-                object()
-                    .prop(
-                        "status",
-                        of(&[JsonType::String]).format(Format::SnapshotStatus),
-                    )
-                    .required(&["status"])
-                    .closed(),
-            );
-            validation::validate(&schema, &body)?;
-            let status = args
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-                .and_then(|s| s.parse::<SnapshotStatus>().ok())
-                .ok_or_else(|| ApiError::bad_request("Invalid snapshot status"))?;
+                Format::SnapshotStatus,
+                "Invalid snapshot status",
+            )?;
             service::reset_status(&state, ctx, &snapshot_id, status).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-force_delete" => {
-            validation::validate(&action_schema("os-force_delete", any()), &body)?;
-            service::delete_snapshot(&state, ctx, &snapshot_id, true).await?;
+            validation::validate(&body_of("os-force_delete", any()), &body)?;
+            service::delete_snapshot(&state, ctx, &snapshot_id, Removal::ForceDelete).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-update_snapshot_status" => {
-            let schema = action_schema(
+            let schema = body_of(
                 "os-update_snapshot_status",
                 object()
                     .prop("status", of(&[JsonType::String]))
@@ -257,114 +184,10 @@ pub async fn action(
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-unmanage" => {
-            validation::validate(&action_schema("os-unmanage", any()), &body)?;
-            crate::services::manage::unmanage_snapshot(&state, ctx, &snapshot_id).await?;
+            validation::validate(&body_of("os-unmanage", any()), &body)?;
+            service::delete_snapshot(&state, ctx, &snapshot_id, Removal::Unmanage).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         other => Err(no_such_action(other)),
     }
-}
-
-fn snapshot_metadata_schema(key: &'static str, single: bool) -> Schema {
-    let mut inner = object()
-        .pattern_props(
-            Pattern::SnapshotMetaKey,
-            of(&[JsonType::String]).length(None, Some(255)),
-        )
-        .closed();
-    if single {
-        inner = inner.properties_count(Some(1), Some(1));
-    }
-    object().prop(key, inner).required(&[key])
-}
-
-/// `GET /snapshots/{id}/metadata`.
-pub async fn metadata_index(
-    State(state): State<ApiState>,
-    req: Req,
-    Path(snapshot_id): Path<String>,
-) -> ApiResult<Response> {
-    let snapshot = service::get_snapshot(&state, &req.context, &snapshot_id).await?;
-    policy::enforce(
-        &req.context,
-        "volume:get_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
-    Ok(views::ok(&json!({ "metadata": snapshot.metadata })))
-}
-
-async fn set_all(
-    state: &ApiState,
-    req: &Req,
-    snapshot_id: &str,
-    replace: bool,
-) -> ApiResult<Response> {
-    let body = req.body_value();
-    validation::validate(&snapshot_metadata_schema("metadata", false), &body)?;
-    let metadata: BTreeMap<String, String> = strings(&body, "metadata");
-    let result =
-        service::set_metadata(state, &req.context, snapshot_id, &metadata, replace).await?;
-    Ok(views::ok(&json!({ "metadata": result })))
-}
-
-/// `POST /snapshots/{id}/metadata`: merge.
-pub async fn metadata_create(
-    State(state): State<ApiState>,
-    req: Req,
-    Path(snapshot_id): Path<String>,
-) -> ApiResult<Response> {
-    set_all(&state, &req, &snapshot_id, false).await
-}
-
-/// `PUT /snapshots/{id}/metadata`: replace.
-pub async fn metadata_update_all(
-    State(state): State<ApiState>,
-    req: Req,
-    Path(snapshot_id): Path<String>,
-) -> ApiResult<Response> {
-    set_all(&state, &req, &snapshot_id, true).await
-}
-
-/// `GET /snapshots/{id}/metadata/{key}`.
-pub async fn metadata_show(
-    State(state): State<ApiState>,
-    req: Req,
-    Path((snapshot_id, key)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let snapshot = service::get_snapshot(&state, &req.context, &snapshot_id).await?;
-    policy::enforce(
-        &req.context,
-        "volume:get_snapshot_metadata",
-        Some(&snapshot.project_id),
-    )?;
-    match snapshot.metadata.get(&key) {
-        Some(value) => Ok(views::ok(&json!({"meta": { key.clone(): value }}))),
-        None => Err(ApiError::not_found(format!(
-            "Snapshot {snapshot_id} has no metadata with key {key}."
-        ))),
-    }
-}
-
-/// `PUT /snapshots/{id}/metadata/{key}`.
-pub async fn metadata_update(
-    State(state): State<ApiState>,
-    req: Req,
-    Path((snapshot_id, key)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let body = req.body_value();
-    validation::validate(&snapshot_metadata_schema("meta", true), &body)?;
-    let meta = strings(&body, "meta");
-    check_meta_item(&meta, &key)?;
-    service::set_metadata(&state, &req.context, &snapshot_id, &meta, false).await?;
-    Ok(views::ok(&json!({ "meta": meta })))
-}
-
-/// `DELETE /snapshots/{id}/metadata/{key}` (200, empty).
-pub async fn metadata_delete(
-    State(state): State<ApiState>,
-    req: Req,
-    Path((snapshot_id, key)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    service::delete_metadata(&state, &req.context, &snapshot_id, &key).await?;
-    Ok(views::empty(StatusCode::OK))
 }

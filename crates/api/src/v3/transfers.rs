@@ -10,13 +10,13 @@ use clinker_db::{Page, SortDir, TransferColumn, TransferQuery};
 use serde_json::Value;
 
 use crate::ApiState;
-use crate::fault::{ApiError, ApiResult};
+use crate::fault::ApiResult;
 use crate::listing::{self, Params, invalid_sort_key};
 use crate::microversion as mv;
 use crate::request::Req;
 use crate::services::transfers::{self as service, CreateTransfer};
 use crate::validation::{
-    self, JsonType, Schema, bool_from_value, bool_param, boolean, object, of, uuid,
+    self, JsonType, Schema, body_of, bool_from_value, bool_param, boolean, object, of, uuid,
 };
 use crate::views::{self, ViewCtx, transfers as view};
 
@@ -44,44 +44,24 @@ fn create_schema(with_snapshots: bool) -> Schema {
     if with_snapshots {
         transfer = transfer.prop("no_snapshots", boolean());
     }
-    object()
-        .prop("transfer", transfer.required(&["volume_id"]).closed())
-        .required(&["transfer"])
-        .closed()
+    body_of("transfer", transfer.required(&["volume_id"]).closed())
 }
 
 fn accept_schema() -> Schema {
-    object()
-        .prop(
-            "accept",
-            object()
-                .prop("auth_key", of(&[JsonType::String, JsonType::Integer]))
-                .required(&["auth_key"])
-                .closed(),
-        )
-        .required(&["accept"])
-        .closed()
+    body_of(
+        "accept",
+        object()
+            .prop("auth_key", of(&[JsonType::String, JsonType::Integer]))
+            .required(&["auth_key"])
+            .closed(),
+    )
 }
 
 /// Cinder's `name_skip_leading_trailing_spaces` on a transfer name.
 fn transfer_name(value: Option<&Value>) -> ApiResult<Option<String>> {
-    let Some(Value::String(raw)) = value else {
-        return Ok(None);
-    };
-    let reason = if raw.is_empty() {
-        Some("The 'name' can not be None.")
-    } else if raw.trim().is_empty() {
-        Some("The 'name' can not be empty.")
-    } else if raw.trim().chars().count() > 255 {
-        Some("The 'name' can not be greater than 255 characters.")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(ApiError::bad_request(format!(
-            "An invalid 'name' value was provided. {reason}"
-        ))),
-        None => Ok(Some(raw.trim().to_owned())),
+    match value {
+        Some(Value::String(raw)) => validation::checked_name(raw).map(Some),
+        _ => Ok(None),
     }
 }
 

@@ -23,14 +23,10 @@ use crate::request::{Req, action_name, no_such_action};
 use crate::services::lookup_error;
 use crate::services::volumes::{self as service, ResetStatus, volume_not_found};
 use crate::validation::{
-    self, Format, JsonType, Pattern, Schema, any, bool_from_value, boolean, object, of, volume_size,
+    self, Format, JsonType, Pattern, any, body_of, bool_from_value, boolean, object, of,
+    volume_size,
 };
 use crate::views;
-
-/// `{action: inner}` with the action required and nothing else allowed.
-fn action_schema(action: &'static str, inner: Schema) -> Schema {
-    object().prop(action, inner).required(&[action]).closed()
-}
 
 fn flag(args: &Value, key: &str) -> bool {
     args.get(key).and_then(bool_from_value).unwrap_or(false)
@@ -47,13 +43,7 @@ pub async fn action(
     let ctx = &req.context;
     match name.as_str() {
         "os-extend" => {
-            let schema = action_schema(
-                "os-extend",
-                object()
-                    .prop("new_size", volume_size(false))
-                    .required(&["new_size"])
-                    .closed(),
-            );
+            let schema = body_of("os-extend", body_of("new_size", volume_size(false)));
             validation::validate(&schema, &body)?;
             let new_size = match args.get("new_size") {
                 Some(Value::Number(n)) => n.as_i64(),
@@ -65,32 +55,20 @@ pub async fn action(
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-set_bootable" => {
-            let schema = action_schema(
-                "os-set_bootable",
-                object()
-                    .prop("bootable", boolean())
-                    .required(&["bootable"])
-                    .closed(),
-            );
+            let schema = body_of("os-set_bootable", body_of("bootable", boolean()));
             validation::validate(&schema, &body)?;
             service::set_bootable(&state, ctx, &volume_id, flag(&args, "bootable")).await?;
             Ok(views::empty(StatusCode::OK))
         }
         "os-update_readonly_flag" => {
-            let schema = action_schema(
-                "os-update_readonly_flag",
-                object()
-                    .prop("readonly", boolean())
-                    .required(&["readonly"])
-                    .closed(),
-            );
+            let schema = body_of("os-update_readonly_flag", body_of("readonly", boolean()));
             validation::validate(&schema, &body)?;
             service::update_readonly_flag(&state, ctx, &volume_id, flag(&args, "readonly")).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-reset_status" => {
             let status_field = |format| of(&[JsonType::String, JsonType::Null]).format(format);
-            let schema = action_schema(
+            let schema = body_of(
                 "os-reset_status",
                 object()
                     .format(Format::VolumeResetBody)
@@ -119,12 +97,12 @@ pub async fn action(
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-force_delete" => {
-            validation::validate(&action_schema("os-force_delete", any()), &body)?;
+            validation::validate(&body_of("os-force_delete", any()), &body)?;
             service::force_delete(&state, ctx, &volume_id).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-show_image_metadata" => {
-            validation::validate(&action_schema("os-show_image_metadata", any()), &body)?;
+            validation::validate(&body_of("os-show_image_metadata", any()), &body)?;
             let volume = service::get_volume(&state, ctx, &volume_id).await?;
             policy::enforce(ctx, "volume:get_volume_metadata", Some(&volume.project_id))?;
             Ok(views::ok(&json!({ "metadata": volume.glance_metadata })))
@@ -136,13 +114,7 @@ pub async fn action(
                     of(&[JsonType::String]).length(None, Some(65_535)),
                 )
                 .closed();
-            let schema = action_schema(
-                "os-set_image_metadata",
-                object()
-                    .prop("metadata", metadata)
-                    .required(&["metadata"])
-                    .closed(),
-            );
+            let schema = body_of("os-set_image_metadata", body_of("metadata", metadata));
             validation::validate(&schema, &body)?;
             let volume = service::get_volume(&state, ctx, &volume_id).await?;
             let target = Some(volume.project_id.as_str());
@@ -165,12 +137,9 @@ pub async fn action(
             Ok(views::ok(&json!({ "metadata": merged })))
         }
         "os-unset_image_metadata" => {
-            let schema = action_schema(
+            let schema = body_of(
                 "os-unset_image_metadata",
-                object()
-                    .prop("key", of(&[JsonType::String]).length(Some(1), Some(255)))
-                    .required(&["key"])
-                    .closed(),
+                body_of("key", of(&[JsonType::String]).length(Some(1), Some(255))),
             );
             validation::validate(&schema, &body)?;
             let volume = service::get_volume(&state, ctx, &volume_id).await?;
@@ -198,7 +167,7 @@ pub async fn action(
         }
         "revert" => {
             crate::microversion::require(req.version, crate::microversion::VOLUME_REVERT)?;
-            let schema = action_schema(
+            let schema = body_of(
                 "revert",
                 object().prop("snapshot_id", of(&[JsonType::String, JsonType::Null])),
             );
@@ -209,7 +178,7 @@ pub async fn action(
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-retype" => {
-            let schema = action_schema(
+            let schema = body_of(
                 "os-retype",
                 object()
                     .prop("new_type", of(&[JsonType::String]))
@@ -253,7 +222,7 @@ pub async fn action(
                     .required(&["host"])
                     .closed()
             };
-            validation::validate(&action_schema("os-migrate_volume", inner), &body)?;
+            validation::validate(&body_of("os-migrate_volume", inner), &body)?;
             let text = |key: &str| {
                 args.get(key)
                     .and_then(Value::as_str)
@@ -280,7 +249,7 @@ pub async fn action(
             Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-migrate_volume_completion" => {
-            let schema = action_schema(
+            let schema = body_of(
                 "os-migrate_volume_completion",
                 object()
                     .prop("new_volume", validation::uuid())
@@ -310,7 +279,7 @@ pub async fn action(
             Ok(views::ok(&json!({ "save_volume_id": kept.to_string() })))
         }
         "os-unmanage" => {
-            validation::validate(&action_schema("os-unmanage", any()), &body)?;
+            validation::validate(&body_of("os-unmanage", any()), &body)?;
             crate::services::manage::unmanage_volume(&state, ctx, &volume_id).await?;
             Ok(views::empty(StatusCode::ACCEPTED))
         }

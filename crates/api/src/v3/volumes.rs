@@ -6,22 +6,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use clinker_db::{DbError, VolumeQuery};
-use serde_json::{Map, Value, json};
+use clinker_db::VolumeQuery;
+use clinker_types::model::Volume;
+use serde_json::{Value, json};
 
+use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
-use crate::listing::{self, Params};
 use crate::microversion::{self as mv, ApiVersion};
 use crate::policy;
-use crate::request::Req;
+use crate::request::{Req, renamed, string_map, text};
 use crate::services::create_volume::{CreateVolume, create_volume};
 use crate::services::volumes::{self as service, UpdateVolume};
 use crate::validation::{
-    self, Format, JsonType, Schema, availability_zone, bool_from_value, metadata_allows_null,
-    name_allow_zero_min_length, object, of, optional_boolean, optional_uuid, trimmed_text,
-    volume_size,
+    self, Format, JsonType, Schema, availability_zone, body_of, bool_from_value,
+    metadata_allows_null, name_allow_zero_min_length, object, of, optional_boolean, optional_uuid,
+    trimmed_text, volume_size,
 };
 use crate::views::volumes::{self as view, Detail};
 use crate::views::{self, ViewCtx};
@@ -88,40 +89,7 @@ pub fn update_schema(version: ApiVersion) -> Schema {
             "metadata",
         ]);
     }
-    object()
-        .prop("volume", volume)
-        .required(&["volume"])
-        .closed()
-}
-
-/// A string field, trimmed as Cinder's `clean_name_and_description` does.
-fn trimmed(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().to_owned())
-}
-
-/// `name` wins over `display_name` (likewise descriptions); `Some(None)`
-/// when the field is present but null.
-fn renamed(map: &Map<String, Value>, new: &str, legacy: &str) -> Option<Option<String>> {
-    if map.contains_key(new) {
-        Some(trimmed(map, new))
-    } else if map.contains_key(legacy) {
-        Some(trimmed(map, legacy))
-    } else {
-        None
-    }
-}
-
-fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
-    value
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
+    body_of("volume", volume)
 }
 
 fn size_of(value: Option<&Value>) -> Option<i64> {
@@ -132,8 +100,9 @@ fn size_of(value: Option<&Value>) -> Option<i64> {
     }
 }
 
-fn opt_string(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
+/// A volume's view as a response.
+fn shown(req: &Req, volume: &Volume, detail: Detail, status: StatusCode) -> Response {
+    view::show(volume, &ViewCtx::of(req), detail, status)
 }
 
 /// `POST /volumes` (202): the detail view without the `os-vol-*` keys.
@@ -147,36 +116,31 @@ pub async fn create(State(state): State<ApiState>, req: Req) -> ApiResult<Respon
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     let image_ref = if volume.contains_key("image_id") {
-        opt_string(&volume, "image_id")
+        text(&volume, "image_id")
     } else {
-        opt_string(&volume, "imageRef")
+        text(&volume, "imageRef")
     };
     let request = CreateVolume {
         size: size_of(volume.get("size")),
         name: renamed(&volume, "name", "display_name").flatten(),
         description: renamed(&volume, "description", "display_description").flatten(),
-        volume_type: opt_string(&volume, "volume_type"),
+        volume_type: text(&volume, "volume_type"),
         metadata: string_map(volume.get("metadata")),
-        snapshot_id: opt_string(&volume, "snapshot_id"),
-        source_volid: opt_string(&volume, "source_volid"),
-        availability_zone: opt_string(&volume, "availability_zone"),
+        snapshot_id: text(&volume, "snapshot_id"),
+        source_volid: text(&volume, "source_volid"),
+        availability_zone: text(&volume, "availability_zone"),
         scheduler_hints: hints,
-        consistencygroup_id: opt_string(&volume, "consistencygroup_id"),
-        group_id: opt_string(&volume, "group_id"),
+        consistencygroup_id: text(&volume, "consistencygroup_id"),
+        group_id: text(&volume, "group_id"),
         image_ref,
-        backup_id: opt_string(&volume, "backup_id"),
+        backup_id: text(&volume, "backup_id"),
         multiattach: volume
             .get("multiattach")
             .and_then(bool_from_value)
             .unwrap_or(false),
     };
     let created = create_volume(&state, &req.context, request).await?;
-    Ok(view::show(
-        &created,
-        &ViewCtx::of(&req),
-        Detail::Plain,
-        StatusCode::ACCEPTED,
-    ))
+    Ok(shown(&req, &created, Detail::Plain, StatusCode::ACCEPTED))
 }
 
 /// `GET /volumes/{id}`.
@@ -186,12 +150,7 @@ pub async fn show(
     Path(volume_id): Path<String>,
 ) -> ApiResult<Response> {
     let volume = service::get_volume(&state, &req.context, &volume_id).await?;
-    Ok(view::show(
-        &volume,
-        &ViewCtx::of(&req),
-        Detail::Extended,
-        StatusCode::OK,
-    ))
+    Ok(shown(&req, &volume, Detail::Extended, StatusCode::OK))
 }
 
 /// `PUT /volumes/{id}`.
@@ -208,12 +167,7 @@ pub async fn update(
         metadata: body.get("metadata").map(|m| string_map(Some(m))),
     };
     let volume = service::update_volume(&state, &req.context, &volume_id, update).await?;
-    Ok(view::show(
-        &volume,
-        &ViewCtx::of(&req),
-        Detail::Plain,
-        StatusCode::OK,
-    ))
+    Ok(shown(&req, &volume, Detail::Plain, StatusCode::OK))
 }
 
 /// `DELETE /volumes/{id}` (`?cascade=`, `?force=` from 3.23).
@@ -229,65 +183,30 @@ pub async fn delete(
         false
     };
     if force {
-        let volume = service::get_volume(&state, &req.context, &volume_id).await?;
-        policy::enforce(
-            &req.context,
-            "volume:force_delete",
-            Some(&volume.project_id),
-        )?;
+        service::authorized_volume(&state, &req.context, &volume_id, "volume:force_delete").await?;
     }
     service::delete_volume(&state, &req.context, &volume_id, force, cascade).await?;
     Ok(views::empty(StatusCode::ACCEPTED))
 }
 
-/// `GET /volumes`.
-pub async fn index(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, false).await
-}
-
-/// `GET /volumes/detail`.
-pub async fn detail(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
-    list(&state, &req, true).await
-}
-
-async fn list(state: &ApiState, req: &Req, detailed: bool) -> ApiResult<Response> {
-    policy::enforce(&req.context, "volume:get_all", None)?;
-    let mut params = Params::new(&req.query);
-    let page = listing::pagination(&mut params, state.config.default.osapi_max_limit)?;
-    let sort = listing::sort_params(&mut params)?;
-    let with_count = listing::with_count(&mut params, req.version.matches(mv::SUPPORT_COUNT_INFO))?;
-    let query = filters::volume_query(req, params.into_filters(), &sort, &page)?;
-    let (volumes, count) = match query {
-        None => (Vec::new(), with_count.then_some(0)),
-        Some(query) => {
-            let volumes = state.db.list_volumes(&query).await.map_err(|e| match e {
-                DbError::NotFound { .. } => ApiError::not_found(format!(
-                    "Volume {} could not be found.",
-                    page.marker.clone().unwrap_or_default()
-                )),
-                other => other.into(),
-            })?;
-            let count = if with_count {
-                Some(
-                    state
-                        .db
-                        .count_volumes(&query)
-                        .await
-                        .map_err(ApiError::from)?,
-                )
-            } else {
-                None
-            };
-            (volumes, count)
-        }
-    };
-    Ok(view::list(
-        &volumes,
-        &ViewCtx::of(req),
-        detailed,
-        count,
-        page.limit,
-    ))
+#[async_trait::async_trait]
+impl Listed for Volume {
+    fn params(req: &Req, max_limit: u32) -> ApiResult<ListParams> {
+        ListParams::read(req, max_limit, false, true)
+    }
+    fn query(req: &Req, params: &ListParams) -> ApiResult<Option<VolumeQuery>> {
+        filters::volume_query(req, params)
+    }
+    async fn render(_state: &ApiState, req: &Req, page: Fetched<Self>) -> ApiResult<Response> {
+        let ctx = ViewCtx::of(req);
+        Ok(view::list(
+            &page.rows,
+            &ctx,
+            page.detailed,
+            page.count,
+            page.limit,
+        ))
+    }
 }
 
 /// `GET /volumes/summary` (3.12; `metadata` from 3.36).

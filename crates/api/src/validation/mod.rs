@@ -233,9 +233,35 @@ pub fn of(types: &[JsonType]) -> Schema {
     }
 }
 
+/// Cinder's `name_skip_leading_trailing_spaces` format: the trimmed name.
+///
+/// # Errors
+/// 400 "An invalid 'name' value was provided. …" for an empty, blank or
+/// too long name.
+pub fn checked_name(raw: &str) -> Result<String, ApiError> {
+    let reason = if raw.is_empty() {
+        "The 'name' can not be None."
+    } else if raw.trim().is_empty() {
+        "The 'name' can not be empty."
+    } else if raw.trim().chars().count() > 255 {
+        "The 'name' can not be greater than 255 characters."
+    } else {
+        return Ok(raw.trim().to_owned());
+    };
+    Err(ApiError::bad_request(format!(
+        "An invalid 'name' value was provided. {reason}"
+    )))
+}
+
 /// `{'type': 'object'}`.
 pub fn object() -> Schema {
     of(&[JsonType::Object])
+}
+
+/// `{key: inner}` with `key` required and nothing else allowed: the shape
+/// of every resource body (`{"volume": …}`) and action body.
+pub fn body_of(key: &'static str, inner: Schema) -> Schema {
+    object().prop(key, inner).required(&[key]).closed()
 }
 
 impl Schema {
@@ -701,10 +727,7 @@ mod tests {
 
     #[test]
     fn additional_properties_and_required() {
-        let schema = object()
-            .prop("volume", object().prop("name", any()).closed())
-            .required(&["volume"])
-            .closed();
+        let schema = body_of("volume", object().prop("name", any()).closed());
         assert_eq!(
             message(&schema, json!({})),
             "'volume' is a required property"

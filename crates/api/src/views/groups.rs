@@ -1,58 +1,13 @@
-//! Views of group types, groups and group snapshots (Cinder's
-//! `api/v3/views/group_types.py`, `groups.py`, `group_snapshots.py`),
+//! Views of groups and group snapshots (Cinder's `api/v3/views/groups.py`
+//! and `group_snapshots.py`),
 //! gated by the microversion as Tempest's strict schemas expect.
 
 use clinker_types::VolumeId;
-use clinker_types::group::{Group, GroupSnapshot, GroupType};
+use clinker_types::group::{Group, GroupSnapshot};
 use serde_json::{Map, Value, json};
 
-use super::{ViewCtx, next_links, time};
+use super::{Collection, ViewCtx, time};
 use crate::microversion as mv;
-
-/// One group type; `group_specs` only for callers allowed
-/// `group:access_group_types_specs` (administrators).
-pub fn group_type_detail(t: &GroupType, show_specs: bool) -> Value {
-    let mut v = Map::new();
-    v.insert("id".into(), json!(t.id.to_string()));
-    v.insert("name".into(), json!(t.name));
-    v.insert("description".into(), json!(t.description));
-    v.insert("is_public".into(), json!(t.is_public));
-    if show_specs {
-        v.insert("group_specs".into(), json!(t.group_specs));
-    }
-    Value::Object(v)
-}
-
-/// `{"group_type": …}`.
-pub fn group_type_show(t: &GroupType, show_specs: bool) -> Value {
-    json!({ "group_type": group_type_detail(t, show_specs) })
-}
-
-/// A page of group types with `group_type_links`.
-pub fn group_type_list(
-    types: &[GroupType],
-    ctx: &ViewCtx<'_>,
-    show_specs: bool,
-    limit: u32,
-) -> Value {
-    let items: Vec<Value> = types
-        .iter()
-        .map(|t| group_type_detail(t, show_specs))
-        .collect();
-    let mut body = Map::new();
-    body.insert("group_types".into(), Value::Array(items));
-    if let Some(links) = next_links(
-        ctx,
-        "group_types",
-        types.last().map(|t| t.id.to_string()),
-        types.len(),
-        None,
-        limit,
-    ) {
-        body.insert("group_type_links".into(), links);
-    }
-    Value::Object(body)
-}
 
 /// A group without details (create responses and the plain list).
 pub fn group_summary(group: &Group) -> Value {
@@ -116,21 +71,12 @@ pub fn group_detail(group: &Group, ctx: &ViewCtx<'_>, extras: GroupExtras<'_>) -
     Value::Object(g)
 }
 
-/// A page of groups (`group_links` when Cinder would give one).
-pub fn group_list(
-    items: Vec<Value>,
-    last_id: Option<String>,
-    ctx: &ViewCtx<'_>,
-    limit: u32,
-) -> Value {
-    let count = items.len();
-    let mut body = Map::new();
-    body.insert("groups".into(), Value::Array(items));
-    if let Some(links) = next_links(ctx, "groups", last_id, count, None, limit) {
-        body.insert("group_links".into(), links);
-    }
-    Value::Object(body)
-}
+/// `GET /groups[/detail]` bodies.
+pub const GROUPS: Collection = Collection::new("groups", "group_links", "groups");
+
+/// `GET /group_snapshots[/detail]` bodies.
+pub const GROUP_SNAPSHOTS: Collection =
+    Collection::new("group_snapshots", "group_snapshot_links", "group_snapshots");
 
 /// A group snapshot without details; `group_type_id` is in Cinder's
 /// create response (for migrated consistency groups) but not in its list.
@@ -174,38 +120,4 @@ pub fn group_snapshot_detail(
         s.insert("project_id".into(), json!(group_snapshot.project_id));
     }
     Value::Object(s)
-}
-
-/// A page of group snapshots (`group_snapshot_links` when Cinder would
-/// give one).
-pub fn group_snapshot_list(
-    group_snapshots: &[GroupSnapshot],
-    ctx: &ViewCtx<'_>,
-    detailed: bool,
-    show_project: bool,
-    limit: u32,
-) -> Value {
-    let items: Vec<Value> = group_snapshots
-        .iter()
-        .map(|s| {
-            if detailed {
-                group_snapshot_detail(s, ctx, show_project)
-            } else {
-                group_snapshot_summary(s, false)
-            }
-        })
-        .collect();
-    let mut body = Map::new();
-    body.insert("group_snapshots".into(), Value::Array(items));
-    if let Some(links) = next_links(
-        ctx,
-        "group_snapshots",
-        group_snapshots.last().map(|s| s.id.to_string()),
-        group_snapshots.len(),
-        None,
-        limit,
-    ) {
-        body.insert("group_snapshot_links".into(), links);
-    }
-    Value::Object(body)
 }

@@ -119,6 +119,110 @@ pub fn empty(status: StatusCode) -> Response {
     response
 }
 
+/// What a list body calls its collection (Cinder's `_collection_name` and
+/// the keys of its list view).
+#[derive(Clone, Copy, Debug)]
+pub struct Collection {
+    /// The items' key (`volumes`).
+    pub key: &'static str,
+    /// The `next` links' key (`volumes_links`).
+    pub links_key: &'static str,
+    /// The path `next` links point at (`volumes`).
+    pub path: &'static str,
+    /// The path of the detailed list's `next` links, where it has its own
+    /// (`volumes/detail`).
+    pub detail_path: Option<&'static str>,
+}
+
+impl Collection {
+    /// A collection whose items are under `key`, its `next` links under
+    /// `links_key` pointing at `path`.
+    pub const fn new(key: &'static str, links_key: &'static str, path: &'static str) -> Self {
+        Self {
+            key,
+            links_key,
+            path,
+            detail_path: None,
+        }
+    }
+
+    /// The same, with the detailed list's links pointing at `path`.
+    pub const fn detail_at(self, path: &'static str) -> Self {
+        Self {
+            detail_path: Some(path),
+            ..self
+        }
+    }
+
+    /// The `next` links of a page whose last row is `last_id` (Cinder's
+    /// `_get_collection_links`).
+    pub fn links(
+        &self,
+        ctx: &ViewCtx<'_>,
+        detailed: bool,
+        last_id: Option<String>,
+        items: usize,
+        count: Option<i64>,
+        limit: u32,
+    ) -> Option<Value> {
+        let path = match self.detail_path {
+            Some(detail) if detailed => detail,
+            _ => self.path,
+        };
+        next_links(ctx, path, last_id, items, count, limit)
+    }
+
+    /// A list body of `items` (a `Serialize` sequence or a `Vec<Value>`).
+    pub fn page<I>(&self, items: I, links: Option<Value>, count: Option<i64>) -> Page<I> {
+        Page {
+            collection: *self,
+            items,
+            links,
+            count,
+        }
+    }
+}
+
+/// A list body: `{<key>: [...], <links_key>: [next], "count": n}`, the
+/// links when the page is full, the count when it was asked for.
+#[derive(Debug)]
+pub struct Page<I> {
+    collection: Collection,
+    items: I,
+    links: Option<Value>,
+    count: Option<i64>,
+}
+
+impl<I: serde::Serialize> serde::Serialize for Page<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut body = serializer.serialize_map(None)?;
+        body.serialize_entry(self.collection.key, &self.items)?;
+        if let Some(links) = &self.links {
+            body.serialize_entry(self.collection.links_key, links)?;
+        }
+        if let Some(count) = self.count {
+            body.serialize_entry("count", &count)?;
+        }
+        body.end()
+    }
+}
+
+impl Page<Vec<Value>> {
+    /// The body as a JSON value.
+    pub fn into_value(self) -> Value {
+        let mut body = serde_json::Map::new();
+        body.insert(self.collection.key.into(), Value::Array(self.items));
+        if let Some(links) = self.links {
+            body.insert(self.collection.links_key.into(), links);
+        }
+        if let Some(count) = self.count {
+            body.insert("count".into(), count.into());
+        }
+        Value::Object(body)
+    }
+}
+
 /// The `next` link array of a page, when Cinder would emit one.
 pub fn next_links(
     ctx: &ViewCtx<'_>,

@@ -4,7 +4,7 @@
 use clinker_types::model::Snapshot;
 use serde_json::{Map, Value, json};
 
-use super::{ViewCtx, next_links, time};
+use super::{Collection, ViewCtx, time};
 use crate::microversion as mv;
 
 /// The base fields every snapshot view has.
@@ -56,6 +56,10 @@ pub fn show(snapshot: &Snapshot, ctx: &ViewCtx<'_>, extended: bool) -> Value {
     json!({ "snapshot": detail(snapshot, ctx, extended) })
 }
 
+/// `GET /snapshots[/detail]` bodies.
+pub const SNAPSHOTS: Collection =
+    Collection::new("snapshots", "snapshots_links", "snapshots").detail_at("snapshots/detail");
+
 /// A page of snapshots.
 pub fn list(
     snapshots: &[Snapshot],
@@ -74,25 +78,13 @@ pub fn list(
             }
         })
         .collect();
-    let mut body = Map::new();
-    body.insert("snapshots".into(), Value::Array(items));
-    let collection = if detailed {
-        "snapshots/detail"
-    } else {
-        "snapshots"
-    };
-    if let Some(links) = next_links(
+    let links = SNAPSHOTS.links(
         ctx,
-        collection,
+        detailed,
         snapshots.last().map(|s| s.id.to_string()),
         snapshots.len(),
         count,
         limit,
-    ) {
-        body.insert("snapshots_links".into(), links);
-    }
-    if let Some(count) = count {
-        body.insert("count".into(), json!(count));
-    }
-    Value::Object(body)
+    );
+    SNAPSHOTS.page(items, links, count).into_value()
 }

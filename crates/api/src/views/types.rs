@@ -1,12 +1,21 @@
-//! Volume type views (Cinder's `api/views/types.py` plus the
-//! `os-volume-type-access:is_public` attribute of `volume_type_access`).
+//! Volume type and group type views (Cinder's `api/views/types.py` plus
+//! the `os-volume-type-access:is_public` attribute of
+//! `volume_type_access`, and `api/v3/views/group_types.py`).
 
 use std::collections::BTreeMap;
 
+use clinker_types::group::GroupType;
 use clinker_types::model::VolumeType;
 use serde_json::{Map, Value, json};
 
-use super::{ViewCtx, next_links};
+use super::Collection;
+
+/// `GET /types` bodies.
+pub const VOLUME_TYPES: Collection = Collection::new("volume_types", "volume_type_links", "types");
+
+/// `GET /group_types` bodies.
+pub const GROUP_TYPES: Collection =
+    Collection::new("group_types", "group_type_links", "group_types");
 
 /// Extra specs non-admins may see (Cinder's `USER_VISIBLE_EXTRA_SPECS`).
 const USER_VISIBLE_EXTRA_SPECS: &[&str] = &[
@@ -27,21 +36,23 @@ pub fn visible_specs(specs: &BTreeMap<String, String>, is_admin: bool) -> BTreeM
         .collect()
 }
 
-/// Which responses a type view is for: Cinder renders show and list with
+/// Which response a type view is for: Cinder renders show and list with
 /// its v3 view (`qos_specs_id` for admins) but create and update with the
 /// older `types_manage` view, which has no `qos_specs_id` (Tempest's create
-/// schema refuses the key).
+/// schema refuses the key); update has no `os-volume-type-access:is_public`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TypeView {
     /// `GET /types[/{id}]`.
     Read,
-    /// `POST /types`, `PUT /types/{id}`.
-    Manage,
+    /// `POST /types`.
+    Created,
+    /// `PUT /types/{id}`.
+    Updated,
 }
 
-/// One type; `access_attribute` adds `os-volume-type-access:is_public`
-/// (show, list and create responses, not update).
-pub fn detail(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool, which: TypeView) -> Value {
+/// One volume type; `privileged` (an administrator) sees every extra spec
+/// and, when reading, `qos_specs_id`.
+pub fn volume_type(t: &VolumeType, privileged: bool, which: TypeView) -> Value {
     let mut v = Map::new();
     v.insert("id".into(), json!(t.id.to_string()));
     v.insert("name".into(), json!(t.name));
@@ -49,39 +60,27 @@ pub fn detail(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool, which: 
     v.insert("description".into(), json!(t.description));
     v.insert(
         "extra_specs".into(),
-        json!(visible_specs(&t.extra_specs, ctx.is_admin)),
+        json!(visible_specs(&t.extra_specs, privileged)),
     );
-    if ctx.is_admin && which == TypeView::Read {
+    if privileged && which == TypeView::Read {
         v.insert("qos_specs_id".into(), json!(t.qos_specs_id));
     }
-    if access_attribute {
+    if which != TypeView::Updated {
         v.insert("os-volume-type-access:is_public".into(), json!(t.is_public));
     }
     Value::Object(v)
 }
 
-/// `{"volume_type": …}`.
-pub fn show(t: &VolumeType, ctx: &ViewCtx<'_>, access_attribute: bool, which: TypeView) -> Value {
-    json!({ "volume_type": detail(t, ctx, access_attribute, which) })
-}
-
-/// A page of types with `volume_type_links`.
-pub fn list(types: &[VolumeType], ctx: &ViewCtx<'_>, limit: u32) -> Value {
-    let items: Vec<Value> = types
-        .iter()
-        .map(|t| detail(t, ctx, true, TypeView::Read))
-        .collect();
-    let mut body = Map::new();
-    body.insert("volume_types".into(), Value::Array(items));
-    if let Some(links) = next_links(
-        ctx,
-        "types",
-        types.last().map(|t| t.id.to_string()),
-        types.len(),
-        None,
-        limit,
-    ) {
-        body.insert("volume_type_links".into(), links);
+/// One group type; `group_specs` only for callers allowed
+/// `group:access_group_types_specs` (`privileged`).
+pub fn group_type(t: &GroupType, privileged: bool) -> Value {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(t.id.to_string()));
+    v.insert("name".into(), json!(t.name));
+    v.insert("description".into(), json!(t.description));
+    v.insert("is_public".into(), json!(t.is_public));
+    if privileged {
+        v.insert("group_specs".into(), json!(t.group_specs));
     }
-    Value::Object(body)
+    Value::Object(v)
 }

@@ -10,7 +10,7 @@ use clinker_types::model::Volume;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
-use super::{ViewCtx, next_links, opt, time};
+use super::{Collection, ViewCtx, opt, time};
 use crate::microversion as mv;
 
 /// Cinder's fixed key id (`constants.FIXED_KEY_ID`), never shown.
@@ -252,36 +252,6 @@ impl Serialize for ListItem<'_> {
     }
 }
 
-/// A page of volumes, serialized item by item.
-struct Page<'a> {
-    volumes: &'a [Volume],
-    ctx: &'a ViewCtx<'a>,
-    detailed: bool,
-    links: Option<Value>,
-    count: Option<i64>,
-}
-
-impl Serialize for Page<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut body = serializer.serialize_map(None)?;
-        body.serialize_entry(
-            "volumes",
-            &Items {
-                volumes: self.volumes,
-                ctx: self.ctx,
-                detailed: self.detailed,
-            },
-        )?;
-        if let Some(links) = &self.links {
-            body.serialize_entry("volumes_links", links)?;
-        }
-        if let Some(count) = self.count {
-            body.serialize_entry("count", &count)?;
-        }
-        body.end()
-    }
-}
-
 struct Items<'a> {
     volumes: &'a [Volume],
     ctx: &'a ViewCtx<'a>,
@@ -298,8 +268,13 @@ impl Serialize for Items<'_> {
     }
 }
 
+/// `GET /volumes[/detail]` bodies.
+pub const VOLUMES: Collection =
+    Collection::new("volumes", "volumes_links", "volumes").detail_at("volumes/detail");
+
 /// A page of volumes (`detail` for `/volumes/detail`), with
-/// `volumes_links` and, when asked for, `count`, as a 200 response.
+/// `volumes_links` and, when asked for, `count`, as a 200 response
+/// serialized item by item.
 pub fn list(
     volumes: &[Volume],
     ctx: &ViewCtx<'_>,
@@ -307,28 +282,18 @@ pub fn list(
     count: Option<i64>,
     limit: u32,
 ) -> Response {
-    let collection = if detailed {
-        "volumes/detail"
-    } else {
-        "volumes"
-    };
-    let links = next_links(
+    let links = VOLUMES.links(
         ctx,
-        collection,
+        detailed,
         volumes.last().map(|v| v.id.to_string()),
         volumes.len(),
         count,
         limit,
     );
-    let count = count.filter(|_| ctx.version.matches(mv::SUPPORT_COUNT_INFO));
-    super::serialized(
-        StatusCode::OK,
-        &Page {
-            volumes,
-            ctx,
-            detailed,
-            links,
-            count,
-        },
-    )
+    let items = Items {
+        volumes,
+        ctx,
+        detailed,
+    };
+    super::serialized(StatusCode::OK, &VOLUMES.page(items, links, count))
 }
