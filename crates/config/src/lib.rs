@@ -9,6 +9,7 @@
 //! Depends only on `clinker-types`.
 
 mod auth;
+mod backup;
 mod ini;
 mod lvm;
 mod rbd;
@@ -18,6 +19,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use auth::{AuthOptions, KeystoneAuthtokenOptions, OsloPolicyOptions};
+pub use backup::{
+    BackupDriverKind, BackupOptions, CephBackupOptions, DEFAULT_BACKUP_FILE_SIZE,
+    PosixBackupOptions, S3BackupOptions, SwiftAuthMode, SwiftBackupOptions,
+};
 pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
     LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
@@ -319,6 +324,8 @@ pub struct Config {
     /// Authentication (`[keystone_authtoken]`, http basic) and policy
     /// (`[oslo_policy]`).
     pub auth: AuthOptions,
+    /// The backup service's options (`backup_*` in `[DEFAULT]`).
+    pub backup: BackupOptions,
     /// Unknown options and sections, one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -473,6 +480,7 @@ impl Config {
             backends.push(read_backend(&mut r, name, &default)?);
         }
         let auth = auth::read_auth_options(&mut r, default.auth_strategy, Vec::new())?;
+        let backup = backup::read_backup_options(&mut r, &default.state_path)?;
         let mut warnings = auth::auth_warnings(&mut r)?;
         for section in ini.section_names() {
             let is_backend = default.enabled_backends.iter().any(|b| b == section);
@@ -521,6 +529,7 @@ impl Config {
             messaging,
             backends,
             auth,
+            backup,
             warnings,
         })
     }
