@@ -34,5 +34,5 @@ if [ ! -e "$policy" ]; then
   made_policy=1
 fi
 trap '[ $made_policy = 0 ] || as_root rm -f "$policy"' EXIT
-as_root apt-get update -q
-DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+as_root apt-get -o DPkg::Lock::Timeout=600 update -q
+DEBIAN_FRONTEND=noninteractive as_root apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"

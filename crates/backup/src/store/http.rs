@@ -1,0 +1,136 @@
+//! What the S3 and Swift stores share: the HTTP client built from the
+//! driver's options, the classification of transport errors and HTTP
+//! statuses into [`StoreError`], and retries of idempotent requests.
+
+use std::time::Duration;
+
+use crate::error::StoreError;
+
+/// How the HTTP client is built.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HttpOptions {
+    /// Connect and read timeout.
+    pub timeout: Option<Duration>,
+    /// Proxy for `http://` endpoints.
+    pub http_proxy: Option<String>,
+    /// Proxy for `https://` endpoints.
+    pub https_proxy: Option<String>,
+}
+
+pub(crate) fn client(options: &HttpOptions) -> Result<reqwest::Client, StoreError> {
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if let Some(timeout) = options.timeout {
+        builder = builder.connect_timeout(timeout).read_timeout(timeout);
+    }
+    let bad_proxy = |url: &str, e: reqwest::Error| StoreError::Config(format!("proxy {url}: {e}"));
+    if let Some(url) = &options.http_proxy {
+        builder = builder.proxy(reqwest::Proxy::http(url).map_err(|e| bad_proxy(url, e))?);
+    }
+    if let Some(url) = &options.https_proxy {
+        builder = builder.proxy(reqwest::Proxy::https(url).map_err(|e| bad_proxy(url, e))?);
+    }
+    builder
+        .build()
+        .map_err(|e| StoreError::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A request that did not get an answer.
+pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+/// An answer that is not a success, by status.
+pub(crate) fn status_error(what: &str, status: reqwest::StatusCode, body: &str) -> StoreError {
+    let detail = format!("{what}: {}", body.trim());
+    match status.as_u16() {
+        401 | 403 => StoreError::Unauthorized(detail),
+        404 => StoreError::NotFound {
+            what: what.to_owned(),
+        },
+        408 | 429 | 500..=599 => StoreError::Unavailable(format!("{status} {detail}")),
+        code => StoreError::Http {
+            status: code,
+            detail,
+        },
+    }
+}
+
+/// Runs an idempotent request up to `attempts` times while it fails with
+/// [`StoreError::Unavailable`], waiting `backoff`, then twice that, …
+pub(crate) async fn with_retries<T, F, Fut>(
+    attempts: u32,
+    backoff: Duration,
+    mut request: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = backoff;
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(StoreError::Unavailable(reason)) if attempt < attempts.max(1) => {
+                tracing::warn!(attempt, %reason, "backup store request failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The ETag of an answer without its quotes, when it is a plain MD5 (not a
+/// multipart or large-object manifest's).
+pub(crate) fn md5_etag(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let etag = headers.get(reqwest::header::ETAG)?.to_str().ok()?;
+    let etag = etag.trim().trim_matches('"').to_ascii_lowercase();
+    (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())).then_some(etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_only_unavailable() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_retries(3, Duration::from_secs(1), || {
+            calls += 1;
+            async { Err(StoreError::Unavailable("down".into())) }
+        })
+        .await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))));
+        assert_eq!(calls, 3);
+        let mut calls = 0;
+        let result: Result<(), _> = with_retries(3, Duration::from_secs(1), || {
+            calls += 1;
+            async { Err(StoreError::Unauthorized("no".into())) }
+        })
+        .await;
+        assert!(matches!(result, Err(StoreError::Unauthorized(_))));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        use reqwest::StatusCode;
+        assert!(matches!(
+            status_error("x", StatusCode::NOT_FOUND, ""),
+            StoreError::NotFound { .. }
+        ));
+        assert!(matches!(
+            status_error("x", StatusCode::FORBIDDEN, ""),
+            StoreError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            status_error("x", StatusCode::SERVICE_UNAVAILABLE, ""),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            status_error("x", StatusCode::CONFLICT, ""),
+            StoreError::Http { status: 409, .. }
+        ));
+    }
+}
