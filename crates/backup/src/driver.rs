@@ -100,6 +100,8 @@ pub fn build_driver(
                     .clone()
                     .ok_or_else(|| missing("backup_s3_store_secret_key"))?,
                 md5_validation: s3.md5_validation,
+                verify_ssl: s3.verify_ssl,
+                ca_cert_file: s3.ca_cert_file.clone(),
                 timeout: Duration::from_secs_f64(s3.timeout_secs),
                 retry_max_attempts: s3.retry_max_attempts,
                 http_proxy: s3.http_proxy.clone(),
@@ -159,6 +161,8 @@ pub fn build_driver(
                 retry_attempts: swift.retry_attempts,
                 retry_backoff: Duration::from_secs(u64::from(swift.retry_backoff_secs)),
                 storage_policy: swift.create_storage_policy.clone(),
+                verify_tls: !swift.auth_insecure,
+                ca_cert_file: swift.ca_cert_file.clone(),
             };
             (
                 Arc::new(SwiftStore::new(settings)?),

@@ -359,7 +359,14 @@ async fn cinder_s3_cross_restore(endpoint: &str, access: &str, secret: &str) {
         container: made["container"].as_str().unwrap().into(),
         service_metadata: made["service_metadata"].as_str().unwrap().into(),
     };
-    let restored = restore(&engine, &[full.clone()], size, false, dir.path()).await;
+    let restored = restore(
+        &engine,
+        std::slice::from_ref(&full),
+        size,
+        false,
+        dir.path(),
+    )
+    .await;
     assert!(
         restored == original,
         "Cinder's S3 full backup restored differs"

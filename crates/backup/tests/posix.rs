@@ -91,7 +91,7 @@ async fn a_corrupt_object_fails_the_restore_and_a_changed_block_size_the_increme
         .unwrap();
     let result = engine
         .restore_backup(
-            &[made.record.clone()],
+            std::slice::from_ref(&made.record),
             "v",
             &mut clinker_backup::FileWriter(file),
             true,
@@ -205,7 +205,14 @@ async fn backups_cinder_writes_restore_here_and_the_reverse() {
     };
     let engine = posix_engine(root.path(), "zlib");
     for existing in [false, true] {
-        let restored = restore(&engine, &[full_record.clone()], size, existing, dir.path()).await;
+        let restored = restore(
+            &engine,
+            std::slice::from_ref(&full_record),
+            size,
+            existing,
+            dir.path(),
+        )
+        .await;
         assert!(
             restored == original,
             "Cinder's full backup restored differs"

@@ -258,7 +258,7 @@ fn check_multiple(
     object_size: u64,
     block_size: u64,
 ) -> Result<(), ConfigError> {
-    if object_size % block_size == 0 {
+    if object_size.is_multiple_of(block_size) {
         return Ok(());
     }
     Err(ConfigError::invalid(

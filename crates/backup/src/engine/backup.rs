@@ -122,7 +122,9 @@ impl ChunkedEngine {
         request: BackupRequest,
     ) -> Result<PreparedBackup, BackupError> {
         let settings = &self.settings;
-        if settings.sha_block_size == 0 || settings.chunk_size % settings.sha_block_size != 0 {
+        if settings.sha_block_size == 0
+            || !settings.chunk_size.is_multiple_of(settings.sha_block_size)
+        {
             return Err(BackupError::InvalidBackup(
                 "Chunk size is not multiple of block size for creating hash.".into(),
             ));

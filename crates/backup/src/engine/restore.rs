@@ -57,6 +57,15 @@ pub struct RestoreOutcome {
     pub bytes: u64,
 }
 
+/// Where one restore writes, and what stops it.
+struct Target<'a> {
+    requested: &'a BackupRecord,
+    volume_id: &'a str,
+    volume: &'a mut dyn VolumeWriter,
+    volume_is_new: bool,
+    control: &'a Control,
+}
+
 struct FetchedObject {
     offset: u64,
     data: Vec<u8>,
@@ -97,19 +106,17 @@ impl ChunkedEngine {
             .sum();
         control.progress.set_total(total);
         let mut outcome = RestoreOutcome::default();
+        let mut target = Target {
+            requested,
+            volume_id,
+            volume,
+            volume_is_new,
+            control,
+        };
         for (record, meta) in chain.iter().zip(metadata) {
             self.check_object_list(record, &meta).await?;
-            self.restore_objects(
-                record,
-                &meta,
-                requested,
-                volume_id,
-                volume,
-                volume_is_new,
-                control,
-                &mut outcome,
-            )
-            .await?;
+            self.restore_objects(record, &meta, &mut target, &mut outcome)
+                .await?;
             if let Some(volume_meta) = meta.volume_meta.filter(|m| !m.is_empty()) {
                 outcome.volume_meta.push(volume_meta);
             }
@@ -149,16 +156,11 @@ impl ChunkedEngine {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn restore_objects(
         &self,
         record: &BackupRecord,
         meta: &BackupMetadata,
-        requested: &BackupRecord,
-        volume_id: &str,
-        volume: &mut dyn VolumeWriter,
-        volume_is_new: bool,
-        control: &Control,
+        target: &mut Target<'_>,
         outcome: &mut RestoreOutcome,
     ) -> Result<(), BackupError> {
         let parallelism = self.settings.parallelism.max(1);
@@ -189,25 +191,30 @@ impl ChunkedEngine {
             let Some(next) = fetching.pop_front() else {
                 break;
             };
-            if control.cancel.is_cancelled() {
+            if target.control.cancel.is_cancelled() {
                 fetching.iter().for_each(|f| f.abort());
                 return Err(BackupError::RestoreCancelled {
-                    backup_id: requested.id.clone(),
-                    volume_id: volume_id.to_owned(),
+                    backup_id: target.requested.id.clone(),
+                    volume_id: target.volume_id.to_owned(),
                 });
             }
             let object = next
                 .await
                 .map_err(|e| BackupError::Internal(format!("restore task failed: {e}")))??;
-            write_object(volume, object.offset, &object.data, volume_is_new)
-                .await
-                .map_err(BackupError::VolumeIo)?;
-            volume.sync().await.map_err(BackupError::VolumeIo)?;
+            write_object(
+                target.volume,
+                object.offset,
+                &object.data,
+                target.volume_is_new,
+            )
+            .await
+            .map_err(BackupError::VolumeIo)?;
+            target.volume.sync().await.map_err(BackupError::VolumeIo)?;
             outcome.objects += 1;
             outcome.bytes += object.data.len() as u64;
-            control.progress.add(object.data.len() as u64, 1);
+            target.control.progress.add(object.data.len() as u64, 1);
         }
-        tracing::debug!(backup_id = %record.id, volume_id, "backup restored");
+        tracing::debug!(backup_id = %record.id, volume_id = target.volume_id, "backup restored");
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::StoreError;
 
 /// How the HTTP client is built.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct HttpOptions {
     /// Connect and read timeout.
     pub timeout: Option<Duration>,
@@ -15,10 +15,49 @@ pub(crate) struct HttpOptions {
     pub http_proxy: Option<String>,
     /// Proxy for `https://` endpoints.
     pub https_proxy: Option<String>,
+    /// Whether the server's TLS certificate is verified.
+    pub verify_tls: bool,
+    /// A PEM bundle of CA certificates trusted besides the system's.
+    pub ca_cert_file: Option<std::path::PathBuf>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            http_proxy: None,
+            https_proxy: None,
+            verify_tls: true,
+            ca_cert_file: None,
+        }
+    }
 }
 
 pub(crate) fn client(options: &HttpOptions) -> Result<reqwest::Client, StoreError> {
+    // rustls needs one process-wide crypto provider; whoever installs it
+    // first wins. ring is deprecated only for lacking post-quantum key
+    // exchange, which aws-lc-rs has but would need cmake to build.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder().no_proxy();
+    if !options.verify_tls {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    if let Some(path) = &options.ca_cert_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| StoreError::Config(format!("CA file {}: {e}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| StoreError::Config(format!("CA file {}: {e}", path.display())))?;
+        if certificates.is_empty() {
+            return Err(StoreError::Config(format!(
+                "CA file {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
     if let Some(timeout) = options.timeout {
         builder = builder.connect_timeout(timeout).read_timeout(timeout);
     }
@@ -92,6 +131,25 @@ pub(crate) fn md5_etag(headers: &reqwest::header::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        for ca in [path, dir.path().join("missing.pem")] {
+            let options = HttpOptions {
+                ca_cert_file: Some(ca),
+                ..HttpOptions::default()
+            };
+            assert!(matches!(client(&options), Err(StoreError::Config(_))));
+        }
+        let insecure = HttpOptions {
+            verify_tls: false,
+            ..HttpOptions::default()
+        };
+        assert!(client(&insecure).is_ok());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn retries_only_unavailable() {

@@ -34,6 +34,10 @@ pub struct S3Settings {
     pub secret_key: String,
     /// `backup_s3_md5_validation`.
     pub md5_validation: bool,
+    /// `backup_s3_verify_ssl`.
+    pub verify_ssl: bool,
+    /// `backup_s3_ca_cert_file`.
+    pub ca_cert_file: Option<std::path::PathBuf>,
     /// `backup_s3_timeout`.
     pub timeout: Duration,
     /// `backup_s3_retry_max_attempts`.
@@ -81,6 +85,8 @@ impl S3Store {
             timeout: Some(settings.timeout),
             http_proxy: settings.http_proxy.clone(),
             https_proxy: settings.https_proxy.clone(),
+            verify_tls: settings.verify_ssl,
+            ca_cert_file: settings.ca_cert_file.clone(),
         })?;
         let sse = settings.sse_customer.as_ref().map(|(algorithm, key)| {
             let b64 = base64::engine::general_purpose::STANDARD;

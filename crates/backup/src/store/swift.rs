@@ -80,6 +80,10 @@ pub struct SwiftSettings {
     pub retry_backoff: Duration,
     /// `backup_swift_create_storage_policy`.
     pub storage_policy: Option<String>,
+    /// Not `backup_swift_auth_insecure`.
+    pub verify_tls: bool,
+    /// `backup_swift_ca_cert_file`.
+    pub ca_cert_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +105,8 @@ impl SwiftStore {
     pub fn new(settings: SwiftSettings) -> Result<Self, StoreError> {
         let client = http::client(&HttpOptions {
             timeout: Some(Duration::from_secs(60)),
+            verify_tls: settings.verify_tls,
+            ca_cert_file: settings.ca_cert_file.clone(),
             ..HttpOptions::default()
         })?;
         let session = match &settings.auth {

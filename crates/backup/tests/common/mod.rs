@@ -208,7 +208,14 @@ pub async fn full_incremental_restore_delete(engine: &ChunkedEngine, container: 
         incr.object_count
     );
     for existing in [false, true] {
-        let restored = restore(engine, &[full.record.clone()], size, existing, dir.path()).await;
+        let restored = restore(
+            engine,
+            std::slice::from_ref(&full.record),
+            size,
+            existing,
+            dir.path(),
+        )
+        .await;
         assert!(restored == original, "full backup restored differs");
         let chain = [full.record.clone(), incr.record.clone()];
         let restored = restore(engine, &chain, size, existing, dir.path()).await;
