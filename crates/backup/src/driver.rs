@@ -69,9 +69,7 @@ pub fn build_driver(
             Arc::new(PosixStore::new(&options.posix.path)),
             options.posix.file_size,
             options.posix.sha_block_size_bytes,
-            ObjectNaming::Posix {
-                default_container: options.posix.container.clone(),
-            },
+            ObjectNaming::Posix,
         ),
         BackupDriverKind::S3 => {
             let s3 = &options.s3;

@@ -224,12 +224,10 @@ impl serde_json::ser::Formatter for PythonFormatter<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectNaming {
     /// POSIX: prefix `volume_<volume id>_<YYYYmmddHHMMSS>_backup_<backup id>`;
-    /// container the requested one, else `default_container`
-    /// (`backup_container`), else `<id[0:2]>/<id[2:4]>/<id>`.
-    Posix {
-        /// `backup_container`.
-        default_container: Option<String>,
-    },
+    /// container the requested one, else `<id[0:2]>/<id[2:4]>/<id>`. (Cinder's
+    /// POSIX driver never falls back to `backup_container`: its
+    /// `update_container_name` always names one.)
+    Posix,
     /// S3 and Swift: prefix
     /// `volume_<volume id>/<YYYYmmddHHMMSS>/az_<zone>_backup_<backup id>`;
     /// container the requested one, else the configured bucket/container.
@@ -248,12 +246,7 @@ impl ObjectNaming {
             return requested.to_owned();
         }
         match self {
-            ObjectNaming::Posix {
-                default_container: Some(container),
-            } => container.clone(),
-            ObjectNaming::Posix {
-                default_container: None,
-            } => {
+            ObjectNaming::Posix => {
                 let head = |range: std::ops::Range<usize>| backup_id.get(range).unwrap_or_default();
                 format!("{}/{}/{backup_id}", head(0..2), head(2..4))
             }
@@ -268,7 +261,7 @@ impl ObjectNaming {
     pub fn prefix(&self, volume_id: &str, backup_id: &str, started: jiff::Timestamp) -> String {
         let stamp = started.strftime("%Y%m%d%H%M%S");
         match self {
-            ObjectNaming::Posix { .. } => {
+            ObjectNaming::Posix => {
                 format!("volume_{volume_id}_{stamp}_backup_{backup_id}")
             }
             ObjectNaming::ObjectStore {
@@ -325,9 +318,7 @@ mod tests {
     #[test]
     fn names_follow_cinder() {
         let t: jiff::Timestamp = "2026-11-25T04:46:17.5Z".parse().unwrap();
-        let posix = ObjectNaming::Posix {
-            default_container: None,
-        };
+        let posix = ObjectNaming::Posix;
         let id = "00000000-0000-0000-0000-0000000000f1";
         assert_eq!(posix.container(id, None), format!("00/00/{id}"));
         assert_eq!(posix.container(id, Some("mine")), "mine");

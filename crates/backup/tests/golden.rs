@@ -69,9 +69,7 @@ fn golden_engine(root: &std::path::Path) -> clinker_backup::ChunkedEngine {
         262_144,
         32_768,
         "zlib",
-        ObjectNaming::Posix {
-            default_container: None,
-        },
+        ObjectNaming::Posix,
     )
 }
 

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use clinker_backup::store::PosixStore;
-use clinker_backup::{BackupError, BackupRecord, Control, ObjectNaming};
+use clinker_backup::{BackupError, BackupRecord, Control, ObjectNaming, StoreError};
 use common::*;
 use serde_json::json;
 
@@ -24,9 +24,7 @@ fn posix_engine(root: &std::path::Path, compression: &str) -> clinker_backup::Ch
         MIB,
         32_768,
         compression,
-        ObjectNaming::Posix {
-            default_container: None,
-        },
+        ObjectNaming::Posix,
     )
 }
 
@@ -108,9 +106,7 @@ async fn a_corrupt_object_fails_the_restore_and_a_changed_block_size_the_increme
         MIB,
         65_536,
         "none",
-        ObjectNaming::Posix {
-            default_container: None,
-        },
+        ObjectNaming::Posix,
     );
     let Err(BackupError::InvalidBackup(reason)) = other
         .prepare_backup(request(&uuid(), &uuid(), Some(&made), None))
@@ -277,4 +273,68 @@ async fn backups_cinder_writes_restore_here_and_the_reverse() {
         .await
         .unwrap();
     assert!(left.is_empty(), "Cinder left {left:?}");
+}
+
+/// A POSIX store whose third data object cannot be written.
+#[derive(Debug)]
+struct FailingThirdObject(PosixStore);
+
+#[async_trait::async_trait]
+impl clinker_backup::ObjectStore for FailingThirdObject {
+    async fn ensure_container(&self, c: &str, create: bool) -> Result<(), StoreError> {
+        self.0.ensure_container(c, create).await
+    }
+    async fn put_object_with_md5(
+        &self,
+        c: &str,
+        name: &str,
+        data: bytes::Bytes,
+        md5: &str,
+    ) -> Result<(), StoreError> {
+        if name.ends_with("-00003") {
+            return Err(StoreError::Unavailable("the store went away".into()));
+        }
+        self.0.put_object_with_md5(c, name, data, md5).await
+    }
+    async fn get_object(&self, c: &str, name: &str) -> Result<bytes::Bytes, StoreError> {
+        self.0.get_object(c, name).await
+    }
+    async fn delete_object(&self, c: &str, name: &str) -> Result<(), StoreError> {
+        self.0.delete_object(c, name).await
+    }
+    async fn list_objects(&self, c: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.0.list_objects(c, prefix).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_backup_deletes_what_it_wrote() {
+    let root = tempfile::tempdir().unwrap();
+    let engine = common::engine(
+        Arc::new(FailingThirdObject(PosixStore::new(root.path()))),
+        MIB,
+        32_768,
+        "none",
+        ObjectNaming::Posix,
+    );
+    let prepared = engine
+        .prepare_backup(request(&uuid(), &uuid(), None, Some("backups")))
+        .await
+        .unwrap();
+    let volume = pattern(b"z", 6 * MIB as usize);
+    let result = engine
+        .run_backup(&prepared, &mut volume.as_slice(), &Control::default())
+        .await;
+    let Err(error) = result else {
+        panic!("the backup cannot succeed")
+    };
+    assert_eq!(
+        error.kind(),
+        clinker_types::ErrorKind::Unavailable,
+        "{error}"
+    );
+    let left = std::fs::read_dir(root.path().join("backups"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "objects left behind");
 }

@@ -80,8 +80,9 @@ pub struct PosixBackupOptions {
     pub sha_block_size_bytes: u64,
     /// `backup_enable_progress_timer` (default true).
     pub enable_progress_timer: bool,
-    /// `backup_container`: a fixed directory under the path for every
-    /// backup; unset, each backup gets `<id[0:2]>/<id[2:4]>/<id>`.
+    /// `backup_container`: read as Cinder reads it, and as in Cinder
+    /// without effect on the POSIX driver, which names a backup without a
+    /// requested container `<id[0:2]>/<id[2:4]>/<id>`.
     pub container: Option<String>,
 }
 

@@ -187,9 +187,16 @@ impl ChunkedEngine {
         control
             .progress
             .set_total(prepared.request.volume_size_gb.saturating_mul(1 << 30));
-        match self.write_backup(prepared, volume, control).await {
+        let mut puts = JoinSet::new();
+        match self
+            .write_backup(prepared, volume, control, &mut puts)
+            .await
+        {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
+                // Uploads still under way finish (or fail) first, so the
+                // listing below sees every object that will exist.
+                while puts.join_next().await.is_some() {}
                 if let Err(cleanup) = self.delete_backup(&prepared.record()).await {
                     tracing::warn!(
                         backup_id = %prepared.request.backup_id,
@@ -207,6 +214,7 @@ impl ChunkedEngine {
         prepared: &PreparedBackup,
         volume: &mut R,
         control: &Control,
+        puts: &mut JoinSet<Result<u64, StoreError>>,
     ) -> Result<BackupOutcome, BackupError>
     where
         R: AsyncRead + Unpin + Send + ?Sized,
@@ -218,7 +226,6 @@ impl ChunkedEngine {
         let blocks_per_chunk = settings.chunk_size / settings.sha_block_size;
         let mut pieces: VecDeque<tokio::task::JoinHandle<Result<PreparedPiece, BackupError>>> =
             VecDeque::new();
-        let mut puts: JoinSet<Result<u64, StoreError>> = JoinSet::new();
         let mut entries: Vec<ObjectEntry> = Vec::new();
         let mut sha256s: Vec<String> = Vec::new();
         let mut offset = 0u64;

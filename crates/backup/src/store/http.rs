@@ -128,6 +128,42 @@ pub(crate) fn md5_etag(headers: &reqwest::header::HeaderMap) -> Option<String> {
     (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())).then_some(etag)
 }
 
+/// Checks a body read back against the ETag it came with, when that is a
+/// plain MD5.
+pub(crate) fn check_body(what: &str, etag: Option<String>, body: &[u8]) -> Result<(), StoreError> {
+    let Some(etag) = etag else {
+        return Ok(());
+    };
+    let actual = super::md5_hex(body);
+    if actual == etag {
+        return Ok(());
+    }
+    Err(StoreError::IntegrityMismatch {
+        object: what.to_owned(),
+        expected: etag,
+        actual,
+    })
+}
+
+/// Checks the ETag a put was answered with against the MD5 sent; `None`
+/// (no plain-MD5 ETag) passes only when the store may answer so.
+pub(crate) fn check_put(
+    what: &str,
+    md5: &str,
+    etag: Option<String>,
+    etag_required: bool,
+) -> Result<(), StoreError> {
+    match etag {
+        Some(etag) if etag == md5 => Ok(()),
+        None if !etag_required => Ok(()),
+        other => Err(StoreError::IntegrityMismatch {
+            object: what.to_owned(),
+            expected: md5.to_owned(),
+            actual: other.unwrap_or_else(|| "no etag".into()),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

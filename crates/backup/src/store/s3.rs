@@ -13,8 +13,8 @@ use rusty_s3::actions::{
 };
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
+use super::ObjectStore;
 use super::http::{self, HttpOptions};
-use super::{ObjectStore, md5_hex};
 use crate::error::StoreError;
 
 /// How long a signed request stays valid: long enough for a slow upload
@@ -244,17 +244,10 @@ impl ObjectStore for S3Store {
             return Err(failure(&what, response).await);
         }
         // Without SSE-C a single-part object's ETag is the MD5 of its bytes.
-        if self.sse.is_none()
-            && let Some(etag) = http::md5_etag(response.headers())
-            && etag != md5
-        {
-            return Err(StoreError::IntegrityMismatch {
-                object: what,
-                expected: md5,
-                actual: etag,
-            });
+        if self.sse.is_some() {
+            return Ok(());
         }
-        Ok(())
+        http::check_put(&what, &md5, http::md5_etag(response.headers()), false)
     }
 
     async fn get_object(&self, container: &str, name: &str) -> Result<Bytes, StoreError> {
@@ -273,18 +266,7 @@ impl ObjectStore for S3Store {
                 .bytes()
                 .await
                 .map_err(|e| http::transport_error(&what, &e))?;
-            if self.sse.is_none()
-                && let Some(etag) = etag
-            {
-                let actual = md5_hex(&body);
-                if actual != etag {
-                    return Err(StoreError::IntegrityMismatch {
-                        object: what.clone(),
-                        expected: etag,
-                        actual,
-                    });
-                }
-            }
+            http::check_body(&what, etag.filter(|_| self.sse.is_none()), &body)?;
             Ok(body)
         })
         .await

@@ -14,8 +14,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 
+use super::ObjectStore;
 use super::http::{self, HttpOptions};
-use super::{ObjectStore, md5_hex};
 use crate::error::StoreError;
 
 /// What swiftclient leaves unquoted in a path (`quote(name, safe='/')`).
@@ -306,14 +306,7 @@ impl ObjectStore for SwiftStore {
         }
         // Cinder's SwiftObjectWriter: the ETag Swift answers must be the
         // MD5 of what was sent.
-        match http::md5_etag(response.headers()) {
-            Some(etag) if etag == md5 => Ok(()),
-            other => Err(StoreError::IntegrityMismatch {
-                object: what,
-                expected: md5,
-                actual: other.unwrap_or_else(|| "no etag".into()),
-            }),
-        }
+        http::check_put(&what, &md5, http::md5_etag(response.headers()), true)
     }
 
     async fn get_object(&self, container: &str, name: &str) -> Result<Bytes, StoreError> {
@@ -329,16 +322,7 @@ impl ObjectStore for SwiftStore {
             .bytes()
             .await
             .map_err(|e| http::transport_error(&what, &e))?;
-        if let Some(etag) = etag {
-            let actual = md5_hex(&body);
-            if actual != etag {
-                return Err(StoreError::IntegrityMismatch {
-                    object: what,
-                    expected: etag,
-                    actual,
-                });
-            }
-        }
+        http::check_body(&what, etag, &body)?;
         Ok(body)
     }
 
