@@ -258,7 +258,7 @@ impl ChunkedEngine {
                 offset += data.len() as u64;
                 piece_index += 1;
                 pieces.push_back(tokio::task::spawn_blocking(move || {
-                    prepare_piece(&data, piece_offset, block, parent.as_deref(), &compression)
+                    prepare_piece(data, piece_offset, block, parent.as_deref(), &compression)
                 }));
             }
             let Some(next) = pieces.pop_front() else {
@@ -409,56 +409,67 @@ where
 /// differs from the parent's, as Cinder groups them (a run ends at the
 /// first unchanged block, the last run at the end of the piece).
 fn prepare_piece(
-    data: &[u8],
+    data: Bytes,
     offset: u64,
     block: u64,
     parent: Option<&[String]>,
     compression: &crate::compression::Compression,
 ) -> Result<PreparedPiece, BackupError> {
     let block = usize::try_from(block).unwrap_or(usize::MAX);
-    let sha256s: Vec<String> = data
-        .chunks(block)
-        .map(|b| hex::encode(sha2::Sha256::digest(b)))
-        .collect();
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    match parent {
-        None => runs.push((0, data.len())),
+    let hash_blocks = || -> Vec<String> {
+        data.chunks(block)
+            .map(|b| hex::encode(sha2::Sha256::digest(b)))
+            .collect()
+    };
+    // A full backup stores the whole piece, so its hashes can be computed
+    // beside the compression; an incremental one needs them first.
+    let (runs, early_sha256s) = match parent {
+        None => (vec![(0, data.len())], None),
         Some(parent) => {
-            let mut start: Option<usize> = None;
-            for (index, sha) in sha256s.iter().enumerate() {
-                let changed = parent.get(index) != Some(sha);
-                match (changed, start) {
-                    (true, None) => start = Some(index * block),
-                    (false, Some(s)) => {
-                        runs.push((s, index * block));
-                        start = None;
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(s) = start {
-                runs.push((s, data.len()));
-            }
+            let sha256s = hash_blocks();
+            (
+                changed_runs(&sha256s, parent, block, data.len()),
+                Some(sha256s),
+            )
         }
-    }
+    };
+    // Compression (the slow part) on its own thread, the MD5s (and a full
+    // backup's hashes) on this one.
+    let (packed, md5s, sha256s) = std::thread::scope(|scope| {
+        let packer = scope.spawn(|| {
+            runs.iter()
+                .map(|&(start, end)| compression.compress(&data[start..end]))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let md5s: Vec<String> = runs
+            .iter()
+            .map(|&(start, end)| crate::store::md5_hex(&data[start..end]))
+            .collect();
+        let sha256s = early_sha256s.unwrap_or_else(hash_blocks);
+        let packed = packer
+            .join()
+            .map_err(|_| BackupError::Internal("the compression thread panicked".into()));
+        (packed, md5s, sha256s)
+    });
     let mut objects = Vec::with_capacity(runs.len());
-    for (start, end) in runs {
-        let segment = &data[start..end];
-        let (name, payload) = match compression.compress(segment)? {
-            Some(packed) => (compression.name().to_owned(), Bytes::from(packed)),
-            None => ("none".to_owned(), Bytes::copy_from_slice(segment)),
-        };
-        let md5 = crate::store::md5_hex(segment);
-        let payload_md5 = if name == "none" {
-            md5.clone()
-        } else {
-            crate::store::md5_hex(&payload)
+    for (((start, end), packed), md5) in runs.into_iter().zip(packed??).zip(md5s) {
+        let (compression, payload, payload_md5) = match packed {
+            Some(packed) => {
+                let payload_md5 = crate::store::md5_hex(&packed);
+                (
+                    compression.name().to_owned(),
+                    Bytes::from(packed),
+                    payload_md5,
+                )
+            }
+            // Stored as read: a slice of the piece, not a copy.
+            None => ("none".to_owned(), data.slice(start..end), md5.clone()),
         };
         objects.push(PreparedObject {
             offset: offset + start as u64,
-            length: segment.len() as u64,
+            length: (end - start) as u64,
             md5,
-            compression: name,
+            compression,
             payload,
             payload_md5,
         });
@@ -468,6 +479,34 @@ fn prepare_piece(
         sha256s,
         objects,
     })
+}
+
+/// The runs of blocks whose hash differs from the parent's, as Cinder
+/// groups them: a run ends at the first unchanged block, the last one at
+/// the end of the piece. Byte ranges within the piece.
+fn changed_runs(
+    sha256s: &[String],
+    parent: &[String],
+    block: usize,
+    len: usize,
+) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut start: Option<usize> = None;
+    for (index, sha) in sha256s.iter().enumerate() {
+        let changed = parent.get(index) != Some(sha);
+        match (changed, start) {
+            (true, None) => start = Some(index * block),
+            (false, Some(s)) => {
+                runs.push((s, index * block));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        runs.push((s, len));
+    }
+    runs
 }
 
 #[cfg(test)]
@@ -487,17 +526,36 @@ mod tests {
         for i in [0usize, 5, 9, 13, 14, 39] {
             changed[i] ^= 0xff;
         }
-        let piece =
-            prepare_piece(&changed, 1000, block, Some(&parent), &Compression::none()).unwrap();
+        let piece = prepare_piece(
+            Bytes::from(changed),
+            1000,
+            block,
+            Some(&parent),
+            &Compression::none(),
+        )
+        .unwrap();
         let runs: Vec<(u64, u64)> = piece.objects.iter().map(|o| (o.offset, o.length)).collect();
         // Bytes 0, 5, 9 and 13-14 change blocks 0 to 3 (one run); byte 39
         // changes block 9, the last, alone.
         assert_eq!(runs, [(1000, 16), (1036, 4)]);
         assert_eq!(piece.sha256s.len(), 10);
-        let unchanged =
-            prepare_piece(&data, 0, block, Some(&parent), &Compression::none()).unwrap();
+        let unchanged = prepare_piece(
+            Bytes::from(data.clone()),
+            0,
+            block,
+            Some(&parent),
+            &Compression::none(),
+        )
+        .unwrap();
         assert!(unchanged.objects.is_empty());
-        let full = prepare_piece(&data, 0, block, None, &Compression::none()).unwrap();
+        let full = prepare_piece(
+            Bytes::from(data.clone()),
+            0,
+            block,
+            None,
+            &Compression::none(),
+        )
+        .unwrap();
         assert_eq!(full.objects.len(), 1);
         assert_eq!(full.objects[0].md5, crate::store::md5_hex(&data));
     }

@@ -68,7 +68,7 @@ struct Target<'a> {
 
 struct FetchedObject {
     offset: u64,
-    data: Vec<u8>,
+    data: bytes::Bytes,
 }
 
 impl ChunkedEngine {
@@ -177,7 +177,7 @@ impl ChunkedEngine {
                     let body = store.get_object(&container, &entry.name).await?;
                     tokio::task::spawn_blocking(move || {
                         let compression = Compression::from_name(&entry.info.compression)?;
-                        let data = compression.decompress(&body, entry.info.length)?;
+                        let data = compression.decompress(body, entry.info.length)?;
                         check_object(&entry, &data)?;
                         Ok(FetchedObject {
                             offset: entry.info.offset,
