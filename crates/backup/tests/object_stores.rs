@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clinker_backup::engine::BackupRecord;
 use clinker_backup::{BackupDriver, ChunkedEngine, StoreError, UserContext, build_driver};
 use clinker_config::{BackupDriverKind, Config, ConfigEnv, Ini};
 use clinker_exec::{Command, CommandRunner, HostRunner};
@@ -287,8 +286,14 @@ async fn swift_saio_swift_per_user_and_s3api() {
     .await;
 }
 
-fn s3_job(endpoint: &str, access: &str, secret: &str, op: &str) -> serde_json::Value {
-    json!({
+/// Cinder 29's S3 driver and Clinker restore each other's full +
+/// incremental backups byte for byte, in one bucket.
+async fn cinder_s3_cross_restore(endpoint: &str, access: &str, secret: &str) {
+    let Some(cinder) = Cinder::find() else {
+        require("Cinder 29's venv (scripts/install-cinder29.sh)", false);
+        return;
+    };
+    let base = json!({
         "driver": "s3",
         "options": {
             "backup_s3_endpoint_url": endpoint,
@@ -298,135 +303,10 @@ fn s3_job(endpoint: &str, access: &str, secret: &str, op: &str) -> serde_json::V
             "backup_s3_object_size": MIB,
             "backup_s3_block_size": 32768,
             "backup_s3_verify_ssl": false,
-            "backup_compression_algorithm": "zlib",
         },
-        "op": op,
-    })
-}
-
-fn row(
-    record: Option<&BackupRecord>,
-    id: &str,
-    volume_id: &str,
-    parent: Option<&str>,
-) -> serde_json::Value {
-    json!({
-        "id": id, "volume_id": volume_id, "display_name": id, "display_description": null,
-        "created_at": "2026-12-01T10:00:00+00:00",
-        "container": record.map(|r| r.container.clone()),
-        "service_metadata": record.map(|r| r.service_metadata.clone()),
-        "parent_id": parent, "size": 1,
-    })
-}
-
-/// Cinder 29's S3 driver and Clinker's restore each other's full +
-/// incremental backups byte for byte, in one bucket.
-async fn cinder_s3_cross_restore(endpoint: &str, access: &str, secret: &str) {
-    let Some(cinder) = Cinder::find() else {
-        require("Cinder 29's venv (scripts/install-cinder29.sh)", false);
-        return;
-    };
+    });
     let engine = s3(endpoint, access, secret, "cinder-cross");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("volume");
-    let size = 3 * MIB as usize + 4321;
-    let volume_id = uuid();
-
-    // Cinder writes, Clinker restores.
-    let mut volume = pattern(b"cinder-s3", size);
-    volume[MIB as usize..2 * MIB as usize].fill(0);
-    let (full_id, incr_id) = (uuid(), uuid());
-    std::fs::write(&path, &volume).unwrap();
-    let mut job = s3_job(endpoint, access, secret, "backup");
-    job["backups"] = json!([row(None, &full_id, &volume_id, None)]);
-    job["volume"] = json!(path.display().to_string());
-    let made = cinder.run(&job).await;
-    let full = BackupRecord {
-        id: full_id.clone(),
-        container: made["container"].as_str().unwrap().into(),
-        service_metadata: made["service_metadata"].as_str().unwrap().into(),
-    };
-    let original = volume.clone();
-    change_one_percent(&mut volume, 32_768);
-    std::fs::write(&path, &volume).unwrap();
-    job["backups"] = json!([
-        row(Some(&full), &full_id, &volume_id, None),
-        row(None, &incr_id, &volume_id, Some(&full_id)),
-    ]);
-    let made = cinder.run(&job).await;
-    let incr = BackupRecord {
-        id: incr_id.clone(),
-        container: made["container"].as_str().unwrap().into(),
-        service_metadata: made["service_metadata"].as_str().unwrap().into(),
-    };
-    let restored = restore(
-        &engine,
-        std::slice::from_ref(&full),
-        size,
-        false,
-        dir.path(),
-    )
-    .await;
-    assert!(
-        restored == original,
-        "Cinder's S3 full backup restored differs"
-    );
-    let restored = restore(
-        &engine,
-        &[full.clone(), incr.clone()],
-        size,
-        true,
-        dir.path(),
-    )
-    .await;
-    assert!(
-        restored == volume,
-        "Cinder's S3 incremental chain restored differs"
-    );
-    for record in [&incr, &full] {
-        engine.delete_backup(record).await.unwrap();
-    }
-
-    // Clinker writes, Cinder restores.
-    let mut volume = pattern(b"clinker-s3", size);
-    volume[2 * MIB as usize..3 * MIB as usize].fill(0);
-    let ours_full = backup(&engine, request(&uuid(), &volume_id, None, None), &volume).await;
-    let original = volume.clone();
-    change_one_percent(&mut volume, 32_768);
-    let ours_incr = backup(
-        &engine,
-        request(&uuid(), &volume_id, Some(&ours_full), None),
-        &volume,
-    )
-    .await;
-    let rows = json!([
-        row(
-            Some(&ours_full.record),
-            &ours_full.record.id,
-            &volume_id,
-            None
-        ),
-        row(
-            Some(&ours_incr.record),
-            &ours_incr.record.id,
-            &volume_id,
-            Some(&ours_full.record.id)
-        ),
-    ]);
-    for (chain, expected) in [(json!([rows[0]]), &original), (rows.clone(), &volume)] {
-        std::fs::write(&path, vec![0u8; size]).unwrap();
-        let mut job = s3_job(endpoint, access, secret, "restore");
-        job["backups"] = chain;
-        job["volume"] = json!(path.display().to_string());
-        cinder.run(&job).await;
-        assert!(
-            std::fs::read(&path).unwrap() == *expected,
-            "Cinder's S3 restore of Clinker's backup differs"
-        );
-    }
-    for made in [&ours_incr, &ours_full] {
-        engine.delete_backup(&made.record).await.unwrap();
-    }
+    cross_restore_with_cinder(&cinder, &engine, &base, ["zlib", "zstd"]).await;
     let left = engine
         .store()
         .list_objects("cinder-cross", "volume_")

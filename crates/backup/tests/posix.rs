@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use clinker_backup::store::PosixStore;
-use clinker_backup::{BackupError, BackupRecord, Control, ObjectNaming, StoreError};
+use clinker_backup::{BackupError, Control, ObjectNaming, StoreError};
 use common::*;
 use serde_json::json;
 
@@ -121,39 +121,6 @@ async fn a_corrupt_object_fails_the_restore_and_a_changed_block_size_the_increme
     );
 }
 
-fn cinder_row(
-    made: Option<&Made>,
-    id: &str,
-    volume_id: &str,
-    parent: Option<&str>,
-) -> serde_json::Value {
-    json!({
-        "id": id,
-        "volume_id": volume_id,
-        "display_name": id,
-        "display_description": null,
-        "created_at": "2026-12-01T10:00:00+00:00",
-        "container": made.map(|m| m.record.container.clone()),
-        "service_metadata": made.map(|m| m.record.service_metadata.clone()),
-        "parent_id": parent,
-        "size": 1,
-    })
-}
-
-/// A job for Cinder's POSIX driver with 1 MiB objects and 32 KiB blocks.
-fn cinder_job(root: &std::path::Path, compression: &str, op: &str) -> serde_json::Value {
-    json!({
-        "driver": "posix",
-        "options": {
-            "backup_posix_path": root.display().to_string(),
-            "backup_file_size": MIB,
-            "backup_sha_block_size_bytes": 32768,
-            "backup_compression_algorithm": compression,
-        },
-        "op": op,
-    })
-}
-
 #[tokio::test]
 async fn backups_cinder_writes_restore_here_and_the_reverse() {
     let Some(cinder) = Cinder::find() else {
@@ -161,118 +128,17 @@ async fn backups_cinder_writes_restore_here_and_the_reverse() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let volume_path = dir.path().join("volume");
-    let size = 5 * MIB as usize + 12_345;
-    let mut volume = pattern(b"cinder-made", size);
-    volume[MIB as usize..3 * MIB as usize].fill(0);
-    let volume_id = uuid();
-
-    // Cinder writes a full backup (zstd) and an incremental one (bz2).
-    let (full_id, incr_id) = (uuid(), uuid());
-    std::fs::write(&volume_path, &volume).unwrap();
-    let mut job = cinder_job(root.path(), "zstd", "backup");
-    job["backups"] = json!([cinder_row(None, &full_id, &volume_id, None)]);
-    job["volume"] = json!(volume_path.display().to_string());
-    let full = cinder.run(&job).await;
-    let full_record = BackupRecord {
-        id: full_id.clone(),
-        container: full["container"].as_str().unwrap().into(),
-        service_metadata: full["service_metadata"].as_str().unwrap().into(),
-    };
-    let original = volume.clone();
-    change_one_percent(&mut volume, 32_768);
-    std::fs::write(&volume_path, &volume).unwrap();
-    let full_made = Made {
-        record: full_record.clone(),
-        object_count: full["object_count"].as_u64().unwrap(),
-    };
-    let mut job = cinder_job(root.path(), "bz2", "backup");
-    job["backups"] = json!([
-        cinder_row(Some(&full_made), &full_id, &volume_id, None),
-        cinder_row(None, &incr_id, &volume_id, Some(&full_id)),
-    ]);
-    job["volume"] = json!(volume_path.display().to_string());
-    let incr = cinder.run(&job).await;
-    let incr_record = BackupRecord {
-        id: incr_id.clone(),
-        container: incr["container"].as_str().unwrap().into(),
-        service_metadata: incr["service_metadata"].as_str().unwrap().into(),
-    };
+    let base = json!({
+        "driver": "posix",
+        "options": {
+            "backup_posix_path": root.path().display().to_string(),
+            "backup_file_size": MIB,
+            "backup_sha_block_size_bytes": 32768,
+        },
+    });
+    // Cinder writes zstd then bz2; Clinker zlib.
     let engine = posix_engine(root.path(), "zlib");
-    for existing in [false, true] {
-        let restored = restore(
-            &engine,
-            std::slice::from_ref(&full_record),
-            size,
-            existing,
-            dir.path(),
-        )
-        .await;
-        assert!(
-            restored == original,
-            "Cinder's full backup restored differs"
-        );
-        let chain = [full_record.clone(), incr_record.clone()];
-        let restored = restore(&engine, &chain, size, existing, dir.path()).await;
-        assert!(
-            restored == volume,
-            "Cinder's incremental chain restored differs"
-        );
-    }
-
-    // Clinker writes a full backup (zlib) and an incremental one (zstd);
-    // Cinder restores both into fresh files.
-    let volume_id = uuid();
-    let mut volume = pattern(b"clinker-made", size);
-    volume[2 * MIB as usize..4 * MIB as usize].fill(0);
-    let ours_full = backup(&engine, request(&uuid(), &volume_id, None, None), &volume).await;
-    let original = volume.clone();
-    change_one_percent(&mut volume, 32_768);
-    let zstd = posix_engine(root.path(), "zstd");
-    let ours_incr = backup(
-        &zstd,
-        request(&uuid(), &volume_id, Some(&ours_full), None),
-        &volume,
-    )
-    .await;
-    let rows = json!([
-        cinder_row(Some(&ours_full), &ours_full.record.id, &volume_id, None),
-        cinder_row(
-            Some(&ours_incr),
-            &ours_incr.record.id,
-            &volume_id,
-            Some(&ours_full.record.id)
-        ),
-    ]);
-    for (chain, expected) in [(json!([rows[0]]), &original), (rows.clone(), &volume)] {
-        std::fs::write(&volume_path, vec![0u8; size]).unwrap();
-        let mut job = cinder_job(root.path(), "zlib", "restore");
-        job["backups"] = chain;
-        job["volume"] = json!(volume_path.display().to_string());
-        let result = cinder.run(&job).await;
-        assert_eq!(
-            result["volume_meta"].as_array().map(Vec::len),
-            Some(job["backups"].as_array().unwrap().len())
-        );
-        assert!(
-            std::fs::read(&volume_path).unwrap() == *expected,
-            "Cinder's restore of Clinker's backup differs"
-        );
-    }
-    // And Cinder deletes what Clinker wrote.
-    let mut job = cinder_job(root.path(), "zlib", "delete");
-    job["backups"] = json!([rows[1]]);
-    cinder.run(&job).await;
-    let left = engine
-        .store()
-        .list_objects(
-            &ours_incr.record.container,
-            &ours_incr.record.service_metadata,
-        )
-        .await
-        .unwrap();
-    assert!(left.is_empty(), "Cinder left {left:?}");
+    cross_restore_with_cinder(&cinder, &engine, &base, ["zstd", "bz2"]).await;
 }
 
 /// A POSIX store whose third data object cannot be written.
