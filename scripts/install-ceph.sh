@@ -13,5 +13,5 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
-as_root apt-get update -q
-DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
+as_root apt-get -o DPkg::Lock::Timeout=600 update -q
+DEBIAN_FRONTEND=noninteractive as_root apt-get -o DPkg::Lock::Timeout=600 install -y -q "${missing[@]}"

@@ -35,6 +35,17 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-runtime",
             ],
         ),
+        // The chunked backup engine and its object stores: no database, RPC
+        // or volume code; the backup service above it wires those.
+        (
+            "clinker-backup",
+            &[
+                "clinker-types",
+                "clinker-config",
+                "clinker-exec",
+                "clinker-runtime",
+            ],
+        ),
         (
             "clinker-drivers",
             &["clinker-types", "clinker-config", "clinker-exec"],

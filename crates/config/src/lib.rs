@@ -9,6 +9,7 @@
 //! Depends only on `clinker-types`.
 
 mod auth;
+mod backup;
 mod glance;
 mod ini;
 mod lvm;
@@ -19,6 +20,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use auth::{AuthOptions, KeystoneAuthtokenOptions, OsloPolicyOptions};
+pub use backup::{
+    BackupDriverKind, BackupOptions, CephBackupOptions, DEFAULT_BACKUP_FILE_SIZE,
+    PosixBackupOptions, S3BackupOptions, SwiftAuthMode, SwiftBackupOptions,
+};
 pub use glance::{BackendImageOptions, GlanceCatalogInfo, ImageOptions};
 pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
@@ -327,6 +332,8 @@ pub struct Config {
     pub auth: AuthOptions,
     /// Glance, image conversion and the image-volume cache (per backend).
     pub image: ImageOptions,
+    /// The backup service's options (`backup_*` in `[DEFAULT]`).
+    pub backup: BackupOptions,
     /// Unknown options and sections, one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -514,6 +521,7 @@ impl Config {
             &default.enabled_backends,
             BACKEND_FALLBACK,
         )?;
+        let backup = backup::read_backup_options(&mut r, &default.state_path)?;
         let mut warnings = auth::auth_warnings(&mut r)?;
         for section in ini.section_names() {
             let is_backend = default.enabled_backends.iter().any(|b| b == section);
@@ -564,6 +572,7 @@ impl Config {
             backends,
             auth,
             image,
+            backup,
             warnings,
         })
     }
