@@ -1,6 +1,6 @@
 //! Declaring an RPC API once.
 //!
-//! [`rpc_api!`](crate::api::rpc_api) takes one list of methods — each with its
+//! `rpc_api!` takes one list of methods — each with its
 //! kind (cast, call or fanout), the version that introduced it, its argument
 //! and reply types, its docs and, for methods that work on one resource, the
 //! id that serializes them — and generates everything Cinder writes four
@@ -53,11 +53,21 @@
 //! }
 //! ```
 //!
+//! `since` is the version the client sends the method at (refused while
+//! the client is capped below it); the endpoint serves every declared name
+//! at any version its own can serve, as oslo.messaging does.
+//!
 //! `serialized_by` names the resource a message works on: the endpoint
 //! takes the handler's [`Hold`] on it before calling the method (the volume
 //! manager waits there while another message for the same resource is
 //! being handled), and internal callers of the handler method, which
 //! already hold the resource, are not serialized again.
+//!
+//! A type served with `serve_…!(Type)` (or `serve_…!(Type, hold =
+//! method)`) has, for each declared method, an inherent
+//! `async fn name(&self, context: &RequestContext, args: Args) ->
+//! Result<Reply, RemoteError>` (without `args` for a method without
+//! arguments).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
