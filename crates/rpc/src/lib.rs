@@ -7,13 +7,16 @@
 //! - [`dispatch`]: the seed's versioned dispatch (serve a message when its
 //!   major equals the server's and its minor is not higher), with distinct
 //!   errors for an unsupported version and a missing method.
-//! - [`volume`] and [`scheduler`]: typed messages, clients (Cinder's
-//!   `rpcapi.py`) and the handler traits the managers implement.
+//! - [`api`]: `rpc_api!`, which declares an RPC API once and generates its
+//!   handler trait, version table, dispatch and typed client.
+//! - [`volume`] and [`scheduler`]: the two APIs declared with it (Cinder's
+//!   `rpcapi.py`): argument types and the method lists.
 //! - [`notify`]: usage notifications in oslo.messaging's envelope.
 //!
 //! Depends on `clinker-types` and `clinker-runtime`.
 
 pub mod amqp;
+pub mod api;
 pub mod dispatch;
 pub mod local;
 pub mod notify;

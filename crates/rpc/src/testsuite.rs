@@ -84,7 +84,7 @@ where
 
 /// Waits for `check`; the bound only decides when to give up, so it is
 /// generous for a broker on a loaded machine.
-async fn eventually(check: impl Fn() -> bool) {
+pub async fn eventually(check: impl Fn() -> bool) {
     for _ in 0..1000 {
         if check() {
             return;

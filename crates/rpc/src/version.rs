@@ -23,8 +23,41 @@ impl Version {
     /// The seed's dispatch rule: a server at `self` serves a message of
     /// version `message` when the majors are equal and the message's minor
     /// is not higher than the server's.
-    pub fn can_serve(self, message: Version) -> bool {
+    pub const fn can_serve(self, message: Version) -> bool {
         self.major == message.major && message.minor <= self.minor
+    }
+
+    /// A version written `major.minor` in source (`stringify!(3.20)` of
+    /// an API declaration keeps the `0` that a float would lose). Meant
+    /// for constants: anything else fails to compile there.
+    ///
+    /// # Panics
+    /// When `text` is not `major.minor` in decimal digits.
+    pub const fn from_literal(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let mut parts = [0u32; 2];
+        let mut part = 0;
+        let mut digits = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'.' if part == 0 && digits > 0 => {
+                    part = 1;
+                    digits = 0;
+                }
+                b @ b'0'..=b'9' => {
+                    parts[part] = parts[part] * 10 + (b - b'0') as u32;
+                    digits += 1;
+                }
+                _ => panic!("an RPC version is written major.minor"),
+            }
+            i += 1;
+        }
+        assert!(
+            part == 1 && digits > 0,
+            "an RPC version is written major.minor"
+        );
+        Self::new(parts[0], parts[1])
     }
 }
 
@@ -76,6 +109,19 @@ mod tests {
         assert!("3.x".parse::<Version>().is_err());
         assert!("".parse::<Version>().is_err());
         assert_eq!(Version::new(3, 7).to_string(), "3.7");
+    }
+
+    #[test]
+    fn literals_keep_their_minor() {
+        assert_eq!(Version::from_literal("3.20"), Version::new(3, 20));
+        assert_eq!(Version::from_literal("3.2"), Version::new(3, 2));
+        assert_eq!(Version::from_literal("3.0"), Version::new(3, 0));
+        for bad in ["3", "3.", ".2", "3.2.1", "3.x", ""] {
+            assert!(
+                std::panic::catch_unwind(|| Version::from_literal(bad)).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     /// The dispatch rule, case by case.

@@ -1,6 +1,10 @@
-//! The volume service's RPC API (Cinder's `volume/rpcapi.py`): messages,
-//! the client the API and the scheduler use, and the handler trait the
-//! volume manager implements.
+//! The volume service's RPC API (Cinder's `volume/rpcapi.py`): the
+//! messages' argument types and one declaration of its methods, from which
+//! [`crate::api`] generates the handler trait the volume manager implements
+//! ([`VolumeManagerApi`], served with [`serve_volume_api!`](crate::serve_volume_api)),
+//! the version table ([`METHODS`]), the dispatch ([`VolumeEndpoint`]) and
+//! the client the API and the scheduler use ([`VolumeRpcClient`]). Casts
+//! and calls go to the backend's own queue (`cinder-volume.host@backend`).
 //!
 //! Version history (Cinder's numbering, so a Cinder developer can map it):
 //! - 3.0: create_volume, delete_volume, create_snapshot, delete_snapshot,
@@ -20,20 +24,13 @@
 //!   its own methods `unmanage_volume` / `unmanage_snapshot` (3.0).
 //! - 3.20: current.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use clinker_types::connection::{ConnectionInfo, Connector};
 use clinker_types::request_spec::{FilterProperties, RequestSpec};
-use clinker_types::{
-    AttachmentId, ErrorKind, GroupId, GroupSnapshotId, Host, RemoteError, SnapshotId, VolumeId,
-    VolumeTypeId,
-};
+use clinker_types::{AttachmentId, GroupId, GroupSnapshotId, SnapshotId, VolumeId, VolumeTypeId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::dispatch::{DispatchError, Endpoint, decode_args};
-use crate::{RequestContext, RpcError, RpcHandler, RpcMessage, Target, TransportHandle, Version};
+use crate::Version;
 
 /// The volume service's topic.
 pub const TOPIC: &str = "cinder-volume";
@@ -181,14 +178,6 @@ pub struct DeleteGroupSnapshotArgs {
     pub group_snapshot_id: GroupSnapshotId,
 }
 
-/// The answer of a manager that does not serve group operations.
-fn groups_not_served(method: &str) -> RemoteError {
-    RemoteError::new(
-        ErrorKind::NotImplemented,
-        format!("{method} is not served by this volume manager"),
-    )
-}
-
 /// `revert_to_snapshot` (3.15).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevertToSnapshotArgs {
@@ -314,1046 +303,120 @@ pub struct UnmanageSnapshotArgs {
     pub snapshot_id: SnapshotId,
 }
 
-fn not_served(method: &str) -> RemoteError {
-    RemoteError::new(
-        ErrorKind::NotImplemented,
-        format!("{method} is not served by this volume service"),
-    )
-}
-
-/// What the volume manager serves. Casts return `()`; calls return data.
-#[async_trait::async_trait]
-pub trait VolumeManagerApi: Send + Sync + 'static {
-    /// Creates a volume on the backend (blank, from a snapshot, or a clone).
-    async fn create_volume(
-        &self,
-        context: RequestContext,
-        args: CreateVolumeArgs,
-    ) -> Result<(), RemoteError>;
-    /// Deletes a volume (and its snapshots when cascading).
-    async fn delete_volume(
-        &self,
-        context: RequestContext,
-        args: DeleteVolumeArgs,
-    ) -> Result<(), RemoteError>;
-    /// Takes a snapshot.
-    async fn create_snapshot(
-        &self,
-        context: RequestContext,
-        args: CreateSnapshotArgs,
-    ) -> Result<(), RemoteError>;
-    /// Deletes a snapshot.
-    async fn delete_snapshot(
-        &self,
-        context: RequestContext,
-        args: DeleteSnapshotArgs,
-    ) -> Result<(), RemoteError>;
-    /// Grows a volume.
-    async fn extend_volume(
-        &self,
-        context: RequestContext,
-        args: ExtendVolumeArgs,
-    ) -> Result<(), RemoteError>;
-    /// The backend's capabilities (`GET /capabilities/{host}`).
-    async fn get_capabilities(
-        &self,
-        context: RequestContext,
-        args: GetCapabilitiesArgs,
-    ) -> Result<Value, RemoteError>;
-    /// Reports capabilities to the schedulers now (fanout from a starting
-    /// scheduler).
-    async fn publish_service_capabilities(
-        &self,
-        context: RequestContext,
-    ) -> Result<(), RemoteError>;
-    /// Exports the volume to the connector and connects the attachment;
-    /// returns the flattened connection info.
-    async fn attachment_update(
-        &self,
-        context: RequestContext,
-        args: AttachmentUpdateArgs,
-    ) -> Result<serde_json::Map<String, Value>, RemoteError>;
-    /// Disconnects and removes an attachment.
-    async fn attachment_delete(
-        &self,
-        context: RequestContext,
-        args: AttachmentDeleteArgs,
-    ) -> Result<(), RemoteError>;
-    /// The legacy export; returns the nested connection info.
-    async fn initialize_connection(
-        &self,
-        context: RequestContext,
-        args: InitializeConnectionArgs,
-    ) -> Result<ConnectionInfo, RemoteError>;
-    /// Ends one host's connection.
-    async fn terminate_connection(
-        &self,
-        context: RequestContext,
-        args: TerminateConnectionArgs,
-    ) -> Result<(), RemoteError>;
-    /// The legacy detach.
-    async fn detach_volume(
-        &self,
-        context: RequestContext,
-        args: DetachVolumeArgs,
-    ) -> Result<(), RemoteError>;
-    /// Removes a volume's export when nothing needs it any more.
-    async fn remove_export(
-        &self,
-        context: RequestContext,
-        args: RemoveExportArgs,
-    ) -> Result<(), RemoteError>;
-    /// Accepts a generic group placed on this backend.
-    async fn create_group(
-        &self,
-        _context: RequestContext,
-        _args: CreateGroupArgs,
-    ) -> Result<(), RemoteError> {
-        Err(groups_not_served("create_group"))
-    }
-    /// Deletes a group's volumes, then the group.
-    async fn delete_group(
-        &self,
-        _context: RequestContext,
-        _args: DeleteGroupArgs,
-    ) -> Result<(), RemoteError> {
-        Err(groups_not_served("delete_group"))
-    }
-    /// Takes a snapshot of every volume of a group.
-    async fn create_group_snapshot(
-        &self,
-        _context: RequestContext,
-        _args: CreateGroupSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        Err(groups_not_served("create_group_snapshot"))
-    }
-    /// Deletes a group snapshot's member snapshots, then the group snapshot.
-    async fn delete_group_snapshot(
-        &self,
-        _context: RequestContext,
-        _args: DeleteGroupSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        Err(groups_not_served("delete_group_snapshot"))
-    }
-    /// Reverts a volume to its latest snapshot (3.15).
-    async fn revert_to_snapshot(
-        &self,
-        _context: RequestContext,
-        _args: RevertToSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        Err(not_served("revert_to_snapshot"))
-    }
-    /// Changes a volume's type in place, or migrates it when allowed.
-    async fn retype(&self, _context: RequestContext, _args: RetypeArgs) -> Result<(), RemoteError> {
-        Err(not_served("retype"))
-    }
-    /// Migrates a volume to another backend (on the source backend).
-    async fn migrate_volume(
-        &self,
-        _context: RequestContext,
-        _args: MigrateVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        Err(not_served("migrate_volume"))
-    }
-    /// Completes (or, with `error`, abandons) a migration; returns the id
-    /// of the volume that is kept.
-    async fn migrate_volume_completion(
-        &self,
-        _context: RequestContext,
-        _args: MigrateVolumeCompletionArgs,
-    ) -> Result<VolumeId, RemoteError> {
-        Err(not_served("migrate_volume_completion"))
-    }
-    /// Gives a migrated volume its temporary volume's backing (on the
-    /// destination backend).
-    async fn update_migrated_volume(
-        &self,
-        _context: RequestContext,
-        _args: UpdateMigratedVolumeArgs,
-    ) -> Result<MigratedVolumeUpdate, RemoteError> {
-        Err(not_served("update_migrated_volume"))
-    }
-
-    /// Takes an existing backend object under management as a volume.
-    async fn manage_existing(
-        &self,
-        _context: RequestContext,
-        _args: ManageExistingArgs,
-    ) -> Result<(), RemoteError> {
-        Err(not_served("manage_existing"))
-    }
-    /// Takes an existing backend object under management as a snapshot.
-    async fn manage_existing_snapshot(
-        &self,
-        _context: RequestContext,
-        _args: ManageExistingSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        Err(not_served("manage_existing_snapshot"))
-    }
-    /// Removes a volume from management; its data stays on the backend.
-    async fn unmanage_volume(
-        &self,
-        _context: RequestContext,
-        _args: UnmanageVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        Err(not_served("unmanage_volume"))
-    }
-    /// Removes a snapshot from management; its data stays on the backend.
-    async fn unmanage_snapshot(
-        &self,
-        _context: RequestContext,
-        _args: UnmanageSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        Err(not_served("unmanage_snapshot"))
-    }
-    /// The backend objects that could be managed as volumes (Cinder's
-    /// manageable-volume dicts, unsorted).
-    async fn get_manageable_volumes(
-        &self,
-        _context: RequestContext,
-    ) -> Result<Vec<Value>, RemoteError> {
-        Err(not_served("get_manageable_volumes"))
-    }
-    /// The backend objects that could be managed as snapshots.
-    async fn get_manageable_snapshots(
-        &self,
-        _context: RequestContext,
-    ) -> Result<Vec<Value>, RemoteError> {
-        Err(not_served("get_manageable_snapshots"))
-    }
-}
-
-const METHODS: &[&str] = &[
-    "create_volume",
-    "delete_volume",
-    "create_snapshot",
-    "delete_snapshot",
-    "extend_volume",
-    "get_capabilities",
-    "publish_service_capabilities",
-    "attachment_update",
-    "attachment_delete",
-    "initialize_connection",
-    "terminate_connection",
-    "detach_volume",
-    "remove_export",
-    "create_group",
-    "delete_group",
-    "create_group_snapshot",
-    "delete_group_snapshot",
-    "revert_to_snapshot",
-    "retype",
-    "migrate_volume",
-    "migrate_volume_completion",
-    "update_migrated_volume",
-    "manage_existing",
-    "manage_existing_snapshot",
-    "unmanage_volume",
-    "unmanage_snapshot",
-    "get_manageable_volumes",
-    "get_manageable_snapshots",
-];
-
-/// Dispatches volume RPC messages to a [`VolumeManagerApi`].
-pub struct VolumeEndpoint {
-    api: Arc<dyn VolumeManagerApi>,
-    endpoint: Endpoint,
-}
-
-impl std::fmt::Debug for VolumeEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VolumeEndpoint")
-            .field("endpoint", &self.endpoint)
-            .finish()
-    }
-}
-
-impl VolumeEndpoint {
-    /// Serves `api` at [`CURRENT_VERSION`].
-    pub fn new(api: Arc<dyn VolumeManagerApi>) -> Self {
-        Self::with_version(api, CURRENT_VERSION)
-    }
-
-    /// Serves `api` at another version (rolling-upgrade tests).
-    pub fn with_version(api: Arc<dyn VolumeManagerApi>, version: Version) -> Self {
-        Self {
-            api,
-            endpoint: Endpoint::new(version, METHODS),
+crate::api::rpc_api! {
+    module: volume,
+    service: "volume service",
+    topic: TOPIC,
+    version: CURRENT_VERSION,
+    route: host,
+    /// What the volume manager serves. Casts return `()`; calls return
+    /// data. Every method has a default answering `NotImplemented`; the
+    /// volume manager implements all of them through
+    /// [`serve_volume_api!`](crate::serve_volume_api).
+    handler: VolumeManagerApi,
+    /// Dispatches volume RPC messages to a [`VolumeManagerApi`].
+    endpoint: VolumeEndpoint,
+    /// The client (Cinder's `VolumeAPI` in `volume/rpcapi.py`).
+    client: VolumeRpcClient,
+    /// Implements [`VolumeManagerApi`](crate::volume::VolumeManagerApi)
+    /// for a type by forwarding every method to the type's inherent
+    /// method of the same name, which takes the context by reference:
+    /// `serve_volume_api!(VolumeManager, hold = begin_serialized)`; `hold`
+    /// names the inherent method that serializes the messages declared
+    /// `serialized_by`.
+    serve: serve_volume_api,
+    methods: {
+        /// Creates a volume on the backend it was placed on (blank, from a
+        /// snapshot, or a clone).
+        cast create_volume(args: CreateVolumeArgs) { since: 3.0, serialized_by: args.volume_id }
+        /// Deletes a volume (and its snapshots when cascading).
+        cast delete_volume(args: DeleteVolumeArgs) { since: 3.0, serialized_by: args.volume_id }
+        /// Takes a snapshot.
+        cast create_snapshot(args: CreateSnapshotArgs) {
+            since: 3.0,
+            serialized_by: args.snapshot_id,
         }
-    }
-}
-
-fn unit(result: Result<(), RemoteError>) -> Result<Value, RemoteError> {
-    result.map(|()| Value::Null)
-}
-
-#[async_trait::async_trait]
-impl RpcHandler for VolumeEndpoint {
-    async fn handle(&self, message: RpcMessage) -> Result<Value, RemoteError> {
-        self.endpoint.check(&message)?;
-        let ctx = message.context.clone();
-        match message.method.as_str() {
-            "create_volume" => unit(self.api.create_volume(ctx, decode_args(&message)?).await),
-            "delete_volume" => unit(self.api.delete_volume(ctx, decode_args(&message)?).await),
-            "create_snapshot" => unit(self.api.create_snapshot(ctx, decode_args(&message)?).await),
-            "delete_snapshot" => unit(self.api.delete_snapshot(ctx, decode_args(&message)?).await),
-            "extend_volume" => unit(self.api.extend_volume(ctx, decode_args(&message)?).await),
-            "get_capabilities" => self.api.get_capabilities(ctx, decode_args(&message)?).await,
-            "publish_service_capabilities" => {
-                unit(self.api.publish_service_capabilities(ctx).await)
-            }
-            "attachment_update" => self
-                .api
-                .attachment_update(ctx, decode_args(&message)?)
-                .await
-                .map(Value::Object),
-            "attachment_delete" => unit(
-                self.api
-                    .attachment_delete(ctx, decode_args(&message)?)
-                    .await,
-            ),
-            "initialize_connection" => self
-                .api
-                .initialize_connection(ctx, decode_args(&message)?)
-                .await
-                .map(|info| info.to_nested_json()),
-            "terminate_connection" => unit(
-                self.api
-                    .terminate_connection(ctx, decode_args(&message)?)
-                    .await,
-            ),
-            "detach_volume" => unit(self.api.detach_volume(ctx, decode_args(&message)?).await),
-            "remove_export" => unit(self.api.remove_export(ctx, decode_args(&message)?).await),
-            "create_group" => unit(self.api.create_group(ctx, decode_args(&message)?).await),
-            "delete_group" => unit(self.api.delete_group(ctx, decode_args(&message)?).await),
-            "create_group_snapshot" => unit(
-                self.api
-                    .create_group_snapshot(ctx, decode_args(&message)?)
-                    .await,
-            ),
-            "delete_group_snapshot" => unit(
-                self.api
-                    .delete_group_snapshot(ctx, decode_args(&message)?)
-                    .await,
-            ),
-            "revert_to_snapshot" => unit(
-                self.api
-                    .revert_to_snapshot(ctx, decode_args(&message)?)
-                    .await,
-            ),
-            "retype" => unit(self.api.retype(ctx, decode_args(&message)?).await),
-            "migrate_volume" => unit(self.api.migrate_volume(ctx, decode_args(&message)?).await),
-            "migrate_volume_completion" => self
-                .api
-                .migrate_volume_completion(ctx, decode_args(&message)?)
-                .await
-                .map(|id| Value::String(id.to_string())),
-            "update_migrated_volume" => self
-                .api
-                .update_migrated_volume(ctx, decode_args(&message)?)
-                .await
-                .and_then(|u| {
-                    serde_json::to_value(u)
-                        .map_err(|e| RemoteError::new(ErrorKind::Internal, e.to_string()))
-                }),
-            "manage_existing" => unit(self.api.manage_existing(ctx, decode_args(&message)?).await),
-            "manage_existing_snapshot" => unit(
-                self.api
-                    .manage_existing_snapshot(ctx, decode_args(&message)?)
-                    .await,
-            ),
-            "unmanage_volume" => unit(self.api.unmanage_volume(ctx, decode_args(&message)?).await),
-            "unmanage_snapshot" => unit(
-                self.api
-                    .unmanage_snapshot(ctx, decode_args(&message)?)
-                    .await,
-            ),
-            "get_manageable_volumes" => {
-                self.api.get_manageable_volumes(ctx).await.map(Value::Array)
-            }
-            "get_manageable_snapshots" => self
-                .api
-                .get_manageable_snapshots(ctx)
-                .await
-                .map(Value::Array),
-            other => Err(DispatchError::NoSuchMethod {
-                method: other.to_owned(),
-            }
-            .into()),
+        /// Deletes a snapshot.
+        cast delete_snapshot(args: DeleteSnapshotArgs) {
+            since: 3.0,
+            serialized_by: args.snapshot_id,
         }
-    }
-}
-
-/// The client (Cinder's `VolumeAPI` in `volume/rpcapi.py`).
-#[derive(Clone, Debug)]
-pub struct VolumeRpcClient {
-    transport: TransportHandle,
-    timeout: Duration,
-    version_cap: Arc<std::sync::RwLock<Version>>,
-}
-
-impl VolumeRpcClient {
-    /// A client with `rpc_response_timeout`.
-    pub fn new(transport: TransportHandle, timeout: Duration) -> Self {
-        Self {
-            transport,
-            timeout,
-            version_cap: Arc::new(std::sync::RwLock::new(CURRENT_VERSION)),
+        /// Grows a volume.
+        cast extend_volume(args: ExtendVolumeArgs) { since: 3.0, serialized_by: args.volume_id }
+        /// The backend's capabilities (`GET /capabilities/{host}`).
+        call get_capabilities(args: GetCapabilitiesArgs) -> Value { since: 3.0 }
+        /// Reports capabilities to the schedulers now (a starting scheduler
+        /// asks every volume service).
+        fanout publish_service_capabilities() { since: 3.0 }
+        /// Exports the volume to the connector and connects the attachment;
+        /// returns the flattened connection info.
+        call attachment_update(args: AttachmentUpdateArgs) -> serde_json::Map<String, Value> {
+            since: 3.9,
         }
-    }
-
-    /// Caps the versions sent (the lowest version any volume service
-    /// reported), as Cinder pins `LAST_RPC_VERSIONS`.
-    pub fn set_version_cap(&self, cap: Version) {
-        if let Ok(mut c) = self.version_cap.write() {
-            *c = cap.min(CURRENT_VERSION);
+        /// Disconnects and removes an attachment.
+        call attachment_delete(args: AttachmentDeleteArgs) { since: 3.9 }
+        /// The legacy export; returns the nested connection info.
+        call initialize_connection(args: InitializeConnectionArgs) -> ConnectionInfo { since: 3.0 }
+        /// Ends one host's connection.
+        call terminate_connection(args: TerminateConnectionArgs) { since: 3.0 }
+        /// The legacy detach.
+        call detach_volume(args: DetachVolumeArgs) { since: 3.0 }
+        /// Removes a volume's export when nothing needs it any more.
+        cast remove_export(args: RemoveExportArgs) { since: 3.0 }
+        /// Accepts a generic group placed on this backend.
+        cast create_group(args: CreateGroupArgs) { since: 3.0, serialized_by: args.group_id }
+        /// Deletes a group's volumes, then the group.
+        cast delete_group(args: DeleteGroupArgs) { since: 3.0, serialized_by: args.group_id }
+        /// Takes a snapshot of every volume of a group.
+        cast create_group_snapshot(args: CreateGroupSnapshotArgs) {
+            since: 3.0,
+            serialized_by: args.group_snapshot_id,
         }
-    }
-
-    /// The current cap.
-    pub fn version_cap(&self) -> Version {
-        self.version_cap
-            .read()
-            .map(|c| *c)
-            .unwrap_or(CURRENT_VERSION)
-    }
-
-    /// Whether a message of `version` may be sent under the cap.
-    pub fn can_send_version(&self, version: Version) -> bool {
-        self.version_cap().can_serve(version)
-    }
-
-    fn message(
-        &self,
-        context: &RequestContext,
-        method: &str,
-        version: Version,
-        args: Value,
-    ) -> Result<RpcMessage, RpcError> {
-        if !self.can_send_version(version) {
-            return Err(RpcError::Transport(format!(
-                "cannot send {method} at version {version}: the volume services are pinned to {}",
-                self.version_cap()
-            )));
+        /// Deletes a group snapshot's member snapshots, then the group
+        /// snapshot.
+        cast delete_group_snapshot(args: DeleteGroupSnapshotArgs) {
+            since: 3.0,
+            serialized_by: args.group_snapshot_id,
         }
-        Ok(RpcMessage {
-            method: method.to_owned(),
-            version,
-            args,
-            context: context.clone(),
-        })
-    }
-
-    /// The queue of a backend, from a `host@backend[#pool]` string.
-    pub fn target_for(host: &str) -> Target {
-        let service_host = host
-            .parse::<Host>()
-            .map(|h| h.service_host())
-            .unwrap_or_else(|_| host.to_owned());
-        Target::server(TOPIC, &service_host)
-    }
-
-    async fn cast(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        method: &str,
-        version: Version,
-        args: Value,
-    ) -> Result<(), RpcError> {
-        let message = self.message(context, method, version, args)?;
-        self.transport.cast(&Self::target_for(host), message).await
-    }
-
-    fn to_value<T: Serialize>(args: &T) -> Result<Value, RpcError> {
-        serde_json::to_value(args).map_err(|e| RpcError::Payload(e.to_string()))
-    }
-
-    /// Casts `create_volume` to the backend the volume was placed on.
-    ///
-    /// # Errors
-    /// No consumer for that backend, transport failures.
-    pub async fn create_volume(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &CreateVolumeArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "create_volume",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `delete_volume`.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn delete_volume(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &DeleteVolumeArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "delete_volume",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `create_snapshot`.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn create_snapshot(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &CreateSnapshotArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "create_snapshot",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `delete_snapshot`.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn delete_snapshot(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &DeleteSnapshotArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "delete_snapshot",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `extend_volume`.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn extend_volume(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &ExtendVolumeArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "extend_volume",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Calls `get_capabilities` on one backend.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure.
-    pub async fn get_capabilities(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        discover: bool,
-    ) -> Result<Value, RpcError> {
-        let message = self.message(
-            context,
-            "get_capabilities",
-            Version::new(3, 0),
-            Self::to_value(&GetCapabilitiesArgs { discover })?,
-        )?;
-        self.transport
-            .call(&Self::target_for(host), message, self.timeout)
-            .await
-    }
-
-    /// Casts `revert_to_snapshot` to the volume's backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn revert_to_snapshot(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &RevertToSnapshotArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "revert_to_snapshot",
-            Version::new(3, 15),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `retype` to the backend the volume lives on (`host`, its
-    /// current `host@backend#pool`; the target is in the arguments).
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn retype(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &RetypeArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "retype",
-            Version::new(3, 5),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `migrate_volume` to the volume's current backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn migrate_volume(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &MigrateVolumeArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "migrate_volume",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Calls `migrate_volume_completion` on the source volume's backend;
-    /// returns the id of the volume kept.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure, a malformed reply.
-    pub async fn migrate_volume_completion(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &MigrateVolumeCompletionArgs,
-    ) -> Result<VolumeId, RpcError> {
-        self.call_decoded(
-            context,
-            host,
-            "migrate_volume_completion",
-            Version::new(3, 0),
-            args,
-        )
-        .await
-    }
-
-    /// Calls `update_migrated_volume` on the destination backend.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure, a malformed reply.
-    pub async fn update_migrated_volume(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &UpdateMigratedVolumeArgs,
-    ) -> Result<MigratedVolumeUpdate, RpcError> {
-        self.call_decoded(
-            context,
-            host,
-            "update_migrated_volume",
-            Version::new(3, 0),
-            args,
-        )
-        .await
-    }
-
-    /// Asks every volume service to report capabilities now (fanout).
-    ///
-    /// # Errors
-    /// Transport failures.
-    pub async fn publish_service_capabilities(
-        &self,
-        context: &RequestContext,
-    ) -> Result<(), RpcError> {
-        let message = self.message(
-            context,
-            "publish_service_capabilities",
-            Version::new(3, 0),
-            Value::Object(Default::default()),
-        )?;
-        self.transport.fanout_cast(TOPIC, message).await
-    }
-
-    async fn call(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        method: &str,
-        version: Version,
-        args: Value,
-    ) -> Result<Value, RpcError> {
-        let message = self.message(context, method, version, args)?;
-        self.transport
-            .call(&Self::target_for(host), message, self.timeout)
-            .await
-    }
-
-    /// A call with typed arguments whose reply is decoded, naming the
-    /// method when the reply does not decode.
-    async fn call_decoded<A: Serialize, T: serde::de::DeserializeOwned>(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        method: &str,
-        version: Version,
-        args: &A,
-    ) -> Result<T, RpcError> {
-        let reply = self
-            .call(context, host, method, version, Self::to_value(args)?)
-            .await?;
-        serde_json::from_value(reply)
-            .map_err(|e| RpcError::Payload(format!("reply to {method}: {e}")))
-    }
-
-    /// Calls `attachment_update` on the volume's backend; returns the
-    /// flattened connection info.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure, a malformed reply.
-    pub async fn attachment_update(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &AttachmentUpdateArgs,
-    ) -> Result<serde_json::Map<String, Value>, RpcError> {
-        self.call_decoded(context, host, "attachment_update", Version::new(3, 9), args)
-            .await
-    }
-
-    /// Calls `attachment_delete` on the volume's backend.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure.
-    pub async fn attachment_delete(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &AttachmentDeleteArgs,
-    ) -> Result<(), RpcError> {
-        self.call(
-            context,
-            host,
-            "attachment_delete",
-            Version::new(3, 9),
-            Self::to_value(args)?,
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Calls `initialize_connection` on the volume's backend; returns the
-    /// nested connection info.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure, a malformed reply.
-    pub async fn initialize_connection(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &InitializeConnectionArgs,
-    ) -> Result<ConnectionInfo, RpcError> {
-        self.call_decoded(
-            context,
-            host,
-            "initialize_connection",
-            Version::new(3, 0),
-            args,
-        )
-        .await
-    }
-
-    /// Calls `terminate_connection` on the volume's backend.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure.
-    pub async fn terminate_connection(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &TerminateConnectionArgs,
-    ) -> Result<(), RpcError> {
-        self.call(
-            context,
-            host,
-            "terminate_connection",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Calls `detach_volume` on the volume's backend.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure.
-    pub async fn detach_volume(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &DetachVolumeArgs,
-    ) -> Result<(), RpcError> {
-        self.call(
-            context,
-            host,
-            "detach_volume",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Casts `remove_export` to the volume's backend.
-    ///
-    /// # Errors
-    /// No consumer for that backend, transport failures.
-    pub async fn remove_export(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &RemoveExportArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "remove_export",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `create_group` to the backend the group was placed on.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn create_group(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &CreateGroupArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "create_group",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `delete_group` to the group's backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn delete_group(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &DeleteGroupArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "delete_group",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `create_group_snapshot` to the group's backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn create_group_snapshot(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &CreateGroupSnapshotArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "create_group_snapshot",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `delete_group_snapshot` to the group's backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn delete_group_snapshot(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &DeleteGroupSnapshotArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "delete_group_snapshot",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `manage_existing` to the backend named in the request.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn manage_existing(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &ManageExistingArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "manage_existing",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `manage_existing_snapshot` to the volume's backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn manage_existing_snapshot(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &ManageExistingSnapshotArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "manage_existing_snapshot",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `unmanage_volume` to the volume's backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn unmanage_volume(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &UnmanageVolumeArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "unmanage_volume",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Casts `unmanage_snapshot` to the snapshot's backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::create_volume`].
-    pub async fn unmanage_snapshot(
-        &self,
-        context: &RequestContext,
-        host: &str,
-        args: &UnmanageSnapshotArgs,
-    ) -> Result<(), RpcError> {
-        self.cast(
-            context,
-            host,
-            "unmanage_snapshot",
-            Version::new(3, 0),
-            Self::to_value(args)?,
-        )
-        .await
-    }
-
-    /// Calls `get_manageable_volumes` on one backend.
-    ///
-    /// # Errors
-    /// No consumer, timeout, remote failure, a malformed reply.
-    pub async fn get_manageable_volumes(
-        &self,
-        context: &RequestContext,
-        host: &str,
-    ) -> Result<Vec<Value>, RpcError> {
-        self.call_decoded(
-            context,
-            host,
-            "get_manageable_volumes",
-            Version::new(3, 0),
-            &serde_json::Map::new(),
-        )
-        .await
-    }
-
-    /// Calls `get_manageable_snapshots` on one backend.
-    ///
-    /// # Errors
-    /// As [`VolumeRpcClient::get_manageable_volumes`].
-    pub async fn get_manageable_snapshots(
-        &self,
-        context: &RequestContext,
-        host: &str,
-    ) -> Result<Vec<Value>, RpcError> {
-        self.call_decoded(
-            context,
-            host,
-            "get_manageable_snapshots",
-            Version::new(3, 0),
-            &serde_json::Map::new(),
-        )
-        .await
+        /// Reverts a volume to its latest snapshot.
+        cast revert_to_snapshot(args: RevertToSnapshotArgs) {
+            since: 3.15,
+            serialized_by: args.volume_id,
+        }
+        /// Changes a volume's type in place, or migrates it when allowed;
+        /// sent to the backend the volume lives on (the target is in the
+        /// arguments).
+        cast retype(args: RetypeArgs) { since: 3.5, serialized_by: args.volume_id }
+        /// Migrates a volume to another backend (sent to the source
+        /// backend).
+        cast migrate_volume(args: MigrateVolumeArgs) { since: 3.0, serialized_by: args.volume_id }
+        /// Completes (or, with `error`, abandons) a migration on the source
+        /// volume's backend; returns the id of the volume that is kept.
+        call migrate_volume_completion(args: MigrateVolumeCompletionArgs) -> VolumeId { since: 3.0 }
+        /// Gives a migrated volume its temporary volume's backing (on the
+        /// destination backend).
+        call update_migrated_volume(args: UpdateMigratedVolumeArgs) -> MigratedVolumeUpdate {
+            since: 3.0,
+        }
+        /// Takes an existing backend object under management as a volume.
+        cast manage_existing(args: ManageExistingArgs) { since: 3.0, serialized_by: args.volume_id }
+        /// Takes an existing backend object under management as a snapshot.
+        cast manage_existing_snapshot(args: ManageExistingSnapshotArgs) {
+            since: 3.0,
+            serialized_by: args.snapshot_id,
+        }
+        /// Removes a volume from management; its data stays on the backend.
+        cast unmanage_volume(args: UnmanageVolumeArgs) { since: 3.0, serialized_by: args.volume_id }
+        /// Removes a snapshot from management; its data stays on the
+        /// backend.
+        cast unmanage_snapshot(args: UnmanageSnapshotArgs) {
+            since: 3.0,
+            serialized_by: args.snapshot_id,
+        }
+        /// The backend objects that could be managed as volumes (Cinder's
+        /// manageable-volume dicts, unsorted).
+        call get_manageable_volumes() -> Vec<Value> { since: 3.0 }
+        /// The backend objects that could be managed as snapshots.
+        call get_manageable_snapshots() -> Vec<Value> { since: 3.0 }
     }
 }

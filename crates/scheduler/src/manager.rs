@@ -10,9 +10,7 @@ use clinker_db::{ClaimOutcome, DbError, DbHandle};
 use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{
-    GetPoolsArgs, ScheduleCreateGroupArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs,
-    ScheduleMigrateVolumeArgs, ScheduleRetypeArgs, SchedulerManagerApi,
-    UpdateServiceCapabilitiesArgs,
+    GetPoolsArgs, ScheduleCreateVolumeArgs, ScheduleExtendVolumeArgs, UpdateServiceCapabilitiesArgs,
 };
 use clinker_rpc::volume::{CreateVolumeArgs, ExtendVolumeArgs, VolumeRpcClient};
 use clinker_types::message_field::{self as mf, Action, Detail};
@@ -379,7 +377,7 @@ impl SchedulerManager {
                         request_spec: spec,
                         filter_properties: FilterProperties::default(),
                     };
-                    SchedulerManagerApi::create_volume(self, context, args).await
+                    self.create_volume(&context, args).await
                 }
                 Err(e) => Err(e),
             };
@@ -397,23 +395,27 @@ impl SchedulerManager {
     }
 }
 
-#[async_trait::async_trait]
-impl SchedulerManagerApi for SchedulerManager {
-    async fn create_volume(
+clinker_rpc::serve_scheduler_api!(SchedulerManager);
+
+/// The handlers of the scheduler RPC API (its declaration in
+/// `clinker_rpc::scheduler` has their docs); `create_group`, `retype` and
+/// `migrate_volume` are in `groups.rs`, `retype.rs` and `migrate.rs`.
+impl SchedulerManager {
+    pub(crate) async fn create_volume(
         &self,
-        context: RequestContext,
+        context: &RequestContext,
         args: ScheduleCreateVolumeArgs,
     ) -> Result<(), RemoteError> {
         self.wait_until_ready().await;
         let spec = &args.request_spec;
-        match self.place_volume(&context, &args).await {
+        match self.place_volume(context, &args).await {
             Ok(Placement::Done | Placement::NotWaiting) => Ok(()),
             Ok(Placement::NoValidBackend(reason)) => {
                 tracing::warn!(volume_id = %spec.volume_id, %reason, "no valid backend");
                 match self.db.fail_volume_create(spec.volume_id).await {
                     Ok(_) => {
                         self.record_message(
-                            &context,
+                            context,
                             &spec.project_id,
                             spec.volume_id,
                             mf::SCHEDULE_ALLOCATE_VOLUME,
@@ -437,9 +439,9 @@ impl SchedulerManagerApi for SchedulerManager {
         }
     }
 
-    async fn extend_volume(
+    pub(crate) async fn extend_volume(
         &self,
-        context: RequestContext,
+        context: &RequestContext,
         args: ScheduleExtendVolumeArgs,
     ) -> Result<(), RemoteError> {
         self.wait_until_ready().await;
@@ -482,7 +484,7 @@ impl SchedulerManagerApi for SchedulerManager {
                 volume_id: args.volume_id,
                 new_size: args.new_size,
             };
-            match self.volume_rpc.extend_volume(&context, &pool, &cast).await {
+            match self.volume_rpc.extend_volume(context, &pool, &cast).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(volume_id = %args.volume_id, error = %e, "cast of extend failed");
@@ -500,7 +502,7 @@ impl SchedulerManagerApi for SchedulerManager {
             .await
             .map_err(Self::db_error)?;
         self.record_message(
-            &context,
+            context,
             &volume.project_id,
             args.volume_id,
             mf::EXTEND_VOLUME,
@@ -510,9 +512,9 @@ impl SchedulerManagerApi for SchedulerManager {
         Ok(())
     }
 
-    async fn update_service_capabilities(
+    pub(crate) async fn update_service_capabilities(
         &self,
-        _context: RequestContext,
+        _context: &RequestContext,
         args: UpdateServiceCapabilitiesArgs,
     ) -> Result<(), RemoteError> {
         let Value::Object(capabilities) = args.capabilities else {
@@ -526,17 +528,9 @@ impl SchedulerManagerApi for SchedulerManager {
         Ok(())
     }
 
-    async fn create_group(
+    pub(crate) async fn get_pools(
         &self,
-        context: RequestContext,
-        args: ScheduleCreateGroupArgs,
-    ) -> Result<(), RemoteError> {
-        self.schedule_group(&context, args.group_id).await
-    }
-
-    async fn get_pools(
-        &self,
-        _context: RequestContext,
+        _context: &RequestContext,
         args: GetPoolsArgs,
     ) -> Result<Value, RemoteError> {
         let pools = self.current_pools().await?;
@@ -578,22 +572,6 @@ impl SchedulerManagerApi for SchedulerManager {
             })
             .collect();
         Ok(Value::Array(listed))
-    }
-
-    async fn retype(
-        &self,
-        context: RequestContext,
-        args: ScheduleRetypeArgs,
-    ) -> Result<(), RemoteError> {
-        self.retype_now(&context, &args).await
-    }
-
-    async fn migrate_volume(
-        &self,
-        context: RequestContext,
-        args: ScheduleMigrateVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        self.migrate_volume_now(&context, &args).await
     }
 }
 

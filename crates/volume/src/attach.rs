@@ -312,7 +312,7 @@ impl VolumeManager {
     /// flattened connection info. A refused connector changes nothing; a
     /// backend failure leaves the attachment `error_attaching` (the volume
     /// stays reserved, as in Cinder) with a user message.
-    pub(crate) async fn attachment_update_now(
+    pub(crate) async fn attachment_update(
         &self,
         context: &RequestContext,
         args: AttachmentUpdateArgs,
@@ -428,8 +428,9 @@ impl VolumeManager {
     /// settles the volume. A failed terminate keeps the attachment (Cinder
     /// raises); a failed export removal does not (Cinder ignores it, and the
     /// start-up reconcile removes stale exports).
-    pub(crate) async fn attachment_delete_now(
+    pub(crate) async fn attachment_delete(
         &self,
+        _context: &RequestContext,
         args: AttachmentDeleteArgs,
     ) -> Result<(), RemoteError> {
         let _active = self.enter_for_call()?;
@@ -491,7 +492,7 @@ impl VolumeManager {
 
     /// The legacy `initialize_connection`: exports the volume and returns
     /// the nested connection info; attachment rows are not touched.
-    pub(crate) async fn initialize_connection_now(
+    pub(crate) async fn initialize_connection(
         &self,
         context: &RequestContext,
         args: InitializeConnectionArgs,
@@ -535,8 +536,9 @@ impl VolumeManager {
 
     /// The legacy `terminate_connection`: ends one host's connection (the
     /// export stays; `detach_volume` or `remove_export` removes it).
-    pub(crate) async fn terminate_connection_now(
+    pub(crate) async fn terminate_connection(
         &self,
+        _context: &RequestContext,
         args: TerminateConnectionArgs,
     ) -> Result<(), RemoteError> {
         let _active = self.enter_for_call()?;
@@ -557,8 +559,9 @@ impl VolumeManager {
     /// `RemoveExportException` does), then removes the attachment and
     /// settles the volume. No attachment, or one that is already gone, only
     /// settles the volume.
-    pub(crate) async fn detach_volume_now(
+    pub(crate) async fn detach_volume(
         &self,
+        _context: &RequestContext,
         args: DetachVolumeArgs,
     ) -> Result<(), RemoteError> {
         let _active = self.enter_for_call()?;
@@ -613,8 +616,9 @@ impl VolumeManager {
 
     /// `remove_export` (cast): removes the export unless an attachment or an
     /// attach under way still needs it.
-    pub(crate) async fn remove_export_now(
+    pub(crate) async fn remove_export(
         &self,
+        _context: &RequestContext,
         args: RemoveExportArgs,
     ) -> Result<(), RemoteError> {
         let _active = self.enter_for_call()?;

@@ -5,8 +5,8 @@
 //!
 //! A group has no backend object: accepting one only needs a working
 //! driver. Its volumes and snapshots go through the very same paths as
-//! single ones ([`VolumeManager::delete_volume_now`],
-//! [`VolumeManager::create_snapshot_now`], …), so quota, capacity claims
+//! single ones (`VolumeManager::delete_volume`,
+//! `VolumeManager::create_snapshot`, …), so quota, capacity claims
 //! and files stay consistent; the group's own row is finished by one more
 //! transaction once its members are done. Every group operation is covered
 //! by one journal row (`Group` / `GroupSnapshot`) that recovery settles.
@@ -14,6 +14,10 @@
 use clinker_db::{DbError, FilterValue, GroupDeleteEnd, SnapshotColumn, SnapshotQuery};
 use clinker_db::{VolumeColumn, VolumeQuery};
 use clinker_rpc::RequestContext;
+use clinker_rpc::volume::{
+    CreateGroupArgs, CreateGroupSnapshotArgs, CreateSnapshotArgs, DeleteGroupArgs,
+    DeleteGroupSnapshotArgs, DeleteSnapshotArgs, DeleteVolumeArgs,
+};
 use clinker_types::group::{Group, GroupSnapshot};
 use clinker_types::group_status::{GroupSnapshotStatus, GroupStatus};
 use clinker_types::model::JournalEntry;
@@ -53,11 +57,12 @@ fn group_snapshot_payload(group_snapshot: &GroupSnapshot) -> Value {
 impl VolumeManager {
     /// Accepts a group placed on this backend: `available` when the driver
     /// works, `error` otherwise (Cinder's `require_driver_initialized`).
-    pub(crate) async fn create_group_now(
+    pub(crate) async fn create_group(
         &self,
         _context: &RequestContext,
-        group_id: GroupId,
+        args: CreateGroupArgs,
     ) -> Result<(), RemoteError> {
+        let group_id = args.group_id;
         let group = match self.db.get_group(group_id).await {
             Ok(g) => g,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -132,11 +137,12 @@ impl VolumeManager {
 
     /// Deletes the group's `deleting` volumes through the volume delete
     /// path, then the group (or leaves it `error` when one could not go).
-    pub(crate) async fn delete_group_now(
+    pub(crate) async fn delete_group(
         &self,
         context: &RequestContext,
-        group_id: GroupId,
+        args: DeleteGroupArgs,
     ) -> Result<(), RemoteError> {
+        let group_id = args.group_id;
         let group = match self.db.get_group(group_id).await {
             Ok(g) => g,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -168,7 +174,11 @@ impl VolumeManager {
             let Some(_active) = self.begin(volume.id.to_string())? else {
                 continue;
             };
-            if let Err(e) = self.delete_volume_now(context, volume.id, false).await {
+            let args = DeleteVolumeArgs {
+                volume_id: volume.id,
+                cascade: false,
+            };
+            if let Err(e) = self.delete_volume(context, args).await {
                 tracing::warn!(group_id = %group_id, volume_id = %volume.id, error = %e,
                     "could not delete a volume of the group");
             }
@@ -218,11 +228,12 @@ impl VolumeManager {
 
     /// Takes every member snapshot through the snapshot create path, then
     /// finishes the group snapshot (`error` when one failed).
-    pub(crate) async fn create_group_snapshot_now(
+    pub(crate) async fn create_group_snapshot(
         &self,
         context: &RequestContext,
-        group_snapshot_id: GroupSnapshotId,
+        args: CreateGroupSnapshotArgs,
     ) -> Result<(), RemoteError> {
+        let group_snapshot_id = args.group_snapshot_id;
         let group_snapshot = match self.db.get_group_snapshot(group_snapshot_id).await {
             Ok(g) => g,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -241,7 +252,11 @@ impl VolumeManager {
             .group_snapshot_members(group_snapshot_id, SnapshotStatus::Creating)
             .await?
         {
-            self.create_snapshot_now(context, member.id).await?;
+            let args = CreateSnapshotArgs {
+                snapshot_id: member.id,
+                volume_id: member.volume_id,
+            };
+            self.create_snapshot(context, args).await?;
         }
         match self
             .db
@@ -271,11 +286,12 @@ impl VolumeManager {
 
     /// Deletes every member snapshot through the snapshot delete path, then
     /// the group snapshot (or leaves it `error`).
-    pub(crate) async fn delete_group_snapshot_now(
+    pub(crate) async fn delete_group_snapshot(
         &self,
         context: &RequestContext,
-        group_snapshot_id: GroupSnapshotId,
+        args: DeleteGroupSnapshotArgs,
     ) -> Result<(), RemoteError> {
+        let group_snapshot_id = args.group_snapshot_id;
         let group_snapshot = match self.db.get_group_snapshot(group_snapshot_id).await {
             Ok(g) => g,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -294,7 +310,10 @@ impl VolumeManager {
             .group_snapshot_members(group_snapshot_id, SnapshotStatus::Deleting)
             .await?
         {
-            if let Err(e) = self.delete_snapshot_now(context, member.id).await {
+            let args = DeleteSnapshotArgs {
+                snapshot_id: member.id,
+            };
+            if let Err(e) = self.delete_snapshot(context, args).await {
                 tracing::warn!(group_snapshot_id = %group_snapshot_id, snapshot_id = %member.id,
                     error = %e, "could not delete a member snapshot");
             }
@@ -346,11 +365,13 @@ impl VolumeManager {
         match group.status {
             GroupStatus::Creating => {
                 tracing::info!(group_id = %id, "settling an interrupted group create");
-                self.create_group_now(context, id).await
+                self.create_group(context, CreateGroupArgs { group_id: id })
+                    .await
             }
             GroupStatus::Deleting if self.health().up => {
                 tracing::info!(group_id = %id, "resuming an interrupted group delete");
-                self.delete_group_now(context, id).await
+                self.delete_group(context, DeleteGroupArgs { group_id: id })
+                    .await
             }
             _ => Ok(()),
         }
@@ -382,7 +403,10 @@ impl VolumeManager {
             }
             GroupSnapshotStatus::Deleting if self.health().up => {
                 tracing::info!(group_snapshot_id = %id, "resuming an interrupted group snapshot delete");
-                self.delete_group_snapshot_now(context, id).await
+                let args = DeleteGroupSnapshotArgs {
+                    group_snapshot_id: id,
+                };
+                self.delete_group_snapshot(context, args).await
             }
             _ => Ok(()),
         }

@@ -19,7 +19,9 @@ use clinker_db::{DbError, ProviderUpdate};
 use clinker_drivers::manage::already_managed;
 use clinker_drivers::{DriverError, ManageRef, ModelUpdate};
 use clinker_rpc::RequestContext;
-use clinker_rpc::volume::{ManageExistingArgs, ManageExistingSnapshotArgs};
+use clinker_rpc::volume::{
+    ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageSnapshotArgs, UnmanageVolumeArgs,
+};
 use clinker_types::model::{Snapshot, Volume};
 use clinker_types::{
     ErrorKind, Host, RemoteError, SnapshotId, SnapshotStatus, VolumeId, VolumeStatus,
@@ -163,10 +165,10 @@ impl VolumeManager {
     }
 
     /// Manages the object `args.reference` names as the `managing` volume.
-    pub(crate) async fn manage_existing_now(
+    pub(crate) async fn manage_existing(
         &self,
         _context: &RequestContext,
-        args: &ManageExistingArgs,
+        args: ManageExistingArgs,
     ) -> Result<(), RemoteError> {
         let volume = match self.db.get_volume(args.volume_id).await {
             Ok(v) => v,
@@ -236,10 +238,10 @@ impl VolumeManager {
 
     /// Manages the object `args.reference` names as the `creating`
     /// snapshot the API inserted.
-    pub(crate) async fn manage_existing_snapshot_now(
+    pub(crate) async fn manage_existing_snapshot(
         &self,
         context: &RequestContext,
-        args: &ManageExistingSnapshotArgs,
+        args: ManageExistingSnapshotArgs,
     ) -> Result<(), RemoteError> {
         let snapshot = match self.db.get_snapshot(args.snapshot_id).await {
             Ok(s) => s,
@@ -292,11 +294,12 @@ impl VolumeManager {
     /// Unmanages an `unmanaging` volume (also the resume path after a
     /// restart): the export goes, the driver lets go, and the row is
     /// removed with the object's name recorded.
-    pub(crate) async fn unmanage_volume_now(
+    pub(crate) async fn unmanage_volume(
         &self,
         _context: &RequestContext,
-        volume_id: VolumeId,
+        args: UnmanageVolumeArgs,
     ) -> Result<(), RemoteError> {
+        let volume_id = args.volume_id;
         let _lock = self.locks.lock(&format!("{volume_id}-delete_volume")).await;
         let volume = match self.db.get_volume(volume_id).await {
             Ok(v) => v,
@@ -345,11 +348,12 @@ impl VolumeManager {
     }
 
     /// Unmanages an `unmanaging` snapshot (also the resume path).
-    pub(crate) async fn unmanage_snapshot_now(
+    pub(crate) async fn unmanage_snapshot(
         &self,
         _context: &RequestContext,
-        snapshot_id: SnapshotId,
+        args: UnmanageSnapshotArgs,
     ) -> Result<(), RemoteError> {
+        let snapshot_id = args.snapshot_id;
         let _lock = self
             .locks
             .lock(&format!("{snapshot_id}-delete_snapshot"))
@@ -398,7 +402,10 @@ impl VolumeManager {
 
     /// The backend objects that could be managed as volumes, as Cinder's
     /// manageable-volume dicts.
-    pub(crate) async fn manageable_volumes(&self) -> Result<Vec<Value>, RemoteError> {
+    pub(crate) async fn get_manageable_volumes(
+        &self,
+        _context: &RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
         self.require_driver_for_listing()?;
         let managed: HashSet<String> = self
             .db
@@ -417,7 +424,10 @@ impl VolumeManager {
     }
 
     /// The backend objects that could be managed as snapshots.
-    pub(crate) async fn manageable_snapshots(&self) -> Result<Vec<Value>, RemoteError> {
+    pub(crate) async fn get_manageable_snapshots(
+        &self,
+        _context: &RequestContext,
+    ) -> Result<Vec<Value>, RemoteError> {
         self.require_driver_for_listing()?;
         let managed: HashSet<String> = self
             .db
@@ -474,9 +484,9 @@ mod tests {
 
     async fn manage(t: &TestManager, id: VolumeId, reference: Value) {
         t.manager
-            .manage_existing_now(
+            .manage_existing(
                 &ctx(),
-                &ManageExistingArgs {
+                ManageExistingArgs {
                     volume_id: id,
                     reference,
                 },
@@ -505,7 +515,8 @@ mod tests {
         let old_path = t._dir.path().join(format!("volume-{old}"));
         std::fs::write(&old_path, b"precious").unwrap();
         t.db.begin_volume_unmanage(old).await.unwrap();
-        t.manager.unmanage_volume_now(&ctx(), old).await.unwrap();
+        let args = UnmanageVolumeArgs { volume_id: old };
+        t.manager.unmanage_volume(&ctx(), args).await.unwrap();
         assert!(!t.db.volume_exists(old).await.unwrap());
         assert!(old_path.exists());
 
@@ -599,7 +610,8 @@ mod tests {
         let old_path = t._dir.path().join(format!("snapshot-{old}"));
         std::fs::write(&old_path, b"snapdata").unwrap();
         t.db.begin_snapshot_unmanage(old).await.unwrap();
-        t.manager.unmanage_snapshot_now(&ctx(), old).await.unwrap();
+        let args = UnmanageSnapshotArgs { snapshot_id: old };
+        t.manager.unmanage_snapshot(&ctx(), args).await.unwrap();
         assert!(t.db.get_snapshot(old).await.is_err());
         t.manager.init_host().await;
         assert!(old_path.exists(), "the sweep removed an unmanaged snapshot");
@@ -619,9 +631,9 @@ mod tests {
             .await
             .unwrap();
         t.manager
-            .manage_existing_snapshot_now(
+            .manage_existing_snapshot(
                 &ctx(),
-                &ManageExistingSnapshotArgs {
+                ManageExistingSnapshotArgs {
                     snapshot_id: new.id,
                     reference: json!({"source-name": format!("snapshot-{old}")}),
                 },
@@ -635,7 +647,7 @@ mod tests {
         assert_quota_is_recount(&t).await;
 
         // The manageable list shows the managed snapshot as managed.
-        let listed = t.manager.manageable_snapshots().await.unwrap();
+        let listed = t.manager.get_manageable_snapshots(&ctx()).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0]["cinder_id"], json!(new.id.to_string()));
         assert_eq!(listed[0]["safe_to_manage"], json!(false));

@@ -1,9 +1,11 @@
 //! The volume manager (Cinder's `volume/manager.py`): one per backend.
 //!
 //! Every operation follows the same shape: enter the [`Gate`] (shutdown
-//! waits for it), mark the resource in flight (a redelivered message is a
-//! no-op), re-read the row and check its status is still the one the API
-//! set (the status is the lock), call the driver, then finish or fail
+//! waits for it) and mark the resource in flight (the endpoint does both
+//! through `VolumeManager::begin_serialized` for the methods the API
+//! declares `serialized_by`), re-read the row and check its status is
+//! still the one the API set (the status is the lock; a redelivered
+//! message finds it moved on), call the driver, then finish or fail
 //! through one database transaction that also removes the journal row.
 
 use std::collections::HashSet;
@@ -16,24 +18,14 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{ScheduleCreateVolumeArgs, SchedulerRpcClient};
 use clinker_rpc::volume::{
-    AttachmentDeleteArgs, AttachmentUpdateArgs, CreateGroupArgs, CreateGroupSnapshotArgs,
-    CreateSnapshotArgs, CreateVolumeArgs, DeleteGroupArgs, DeleteGroupSnapshotArgs,
-    DeleteSnapshotArgs, DeleteVolumeArgs, DetachVolumeArgs, ExtendVolumeArgs, GetCapabilitiesArgs,
-    InitializeConnectionArgs, MigrateVolumeArgs, MigrateVolumeCompletionArgs, MigratedVolumeUpdate,
-    RemoveExportArgs, RetypeArgs, RevertToSnapshotArgs, TerminateConnectionArgs,
-    UpdateMigratedVolumeArgs, VolumeManagerApi, VolumeRpcClient,
-};
-use clinker_rpc::volume::{
-    ManageExistingArgs, ManageExistingSnapshotArgs, UnmanageSnapshotArgs, UnmanageVolumeArgs,
+    CreateSnapshotArgs, CreateVolumeArgs, DeleteSnapshotArgs, DeleteVolumeArgs, ExtendVolumeArgs,
+    VolumeRpcClient,
 };
 use clinker_runtime::{Gate, GateGuard};
-use clinker_types::connection::ConnectionInfo;
 use clinker_types::message_field::{self as mf, Action, Detail};
 use clinker_types::model::{Snapshot, Volume};
 use clinker_types::request_spec::FilterProperties;
-use clinker_types::{
-    Clock, ErrorKind, RemoteError, SnapshotId, SnapshotStatus, VolumeId, VolumeStatus,
-};
+use clinker_types::{Clock, ErrorKind, RemoteError, SnapshotId, SnapshotStatus, VolumeStatus};
 use serde_json::Value;
 
 use crate::locks::KeyedLocks;
@@ -225,7 +217,8 @@ impl VolumeManager {
         )))
     }
 
-    /// Like [`Self::begin`] for an RPC message: when another task is
+    /// Like [`Self::begin`] for an RPC message (the hold of the methods the
+    /// volume API declares `serialized_by`): when another task is
     /// working on the same resource, waits for it to finish instead of
     /// dropping the message. A delete cast right after a create committed
     /// `available` can arrive while the create's task is still publishing
@@ -381,10 +374,10 @@ impl VolumeManager {
         }
     }
 
-    async fn create_volume_now(
+    pub(crate) async fn create_volume(
         &self,
         context: &RequestContext,
-        args: &CreateVolumeArgs,
+        args: CreateVolumeArgs,
     ) -> Result<(), RemoteError> {
         let volume = match self.db.get_volume(args.volume_id).await {
             Ok(v) => v,
@@ -425,7 +418,7 @@ impl VolumeManager {
             },
             Err(failure) => {
                 tracing::warn!(volume_id = %volume.id, error = %failure, "volume create failed");
-                if self.reschedule(context, &volume, args, &failure).await {
+                if self.reschedule(context, &volume, &args, &failure).await {
                     return Ok(());
                 }
                 let detail = if matches!(failure, DriverError::Unavailable(_)) && !self.health().up
@@ -462,12 +455,12 @@ impl VolumeManager {
 
     /// Deletes a volume whose row is `deleting` (also the resume path after
     /// a restart).
-    pub(crate) async fn delete_volume_now(
+    pub(crate) async fn delete_volume(
         &self,
         context: &RequestContext,
-        volume_id: VolumeId,
-        cascade: bool,
+        args: DeleteVolumeArgs,
     ) -> Result<(), RemoteError> {
+        let DeleteVolumeArgs { volume_id, cascade } = args;
         let volume = match self.db.get_volume(volume_id).await {
             Ok(v) => v,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -487,7 +480,10 @@ impl VolumeManager {
                 .into_iter()
                 .filter(|s| s.status == SnapshotStatus::Deleting)
             {
-                self.delete_snapshot_now(context, snapshot.id).await?;
+                let args = DeleteSnapshotArgs {
+                    snapshot_id: snapshot.id,
+                };
+                self.delete_snapshot(context, args).await?;
             }
         }
         self.notifier
@@ -571,11 +567,12 @@ impl VolumeManager {
         Ok(Some((snapshot, spec)))
     }
 
-    pub(crate) async fn delete_snapshot_now(
+    pub(crate) async fn delete_snapshot(
         &self,
         context: &RequestContext,
-        snapshot_id: SnapshotId,
+        args: DeleteSnapshotArgs,
     ) -> Result<(), RemoteError> {
+        let snapshot_id = args.snapshot_id;
         let _lock = self
             .locks
             .lock(&format!("{snapshot_id}-delete_snapshot"))
@@ -631,11 +628,12 @@ impl VolumeManager {
         Ok(())
     }
 
-    pub(crate) async fn create_snapshot_now(
+    pub(crate) async fn create_snapshot(
         &self,
         context: &RequestContext,
-        snapshot_id: SnapshotId,
+        args: CreateSnapshotArgs,
     ) -> Result<(), RemoteError> {
+        let snapshot_id = args.snapshot_id;
         let snapshot = match self.db.get_snapshot(snapshot_id).await {
             Ok(s) => s,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -692,12 +690,15 @@ impl VolumeManager {
         Ok(())
     }
 
-    pub(crate) async fn extend_volume_now(
+    pub(crate) async fn extend_volume(
         &self,
         context: &RequestContext,
-        volume_id: VolumeId,
-        new_size: i64,
+        args: ExtendVolumeArgs,
     ) -> Result<(), RemoteError> {
+        let ExtendVolumeArgs {
+            volume_id,
+            new_size,
+        } = args;
         let volume = match self.db.get_volume(volume_id).await {
             Ok(v) => v,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -748,267 +749,13 @@ impl VolumeManager {
     }
 }
 
-#[async_trait::async_trait]
-impl VolumeManagerApi for VolumeManager {
-    async fn create_volume(
-        &self,
-        context: RequestContext,
-        args: CreateVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.create_volume_now(&context, &args).await
-    }
-
-    async fn delete_volume(
-        &self,
-        context: RequestContext,
-        args: DeleteVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.delete_volume_now(&context, args.volume_id, args.cascade)
-            .await
-    }
-
-    async fn create_snapshot(
-        &self,
-        context: RequestContext,
-        args: CreateSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
-        self.create_snapshot_now(&context, args.snapshot_id).await
-    }
-
-    async fn delete_snapshot(
-        &self,
-        context: RequestContext,
-        args: DeleteSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
-        self.delete_snapshot_now(&context, args.snapshot_id).await
-    }
-
-    async fn extend_volume(
-        &self,
-        context: RequestContext,
-        args: ExtendVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.extend_volume_now(&context, args.volume_id, args.new_size)
-            .await
-    }
-
-    async fn get_capabilities(
-        &self,
-        _context: RequestContext,
-        args: GetCapabilitiesArgs,
-    ) -> Result<Value, RemoteError> {
-        let stats = if args.discover || self.last_stats.read().map(|s| s.is_none()).unwrap_or(true)
-        {
-            self.collect_stats().await
-        } else {
-            self.last_stats
-                .read()
-                .ok()
-                .and_then(|s| s.clone())
-                .unwrap_or_default()
-        };
-        Ok(Value::Object(stats))
-    }
-
-    async fn publish_service_capabilities(
-        &self,
-        context: RequestContext,
-    ) -> Result<(), RemoteError> {
-        self.publish_capabilities(&context).await;
-        Ok(())
-    }
-
-    async fn attachment_update(
-        &self,
-        context: RequestContext,
-        args: AttachmentUpdateArgs,
-    ) -> Result<serde_json::Map<String, Value>, RemoteError> {
-        self.attachment_update_now(&context, args).await
-    }
-
-    async fn attachment_delete(
-        &self,
-        _context: RequestContext,
-        args: AttachmentDeleteArgs,
-    ) -> Result<(), RemoteError> {
-        self.attachment_delete_now(args).await
-    }
-
-    async fn initialize_connection(
-        &self,
-        context: RequestContext,
-        args: InitializeConnectionArgs,
-    ) -> Result<ConnectionInfo, RemoteError> {
-        self.initialize_connection_now(&context, args).await
-    }
-
-    async fn terminate_connection(
-        &self,
-        _context: RequestContext,
-        args: TerminateConnectionArgs,
-    ) -> Result<(), RemoteError> {
-        self.terminate_connection_now(args).await
-    }
-
-    async fn detach_volume(
-        &self,
-        _context: RequestContext,
-        args: DetachVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        self.detach_volume_now(args).await
-    }
-
-    async fn remove_export(
-        &self,
-        _context: RequestContext,
-        args: RemoveExportArgs,
-    ) -> Result<(), RemoteError> {
-        self.remove_export_now(args).await
-    }
-
-    async fn create_group(
-        &self,
-        context: RequestContext,
-        args: CreateGroupArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.group_id.to_string()).await?;
-        self.create_group_now(&context, args.group_id).await
-    }
-
-    async fn delete_group(
-        &self,
-        context: RequestContext,
-        args: DeleteGroupArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.group_id.to_string()).await?;
-        self.delete_group_now(&context, args.group_id).await
-    }
-
-    async fn create_group_snapshot(
-        &self,
-        context: RequestContext,
-        args: CreateGroupSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self
-            .begin_serialized(args.group_snapshot_id.to_string())
-            .await?;
-        self.create_group_snapshot_now(&context, args.group_snapshot_id)
-            .await
-    }
-
-    async fn delete_group_snapshot(
-        &self,
-        context: RequestContext,
-        args: DeleteGroupSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self
-            .begin_serialized(args.group_snapshot_id.to_string())
-            .await?;
-        self.delete_group_snapshot_now(&context, args.group_snapshot_id)
-            .await
-    }
-
-    async fn revert_to_snapshot(
-        &self,
-        context: RequestContext,
-        args: RevertToSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.revert_to_snapshot_now(&context, args.volume_id, args.snapshot_id)
-            .await
-    }
-
-    async fn retype(&self, context: RequestContext, args: RetypeArgs) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.retype_now(&context, &args).await
-    }
-
-    async fn migrate_volume(
-        &self,
-        context: RequestContext,
-        args: MigrateVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.migrate_volume_now(&context, &args).await
-    }
-
-    async fn migrate_volume_completion(
-        &self,
-        context: RequestContext,
-        args: MigrateVolumeCompletionArgs,
-    ) -> Result<VolumeId, RemoteError> {
-        let Some(_active) = self.begin(args.volume_id.to_string())? else {
-            return Err(RemoteError::new(
-                ErrorKind::InvalidState,
-                format!("volume {} is busy with another operation", args.volume_id),
-            ));
-        };
-        self.migrate_volume_completion_now(&context, &args).await
-    }
-
-    async fn update_migrated_volume(
-        &self,
-        _context: RequestContext,
-        args: UpdateMigratedVolumeArgs,
-    ) -> Result<MigratedVolumeUpdate, RemoteError> {
-        self.update_migrated_volume_now(&args).await
-    }
-
-    async fn manage_existing(
-        &self,
-        context: RequestContext,
-        args: ManageExistingArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.manage_existing_now(&context, &args).await
-    }
-
-    async fn manage_existing_snapshot(
-        &self,
-        context: RequestContext,
-        args: ManageExistingSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
-        self.manage_existing_snapshot_now(&context, &args).await
-    }
-
-    async fn unmanage_volume(
-        &self,
-        context: RequestContext,
-        args: UnmanageVolumeArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.volume_id.to_string()).await?;
-        self.unmanage_volume_now(&context, args.volume_id).await
-    }
-
-    async fn unmanage_snapshot(
-        &self,
-        context: RequestContext,
-        args: UnmanageSnapshotArgs,
-    ) -> Result<(), RemoteError> {
-        let _active = self.begin_serialized(args.snapshot_id.to_string()).await?;
-        self.unmanage_snapshot_now(&context, args.snapshot_id).await
-    }
-
-    async fn get_manageable_volumes(
-        &self,
-        _context: RequestContext,
-    ) -> Result<Vec<Value>, RemoteError> {
-        self.manageable_volumes().await
-    }
-
-    async fn get_manageable_snapshots(
-        &self,
-        _context: RequestContext,
-    ) -> Result<Vec<Value>, RemoteError> {
-        self.manageable_snapshots().await
-    }
-}
+// The volume RPC API is served by the inherent methods of the same names,
+// here and in `attach.rs`, `groups.rs`, `manage.rs`, `migration.rs`,
+// `retype.rs`, `revert.rs` and `stats.rs`. A message of a method declared
+// `serialized_by` first waits in `begin_serialized` for any other task on
+// the same resource; the methods themselves claim nothing, so recovery and
+// group operations, which already hold the resource, call them directly.
+clinker_rpc::serve_volume_api!(VolumeManager, hold = begin_serialized);
 
 #[cfg(test)]
 mod in_flight_tests {
@@ -1017,8 +764,8 @@ mod in_flight_tests {
     use std::time::Duration;
 
     use clinker_db::DeleteOptions;
-    use clinker_rpc::RequestContext;
-    use clinker_rpc::volume::{DeleteVolumeArgs, VolumeManagerApi};
+    use clinker_rpc::volume::{DeleteVolumeArgs, VolumeEndpoint};
+    use clinker_rpc::{RequestContext, RpcHandler, RpcMessage, Version};
 
     use crate::test_support::{TestDriver, TestManager};
 
@@ -1034,14 +781,18 @@ mod in_flight_tests {
         t.db.begin_volume_delete(id, DeleteOptions::default())
             .await
             .unwrap();
-        let manager = &t.manager;
-        let delete = manager.delete_volume(
-            RequestContext::internal("test"),
-            DeleteVolumeArgs {
+        let endpoint = VolumeEndpoint::new(t.manager.clone());
+        let message = RpcMessage {
+            method: "delete_volume".into(),
+            version: Version::new(3, 0),
+            args: serde_json::to_value(DeleteVolumeArgs {
                 volume_id: id,
                 cascade: false,
-            },
-        );
+            })
+            .unwrap(),
+            context: RequestContext::internal("test"),
+        };
+        let delete = endpoint.handle(message);
         tokio::pin!(delete);
         // It waits while the other task holds the volume...
         assert!(

@@ -156,10 +156,10 @@ impl VolumeManager {
 
     /// Serves `migrate_volume` (and a retype's migration): the whole
     /// host-assisted migration, start to finish.
-    pub(crate) async fn migrate_volume_now(
+    pub(crate) async fn migrate_volume(
         &self,
         context: &RequestContext,
-        args: &MigrateVolumeArgs,
+        args: MigrateVolumeArgs,
     ) -> Result<(), RemoteError> {
         let volume = match self.db.get_volume(args.volume_id).await {
             Ok(v) => v,
@@ -169,7 +169,7 @@ impl VolumeManager {
         if volume.migration_status.as_deref() != Some("starting") {
             return Ok(());
         }
-        match self.run_migration(context, &volume, args).await {
+        match self.run_migration(context, &volume, &args).await {
             Ok(()) => Ok(()),
             Err(failure) => {
                 tracing::warn!(volume_id = %volume.id, destination = %args.host,
@@ -336,7 +336,7 @@ impl VolumeManager {
         let dest = target.host.clone().unwrap_or_default();
         let connector = self.local_connector();
         let source_info = self
-            .initialize_connection_now(
+            .initialize_connection(
                 context,
                 InitializeConnectionArgs {
                     volume_id: volume.id,
@@ -359,7 +359,7 @@ impl VolumeManager {
         {
             Ok(info) => info,
             Err(e) => {
-                self.disconnect_source(volume.id, &connector).await;
+                self.disconnect_source(context, volume.id, &connector).await;
                 return Err(Failure::new(mf::MIGRATION_COPY_FAILED, e.to_string()));
             }
         };
@@ -387,7 +387,7 @@ impl VolumeManager {
                 ),
             )),
         };
-        self.disconnect_source(volume.id, &connector).await;
+        self.disconnect_source(context, volume.id, &connector).await;
         let terminate = TerminateConnectionArgs {
             volume_id: target.id,
             connector: Some(connector),
@@ -409,16 +409,22 @@ impl VolumeManager {
         copied
     }
 
-    async fn disconnect_source(&self, volume_id: VolumeId, connector: &Connector) {
+    async fn disconnect_source(
+        &self,
+        context: &RequestContext,
+        volume_id: VolumeId,
+        connector: &Connector,
+    ) {
         let args = TerminateConnectionArgs {
             volume_id,
             connector: Some(connector.clone()),
             force: false,
         };
-        if let Err(e) = self.terminate_connection_now(args).await {
+        if let Err(e) = self.terminate_connection(context, args).await {
             tracing::warn!(volume_id = %volume_id, error = %e.message, "migration: cannot disconnect the volume");
         }
-        if let Err(e) = self.remove_export_now(RemoveExportArgs { volume_id }).await {
+        let remove = RemoveExportArgs { volume_id };
+        if let Err(e) = self.remove_export(context, remove).await {
             tracing::warn!(volume_id = %volume_id, error = %e.message, "migration: cannot remove the volume's export");
         }
     }
@@ -608,16 +614,23 @@ impl VolumeManager {
             force_host_copy: false,
             new_type_id: Some(args.new_type_id),
         };
-        self.migrate_volume_now(context, &migrate).await
+        self.migrate_volume(context, migrate).await
     }
 
     /// Serves `migrate_volume_completion` (Nova's call after swapping an
-    /// attached volume, or its error).
-    pub(crate) async fn migrate_volume_completion_now(
+    /// attached volume, or its error). A call is not left waiting behind
+    /// another operation on the volume: it is refused.
+    pub(crate) async fn migrate_volume_completion(
         &self,
         context: &RequestContext,
-        args: &MigrateVolumeCompletionArgs,
+        args: MigrateVolumeCompletionArgs,
     ) -> Result<VolumeId, RemoteError> {
+        let Some(_active) = self.begin(args.volume_id.to_string())? else {
+            return Err(RemoteError::new(
+                ErrorKind::InvalidState,
+                format!("volume {} is busy with another operation", args.volume_id),
+            ));
+        };
         let volume = self
             .db
             .get_volume(args.volume_id)
@@ -669,9 +682,10 @@ impl VolumeManager {
 
     /// Serves `update_migrated_volume` on the destination: the temporary
     /// volume's backing takes the migrated volume's name.
-    pub(crate) async fn update_migrated_volume_now(
+    pub(crate) async fn update_migrated_volume(
         &self,
-        args: &UpdateMigratedVolumeArgs,
+        _context: &RequestContext,
+        args: UpdateMigratedVolumeArgs,
     ) -> Result<MigratedVolumeUpdate, RemoteError> {
         let Some(_active) = self.gate.enter() else {
             return Err(RemoteError::new(
@@ -794,7 +808,7 @@ mod tests {
     use clinker_db::{NewMigrationTarget, NewVolumeType, ProviderUpdate, VolumeQuery};
     use clinker_rpc::RequestContext;
     use clinker_rpc::volume::{
-        MigrateVolumeArgs, MigrationPolicy, RetypeArgs, UpdateMigratedVolumeArgs, VolumeManagerApi,
+        MigrateVolumeArgs, MigrationPolicy, RetypeArgs, UpdateMigratedVolumeArgs,
     };
     use clinker_types::{VolumeId, VolumeStatus, VolumeTypeId};
 
@@ -893,7 +907,7 @@ mod tests {
             host: "node1@file2#file2".into(),
             migration_policy: MigrationPolicy::OnDemand,
         };
-        t.source.retype(ctx(), args).await.unwrap();
+        t.source.retype(&ctx(), args).await.unwrap();
 
         let moved = t.db.get_volume(v).await.unwrap();
         assert_eq!(moved.status, VolumeStatus::Available);
@@ -935,7 +949,7 @@ mod tests {
             force_host_copy: true,
             new_type_id: None,
         };
-        t.source.migrate_volume(ctx(), args).await.unwrap();
+        t.source.migrate_volume(&ctx(), args).await.unwrap();
         let moved = t.db.get_volume(v).await.unwrap();
         assert_eq!(
             (moved.status, moved.migration_status.as_deref()),
@@ -966,7 +980,7 @@ mod tests {
             host: "node1@file2#file2".into(),
             migration_policy: MigrationPolicy::OnDemand,
         };
-        t.source.retype(ctx(), args).await.unwrap();
+        t.source.retype(&ctx(), args).await.unwrap();
         let after = t.db.get_volume(v).await.unwrap();
         assert_eq!(after.status, VolumeStatus::Available);
         assert_eq!(after.migration_status.as_deref(), Some("error"));
@@ -1008,7 +1022,7 @@ mod tests {
             force_host_copy: false,
             new_type_id: None,
         };
-        t.source.migrate_volume(ctx(), args).await.unwrap();
+        t.source.migrate_volume(&ctx(), args).await.unwrap();
         let after = t.db.get_volume(v).await.unwrap();
         assert_eq!(
             (after.status, after.migration_status.as_deref()),
@@ -1067,10 +1081,13 @@ mod tests {
         let target = crash_while_completing(&t, v).await;
         // The destination renamed the backing before the crash.
         t.dest
-            .update_migrated_volume_now(&UpdateMigratedVolumeArgs {
-                volume_id: v,
-                new_volume_id: target,
-            })
+            .update_migrated_volume(
+                &ctx(),
+                UpdateMigratedVolumeArgs {
+                    volume_id: v,
+                    new_volume_id: target,
+                },
+            )
             .await
             .unwrap();
         // Both backends restart: the destination's orphan sweep sees
@@ -1102,10 +1119,13 @@ mod tests {
         let v = t.volume("__DEFAULT__", PATTERN).await;
         let target = crash_while_completing(&t, v).await;
         t.dest
-            .update_migrated_volume_now(&UpdateMigratedVolumeArgs {
-                volume_id: v,
-                new_volume_id: target,
-            })
+            .update_migrated_volume(
+                &ctx(),
+                UpdateMigratedVolumeArgs {
+                    volume_id: v,
+                    new_volume_id: target,
+                },
+            )
             .await
             .unwrap();
         // The completion committed; the crash came before the old file went.

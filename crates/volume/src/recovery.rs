@@ -9,6 +9,10 @@ use std::time::Duration;
 use clinker_db::DbError;
 use clinker_drivers::{SnapshotSpec, VolumeSpec};
 use clinker_rpc::RequestContext;
+use clinker_rpc::volume::{
+    DeleteSnapshotArgs, DeleteVolumeArgs, ExtendVolumeArgs, RevertToSnapshotArgs,
+    UnmanageSnapshotArgs, UnmanageVolumeArgs,
+};
 use clinker_types::message_field as mf;
 use clinker_types::model::{JournalEntry, JournalResource};
 use clinker_types::status::VolumeTransition;
@@ -157,7 +161,11 @@ impl VolumeManager {
                             .and_then(|d| d["cascade"].as_bool())
                             .unwrap_or(true);
                         tracing::info!(volume_id = %id, "resuming interrupted delete");
-                        self.delete_volume_now(context, id, cascade).await?;
+                        let args = DeleteVolumeArgs {
+                            volume_id: id,
+                            cascade,
+                        };
+                        self.delete_volume(context, args).await?;
                     }
                     VolumeStatus::Extending => {
                         let detail = self
@@ -169,7 +177,11 @@ impl VolumeManager {
                         match detail.as_ref().and_then(|d| d["new_size"].as_i64()) {
                             Some(new_size) if self.health().up => {
                                 tracing::info!(volume_id = %id, new_size, "resuming interrupted extend");
-                                self.extend_volume_now(context, id, new_size).await?;
+                                let args = ExtendVolumeArgs {
+                                    volume_id: id,
+                                    new_size,
+                                };
+                                self.extend_volume(context, args).await?;
                             }
                             Some(new_size) => {
                                 let _ = self.db.fail_volume_extend(id, new_size).await;
@@ -188,7 +200,8 @@ impl VolumeManager {
                     }
                     VolumeStatus::Unmanaging if self.health().up => {
                         tracing::info!(volume_id = %id, "resuming interrupted unmanage");
-                        self.unmanage_volume_now(context, id).await?;
+                        self.unmanage_volume(context, UnmanageVolumeArgs { volume_id: id })
+                            .await?;
                     }
                     VolumeStatus::Retyping => {
                         // The retype's placement may be stale by now: give
@@ -226,11 +239,13 @@ impl VolumeManager {
                     }
                     SnapshotStatus::Deleting if self.health().up => {
                         tracing::info!(snapshot_id = %id, "resuming interrupted snapshot delete");
-                        self.delete_snapshot_now(context, id).await?;
+                        self.delete_snapshot(context, DeleteSnapshotArgs { snapshot_id: id })
+                            .await?;
                     }
                     SnapshotStatus::Unmanaging if self.health().up => {
                         tracing::info!(snapshot_id = %id, "resuming interrupted snapshot unmanage");
-                        self.unmanage_snapshot_now(context, id).await?;
+                        let args = UnmanageSnapshotArgs { snapshot_id: id };
+                        self.unmanage_snapshot(context, args).await?;
                     }
                     _ => {}
                 }
@@ -268,7 +283,11 @@ impl VolumeManager {
             return Ok(());
         };
         tracing::info!(volume_id = %id, snapshot_id = %snapshot_id, "resuming interrupted revert");
-        self.revert_to_snapshot_now(context, id, snapshot_id).await
+        let args = RevertToSnapshotArgs {
+            volume_id: id,
+            snapshot_id,
+        };
+        self.revert_to_snapshot(context, args).await
     }
 
     /// Re-exports attached volumes only: exporting available ones would let

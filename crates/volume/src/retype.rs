@@ -91,10 +91,10 @@ impl VolumeManager {
 
     /// Moves a `retyping` volume to the new type in place, or hands it to
     /// a migration when allowed, or abandons it.
-    pub(crate) async fn retype_now(
+    pub(crate) async fn retype(
         &self,
         context: &RequestContext,
-        args: &RetypeArgs,
+        args: RetypeArgs,
     ) -> Result<(), RemoteError> {
         let volume = match self.db.get_volume(args.volume_id).await {
             Ok(v) => v,
@@ -153,7 +153,7 @@ impl VolumeManager {
                     self.abandon_retype(context, &volume, mf::RETYPE_REQUIRES_MIGRATION)
                         .await
                 }
-                MigrationPolicy::OnDemand => self.migrate_for_retype(context, &volume, args).await,
+                MigrationPolicy::OnDemand => self.migrate_for_retype(context, &volume, &args).await,
             };
         }
         match self.db.finish_volume_retype(volume.id, new_type.id).await {
@@ -250,7 +250,7 @@ mod tests {
             migration_policy: policy,
         };
         t.manager
-            .retype_now(&RequestContext::internal("test"), &args)
+            .retype(&RequestContext::internal("test"), args)
             .await
             .unwrap();
     }

@@ -12,6 +12,7 @@
 use clinker_db::{DbError, RevertOutcome};
 use clinker_drivers::DriverError;
 use clinker_rpc::RequestContext;
+use clinker_rpc::volume::RevertToSnapshotArgs;
 use clinker_types::message_field::{self as mf, Detail};
 use clinker_types::{RemoteError, SnapshotId, VolumeId, VolumeStatus};
 
@@ -32,12 +33,15 @@ impl VolumeManager {
 
     /// Reverts a `reverting` volume to `snapshot_id` (also the resume path
     /// of an interrupted revert).
-    pub(crate) async fn revert_to_snapshot_now(
+    pub(crate) async fn revert_to_snapshot(
         &self,
         context: &RequestContext,
-        volume_id: VolumeId,
-        snapshot_id: SnapshotId,
+        args: RevertToSnapshotArgs,
     ) -> Result<(), RemoteError> {
+        let RevertToSnapshotArgs {
+            volume_id,
+            snapshot_id,
+        } = args;
         let volume = match self.db.get_volume(volume_id).await {
             Ok(v) => v,
             Err(DbError::NotFound { .. }) => return Ok(()),
@@ -162,6 +166,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use clinker_rpc::RequestContext;
+    use clinker_rpc::volume::RevertToSnapshotArgs;
     use clinker_types::{SnapshotStatus, VolumeStatus};
 
     use crate::test_support::{TestDriver, TestManager};
@@ -205,11 +210,12 @@ mod tests {
             s.id
         };
         t.db.begin_volume_revert(volume, snapshot).await.unwrap();
+        let args = RevertToSnapshotArgs {
+            volume_id: volume,
+            snapshot_id: snapshot,
+        };
         let ctx = RequestContext::internal("test");
-        t.manager
-            .revert_to_snapshot_now(&ctx, volume, snapshot)
-            .await
-            .unwrap();
+        t.manager.revert_to_snapshot(&ctx, args).await.unwrap();
         assert_eq!(
             t.db.get_volume(volume).await.unwrap().status,
             VolumeStatus::Available
@@ -241,11 +247,12 @@ mod tests {
         let file = t._dir.path().join(format!("snapshot-{snapshot}"));
         std::fs::remove_file(&file).unwrap();
         t.db.begin_volume_revert(volume, snapshot).await.unwrap();
+        let args = RevertToSnapshotArgs {
+            volume_id: volume,
+            snapshot_id: snapshot,
+        };
         let ctx = RequestContext::internal("test");
-        t.manager
-            .revert_to_snapshot_now(&ctx, volume, snapshot)
-            .await
-            .unwrap();
+        t.manager.revert_to_snapshot(&ctx, args).await.unwrap();
         assert_eq!(
             t.db.get_volume(volume).await.unwrap().status,
             VolumeStatus::Error

@@ -4,6 +4,8 @@
 
 use clinker_rpc::RequestContext;
 use clinker_rpc::scheduler::UpdateServiceCapabilitiesArgs;
+use clinker_rpc::volume::GetCapabilitiesArgs;
+use clinker_types::RemoteError;
 use serde_json::{Map, Value, json};
 
 use crate::manager::VolumeManager;
@@ -82,5 +84,30 @@ impl VolumeManager {
         {
             tracing::warn!(backend = %self.host(), error = %e, "could not publish capabilities");
         }
+    }
+
+    /// Serves `get_capabilities`: the last report, or a fresh one when
+    /// asked to discover or when none was made yet.
+    pub(crate) async fn get_capabilities(
+        &self,
+        _context: &RequestContext,
+        args: GetCapabilitiesArgs,
+    ) -> Result<Value, RemoteError> {
+        let last = self.last_stats.read().ok().and_then(|s| s.clone());
+        let stats = match last {
+            Some(stats) if !args.discover => stats,
+            _ => self.collect_stats().await,
+        };
+        Ok(Value::Object(stats))
+    }
+
+    /// Serves `publish_service_capabilities` (a starting scheduler asks);
+    /// a report that cannot be sent is logged, not answered.
+    pub(crate) async fn publish_service_capabilities(
+        &self,
+        context: &RequestContext,
+    ) -> Result<(), RemoteError> {
+        self.publish_capabilities(context).await;
+        Ok(())
     }
 }

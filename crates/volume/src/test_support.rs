@@ -32,7 +32,7 @@ pub(crate) enum TestDriver {
 
 /// A manager for `node1@<backend>` whose driver is up.
 pub(crate) struct TestManager {
-    pub(crate) manager: VolumeManager,
+    pub(crate) manager: Arc<VolumeManager>,
     pub(crate) db: DbHandle,
     pub(crate) pool: String,
     pub(crate) driver: Arc<dyn VolumeDriver>,
@@ -98,7 +98,7 @@ impl TestManager {
         );
         manager.set_health(true, None);
         Self {
-            manager,
+            manager: Arc::new(manager),
             db,
             pool: format!("{host}#{name}"),
             driver,

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use clinker_db::DbError;
 use clinker_rpc::scheduler::GetPoolsArgs;
+use clinker_rpc::volume::GetCapabilitiesArgs;
 use clinker_types::Host;
 use serde_json::{Map, Value, json};
 
@@ -264,9 +265,10 @@ pub async fn capabilities(
         .cluster_name
         .clone()
         .unwrap_or_else(|| service.host.clone());
+    let discover = GetCapabilitiesArgs { discover: false };
     let caps = state
         .volume_rpc
-        .get_capabilities(&req.context, &service.host, false)
+        .get_capabilities(&req.context, &service.host, &discover)
         .await
         .map_err(ApiError::from)?;
     Ok(views::ok(&misc::capabilities(&caps, &topic)))

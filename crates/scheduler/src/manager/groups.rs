@@ -7,6 +7,7 @@
 
 use clinker_db::{ClaimOutcome, DbError};
 use clinker_rpc::RequestContext;
+use clinker_rpc::scheduler::ScheduleCreateGroupArgs;
 use clinker_rpc::volume::CreateGroupArgs;
 use clinker_types::group::Group;
 use clinker_types::group_status::GroupStatus;
@@ -62,11 +63,12 @@ impl SchedulerManager {
     /// Places a `creating` group and casts its creation to the backend;
     /// with no backend for it (or none reachable) the group becomes
     /// `error`, as Cinder's scheduler leaves it.
-    pub(crate) async fn schedule_group(
+    pub(crate) async fn create_group(
         &self,
         context: &RequestContext,
-        group_id: GroupId,
+        args: ScheduleCreateGroupArgs,
     ) -> Result<(), RemoteError> {
+        let group_id = args.group_id;
         self.wait_until_ready().await;
         let group = match self.db.get_group(group_id).await {
             Ok(g) => g,
@@ -131,7 +133,10 @@ impl SchedulerManager {
         };
         tracing::info!(group_id = %group_id, "placing a group create whose request was lost");
         let context = RequestContext::internal("scheduler");
-        if let Err(e) = self.schedule_group(&context, group_id).await {
+        if let Err(e) = self
+            .create_group(&context, ScheduleCreateGroupArgs { group_id })
+            .await
+        {
             tracing::warn!(group_id = %group_id, error = %e, "could not place a lost group create");
         }
     }

@@ -32,10 +32,10 @@ fn names_pool(wanted: &str, pool: &str) -> bool {
 
 impl SchedulerManager {
     /// Serves `migrate_volume`.
-    pub(super) async fn migrate_volume_now(
+    pub(crate) async fn migrate_volume(
         &self,
         context: &RequestContext,
-        args: &ScheduleMigrateVolumeArgs,
+        args: ScheduleMigrateVolumeArgs,
     ) -> Result<(), RemoteError> {
         self.wait_until_ready().await;
         let volume = match self.db.get_volume(args.volume_id).await {

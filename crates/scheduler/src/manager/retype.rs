@@ -67,10 +67,10 @@ impl SchedulerManager {
     }
 
     /// Serves `retype`.
-    pub(super) async fn retype_now(
+    pub(crate) async fn retype(
         &self,
         context: &RequestContext,
-        args: &ScheduleRetypeArgs,
+        args: ScheduleRetypeArgs,
     ) -> Result<(), RemoteError> {
         self.wait_until_ready().await;
         let volume = match self.db.get_volume(args.volume_id).await {
