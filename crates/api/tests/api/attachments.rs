@@ -3,31 +3,21 @@
 //! refused request leaves nothing behind. The volume service is a stand-in
 //! that records calls, so backend effects are checked in the cluster tests.
 
-use std::sync::Arc;
-
 use clinker_db::{AttachmentConnection, AttachmentRepository, VolumeRepository};
 use clinker_types::{AttachmentId, VolumeId, VolumeStatus};
 use serde_json::{Value, json};
 
-use crate::common::{Harness, Members, Options, sorted_keys};
+use crate::common::{Harness, sorted_keys};
+use crate::common::{Verbs, harness};
+use crate::surface_support::{MEMBER, OTHER, member_volume};
 
 const INSTANCE: &str = "d5c4c6b7-8e0f-4a2b-9c3d-1e2f3a4b5c6d";
 const OTHER_INSTANCE: &str = "a1b2c3d4-e5f6-4711-8899-aabbccddeeff";
 
-async fn harness() -> Harness {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
-    h
-}
-
 async fn create(h: &Harness, version: &str, attachment: Value) -> crate::common::Reply {
-    h.call_at(
-        version,
-        "POST",
-        "/v3/attachments",
-        Some(json!({ "attachment": attachment })),
-    )
-    .await
+    h.at(version)
+        .post("/v3/attachments", json!({ "attachment": attachment }))
+        .await
 }
 
 fn attachment_id(reply: &crate::common::Reply) -> String {
@@ -58,8 +48,8 @@ async fn attachments_exist_from_3_27_and_complete_from_3_44() {
     let h = harness().await;
     for version in [None, Some("3.26")] {
         let reply = match version {
-            None => h.call("GET", "/v3/attachments", None).await,
-            Some(v) => h.call_at(v, "GET", "/v3/attachments", None).await,
+            None => h.get("/v3/attachments").await,
+            Some(v) => h.at(v).get("/v3/attachments").await,
         };
         assert_eq!(reply.status, 404, "{version:?}: {}", reply.text);
         assert_eq!(
@@ -67,7 +57,7 @@ async fn attachments_exist_from_3_27_and_complete_from_3_44() {
             "The resource could not be found."
         );
     }
-    let reply = h.call_at("3.27", "GET", "/v3/attachments", None).await;
+    let reply = h.at("3.27").get("/v3/attachments").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body, json!({"attachments": []}));
     assert!(
@@ -80,20 +70,18 @@ async fn attachments_exist_from_3_27_and_complete_from_3_44() {
     let made = create(&h, "3.27", json!({"volume_uuid": volume.to_string()})).await;
     let id = attachment_id(&made);
     let early = h
-        .call_at(
-            "3.43",
-            "POST",
+        .at("3.43")
+        .post(
             &format!("/v3/attachments/{id}/action"),
-            Some(json!({"os-complete": null})),
+            json!({"os-complete": null}),
         )
         .await;
     assert_eq!(early.status, 404, "{}", early.text);
     let unknown = h
-        .call_at(
-            "3.44",
-            "POST",
+        .at("3.44")
+        .post(
             &format!("/v3/attachments/{id}/action"),
-            Some(json!({"os-finish": null})),
+            json!({"os-finish": null}),
         )
         .await;
     assert_eq!(unknown.status, 400);
@@ -138,7 +126,7 @@ async fn create_reserves_once_and_renders_cinder_views() {
     assert_eq!(a["connection_info"], json!({}));
     // No connector: the volume service was not asked.
     assert!(!h.volume.methods().contains(&"attachment_update".to_owned()));
-    let shown = h.call("GET", &format!("/v3/volumes/{volume}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{volume}")).await;
     assert_eq!(shown.body["volume"]["status"], "reserved");
     assert_eq!(shown.body["volume"]["attachments"], json!([]));
 
@@ -156,26 +144,23 @@ async fn create_reserves_once_and_renders_cinder_views() {
             "Invalid volume: Volume {volume} status must be available or downloading to reserve, but the current status is reserved."
         )
     );
-    let listed = h
-        .call_at("3.27", "GET", "/v3/attachments/detail", None)
-        .await;
+    let listed = h.at("3.27").get("/v3/attachments/detail").await;
     assert_eq!(listed.body["attachments"].as_array().unwrap().len(), 1);
     // The summary list has four keys per item.
-    let summary = h.call_at("3.27", "GET", "/v3/attachments", None).await;
+    let summary = h.at("3.27").get("/v3/attachments").await;
     assert_eq!(
         sorted_keys(&summary.body["attachments"][0]),
         ["id", "instance", "status", "volume_id"]
     );
     // Show.
     let id = attachment_id(&made);
-    let shown = h
-        .call_at("3.27", "GET", &format!("/v3/attachments/{id}"), None)
-        .await;
+    let shown = h.at("3.27").get(&format!("/v3/attachments/{id}")).await;
     assert_eq!(shown.status, 200);
     assert_eq!(shown.body["attachment"], made.body["attachment"]);
     let missing = AttachmentId::new_random();
     let gone = h
-        .call_at("3.27", "GET", &format!("/v3/attachments/{missing}"), None)
+        .at("3.27")
+        .get(&format!("/v3/attachments/{missing}"))
         .await;
     assert_eq!(gone.status, 404);
     assert_eq!(
@@ -205,7 +190,7 @@ async fn an_empty_connector_only_reserves() {
     assert_eq!(a["attach_mode"], "rw");
     assert_eq!(a["connection_info"], json!({}));
     assert!(!h.volume.methods().contains(&"attachment_update".to_owned()));
-    let shown = h.call("GET", &format!("/v3/volumes/{volume}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{volume}")).await;
     assert_eq!(shown.body["volume"]["status"], "reserved");
 }
 
@@ -269,10 +254,9 @@ async fn create_validates_and_refuses_without_writing() {
         .await
         .unwrap();
     let ro = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-update_readonly_flag": {"readonly": true}})),
+            json!({"os-update_readonly_flag": {"readonly": true}}),
         )
         .await;
     assert_eq!(ro.status, 202);
@@ -334,20 +318,18 @@ async fn update_complete_and_delete_follow_cinder() {
     let id = attachment_id(&made);
     // Update validates its body.
     let empty = h
-        .call_at(
-            "3.44",
-            "PUT",
+        .at("3.44")
+        .put(
             &format!("/v3/attachments/{id}"),
-            Some(json!({"attachment": {"connector": {}}})),
+            json!({"attachment": {"connector": {}}}),
         )
         .await;
     assert_eq!(empty.status, 400, "{}", empty.text);
     let updated = h
-        .call_at(
-            "3.44",
-            "PUT",
+        .at("3.44")
+        .put(
             &format!("/v3/attachments/{id}"),
-            Some(json!({"attachment": {"connector": {"initiator": "iqn.x", "host": "h"}}})),
+            json!({"attachment": {"connector": {"initiator": "iqn.x", "host": "h"}}}),
         )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
@@ -356,18 +338,15 @@ async fn update_complete_and_delete_follow_cinder() {
 
     // os-complete: 204, in use, attached, and shown in the volume.
     let done = h
-        .call_at(
-            "3.44",
-            "POST",
+        .at("3.44")
+        .post(
             &format!("/v3/attachments/{id}/action"),
-            Some(json!({"os-complete": null})),
+            json!({"os-complete": null}),
         )
         .await;
     assert_eq!(done.status, 204, "{}", done.text);
     assert!(done.text.is_empty());
-    let shown = h
-        .call_at("3.48", "GET", &format!("/v3/volumes/{volume}"), None)
-        .await;
+    let shown = h.at("3.48").get(&format!("/v3/volumes/{volume}")).await;
     let v = &shown.body["volume"];
     assert_eq!(v["status"], "in-use");
     assert_eq!(v["metadata"]["attached_mode"], "rw");
@@ -383,11 +362,10 @@ async fn update_complete_and_delete_follow_cinder() {
         .await
         .unwrap();
     let conflict = h
-        .call_at(
-            "3.44",
-            "PUT",
+        .at("3.44")
+        .put(
             &format!("/v3/attachments/{id}"),
-            Some(json!({"attachment": {"connector": {"initiator": "iqn.x"}}})),
+            json!({"attachment": {"connector": {"initiator": "iqn.x"}}}),
         )
         .await;
     assert_eq!(conflict.status, 409);
@@ -402,9 +380,7 @@ async fn update_complete_and_delete_follow_cinder() {
         .unwrap();
 
     // Delete without an instance: the volume service is asked.
-    let deleted = h
-        .call_at("3.44", "DELETE", &format!("/v3/attachments/{id}"), None)
-        .await;
+    let deleted = h.at("3.44").delete(&format!("/v3/attachments/{id}")).await;
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     assert!(deleted.body["attachments"].is_array());
     let methods = Harness::wait_for(&h.volume, 2).await;
@@ -427,9 +403,7 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
     let id = attachment_id(&made);
     connect(&h, &id).await;
     h.db.complete_attachment(id.parse().unwrap()).await.unwrap();
-    let refused = h
-        .call_at("3.44", "DELETE", &format!("/v3/attachments/{id}"), None)
-        .await;
+    let refused = h.at("3.44").delete(&format!("/v3/attachments/{id}")).await;
     assert_eq!(refused.status, 409, "{}", refused.text);
     assert_eq!(
         refused.fault("conflictingRequest"),
@@ -443,9 +417,7 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
         json!({"os-terminate_connection": {"connector": {"initiator": "iqn.x"}}}),
         json!({"os-force_detach": {"attachment_id": id}}),
     ] {
-        let reply = h
-            .call("POST", &format!("/v3/volumes/{volume}/action"), Some(body))
-            .await;
+        let reply = h.post(&format!("/v3/volumes/{volume}/action"), body).await;
         assert_eq!(reply.status, 409, "{}", reply.text);
     }
     assert_eq!(
@@ -464,9 +436,7 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
     )
     .await;
     let rid = attachment_id(&reserved);
-    let deleted = h
-        .call_at("3.44", "DELETE", &format!("/v3/attachments/{rid}"), None)
-        .await;
+    let deleted = h.at("3.44").delete(&format!("/v3/attachments/{rid}")).await;
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     assert_eq!(deleted.body, json!({"attachments": []}));
     assert_eq!(
@@ -481,9 +451,7 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
     let tid = attachment_id(&made);
     connect(&h, &tid).await;
     h.stop_consumers().await;
-    let deleted = h
-        .call_at("3.44", "DELETE", &format!("/v3/attachments/{tid}"), None)
-        .await;
+    let deleted = h.at("3.44").delete(&format!("/v3/attachments/{tid}")).await;
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     assert_eq!(
         h.db.get_volume(third).await.unwrap().status,
@@ -491,38 +459,17 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
     );
 }
 
-const MEMBER: (&str, &str) = ("x-auth-token", "member:bbbb1111");
-const OTHER: (&str, &str) = ("x-auth-token", "member:cccc2222");
 const V3_31: (&str, &str) = ("OpenStack-API-Version", "volume 3.31");
 
 #[tokio::test]
 async fn lists_filter_and_stay_in_the_project() {
-    let h = Harness::with(Options {
-        authenticator: Some(Arc::new(Members)),
-        ..Options::default()
-    })
-    .await;
-    h.register_volume_service("nova").await;
-    let reply = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[MEMBER],
-        )
-        .await;
-    let volume: VolumeId = reply.body["volume"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    h.make_available(volume).await;
+    let h = crate::surface_support::harness().await;
+    let volume = member_volume(&h).await;
     let made = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER, V3_31])
+        .post(
             "/v3/attachments",
-            Some(json!({"attachment": {"volume_uuid": volume.to_string(), "instance_uuid": INSTANCE}})),
-            &[MEMBER, V3_31],
+            json!({"attachment": {"volume_uuid": volume.to_string(), "instance_uuid": INSTANCE}}),
         )
         .await;
     assert_eq!(made.status, 200, "{}", made.text);
@@ -530,13 +477,9 @@ async fn lists_filter_and_stay_in_the_project() {
     let list = |query: &'static str, who: (&'static str, &'static str)| {
         let h = &h;
         async move {
-            h.send(
-                "GET",
-                &format!("/v3/attachments{query}"),
-                None,
-                &[who, V3_31],
-            )
-            .await
+            h.with_headers(&[who, V3_31])
+                .get(&format!("/v3/attachments{query}"))
+                .await
         }
     };
     let mine = list("", MEMBER).await;
@@ -544,12 +487,8 @@ async fn lists_filter_and_stay_in_the_project() {
     let theirs = list("", OTHER).await;
     assert_eq!(theirs.body["attachments"], json!([]));
     let hidden = h
-        .send(
-            "GET",
-            &format!("/v3/attachments/{id}"),
-            None,
-            &[OTHER, V3_31],
-        )
+        .with_headers(&[OTHER, V3_31])
+        .get(&format!("/v3/attachments/{id}"))
         .await;
     assert_eq!(hidden.status, 404);
     for query in [
@@ -576,11 +515,10 @@ async fn lists_filter_and_stay_in_the_project() {
     assert_eq!(bad_sort.status, 400);
     // A member cannot force a detach.
     let forced = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-force_detach": {}})),
-            &[MEMBER],
+            json!({"os-force_detach": {}}),
         )
         .await;
     assert_eq!(forced.status, 403, "{}", forced.text);
@@ -592,10 +530,7 @@ async fn legacy_reserve_attach_and_detach_actions() {
     let volume = h.available_volume(1).await;
     let act = |body: Value| {
         let h = &h;
-        async move {
-            h.call("POST", &format!("/v3/volumes/{volume}/action"), Some(body))
-                .await
-        }
+        async move { h.post(&format!("/v3/volumes/{volume}/action"), body).await }
     };
     let status = || async { h.db.get_volume(volume).await.unwrap().status };
 
@@ -610,10 +545,9 @@ async fn legacy_reserve_attach_and_detach_actions() {
     assert_eq!(act(json!({"os-unreserve": {}})).await.status, 202);
     assert_eq!(status().await, VolumeStatus::Available);
     let missing = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{}/action", VolumeId::new_random()),
-            Some(json!({"os-reserve": {}})),
+            json!({"os-reserve": {}}),
         )
         .await;
     assert_eq!(missing.status, 404);
@@ -635,7 +569,7 @@ async fn legacy_reserve_attach_and_detach_actions() {
     let attached =
         act(json!({"os-attach": {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb"}})).await;
     assert_eq!(attached.status, 202, "{}", attached.text);
-    let shown = h.call("GET", &format!("/v3/volumes/{volume}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{volume}")).await;
     let v = &shown.body["volume"];
     assert_eq!(v["status"], "in-use");
     assert_eq!(v["attachments"][0]["server_id"], INSTANCE);
@@ -724,10 +658,9 @@ async fn detach_needs_an_attachment_id_when_there_are_several() {
     let h = harness().await;
     let volume = h.available_volume(1).await;
     let attached = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-attach": {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb"}})),
+            json!({"os-attach": {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb"}}),
         )
         .await;
     assert_eq!(attached.status, 202, "{}", attached.text);
@@ -742,10 +675,9 @@ async fn detach_needs_an_attachment_id_when_there_are_several() {
     assert_eq!(h.db.get_volume(volume).await.unwrap().attachments.len(), 2);
     // Which one? Cinder cannot tell whose it is: 409.
     let unnamed = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-detach": null})),
+            json!({"os-detach": null}),
         )
         .await;
     assert_eq!(unnamed.status, 409, "{}", unnamed.text);
@@ -754,10 +686,9 @@ async fn detach_needs_an_attachment_id_when_there_are_several() {
         "ConflictNovaUsingAttachment: Detach volume from instance  using the Compute API"
     );
     let bad = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-detach": {"attachment_id": "not-a-uuid"}})),
+            json!({"os-detach": {"attachment_id": "not-a-uuid"}}),
         )
         .await;
     assert_eq!(bad.status, 400, "{}", bad.text);

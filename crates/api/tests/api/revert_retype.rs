@@ -5,17 +5,17 @@ use clinker_db::{QuotaRepository, RevertRepository, SnapshotRepository, VolumeRe
 use clinker_types::{SnapshotStatus, VolumeStatus};
 use serde_json::json;
 
+use crate::common::Verbs;
 use crate::common::{Harness, PROJECT};
-use crate::surface_support::{MEMBER, at, create_type, harness};
+use crate::surface_support::{MEMBER, at, create_type, harness, member_volume};
 
 async fn revert(h: &Harness, volume: &str, body: serde_json::Value) -> crate::common::Reply {
-    h.send(
-        "POST",
-        &format!("/v3/volumes/{volume}/action"),
-        Some(json!({ "revert": body })),
-        &[at("volume 3.40")],
-    )
-    .await
+    h.with_headers(&[at("volume 3.40")])
+        .post(
+            &format!("/v3/volumes/{volume}/action"),
+            json!({ "revert": body }),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -25,11 +25,10 @@ async fn revert_checks_and_locks() {
     let v = volume.to_string();
 
     let below = h
-        .send(
-            "POST",
+        .with_headers(&[at("volume 3.39")])
+        .post(
             &format!("/v3/volumes/{v}/action"),
-            Some(json!({"revert": {"snapshot_id": "x"}})),
-            &[at("volume 3.39")],
+            json!({"revert": {"snapshot_id": "x"}}),
         )
         .await;
     assert_eq!(below.status, 404);
@@ -54,11 +53,10 @@ async fn revert_checks_and_locks() {
     );
     // Another project's volume is invisible.
     let foreign = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER, at("volume 3.40")])
+        .post(
             &format!("/v3/volumes/{v}/action"),
-            Some(json!({"revert": {"snapshot_id": latest.to_string()}})),
-            &[MEMBER, at("volume 3.40")],
+            json!({"revert": {"snapshot_id": latest.to_string()}}),
         )
         .await;
     assert_eq!(foreign.status, 404);
@@ -155,10 +153,9 @@ async fn revert_needs_an_equal_size_and_a_reachable_backend() {
 }
 
 async fn retype(h: &Harness, volume: &str, body: serde_json::Value) -> crate::common::Reply {
-    h.call(
-        "POST",
+    h.post(
         &format!("/v3/volumes/{volume}/action"),
-        Some(json!({ "os-retype": body })),
+        json!({ "os-retype": body }),
     )
     .await
 }
@@ -265,10 +262,9 @@ async fn retype_checks_quota_and_casts_to_the_scheduler() {
 async fn retype_refuses_encrypted_multiattach_and_checks_sizes() {
     let h = harness().await;
     let multi = create_type(&h, "multi", json!({"multiattach": "<is> True"})).await;
-    h.call(
-        "POST",
+    h.post(
         &format!("/v3/types/{multi}/encryption"),
-        Some(json!({"encryption": {"provider": "luks", "control_location": "front-end"}})),
+        json!({"encryption": {"provider": "luks", "control_location": "front-end"}}),
     )
     .await;
     create_type(&h, "small", json!({"provisioning:max_vol_size": "1"})).await;
@@ -286,27 +282,13 @@ async fn retype_refuses_encrypted_multiattach_and_checks_sizes() {
         "Invalid input received: Specified volume size of '2' is greater than the maximum allowable size of '1' for volume type 'small'."
     );
     // Members may retype their own volumes (volume:retype is owner's).
-    let created = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[MEMBER],
-        )
-        .await;
-    let mine: clinker_types::VolumeId = created.body["volume"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    h.make_available(mine).await;
+    let mine = member_volume(&h).await;
     create_type(&h, "gold", json!({})).await;
     let reply = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             &format!("/v3/volumes/{mine}/action"),
-            Some(json!({"os-retype": {"new_type": "gold"}})),
-            &[MEMBER],
+            json!({"os-retype": {"new_type": "gold"}}),
         )
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
