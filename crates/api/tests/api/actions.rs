@@ -84,10 +84,7 @@ async fn extend_refusals() {
         reply.fault("overLimit"),
         "VolumeSizeExceedsLimit: Requested volume size 3G is larger than maximum allowed limit 2G."
     );
-    assert_eq!(
-        h.db.get_volume(other).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(other).await, VolumeStatus::Available);
     let missing = h
         .post(
             "/v3/volumes/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1/action",
@@ -147,10 +144,7 @@ async fn simple_actions() {
         .post(&uri, json!({"os-reset_status": {"status": "error"}}))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Error
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Error);
     let reply = h
         .post(&uri, json!({"os-reset_status": {"status": "bogus"}}))
         .await;
@@ -185,10 +179,7 @@ async fn simple_actions() {
 
     let reply = h.post(&uri, json!({"os-force_delete": {}})).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Deleting
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Deleting);
     assert_eq!(Harness::wait_for(&h.volume, 1).await, vec!["delete_volume"]);
 }
 
@@ -256,10 +247,7 @@ async fn unknown_and_legacy_actions() {
         .post(&uri, json!({"os-extend": {"new_size": 2}, "os-foo": {}}))
         .await;
     assert_eq!(reply.fault("badRequest"), "Malformed request body");
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Available);
 }
 
 #[tokio::test]

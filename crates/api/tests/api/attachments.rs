@@ -420,10 +420,7 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
         let reply = h.post(&format!("/v3/volumes/{volume}/action"), body).await;
         assert_eq!(reply.status, 409, "{}", reply.text);
     }
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::InUse
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::InUse);
     assert!(h.volume.methods().is_empty(), "nothing reached the backend");
 
     // A reservation that never connected may go: no backend call, the
@@ -439,10 +436,7 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
     let deleted = h.at("3.44").delete(&format!("/v3/attachments/{rid}")).await;
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     assert_eq!(deleted.body, json!({"attachments": []}));
-    assert_eq!(
-        h.db.get_volume(other).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(other).await, VolumeStatus::Available);
     // Without a volume service, a connected attachment without an instance
     // is removed locally (the service's start-up reconcile drops the
     // export).
@@ -453,10 +447,7 @@ async fn attachments_in_use_by_a_server_cannot_be_deleted_by_users() {
     h.stop_consumers().await;
     let deleted = h.at("3.44").delete(&format!("/v3/attachments/{tid}")).await;
     assert_eq!(deleted.status, 200, "{}", deleted.text);
-    assert_eq!(
-        h.db.get_volume(third).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(third).await, VolumeStatus::Available);
 }
 
 const V3_31: (&str, &str) = ("OpenStack-API-Version", "volume 3.31");
@@ -532,7 +523,7 @@ async fn legacy_reserve_attach_and_detach_actions() {
         let h = &h;
         async move { h.post(&format!("/v3/volumes/{volume}/action"), body).await }
     };
-    let status = || async { h.db.get_volume(volume).await.unwrap().status };
+    let status = || async { h.volume_status(volume).await };
 
     assert_eq!(act(json!({"os-reserve": {}})).await.status, 202);
     assert_eq!(status().await, VolumeStatus::Attaching);

@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, Request};
 use clinker_api::{ApiState, router};
 use clinker_config::{Config, ConfigEnv, Ini};
 use clinker_db::{
-    CapacityRepository, QuotaRepository, ServiceRepository, SnapshotQuery, SnapshotRepository,
+    CapacityRepository, GroupRepository, QuotaRepository, ServiceRepository, SnapshotQuery,
+    SnapshotRepository,
 };
 use clinker_db::{
     ClaimOutcome, Db, DbOptions, ProviderUpdate, ServiceRegistration, VolumeQuery, VolumeRepository,
@@ -22,7 +23,11 @@ use clinker_rpc::local::LocalTransport;
 use clinker_rpc::scheduler::SchedulerRpcClient;
 use clinker_rpc::volume::VolumeRpcClient;
 use clinker_rpc::{ConsumerHandle, RpcHandler, RpcMessage, Subscription, Target, Transport};
-use clinker_types::{Clock, RemoteError, SnapshotId, SystemClock, Timestamp, VolumeId};
+use clinker_types::group_status::GroupStatus;
+use clinker_types::{
+    Clock, GroupId, RemoteError, SnapshotId, SnapshotStatus, SystemClock, Timestamp, VolumeId,
+    VolumeStatus,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -489,6 +494,21 @@ impl Harness {
         let id: SnapshotId = reply.id("snapshot");
         self.db.finish_snapshot_create(id, None).await.unwrap();
         id
+    }
+
+    /// A volume's status in the database.
+    pub async fn volume_status(&self, id: VolumeId) -> VolumeStatus {
+        self.db.get_volume(id).await.unwrap().status
+    }
+
+    /// A snapshot's status in the database.
+    pub async fn snapshot_status(&self, id: SnapshotId) -> SnapshotStatus {
+        self.db.get_snapshot(id).await.unwrap().status
+    }
+
+    /// A group's status in the database.
+    pub async fn group_status(&self, id: GroupId) -> GroupStatus {
+        self.db.get_group(id).await.unwrap().status
     }
 
     /// Volumes in the database (every project).

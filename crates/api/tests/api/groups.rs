@@ -785,7 +785,7 @@ async fn group_deletes_follow_cinder() {
         "Invalid Group: Volume in group still has dependent snapshots."
     );
     assert_eq!(
-        h.db.get_group(group).await.unwrap().status,
+        h.group_status(group).await,
         GroupStatus::Available,
         "refusals change nothing"
     );
@@ -809,14 +809,8 @@ async fn group_deletes_follow_cinder() {
         Harness::wait_for(&h.volume, 2).await,
         ["create_snapshot", "delete_group"]
     );
-    assert_eq!(
-        h.db.get_group(group).await.unwrap().status,
-        GroupStatus::Deleting
-    );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Deleting
-    );
+    assert_eq!(h.group_status(group).await, GroupStatus::Deleting);
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Deleting);
     // A repeat is accepted and re-cast.
     assert_eq!(delete(true).await.status, 202);
     assert_eq!(
@@ -872,10 +866,7 @@ async fn group_status_resets_are_for_administrators() {
     for status in ["creating", "available", "ERROR"] {
         let reply = reset("3.20", status, admin).await;
         assert_eq!(reply.status, 202, "{}", reply.text);
-        assert_eq!(
-            h.db.get_group(group).await.unwrap().status.as_str(),
-            status.to_lowercase()
-        );
+        assert_eq!(h.group_status(group).await.as_str(), status.to_lowercase());
     }
     let in_use = reset("3.20", "in-use", admin).await;
     assert_eq!(
@@ -902,10 +893,7 @@ async fn group_status_resets_are_for_administrators() {
     // A member cannot see an administrator's group at all.
     let member = reset("3.20", "available", MEMBER).await;
     assert_eq!(member.status, 404);
-    assert_eq!(
-        h.db.get_group(group).await.unwrap().status,
-        GroupStatus::Error
-    );
+    assert_eq!(h.group_status(group).await, GroupStatus::Error);
 }
 
 #[tokio::test]

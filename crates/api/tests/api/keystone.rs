@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clinker_api::auth::authenticator_with_clock;
 use clinker_config::{Config, ConfigEnv, Ini};
-use clinker_db::{AttachmentConnection, AttachmentRepository, VolumeRepository};
+use clinker_db::{AttachmentConnection, AttachmentRepository};
 use clinker_types::{AttachmentId, Clock, SystemClock, Timestamp, VolumeId, VolumeStatus};
 use serde_json::{Value, json};
 
@@ -571,19 +571,13 @@ async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
             "rescoped-user-a".to_owned()
         )]
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::InUse
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::InUse);
 
     // Nova fails: 503, nothing changes.
     *fake.nova_answer.lock().unwrap() = (500, json!({"computeFault": {"code": 500}}));
     let failed = delete(id).await;
     assert_eq!(failed.status, 503, "{}", failed.text);
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::InUse
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::InUse);
 
     // Nova holds another attachment of the volume: this one may go.
     *fake.nova_answer.lock().unwrap() = (

@@ -3,7 +3,7 @@
 //! Cinder's texts, the microversion gates, the admin-only policy, and
 //! nothing written on bad input.
 
-use clinker_db::{ManageRepository, QuotaRepository, SnapshotRepository, VolumeRepository};
+use clinker_db::{ManageRepository, QuotaRepository, VolumeRepository};
 use clinker_types::{SnapshotStatus, VolumeStatus};
 use serde_json::{Value, json};
 
@@ -307,10 +307,7 @@ async fn unmanage_volume_follows_the_delete_rules() {
         refused.fault("badRequest"),
         "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer."
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
     // Snapshot unmanage first.
     let reply = h
         .post(
@@ -320,7 +317,7 @@ async fn unmanage_volume_follows_the_delete_rules() {
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(
-        h.db.get_snapshot(snapshot).await.unwrap().status,
+        h.snapshot_status(snapshot).await,
         SnapshotStatus::Unmanaging
     );
     let again = h

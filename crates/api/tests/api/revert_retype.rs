@@ -63,14 +63,8 @@ async fn revert_checks_and_locks() {
 
     let started = revert(&h, &v, json!({"snapshot_id": latest.to_string()})).await;
     assert_eq!(started.status, 202, "{}", started.text);
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Reverting
-    );
-    assert_eq!(
-        h.db.get_snapshot(latest).await.unwrap().status,
-        SnapshotStatus::Restoring
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Reverting);
+    assert_eq!(h.snapshot_status(latest).await, SnapshotStatus::Restoring);
     let methods = Harness::wait_for(&h.volume, 3).await;
     assert_eq!(
         methods,
@@ -105,10 +99,7 @@ async fn revert_checks_and_locks() {
             "Invalid snapshot: Can't revert volume {v} to its latest snapshot {latest}. Snapshot's status must be 'available'."
         )
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
 }
 
 #[tokio::test]
@@ -142,14 +133,8 @@ async fn revert_needs_an_equal_size_and_a_reachable_backend() {
     )
     .await;
     assert_eq!(unreachable.status, 503);
-    assert_eq!(
-        h.db.get_volume(other).await.unwrap().status,
-        VolumeStatus::Available
-    );
-    assert_eq!(
-        h.db.get_snapshot(snap).await.unwrap().status,
-        SnapshotStatus::Available
-    );
+    assert_eq!(h.volume_status(other).await, VolumeStatus::Available);
+    assert_eq!(h.snapshot_status(snap).await, SnapshotStatus::Available);
 }
 
 async fn retype(h: &Harness, volume: &str, body: serde_json::Value) -> crate::common::Reply {
@@ -199,10 +184,7 @@ async fn retype_checks_quota_and_casts_to_the_scheduler() {
         over.fault("overLimit"),
         "VolumeLimitExceeded: Maximum number of volumes allowed (0) exceeded for quota 'volumes_gold'."
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
     h.db.set_project_quota(PROJECT, "volumes_gold", -1)
         .await
         .unwrap();
@@ -252,10 +234,7 @@ async fn retype_checks_quota_and_casts_to_the_scheduler() {
     h.stop_consumers().await;
     let unreachable = retype(&h, &v, json!({"new_type": "gold"})).await;
     assert_eq!(unreachable.status, 503);
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
 }
 
 #[tokio::test]

@@ -311,10 +311,7 @@ async fn update_delete_metadata_and_actions() {
     );
     let reply = h.post(&action, json!({"os-force_delete": {}})).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    assert_eq!(
-        h.db.get_snapshot(id).await.unwrap().status,
-        SnapshotStatus::Deleting
-    );
+    assert_eq!(h.snapshot_status(id).await, SnapshotStatus::Deleting);
 
     let other = h.available_snapshot(volume).await;
     let reply = h.delete(&format!("/v3/snapshots/{other}")).await;
@@ -334,10 +331,7 @@ async fn update_delete_metadata_and_actions() {
         missing.fault("itemNotFound"),
         "Snapshot nope could not be found."
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
 }
 
 #[tokio::test]

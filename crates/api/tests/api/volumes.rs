@@ -1,7 +1,7 @@
 //! `/volumes`: views per microversion, lists, bad input, quotas, undo on
 //! an unreachable scheduler, update, delete, metadata.
 
-use clinker_db::{QuotaRepository, SnapshotRepository, VolumeRepository};
+use clinker_db::{QuotaRepository, VolumeRepository};
 use clinker_types::VolumeStatus;
 use serde_json::{Value, json};
 
@@ -450,10 +450,7 @@ async fn delete_volume() {
     let reply = h.delete(&uri).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(reply.text, "");
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Deleting
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Deleting);
     // Idempotent: deleting again is accepted and re-cast.
     assert_eq!(h.delete(&uri).await.status, 202);
     let methods = Harness::wait_for(&h.volume, 2).await;
@@ -505,7 +502,7 @@ async fn delete_volume() {
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(
-        h.db.get_snapshot(snap).await.unwrap().status,
+        h.snapshot_status(snap).await,
         clinker_types::SnapshotStatus::Deleting
     );
     let reply = h
@@ -536,10 +533,7 @@ async fn delete_succeeds_when_the_backend_is_down() {
     let reply = h.delete(&format!("/v3/volumes/{id}")).await;
     assert_eq!(reply.status, 202);
     // The journal row lets the volume service resume it.
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Deleting
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Deleting);
 }
 
 #[tokio::test]
