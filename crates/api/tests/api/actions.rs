@@ -32,9 +32,8 @@ async fn extend_refusals() {
     let id = h.available_volume(2).await;
     let uri = format!("/v3/volumes/{id}/action");
     let reply = h.post(&uri, json!({"os-extend": {"new_size": 2}})).await;
-    assert_eq!(reply.status, 400);
     assert_eq!(
-        reply.fault("badRequest"),
+        reply.refusal(400),
         "Invalid input received: New size for extend must be greater than current size. (current: 2, extended: 2)."
     );
     for bad in [json!(null), json!("abc"), json!(0), json!(1.5)] {
@@ -50,9 +49,8 @@ async fn extend_refusals() {
         .await
         .unwrap();
     let reply = h.post(&uri, json!({"os-extend": {"new_size": 3}})).await;
-    assert_eq!(reply.status, 400);
     assert_eq!(
-        reply.fault("badRequest"),
+        reply.refusal(400),
         format!(
             "Invalid volume: Volume {id} status must be '{{'status': 'available'}}' to extend, currently in-use."
         )
@@ -71,9 +69,8 @@ async fn extend_refusals() {
         .await
         .unwrap();
     let reply = h.post(&uri, json!({"os-extend": {"new_size": 4}})).await;
-    assert_eq!(reply.status, 413);
     assert_eq!(
-        reply.fault("overLimit"),
+        reply.refusal(413),
         "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 5G and 4G has been consumed."
     );
     h.db.set_project_quota(PROJECT, "per_volume_gigabytes", 2)
@@ -230,9 +227,8 @@ async fn unknown_and_legacy_actions() {
     // `attachments.rs` and `revert_retype.rs`).
     for action in ["os-foo", "os-bar"] {
         let reply = h.post(&uri, json!({ action: {} })).await;
-        assert_eq!(reply.status, 400);
         assert_eq!(
-            reply.fault("badRequest"),
+            reply.refusal(400),
             format!(
                 "There is no such action: {action}. Verify the request body and Content-Type header and try again."
             )

@@ -34,11 +34,7 @@ async fn volume_type_crud() {
     let dup = h
         .post("/v3/types", json!({"volume_type": {"name": "gold"}}))
         .await;
-    assert_eq!(dup.status, 409);
-    assert_eq!(
-        dup.fault("conflictingRequest"),
-        "Volume Type gold already exists."
-    );
+    assert_eq!(dup.refusal(409), "Volume Type gold already exists.");
     let empty = h
         .post("/v3/types", json!({"volume_type": {"name": ""}}))
         .await;

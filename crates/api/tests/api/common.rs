@@ -192,6 +192,23 @@ impl Reply {
             .unwrap()
     }
 
+    /// The fault message of a refusal with `status`, under the fault name
+    /// Cinder gives that status (`404`: `itemNotFound`, …).
+    pub fn refusal(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{}", self.text);
+        let name = match status {
+            400 => "badRequest",
+            403 => "forbidden",
+            404 => "itemNotFound",
+            409 => "conflictingRequest",
+            413 => "overLimit",
+            501 => "notImplemented",
+            503 => "serviceUnavailable",
+            other => panic!("{other} is not a refusal"),
+        };
+        self.fault(name)
+    }
+
     /// The fault message of an error body.
     pub fn fault(&self, name: &str) -> String {
         self.body[name]["message"]

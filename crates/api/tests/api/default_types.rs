@@ -66,9 +66,8 @@ async fn project_default_types_round_trip() {
     assert_eq!(default.body["volume_type"]["name"], "gold");
     // The default type of a project cannot be deleted.
     let refused = h.delete(&format!("/v3/types/{gold}")).await;
-    assert_eq!(refused.status, 400);
     assert_eq!(
-        refused.fault("badRequest"),
+        refused.refusal(400),
         format!("The volume type {gold} is a default volume type and cannot be deleted.")
     );
 
@@ -82,9 +81,8 @@ async fn project_default_types_round_trip() {
         .with_headers(&[V362])
         .get(&format!("/v3/default-types/{PROJECT}"))
         .await;
-    assert_eq!(missing.status, 404);
     assert_eq!(
-        missing.fault("itemNotFound"),
+        missing.refusal(404),
         format!("Default type for project {PROJECT} not found.")
     );
     let reply = h.post("/v3/volumes", json!({"volume": {"size": 1}})).await;
@@ -101,9 +99,8 @@ async fn default_type_refusals() {
             json!({"default_type": {"volume_type": "nope"}}),
         )
         .await;
-    assert_eq!(unknown.status, 400);
     assert_eq!(
-        unknown.fault("badRequest"),
+        unknown.refusal(400),
         "Volume type with name nope could not be found."
     );
     let no_body = h

@@ -61,9 +61,8 @@ async fn type_encryption_create_get_update_delete() {
     let duplicate = h
         .post(&format!("/v3/types/{type_id}/encryption"), create)
         .await;
-    assert_eq!(duplicate.status, 400);
     assert_eq!(
-        duplicate.fault("badRequest"),
+        duplicate.refusal(400),
         format!("Volume type encryption for type {type_id} already exists.")
     );
 
@@ -87,9 +86,8 @@ async fn type_encryption_create_get_update_delete() {
     assert_eq!(item.status, 200);
     assert_eq!(item.body, json!({"cipher": "aes-xts-plain64"}));
     let no_item = h.get(&format!("/v3/types/{type_id}/encryption/nope")).await;
-    assert_eq!(no_item.status, 404);
     assert_eq!(
-        no_item.fault("itemNotFound"),
+        no_item.refusal(404),
         format!("Volume type encryption for type {type_id} does not exist.")
     );
 
@@ -114,9 +112,8 @@ async fn type_encryption_refusals() {
     let missing = h
         .post(&format!("/v3/types/{unknown}/encryption"), body)
         .await;
-    assert_eq!(missing.status, 404);
     assert_eq!(
-        missing.fault("itemNotFound"),
+        missing.refusal(404),
         format!("Volume type {unknown} could not be found.")
     );
     let type_id = create_type(&h, "secret", json!({})).await;
@@ -155,9 +152,8 @@ async fn type_encryption_refusals() {
         .with_headers(&[MEMBER])
         .get(&format!("/v3/types/{type_id}/encryption"))
         .await;
-    assert_eq!(member.status, 403);
     assert_eq!(
-        member.fault("forbidden"),
+        member.refusal(403),
         "Policy doesn't allow volume_extension:volume_type_encryption:get to be performed."
     );
     let member_create = h

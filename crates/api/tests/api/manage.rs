@@ -302,9 +302,8 @@ async fn unmanage_volume_follows_the_delete_rules() {
     // With a snapshot: Cinder's delete text, nothing changed.
     let snapshot = h.available_snapshot(volume).await;
     let refused = unmanage(v.clone()).await;
-    assert_eq!(refused.status, 400);
     assert_eq!(
-        refused.fault("badRequest"),
+        refused.refusal(400),
         "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer."
     );
     assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);

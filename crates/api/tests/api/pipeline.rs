@@ -114,11 +114,7 @@ async fn errors_carry_headers_and_the_fault_envelope() {
 async fn below_min_version_is_a_bare_404() {
     let h = Harness::new().await;
     let reply = h.get("/v3/messages").await;
-    assert_eq!(reply.status, 404);
-    assert_eq!(
-        reply.fault("itemNotFound"),
-        "The resource could not be found."
-    );
+    assert_eq!(reply.refusal(404), "The resource could not be found.");
     let reply = h.at("3.3").get("/v3/messages").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let reply = h.at("3.11").get("/v3/volumes/summary").await;
@@ -135,8 +131,7 @@ async fn body_checks() {
         .body(Body::from("{\"volume\": "))
         .unwrap();
     let reply = h.raw(malformed).await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(reply.fault("badRequest"), "Malformed request body");
+    assert_eq!(reply.refusal(400), "Malformed request body");
 
     let xml = Request::builder()
         .method("POST")
@@ -155,8 +150,7 @@ async fn body_checks() {
         .body(Body::from("{\"volume\": {\"size\": 1}}"))
         .unwrap();
     let reply = h.raw(untyped).await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(reply.fault("badRequest"), "None is not of type 'object'");
+    assert_eq!(reply.refusal(400), "None is not of type 'object'");
 
     let name = "n".repeat(1024 * 1024);
     let reply = h
@@ -194,8 +188,7 @@ async fn project_id_in_url_is_optional_but_must_match() {
         format!("http://api.test:8776/v3/volumes/{id}")
     );
     let other = h.get("/v3/abcdef0123/volumes").await;
-    assert_eq!(other.status, 400);
-    assert_eq!(other.fault("badRequest"), "Malformed request url");
+    assert_eq!(other.refusal(400), "Malformed request url");
     // Not a project id (not hex): no such route.
     let garbage = h.get("/v3/not-a-project/volumes").await;
     assert_eq!(garbage.status, 404);

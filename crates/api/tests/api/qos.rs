@@ -43,11 +43,7 @@ async fn qos_specs_crud_matches_cinder() {
     let duplicate = h
         .post("/v3/qos-specs", json!({"qos_specs": {"name": "fast"}}))
         .await;
-    assert_eq!(duplicate.status, 409);
-    assert_eq!(
-        duplicate.fault("conflictingRequest"),
-        "QoS Specs fast already exists."
-    );
+    assert_eq!(duplicate.refusal(409), "QoS Specs fast already exists.");
     let default_consumer = h
         .post("/v3/qos-specs", json!({"qos_specs": {"name": "plain"}}))
         .await;
@@ -120,9 +116,8 @@ async fn qos_specs_crud_matches_cinder() {
             json!({"keys": ["iops_bytes", "nope"]}),
         )
         .await;
-    assert_eq!(missing.status, 404);
     assert_eq!(
-        missing.fault("itemNotFound"),
+        missing.refusal(404),
         format!("QoS spec {id} has no spec with key nope.")
     );
     let unset = h
@@ -149,11 +144,7 @@ async fn qos_specs_crud_matches_cinder() {
     let deleted = h.delete(&format!("/v3/qos-specs/{id}")).await;
     assert_eq!(deleted.status, 202);
     let gone = h.get(&format!("/v3/qos-specs/{id}")).await;
-    assert_eq!(gone.status, 404);
-    assert_eq!(
-        gone.fault("itemNotFound"),
-        format!("No such QoS spec {id}.")
-    );
+    assert_eq!(gone.refusal(404), format!("No such QoS spec {id}."));
     let garbage = h.get("/v3/qos-specs/not-a-uuid").await;
     assert_eq!(
         garbage.fault("itemNotFound"),
@@ -194,35 +185,25 @@ async fn associations_are_gets_with_side_effects() {
     assert_eq!(shown.body["volume_type"]["qos_specs_id"], id.as_str());
 
     let no_type = h.get(&format!("/v3/qos-specs/{id}/associate")).await;
-    assert_eq!(no_type.status, 400);
-    assert_eq!(
-        no_type.fault("badRequest"),
-        "Volume Type id must not be None."
-    );
+    assert_eq!(no_type.refusal(400), "Volume Type id must not be None.");
     let unknown = h
         .get(&format!("/v3/qos-specs/{id}/associate?vol_type_id=nope"))
         .await;
-    assert_eq!(unknown.status, 404);
-    assert_eq!(
-        unknown.fault("itemNotFound"),
-        "Volume type nope could not be found."
-    );
+    assert_eq!(unknown.refusal(404), "Volume type nope could not be found.");
     let taken = h
         .get(&format!(
             "/v3/qos-specs/{other_id}/associate?vol_type_id={gold}"
         ))
         .await;
-    assert_eq!(taken.status, 400);
     assert_eq!(
-        taken.fault("badRequest"),
+        taken.refusal(400),
         format!(
             "Invalid volume type: Type {gold} is already associated with another qos specs: {id}"
         )
     );
 
     let in_use = h.delete(&format!("/v3/qos-specs/{id}")).await;
-    assert_eq!(in_use.status, 400);
-    assert_eq!(in_use.fault("badRequest"), "Qos specs still in use.");
+    assert_eq!(in_use.refusal(400), "Qos specs still in use.");
     let bad_force = h.delete(&format!("/v3/qos-specs/{id}?force=maybe")).await;
     assert_eq!(bad_force.status, 400);
 
