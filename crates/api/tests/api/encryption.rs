@@ -138,12 +138,7 @@ async fn type_encryption_refusals() {
         let refused = h
             .post(&format!("/v3/types/{type_id}/encryption"), body)
             .await;
-        assert_eq!(refused.status, 400, "{}", refused.text);
-        assert!(
-            refused.fault("badRequest").contains(text),
-            "{}",
-            refused.text
-        );
+        assert!(refused.refusal(400).contains(text), "{}", refused.text);
     }
     let none = h.get(&format!("/v3/types/{type_id}/encryption")).await;
     assert_eq!(none.body, json!({}));
@@ -234,8 +229,7 @@ async fn encrypted_volumes_carry_a_key_id_and_lock_the_type() {
     ] {
         let body = (method == "PUT").then(|| json!({"encryption": {"provider": "x"}}));
         let refused = h.call(method, &uri, body).await;
-        assert_eq!(refused.status, 400, "{}", refused.text);
-        assert_eq!(refused.fault("badRequest"), text);
+        assert_eq!(refused.refusal(400), text);
     }
 
     // An unencrypted volume: only a null key id.
