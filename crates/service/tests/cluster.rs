@@ -15,7 +15,7 @@ use clinker_rpc::scheduler::ScheduleExtendVolumeArgs;
 use clinker_rpc::volume::{CreateSnapshotArgs, DeleteVolumeArgs, VolumeRpcClient};
 use clinker_testkit::cluster::{PROJECT, SETTLE, ServiceCluster};
 use clinker_testkit::config::FILE_BACKEND;
-use clinker_testkit::poll;
+use clinker_testkit::{poll, quota};
 use clinker_types::model::UserMessage;
 use clinker_types::request_spec::TypeSpec;
 use clinker_types::{SnapshotId, SnapshotStatus, VolumeId, VolumeStatus};
@@ -166,17 +166,7 @@ async fn full_lifecycle_on_the_file_backend() {
         clinker_db::DeleteStart::Started(v) => v,
         other => panic!("{other:?}"),
     };
-    c.volume_rpc()
-        .delete_volume(
-            &RequestContext::internal("t"),
-            volume.host.as_deref().unwrap(),
-            &DeleteVolumeArgs {
-                volume_id: id,
-                cascade: true,
-            },
-        )
-        .await
-        .unwrap();
+    c.cast_delete(&volume, true).await;
     c.wait_volume(id, |s| s.is_none()).await;
     assert!(!c.file("file", &format!("snapshot-{}", snap.id)).exists());
     c.delete(from_snap).await;
@@ -330,13 +320,7 @@ async fn restart_resumes_deletes_fails_creates_and_removes_orphans() {
             .unwrap()
             .is_empty()
     );
-    let usage = clinker_db::QuotaRepository::quota_usages(c.db.as_ref(), "p1")
-        .await
-        .unwrap();
-    let recount = clinker_db::QuotaRepository::recount_usages(c.db.as_ref(), "p1")
-        .await
-        .unwrap();
-    assert_eq!(usage.get("volumes"), recount.get("volumes"));
+    quota::assert_recount_matches(c.db.as_ref(), PROJECT, &["volumes"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

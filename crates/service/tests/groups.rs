@@ -7,15 +7,12 @@
 use std::collections::BTreeMap;
 
 use clinker_db::testsuite::new_volume;
-use clinker_db::{
-    FilterValue, GroupDeleteStart, NewGroup, NewGroupSnapshot, NewGroupType, SnapshotColumn,
-    SnapshotQuery,
-};
+use clinker_db::{GroupDeleteStart, NewGroup, NewGroupSnapshot, NewGroupType};
 use clinker_rpc::RequestContext;
 use clinker_rpc::scheduler::ScheduleCreateGroupArgs;
 use clinker_testkit::cluster::{PROJECT, SETTLE, ServiceCluster};
 use clinker_testkit::config::FILE_BACKEND;
-use clinker_testkit::poll;
+use clinker_testkit::{poll, quota};
 use clinker_types::group::Group;
 use clinker_types::group_status::{GroupSnapshotStatus, GroupStatus};
 use clinker_types::request_spec::TypeSpec;
@@ -189,16 +186,7 @@ async fn restart_settles_every_group_operation() {
     assert!(!c.file("file", &format!("volume-{doomed}")).exists());
     let failed = c.db.get_group_snapshot(gs).await.unwrap();
     assert_eq!(failed.status, GroupSnapshotStatus::Error);
-    let members =
-        c.db.list_snapshots(&SnapshotQuery {
-            filters: vec![(
-                SnapshotColumn::GroupSnapshotId,
-                FilterValue::Eq(gs.to_string()),
-            )],
-            ..SnapshotQuery::default()
-        })
-        .await
-        .unwrap();
+    let members = quota::group_snapshot_members(c.db.as_ref(), gs).await;
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].volume_id, snapped);
     assert_eq!(members[0].status, SnapshotStatus::Error);
@@ -216,18 +204,7 @@ async fn restart_settles_every_group_operation() {
             .unwrap()
             .is_empty()
     );
-    let usage = clinker_db::QuotaRepository::quota_usages(c.db.as_ref(), "p1")
-        .await
-        .unwrap();
-    let recount = clinker_db::QuotaRepository::recount_usages(c.db.as_ref(), "p1")
-        .await
-        .unwrap();
-    for resource in ["groups", "volumes", "snapshots", "gigabytes"] {
-        assert_eq!(
-            usage.get(resource).copied().unwrap_or(0),
-            recount.get(resource).copied().unwrap_or(0),
-            "{resource}"
-        );
-    }
+    let resources = ["groups", "volumes", "snapshots", "gigabytes"];
+    quota::assert_recount_matches(c.db.as_ref(), PROJECT, &resources).await;
     c.stop_services().await;
 }

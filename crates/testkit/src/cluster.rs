@@ -203,29 +203,30 @@ impl ServiceCluster {
             .unwrap()
     }
 
+    /// Casts the delete of `volume` (whose delete has begun in the
+    /// database) to its backend, as the API does.
+    pub async fn cast_delete(&self, volume: &Volume, cascade: bool) {
+        let args = DeleteVolumeArgs {
+            volume_id: volume.id,
+            cascade,
+        };
+        let host = volume.host.as_deref().unwrap();
+        self.volume_rpc()
+            .delete_volume(&RequestContext::internal("test"), host, &args)
+            .await
+            .unwrap();
+    }
+
     /// What the API does for a delete without cascade, then waits until
     /// the row is gone.
     pub async fn delete(&self, id: VolumeId) {
-        let volume = match self
-            .db
-            .begin_volume_delete(id, Default::default())
-            .await
-            .unwrap()
-        {
-            DeleteStart::Started(v) | DeleteStart::AlreadyDeleting(v) => v,
+        let begun = self.db.begin_volume_delete(id, Default::default()).await;
+        match begun.unwrap() {
+            DeleteStart::Started(v) | DeleteStart::AlreadyDeleting(v) => {
+                self.cast_delete(&v, false).await;
+            }
             DeleteStart::DeletedWithoutBackend(_) => return,
-        };
-        self.volume_rpc()
-            .delete_volume(
-                &RequestContext::internal("test"),
-                volume.host.as_deref().unwrap(),
-                &DeleteVolumeArgs {
-                    volume_id: id,
-                    cascade: false,
-                },
-            )
-            .await
-            .unwrap();
+        }
         self.wait_volume(id, |s| s.is_none()).await;
     }
 }

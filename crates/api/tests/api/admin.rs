@@ -11,9 +11,9 @@ use crate::common::{Verbs, harness};
 #[tokio::test]
 async fn volume_type_crud() {
     let h = harness().await;
-    let reply = h
-        .post("/v3/types", json!({"volume_type": {"name": "gold", "description": "fast", "extra_specs": {"volume_backend_name": "file"}}}))
-        .await;
+    let specs = json!({"volume_backend_name": "file"});
+    let gold = json!({"name": "gold", "description": "fast", "extra_specs": specs});
+    let reply = h.post("/v3/types", json!({ "volume_type": gold })).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let t = &reply.body["volume_type"];
     assert_eq!(

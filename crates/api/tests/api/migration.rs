@@ -201,8 +201,12 @@ async fn migrate_volume_completion_checks_both_volumes() {
         )
     );
     let before = h.volume.methods().len();
+    let completion = json!({"new_volume": target.id.to_string(), "error": false});
     let done = h
-        .post(&format!("/v3/volumes/{volume}/action"), json!({"os-migrate_volume_completion": {"new_volume": target.id.to_string(), "error": false}}))
+        .post(
+            &format!("/v3/volumes/{volume}/action"),
+            json!({ "os-migrate_volume_completion": completion }),
+        )
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     assert_eq!(done.body["save_volume_id"], volume.to_string());

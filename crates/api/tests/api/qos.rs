@@ -11,9 +11,8 @@ use crate::surface_support::{MEMBER, create_type, harness};
 #[tokio::test]
 async fn qos_specs_crud_matches_cinder() {
     let h = harness().await;
-    let created = h
-        .post("/v3/qos-specs", json!({"qos_specs": {"name": " fast ", "consumer": "front-end", "read_iops_sec": "2000"}}))
-        .await;
+    let fast = json!({"name": " fast ", "consumer": "front-end", "read_iops_sec": "2000"});
+    let created = h.post("/v3/qos-specs", json!({ "qos_specs": fast })).await;
     assert_eq!(created.status, 200, "{}", created.text);
     assert_eq!(sorted_keys(&created.body), ["links", "qos_specs"]);
     let specs = &created.body["qos_specs"];

@@ -38,9 +38,8 @@ const EXTENDED: &[&str] = &[
 async fn create_show_and_list_views() {
     let h = harness().await;
     let volume = h.available_volume(2).await;
-    let reply = h
-        .post("/v3/snapshots", json!({"snapshot": {"volume_id": volume.to_string(), "name": " s1 ", "description": "d", "metadata": {"m": "1"}}}))
-        .await;
+    let s1 = json!({"volume_id": volume.to_string(), "name": " s1 ", "description": "d", "metadata": {"m": "1"}});
+    let reply = h.post("/v3/snapshots", json!({ "snapshot": s1 })).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     let s = &reply.body["snapshot"];
     assert_eq!(sorted_keys(s), keys(&[]));

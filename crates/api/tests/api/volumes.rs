@@ -412,9 +412,8 @@ async fn update_volume() {
     let h = harness().await;
     let id = h.available_volume(1).await;
     let uri = format!("/v3/volumes/{id}");
-    let reply = h
-        .put(&uri, json!({"volume": {"name": "renamed", "display_description": "d", "metadata": {"a": "1"}}}))
-        .await;
+    let update = json!({"name": "renamed", "display_description": "d", "metadata": {"a": "1"}});
+    let reply = h.put(&uri, json!({ "volume": update })).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["volume"]["name"], "renamed");
     assert_eq!(reply.body["volume"]["description"], "d");
