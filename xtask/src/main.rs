@@ -143,6 +143,7 @@ fn check_deps() -> Result<(), String> {
             if dep_name.starts_with("clinker")
                 && !is_dev
                 && dep_name != name
+                && dep_name != TEST_SUPPORT
                 && !allowed.contains(dep_name)
             {
                 problems.push(format!("{name} must not depend on {dep_name}"));

@@ -7,7 +7,7 @@ use clinker_types::SnapshotId;
 use serde_json::json;
 
 use super::super::*;
-use super::{Lv, Lvm, MIB, VG, backend, driver, lv, options, volume};
+use super::{Lv, Lvm, MIB, VG, backend, driver, lv, options, thin, thin_pool, volume};
 use crate::targets::fake::FakeTarget;
 use crate::testing::fixture;
 

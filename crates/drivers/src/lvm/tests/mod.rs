@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use clinker_config::{
-    BackendConfig, DriverConfig, LvmDriverOptions, LvmType, OverSubscription, TargetConfig,
-    TargetHelperKind, VolumeClear,
+    BackendConfig, DriverConfig, LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind,
+    VolumeClear,
 };
 use clinker_exec::{FakeRunner, Output};
 use clinker_types::VolumeId;

@@ -10,7 +10,7 @@ mod scenarios;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clinker_config::{BackendConfig, DriverConfig, OverSubscription, RbdDriverOptions};
+use clinker_config::{BackendConfig, DriverConfig, RbdDriverOptions};
 use clinker_exec::{Command, CommandRunner, ExecError, FakeRunner, Output};
 use clinker_types::{SnapshotId, VolumeId};
 use serde_json::json;
