@@ -40,8 +40,8 @@ async fn volume_snapshot_clone_extend_delete_on_the_file_backend() {
         (Some(id.as_str()), Some(1))
     );
 
-    let (status, _) = c.action(&id, json!({"os-extend": {"new_size": 3}})).await;
-    assert_eq!(status, 202);
+    c.action_ok(&id, json!({"os-extend": {"new_size": 3}}))
+        .await;
     let grown = c.wait_volume(&id, |s| s == Some("available")).await;
     let grown = if grown["size"] == 3 {
         grown

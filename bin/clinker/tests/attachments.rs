@@ -210,13 +210,8 @@ async fn two_concurrent_attachment_creates_one_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_multiattach_type_lets_two_instances_attach() {
     let mut c = Cluster::start("", FAKE_ISCSI_BACKEND).await;
-    let (status, created) = c
-        .post(
-            "/types",
-            json!({"volume_type": {"name": "multi", "extra_specs": {"multiattach": "<is> True"}}}),
-        )
+    c.create_type("multi", json!({"multiattach": "<is> True"}))
         .await;
-    assert_eq!(status, 200, "{created}");
     let id = c
         .available_volume(json!({"size": 1, "volume_type": "multi"}))
         .await;
@@ -265,33 +260,20 @@ async fn a_multiattach_type_lets_two_instances_attach() {
 async fn force_detach_of_a_volume_reset_to_error() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
     let id = c.available_volume(json!({"size": 1})).await;
-    let action_path = format!("/volumes/{id}/action");
-    let (status, body) = c
-        .post(
-            &action_path,
-            json!({"os-attach": {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb"}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    let attach = json!({"os-attach": {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb"}});
+    c.action_ok(&id, attach).await;
     let attachment = volume(&c, &id).await["attachments"][0]["attachment_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = c
-        .post(
-            &action_path,
-            json!({"os-reset_status": {"status": "error"}}),
-        )
+    c.action_ok(&id, json!({"os-reset_status": {"status": "error"}}))
         .await;
-    assert_eq!(status, 202);
     assert_eq!(volume(&c, &id).await["status"], "error");
-    let (status, body) = c
-        .post(
-            &action_path,
-            json!({"os-force_detach": {"connector": null, "attachment_id": attachment}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.action_ok(
+        &id,
+        json!({"os-force_detach": {"connector": null, "attachment_id": attachment}}),
+    )
+    .await;
     let free = volume(&c, &id).await;
     assert_eq!(free["status"], "available");
     assert_eq!(free["attachments"], json!([]));

@@ -29,16 +29,14 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     write_at(&snap_path, 5 << 20, b"snapshot-payload");
 
     // Unmanage the snapshot, then the volume; their files stay.
-    let (status, body) = c
-        .post(
-            &format!("/snapshots/{snap_id}/action"),
-            json!({"os-unmanage": {}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.post_ok(
+        202,
+        &format!("/snapshots/{snap_id}/action"),
+        json!({"os-unmanage": {}}),
+    )
+    .await;
     c.wait_gone(&format!("/snapshots/{snap_id}")).await;
-    let (status, body) = c.action(&id, json!({"os-unmanage": {}})).await;
-    assert_eq!(status, 202, "{body}");
+    c.action_ok(&id, json!({"os-unmanage": {}})).await;
     c.wait_volume(&id, |s| s.is_none()).await;
     assert!(old_path.exists() && snap_path.exists());
     c.assert_quota_consistent("admin").await;
@@ -80,8 +78,9 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     );
 
     // Manage it back, as Tempest does.
-    let (status, managed) = c
-        .post(
+    let managed = c
+        .post_ok(
+            202,
             "/os-volume-manage",
             json!({"volume": {
                 "host": original["os-vol-host-attr:host"],
@@ -92,7 +91,6 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
             }}),
         )
         .await;
-    assert_eq!(status, 202, "{managed}");
     let new_id = managed["volume"]["id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, id);
     let shown = c.wait_volume(&new_id, |s| s == Some("available")).await;
@@ -110,8 +108,9 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     assert!(!old_path.exists());
 
     // And the snapshot, onto the managed volume.
-    let (status, managed_snap) = c
-        .post(
+    let managed_snap = c
+        .post_ok(
+            202,
             "/os-snapshot-manage",
             json!({"snapshot": {
                 "volume_id": new_id,
@@ -121,7 +120,6 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
             }}),
         )
         .await;
-    assert_eq!(status, 202, "{managed_snap}");
     let new_snap = managed_snap["snapshot"]["id"].as_str().unwrap().to_owned();
     let snap_shown = c.wait_snapshot(&new_snap, "available").await;
     assert_eq!(snap_shown["size"], 1);
@@ -136,13 +134,13 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    let (status, bad) = c
-        .post(
+    let bad = c
+        .post_ok(
+            202,
             "/os-volume-manage",
             json!({"volume": {"host": "testnode@file#file", "ref": {"source-name": "nothing"}}}),
         )
         .await;
-    assert_eq!(status, 202, "{bad}");
     let bad_id = bad["volume"]["id"].as_str().unwrap().to_owned();
     c.wait_volume(&bad_id, |s| s == Some("error")).await;
     let after: Vec<_> = std::fs::read_dir(c.volumes_dir())

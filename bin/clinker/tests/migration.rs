@@ -45,13 +45,11 @@ async fn retype_on_demand_and_os_migrate_volume_move_the_data_between_backends()
     write_at(&source, OFFSET, PATTERN);
 
     // Retype to a type only the other backend serves: the volume moves.
-    let (status, body) = c
-        .action(
-            &id,
-            json!({"os-retype": {"new_type": "dst", "migration_policy": "on-demand"}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.action_ok(
+        &id,
+        json!({"os-retype": {"new_type": "dst", "migration_policy": "on-demand"}}),
+    )
+    .await;
     let after = c
         .wait_volume_until(&id, |v| v["volume_type"] == "dst")
         .await;
@@ -81,10 +79,8 @@ async fn retype_on_demand_and_os_migrate_volume_move_the_data_between_backends()
     c.assert_quota_consistent("admin").await;
 
     // Its type pins file2: the scheduler refuses to move it back to file.
-    let (status, body) = c
-        .action(&id, json!({"os-migrate_volume": {"host": "testnode@file"}}))
+    c.action_ok(&id, json!({"os-migrate_volume": {"host": "testnode@file"}}))
         .await;
-    assert_eq!(status, 202, "{body}");
     let refused = c
         .wait_volume_until(&id, |v| v["migration_status"] == "error")
         .await;
@@ -93,19 +89,15 @@ async fn retype_on_demand_and_os_migrate_volume_move_the_data_between_backends()
 
     // A type without a backend pin may go anywhere: back to file.
     c.create_type("anywhere", json!({})).await;
-    let (status, body) = c
-        .action(&id, json!({"os-retype": {"new_type": "anywhere"}}))
+    c.action_ok(&id, json!({"os-retype": {"new_type": "anywhere"}}))
         .await;
-    assert_eq!(status, 202, "{body}");
     c.wait_volume_until(&id, |v| v["volume_type"] == "anywhere")
         .await;
-    let (status, body) = c
-        .action(
-            &id,
-            json!({"os-migrate_volume": {"host": "testnode@file", "lock_volume": true}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.action_ok(
+        &id,
+        json!({"os-migrate_volume": {"host": "testnode@file", "lock_volume": true}}),
+    )
+    .await;
     let back = c
         .wait_volume_until(&id, |v| v["migration_status"] == "success")
         .await;

@@ -20,13 +20,13 @@ async fn transfer_moves_the_volume_and_its_quota_to_the_accepting_project() {
     let (_, taker_before) = c.get("/os-quota-sets/p2?usage=true").await;
 
     let taker = c.as_token("u2:p2");
-    let (status, transfer) = c
-        .post(
+    let transfer = c
+        .post_ok(
+            202,
             "/os-volume-transfer",
             json!({"transfer": {"volume_id": id}}),
         )
         .await;
-    assert_eq!(status, 202, "{transfer}");
     let transfer_id = transfer["transfer"]["id"].as_str().unwrap();
     let auth_key = transfer["transfer"]["auth_key"].as_str().unwrap();
     c.wait_volume(&id, |s| s == Some("awaiting-transfer")).await;
@@ -124,13 +124,11 @@ async fn retype_happens_in_place_or_not_at_all() {
     let before = c.wait_volume(&id, |s| s == Some("available")).await;
     c.available_snapshot(json!({"volume_id": id})).await;
 
-    let (status, body) = c
-        .action(
-            &id,
-            json!({"os-retype": {"new_type": "silver", "migration_policy": "never"}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.action_ok(
+        &id,
+        json!({"os-retype": {"new_type": "silver", "migration_policy": "never"}}),
+    )
+    .await;
     let after = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(after["volume_type"], "silver");
     assert_eq!(
@@ -147,10 +145,8 @@ async fn retype_happens_in_place_or_not_at_all() {
 
     // The backend is not "nowhere": without migration the retype ends
     // with the volume as it was and a user message.
-    let (status, body) = c
-        .action(&id, json!({"os-retype": {"new_type": "elsewhere"}}))
+    c.action_ok(&id, json!({"os-retype": {"new_type": "elsewhere"}}))
         .await;
-    assert_eq!(status, 202, "{body}");
     let message = c.wait_messages(&id, 1).await.remove(0);
     assert_eq!(
         message["user_message"],
@@ -159,13 +155,11 @@ async fn retype_happens_in_place_or_not_at_all() {
     let unchanged = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(unchanged["volume_type"], "silver");
     // on-demand finds no other backend to migrate to: the same outcome.
-    let (status, _) = c
-        .action(
-            &id,
-            json!({"os-retype": {"new_type": "elsewhere", "migration_policy": "on-demand"}}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    c.action_ok(
+        &id,
+        json!({"os-retype": {"new_type": "elsewhere", "migration_policy": "on-demand"}}),
+    )
+    .await;
     c.wait_messages(&id, 2).await;
     let unchanged = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(unchanged["volume_type"], "silver");

@@ -117,6 +117,12 @@ impl Api {
         self.post(&format!("/volumes/{id}/action"), body).await
     }
 
+    /// A volume action that must be accepted (202); the reply.
+    pub async fn action_ok(&self, id: &str, body: Value) -> Value {
+        self.post_ok(202, &format!("/volumes/{id}/action"), body)
+            .await
+    }
+
     /// `POST /volumes`: the status, the new volume's id if any, the body.
     pub async fn create_volume(&self, volume: Value) -> (u16, Option<String>, Value) {
         let (status, resp) = self.post("/volumes", json!({ "volume": volume })).await;
