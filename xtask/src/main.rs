@@ -1,15 +1,37 @@
 //! Repository checks. `cargo run -p xtask -- check-deps` enforces the crate
 //! dependency rule of ARCHITECTURE.md: every arrow points down the layers,
 //! `api` never reaches `volume` or `drivers`, `drivers` never reach `db` or
-//! `rpc`, and `types` depends on no Clinker crate.
+//! `rpc`, `types` depends on no Clinker crate, and the test-support crate
+//! is only ever a dev-dependency.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
+
+/// The test-support crate: a dev-dependency only, of any crate.
+const TEST_SUPPORT: &str = "clinker-testkit";
 
 /// Which Clinker crates each crate may depend on (normal dependencies;
 /// dev-dependencies are free).
 fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let rules: &[(&str, &[&str])] = &[
+        // Test support may use every crate; nothing may use it outside
+        // dev-dependencies (checked separately: see `TEST_SUPPORT`).
+        (
+            TEST_SUPPORT,
+            &[
+                "clinker-types",
+                "clinker-config",
+                "clinker-runtime",
+                "clinker-exec",
+                "clinker-db",
+                "clinker-rpc",
+                "clinker-drivers",
+                "clinker-scheduler",
+                "clinker-volume",
+                "clinker-service",
+                "clinker-api",
+            ],
+        ),
         ("clinker-types", &[]),
         // The benchmark talks HTTP only.
         ("clinker-bench", &[]),
@@ -122,6 +144,14 @@ fn check_deps() -> Result<(), String> {
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
     for package in &packages {
         let name = package["name"].as_str().unwrap_or_default();
+        // The binary may depend on anything, except test support.
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            if dep["name"].as_str() == Some(TEST_SUPPORT) && dep["kind"].as_str() != Some("dev") {
+                problems.push(format!(
+                    "{name} may take {TEST_SUPPORT} only as a dev-dependency"
+                ));
+            }
+        }
         if !name.starts_with("clinker-") {
             continue;
         }
@@ -137,6 +167,7 @@ fn check_deps() -> Result<(), String> {
             if dep_name.starts_with("clinker")
                 && !is_dev
                 && dep_name != name
+                && dep_name != TEST_SUPPORT
                 && !allowed.contains(dep_name)
             {
                 problems.push(format!("{name} must not depend on {dep_name}"));

@@ -20,15 +20,9 @@ async fn volume_snapshot_clone_extend_delete_on_the_file_backend() {
     assert_eq!(v["os-vol-host-attr:host"], "testnode@file#file");
     assert!(c.volumes_dir().join(format!("volume-{id}")).exists());
 
-    let (status, snap) = c
-        .post(
-            "/snapshots",
-            json!({"snapshot": {"volume_id": id, "name": "s1"}}),
-        )
+    let snap_id = c
+        .available_snapshot(json!({"volume_id": id, "name": "s1"}))
         .await;
-    assert_eq!(status, 202, "{snap}");
-    let snap_id = snap["snapshot"]["id"].as_str().unwrap().to_owned();
-    c.wait_snapshot(&snap_id, "available").await;
 
     let (status, from_snap, _) = c
         .create_volume(json!({"size": 2, "snapshot_id": snap_id}))
@@ -46,13 +40,8 @@ async fn volume_snapshot_clone_extend_delete_on_the_file_backend() {
         (Some(id.as_str()), Some(1))
     );
 
-    let (status, _) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-extend": {"new_size": 3}}),
-        )
+    c.action_ok(&id, json!({"os-extend": {"new_size": 3}}))
         .await;
-    assert_eq!(status, 202);
     let grown = c.wait_volume(&id, |s| s == Some("available")).await;
     let grown = if grown["size"] == 3 {
         grown
@@ -192,9 +181,7 @@ async fn capacity_claims_never_overcommit_a_pool() {
         "a 10 GiB pool holds exactly ten 1 GiB volumes"
     );
     assert_eq!(errors.len(), 20);
-    let (_, messages) = c
-        .request(reqwest::Method::GET, "/messages", None, Some("3.3"))
-        .await;
+    let (_, messages) = c.at("3.3").get("/messages").await;
     let texts: Vec<&str> = messages["messages"]
         .as_array()
         .unwrap()
@@ -227,7 +214,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         async move {
             let resp = c
                 .http
-                .post(format!("{}/volumes", c.endpoint))
+                .post(format!("{}/volumes", c.base))
                 .header("Content-Type", "application/json")
                 .header("OpenStack-API-Version", format!("volume {version}"))
                 .body(body)

@@ -14,122 +14,62 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../../crates/drivers/tests/common/mod.rs"]
-mod dataplane;
-
 mod common;
 
 use std::time::{Duration, Instant};
 
 use clinker_exec::Command;
+use clinker_testkit::dataplane::{
+    self, READ_PATTERNS, Tgtd, WRITE_PATTERNS, assert_chap_refuses, iscsi_url,
+};
+use clinker_testkit::http::connector;
 use common::Cluster;
-use dataplane::{Tgtd, qemu, qemu_io};
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 const TEST: &str = "attach_dataplane";
 const TOOLS: &[&str] = &["tgtd", "tgtadm", "tgt-admin", "iscsi-inq"];
+const INITIATOR: &str = "iqn.2004-10.org.clinker:test";
 
 /// The initiator's URL, from the attachments API's flattened connection
 /// info, exactly as handed out (Nova would pop `driver_volume_type` and
 /// `attachment_id` and give the rest to os-brick).
-fn iscsi_url(info: &Map<String, Value>) -> String {
-    let s = |k: &str| {
-        info.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("{k} missing from {info:?}"))
-    };
-    assert_eq!(s("driver_volume_type"), "iscsi");
-    assert_eq!(s("auth_method"), "CHAP");
-    format!(
-        "iscsi://{}%{}@{}/{}/{}",
-        s("auth_username"),
-        s("auth_password"),
-        s("target_portal"),
-        s("target_iqn"),
-        info["target_lun"]
+fn url_of(info: &Map<String, Value>) -> String {
+    iscsi_url(
+        info["driver_volume_type"].as_str().unwrap_or_default(),
+        info,
     )
-}
-
-fn connector() -> Value {
-    json!({"initiator": "iqn.2004-10.org.clinker:test", "ip": "127.0.0.1", "host": "test", "multipath": false})
-}
-
-async fn wait_available(c: &Cluster, id: &str) {
-    c.wait_volume(id, |s| s == Some("available")).await;
 }
 
 /// Attaches a volume through the attachments API (reserve and connect in
 /// one call, then complete) and returns the attachment id and its
 /// connection info.
 async fn attach(c: &Cluster, volume: &str) -> (String, Map<String, Value>) {
-    let (status, made) = c
-        .request(
-            Method::POST,
-            "/attachments",
-            Some(json!({"attachment": {"volume_uuid": volume, "connector": connector()}})),
-            Some("3.54"),
-        )
+    let made = c
+        .attach(json!({"volume_uuid": volume, "connector": connector(INITIATOR)}))
         .await;
-    assert_eq!(status, 200, "{made}");
-    let id = made["attachment"]["id"].as_str().unwrap().to_owned();
-    let info = made["attachment"]["connection_info"]
-        .as_object()
-        .unwrap()
-        .clone();
-    let (status, body) = c
-        .request(
-            Method::POST,
-            &format!("/attachments/{id}/action"),
-            Some(json!({"os-complete": {}})),
-            Some("3.54"),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
-    (id, info)
+    let info = made["connection_info"].as_object().unwrap().clone();
+    (made["id"].as_str().unwrap().to_owned(), info)
 }
 
 async fn detach(c: &Cluster, attachment: &str) {
-    let (status, body) = c
-        .request(
-            Method::DELETE,
-            &format!("/attachments/{attachment}"),
-            None,
-            Some("3.54"),
-        )
-        .await;
+    let path = format!("/attachments/{attachment}");
+    let (status, body) = c.at("3.54").delete(&path).await;
     assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn attachments_api_connection_info_reaches_the_data() {
-    if !dataplane::enabled(TEST) || !dataplane::prerequisites(TEST, TOOLS) {
-        return;
-    }
-    let Some(qemu_io) = qemu_io() else {
-        dataplane::unmet(
-            TEST,
-            "qemu-io with the iscsi module (CLINKER_QEMU_BIN, QEMU_MODULE_DIR) is missing",
-        );
+    let Some(qemu) = dataplane::ready_with_qemu(TEST, TOOLS) else {
         return;
     };
     let started = Instant::now();
     let tgtd = Tgtd::start().await;
     let backend = format!(
-        "enabled_backends = file\n[file]\nvolume_driver = file\ntarget_helper = tgtadm\n\
-         target_ip_address = 127.0.0.1\ntarget_port = {}\nvolumes_dir = {}\ntgt_conf_file = {}\n\
-         tgt_control_port = {}\n",
-        tgtd.port,
-        tgtd.volumes_dir().display(),
-        tgtd.conf_file().display(),
-        tgtd.control_port
+        "enabled_backends = file\n[file]\nvolume_driver = file\n{}",
+        tgtd.target_options()
     );
     let mut c = Cluster::start("", &backend).await;
-
-    let (status, id, body) = c.create_volume(json!({"size": 1, "name": "data"})).await;
-    assert_eq!(status, 202, "{body}");
-    let volume = id.unwrap();
-    wait_available(&c, &volume).await;
+    let volume = c.available_volume(json!({"size": 1, "name": "data"})).await;
     // Not exported before it is attached (Cinder LP #1381106).
     assert!(tgtd.target_iqns().await.is_empty());
 
@@ -141,54 +81,24 @@ async fn attachments_api_connection_info_reaches_the_data() {
     assert_eq!(info["target_portal"], format!("127.0.0.1:{}", tgtd.port));
     assert_eq!(info["target_lun"], 1);
     assert_eq!(tgtd.target_iqns().await, std::slice::from_ref(&iqn));
-    let url = iscsi_url(&info);
+    let url = url_of(&info);
 
     // Write a pattern through the initiator.
-    let out = dataplane::run(qemu(
-        &qemu_io,
-        &["write -P 0x5a 0 4M", "write -P 0xa5 1020M 4M"],
-        &url,
-    ))
-    .await;
-    assert!(
-        out.success(),
-        "qemu-io write: {} {}",
-        out.stdout,
-        out.stderr
-    );
+    qemu.check("write", WRITE_PATTERNS, &url).await;
 
     // A wrong CHAP password is refused.
     let user = info["auth_username"].as_str().unwrap();
     let target_path = format!("127.0.0.1:{}/{iqn}/1", tgtd.port);
-    let wrong = dataplane::run(
-        Command::new("iscsi-inq").arg(format!("iscsi://{user}%wrongpassword@{target_path}")),
-    )
-    .await;
-    assert_ne!(wrong.code, 0, "a wrong CHAP password must be refused");
-    assert!(
-        wrong.stderr.contains("Authentication failure")
-            || wrong.stdout.contains("Authentication failure"),
-        "{wrong:?}"
-    );
+    assert_chap_refuses(user, &target_path).await;
 
     // Snapshot the attached volume (3.66: no force needed), clone it.
-    let (status, snap) = c
-        .request(
-            Method::POST,
-            "/snapshots",
-            Some(json!({"snapshot": {"volume_id": volume, "name": "s"}})),
-            Some("3.66"),
-        )
+    let snapshot = c
+        .at("3.66")
+        .available_snapshot(json!({"volume_id": volume, "name": "s"}))
         .await;
-    assert_eq!(status, 202, "{snap}");
-    let snapshot = snap["snapshot"]["id"].as_str().unwrap().to_owned();
-    c.wait_snapshot(&snapshot, "available").await;
-    let (status, clone, body) = c
-        .create_volume(json!({"size": 1, "snapshot_id": snapshot}))
+    let clone = c
+        .available_volume(json!({"size": 1, "snapshot_id": snapshot}))
         .await;
-    assert_eq!(status, 202, "{body}");
-    let clone = clone.unwrap();
-    wait_available(&c, &clone).await;
 
     // Attach the clone and read the pattern back through its own
     // connection info.
@@ -200,19 +110,14 @@ async fn attachments_api_connection_info_reaches_the_data() {
         "each export has its own CHAP secret"
     );
     let t = Instant::now();
-    let out = dataplane::run(qemu(
-        &qemu_io,
-        &["read -P 0x5a 0 4M", "read -P 0xa5 1020M 4M"],
-        &iscsi_url(&clone_info),
-    ))
+    let on_clone = url_of(&clone_info);
+    qemu.check(
+        "read -P (pattern check) on the clone",
+        READ_PATTERNS,
+        &on_clone,
+    )
     .await;
     let read_latency = t.elapsed();
-    assert!(
-        out.success(),
-        "qemu-io read -P (pattern check) on the clone: {} {}",
-        out.stdout,
-        out.stderr
-    );
 
     // Detaching removes each target.
     let t = Instant::now();

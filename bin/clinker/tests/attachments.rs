@@ -6,9 +6,9 @@
 
 mod common;
 
+use clinker_testkit::http::connector as connector_of;
 use common::{Cluster, FILE_BACKEND};
 use futures_util::future::join_all;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 const INSTANCE: &str = "d5c4c6b7-8e0f-4a2b-9c3d-1e2f3a4b5c6d";
@@ -18,26 +18,15 @@ const OTHER_INSTANCE: &str = "a1b2c3d4-e5f6-4711-8899-aabbccddeeff";
 /// credentials and iSCSI connection info, no target daemon).
 const FAKE_ISCSI_BACKEND: &str = "enabled_backends = file\n[file]\nvolume_driver = file\ntarget_helper = fake\ntarget_ip_address = 127.0.0.1\n";
 
+/// The attachments API's microversion here.
+const V: &str = "3.54";
+
 fn connector() -> Value {
-    json!({"initiator": "iqn.2004-10.org.clinker:test", "ip": "127.0.0.1", "host": "test", "multipath": false})
-}
-
-async fn available_volume(c: &Cluster, body: Value) -> String {
-    let (status, id, resp) = c.create_volume(body).await;
-    assert_eq!(status, 202, "{resp}");
-    let id = id.unwrap();
-    c.wait_volume(&id, |s| s == Some("available")).await;
-    id
-}
-
-async fn at(c: &Cluster, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    c.request(method, path, body, Some("3.54")).await
+    connector_of("iqn.2004-10.org.clinker:test")
 }
 
 async fn volume(c: &Cluster, id: &str) -> Value {
-    let (status, body) = c
-        .request(Method::GET, &format!("/volumes/{id}"), None, Some("3.48"))
-        .await;
+    let (status, body) = c.at("3.48").get(&format!("/volumes/{id}")).await;
     assert_eq!(status, 200, "{body}");
     body["volume"].clone()
 }
@@ -45,27 +34,24 @@ async fn volume(c: &Cluster, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn attachment_create_update_complete_delete() {
     let mut c = Cluster::start("", FAKE_ISCSI_BACKEND).await;
-    let id = available_volume(&c, json!({"size": 1})).await;
+    let id = c.available_volume(json!({"size": 1})).await;
 
-    let (status, made) = at(
-        &c,
-        Method::POST,
-        "/attachments",
-        Some(json!({"attachment": {"volume_uuid": id}})),
-    )
-    .await;
+    let (status, made) = c
+        .at(V)
+        .post("/attachments", json!({"attachment": {"volume_uuid": id}}))
+        .await;
     assert_eq!(status, 200, "{made}");
     assert_eq!(made["attachment"]["status"], "reserved");
     let attachment = made["attachment"]["id"].as_str().unwrap().to_owned();
     assert_eq!(volume(&c, &id).await["status"], "reserved");
 
-    let (status, updated) = at(
-        &c,
-        Method::PUT,
-        &format!("/attachments/{attachment}"),
-        Some(json!({"attachment": {"connector": connector()}})),
-    )
-    .await;
+    let (status, updated) = c
+        .at(V)
+        .put(
+            &format!("/attachments/{attachment}"),
+            json!({"attachment": {"connector": connector()}}),
+        )
+        .await;
     assert_eq!(status, 200, "{updated}");
     let a = &updated["attachment"];
     assert_eq!(a["status"], "attaching");
@@ -88,16 +74,16 @@ async fn attachment_create_update_complete_delete() {
     assert!(info.get("data").is_none(), "the attachments API flattens");
     assert_eq!(volume(&c, &id).await["status"], "attaching");
     // Shown again, the stored connection is the one handed out.
-    let (_, shown) = at(&c, Method::GET, &format!("/attachments/{attachment}"), None).await;
+    let (_, shown) = c.at(V).get(&format!("/attachments/{attachment}")).await;
     assert_eq!(shown["attachment"]["connection_info"], *info);
 
-    let (status, body) = at(
-        &c,
-        Method::POST,
-        &format!("/attachments/{attachment}/action"),
-        Some(json!({"os-complete": {}})),
-    )
-    .await;
+    let (status, body) = c
+        .at(V)
+        .post(
+            &format!("/attachments/{attachment}/action"),
+            json!({"os-complete": {}}),
+        )
+        .await;
     assert_eq!(status, 204, "{body}");
     let in_use = volume(&c, &id).await;
     assert_eq!(in_use["status"], "in-use");
@@ -110,41 +96,27 @@ async fn attachment_create_update_complete_delete() {
     let (status, _) = c.delete(&format!("/volumes/{id}")).await;
     assert_eq!(status, 400);
 
-    let (status, remaining) = at(
-        &c,
-        Method::DELETE,
-        &format!("/attachments/{attachment}"),
-        None,
-    )
-    .await;
+    let (status, remaining) = c.at(V).delete(&format!("/attachments/{attachment}")).await;
     assert_eq!(status, 200, "{remaining}");
     assert_eq!(remaining, json!({"attachments": []}));
     let free = volume(&c, &id).await;
     assert_eq!(free["status"], "available");
     assert_eq!(free["attachments"], json!([]));
     assert!(free["metadata"].get("attached_mode").is_none());
-    let (status, _) = at(&c, Method::GET, &format!("/attachments/{attachment}"), None).await;
+    let (status, _) = c.at(V).get(&format!("/attachments/{attachment}")).await;
     assert_eq!(status, 404);
 
     // A server's attachment made in one step (create with a connector):
     // users may not delete it.
-    let (status, made) = at(
-        &c,
-        Method::POST,
-        "/attachments",
-        Some(json!({"attachment": {"volume_uuid": id, "instance_uuid": INSTANCE, "connector": connector()}})),
-    )
-    .await;
+    let server = json!({"attachment": {"volume_uuid": id, "instance_uuid": INSTANCE, "connector": connector()}});
+    let (status, made) = c.at(V).post("/attachments", server).await;
     assert_eq!(status, 200, "{made}");
     assert_eq!(made["attachment"]["status"], "attaching");
     let server_attachment = made["attachment"]["id"].as_str().unwrap().to_owned();
-    let (status, refused) = at(
-        &c,
-        Method::DELETE,
-        &format!("/attachments/{server_attachment}"),
-        None,
-    )
-    .await;
+    let (status, refused) = c
+        .at(V)
+        .delete(&format!("/attachments/{server_attachment}"))
+        .await;
     assert_eq!(status, 409, "{refused}");
     assert_eq!(
         refused["conflictingRequest"]["message"],
@@ -159,7 +131,7 @@ async fn attachment_create_update_complete_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn legacy_reserve_initialize_attach_detach() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
-    let id = available_volume(&c, json!({"size": 1})).await;
+    let id = c.available_volume(json!({"size": 1})).await;
     let action = |body: Value| {
         let c = &c;
         let id = id.clone();
@@ -218,25 +190,17 @@ async fn legacy_reserve_initialize_attach_detach() {
 async fn two_concurrent_attachment_creates_one_wins() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
     for _ in 0..3 {
-        let id = available_volume(&c, json!({"size": 1})).await;
+        let id = c.available_volume(json!({"size": 1})).await;
+        let api = c.at(V);
         let tries = [INSTANCE, OTHER_INSTANCE].map(|instance| {
-            at(
-                &c,
-                Method::POST,
-                "/attachments",
-                Some(json!({"attachment": {"volume_uuid": id, "instance_uuid": instance, "connector": connector()}})),
-            )
+            let body = json!({"attachment": {"volume_uuid": id, "instance_uuid": instance, "connector": connector()}});
+            let api = api.clone();
+            async move { api.post("/attachments", body).await }
         });
         let mut statuses: Vec<u16> = join_all(tries).await.iter().map(|(s, _)| *s).collect();
         statuses.sort_unstable();
         assert_eq!(statuses, [200, 400]);
-        let (_, listed) = at(
-            &c,
-            Method::GET,
-            &format!("/attachments?volume_id={id}"),
-            None,
-        )
-        .await;
+        let (_, listed) = c.at(V).get(&format!("/attachments?volume_id={id}")).await;
         assert_eq!(listed["attachments"].as_array().unwrap().len(), 1);
         assert_eq!(volume(&c, &id).await["status"], "attaching");
     }
@@ -246,35 +210,18 @@ async fn two_concurrent_attachment_creates_one_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_multiattach_type_lets_two_instances_attach() {
     let mut c = Cluster::start("", FAKE_ISCSI_BACKEND).await;
-    let (status, created) = c
-        .post(
-            "/types",
-            json!({"volume_type": {"name": "multi", "extra_specs": {"multiattach": "<is> True"}}}),
-        )
+    c.create_type("multi", json!({"multiattach": "<is> True"}))
         .await;
-    assert_eq!(status, 200, "{created}");
-    let id = available_volume(&c, json!({"size": 1, "volume_type": "multi"})).await;
+    let id = c
+        .available_volume(json!({"size": 1, "volume_type": "multi"}))
+        .await;
     assert_eq!(volume(&c, &id).await["multiattach"], true);
     let mut iqns = Vec::new();
     for instance in [INSTANCE, OTHER_INSTANCE] {
-        let (status, made) = at(
-            &c,
-            Method::POST,
-            "/attachments",
-            Some(json!({"attachment": {"volume_uuid": id, "instance_uuid": instance, "connector": connector()}})),
-        )
-        .await;
-        assert_eq!(status, 200, "{made}");
-        let attachment = made["attachment"]["id"].as_str().unwrap().to_owned();
-        iqns.push(made["attachment"]["connection_info"]["target_iqn"].clone());
-        let (status, _) = at(
-            &c,
-            Method::POST,
-            &format!("/attachments/{attachment}/action"),
-            Some(json!({"os-complete": {}})),
-        )
-        .await;
-        assert_eq!(status, 204);
+        let made = c
+            .attach(json!({"volume_uuid": id, "instance_uuid": instance, "connector": connector()}))
+            .await;
+        iqns.push(made["connection_info"]["target_iqn"].clone());
         assert_eq!(volume(&c, &id).await["status"], "in-use");
     }
     // One export serves both.
@@ -289,22 +236,22 @@ async fn a_multiattach_type_lets_two_instances_attach() {
     assert_eq!(servers.len(), 2);
     assert!(servers.contains(&INSTANCE) && servers.contains(&OTHER_INSTANCE));
     // Not multiattach: the second instance is refused.
-    let single = available_volume(&c, json!({"size": 1})).await;
-    let (status, _) = at(
-        &c,
-        Method::POST,
-        "/attachments",
-        Some(json!({"attachment": {"volume_uuid": single, "instance_uuid": INSTANCE}})),
-    )
-    .await;
+    let single = c.available_volume(json!({"size": 1})).await;
+    let (status, _) = c
+        .at(V)
+        .post(
+            "/attachments",
+            json!({"attachment": {"volume_uuid": single, "instance_uuid": INSTANCE}}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, refused) = at(
-        &c,
-        Method::POST,
-        "/attachments",
-        Some(json!({"attachment": {"volume_uuid": single, "instance_uuid": OTHER_INSTANCE}})),
-    )
-    .await;
+    let (status, refused) = c
+        .at(V)
+        .post(
+            "/attachments",
+            json!({"attachment": {"volume_uuid": single, "instance_uuid": OTHER_INSTANCE}}),
+        )
+        .await;
     assert_eq!(status, 400, "{refused}");
     c.stop().await;
 }
@@ -312,34 +259,21 @@ async fn a_multiattach_type_lets_two_instances_attach() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn force_detach_of_a_volume_reset_to_error() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
-    let id = available_volume(&c, json!({"size": 1})).await;
-    let action_path = format!("/volumes/{id}/action");
-    let (status, body) = c
-        .post(
-            &action_path,
-            json!({"os-attach": {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb"}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    let id = c.available_volume(json!({"size": 1})).await;
+    let attach = json!({"os-attach": {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb"}});
+    c.action_ok(&id, attach).await;
     let attachment = volume(&c, &id).await["attachments"][0]["attachment_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = c
-        .post(
-            &action_path,
-            json!({"os-reset_status": {"status": "error"}}),
-        )
+    c.action_ok(&id, json!({"os-reset_status": {"status": "error"}}))
         .await;
-    assert_eq!(status, 202);
     assert_eq!(volume(&c, &id).await["status"], "error");
-    let (status, body) = c
-        .post(
-            &action_path,
-            json!({"os-force_detach": {"connector": null, "attachment_id": attachment}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.action_ok(
+        &id,
+        json!({"os-force_detach": {"connector": null, "attachment_id": attachment}}),
+    )
+    .await;
     let free = volume(&c, &id).await;
     assert_eq!(free["status"], "available");
     assert_eq!(free["attachments"], json!([]));

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use clinker::wiring::start_all_in_one;
-use clinker_config::{Config, ConfigEnv, Ini};
+use clinker_config::Config;
 
 fn config(dir: &std::path::Path, extra: &str) -> Config {
     let text = format!(
@@ -14,15 +14,7 @@ fn config(dir: &std::path::Path, extra: &str) -> Config {
          enabled_backends = file\n{extra}\n[file]\nvolume_driver = file\n",
         dir.display()
     );
-    let mut ini = Ini::default();
-    ini.merge_text(&text, "test.conf").unwrap();
-    Config::from_ini(
-        &ini,
-        &ConfigEnv {
-            hostname: "testnode".into(),
-        },
-    )
-    .unwrap()
+    clinker_testkit::config::parse(&text, "testnode")
 }
 
 #[tokio::test]

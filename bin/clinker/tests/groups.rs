@@ -7,52 +7,21 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{Cluster, FILE_BACKEND};
 use serde_json::{Value, json};
 
-/// Polls `GET path` at `version` until `want(status code, body)`.
-async fn wait_for(
-    c: &Cluster,
-    path: &str,
-    version: &str,
-    want: impl Fn(u16, &Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, body) = c
-            .request(reqwest::Method::GET, path, None, Some(version))
-            .await;
-        if want(code, &body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never settled: {code} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn wait_group(c: &Cluster, id: &str, status: &str) -> Value {
-    wait_for(c, &format!("/groups/{id}"), "3.14", |_, b| {
-        b["group"]["status"] == status
-    })
-    .await["group"]
-        .clone()
-}
-
-async fn post_at(c: &Cluster, version: &str, path: &str, body: Value) -> (u16, Value) {
-    c.request(reqwest::Method::POST, path, Some(body), Some(version))
-        .await
+    let path = format!("/groups/{id}");
+    let body = c
+        .at("3.14")
+        .wait_for(&path, |_, b| b["group"]["status"] == status)
+        .await;
+    body["group"].clone()
 }
 
 /// The volumes of a group, from the volume list (3.13 shows `group_id`).
 async fn volumes_of(c: &Cluster, group: &str) -> Vec<Value> {
-    let (_, list) = c
-        .request(reqwest::Method::GET, "/volumes/detail", None, Some("3.13"))
-        .await;
+    let (_, list) = c.at("3.13").get("/volumes/detail").await;
     list["volumes"]
         .as_array()
         .unwrap()
@@ -63,44 +32,42 @@ async fn volumes_of(c: &Cluster, group: &str) -> Vec<Value> {
 }
 
 async fn delete_group(c: &Cluster, id: &str) {
-    let (status, body) = post_at(
-        c,
-        "3.13",
-        &format!("/groups/{id}/action"),
-        json!({"delete": {"delete-volumes": true}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    wait_for(c, &format!("/groups/{id}"), "3.13", |code, _| code == 404).await;
+    c.at("3.13")
+        .post_ok(
+            202,
+            &format!("/groups/{id}/action"),
+            json!({"delete": {"delete-volumes": true}}),
+        )
+        .await;
+    c.at("3.13")
+        .wait_for(&format!("/groups/{id}"), |code, _| code == 404)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn groups_snapshots_and_groups_from_sources_on_the_file_backend() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
-    let (status, vt) = c
-        .post("/types", json!({"volume_type": {"name": "gold"}}))
+    let vt = c.create_type("gold", json!({})).await;
+    let specs = json!({"consistent_group_snapshot_enabled": "<is> False"});
+    let gt = c
+        .at("3.11")
+        .post_ok(
+            202,
+            "/group_types",
+            json!({"group_type": {"name": "generic", "group_specs": specs}}),
+        )
         .await;
-    assert_eq!(status, 200, "{vt}");
-    let vt = vt["volume_type"]["id"].as_str().unwrap().to_owned();
-    let (status, gt) = post_at(
-        &c,
-        "3.11",
-        "/group_types",
-        json!({"group_type": {"name": "generic", "group_specs": {"consistent_group_snapshot_enabled": "<is> False"}}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{gt}");
     let gt = gt["group_type"]["id"].as_str().unwrap().to_owned();
 
     // The group: placed by the scheduler, accepted by the volume service.
-    let (status, created) = post_at(
-        &c,
-        "3.13",
-        "/groups",
-        json!({"group": {"name": "g1", "group_type": gt, "volume_types": [vt]}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{created}");
+    let created = c
+        .at("3.13")
+        .post_ok(
+            202,
+            "/groups",
+            json!({"group": {"name": "g1", "group_type": gt, "volume_types": [vt]}}),
+        )
+        .await;
     let source = created["group"]["id"].as_str().unwrap().to_owned();
     let group = wait_group(&c, &source, "available").await;
     assert_eq!(group["volume_types"], json!([vt]));
@@ -108,27 +75,24 @@ async fn groups_snapshots_and_groups_from_sources_on_the_file_backend() {
     // Two volumes in it, on its backend.
     let mut volumes = Vec::new();
     for size in [1, 2] {
-        let (status, v) = post_at(
-            &c,
-            "3.13",
-            "/volumes",
-            json!({"volume": {"size": size, "volume_type": vt, "group_id": source}}),
-        )
-        .await;
-        assert_eq!(status, 202, "{v}");
+        let v = c
+            .at("3.13")
+            .post_ok(
+                202,
+                "/volumes",
+                json!({"volume": {"size": size, "volume_type": vt, "group_id": source}}),
+            )
+            .await;
         let id = v["volume"]["id"].as_str().unwrap().to_owned();
         let v = c.wait_volume(&id, |s| s == Some("available")).await;
         assert_eq!(v["os-vol-host-attr:host"], "testnode@file#file");
         assert!(c.volumes_dir().join(format!("volume-{id}")).exists());
         volumes.push(id);
     }
-    let listed = wait_for(
-        &c,
-        &format!("/groups/{source}?list_volume=true"),
-        "3.25",
-        |_, _| true,
-    )
-    .await;
+    let listed = c
+        .at("3.25")
+        .wait_for(&format!("/groups/{source}?list_volume=true"), |_, _| true)
+        .await;
     let mut members: Vec<String> = listed["group"]["volumes"]
         .as_array()
         .unwrap()
@@ -145,42 +109,30 @@ async fn groups_snapshots_and_groups_from_sources_on_the_file_backend() {
         json!({"group": {"remove_volumes": volumes[1]}}),
         json!({"group": {"add_volumes": volumes[1], "name": "renamed"}}),
     ] {
-        let (status, reply) = c
-            .request(
-                reqwest::Method::PUT,
-                &format!("/groups/{source}"),
-                Some(body),
-                Some("3.13"),
-            )
-            .await;
+        let (status, reply) = c.at("3.13").put(&format!("/groups/{source}"), body).await;
         assert_eq!(status, 202, "{reply}");
         wait_group(&c, &source, "available").await;
     }
     assert_eq!(volumes_of(&c, &source).await.len(), 2);
 
     // A group snapshot: one snapshot per volume through the snapshot path.
-    let (status, gs) = post_at(
-        &c,
-        "3.14",
-        "/group_snapshots",
-        json!({"group_snapshot": {"group_id": source, "name": "gs1"}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{gs}");
-    let gs = gs["group_snapshot"]["id"].as_str().unwrap().to_owned();
-    let shown = wait_for(&c, &format!("/group_snapshots/{gs}"), "3.14", |_, b| {
-        b["group_snapshot"]["status"] == "available"
-    })
-    .await;
-    assert_eq!(shown["group_snapshot"]["group_id"], source.as_str());
-    let (_, snapshots) = c
-        .request(
-            reqwest::Method::GET,
-            "/snapshots/detail",
-            None,
-            Some("3.14"),
+    let gs = c
+        .at("3.14")
+        .post_ok(
+            202,
+            "/group_snapshots",
+            json!({"group_snapshot": {"group_id": source, "name": "gs1"}}),
         )
         .await;
+    let gs = gs["group_snapshot"]["id"].as_str().unwrap().to_owned();
+    let shown = c
+        .at("3.14")
+        .wait_for(&format!("/group_snapshots/{gs}"), |_, b| {
+            b["group_snapshot"]["status"] == "available"
+        })
+        .await;
+    assert_eq!(shown["group_snapshot"]["group_id"], source.as_str());
+    let (_, snapshots) = c.at("3.14").get("/snapshots/detail").await;
     let member_snapshots: Vec<&Value> = snapshots["snapshots"]
         .as_array()
         .unwrap()
@@ -192,23 +144,23 @@ async fn groups_snapshots_and_groups_from_sources_on_the_file_backend() {
 
     // A group from the group snapshot, and a clone of the group: every
     // volume created from its snapshot or source by the driver.
-    let (status, from_snap) = post_at(
-        &c,
-        "3.14",
-        "/groups/action",
-        json!({"create-from-src": {"group_snapshot_id": gs, "name": "from-snap"}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{from_snap}");
+    let from_snap = c
+        .at("3.14")
+        .post_ok(
+            202,
+            "/groups/action",
+            json!({"create-from-src": {"group_snapshot_id": gs, "name": "from-snap"}}),
+        )
+        .await;
     let from_snap = from_snap["group"]["id"].as_str().unwrap().to_owned();
-    let (status, clone) = post_at(
-        &c,
-        "3.14",
-        "/groups/action",
-        json!({"create-from-src": {"source_group_id": source, "name": "clone"}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{clone}");
+    let clone = c
+        .at("3.14")
+        .post_ok(
+            202,
+            "/groups/action",
+            json!({"create-from-src": {"source_group_id": source, "name": "clone"}}),
+        )
+        .await;
     let clone = clone["group"]["id"].as_str().unwrap().to_owned();
     for (group, origin_key) in [(&from_snap, "snapshot_id"), (&clone, "source_volid")] {
         let shown = wait_group(&c, group, "available").await;
@@ -222,9 +174,7 @@ async fn groups_snapshots_and_groups_from_sources_on_the_file_backend() {
             assert!(c.volumes_dir().join(format!("volume-{id}")).exists());
         }
     }
-    let (_, sizes) = c
-        .request(reqwest::Method::GET, "/volumes/detail", None, Some("3.13"))
-        .await;
+    let (_, sizes) = c.at("3.13").get("/volumes/detail").await;
     let mut sizes: Vec<i64> = sizes["volumes"]
         .as_array()
         .unwrap()
@@ -237,49 +187,31 @@ async fn groups_snapshots_and_groups_from_sources_on_the_file_backend() {
     c.assert_quota_consistent("admin").await;
 
     // The source cannot go while it has a group snapshot.
-    let (status, refused) = post_at(
-        &c,
-        "3.13",
-        &format!("/groups/{source}/action"),
-        json!({"delete": {"delete-volumes": true}}),
-    )
-    .await;
-    assert_eq!(status, 400, "{refused}");
+    c.at("3.13")
+        .post_ok(
+            400,
+            &format!("/groups/{source}/action"),
+            json!({"delete": {"delete-volumes": true}}),
+        )
+        .await;
 
     // Delete everything, as Tempest's clean-ups do.
     delete_group(&c, &from_snap).await;
     delete_group(&c, &clone).await;
-    let (status, body) = c
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/group_snapshots/{gs}"),
-            None,
-            Some("3.14"),
-        )
-        .await;
+    let (status, body) = c.at("3.14").delete(&format!("/group_snapshots/{gs}")).await;
     assert_eq!(status, 202, "{body}");
-    wait_for(&c, &format!("/group_snapshots/{gs}"), "3.14", |code, _| {
-        code == 404
-    })
-    .await;
-    delete_group(&c, &source).await;
-    let (status, body) = c
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/group_types/{gt}"),
-            None,
-            Some("3.11"),
-        )
+    c.at("3.14")
+        .wait_for(&format!("/group_snapshots/{gs}"), |code, _| code == 404)
         .await;
+    delete_group(&c, &source).await;
+    let (status, body) = c.at("3.11").delete(&format!("/group_types/{gt}")).await;
     assert_eq!(status, 202, "{body}");
 
     let (_, left) = c.get("/volumes/detail").await;
     assert_eq!(left["volumes"], json!([]));
     let (_, left) = c.get("/snapshots/detail").await;
     assert_eq!(left["snapshots"], json!([]));
-    let (_, groups) = c
-        .request(reqwest::Method::GET, "/groups/detail", None, Some("3.13"))
-        .await;
+    let (_, groups) = c.at("3.13").get("/groups/detail").await;
     assert_eq!(groups["groups"], json!([]));
     let leftovers: Vec<_> = std::fs::read_dir(c.volumes_dir()).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");

@@ -7,61 +7,10 @@
 
 mod common;
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::sync::Arc;
-
-use clinker::wiring::start_all_in_one;
-use clinker_config::{Config, ConfigEnv, Ini};
-use common::{Cluster, FILE_BACKEND, config_text};
+use clinker_testkit::files::{read_at, write_at};
+use clinker_testkit::poll::{self, Every};
+use common::{Cluster, FILE_BACKEND};
 use serde_json::json;
-
-fn write_at(path: &std::path::Path, offset: u64, data: &[u8]) {
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(data).unwrap();
-}
-
-fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
-    let mut f = std::fs::File::open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut buf = vec![0; len];
-    f.read_exact(&mut buf).unwrap();
-    buf
-}
-
-/// Stops the cluster and starts it again on the same state (the restart
-/// runs `init_host`, with the orphan sweep).
-async fn restart(c: &mut Cluster) {
-    c.stop().await;
-    let mut ini = Ini::default();
-    ini.merge_text(&config_text(c.dir.path(), "", FILE_BACKEND), "test.conf")
-        .unwrap();
-    let config = Config::from_ini(
-        &ini,
-        &ConfigEnv {
-            hostname: "testnode".into(),
-        },
-    )
-    .unwrap();
-    let running = start_all_in_one(Arc::new(config)).await.unwrap();
-    c.endpoint = running.endpoint.clone();
-    c.running = Some(running);
-}
-
-async fn wait_services_up(c: &Cluster) {
-    for _ in 0..500 {
-        let (_, services) = c.get("/os-services").await;
-        let up = services["services"].as_array().is_some_and(|s| {
-            s.iter()
-                .any(|s| s["host"] == "testnode@file" && s["state"] == "up")
-        });
-        if up {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the volume service did not come up");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
@@ -73,37 +22,21 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     let old_path = c.volumes_dir().join(format!("volume-{id}"));
     write_at(&old_path, 3 << 20, b"volume-payload");
 
-    let (status, snap) = c
-        .post(
-            "/snapshots",
-            json!({"snapshot": {"volume_id": id, "name": "s"}}),
-        )
+    let snap_id = c
+        .available_snapshot(json!({"volume_id": id, "name": "s"}))
         .await;
-    assert_eq!(status, 202, "{snap}");
-    let snap_id = snap["snapshot"]["id"].as_str().unwrap().to_owned();
-    c.wait_snapshot(&snap_id, "available").await;
     let snap_path = c.volumes_dir().join(format!("snapshot-{snap_id}"));
     write_at(&snap_path, 5 << 20, b"snapshot-payload");
 
     // Unmanage the snapshot, then the volume; their files stay.
-    let (status, body) = c
-        .post(
-            &format!("/snapshots/{snap_id}/action"),
-            json!({"os-unmanage": {}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    for _ in 0..1000 {
-        if c.get(&format!("/snapshots/{snap_id}")).await.0 == 404 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(c.get(&format!("/snapshots/{snap_id}")).await.0, 404);
-    let (status, body) = c
-        .post(&format!("/volumes/{id}/action"), json!({"os-unmanage": {}}))
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.post_ok(
+        202,
+        &format!("/snapshots/{snap_id}/action"),
+        json!({"os-unmanage": {}}),
+    )
+    .await;
+    c.wait_gone(&format!("/snapshots/{snap_id}")).await;
+    c.action_ok(&id, json!({"os-unmanage": {}})).await;
     c.wait_volume(&id, |s| s.is_none()).await;
     assert!(old_path.exists() && snap_path.exists());
     c.assert_quota_consistent("admin").await;
@@ -114,15 +47,15 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
         .volumes_dir()
         .join(format!("volume-{}", clinker_types::VolumeId::new_random()));
     std::fs::write(&orphan, b"orphan").unwrap();
-    restart(&mut c).await;
-    wait_services_up(&c).await;
-    for _ in 0..1000 {
-        if !orphan.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(!orphan.exists(), "the orphan sweep did not run");
+    c.restart().await;
+    c.wait_services(Every::ms(20, 10), &[("testnode@file", "state", "up")])
+        .await;
+    poll::until_true(
+        Every::ms(10, 10),
+        "the orphan sweep did not run",
+        async || !orphan.exists(),
+    )
+    .await;
     assert!(old_path.exists(), "the sweep deleted an unmanaged volume");
     assert!(
         snap_path.exists(),
@@ -131,12 +64,8 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
 
     // The file shows up as manageable and safe.
     let (status, list) = c
-        .request(
-            reqwest::Method::GET,
-            "/manageable_volumes?host=testnode@file",
-            None,
-            Some("3.8"),
-        )
+        .at("3.8")
+        .get("/manageable_volumes?host=testnode@file")
         .await;
     assert_eq!(status, 200, "{list}");
     let listed = list["manageable-volumes"].as_array().unwrap();
@@ -149,8 +78,9 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     );
 
     // Manage it back, as Tempest does.
-    let (status, managed) = c
-        .post(
+    let managed = c
+        .post_ok(
+            202,
             "/os-volume-manage",
             json!({"volume": {
                 "host": original["os-vol-host-attr:host"],
@@ -161,7 +91,6 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
             }}),
         )
         .await;
-    assert_eq!(status, 202, "{managed}");
     let new_id = managed["volume"]["id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, id);
     let shown = c.wait_volume(&new_id, |s| s == Some("available")).await;
@@ -179,8 +108,9 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     assert!(!old_path.exists());
 
     // And the snapshot, onto the managed volume.
-    let (status, managed_snap) = c
-        .post(
+    let managed_snap = c
+        .post_ok(
+            202,
             "/os-snapshot-manage",
             json!({"snapshot": {
                 "volume_id": new_id,
@@ -190,7 +120,6 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
             }}),
         )
         .await;
-    assert_eq!(status, 202, "{managed_snap}");
     let new_snap = managed_snap["snapshot"]["id"].as_str().unwrap().to_owned();
     let snap_shown = c.wait_snapshot(&new_snap, "available").await;
     assert_eq!(snap_shown["size"], 1);
@@ -205,13 +134,13 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    let (status, bad) = c
-        .post(
+    let bad = c
+        .post_ok(
+            202,
             "/os-volume-manage",
             json!({"volume": {"host": "testnode@file#file", "ref": {"source-name": "nothing"}}}),
         )
         .await;
-    assert_eq!(status, 202, "{bad}");
     let bad_id = bad["volume"]["id"].as_str().unwrap().to_owned();
     c.wait_volume(&bad_id, |s| s == Some("error")).await;
     let after: Vec<_> = std::fs::read_dir(c.volumes_dir())
@@ -226,12 +155,7 @@ async fn unmanaged_data_survives_a_restart_and_is_managed_back() {
     assert_eq!(status, 202);
     let (status, _) = c.delete(&format!("/snapshots/{new_snap}")).await;
     assert_eq!(status, 202);
-    for _ in 0..1000 {
-        if c.get(&format!("/snapshots/{new_snap}")).await.0 == 404 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    c.wait_gone(&format!("/snapshots/{new_snap}")).await;
     let (status, _) = c.delete(&format!("/volumes/{new_id}")).await;
     assert_eq!(status, 202);
     c.wait_volume(&new_id, |s| s.is_none()).await;

@@ -7,15 +7,9 @@
 
 mod common;
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::{Duration, Instant};
-
-use common::Cluster;
-use serde_json::{Value, json};
-
-const TWO_BACKENDS: &str = "enabled_backends = file,file2\n\
-    [file]\nvolume_driver = file\nvolume_backend_name = file\n\
-    [file2]\nvolume_driver = file\nvolume_backend_name = file2\n";
+use clinker_testkit::files::{read_at, write_at};
+use common::{Cluster, TWO_FILE_BACKENDS};
+use serde_json::json;
 
 const PATTERN: &[u8] = b"clinker moves this volume, bytes and holes";
 const OFFSET: u64 = 300 * 1024 * 1024 + 11;
@@ -28,37 +22,6 @@ fn volume_file(c: &Cluster, backend: &str, id: &str) -> std::path::PathBuf {
         .join(format!("volume-{id}"))
 }
 
-fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
-    let mut f = std::fs::File::open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut buf = vec![0; len];
-    f.read_exact(&mut buf).unwrap();
-    buf
-}
-
-async fn create_type(c: &Cluster, name: &str, backend: &str) {
-    let (status, body) = c
-        .post(
-            "/types",
-            json!({"volume_type": {"name": name, "extra_specs": {"volume_backend_name": backend}}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
-/// Polls until `done(volume)`.
-async fn wait_for(c: &Cluster, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, body) = c.get(&format!("/volumes/{id}")).await;
-        if done(&body["volume"]) {
-            return body["volume"].clone();
-        }
-        assert!(Instant::now() < deadline, "volume {id}: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn volume_count(c: &Cluster) -> usize {
     let (_, body) = c.get("/volumes/detail?all_tenants=1").await;
     body["volumes"].as_array().unwrap().len()
@@ -66,9 +29,11 @@ async fn volume_count(c: &Cluster) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retype_on_demand_and_os_migrate_volume_move_the_data_between_backends() {
-    let mut c = Cluster::start("", TWO_BACKENDS).await;
-    create_type(&c, "src", "file").await;
-    create_type(&c, "dst", "file2").await;
+    let mut c = Cluster::start("", TWO_FILE_BACKENDS).await;
+    for (name, backend) in [("src", "file"), ("dst", "file2")] {
+        c.create_type(name, json!({"volume_backend_name": backend}))
+            .await;
+    }
     let (status, id, body) = c
         .create_volume(json!({"size": 1, "name": "mover", "volume_type": "src"}))
         .await;
@@ -77,24 +42,17 @@ async fn retype_on_demand_and_os_migrate_volume_move_the_data_between_backends()
     let before = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(before["os-vol-host-attr:host"], "testnode@file#file");
     let source = volume_file(&c, "file", &id);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&source)
-            .unwrap();
-        f.seek(SeekFrom::Start(OFFSET)).unwrap();
-        f.write_all(PATTERN).unwrap();
-    }
+    write_at(&source, OFFSET, PATTERN);
 
     // Retype to a type only the other backend serves: the volume moves.
-    let (status, body) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-retype": {"new_type": "dst", "migration_policy": "on-demand"}}),
-        )
+    c.action_ok(
+        &id,
+        json!({"os-retype": {"new_type": "dst", "migration_policy": "on-demand"}}),
+    )
+    .await;
+    let after = c
+        .wait_volume_until(&id, |v| v["volume_type"] == "dst")
         .await;
-    assert_eq!(status, 202, "{body}");
-    let after = wait_for(&c, &id, |v| v["volume_type"] == "dst").await;
     assert_eq!(after["status"], "available");
     assert_eq!(after["os-vol-mig-status-attr:migstat"], "success");
     assert_eq!(after["migration_status"], "success");
@@ -121,38 +79,28 @@ async fn retype_on_demand_and_os_migrate_volume_move_the_data_between_backends()
     c.assert_quota_consistent("admin").await;
 
     // Its type pins file2: the scheduler refuses to move it back to file.
-    let (status, body) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-migrate_volume": {"host": "testnode@file"}}),
-        )
+    c.action_ok(&id, json!({"os-migrate_volume": {"host": "testnode@file"}}))
         .await;
-    assert_eq!(status, 202, "{body}");
-    let refused = wait_for(&c, &id, |v| v["migration_status"] == "error").await;
+    let refused = c
+        .wait_volume_until(&id, |v| v["migration_status"] == "error")
+        .await;
     assert_eq!(refused["os-vol-host-attr:host"], "testnode@file2#file2");
     assert_eq!(refused["status"], "available");
 
     // A type without a backend pin may go anywhere: back to file.
-    let (status, _) = c
-        .post("/types", json!({"volume_type": {"name": "anywhere"}}))
+    c.create_type("anywhere", json!({})).await;
+    c.action_ok(&id, json!({"os-retype": {"new_type": "anywhere"}}))
         .await;
-    assert_eq!(status, 200);
-    let (status, body) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-retype": {"new_type": "anywhere"}}),
-        )
+    c.wait_volume_until(&id, |v| v["volume_type"] == "anywhere")
         .await;
-    assert_eq!(status, 202, "{body}");
-    wait_for(&c, &id, |v| v["volume_type"] == "anywhere").await;
-    let (status, body) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-migrate_volume": {"host": "testnode@file", "lock_volume": true}}),
-        )
+    c.action_ok(
+        &id,
+        json!({"os-migrate_volume": {"host": "testnode@file", "lock_volume": true}}),
+    )
+    .await;
+    let back = c
+        .wait_volume_until(&id, |v| v["migration_status"] == "success")
         .await;
-    assert_eq!(status, 202, "{body}");
-    let back = wait_for(&c, &id, |v| v["migration_status"] == "success").await;
     assert_eq!(back["os-vol-host-attr:host"], "testnode@file#file");
     assert_eq!(back["status"], "available");
     assert_eq!(back["volume_type"], "anywhere");

@@ -9,269 +9,51 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clinker_db::testsuite::{Engine, TestDatabase};
+use clinker_testkit::files::names_in;
+use clinker_testkit::http::Api;
+use clinker_testkit::poll::{self, Every};
+use clinker_testkit::process::{LogsOnFailure, Proc, free_port, write_file};
+use clinker_testkit::quota;
+use clinker_testkit::rabbit::{Vhost, rabbitmqctl};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clinker");
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
+/// Every service up.
+const ALL_UP: &[(&str, &str, &str)] = &[
+    ("node1@file", "state", "up"),
+    ("node2@file", "state", "up"),
+    ("sched1", "state", "up"),
+    ("sched2", "state", "up"),
+];
 
-fn rabbitmqctl(args: &[&str]) -> bool {
-    std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A throw-away RabbitMQ vhost.
-struct Vhost(String);
-
-impl Vhost {
-    fn create() -> Option<Vhost> {
-        let name = format!("clinker-mn-{}", &uuid_like()[..12]);
-        if !rabbitmqctl(&["add_vhost", &name])
-            || !rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])
-        {
-            return None;
-        }
-        Some(Vhost(name))
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        rabbitmqctl(&["delete_vhost", &self.0]);
-    }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:032x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-    .chars()
-    .rev()
-    .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One `clinker <role>` process that can be killed and restarted.
-struct Proc {
-    name: &'static str,
-    args: Vec<String>,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn new(name: &'static str, configs: &[&Path], role: &str, dir: &Path) -> Proc {
-        let mut args = Vec::new();
-        for c in configs {
-            args.push("--config-file".to_owned());
-            args.push(c.display().to_string());
-        }
-        args.push(role.to_owned());
-        Proc {
-            name,
-            args,
-            child: None,
-            log: dir.join(format!("{name}.log")),
-        }
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .args(&self.args)
-            .env("RUST_LOG", "warn,clinker_service=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    async fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.start_kill().unwrap();
-            child.wait().await.unwrap();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let _ = self.name;
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .rev()
-            .take(15)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("OpenStack-API-Version", "volume 3.71");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        match req.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                (status, resp.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn volumes(&self) -> Vec<Value> {
-        let (status, body) = self.get("/volumes/detail?limit=1000").await;
-        assert_eq!(status, 200, "{body}");
-        body["volumes"].as_array().cloned().unwrap_or_default()
-    }
-
-    async fn service_states(&self) -> BTreeMap<String, String> {
-        let (_, body) = self.get("/os-services").await;
-        body["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                (
-                    s["host"].as_str().unwrap_or("").to_owned(),
-                    s["state"].as_str().unwrap_or("").to_owned(),
+/// Waits until no volume is in a transient status; returns them.
+async fn settle(api: &Api, limit_secs: u64) -> Vec<Value> {
+    poll::until(Every::ms(250, limit_secs), async || {
+        let volumes = api.volumes().await;
+        let busy: Vec<String> = volumes
+            .iter()
+            .filter(|v| {
+                matches!(
+                    v["status"].as_str(),
+                    Some("creating" | "deleting" | "extending")
                 )
             })
-            .collect()
-    }
-
-    async fn wait_services(&self, want: &[(&str, &str)], limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let states = self.service_states().await;
-            if want
-                .iter()
-                .all(|(h, s)| states.get(*h).map(String::as_str) == Some(*s))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "services never reached {want:?}: {states:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Waits until no volume is in a transient status; returns them.
-    async fn settle(&self, limit: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let volumes = self.volumes().await;
-            let busy: Vec<String> = volumes
-                .iter()
-                .filter(|v| {
-                    matches!(
-                        v["status"].as_str(),
-                        Some("creating" | "deleting" | "extending")
-                    )
-                })
-                .map(|v| format!("{} {}", v["id"], v["status"]))
-                .collect();
-            if busy.is_empty() {
-                return volumes;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} volumes stuck: {busy:?}",
-                busy.len()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-fn write(path: &Path, text: &str) -> PathBuf {
-    std::fs::write(path, text).unwrap();
-    path.to_path_buf()
-}
-
-fn files_in(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Prints the tail of every process log when the test fails, so a CI
-/// failure shows what the services said.
-struct LogsOnFailure(std::path::PathBuf);
-
-impl Drop for LogsOnFailure {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let mut logs: Vec<_> = files_in(&self.0)
-            .into_iter()
-            .filter(|f| f.ends_with(".log"))
+            .map(|v| format!("{} {}", v["id"], v["status"]))
             .collect();
-        logs.sort();
-        for name in logs {
-            let text = std::fs::read_to_string(self.0.join(&name)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            eprintln!("===== {name} (last 40 lines)");
-            for line in &lines[lines.len().saturating_sub(40)..] {
-                eprintln!("{line}");
-            }
+        if busy.is_empty() {
+            Ok(volumes)
+        } else {
+            Err(format!("{} volumes stuck: {busy:?}", busy.len()))
         }
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -279,36 +61,31 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
     let Some(pg) = TestDatabase::open(Engine::Postgres).await else {
         return;
     };
-    let Some(vhost) = Vhost::create() else {
-        assert!(
-            !in_ci(),
-            "CI=true needs RabbitMQ (rabbitmqctl) for the multi-node test"
-        );
-        eprintln!("skipping the multi-node test: RabbitMQ is not reachable with rabbitmqctl");
+    let Some(vhost) = Vhost::create("multinode") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
     let port = free_port();
     let d = dir.path();
-    let common = write(
+    let common = write_file(
         &d.join("common.conf"),
         &format!(
-            "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/{vhost}\nstate_path = {state}\n\
+            "[DEFAULT]\ntransport_url = {transport}\nstate_path = {state}\n\
              report_interval = 1\nservice_down_time = 4\nperiodic_interval = 2\nperiodic_fuzzy_delay = 0\n\
              rpc_response_timeout = 5\nscheduler_driver_init_wait_time = 10\nquota_volumes = -1\nquota_gigabytes = -1\n\
              [database]\nconnection = {url}\n",
-            vhost = vhost.0,
+            transport = vhost.transport_url(),
             state = d.display(),
             url = pg.url
         ),
     );
-    let api_conf = write(
+    let api_conf = write_file(
         &d.join("api.conf"),
         &format!("[DEFAULT]\nhost = api1\nosapi_volume_listen_port = {port}\n"),
     );
-    let s1 = write(&d.join("s1.conf"), "[DEFAULT]\nhost = sched1\n");
-    let s2 = write(&d.join("s2.conf"), "[DEFAULT]\nhost = sched2\n");
+    let s1 = write_file(&d.join("s1.conf"), "[DEFAULT]\nhost = sched1\n");
+    let s2 = write_file(&d.join("s2.conf"), "[DEFAULT]\nhost = sched2\n");
     let node = |n: u8, name: &str| {
         format!(
             "[DEFAULT]\nhost = node{n}\nenabled_backends = file\n[file]\nvolume_driver = file\nvolume_backend_name = {name}\n\
@@ -316,54 +93,31 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
             d.display()
         )
     };
-    let n1 = write(&d.join("n1.conf"), &node(1, "fast"));
-    let n2 = write(&d.join("n2.conf"), &node(2, "slow"));
+    let n1 = write_file(&d.join("n1.conf"), &node(1, "fast"));
+    let n2 = write_file(&d.join("n2.conf"), &node(2, "slow"));
+    let proc = |name: &str, config: &Path, role: &str| {
+        Proc::new(Path::new(BIN), name, &[&common, config], &[role], d)
+            .env("RUST_LOG", "warn,clinker_service=info")
+    };
     let mut procs = [
-        Proc::new("api", &[&common, &api_conf], "api", d),
-        Proc::new("sched1", &[&common, &s1], "scheduler", d),
-        Proc::new("sched2", &[&common, &s2], "scheduler", d),
-        Proc::new("node1", &[&common, &n1], "volume", d),
-        Proc::new("node2", &[&common, &n2], "volume", d),
+        proc("api", &api_conf, "api"),
+        proc("sched1", &s1, "scheduler"),
+        proc("sched2", &s2, "scheduler"),
+        proc("node1", &n1, "volume"),
+        proc("node2", &n2, "volume"),
     ];
     for p in procs.iter_mut().rev() {
         p.start();
     }
-    let api = Arc::new(Api {
-        http: reqwest::Client::new(),
-        base: format!("http://127.0.0.1:{port}/v3"),
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api.get("/").await.0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the API never answered:\n{}",
-            procs[0].log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    api.wait_services(
-        &[
-            ("node1@file", "up"),
-            ("node2@file", "up"),
-            ("sched1", "up"),
-            ("sched2", "up"),
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
+    let api = Arc::new(Api::new(format!("http://127.0.0.1:{port}/v3")).at("3.71"));
+    api.wait_ready(Every::ms(100, 30)).await;
+    api.wait_services(Every::ms(200, 30), ALL_UP).await;
 
     // Types routing to each backend by volume_backend_name.
     let mut type_ids = Vec::new();
     for (name, backend) in [("fast", "fast"), ("slow", "slow")] {
-        let (status, body) = api
-            .call(
-                reqwest::Method::POST,
-                "/types",
-                Some(json!({"volume_type": {"name": name, "extra_specs": {"volume_backend_name": backend}}})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        type_ids.push(body["volume_type"]["id"].as_str().unwrap().to_owned());
+        let specs = json!({"volume_backend_name": backend});
+        type_ids.push(api.create_type(name, specs).await);
     }
 
     // 200 creates from 16 clients; a volume process dies in the middle.
@@ -382,18 +136,9 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
                 if kind != "any" {
                     volume["volume_type"] = json!(kind);
                 }
-                let (status, body) = api
-                    .call(
-                        reqwest::Method::POST,
-                        "/volumes",
-                        Some(json!({"volume": volume})),
-                    )
-                    .await;
+                let (status, id, body) = api.create_volume(volume).await;
                 assert_eq!(status, 202, "create {i}: {body}");
-                created
-                    .lock()
-                    .await
-                    .push((body["volume"]["id"].as_str().unwrap().to_owned(), kind));
+                created.lock().await.push((id.unwrap(), kind));
             }
         }));
     }
@@ -401,15 +146,15 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     procs[3].kill9().await;
-    api.wait_services(&[("node1@file", "down")], Duration::from_secs(20))
-        .await;
+    let node1_down = [("node1@file", "state", "down")];
+    api.wait_services(Every::ms(200, 20), &node1_down).await;
     procs[3].start();
     for c in clients {
         c.await.unwrap();
     }
-    api.wait_services(&[("node1@file", "up")], Duration::from_secs(30))
-        .await;
-    let volumes = api.settle(Duration::from_secs(60)).await;
+    let node1_up = [("node1@file", "state", "up")];
+    api.wait_services(Every::ms(200, 30), &node1_up).await;
+    let volumes = settle(&api, 60).await;
     assert_eq!(volumes.len(), 200);
 
     let created: BTreeMap<String, &str> = created.lock().await.iter().cloned().collect();
@@ -432,7 +177,7 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
                     _ => {}
                 }
                 assert!(
-                    files_in(&d.join(node)).contains(&format!("volume-{id}")),
+                    names_in(&d.join(node)).contains(&format!("volume-{id}")),
                     "{id} has no file on {node}"
                 );
             }
@@ -467,30 +212,8 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
         );
     }
     let db = &pg.db;
-    use clinker_db::{CapacityRepository, QuotaRepository};
-    let counters: BTreeMap<String, i64> = db
-        .quota_usages("admin")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .collect();
-    let recount: BTreeMap<String, i64> = db
-        .recount_usages("admin")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .collect();
-    assert_eq!(counters, recount);
-    let claims: BTreeMap<String, i64> = db
-        .pool_allocations()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .collect();
-    assert_eq!(claims, db.recount_pool_allocations().await.unwrap());
+    quota::assert_usage_matches_recount(db, "admin").await;
+    let claims = quota::assert_claims_match_recount(db).await;
     assert!(claims.values().all(|gb| *gb <= 60), "{claims:?}");
 
     // Delete everything while RabbitMQ restarts.
@@ -505,9 +228,7 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
         tokio::spawn(async move {
             for chunk in ids.chunks(16) {
                 let paths: Vec<String> = chunk.iter().map(|id| format!("/volumes/{id}")).collect();
-                let calls = paths
-                    .iter()
-                    .map(|p| api.call(reqwest::Method::DELETE, p, None));
+                let calls = paths.iter().map(|p| api.delete(p));
                 for (status, body) in futures_util::future::join_all(calls).await {
                     // 202, or 503 while the broker is away (nothing changed then).
                     assert!(
@@ -536,45 +257,27 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
         "rabbitmqctl stop_app/start_app failed"
     );
     deleter.await.unwrap();
-    api.wait_services(
-        &[
-            ("node1@file", "up"),
-            ("node2@file", "up"),
-            ("sched1", "up"),
-            ("sched2", "up"),
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
+    api.wait_services(Every::ms(200, 30), ALL_UP).await;
     // Deletes refused during the outage are sent again; accepted ones are
     // finished by the volume services from their journal.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let left = api.settle(Duration::from_secs(60)).await;
-        if left.is_empty() {
-            break;
-        }
+    poll::until(Every::ms(500, 90), async || {
+        let left = settle(&api, 60).await;
         for v in &left {
-            let (status, body) = api
-                .call(
-                    reqwest::Method::DELETE,
-                    &format!("/volumes/{}", v["id"].as_str().unwrap()),
-                    None,
-                )
-                .await;
+            let path = format!("/volumes/{}", v["id"].as_str().unwrap());
+            let (status, body) = api.delete(&path).await;
             assert!(
                 status == 202 || status == 503 || status == 404,
                 "delete answered {status}: {body}"
             );
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} volumes never went away",
-            left.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let api_log = std::fs::read_to_string(&procs[0].log).unwrap_or_default();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} volumes never went away", left.len()))
+        }
+    })
+    .await;
+    let api_log = procs[0].log();
     let lost_casts = api_log
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("delete"))
@@ -584,16 +287,10 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
         refused.load(std::sync::atomic::Ordering::SeqCst)
     );
     assert!(
-        files_in(&d.join("node1")).is_empty() && files_in(&d.join("node2")).is_empty(),
+        names_in(&d.join("node1")).is_empty() && names_in(&d.join("node2")).is_empty(),
         "files left behind"
     );
-    let counters: BTreeMap<String, i64> = db
-        .quota_usages("admin")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .collect();
+    let counters = quota::usage(db, "admin").await;
     assert!(counters.is_empty(), "usage left: {counters:?}");
 
     // PostgreSQL stops for ten seconds: the API answers 503 in Cinder's
@@ -611,7 +308,7 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
                 .is_ok_and(|s| s.success())
         };
         assert!(pg_ctl("stop"), "cannot stop PostgreSQL");
-        let outage = Instant::now();
+        let outage = std::time::Instant::now();
         let (status, body) = api.get("/volumes").await;
         tokio::time::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed())).await;
         let restarted = pg_ctl("start");
@@ -619,19 +316,10 @@ async fn multi_node_on_postgresql_and_rabbitmq_survives_faults() {
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["serviceUnavailable"]["code"], 503, "{body}");
         eprintln!("with PostgreSQL stopped the API answered {status}: {body}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while api.get("/volumes").await.0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "the API did not recover after PostgreSQL returned"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        api.wait_services(
-            &[("node1@file", "up"), ("node2@file", "up")],
-            Duration::from_secs(30),
-        )
-        .await;
+        let recovered = async || api.get("/volumes").await.0 == 200;
+        let after_pg = "the API did not recover after PostgreSQL returned";
+        poll::until_true(Every::ms(200, 30), after_pg, recovered).await;
+        api.wait_services(Every::ms(200, 30), &ALL_UP[..2]).await;
     }
     for p in procs.iter_mut() {
         p.kill9().await;

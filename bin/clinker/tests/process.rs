@@ -4,93 +4,35 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use clinker_testkit::config::FILE_BACKEND;
+use clinker_testkit::poll::{self, Every};
+use clinker_testkit::process::Server;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clinker");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
-    let path = dir.join("clinker.conf");
-    std::fs::write(
-        &path,
-        format!(
-            "[DEFAULT]\nstate_path = {}\nosapi_volume_listen_port = {port}\nquota_volumes = -1\nquota_gigabytes = -1\n\
-             quota_snapshots = -1\nperiodic_fuzzy_delay = 0\n{extra}\nenabled_backends = file\n[file]\nvolume_driver = file\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-#[allow(clippy::disallowed_methods)] // tests launch the binary under test
-fn clinker(config: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config-file")
-        .arg(config)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-async fn wait_ready(http: &reqwest::Client, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/")).send().await
-            && r.status().as_u16() == 300
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("clinker on port {port} never became ready");
-}
-
-fn terminate(child: &Child) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+/// A file backend with unlimited quotas, and `extra` in `[DEFAULT]`.
+fn server(extra: &str) -> Server {
+    let unlimited = "quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1";
+    Server::new(BIN, &format!("{unlimited}\n{extra}"), FILE_BACKEND)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_is_ready_at_once_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = write_config(dir.path(), port, "");
-    let http = reqwest::Client::new();
-    let child = clinker(&conf, &["serve"]).spawn().unwrap();
-    wait_ready(&http, port).await;
-    let resp = http
-        .get(format!("http://127.0.0.1:{port}/v3/volumes"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    terminate(&child);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
+    let mut s = server("");
+    s.start().await;
+    let (status, body) = s.api.get("/volumes").await;
+    assert_eq!(status, 200, "{body}");
+    let exit = s.serve.terminate().await;
+    let (stdout, stderr) = (s.serve.stdout(), s.serve.log());
+    assert!(exit.success(), "exit {exit:?}\n{stderr}");
     assert!(
-        stdout.contains(&format!("http://127.0.0.1:{port}/v3")),
+        stdout.contains(&format!("http://127.0.0.1:{}/v3", s.port)),
         "{stdout}"
     );
     assert!(stdout.contains("openstack --os-auth-type none"), "{stdout}");
@@ -99,16 +41,15 @@ async fn serve_is_ready_at_once_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test]
 async fn refuses_noauth_on_a_public_address_and_names_bad_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = write_config(dir.path(), free_port(), "osapi_volume_listen = 0.0.0.0");
-    let out = clinker(&conf, &["serve"]).output().await.unwrap();
+    let out = server("osapi_volume_listen = 0.0.0.0")
+        .run(&["serve"])
+        .await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("refusing to serve auth_strategy = noauth")
     );
 
-    let conf = write_config(dir.path(), free_port(), "report_interval = often");
-    let out = clinker(&conf, &["serve"]).output().await.unwrap();
+    let out = server("report_interval = often").run(&["serve"]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -119,50 +60,27 @@ async fn refuses_noauth_on_a_public_address_and_names_bad_values() {
     );
 }
 
-async fn all_volumes(http: &reqwest::Client, port: u16) -> Vec<Value> {
-    let body: Value = http
-        .get(format!(
-            "http://127.0.0.1:{port}/v3/volumes/detail?limit=1000"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["volumes"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_creates_and_deletes_recovers_with_nothing_stuck() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = write_config(dir.path(), port, "");
-    let http = reqwest::Client::new();
-    let mut child = clinker(&conf, &["serve"]).spawn().unwrap();
-    wait_ready(&http, port).await;
+    let mut s = server("");
+    s.start().await;
 
     // Eight clients create and delete as fast as they can…
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = Vec::new();
     for worker in 0..8 {
-        let (http, stop) = (http.clone(), stop.clone());
+        let (api, stop) = (s.api.clone(), stop.clone());
         load.push(tokio::spawn(async move {
-            let base = format!("http://127.0.0.1:{port}/v3");
             let mut previous: Option<String> = None;
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
-                let created = http
-                    .post(format!("{base}/volumes"))
-                    .json(&json!({"volume": {"size": 1, "name": format!("w{worker}-{n}")}}))
-                    .send()
-                    .await;
-                let Ok(resp) = created else { break };
-                let Ok(body) = resp.json::<Value>().await else {
+                let name = format!("w{worker}-{n}");
+                let (status, _, body) = api.create_volume(json!({"size": 1, "name": name})).await;
+                if status == 0 {
                     break;
-                };
+                }
                 if let Some(old) = previous.take() {
-                    let _ = http.delete(format!("{base}/volumes/{old}")).send().await;
+                    api.delete(&format!("/volumes/{old}")).await;
                 }
                 previous = body["volume"]["id"].as_str().map(str::to_owned);
                 n += 1;
@@ -171,39 +89,32 @@ async fn killed_during_creates_and_deletes_recovers_with_nothing_stuck() {
     }
     // …until the server dies without warning.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    s.serve.kill9().await;
     stop.store(true, Ordering::SeqCst);
     for l in load {
         let _ = l.await;
     }
 
-    let child = clinker(&conf, &["serve"]).spawn().unwrap();
-    wait_ready(&http, port).await;
+    s.start().await;
     // Deletes that were already accepted may still be finishing: wait for
     // every volume to settle.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let volumes = loop {
-        let volumes = all_volumes(&http, port).await;
+    let volumes = poll::until(Every::ms(50, 30), async || {
+        let volumes = s.api.volumes().await;
         let busy = volumes
             .iter()
             .filter(|v| matches!(v["status"].as_str(), Some("creating" | "deleting")))
             .count();
         if busy == 0 {
-            break volumes;
+            Ok(volumes)
+        } else {
+            Err(format!(
+                "{busy} volumes stuck in creating/deleting after restart"
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{busy} volumes stuck in creating/deleting after restart"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert!(!volumes.is_empty(), "the load created volumes");
-    let files: std::collections::BTreeSet<String> =
-        std::fs::read_dir(dir.path().join("volumes/file"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+    let files = clinker_testkit::files::names_in(&s.volumes_dir("file"));
     let rows: std::collections::BTreeMap<String, String> = volumes
         .iter()
         .map(|v| {
@@ -223,150 +134,117 @@ async fn killed_during_creates_and_deletes_recovers_with_nothing_stuck() {
             assert_eq!(status, "error", "{name} ended in {status}");
         }
     }
-    terminate(&child);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+    assert!(s.serve.terminate().await.success());
+    s.assert_quota_checks().await;
+}
+
+/// The real python-openstackclient against one endpoint, without auth.
+struct Openstack {
+    cli: String,
+    endpoint: String,
+}
+
+impl Openstack {
+    /// `openstack <args>`, which must succeed; its stdout.
+    async fn run(&self, args: &str) -> String {
+        #[allow(clippy::disallowed_methods)] // the client under test, not ours
+        let out = Command::new(&self.cli)
+            .args(["--os-auth-type", "none", "--os-endpoint", &self.endpoint])
+            .args(args.split_whitespace())
+            .env_remove("OS_CLOUD")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "openstack {args} failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// `openstack <args> -f json`, parsed.
+    async fn json(&self, args: &str) -> Value {
+        serde_json::from_str(&self.run(&format!("{args} -f json")).await).unwrap()
+    }
+
+    /// The `id` of what `openstack <args> -f json` created.
+    async fn create(&self, args: &str) -> String {
+        self.json(args).await["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls `openstack <show> -f json` until `want`; the last answer.
+    async fn wait(&self, show: &str, want: impl Fn(&Value) -> bool) -> Value {
+        poll::until(Every::ms(200, 60), async || {
+            let v = self.json(show).await;
+            if want(&v) {
+                Ok(v)
+            } else {
+                Err(format!("{show} stuck: {v}"))
+            }
+        })
         .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success());
-    let check = clinker(&conf, &["manage", "quota", "check"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "quota drifted: {}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    }
+
+    /// Polls `openstack <list> -f json` until none of `ids` is listed.
+    async fn wait_gone(&self, list: &str, ids: &[&str]) {
+        poll::until(Every::ms(200, 60), async || {
+            let listed = self.run(&format!("{list} -f json")).await;
+            if ids.iter().any(|id| listed.contains(id)) {
+                Err(format!("{ids:?} never went away: {listed}"))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    }
 }
 
 /// The flow from the all-in-one milestone, with the real python-openstackclient.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_client_flow() {
     let cli = std::env::var("CLINKER_OPENSTACK_CLI").ok().or_else(|| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("openstack"))
-                .find(|p| p.exists())
-                .map(|p| p.display().to_string())
-        })
+        clinker_testkit::env::find_program("openstack").map(|p| p.display().to_string())
     });
     let Some(cli) = cli else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI=true needs the openstack client (scripts/install-openstack-client.sh)"
-        );
-        eprintln!(
-            "skipping: no openstack client (run scripts/install-openstack-client.sh and set CLINKER_OPENSTACK_CLI)"
+        clinker_testkit::env::unmet(
+            "the openstack client flow",
+            "no openstack client",
+            "run scripts/install-openstack-client.sh and set CLINKER_OPENSTACK_CLI",
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = write_config(dir.path(), port, "");
-    let http = reqwest::Client::new();
-    let child = clinker(&conf, &["serve"]).spawn().unwrap();
-    wait_ready(&http, port).await;
-    let endpoint = format!("http://127.0.0.1:{port}/v3");
-    let os = |args: Vec<String>| {
-        let cli = cli.clone();
-        let endpoint = endpoint.clone();
-        async move {
-            #[allow(clippy::disallowed_methods)]
-            let out = Command::new(&cli)
-                .args(["--os-auth-type", "none", "--os-endpoint", &endpoint])
-                .args(&args)
-                .env_remove("OS_CLOUD")
-                .output()
-                .await
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(
-                out.status.success(),
-                "openstack {args:?} failed: {}{}",
-                stdout,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            stdout
-        }
+    let mut s = server("");
+    s.start().await;
+    let os = Openstack {
+        cli,
+        endpoint: s.api.base.clone(),
     };
-    let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-    let field = |json: &str, key: &str| -> String {
-        let v: Value = serde_json::from_str(json).unwrap();
-        v[key]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| v[key].to_string())
-    };
-    let wait_status = |kind: &'static str, id: String, want: &'static str| async move {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = os(vec![
-                "volume".into(),
-                kind.into(),
-                "show".into(),
-                id.clone(),
-                "-f".into(),
-                "json".into(),
-            ])
-            .await;
-            let v: Value = serde_json::from_str(&out).unwrap();
-            if v["status"] == want {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "{kind} {id} stuck: {out}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
+    let available = |v: &Value| v["status"] == "available";
 
-    let demo = os(args("volume create --size 1 demo -f json")).await;
-    let demo_id = field(&demo, "id");
-    let wait_volume = |id: String, want: &'static str| async move {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = os(vec![
-                "volume".into(),
-                "show".into(),
-                id.clone(),
-                "-f".into(),
-                "json".into(),
-            ])
-            .await;
-            let v: Value = serde_json::from_str(&out).unwrap();
-            if v["status"] == want {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "volume {id} stuck: {out}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    wait_volume(demo_id.clone(), "available").await;
-    let snap = os(args(&format!(
-        "volume snapshot create --volume {demo_id} snap1 -f json"
-    )))
-    .await;
-    let snap_id = field(&snap, "id");
-    wait_status("snapshot", snap_id.clone(), "available").await;
-    let from_snap = os(args(&format!(
-        "volume create --snapshot {snap_id} --size 2 fromsnap -f json"
-    )))
-    .await;
-    let from_snap_id = field(&from_snap, "id");
-    wait_volume(from_snap_id.clone(), "available").await;
-    let list = os(args("volume list -f json")).await;
+    let demo_id = os.create("volume create --size 1 demo").await;
+    os.wait(&format!("volume show {demo_id}"), available).await;
+    let snap_id = os
+        .create(&format!("volume snapshot create --volume {demo_id} snap1"))
+        .await;
+    os.wait(&format!("volume snapshot show {snap_id}"), available)
+        .await;
+    let from_snap_id = os
+        .create(&format!(
+            "volume create --snapshot {snap_id} --size 2 fromsnap"
+        ))
+        .await;
+    os.wait(&format!("volume show {from_snap_id}"), available)
+        .await;
+    let list = os.run("volume list -f json").await;
     assert!(list.contains("demo") && list.contains("fromsnap"), "{list}");
-    os(args(&format!("volume set --size 3 {demo_id}"))).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = wait_volume(demo_id.clone(), "available").await;
-        if v["size"] == 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "extend never finished: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let services = os(args("volume service list -f json")).await;
-    let services: Value = serde_json::from_str(&services).unwrap();
+    os.run(&format!("volume set --size 3 {demo_id}")).await;
+    os.wait(&format!("volume show {demo_id}"), |v| {
+        available(v) && v["size"] == 3
+    })
+    .await;
+    let services = os.json("volume service list").await;
     let up: Vec<(String, String)> = services
         .as_array()
         .unwrap()
@@ -378,34 +256,14 @@ async fn openstack_client_flow() {
             )
         })
         .collect();
-    assert!(
-        up.contains(&("cinder-scheduler".into(), "up".into())),
-        "{up:?}"
-    );
-    assert!(
-        up.contains(&("cinder-volume".into(), "up".into())),
-        "{up:?}"
-    );
-    os(args(&format!("volume delete {from_snap_id}"))).await;
-    os(args(&format!("volume snapshot delete {snap_id}"))).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while os(args("volume snapshot list -f json"))
-        .await
-        .contains(&snap_id)
-    {
-        assert!(Instant::now() < deadline, "snapshot never went away");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for binary in ["cinder-scheduler", "cinder-volume"] {
+        assert!(up.contains(&(binary.into(), "up".into())), "{up:?}");
     }
-    os(args(&format!("volume delete {demo_id}"))).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = os(args("volume list -f json")).await;
-        if !list.contains(&demo_id) && !list.contains(&from_snap_id) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "volumes never went away: {list}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    terminate(&child);
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await;
+    os.run(&format!("volume delete {from_snap_id}")).await;
+    os.run(&format!("volume snapshot delete {snap_id}")).await;
+    os.wait_gone("volume snapshot list", &[&snap_id]).await;
+    os.run(&format!("volume delete {demo_id}")).await;
+    os.wait_gone("volume list", &[&demo_id, &from_snap_id])
+        .await;
+    s.serve.terminate().await;
 }

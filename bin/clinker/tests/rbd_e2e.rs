@@ -11,15 +11,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use clinker_testkit::poll::Every;
 use common::Cluster;
 use serde_json::{Value, json};
-
-fn enabled() -> bool {
-    let flag = |n: &str| std::env::var(n).is_ok_and(|v| v == "1" || v == "true");
-    flag("CLINKER_SYSTEM_TESTS") || flag("CI")
-}
 
 struct Ceph {
     dir: PathBuf,
@@ -103,10 +99,9 @@ async fn pools(c: &Cluster) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rbd_and_file_side_by_side_through_the_api() {
-    if !enabled() {
-        eprintln!(
-            "skipping the RBD end-to-end test: set CLINKER_SYSTEM_TESTS=1 (needs ceph-mon, ceph-osd, ceph-mgr, ceph-common)"
-        );
+    if !clinker_testkit::env::system_tests(
+        "the RBD end-to-end test (needs scripts/install-ceph.sh)",
+    ) {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -169,15 +164,9 @@ async fn rbd_and_file_side_by_side_through_the_api() {
         &format!("volumes/volume-{parent_id}"),
     ]);
 
-    let (status, snap) = c
-        .post(
-            "/snapshots",
-            json!({"snapshot": {"volume_id": parent_id, "name": "s"}}),
-        )
+    let snap_id = c
+        .available_snapshot(json!({"volume_id": parent_id, "name": "s"}))
         .await;
-    assert_eq!(status, 202, "{snap}");
-    let snap_id = snap["snapshot"]["id"].as_str().unwrap().to_owned();
-    c.wait_snapshot(&snap_id, "available").await;
     let (_, from_snap, _) = c
         .create_volume(json!({"size": 2, "snapshot_id": snap_id}))
         .await;
@@ -189,35 +178,30 @@ async fn rbd_and_file_side_by_side_through_the_api() {
     let (_, clone, _) = c.create_volume(json!({"source_volid": parent_id})).await;
     let clone = clone.unwrap();
     assert_eq!(wait(&c, &clone, "available").await["status"], "available");
-    for image in [&from_snap, &clone] {
-        let out = scratch.path().join(format!("out-{image}"));
-        ceph.rbd(&[
-            "export",
-            "--no-progress",
-            &format!("volumes/volume-{image}"),
-            &out.display().to_string(),
-        ]);
-        let data = std::fs::read(&out).unwrap();
-        assert_eq!(
-            &data[..4 << 20],
-            &std::fs::read(&pattern).unwrap()[..],
-            "volume {image} lost the parent's data"
-        );
-    }
+    // Every volume made from the parent holds its data; `when` names the
+    // check in the export's file name.
+    let assert_kept_data = |when: &str| {
+        for image in [&from_snap, &clone] {
+            let out = scratch.path().join(format!("{when}-{image}"));
+            ceph.rbd(&[
+                "export",
+                "--no-progress",
+                &format!("volumes/volume-{image}"),
+                &out.display().to_string(),
+            ]);
+            assert_eq!(
+                &std::fs::read(&out).unwrap()[..4 << 20],
+                &std::fs::read(&pattern).unwrap()[..],
+                "volume {image} lost the parent's data ({when})"
+            );
+        }
+    };
+    assert_kept_data("out");
 
     // Extend.
-    let (status, _) = c
-        .post(
-            &format!("/volumes/{clone}/action"),
-            json!({"os-extend": {"new_size": 3}}),
-        )
+    c.action_ok(&clone, json!({"os-extend": {"new_size": 3}}))
         .await;
-    assert_eq!(status, 202);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.get(&format!("/volumes/{clone}")).await.1["volume"]["size"] != 3 {
-        assert!(Instant::now() < deadline, "extend did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.wait_volume_until(&clone, |v| v["size"] == 3).await;
     let info: Value = serde_json::from_str(&ceph.rbd(&[
         "info",
         &format!("volumes/volume-{clone}"),
@@ -265,19 +249,7 @@ async fn rbd_and_file_side_by_side_through_the_api() {
         .await;
     assert_eq!(status, 202, "{body}");
     c.wait_volume(&parent_id, |s| s.is_none()).await;
-    for image in [&from_snap, &clone] {
-        let out = scratch.path().join(format!("after-{image}"));
-        ceph.rbd(&[
-            "export",
-            "--no-progress",
-            &format!("volumes/volume-{image}"),
-            &out.display().to_string(),
-        ]);
-        assert_eq!(
-            &std::fs::read(&out).unwrap()[..4 << 20],
-            &std::fs::read(&pattern).unwrap()[..]
-        );
-    }
+    assert_kept_data("after");
     for id in [&from_snap, &clone, local["id"].as_str().unwrap()] {
         let (status, body) = c.delete(&format!("/volumes/{id}")).await;
         assert_eq!(status, 202, "{body}");
@@ -315,64 +287,24 @@ async fn rbd_and_file_side_by_side_through_the_api() {
         stuck.is_null() || stuck["status"] == "error_deleting",
         "{stuck}"
     );
-    let (_, messages) = c
-        .request(reqwest::Method::GET, "/messages", None, Some("3.3"))
-        .await;
     assert!(
-        messages["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["resource_uuid"] == doomed.as_str()),
-        "no user message for the failed create: {messages}"
+        !c.messages_about(&doomed).await.is_empty(),
+        "no user message for the failed create"
     );
-    // The backend turns down with a reason, the service stays visible.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, services) = c
-            .request(reqwest::Method::GET, "/os-services", None, Some("3.49"))
-            .await;
-        let ceph_service = services["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["host"] == "testnode@ceph")
-            .cloned()
-            .unwrap();
-        if ceph_service["backend_state"] == "down" {
-            assert_eq!(
-                ceph_service["state"], "up",
-                "the process is alive: {ceph_service}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the rbd backend never turned down: {ceph_service}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // The backend turns down with a reason, the process stays up and the
+    // service visible.
+    let ceph_down = [
+        ("testnode@ceph", "backend_state", "down"),
+        ("testnode@ceph", "state", "up"),
+    ];
+    c.wait_services(Every::ms(250, 30), &ceph_down).await;
     // Ceph returns: the backend comes back up and works again.
     ceph.script("start");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, services) = c
-            .request(reqwest::Method::GET, "/os-services", None, Some("3.49"))
-            .await;
-        let up = services["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["host"] == "testnode@ceph" && s["backend_state"] == "up");
-        if up {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the rbd backend did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    c.wait_services(
+        Every::ms(500, 60),
+        &[("testnode@ceph", "backend_state", "up")],
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(4)).await; // a fresh capability report
     let (_, again, _) = c
         .create_volume(json!({"size": 1, "volume_type": "ceph"}))
@@ -381,15 +313,8 @@ async fn rbd_and_file_side_by_side_through_the_api() {
     assert_eq!(wait(&c, &again, "available").await["status"], "available");
     // An operator can retry the failed delete once Ceph is back.
     if !stuck.is_null() {
-        let (status, _) = c
-            .request(
-                reqwest::Method::POST,
-                &format!("/volumes/{pending}/action"),
-                Some(json!({"os-reset_status": {"status": "error"}})),
-                None,
-            )
+        c.action_ok(&pending, json!({"os-reset_status": {"status": "error"}}))
             .await;
-        assert_eq!(status, 202);
         let (status, body) = c.delete(&format!("/volumes/{pending}")).await;
         assert_eq!(status, 202, "{body}");
         c.wait_volume(&pending, |s| s.is_none()).await;

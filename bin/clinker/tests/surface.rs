@@ -6,83 +6,39 @@
 
 mod common;
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::{Duration, Instant};
-
+use clinker_testkit::files::{read_at, write_at};
+use clinker_testkit::http::in_use;
 use common::{Cluster, FILE_BACKEND};
 use serde_json::{Value, json};
-
-/// A request as another project (`token` is noauth's `user:project`).
-async fn as_project(
-    c: &Cluster,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = c
-        .http
-        .request(method, format!("{}{path}", c.endpoint))
-        .header("x-auth-token", token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn in_use(quota: &Value, resource: &str) -> i64 {
-    quota["quota_set"][resource]["in_use"].as_i64().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transfer_moves_the_volume_and_its_quota_to_the_accepting_project() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
-    let (status, id, body) = c.create_volume(json!({"size": 2, "name": "gift"})).await;
-    assert_eq!(status, 202, "{body}");
-    let id = id.unwrap();
-    c.wait_volume(&id, |s| s == Some("available")).await;
-    let (_, snap) = c
-        .post("/snapshots", json!({"snapshot": {"volume_id": id}}))
-        .await;
-    let snap_id = snap["snapshot"]["id"].as_str().unwrap().to_owned();
-    c.wait_snapshot(&snap_id, "available").await;
+    let id = c.available_volume(json!({"size": 2, "name": "gift"})).await;
+    c.available_snapshot(json!({"volume_id": id})).await;
     let (_, giver_before) = c.get("/os-quota-sets/admin?usage=true").await;
     let (_, taker_before) = c.get("/os-quota-sets/p2?usage=true").await;
 
-    let (status, transfer) = c
-        .post(
+    let taker = c.as_token("u2:p2");
+    let transfer = c
+        .post_ok(
+            202,
             "/os-volume-transfer",
             json!({"transfer": {"volume_id": id}}),
         )
         .await;
-    assert_eq!(status, 202, "{transfer}");
     let transfer_id = transfer["transfer"]["id"].as_str().unwrap();
     let auth_key = transfer["transfer"]["auth_key"].as_str().unwrap();
     c.wait_volume(&id, |s| s == Some("awaiting-transfer")).await;
 
-    let (status, accepted) = as_project(
-        &c,
-        "u2:p2",
-        reqwest::Method::POST,
-        &format!("/os-volume-transfer/{transfer_id}/accept"),
-        Some(json!({"accept": {"auth_key": auth_key}})),
-    )
-    .await;
+    let (status, accepted) = taker
+        .post(
+            &format!("/os-volume-transfer/{transfer_id}/accept"),
+            json!({"accept": {"auth_key": auth_key}}),
+        )
+        .await;
     assert_eq!(status, 202, "{accepted}");
-    let (status, moved) = as_project(
-        &c,
-        "u2:p2",
-        reqwest::Method::GET,
-        &format!("/volumes/{id}"),
-        None,
-    )
-    .await;
+    let (status, moved) = taker.get(&format!("/volumes/{id}")).await;
     assert_eq!(status, 200, "{moved}");
     assert_eq!(moved["volume"]["status"], "available");
     assert_eq!(moved["volume"]["user_id"], "u2");
@@ -109,14 +65,7 @@ async fn transfer_moves_the_volume_and_its_quota_to_the_accepting_project() {
     c.assert_quota_consistent("p2").await;
 
     // The new owner can use and delete it; the usage follows.
-    let (status, _) = as_project(
-        &c,
-        "u2:p2",
-        reqwest::Method::DELETE,
-        &format!("/volumes/{id}?cascade=true"),
-        None,
-    )
-    .await;
+    let (status, _) = taker.delete(&format!("/volumes/{id}?cascade=true")).await;
     assert_eq!(status, 202);
     c.wait_volume(&id, |s| s.is_none()).await;
     c.assert_quota_consistent("p2").await;
@@ -125,48 +74,22 @@ async fn transfer_moves_the_volume_and_its_quota_to_the_accepting_project() {
     c.stop().await;
 }
 
-fn write_at(path: &std::path::Path, offset: u64, bytes: &[u8]) {
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(bytes).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
-    let mut f = std::fs::File::open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut buf = vec![0; len];
-    f.read_exact(&mut buf).unwrap();
-    buf
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revert_brings_back_the_snapshot_data_on_the_file_backend() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
-    let (_, id, _) = c.create_volume(json!({"size": 1})).await;
-    let id = id.unwrap();
-    c.wait_volume(&id, |s| s == Some("available")).await;
+    let id = c.available_volume(json!({"size": 1})).await;
     let file = c.volumes_dir().join(format!("volume-{id}"));
     write_at(&file, 1 << 20, b"data-in-the-snapshot");
 
-    let (status, snap) = c
-        .post("/snapshots", json!({"snapshot": {"volume_id": id}}))
-        .await;
-    assert_eq!(status, 202, "{snap}");
-    let snap_id = snap["snapshot"]["id"].as_str().unwrap().to_owned();
-    c.wait_snapshot(&snap_id, "available").await;
+    let snap_id = c.available_snapshot(json!({"volume_id": id})).await;
 
     write_at(&file, 1 << 20, b"written-after-it-was");
     write_at(&file, 300 << 20, b"late");
     assert_eq!(read_at(&file, 1 << 20, 20), b"written-after-it-was");
 
     let (status, body) = c
-        .request(
-            reqwest::Method::POST,
-            &format!("/volumes/{id}/action"),
-            Some(json!({"revert": {"snapshot_id": snap_id}})),
-            Some("3.40"),
-        )
+        .at("3.40")
+        .action(&id, json!({"revert": {"snapshot_id": snap_id}}))
         .await;
     assert_eq!(status, 202, "{body}");
     let v = c.wait_volume(&id, |s| s == Some("available")).await;
@@ -184,26 +107,6 @@ async fn revert_brings_back_the_snapshot_data_on_the_file_backend() {
     c.stop().await;
 }
 
-/// Polls the user messages until one about `volume` appears.
-async fn wait_message(c: &Cluster, volume: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, messages) = c
-            .request(reqwest::Method::GET, "/messages", None, Some("3.3"))
-            .await;
-        if let Some(m) = messages["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["resource_uuid"] == volume)
-        {
-            return m.clone();
-        }
-        assert!(Instant::now() < deadline, "no message for {volume}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retype_happens_in_place_or_not_at_all() {
     let mut c = Cluster::start("", FILE_BACKEND).await;
@@ -212,32 +115,20 @@ async fn retype_happens_in_place_or_not_at_all() {
         ("silver", json!({"volume_backend_name": "file"})),
         ("elsewhere", json!({"volume_backend_name": "nowhere"})),
     ] {
-        let (status, body) = c
-            .post(
-                "/types",
-                json!({"volume_type": {"name": name, "extra_specs": specs}}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        c.create_type(name, specs).await;
     }
     let (_, id, _) = c
         .create_volume(json!({"size": 1, "volume_type": "bronze"}))
         .await;
     let id = id.unwrap();
     let before = c.wait_volume(&id, |s| s == Some("available")).await;
-    let (_, snap) = c
-        .post("/snapshots", json!({"snapshot": {"volume_id": id}}))
-        .await;
-    let snap_id = snap["snapshot"]["id"].as_str().unwrap().to_owned();
-    c.wait_snapshot(&snap_id, "available").await;
+    c.available_snapshot(json!({"volume_id": id})).await;
 
-    let (status, body) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-retype": {"new_type": "silver", "migration_policy": "never"}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    c.action_ok(
+        &id,
+        json!({"os-retype": {"new_type": "silver", "migration_policy": "never"}}),
+    )
+    .await;
     let after = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(after["volume_type"], "silver");
     assert_eq!(
@@ -254,14 +145,9 @@ async fn retype_happens_in_place_or_not_at_all() {
 
     // The backend is not "nowhere": without migration the retype ends
     // with the volume as it was and a user message.
-    let (status, body) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-retype": {"new_type": "elsewhere"}}),
-        )
+    c.action_ok(&id, json!({"os-retype": {"new_type": "elsewhere"}}))
         .await;
-    assert_eq!(status, 202, "{body}");
-    let message = wait_message(&c, &id).await;
+    let message = c.wait_messages(&id, 1).await.remove(0);
     assert_eq!(
         message["user_message"],
         "retype volume:Retype requires migration but is not allowed."
@@ -269,30 +155,12 @@ async fn retype_happens_in_place_or_not_at_all() {
     let unchanged = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(unchanged["volume_type"], "silver");
     // on-demand finds no other backend to migrate to: the same outcome.
-    let (status, _) = c
-        .post(
-            &format!("/volumes/{id}/action"),
-            json!({"os-retype": {"new_type": "elsewhere", "migration_policy": "on-demand"}}),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, messages) = c
-            .request(reqwest::Method::GET, "/messages", None, Some("3.3"))
-            .await;
-        let about: Vec<&Value> = messages["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["resource_uuid"] == id.as_str())
-            .collect();
-        if about.len() == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{messages}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    c.action_ok(
+        &id,
+        json!({"os-retype": {"new_type": "elsewhere", "migration_policy": "on-demand"}}),
+    )
+    .await;
+    c.wait_messages(&id, 2).await;
     let unchanged = c.wait_volume(&id, |s| s == Some("available")).await;
     assert_eq!(unchanged["volume_type"], "silver");
     c.assert_quota_consistent("admin").await;

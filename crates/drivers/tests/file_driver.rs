@@ -2,17 +2,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use clinker_config::{
-    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode, TargetConfig,
-    TargetHelperKind,
+    BackendConfig, DriverConfig, FileDriverOptions, ReflinkMode, TargetConfig, TargetHelperKind,
 };
 use clinker_drivers::file::FileDriver;
 use clinker_drivers::{DriverError, GIB, SnapshotSpec, VolumeDriver, VolumeSpec};
 use clinker_exec::{FakeRunner, HostRunner, Output};
+use clinker_testkit::config::{backend as backend_config, no_target};
+use clinker_testkit::files::{read_at, write_at as write_pattern};
 use clinker_types::{SnapshotId, VolumeId};
 
 fn backend(
@@ -25,17 +25,8 @@ fn backend(
         capacity_gb,
         reflink,
     };
-    let backend = BackendConfig {
-        name: "file".into(),
-        volume_backend_name: "file".into(),
-        backend_host: None,
-        availability_zone: None,
-        reserved_percentage: 0,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver: DriverConfig::File(options.clone()),
-        target: TargetConfig::with_defaults(TargetHelperKind::None, dir.join("targets")),
-    };
-    (backend, options)
+    let driver = DriverConfig::File(options.clone());
+    (backend_config("file", driver, no_target(dir)), options)
 }
 
 async fn driver(dir: &std::path::Path, capacity_gb: f64) -> FileDriver {
@@ -44,20 +35,6 @@ async fn driver(dir: &std::path::Path, capacity_gb: f64) -> FileDriver {
     d.do_setup().await.unwrap();
     d.check_for_setup_error().await.unwrap();
     d
-}
-
-fn write_pattern(path: &std::path::Path, offset: u64, pattern: &[u8]) {
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(pattern).unwrap();
-}
-
-fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
-    let mut f = std::fs::File::open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut buf = vec![0; len];
-    f.read_exact(&mut buf).unwrap();
-    buf
 }
 
 #[tokio::test]

@@ -18,26 +18,23 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clinker_config::{
-    BackendConfig, DriverConfig, LvmDriverOptions, LvmType, OverSubscription, TargetConfig,
-    TargetHelperKind, VolumeClear,
+    DriverConfig, LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, VolumeClear,
 };
 use clinker_drivers::lvm::{LvmDriver, Provisioning};
 use clinker_drivers::targets::build_target_helper;
 use clinker_drivers::targets::lio::CONFIGFS_TARGET_ROOT;
 use clinker_drivers::{DriverError, GIB, SnapshotSpec, VolumeDriver, VolumeSpec};
 use clinker_exec::{Command, HostRunner};
+use clinker_testkit::dataplane::{LoopVg, QemuIo, Tgtd, iscsi_url, run, run_ok};
+use clinker_testkit::files::{read_at, write_at};
 use clinker_types::connection::Connector;
 use clinker_types::{SnapshotId, VolumeId};
-use common::{LoopVg, Tgtd, iscsi_url, qemu, qemu_io};
 use serde_json::json;
 
 const MIB: u64 = 1 << 20;
@@ -55,32 +52,9 @@ fn enabled(test: &str) -> bool {
     false
 }
 
-fn options(vg: &LoopVg, lvm_type: LvmType, clear: VolumeClear, clear_mib: u32) -> LvmDriverOptions {
-    LvmDriverOptions {
-        volume_group: vg.vg.clone(),
-        lvm_type,
-        lvm_mirrors: 0,
-        lvm_conf_file: Some(vg.conf_file()),
-        lvm_suppress_fd_warnings: true,
-        lvm_share_target: false,
-        volume_clear: clear,
-        volume_clear_size_mib: clear_mib,
-        volume_clear_ionice: None,
-        volume_dd_blocksize: "1M".into(),
-    }
-}
-
 async fn driver(options: LvmDriverOptions, target: TargetConfig) -> LvmDriver {
-    let backend = BackendConfig {
-        name: "lvm".into(),
-        volume_backend_name: "lvm".into(),
-        backend_host: None,
-        availability_zone: None,
-        reserved_percentage: 0,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver: DriverConfig::Lvm(options.clone()),
-        target: target.clone(),
-    };
+    let driver = DriverConfig::Lvm(options.clone());
+    let backend = clinker_testkit::config::backend("lvm", driver, target.clone());
     let runner = Arc::new(HostRunner::new());
     let helper = build_target_helper(&target, runner.clone())
         .unwrap()
@@ -92,16 +66,11 @@ async fn driver(options: LvmDriverOptions, target: TargetConfig) -> LvmDriver {
 }
 
 fn write_device(path: &Path, offset: u64, byte: u8) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(&vec![byte; MIB as usize], offset).unwrap();
-    f.sync_all().unwrap();
+    write_at(path, offset, &vec![byte; MIB as usize]);
 }
 
 fn read_device(path: &Path, offset: u64) -> Vec<u8> {
-    let f = std::fs::File::open(path).unwrap();
-    let mut buf = vec![0; MIB as usize];
-    f.read_exact_at(&mut buf, offset).unwrap();
-    buf
+    read_at(path, offset, MIB as usize)
 }
 
 fn device_size(path: &Path) -> u64 {
@@ -127,11 +96,8 @@ async fn thin_lvm_volumes_snapshots_clones_and_a_tgt_export() {
     let t0 = Instant::now();
     let vg = LoopVg::create(3, true).await;
     let tgtd = Tgtd::start().await;
-    let mut target = TargetConfig::with_defaults(TargetHelperKind::Tgtadm, tgtd.volumes_dir());
-    target.target_port = tgtd.port;
-    target.tgt_conf_file = Some(tgtd.conf_file());
-    target.tgt_control_port = Some(tgtd.control_port);
-    let d = driver(options(&vg, LvmType::Auto, VolumeClear::Zero, 0), target).await;
+    let options = vg.driver_options(LvmType::Auto, VolumeClear::Zero, 0);
+    let d = driver(options, tgtd.target_config()).await;
     assert_eq!(d.resolved_provisioning(), Some(Provisioning::Thin));
     assert!(vg.lv_names().await.contains(&format!("{}-pool", vg.vg)));
     let dev = |v: &VolumeSpec| d.commands().mapper_path(&v.name);
@@ -173,17 +139,12 @@ async fn thin_lvm_volumes_snapshots_clones_and_a_tgt_export() {
         "{file}"
     );
     let info = d.initialize_connection(&exported, &c).await.unwrap();
-    let url = iscsi_url(&info);
-    let qemu_io = qemu_io().expect("qemu-io with the iscsi module");
-    let out = common::run(qemu(
-        &qemu_io,
-        &["read -P 0xa1 0 1M", "read -P 0xa2 512M 1M"],
-        &url,
-    ))
-    .await;
-    assert!(out.success(), "{out:?}");
+    let url = iscsi_url(&info.driver_volume_type, &info.data);
+    let qemu = QemuIo::find().expect("qemu-io with the iscsi module");
+    let patterns = ["read -P 0xa1 0 1M", "read -P 0xa2 512M 1M"];
+    qemu.check("read -P over tgt", &patterns, &url).await;
     d.extend_volume(&exported, 3).await.unwrap();
-    let capacity = common::run_ok(Command::new("iscsi-readcapacity16").arg(url.clone())).await;
+    let capacity = run_ok(Command::new("iscsi-readcapacity16").arg(url.clone())).await;
     assert!(
         capacity.contains(&format!("Total size:{}", 3 * GIB)),
         "{capacity}"
@@ -231,7 +192,7 @@ async fn thick_lvm_copies_resizes_a_lio_export_and_background_wipes() {
         TargetConfig::with_defaults(TargetHelperKind::Lioadm, vg.dir.path().join("lio"));
     target.target_port = 3260;
     let d = driver(
-        options(&vg, LvmType::Default, VolumeClear::Zero, 64),
+        vg.driver_options(LvmType::Default, VolumeClear::Zero, 64),
         target,
     )
     .await;
@@ -282,56 +243,45 @@ async fn thick_lvm_copies_resizes_a_lio_export_and_background_wipes() {
     );
     let info = d.initialize_connection(&exported, &c).await.unwrap();
     assert_eq!(info.data["target_lun"], 0);
-    let url = iscsi_url(&info);
+    let url = iscsi_url(&info.driver_volume_type, &info.data);
     let readcapacity = |who: &str| {
         Command::new("iscsi-readcapacity16")
             .args(["-i", who])
             .arg(url.clone())
     };
-    let admitted = common::run(readcapacity(initiator)).await;
+    let admitted = run(readcapacity(initiator)).await;
     assert!(
         admitted.success() && admitted.stdout.contains(&format!("Total size:{GIB}")),
         "{admitted:?}"
     );
-    let stranger = common::run(readcapacity("iqn.2008-11.org.linux-kvm:stranger")).await;
+    let stranger = run(readcapacity("iqn.2008-11.org.linux-kvm:stranger")).await;
     assert_ne!(stranger.code, 0, "an initiator without an ACL is refused");
     let user = info.data["auth_username"].as_str().unwrap();
-    let wrong = common::run(
-        Command::new("iscsi-inq")
-            .args(["-i", initiator])
-            .arg(format!(
-                "iscsi://{user}%wrongpassword@127.0.0.1:3260/{iqn}/0"
-            )),
-    )
+    let wrong = run(Command::new("iscsi-inq")
+        .args(["-i", initiator])
+        .arg(format!(
+            "iscsi://{user}%wrongpassword@127.0.0.1:3260/{iqn}/0"
+        )))
     .await;
     assert_ne!(wrong.code, 0, "a wrong CHAP password is refused");
-    if let Some(qemu_io) = qemu_io() {
+    if let Some(qemu) = QemuIo::find() {
         let secret = info.data["auth_password"].as_str().unwrap();
         let opts = format!(
             "driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:3260,file.target={iqn},file.lun=0,file.user={user},file.password-secret=sec0,file.initiator-name={initiator}"
         );
-        let mut cmd = Command::new(qemu_io.0.display().to_string())
-            .args([
-                "-c",
-                "read -P 0xa1 0 1M",
-                "-c",
-                "read -P 0xa2 100M 1M",
-                "--image-opts",
-            ])
-            .arg(opts)
-            .args([
-                "--object".to_owned(),
-                format!("secret,id=sec0,data={secret}"),
-            ]);
-        if let Some(modules) = &qemu_io.1 {
-            cmd = cmd.env("QEMU_MODULE_DIR", modules.clone());
-        }
-        let out = common::run(cmd).await;
+        let args = [
+            "--image-opts".to_owned(),
+            opts,
+            "--object".to_owned(),
+            format!("secret,id=sec0,data={secret}"),
+        ];
+        let cmd = qemu.command(&["read -P 0xa1 0 1M", "read -P 0xa2 100M 1M"], args);
+        let out = run(cmd).await;
         assert!(out.success(), "reading the pattern over LIO: {out:?}");
     }
     d.terminate_connection(&exported, Some(&c)).await.unwrap();
     assert_ne!(
-        common::run(readcapacity(initiator)).await.code,
+        run(readcapacity(initiator)).await.code,
         0,
         "the ACL is gone"
     );

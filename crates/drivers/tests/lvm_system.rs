@@ -1,6 +1,6 @@
 //! The LVM driver against real LVM on a loop device.
 //!
-//! Runs with `CLINKER_SYSTEM_TESTS=1` or `CI=true` (see `common`). Each test
+//! Runs with `CLINKER_SYSTEM_TESTS=1` or `CI=true` (see `clinker_testkit::dataplane`). Each test
 //! builds its own VG on a sparse file behind a loop device, with a private
 //! `lvm.conf` (through the driver's own `lvm_conf_file` option) whose filter
 //! admits only that loop device, so no other VG on the host is seen or
@@ -15,54 +15,31 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::LoopVg;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clinker_config::{
-    BackendConfig, DriverConfig, LvmDriverOptions, LvmType, OverSubscription, TargetConfig,
-    TargetHelperKind, VolumeClear,
+    DriverConfig, LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, VolumeClear,
 };
 use clinker_drivers::lvm::{LvmDriver, Provisioning};
 use clinker_drivers::targets::fake::FakeTarget;
 use clinker_drivers::{DriverError, GIB, SnapshotSpec, VolumeDriver, VolumeSpec};
 use clinker_exec::HostRunner;
+use clinker_testkit::dataplane::{self, LoopVg};
 use clinker_types::{SnapshotId, VolumeId};
 
 const MIB: u64 = 1 << 20;
 const TOOLS: &[&str] = &["losetup", "pvcreate", "vgcreate", "lvs", "lvcreate", "dd"];
 
 fn options(vg: &LoopVg, clear: VolumeClear) -> LvmDriverOptions {
-    LvmDriverOptions {
-        volume_group: vg.vg.clone(),
-        lvm_type: LvmType::Default,
-        lvm_mirrors: 0,
-        lvm_conf_file: Some(vg.conf_file()),
-        lvm_suppress_fd_warnings: true,
-        lvm_share_target: false,
-        volume_clear: clear,
-        volume_clear_size_mib: 0,
-        volume_clear_ionice: None,
-        volume_dd_blocksize: "1M".into(),
-    }
+    vg.driver_options(LvmType::Default, clear, 0)
 }
 
 async fn driver(vg: &LoopVg, options: LvmDriverOptions, dev_root: Option<&Path>) -> LvmDriver {
     let target = TargetConfig::with_defaults(TargetHelperKind::Fake, vg.dir.path().join("targets"));
-    let backend = BackendConfig {
-        name: "lvm".into(),
-        volume_backend_name: "lvm".into(),
-        backend_host: None,
-        availability_zone: None,
-        reserved_percentage: 0,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver: DriverConfig::Lvm(options.clone()),
-        target: target.clone(),
-    };
+    let driver = DriverConfig::Lvm(options.clone());
+    let backend = clinker_testkit::config::backend("lvm", driver, target.clone());
     let mut d = LvmDriver::new(
         &backend,
         options,
@@ -84,7 +61,7 @@ fn has_device_mapper() -> bool {
 #[tokio::test]
 async fn lvm_metadata_operations_on_a_real_volume_group() {
     const TEST: &str = "lvm_metadata_operations_on_a_real_volume_group";
-    if !common::enabled(TEST) || !common::prerequisites(TEST, TOOLS) {
+    if !dataplane::ready(TEST, TOOLS) {
         return;
     }
     let started = Instant::now();
@@ -171,7 +148,7 @@ async fn lvm_metadata_operations_on_a_real_volume_group() {
 #[tokio::test]
 async fn lvm_wipes_after_delete_returns_and_finishes_after_a_restart() {
     const TEST: &str = "lvm_wipes_after_delete_returns_and_finishes_after_a_restart";
-    if !common::enabled(TEST) || !common::prerequisites(TEST, TOOLS) {
+    if !dataplane::ready(TEST, TOOLS) {
         return;
     }
     let vg = LoopVg::create(3, false).await;

@@ -15,19 +15,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clinker_config::{BackendConfig, DriverConfig, OverSubscription, RbdDriverOptions};
+use clinker_config::{DriverConfig, RbdDriverOptions};
 use clinker_drivers::rbd::RbdDriver;
 use clinker_drivers::{DriverError, SnapshotSpec, VolumeDriver, VolumeSpec};
 use clinker_exec::{Command, CommandRunner, HostRunner, Output};
+use clinker_testkit::config::no_target;
+use clinker_testkit::env;
 use clinker_types::{SnapshotId, VolumeId};
 use futures_util::FutureExt;
 use serde_json::Value;
 
 const GIB: u64 = 1 << 30;
-
-fn flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| v == "1" || v == "true")
-}
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ceph-single-node.sh")
@@ -168,19 +166,9 @@ fn driver(cluster: &Cluster, tweak: impl FnOnce(&mut RbdDriverOptions)) -> RbdDr
         ..RbdDriverOptions::default()
     };
     tweak(&mut options);
-    let backend = BackendConfig {
-        name: "ceph".into(),
-        volume_backend_name: "ceph".into(),
-        backend_host: None,
-        availability_zone: None,
-        reserved_percentage: 0,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver: DriverConfig::Rbd(options.clone()),
-        target: clinker_config::TargetConfig::with_defaults(
-            clinker_config::TargetHelperKind::None,
-            std::env::temp_dir(),
-        ),
-    };
+    let driver = DriverConfig::Rbd(options.clone());
+    let backend =
+        clinker_testkit::config::backend("ceph", driver, no_target(&std::env::temp_dir()));
     RbdDriver::new(&backend, options, Arc::new(HostRunner::new()))
 }
 
@@ -199,29 +187,20 @@ impl Steps {
 
 #[tokio::test]
 async fn rbd_driver_against_a_real_single_node_ceph() {
-    let ci = flag("CI");
-    if !(ci || flag("CLINKER_SYSTEM_TESTS")) {
-        eprintln!(
-            "skipping the RBD system test: set CLINKER_SYSTEM_TESTS=1 to run it against a \
-             throw-away Ceph (needs ceph-mon ceph-osd ceph-mgr ceph-common)"
+    const TEST: &str = "the RBD system test";
+    if !env::system_tests(TEST) {
+        return;
+    }
+    let tools = ["ceph-mon", "ceph-osd", "ceph-mgr", "ceph", "rbd", "cmp"];
+    if let Some(tool) = tools.iter().find(|t| env::find_program(t).is_none()) {
+        env::unmet(
+            TEST,
+            &format!("{tool} is not installed"),
+            "scripts/install-ceph.sh",
         );
         return;
     }
     let runner = HostRunner::new();
-    for tool in ["ceph-mon", "ceph-osd", "ceph-mgr", "ceph", "rbd", "cmp"] {
-        let found = runner
-            .run(&Command::new("sh").args(["-c", &format!("command -v {tool}")]))
-            .await
-            .is_ok_and(|o| o.success());
-        if !found {
-            assert!(
-                !ci,
-                "{tool} is required under CI=true (apt-get install -y ceph-mon ceph-osd ceph-mgr ceph-common)"
-            );
-            eprintln!("skipping the RBD system test: {tool} is not installed");
-            return;
-        }
-    }
     let tmp = tempfile::tempdir().unwrap();
     let cluster = Cluster {
         dir: tmp.path().join("ceph"),

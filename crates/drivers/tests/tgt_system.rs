@@ -1,7 +1,7 @@
 //! The tgtadm target helper against a real tgtd, with a file-backed volume
 //! and a userspace initiator.
 //!
-//! Runs with `CLINKER_SYSTEM_TESTS=1` or `CI=true` (see `common`). The test
+//! Runs with `CLINKER_SYSTEM_TESTS=1` or `CI=true` (see `clinker_testkit::dataplane`). The test
 //! starts its own tgtd on 127.0.0.1 with a random iSCSI port and a random
 //! control port (so parallel runs and a system tgtd do not collide) and a
 //! private tgt configuration that includes only its own `volumes_dir`; the
@@ -18,19 +18,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Tgtd, iscsi_url, qemu, qemu_io};
-
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use clinker_config::{
-    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode, TargetConfig,
-    TargetHelperKind,
-};
 use clinker_drivers::{VolumeSpec, build_driver};
 use clinker_exec::{Command, HostRunner};
+use clinker_testkit::dataplane::{
+    self, READ_PATTERNS, Tgtd, WRITE_PATTERNS, assert_chap_refuses, iscsi_url, run, run_ok,
+};
+use clinker_testkit::files::read_at;
 use clinker_types::VolumeId;
 use clinker_types::connection::Connector;
 use serde_json::json;
@@ -46,14 +41,7 @@ const TOOLS: &[&str] = &[
 #[tokio::test]
 async fn tgtadm_exports_a_file_volume_to_a_chap_initiator() {
     const TEST: &str = "tgtadm_exports_a_file_volume_to_a_chap_initiator";
-    if !common::enabled(TEST) || !common::prerequisites(TEST, TOOLS) {
-        return;
-    }
-    let Some(qemu_io) = qemu_io() else {
-        common::unmet(
-            TEST,
-            "qemu-io with the iscsi module (CLINKER_QEMU_BIN) is missing",
-        );
+    let Some(qemu) = dataplane::ready_with_qemu(TEST, TOOLS) else {
         return;
     };
     let started = Instant::now();
@@ -61,24 +49,7 @@ async fn tgtadm_exports_a_file_volume_to_a_chap_initiator() {
     let tgtd_start = started.elapsed();
 
     let vols = tgtd.dir.path().join("vols");
-    let mut target = TargetConfig::with_defaults(TargetHelperKind::Tgtadm, tgtd.volumes_dir());
-    target.target_port = tgtd.port;
-    target.tgt_conf_file = Some(tgtd.conf_file());
-    target.tgt_control_port = Some(tgtd.control_port);
-    let backend = BackendConfig {
-        name: "file".into(),
-        volume_backend_name: "file".into(),
-        backend_host: None,
-        availability_zone: None,
-        reserved_percentage: 0,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver: DriverConfig::File(FileDriverOptions {
-            volumes_dir: vols.clone(),
-            capacity_gb: 0.0,
-            reflink: ReflinkMode::Auto,
-        }),
-        target,
-    };
+    let backend = clinker_testkit::config::file_backend(&vols, tgtd.target_config());
     let d = build_driver(&backend, std::sync::Arc::new(HostRunner::new())).unwrap();
     d.do_setup().await.unwrap();
     d.check_for_setup_error().await.unwrap();
@@ -110,79 +81,46 @@ async fn tgtadm_exports_a_file_volume_to_a_chap_initiator() {
         format!("127.0.0.1:{}", tgtd.port)
     );
     assert_eq!(info.data["target_lun"], 1);
-    let url = iscsi_url(&info);
+    let url = iscsi_url(&info.driver_volume_type, &info.data);
 
     // Write through the initiator, read back, and find the bytes in the file.
     let t = Instant::now();
-    let out = common::run(qemu(
-        &qemu_io,
-        &["write -P 0x5a 0 4M", "write -P 0xa5 1020M 4M"],
-        &url,
-    ))
-    .await;
+    qemu.check("write", WRITE_PATTERNS, &url).await;
     let write_latency = t.elapsed();
-    assert!(
-        out.success(),
-        "qemu-io write: {} {}",
-        out.stdout,
-        out.stderr
-    );
     let t = Instant::now();
-    let out = common::run(qemu(
-        &qemu_io,
-        &["read -P 0x5a 0 4M", "read -P 0xa5 1020M 4M"],
-        &url,
-    ))
-    .await;
+    qemu.check("read -P (pattern check)", READ_PATTERNS, &url)
+        .await;
     let read_latency = t.elapsed();
-    assert!(
-        out.success(),
-        "qemu-io read -P (pattern check): {} {}",
-        out.stdout,
-        out.stderr
-    );
-    let file = std::fs::File::open(vols.join(&volume.name)).unwrap();
-    let mut buf = [0u8; 16];
-    file.read_exact_at(&mut buf, 1020 << 20).unwrap();
     assert_eq!(
-        buf, [0xa5; 16],
+        read_at(&vols.join(&volume.name), 1020 << 20, 16),
+        [0xa5; 16],
         "the initiator wrote into the volume's file"
     );
 
-    let capacity = common::run_ok(Command::new("iscsi-readcapacity16").arg(url.clone())).await;
+    let capacity = run_ok(Command::new("iscsi-readcapacity16").arg(url.clone())).await;
     assert!(capacity.contains("Total size:1073741824"), "{capacity}");
 
     // CHAP is enforced: a wrong password and no credentials are refused.
     let user = info.data["auth_username"].as_str().unwrap();
     let target_path = format!("127.0.0.1:{}/{iqn}/1", tgtd.port);
-    let wrong = common::run(
-        Command::new("iscsi-inq").arg(format!("iscsi://{user}%wrongpassword@{target_path}")),
-    )
-    .await;
-    assert_ne!(wrong.code, 0, "a wrong CHAP password must be refused");
-    assert!(
-        wrong.stderr.contains("Authentication failure")
-            || wrong.stdout.contains("Authentication failure"),
-        "{wrong:?}"
-    );
-    let anonymous =
-        common::run(Command::new("iscsi-inq").arg(format!("iscsi://{target_path}"))).await;
+    assert_chap_refuses(user, &target_path).await;
+    let anonymous = run(Command::new("iscsi-inq").arg(format!("iscsi://{target_path}"))).await;
     assert_ne!(anonymous.code, 0);
-    let right = common::run(Command::new("iscsi-inq").arg(url.clone())).await;
+    let right = run(Command::new("iscsi-inq").arg(url.clone())).await;
     assert!(right.success(), "{right:?}");
 
     // A re-export keeps the credentials; extend refreshes the target's size.
     let again = d.create_export(&volume, &connector).await.unwrap();
     assert_eq!(again.provider_auth, volume.provider_auth);
     d.extend_volume(&volume, 2).await.unwrap();
-    let capacity = common::run_ok(Command::new("iscsi-readcapacity16").arg(url.clone())).await;
+    let capacity = run_ok(Command::new("iscsi-readcapacity16").arg(url.clone())).await;
     assert!(
         capacity.contains("Total size:2147483648"),
         "extend_target: {capacity}"
     );
 
     // Removing the export while a session is open (force delete).
-    let session = tokio::spawn(common::run(qemu(&qemu_io, &["sleep 5000"], &url)));
+    let session = tokio::spawn(run(qemu.on(&["sleep 5000"], &url)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.terminate_connection(&volume, Some(&connector))
         .await

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clinker_config::{
-    BackendConfig, DriverConfig, FakeDriverOptions, FileDriverOptions, OverSubscription,
-    RbdDriverOptions, ReflinkMode, TargetConfig, TargetHelperKind,
+    DriverConfig, FakeDriverOptions, RbdDriverOptions, TargetConfig, TargetHelperKind,
 };
 use clinker_db::testsuite::{Engine, TestDatabase, new_volume};
 use clinker_db::{DbHandle, NewSnapshot, ProviderUpdate};
@@ -53,24 +52,12 @@ impl TestManager {
             ),
             TestDriver::File => (
                 "file",
-                DriverConfig::File(FileDriverOptions {
-                    volumes_dir: dir.path().to_path_buf(),
-                    capacity_gb: 0.0,
-                    reflink: ReflinkMode::Auto,
-                }),
+                DriverConfig::File(clinker_testkit::config::file_options(dir.path())),
             ),
             TestDriver::Rbd => ("ceph", DriverConfig::Rbd(RbdDriverOptions::default())),
         };
-        let backend = BackendConfig {
-            name: name.into(),
-            volume_backend_name: name.into(),
-            backend_host: None,
-            availability_zone: None,
-            reserved_percentage: 0,
-            max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-            driver,
-            target: TargetConfig::with_defaults(TargetHelperKind::None, dir.path().join("t")),
-        };
+        let target = TargetConfig::with_defaults(TargetHelperKind::None, dir.path().join("t"));
+        let backend = clinker_testkit::config::backend(name, driver, target);
         let runner: Arc<dyn clinker_exec::CommandRunner> = match kind {
             TestDriver::File => Arc::new(clinker_exec::HostRunner::new()),
             _ => Arc::new(clinker_exec::FakeRunner::new()),
@@ -205,22 +192,10 @@ async fn backend_manager(
             capacity_gb: 0.0,
             fail_create,
         }),
-        None => DriverConfig::File(FileDriverOptions {
-            volumes_dir: dir.to_path_buf(),
-            capacity_gb: 0.0,
-            reflink: ReflinkMode::Auto,
-        }),
+        None => DriverConfig::File(clinker_testkit::config::file_options(dir)),
     };
-    let backend = BackendConfig {
-        name: name.into(),
-        volume_backend_name: name.into(),
-        backend_host: None,
-        availability_zone: None,
-        reserved_percentage: 0,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver,
-        target: TargetConfig::with_defaults(TargetHelperKind::None, dir.join("t")),
-    };
+    let target = TargetConfig::with_defaults(TargetHelperKind::None, dir.join("t"));
+    let backend = clinker_testkit::config::backend(name, driver, target);
     let driver =
         clinker_drivers::build_driver(&backend, Arc::new(clinker_exec::HostRunner::new())).unwrap();
     driver.do_setup().await.unwrap();

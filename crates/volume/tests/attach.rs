@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clinker_config::{
-    BackendConfig, DriverConfig, FileDriverOptions, OverSubscription, ReflinkMode, TargetConfig,
-    TargetHelperKind,
-};
+use clinker_config::{TargetConfig, TargetHelperKind};
 use clinker_db::testsuite::{Engine, TestDatabase, new_volume};
 use clinker_db::{ClaimOutcome, DbHandle, LegacyAttach, NewAttachment, Page, ProviderUpdate};
 use clinker_drivers::file::FileDriver;
@@ -127,21 +124,8 @@ impl Bench {
             targets: Mutex::new(BTreeMap::new()),
             denied: Mutex::new(Vec::new()),
         });
-        let options = FileDriverOptions {
-            volumes_dir: dir.path().join("vols"),
-            capacity_gb: 0.0,
-            reflink: ReflinkMode::Auto,
-        };
-        let backend = BackendConfig {
-            name: "file".into(),
-            volume_backend_name: "file".into(),
-            backend_host: None,
-            availability_zone: None,
-            reserved_percentage: 0,
-            max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-            driver: DriverConfig::File(options.clone()),
-            target: target_config,
-        };
+        let options = clinker_testkit::config::file_options(&dir.path().join("vols"));
+        let backend = clinker_testkit::config::file_backend(&options.volumes_dir, target_config);
         let helper: Arc<dyn TargetHelper> = target.clone();
         let driver: Arc<dyn VolumeDriver> = Arc::new(
             FileDriver::new(&backend, options, Arc::new(HostRunner::new()))

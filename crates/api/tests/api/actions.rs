@@ -5,21 +5,14 @@ use clinker_types::VolumeStatus;
 use serde_json::json;
 
 use crate::common::{Harness, Options, PROJECT};
-
-async fn harness() -> Harness {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
-    h
-}
+use crate::common::{Verbs, harness};
 
 #[tokio::test]
 async fn extend_charges_quota_and_casts() {
     let h = harness().await;
     let id = h.available_volume(1).await;
     let uri = format!("/v3/volumes/{id}/action");
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-extend": {"new_size": 3}})))
-        .await;
+    let reply = h.post(&uri, json!({"os-extend": {"new_size": 3}})).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     let volume = h.db.get_volume(id).await.unwrap();
     assert_eq!(volume.status, VolumeStatus::Extending);
@@ -38,21 +31,16 @@ async fn extend_refusals() {
     let h = harness().await;
     let id = h.available_volume(2).await;
     let uri = format!("/v3/volumes/{id}/action");
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-extend": {"new_size": 2}})))
-        .await;
-    assert_eq!(reply.status, 400);
+    let reply = h.post(&uri, json!({"os-extend": {"new_size": 2}})).await;
     assert_eq!(
-        reply.fault("badRequest"),
+        reply.refusal(400),
         "Invalid input received: New size for extend must be greater than current size. (current: 2, extended: 2)."
     );
     for bad in [json!(null), json!("abc"), json!(0), json!(1.5)] {
-        let reply = h
-            .call("POST", &uri, Some(json!({"os-extend": {"new_size": bad}})))
-            .await;
+        let reply = h.post(&uri, json!({"os-extend": {"new_size": bad}})).await;
         assert_eq!(reply.status, 400, "{bad}: {}", reply.text);
     }
-    let reply = h.call("POST", &uri, Some(json!({"os-extend": {}}))).await;
+    let reply = h.post(&uri, json!({"os-extend": {}})).await;
     assert_eq!(
         reply.fault("badRequest"),
         "Invalid input for field/attribute os-extend. Value: {}. 'new_size' is a required property"
@@ -60,23 +48,16 @@ async fn extend_refusals() {
     h.db.reset_volume_status(id, Some(VolumeStatus::InUse), None, None)
         .await
         .unwrap();
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-extend": {"new_size": 3}})))
-        .await;
-    assert_eq!(reply.status, 400);
+    let reply = h.post(&uri, json!({"os-extend": {"new_size": 3}})).await;
     assert_eq!(
-        reply.fault("badRequest"),
+        reply.refusal(400),
         format!(
             "Invalid volume: Volume {id} status must be '{{'status': 'available'}}' to extend, currently in-use."
         )
     );
     let online = h
-        .call_at(
-            "3.42",
-            "POST",
-            &uri,
-            Some(json!({"os-extend": {"new_size": 3}})),
-        )
+        .at("3.42")
+        .post(&uri, json!({"os-extend": {"new_size": 3}}))
         .await;
     assert_eq!(online.status, 202, "{}", online.text);
     // Nothing was charged by the refusals.
@@ -87,33 +68,24 @@ async fn extend_refusals() {
     h.db.set_project_quota(PROJECT, "gigabytes", 5)
         .await
         .unwrap();
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-extend": {"new_size": 4}})))
-        .await;
-    assert_eq!(reply.status, 413);
+    let reply = h.post(&uri, json!({"os-extend": {"new_size": 4}})).await;
     assert_eq!(
-        reply.fault("overLimit"),
+        reply.refusal(413),
         "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 5G and 4G has been consumed."
     );
     h.db.set_project_quota(PROJECT, "per_volume_gigabytes", 2)
         .await
         .unwrap();
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-extend": {"new_size": 3}})))
-        .await;
+    let reply = h.post(&uri, json!({"os-extend": {"new_size": 3}})).await;
     assert_eq!(
         reply.fault("overLimit"),
         "VolumeSizeExceedsLimit: Requested volume size 3G is larger than maximum allowed limit 2G."
     );
-    assert_eq!(
-        h.db.get_volume(other).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(other).await, VolumeStatus::Available);
     let missing = h
-        .call(
-            "POST",
+        .post(
             "/v3/volumes/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1/action",
-            Some(json!({"os-extend": {"new_size": 3}})),
+            json!({"os-extend": {"new_size": 3}}),
         )
         .await;
     assert_eq!(missing.status, 404);
@@ -125,10 +97,9 @@ async fn extend_without_scheduler_is_aborted() {
     let id = h.available_volume(1).await;
     h.stop_consumers().await;
     let reply = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{id}/action"),
-            Some(json!({"os-extend": {"new_size": 2}})),
+            json!({"os-extend": {"new_size": 2}}),
         )
         .await;
     assert_eq!(reply.status, 503, "{}", reply.text);
@@ -148,85 +119,51 @@ async fn simple_actions() {
     let show = format!("/v3/volumes/{id}");
 
     let reply = h
-        .call(
-            "POST",
-            &uri,
-            Some(json!({"os-set_bootable": {"bootable": "True"}})),
-        )
+        .post(&uri, json!({"os-set_bootable": {"bootable": "True"}}))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(
-        h.call("GET", &show, None).await.body["volume"]["bootable"],
-        "true"
-    );
+    assert_eq!(h.get(&show).await.body["volume"]["bootable"], "true");
     let reply = h
-        .call(
-            "POST",
-            &uri,
-            Some(json!({"os-set_bootable": {"bootable": "maybe"}})),
-        )
+        .post(&uri, json!({"os-set_bootable": {"bootable": "maybe"}}))
         .await;
     assert_eq!(reply.status, 400);
 
     let reply = h
-        .call(
-            "POST",
-            &uri,
-            Some(json!({"os-update_readonly_flag": {"readonly": true}})),
-        )
+        .post(&uri, json!({"os-update_readonly_flag": {"readonly": true}}))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(
-        h.call("GET", &show, None).await.body["volume"]["metadata"]["readonly"],
+        h.get(&show).await.body["volume"]["metadata"]["readonly"],
         "True"
     );
 
     let reply = h
-        .call(
-            "POST",
-            &uri,
-            Some(json!({"os-reset_status": {"status": "error"}})),
-        )
+        .post(&uri, json!({"os-reset_status": {"status": "error"}}))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Error
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Error);
     let reply = h
-        .call(
-            "POST",
-            &uri,
-            Some(json!({"os-reset_status": {"status": "bogus"}})),
-        )
+        .post(&uri, json!({"os-reset_status": {"status": "bogus"}}))
         .await;
-    assert_eq!(reply.status, 400);
-    assert!(reply.fault("badRequest").starts_with(
+    assert!(reply.refusal(400).starts_with(
         "Volume status: bogus is invalid, valid statuses are: ('creating', 'available'"
     ));
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-reset_status": {}})))
-        .await;
+    let reply = h.post(&uri, json!({"os-reset_status": {}})).await;
     assert_eq!(
         reply.fault("badRequest"),
         "Must specify 'status', 'attach_status' or 'migration_status' for update."
     );
     let reply = h
-        .call(
-            "POST",
-            &uri,
-            Some(json!({"os-reset_status": {"status": "in-use"}})),
-        )
+        .post(&uri, json!({"os-reset_status": {"status": "in-use"}}))
         .await;
     assert_eq!(
         reply.fault("badRequest"),
         "Cannot reset-state to in-use because volume does not have any attachments."
     );
     let reply = h
-        .call(
-            "POST",
+        .post(
             &uri,
-            Some(json!({"os-update_readonly_flag": {"readonly": false}})),
+            json!({"os-update_readonly_flag": {"readonly": false}}),
         )
         .await;
     assert_eq!(
@@ -236,14 +173,9 @@ async fn simple_actions() {
         )
     );
 
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-force_delete": {}})))
-        .await;
+    let reply = h.post(&uri, json!({"os-force_delete": {}})).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Deleting
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Deleting);
     assert_eq!(Harness::wait_for(&h.volume, 1).await, vec!["delete_volume"]);
 }
 
@@ -253,40 +185,35 @@ async fn image_metadata_actions() {
     let id = h.available_volume(1).await;
     let uri = format!("/v3/volumes/{id}/action");
     let reply = h
-        .call(
-            "POST",
+        .post(
             &uri,
-            Some(json!({"os-set_image_metadata": {"metadata": {"image_name": "cirros"}}})),
+            json!({"os-set_image_metadata": {"metadata": {"image_name": "cirros"}}}),
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body, json!({"metadata": {"image_name": "cirros"}}));
-    let reply = h
-        .call("POST", &uri, Some(json!({"os-show_image_metadata": null})))
-        .await;
+    let reply = h.post(&uri, json!({"os-show_image_metadata": null})).await;
     assert_eq!(reply.body, json!({"metadata": {"image_name": "cirros"}}));
-    let shown = h.call("GET", &format!("/v3/volumes/{id}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{id}")).await;
     assert_eq!(
         shown.body["volume"]["volume_image_metadata"],
         json!({"image_name": "cirros"})
     );
     let reply = h
-        .call(
-            "POST",
+        .post(
             &uri,
-            Some(json!({"os-unset_image_metadata": {"key": "image_name"}})),
+            json!({"os-unset_image_metadata": {"key": "image_name"}}),
         )
         .await;
     assert_eq!(reply.status, 200);
     let reply = h
-        .call(
-            "POST",
+        .post(
             &uri,
-            Some(json!({"os-unset_image_metadata": {"key": "image_name"}})),
+            json!({"os-unset_image_metadata": {"key": "image_name"}}),
         )
         .await;
     assert_eq!(reply.status, 404);
-    let shown = h.call("GET", &format!("/v3/volumes/{id}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{id}")).await;
     assert!(shown.body["volume"].get("volume_image_metadata").is_none());
 }
 
@@ -298,10 +225,9 @@ async fn unknown_and_legacy_actions() {
     // The legacy attach family and os-retype are served (see
     // `attachments.rs` and `revert_retype.rs`).
     for action in ["os-foo", "os-bar"] {
-        let reply = h.call("POST", &uri, Some(json!({ action: {} }))).await;
-        assert_eq!(reply.status, 400);
+        let reply = h.post(&uri, json!({ action: {} })).await;
         assert_eq!(
-            reply.fault("badRequest"),
+            reply.refusal(400),
             format!(
                 "There is no such action: {action}. Verify the request body and Content-Type header and try again."
             )
@@ -313,17 +239,10 @@ async fn unknown_and_legacy_actions() {
         "There is no such action: None. Verify the request body and Content-Type header and try again."
     );
     let reply = h
-        .call(
-            "POST",
-            &uri,
-            Some(json!({"os-extend": {"new_size": 2}, "os-foo": {}})),
-        )
+        .post(&uri, json!({"os-extend": {"new_size": 2}, "os-foo": {}}))
         .await;
     assert_eq!(reply.fault("badRequest"), "Malformed request body");
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Available);
 }
 
 #[tokio::test]
@@ -336,10 +255,9 @@ async fn force_delete_of_a_creating_volume_needs_no_backend() {
     h.register_volume_service("nova").await;
     let id = h.create_volume(json!({"size": 1})).await;
     let reply = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{id}/action"),
-            Some(json!({"os-force_delete": {}})),
+            json!({"os-force_delete": {}}),
         )
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);

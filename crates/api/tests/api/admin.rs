@@ -6,23 +6,14 @@ use clinker_types::{MessageId, Timestamp};
 use serde_json::{Value, json};
 
 use crate::common::{BACKEND, Harness, Options, POOL, PROJECT, sorted_keys};
-
-async fn harness() -> Harness {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
-    h
-}
+use crate::common::{Verbs, harness};
 
 #[tokio::test]
 async fn volume_type_crud() {
     let h = harness().await;
-    let reply = h
-        .call(
-            "POST",
-            "/v3/types",
-            Some(json!({"volume_type": {"name": "gold", "description": "fast", "extra_specs": {"volume_backend_name": "file"}}})),
-        )
-        .await;
+    let specs = json!({"volume_backend_name": "file"});
+    let gold = json!({"name": "gold", "description": "fast", "extra_specs": specs});
+    let reply = h.post("/v3/types", json!({ "volume_type": gold })).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let t = &reply.body["volume_type"];
     assert_eq!(
@@ -41,38 +32,22 @@ async fn volume_type_crud() {
     let id = t["id"].as_str().unwrap().to_owned();
 
     let dup = h
-        .call(
-            "POST",
-            "/v3/types",
-            Some(json!({"volume_type": {"name": "gold"}})),
-        )
+        .post("/v3/types", json!({"volume_type": {"name": "gold"}}))
         .await;
-    assert_eq!(dup.status, 409);
-    assert_eq!(
-        dup.fault("conflictingRequest"),
-        "Volume Type gold already exists."
-    );
+    assert_eq!(dup.refusal(409), "Volume Type gold already exists.");
     let empty = h
-        .call(
-            "POST",
-            "/v3/types",
-            Some(json!({"volume_type": {"name": ""}})),
-        )
+        .post("/v3/types", json!({"volume_type": {"name": ""}}))
         .await;
     assert_eq!(empty.status, 400);
     let blank = h
-        .call(
-            "POST",
-            "/v3/types",
-            Some(json!({"volume_type": {"name": "   "}})),
-        )
+        .post("/v3/types", json!({"volume_type": {"name": "   "}}))
         .await;
     assert_eq!(
         blank.fault("badRequest"),
         "An invalid 'name' value was provided. The 'name' can not be empty."
     );
 
-    let listed = h.call("GET", "/v3/types", None).await;
+    let listed = h.get("/v3/types").await;
     let names: Vec<&str> = listed.body["volume_types"]
         .as_array()
         .unwrap()
@@ -82,16 +57,12 @@ async fn volume_type_crud() {
     assert_eq!(names.len(), 2);
     assert!(names.contains(&"gold") && names.contains(&"__DEFAULT__"));
 
-    let shown = h.call("GET", &format!("/v3/types/{id}"), None).await;
+    let shown = h.get(&format!("/v3/types/{id}")).await;
     assert_eq!(shown.body["volume_type"]["name"], "gold");
-    let default = h.call("GET", "/v3/types/default", None).await;
+    let default = h.get("/v3/types/default").await;
     assert_eq!(default.body["volume_type"]["name"], "__DEFAULT__");
     let missing = h
-        .call(
-            "GET",
-            "/v3/types/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1",
-            None,
-        )
+        .get("/v3/types/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1")
         .await;
     assert_eq!(
         missing.fault("itemNotFound"),
@@ -99,10 +70,9 @@ async fn volume_type_crud() {
     );
 
     let updated = h
-        .call(
-            "PUT",
+        .put(
             &format!("/v3/types/{id}"),
-            Some(json!({"volume_type": {"name": "platinum", "is_public": false}})),
+            json!({"volume_type": {"name": "platinum", "is_public": false}}),
         )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
@@ -114,133 +84,88 @@ async fn volume_type_crud() {
             .is_none()
     );
     let nothing = h
-        .call(
-            "PUT",
-            &format!("/v3/types/{id}"),
-            Some(json!({"volume_type": {}})),
-        )
+        .put(&format!("/v3/types/{id}"), json!({"volume_type": {}}))
         .await;
     assert_eq!(
         nothing.fault("badRequest"),
         "Specify volume type name, description, is_public or a combination thereof."
     );
     // Private types only show up when asked for.
-    let public_only = h.call("GET", "/v3/types", None).await;
+    let public_only = h.get("/v3/types").await;
     assert_eq!(
         public_only.body["volume_types"].as_array().unwrap().len(),
         1
     );
-    let private = h.call("GET", "/v3/types?is_public=false", None).await;
+    let private = h.get("/v3/types?is_public=false").await;
     assert_eq!(private.body["volume_types"][0]["name"], "platinum");
-    let all = h.call("GET", "/v3/types?is_public=None", None).await;
+    let all = h.get("/v3/types?is_public=None").await;
     assert_eq!(all.body["volume_types"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        h.call("GET", "/v3/types?is_public=maybe", None)
-            .await
-            .status,
-        400
-    );
+    assert_eq!(h.get("/v3/types?is_public=maybe").await.status, 400);
 
     // Access to a private type.
     let access = format!("/v3/types/{id}/os-volume-type-access");
-    assert_eq!(
-        h.call("GET", &access, None).await.body,
-        json!({"volume_type_access": []})
-    );
+    assert_eq!(h.get(&access).await.body, json!({"volume_type_access": []}));
     let action = format!("/v3/types/{id}/action");
     let granted = h
-        .call(
-            "POST",
-            &action,
-            Some(json!({"addProjectAccess": {"project": "p2"}})),
-        )
+        .post(&action, json!({"addProjectAccess": {"project": "p2"}}))
         .await;
     assert_eq!(granted.status, 202, "{}", granted.text);
     assert_eq!(
-        h.call("GET", &access, None).await.body,
+        h.get(&access).await.body,
         json!({"volume_type_access": [{"volume_type_id": id, "project_id": "p2"}]})
     );
     let again = h
-        .call(
-            "POST",
-            &action,
-            Some(json!({"addProjectAccess": {"project": "p2"}})),
-        )
+        .post(&action, json!({"addProjectAccess": {"project": "p2"}}))
         .await;
     assert_eq!(again.status, 409);
     let removed = h
-        .call(
-            "POST",
-            &action,
-            Some(json!({"removeProjectAccess": {"project": "p2"}})),
-        )
+        .post(&action, json!({"removeProjectAccess": {"project": "p2"}}))
         .await;
     assert_eq!(removed.status, 202);
     assert_eq!(
-        h.call(
-            "POST",
-            &action,
-            Some(json!({"removeProjectAccess": {"project": "p2"}}))
-        )
-        .await
-        .status,
+        h.post(&action, json!({"removeProjectAccess": {"project": "p2"}}))
+            .await
+            .status,
         404
     );
 
     // In use: no delete, no extra spec changes.
     let volume = h
-        .call(
-            "POST",
+        .post(
             "/v3/volumes",
-            Some(json!({"volume": {"size": 1, "volume_type": "platinum"}})),
+            json!({"volume": {"size": 1, "volume_type": "platinum"}}),
         )
         .await;
     assert_eq!(volume.status, 202, "{}", volume.text);
     assert_eq!(volume.body["volume"]["volume_type"], "platinum");
-    let refused = h.call("DELETE", &format!("/v3/types/{id}"), None).await;
+    let refused = h.delete(&format!("/v3/types/{id}")).await;
     assert_eq!(
         refused.fault("badRequest"),
         "Target volume type is still in use."
     );
     let refused = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/types/{id}/extra_specs"),
-            Some(json!({"extra_specs": {"a": "b"}})),
+            json!({"extra_specs": {"a": "b"}}),
         )
         .await;
     assert_eq!(
         refused.fault("badRequest"),
         "Volume Type is currently in use."
     );
-    let default_id = default.body["volume_type"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let refused = h
-        .call("DELETE", &format!("/v3/types/{default_id}"), None)
-        .await;
+    let default_id = default.id::<String>("volume_type");
+    let refused = h.delete(&format!("/v3/types/{default_id}")).await;
     assert_eq!(
         refused.fault("badRequest"),
         format!("The volume type {default_id} is a default volume type and cannot be deleted.")
     );
     let volume_id = volume.body["volume"]["id"].as_str().unwrap();
     assert_eq!(
-        h.call("DELETE", &format!("/v3/volumes/{volume_id}"), None)
-            .await
-            .status,
+        h.delete(&format!("/v3/volumes/{volume_id}")).await.status,
         202
     );
-    assert_eq!(
-        h.call("DELETE", &format!("/v3/types/{id}"), None)
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        h.call("GET", &format!("/v3/types/{id}"), None).await.status,
-        404
-    );
+    assert_eq!(h.delete(&format!("/v3/types/{id}")).await.status, 202);
+    assert_eq!(h.get(&format!("/v3/types/{id}")).await.status, 404);
 }
 
 #[tokio::test]
@@ -257,70 +182,41 @@ async fn extra_specs_routes() {
         .unwrap();
     let base = format!("/v3/types/{}/extra_specs", t.id);
     let reply = h
-        .call(
-            "POST",
-            &base,
-            Some(json!({"extra_specs": {"k1": "v1", "k2": "v2"}})),
-        )
+        .post(&base, json!({"extra_specs": {"k1": "v1", "k2": "v2"}}))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body, json!({"extra_specs": {"k1": "v1", "k2": "v2"}}));
     assert_eq!(
-        h.call("GET", &base, None).await.body,
+        h.get(&base).await.body,
         json!({"extra_specs": {"k1": "v1", "k2": "v2"}})
     );
-    assert_eq!(
-        h.call("GET", &format!("{base}/k1"), None).await.body,
-        json!({"k1": "v1"})
-    );
-    let updated = h
-        .call("PUT", &format!("{base}/k1"), Some(json!({"k1": "new"})))
-        .await;
+    assert_eq!(h.get(&format!("{base}/k1")).await.body, json!({"k1": "v1"}));
+    let updated = h.put(&format!("{base}/k1"), json!({"k1": "new"})).await;
     assert_eq!(updated.body, json!({"k1": "new"}));
-    let mismatch = h
-        .call("PUT", &format!("{base}/k1"), Some(json!({"k2": "x"})))
-        .await;
+    let mismatch = h.put(&format!("{base}/k1"), json!({"k2": "x"})).await;
     assert_eq!(
         mismatch.fault("badRequest"),
         "Request body and URI mismatch"
     );
     let two = h
-        .call(
-            "PUT",
-            &format!("{base}/k1"),
-            Some(json!({"k1": "x", "k2": "y"})),
-        )
+        .put(&format!("{base}/k1"), json!({"k1": "x", "k2": "y"}))
         .await;
     assert_eq!(two.status, 400);
-    assert_eq!(
-        h.call("DELETE", &format!("{base}/k2"), None).await.status,
-        202
-    );
-    let gone = h.call("GET", &format!("{base}/k2"), None).await;
+    assert_eq!(h.delete(&format!("{base}/k2")).await.status, 202);
+    let gone = h.get(&format!("{base}/k2")).await;
     assert_eq!(
         gone.fault("itemNotFound"),
         format!("Volume Type {} has no extra specs with key k2.", t.id)
     );
-    assert_eq!(
-        h.call("DELETE", &format!("{base}/k2"), None).await.status,
-        404
-    );
+    assert_eq!(h.delete(&format!("{base}/k2")).await.status, 404);
     let bad = h
-        .call(
-            "POST",
-            &base,
-            Some(json!({"extra_specs": {"bad key!": "v"}})),
-        )
+        .post(&base, json!({"extra_specs": {"bad key!": "v"}}))
         .await;
     assert_eq!(bad.status, 400);
     let none = h.call("POST", &base, None).await;
     assert_eq!(none.status, 400);
     let missing_type = h
-        .call(
-            "GET",
-            "/v3/types/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1/extra_specs",
-            None,
-        )
+        .get("/v3/types/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1/extra_specs")
         .await;
     assert_eq!(missing_type.status, 404);
     let specs = h.db.get_volume_type(t.id).await.unwrap().extra_specs;
@@ -332,7 +228,7 @@ async fn quota_sets() {
     let h = harness().await;
     h.create_volume(json!({"size": 3})).await;
     let uri = format!("/v3/os-quota-sets/{PROJECT}");
-    let shown = h.call("GET", &uri, None).await;
+    let shown = h.get(&uri).await;
     assert_eq!(shown.status, 200, "{}", shown.text);
     let set = &shown.body["quota_set"];
     assert_eq!(set["id"], PROJECT);
@@ -341,7 +237,7 @@ async fn quota_sets() {
     assert_eq!(set["per_volume_gigabytes"], -1);
     assert_eq!(set["groups"], 10);
     assert_eq!(set["volumes___DEFAULT__"], -1);
-    let usage = h.call("GET", &format!("{uri}?usage=true"), None).await;
+    let usage = h.get(&format!("{uri}?usage=true")).await;
     assert_eq!(
         usage.body["quota_set"]["gigabytes"],
         json!({"limit": 1000, "in_use": 3, "reserved": 0})
@@ -352,10 +248,9 @@ async fn quota_sets() {
     );
 
     let updated = h
-        .call(
-            "PUT",
+        .put(
             &uri,
-            Some(json!({"quota_set": {"volumes": 5, "gigabytes": "20"}})),
+            json!({"quota_set": {"volumes": 5, "gigabytes": "20"}}),
         )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
@@ -385,7 +280,7 @@ async fn quota_sets() {
         ),
     ];
     for (body, message) in cases {
-        let reply = h.call("PUT", &uri, Some(body.clone())).await;
+        let reply = h.put(&uri, body.clone()).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
         assert_eq!(reply.fault("badRequest"), *message, "{body}");
     }
@@ -393,40 +288,38 @@ async fn quota_sets() {
         h.db.quota_limits(PROJECT).await.unwrap().get("gigabytes"),
         Some(&20)
     );
-    let defaults = h.call("GET", &format!("{uri}/defaults"), None).await;
+    let defaults = h.get(&format!("{uri}/defaults")).await;
     assert_eq!(defaults.body["quota_set"]["gigabytes"], 1000);
     assert_eq!(defaults.body["quota_set"]["id"], PROJECT);
-    let deleted = h.call("DELETE", &uri, None).await;
+    let deleted = h.delete(&uri).await;
     assert_eq!(deleted.status, 200);
     assert_eq!(
         h.db.quota_limits(PROJECT).await.unwrap().get("volumes"),
         Some(&10)
     );
 
-    let class = h.call("GET", "/v3/os-quota-class-sets/default", None).await;
+    let class = h.get("/v3/os-quota-class-sets/default").await;
     assert_eq!(class.body["quota_class_set"]["id"], "default");
     assert_eq!(class.body["quota_class_set"]["snapshots"], 10);
     let class = h
-        .call(
-            "PUT",
+        .put(
             "/v3/os-quota-class-sets/default",
-            Some(json!({"quota_class_set": {"snapshots": 7}})),
+            json!({"quota_class_set": {"snapshots": 7}}),
         )
         .await;
     assert_eq!(class.status, 200, "{}", class.text);
     assert_eq!(class.body["quota_class_set"]["snapshots"], 7);
     let bad = h
-        .call(
-            "PUT",
+        .put(
             "/v3/os-quota-class-sets/default",
-            Some(json!({"quota_class_set": {"bogus": 7}})),
+            json!({"quota_class_set": {"bogus": 7}}),
         )
         .await;
     assert_eq!(
         bad.fault("badRequest"),
         "Invalid input received: Bad key(s) in quota class set: bogus"
     );
-    let shown = h.call("GET", &uri, None).await;
+    let shown = h.get(&uri).await;
     assert_eq!(shown.body["quota_set"]["snapshots"], 7);
 }
 
@@ -434,7 +327,7 @@ async fn quota_sets() {
 async fn absolute_limits() {
     let h = harness().await;
     h.create_volume(json!({"size": 4})).await;
-    let reply = h.call("GET", "/v3/limits", None).await;
+    let reply = h.get("/v3/limits").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["limits"]["rate"], json!([]));
     assert_eq!(
@@ -452,16 +345,14 @@ async fn absolute_limits() {
             "totalBackupGigabytesUsed": 0,
         })
     );
-    let other = h
-        .call_at("3.39", "GET", "/v3/limits?project_id=someone-else", None)
-        .await;
+    let other = h.at("3.39").get("/v3/limits?project_id=someone-else").await;
     assert_eq!(other.body["limits"]["absolute"]["totalVolumesUsed"], 0);
 }
 
 #[tokio::test]
 async fn services_zones_and_state() {
     let h = harness().await;
-    let reply = h.call("GET", "/v3/os-services", None).await;
+    let reply = h.get("/v3/os-services").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let service = &reply.body["services"][0];
     assert_eq!(
@@ -483,7 +374,7 @@ async fn services_zones_and_state() {
     assert_eq!(service["state"], "up");
     assert_eq!(service["status"], "enabled");
     assert_eq!(service["replication_status"], "not-capable");
-    let newer = h.call_at("3.49", "GET", "/v3/os-services", None).await;
+    let newer = h.at("3.49").get("/v3/os-services").await;
     assert!(newer.body["services"][0].get("backend_state").is_some());
     assert!(newer.body["services"][0].get("cluster").is_some());
 
@@ -492,18 +383,15 @@ async fn services_zones_and_state() {
         let mut now = h.clock.0.lock().unwrap();
         *now = now.plus_micros(61_000_000);
     }
-    let later = h
-        .call("GET", "/v3/os-services?binary=cinder-volume", None)
-        .await;
+    let later = h.get("/v3/os-services?binary=cinder-volume").await;
     assert_eq!(later.body["services"][0]["state"], "down");
-    let filtered = h.call("GET", "/v3/os-services?host=elsewhere", None).await;
+    let filtered = h.get("/v3/os-services?host=elsewhere").await;
     assert_eq!(filtered.body, json!({"services": []}));
 
     let disabled = h
-        .call(
-            "PUT",
+        .put(
             "/v3/os-services/disable-log-reason",
-            Some(json!({"host": BACKEND, "binary": "cinder-volume", "disabled_reason": "maintenance"})),
+            json!({"host": BACKEND, "binary": "cinder-volume", "disabled_reason": "maintenance"}),
         )
         .await;
     assert_eq!(disabled.status, 200, "{}", disabled.text);
@@ -511,46 +399,42 @@ async fn services_zones_and_state() {
         disabled.body,
         json!({"host": BACKEND, "service": "", "binary": "cinder-volume", "status": "disabled", "disabled": true, "disabled_reason": "maintenance"})
     );
-    let zones = h.call("GET", "/v3/os-availability-zone", None).await;
+    let zones = h.get("/v3/os-availability-zone").await;
     assert_eq!(
         zones.body,
         json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": false}}]})
     );
     let enabled = h
-        .call(
-            "PUT",
+        .put(
             "/v3/os-services/enable",
-            Some(json!({"host": BACKEND, "binary": "cinder-volume"})),
+            json!({"host": BACKEND, "binary": "cinder-volume"}),
         )
         .await;
     assert_eq!(enabled.body["status"], "enabled");
-    let zones = h.call("GET", "/v3/os-availability-zone", None).await;
+    let zones = h.get("/v3/os-availability-zone").await;
     assert_eq!(
         zones.body["availabilityZoneInfo"][0]["zoneState"]["available"],
         true
     );
 
     let missing = h
-        .call(
-            "PUT",
+        .put(
             "/v3/os-services/enable",
-            Some(json!({"host": "invalid_host", "binary": "cinder-volume"})),
+            json!({"host": "invalid_host", "binary": "cinder-volume"}),
         )
         .await;
     assert_eq!(missing.status, 404);
     let no_reason = h
-        .call(
-            "PUT",
+        .put(
             "/v3/os-services/disable-log-reason",
-            Some(json!({"host": BACKEND, "binary": "cinder-volume", "disabled_reason": null})),
+            json!({"host": BACKEND, "binary": "cinder-volume", "disabled_reason": null}),
         )
         .await;
     assert_eq!(no_reason.status, 400);
     let no_host = h
-        .call(
-            "PUT",
+        .put(
             "/v3/os-services/disable",
-            Some(json!({"binary": "cinder-volume"})),
+            json!({"binary": "cinder-volume"}),
         )
         .await;
     assert_eq!(
@@ -558,22 +442,14 @@ async fn services_zones_and_state() {
         "Invalid input received: Host field is missing."
     );
     let freeze = h
-        .call(
-            "PUT",
-            "/v3/os-services/freeze",
-            Some(json!({"host": "invalid_host"})),
-        )
+        .put("/v3/os-services/freeze", json!({"host": "invalid_host"}))
         .await;
     assert_eq!(
         freeze.fault("badRequest"),
         "No service found with host=invalid_host"
     );
     let thaw = h
-        .call(
-            "PUT",
-            "/v3/os-services/thaw",
-            Some(json!({"host": "invalid_host"})),
-        )
+        .put("/v3/os-services/thaw", json!({"host": "invalid_host"}))
         .await;
     assert_eq!(thaw.status, 400);
 }
@@ -581,12 +457,10 @@ async fn services_zones_and_state() {
 #[tokio::test]
 async fn pools_and_capabilities_are_rpc_calls() {
     let h = harness().await;
-    let summary = h.call("GET", "/v3/scheduler-stats/get_pools", None).await;
+    let summary = h.get("/v3/scheduler-stats/get_pools").await;
     assert_eq!(summary.status, 200, "{}", summary.text);
     assert_eq!(summary.body, json!({"pools": [{"name": POOL}]}));
-    let detail = h
-        .call("GET", "/v3/scheduler-stats/get_pools?detail=true", None)
-        .await;
+    let detail = h.get("/v3/scheduler-stats/get_pools?detail=true").await;
     assert_eq!(
         detail.body["pools"][0]["capabilities"]["storage_protocol"],
         "file"
@@ -595,9 +469,7 @@ async fn pools_and_capabilities_are_rpc_calls() {
         detail.body["pools"][0]["capabilities"]["total_capacity_gb"],
         100
     );
-    let caps = h
-        .call("GET", &format!("/v3/capabilities/{BACKEND}"), None)
-        .await;
+    let caps = h.get(&format!("/v3/capabilities/{BACKEND}")).await;
     assert_eq!(caps.status, 200, "{}", caps.text);
     assert_eq!(
         caps.body["namespace"],
@@ -605,7 +477,7 @@ async fn pools_and_capabilities_are_rpc_calls() {
     );
     assert_eq!(caps.body["vendor_name"], "Open Source");
     assert_eq!(caps.body["replication_targets"], json!([]));
-    let unknown = h.call("GET", "/v3/capabilities/nowhere@x", None).await;
+    let unknown = h.get("/v3/capabilities/nowhere@x").await;
     assert_eq!(
         unknown.fault("itemNotFound"),
         "Can't find service: nowhere@x"
@@ -626,13 +498,9 @@ async fn pools_and_capabilities_are_rpc_calls() {
     })
     .await;
     lonely.register_volume_service("nova").await;
-    let reply = lonely
-        .call("GET", "/v3/scheduler-stats/get_pools", None)
-        .await;
+    let reply = lonely.get("/v3/scheduler-stats/get_pools").await;
     assert_eq!(reply.status, 503);
-    let reply = lonely
-        .call("GET", &format!("/v3/capabilities/{BACKEND}"), None)
-        .await;
+    let reply = lonely.get(&format!("/v3/capabilities/{BACKEND}")).await;
     assert_eq!(reply.status, 503);
 }
 
@@ -658,7 +526,7 @@ async fn user_messages() {
         ids.push(message.id);
         h.db.create_message(&message).await.unwrap();
     }
-    let list = h.call_at("3.3", "GET", "/v3/messages", None).await;
+    let list = h.at("3.3").get("/v3/messages").await;
     assert_eq!(list.status, 200, "{}", list.text);
     let first = &list.body["messages"][0];
     assert_eq!(
@@ -677,7 +545,7 @@ async fn user_messages() {
         ]
     );
     assert_eq!(first["id"], ids[2].to_string());
-    let page = h.call_at("3.5", "GET", "/v3/messages?limit=1", None).await;
+    let page = h.at("3.5").get("/v3/messages?limit=1").await;
     assert_eq!(page.body["messages"].as_array().unwrap().len(), 1);
     assert!(
         page.body["messages_links"][0]["href"]
@@ -685,17 +553,14 @@ async fn user_messages() {
             .unwrap()
             .contains("marker=")
     );
-    let shown = h
-        .call_at("3.3", "GET", &format!("/v3/messages/{}", ids[0]), None)
-        .await;
+    let shown = h.at("3.3").get(&format!("/v3/messages/{}", ids[0])).await;
     assert_eq!(shown.body["message"]["event_id"], "VOLUME_VOLUME_001_002");
     let deleted = h
-        .call_at("3.3", "DELETE", &format!("/v3/messages/{}", ids[0]), None)
+        .at("3.3")
+        .delete(&format!("/v3/messages/{}", ids[0]))
         .await;
     assert_eq!(deleted.status, 204);
-    let gone = h
-        .call_at("3.3", "GET", &format!("/v3/messages/{}", ids[0]), None)
-        .await;
+    let gone = h.at("3.3").get(&format!("/v3/messages/{}", ids[0])).await;
     assert_eq!(
         gone.fault("itemNotFound"),
         format!("Message {} could not be found.", ids[0])
@@ -706,44 +571,32 @@ async fn user_messages() {
 async fn hosts_resource_filters_and_healthcheck() {
     let h = harness().await;
     h.available_volume(2).await;
-    let list = h.call("GET", "/v3/os-hosts", None).await;
+    let list = h.get("/v3/os-hosts").await;
     assert_eq!(list.status, 200, "{}", list.text);
     let host = &list.body["hosts"][0];
     assert_eq!(host["host_name"], BACKEND);
     assert_eq!(host["service"], "cinder-volume");
     assert_eq!(host["service-status"], "available");
     assert_eq!(host["service-state"], "enabled");
-    let show = h
-        .call("GET", &format!("/v3/os-hosts/{BACKEND}"), None)
-        .await;
+    let show = h.get(&format!("/v3/os-hosts/{BACKEND}")).await;
     assert_eq!(show.status, 200, "{}", show.text);
     assert_eq!(
         show.body["host"][0]["resource"],
         json!({"host": BACKEND, "project": "(total)", "volume_count": "1", "total_volume_gb": "2", "snapshot_count": "0", "total_snapshot_gb": "0"})
     );
     assert_eq!(show.body["host"][1]["resource"]["project"], PROJECT);
-    assert_eq!(
-        h.call("GET", "/v3/os-hosts/nowhere", None).await.status,
-        404
-    );
+    assert_eq!(h.get("/v3/os-hosts/nowhere").await.status, 404);
 
     let filters = h
-        .call_at(
-            "3.33",
-            "GET",
-            "/v3/resource_filters?resource=snapshot",
-            None,
-        )
+        .at("3.33")
+        .get("/v3/resource_filters?resource=snapshot")
         .await;
     assert_eq!(
         filters.body,
         json!({"resource_filters": [{"resource": "snapshot", "filters": ["name", "status", "volume_id", "metadata", "availability_zone", "consumes_quota"]}]})
     );
-    assert_eq!(
-        h.call("GET", "/v3/resource_filters", None).await.status,
-        404
-    );
+    assert_eq!(h.get("/v3/resource_filters").await.status, 404);
 
-    let health = h.send("GET", "/healthcheck", None, &[]).await;
+    let health = h.with_headers(&[]).get("/healthcheck").await;
     assert_eq!((health.status, health.text.as_str()), (200, "OK"));
 }

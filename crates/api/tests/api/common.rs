@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, Request};
 use clinker_api::{ApiState, router};
 use clinker_config::{Config, ConfigEnv, Ini};
 use clinker_db::{
-    CapacityRepository, QuotaRepository, ServiceRepository, SnapshotQuery, SnapshotRepository,
+    CapacityRepository, GroupRepository, QuotaRepository, ServiceRepository, SnapshotQuery,
+    SnapshotRepository,
 };
 use clinker_db::{
     ClaimOutcome, Db, DbOptions, ProviderUpdate, ServiceRegistration, VolumeQuery, VolumeRepository,
@@ -22,7 +23,11 @@ use clinker_rpc::local::LocalTransport;
 use clinker_rpc::scheduler::SchedulerRpcClient;
 use clinker_rpc::volume::VolumeRpcClient;
 use clinker_rpc::{ConsumerHandle, RpcHandler, RpcMessage, Subscription, Target, Transport};
-use clinker_types::{Clock, RemoteError, SnapshotId, SystemClock, Timestamp, VolumeId};
+use clinker_types::group_status::GroupStatus;
+use clinker_types::{
+    Clock, GroupId, RemoteError, SnapshotId, SnapshotStatus, SystemClock, Timestamp, VolumeId,
+    VolumeStatus,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -175,12 +180,102 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The `id` of `resource` in the body, parsed (`String`, `VolumeId`, …).
+    pub fn id<T: std::str::FromStr>(&self, resource: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        self.body[resource]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {resource} id in {}", self.text))
+            .parse()
+            .unwrap()
+    }
+
+    /// The fault message of a refusal with `status`, under the fault name
+    /// Cinder gives that status (`404`: `itemNotFound`, …).
+    pub fn refusal(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{}", self.text);
+        let name = match status {
+            400 => "badRequest",
+            403 => "forbidden",
+            404 => "itemNotFound",
+            409 => "conflictingRequest",
+            413 => "overLimit",
+            501 => "notImplemented",
+            503 => "serviceUnavailable",
+            other => panic!("{other} is not a refusal"),
+        };
+        self.fault(name)
+    }
+
     /// The fault message of an error body.
     pub fn fault(&self, name: &str) -> String {
         self.body[name]["message"]
             .as_str()
             .unwrap_or_else(|| panic!("no {name} fault in {}", self.text))
             .to_owned()
+    }
+}
+
+/// The verbs of a client: every request goes through `call`.
+#[allow(async_fn_in_trait)] // test code: no Send bound needed
+pub trait Verbs {
+    /// Sends `method uri` with an optional JSON body.
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply;
+
+    /// `GET uri`.
+    async fn get(&self, uri: &str) -> Reply {
+        self.call("GET", uri, None).await
+    }
+
+    /// `POST uri` with a JSON body.
+    async fn post(&self, uri: &str, body: Value) -> Reply {
+        self.call("POST", uri, Some(body)).await
+    }
+
+    /// `PUT uri` with a JSON body.
+    async fn put(&self, uri: &str, body: Value) -> Reply {
+        self.call("PUT", uri, Some(body)).await
+    }
+
+    /// `DELETE uri`.
+    async fn delete(&self, uri: &str) -> Reply {
+        self.call("DELETE", uri, None).await
+    }
+}
+
+/// The harness with headers chosen for a series of requests.
+pub struct Client<'a> {
+    h: &'a Harness,
+    headers: Vec<(String, String)>,
+}
+
+impl Client<'_> {
+    /// Also asks for microversion `version`.
+    #[must_use]
+    pub fn at(mut self, version: &str) -> Self {
+        self.headers
+            .push(("OpenStack-API-Version".into(), format!("volume {version}")));
+        self
+    }
+}
+
+impl Verbs for Client<'_> {
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.h.send(method, uri, body, &headers).await
+    }
+}
+
+impl Verbs for Harness {
+    /// Sends a request with the default token and no version header.
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
+        self.send(method, uri, body, &[]).await
     }
 }
 
@@ -285,27 +380,28 @@ impl Harness {
         }
     }
 
-    /// Sends a request with the default token and no version header.
-    pub async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
-        self.send(method, uri, body, &[]).await
+    /// A harness with the given options and the volume service registered
+    /// in `nova` (its zone makes volume creates valid).
+    pub async fn registered(options: Options) -> Self {
+        let h = Self::with(options).await;
+        h.register_volume_service("nova").await;
+        h
     }
 
-    /// Sends a request with a version header.
-    pub async fn call_at(
-        &self,
-        version: &str,
-        method: &str,
-        uri: &str,
-        body: Option<Value>,
-    ) -> Reply {
-        let header = format!("volume {version}");
-        self.send(
-            method,
-            uri,
-            body,
-            &[("OpenStack-API-Version", header.as_str())],
-        )
-        .await
+    /// Requests asking for microversion `version`.
+    pub fn at(&self, version: &str) -> Client<'_> {
+        self.with_headers(&[]).at(version)
+    }
+
+    /// Requests with extra headers (a token replaces the default one).
+    pub fn with_headers(&self, headers: &[(&str, &str)]) -> Client<'_> {
+        Client {
+            h: self,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
     }
 
     /// Sends a request with extra headers (the default token unless one is
@@ -372,15 +468,9 @@ impl Harness {
 
     /// Creates a volume through the API (202 asserted) and returns its id.
     pub async fn create_volume(&self, body: Value) -> VolumeId {
-        let reply = self
-            .call("POST", "/v3/volumes", Some(json!({ "volume": body })))
-            .await;
+        let reply = self.post("/v3/volumes", json!({ "volume": body })).await;
         assert_eq!(reply.status, 202, "{}", reply.text);
-        reply.body["volume"]["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap()
+        reply.id("volume")
     }
 
     /// Makes a created volume `available` on [`POOL`], as the scheduler and
@@ -412,20 +502,30 @@ impl Harness {
     /// An `available` snapshot of `volume`.
     pub async fn available_snapshot(&self, volume: VolumeId) -> SnapshotId {
         let reply = self
-            .call(
-                "POST",
+            .post(
                 "/v3/snapshots",
-                Some(json!({"snapshot": {"volume_id": volume.to_string(), "name": "snap"}})),
+                json!({"snapshot": {"volume_id": volume.to_string(), "name": "snap"}}),
             )
             .await;
         assert_eq!(reply.status, 202, "{}", reply.text);
-        let id: SnapshotId = reply.body["snapshot"]["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let id: SnapshotId = reply.id("snapshot");
         self.db.finish_snapshot_create(id, None).await.unwrap();
         id
+    }
+
+    /// A volume's status in the database.
+    pub async fn volume_status(&self, id: VolumeId) -> VolumeStatus {
+        self.db.get_volume(id).await.unwrap().status
+    }
+
+    /// A snapshot's status in the database.
+    pub async fn snapshot_status(&self, id: SnapshotId) -> SnapshotStatus {
+        self.db.get_snapshot(id).await.unwrap().status
+    }
+
+    /// A group's status in the database.
+    pub async fn group_status(&self, id: GroupId) -> GroupStatus {
+        self.db.get_group(id).await.unwrap().status
     }
 
     /// Volumes in the database (every project).
@@ -474,6 +574,12 @@ impl Harness {
             consumer.stop().await;
         }
     }
+}
+
+/// A harness with both stand-in services and the volume service
+/// registered in `nova`.
+pub async fn harness() -> Harness {
+    Harness::registered(Options::default()).await
 }
 
 /// The sorted keys of a JSON object.

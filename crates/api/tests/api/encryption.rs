@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::common::Verbs;
 use crate::common::sorted_keys;
 use crate::surface_support::{MEMBER, at, create_type, harness};
 
@@ -10,9 +11,7 @@ use crate::surface_support::{MEMBER, at, create_type, harness};
 async fn type_encryption_create_get_update_delete() {
     let h = harness().await;
     let type_id = create_type(&h, "secret", json!({})).await;
-    let empty = h
-        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
-        .await;
+    let empty = h.get(&format!("/v3/types/{type_id}/encryption")).await;
     assert_eq!(empty.status, 200);
     assert_eq!(empty.body, json!({}));
 
@@ -20,11 +19,7 @@ async fn type_encryption_create_get_update_delete() {
         "provider": "luks", "key_size": "256", "cipher": "aes-xts-plain64",
         "control_location": "front-end"}});
     let created = h
-        .call(
-            "POST",
-            &format!("/v3/types/{type_id}/encryption"),
-            Some(create.clone()),
-        )
+        .post(&format!("/v3/types/{type_id}/encryption"), create.clone())
         .await;
     assert_eq!(created.status, 200, "{}", created.text);
     let enc = &created.body["encryption"];
@@ -43,9 +38,7 @@ async fn type_encryption_create_get_update_delete() {
     assert_eq!(enc["volume_type_id"], type_id.as_str());
     let encryption_id = enc["encryption_id"].as_str().unwrap().to_owned();
 
-    let shown = h
-        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
-        .await;
+    let shown = h.get(&format!("/v3/types/{type_id}/encryption")).await;
     assert_eq!(
         sorted_keys(&shown.body),
         [
@@ -66,71 +59,46 @@ async fn type_encryption_create_get_update_delete() {
     assert_eq!(shown.body["encryption_id"], encryption_id.as_str());
 
     let duplicate = h
-        .call(
-            "POST",
-            &format!("/v3/types/{type_id}/encryption"),
-            Some(create),
-        )
+        .post(&format!("/v3/types/{type_id}/encryption"), create)
         .await;
-    assert_eq!(duplicate.status, 400);
     assert_eq!(
-        duplicate.fault("badRequest"),
+        duplicate.refusal(400),
         format!("Volume type encryption for type {type_id} already exists.")
     );
 
     let update = json!({"encryption": {"key_size": 128, "provider": "SomeProvider",
         "cipher": "aes-xts-plain64", "control_location": "back-end"}});
     let updated = h
-        .call(
-            "PUT",
+        .put(
             &format!("/v3/types/{type_id}/encryption/{encryption_id}"),
-            Some(update.clone()),
+            update.clone(),
         )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_eq!(updated.body, update);
-    let shown = h
-        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
-        .await;
+    let shown = h.get(&format!("/v3/types/{type_id}/encryption")).await;
     assert_eq!(shown.body["provider"], "SomeProvider");
     assert_eq!(shown.body["key_size"], 128);
     assert_eq!(shown.body["control_location"], "back-end");
     let item = h
-        .call(
-            "GET",
-            &format!("/v3/types/{type_id}/encryption/cipher"),
-            None,
-        )
+        .get(&format!("/v3/types/{type_id}/encryption/cipher"))
         .await;
     assert_eq!(item.status, 200);
     assert_eq!(item.body, json!({"cipher": "aes-xts-plain64"}));
-    let no_item = h
-        .call("GET", &format!("/v3/types/{type_id}/encryption/nope"), None)
-        .await;
-    assert_eq!(no_item.status, 404);
+    let no_item = h.get(&format!("/v3/types/{type_id}/encryption/nope")).await;
     assert_eq!(
-        no_item.fault("itemNotFound"),
+        no_item.refusal(404),
         format!("Volume type encryption for type {type_id} does not exist.")
     );
 
     let deleted = h
-        .call(
-            "DELETE",
-            &format!("/v3/types/{type_id}/encryption/{encryption_id}"),
-            None,
-        )
+        .delete(&format!("/v3/types/{type_id}/encryption/{encryption_id}"))
         .await;
     assert_eq!(deleted.status, 202);
-    let after = h
-        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
-        .await;
+    let after = h.get(&format!("/v3/types/{type_id}/encryption")).await;
     assert_eq!(after.body, json!({}));
     let again = h
-        .call(
-            "DELETE",
-            &format!("/v3/types/{type_id}/encryption/{encryption_id}"),
-            None,
-        )
+        .delete(&format!("/v3/types/{type_id}/encryption/{encryption_id}"))
         .await;
     assert_eq!(again.status, 404);
 }
@@ -142,15 +110,10 @@ async fn type_encryption_refusals() {
     let body = json!({"encryption": {"provider": "luks", "key_size": 256,
         "cipher": "aes-xts-plain64", "control_location": "front-end"}});
     let missing = h
-        .call(
-            "POST",
-            &format!("/v3/types/{unknown}/encryption"),
-            Some(body),
-        )
+        .post(&format!("/v3/types/{unknown}/encryption"), body)
         .await;
-    assert_eq!(missing.status, 404);
     assert_eq!(
-        missing.fault("itemNotFound"),
+        missing.refusal(404),
         format!("Volume type {unknown} could not be found.")
     );
     let type_id = create_type(&h, "secret", json!({})).await;
@@ -173,49 +136,30 @@ async fn type_encryption_refusals() {
         ),
     ] {
         let refused = h
-            .call(
-                "POST",
-                &format!("/v3/types/{type_id}/encryption"),
-                Some(body),
-            )
+            .post(&format!("/v3/types/{type_id}/encryption"), body)
             .await;
-        assert_eq!(refused.status, 400, "{}", refused.text);
-        assert!(
-            refused.fault("badRequest").contains(text),
-            "{}",
-            refused.text
-        );
+        assert!(refused.refusal(400).contains(text), "{}", refused.text);
     }
-    let none = h
-        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
-        .await;
+    let none = h.get(&format!("/v3/types/{type_id}/encryption")).await;
     assert_eq!(none.body, json!({}));
     // Admin only.
     let member = h
-        .send(
-            "GET",
-            &format!("/v3/types/{type_id}/encryption"),
-            None,
-            &[MEMBER],
-        )
+        .with_headers(&[MEMBER])
+        .get(&format!("/v3/types/{type_id}/encryption"))
         .await;
-    assert_eq!(member.status, 403);
     assert_eq!(
-        member.fault("forbidden"),
+        member.refusal(403),
         "Policy doesn't allow volume_extension:volume_type_encryption:get to be performed."
     );
     let member_create = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             &format!("/v3/types/{type_id}/encryption"),
-            Some(json!({"encryption": {"provider": "luks", "control_location": "front-end"}})),
-            &[MEMBER],
+            json!({"encryption": {"provider": "luks", "control_location": "front-end"}}),
         )
         .await;
     assert_eq!(member_create.status, 403);
-    let none = h
-        .call("GET", &format!("/v3/types/{type_id}/encryption"), None)
-        .await;
+    let none = h.get(&format!("/v3/types/{type_id}/encryption")).await;
     assert_eq!(none.body, json!({}));
 }
 
@@ -224,11 +168,10 @@ async fn encrypted_volumes_carry_a_key_id_and_lock_the_type() {
     let h = harness().await;
     let type_id = create_type(&h, "secret", json!({})).await;
     let created = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/types/{type_id}/encryption"),
-            Some(json!({"encryption": {"provider": "luks", "key_size": 256,
-                "cipher": "aes-xts-plain64", "control_location": "front-end"}})),
+            json!({"encryption": {"provider": "luks", "key_size": 256,
+                "cipher": "aes-xts-plain64", "control_location": "front-end"}}),
         )
         .await;
     let encryption_id = created.body["encryption"]["encryption_id"]
@@ -236,32 +179,23 @@ async fn encrypted_volumes_carry_a_key_id_and_lock_the_type() {
         .unwrap()
         .to_owned();
     let reply = h
-        .call(
-            "POST",
+        .post(
             "/v3/volumes",
-            Some(json!({"volume": {"size": 1, "volume_type": "secret"}})),
+            json!({"volume": {"size": 1, "volume_type": "secret"}}),
         )
         .await;
     assert_eq!(reply.status, 202);
     assert_eq!(reply.body["volume"]["encrypted"], true);
-    let id = reply.body["volume"]["id"].as_str().unwrap().to_owned();
+    let id = reply.id::<String>("volume");
 
     let v63 = h
-        .send(
-            "GET",
-            &format!("/v3/volumes/{id}"),
-            None,
-            &[at("volume 3.63")],
-        )
+        .with_headers(&[at("volume 3.63")])
+        .get(&format!("/v3/volumes/{id}"))
         .await;
     assert!(v63.body["volume"].get("encryption_key_id").is_none());
     let v64 = h
-        .send(
-            "GET",
-            &format!("/v3/volumes/{id}"),
-            None,
-            &[at("volume 3.64")],
-        )
+        .with_headers(&[at("volume 3.64")])
+        .get(&format!("/v3/volumes/{id}"))
         .await;
     let key = v64.body["volume"]["encryption_key_id"]
         .as_str()
@@ -269,9 +203,7 @@ async fn encrypted_volumes_carry_a_key_id_and_lock_the_type() {
         .to_owned();
     assert!(uuid::Uuid::parse_str(&key).is_ok());
 
-    let metadata = h
-        .call("GET", &format!("/v3/volumes/{id}/encryption"), None)
-        .await;
+    let metadata = h.get(&format!("/v3/volumes/{id}/encryption")).await;
     assert_eq!(metadata.status, 200);
     assert_eq!(
         metadata.body,
@@ -279,11 +211,7 @@ async fn encrypted_volumes_carry_a_key_id_and_lock_the_type() {
                "cipher": "aes-xts-plain64", "key_size": 256, "provider": "luks"})
     );
     let provider = h
-        .call(
-            "GET",
-            &format!("/v3/volumes/{id}/encryption/provider"),
-            None,
-        )
+        .get(&format!("/v3/volumes/{id}/encryption/provider"))
         .await;
     assert_eq!(provider.body, json!("luks"));
 
@@ -301,26 +229,19 @@ async fn encrypted_volumes_carry_a_key_id_and_lock_the_type() {
     ] {
         let body = (method == "PUT").then(|| json!({"encryption": {"provider": "x"}}));
         let refused = h.call(method, &uri, body).await;
-        assert_eq!(refused.status, 400, "{}", refused.text);
-        assert_eq!(refused.fault("badRequest"), text);
+        assert_eq!(refused.refusal(400), text);
     }
 
     // An unencrypted volume: only a null key id.
     let plain = h.available_volume(1).await;
-    let metadata = h
-        .call("GET", &format!("/v3/volumes/{plain}/encryption"), None)
-        .await;
+    let metadata = h.get(&format!("/v3/volumes/{plain}/encryption")).await;
     assert_eq!(metadata.body, json!({"encryption_key_id": null}));
-    let shown = h.call("GET", &format!("/v3/volumes/{plain}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{plain}")).await;
     assert_eq!(shown.body["volume"]["encrypted"], false);
     // Other projects cannot read it.
     let foreign = h
-        .send(
-            "GET",
-            &format!("/v3/volumes/{plain}/encryption"),
-            None,
-            &[MEMBER],
-        )
+        .with_headers(&[MEMBER])
+        .get(&format!("/v3/volumes/{plain}/encryption"))
         .await;
     assert_eq!(foreign.status, 404);
 }

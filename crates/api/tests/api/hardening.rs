@@ -3,12 +3,11 @@
 
 use serde_json::json;
 
-use crate::common::{Harness, Options};
+use crate::common::{Harness, Options, Verbs};
 
 #[tokio::test]
 async fn nul_characters_are_refused_naming_the_field_and_change_nothing() {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
+    let h = Harness::registered(Options::default()).await;
     let cases = [
         (
             "POST",
@@ -44,8 +43,7 @@ async fn nul_characters_are_refused_naming_the_field_and_change_nothing() {
     ];
     for (method, uri, body, field) in cases {
         let reply = h.call(method, uri, body).await;
-        assert_eq!(reply.status, 400, "{method} {uri}: {}", reply.text);
-        let message = reply.fault("badRequest");
+        let message = reply.refusal(400);
         assert!(
             message.starts_with(&format!("Invalid input for field/attribute {field}. ")),
             "{method} {uri}: {message}"
@@ -65,7 +63,7 @@ async fn proxy_headers_are_ignored_unless_the_operator_enables_them() {
         ("forwarded", "for=1.2.3.4;proto=https;host=evil.example"),
     ];
     let h = Harness::new().await;
-    let reply = h.send("GET", "/v3/", None, &spoofed).await;
+    let reply = h.with_headers(&spoofed).get("/v3/").await;
     assert_eq!(
         reply.body["versions"][0]["links"][1]["href"],
         "http://api.test:8776/v3/"
@@ -77,21 +75,17 @@ async fn proxy_headers_are_ignored_unless_the_operator_enables_them() {
     })
     .await;
     // RFC 7239 first, as oslo.middleware reads it.
-    let reply = proxied.send("GET", "/v3/", None, &spoofed).await;
+    let reply = proxied.with_headers(&spoofed).get("/v3/").await;
     assert_eq!(
         reply.body["versions"][0]["links"][1]["href"],
         "https://evil.example/v3/"
     );
     let reply = proxied
-        .send(
-            "GET",
-            "/v3/",
-            None,
-            &[
-                ("x-forwarded-host", "a.example, cloud.example:8443"),
-                ("x-forwarded-proto", "https"),
-            ],
-        )
+        .with_headers(&[
+            ("x-forwarded-host", "a.example, cloud.example:8443"),
+            ("x-forwarded-proto", "https"),
+        ])
+        .get("/v3/")
         .await;
     assert_eq!(
         reply.body["versions"][0]["links"][1]["href"],
@@ -101,16 +95,13 @@ async fn proxy_headers_are_ignored_unless_the_operator_enables_them() {
 
 #[tokio::test]
 async fn any_string_is_a_project_id_where_cinder_takes_one() {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
+    let h = Harness::registered(Options::default()).await;
     // python-cinderclient with `--os-auth-type noauth --os-project-id admin`.
-    let admin = [("x-auth-token", "admin:admin")];
-    let created = h
-        .send(
-            "POST",
+    let admin = h.with_headers(&[("x-auth-token", "admin:admin")]);
+    let created = admin
+        .post(
             "/v3/admin/volumes",
-            Some(json!({"volume": {"size": 1, "name": "named-project"}})),
-            &admin,
+            json!({"volume": {"size": 1, "name": "named-project"}}),
         )
         .await;
     assert_eq!(created.status, 202, "{}", created.text);
@@ -119,14 +110,12 @@ async fn any_string_is_a_project_id_where_cinder_takes_one() {
         created.body["volume"]["links"][0]["href"],
         format!("http://api.test:8776/v3/admin/volumes/{id}")
     );
-    let listed = h
-        .send("GET", "/v3/admin/volumes/detail", None, &admin)
-        .await;
+    let listed = admin.get("/v3/admin/volumes/detail").await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert_eq!(listed.body["volumes"][0]["id"], id.as_str());
-    let services = h.send("GET", "/v3/admin/os-services", None, &admin).await;
+    let services = admin.get("/v3/admin/os-services").await;
     assert_eq!(services.status, 200, "{}", services.text);
     // Routes whose first segment is a resource keep working without one.
-    let plain = h.send("GET", "/v3/volumes/detail", None, &admin).await;
+    let plain = admin.get("/v3/volumes/detail").await;
     assert_eq!(plain.status, 200);
 }

@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clinker_api::auth::authenticator_with_clock;
 use clinker_config::{Config, ConfigEnv, Ini};
-use clinker_db::{AttachmentConnection, AttachmentRepository, VolumeRepository};
+use clinker_db::{AttachmentConnection, AttachmentRepository};
 use clinker_types::{AttachmentId, Clock, SystemClock, Timestamp, VolumeId, VolumeStatus};
 use serde_json::{Value, json};
 
+use crate::common::Verbs;
 use crate::common::{Harness, Options, TestClock};
 
 const PA: &str = "aaaa0000aaaa0000aaaa0000aaaa0000";
@@ -242,18 +243,15 @@ async fn tokens_are_validated_once_and_cached() {
 
     for _ in 0..3 {
         let reply = h
-            .send("GET", "/v3/volumes", None, &with_token("user-a"))
+            .with_headers(&with_token("user-a"))
+            .get("/v3/volumes")
             .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
     // Project in the URL must be the token's.
     let reply = h
-        .send(
-            "GET",
-            &format!("/v3/{PA}/volumes"),
-            None,
-            &with_token("user-a"),
-        )
+        .with_headers(&with_token("user-a"))
+        .get(&format!("/v3/{PA}/volumes"))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(fake.issued.load(Ordering::SeqCst), 1, "one service token");
@@ -261,14 +259,16 @@ async fn tokens_are_validated_once_and_cached() {
 
     // The member is a member: admin-only routes are refused.
     let services = h
-        .send("GET", "/v3/os-services", None, &with_token("user-a"))
+        .with_headers(&with_token("user-a"))
+        .get("/v3/os-services")
         .await;
     assert_eq!(services.status, 403);
 
     // After token_cache_time the token is validated again.
     *clock.0.lock().unwrap() = clock.now().plus_micros(301 * 1_000_000);
     let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .with_headers(&with_token("user-a"))
+        .get("/v3/volumes")
         .await;
     assert_eq!(reply.status, 200);
     assert_eq!(fake.validated.load(Ordering::SeqCst), 2);
@@ -281,7 +281,8 @@ async fn tokens_are_validated_once_and_cached() {
         now.plus_micros(HOUR),
     );
     let services = h
-        .send("GET", "/v3/os-services", None, &with_token("admin-a"))
+        .with_headers(&with_token("admin-a"))
+        .get("/v3/os-services")
         .await;
     assert_eq!(services.status, 200, "{}", services.text);
 }
@@ -309,7 +310,7 @@ async fn bad_missing_and_expired_tokens_are_401_with_www_authenticate() {
         vec![("x-auth-token", "expired")],
         vec![("x-auth-token", "")],
     ] {
-        let reply = h.send("GET", "/v3/volumes", None, &headers).await;
+        let reply = h.with_headers(&headers).get("/v3/volumes").await;
         assert_eq!(reply.status, 401, "{headers:?}: {}", reply.text);
         assert_eq!(
             reply.fault("unauthorized"),
@@ -321,19 +322,15 @@ async fn bad_missing_and_expired_tokens_are_401_with_www_authenticate() {
         );
     }
     // A cached token stops working when it expires, without asking Keystone.
-    let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("soon"))
-        .await;
+    let reply = h.with_headers(&with_token("soon")).get("/v3/volumes").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let validations = fake.validated.load(Ordering::SeqCst);
     *clock.0.lock().unwrap() = clock.now().plus_micros(61 * 1_000_000);
-    let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("soon"))
-        .await;
+    let reply = h.with_headers(&with_token("soon")).get("/v3/volumes").await;
     assert_eq!(reply.status, 401);
     assert!(fake.validated.load(Ordering::SeqCst) <= validations + 1);
     // The unauthenticated root stays open.
-    let root = h.send("GET", "/", None, &[]).await;
+    let root = h.with_headers(&[]).get("/").await;
     assert_eq!(root.status, 300);
 }
 
@@ -359,12 +356,8 @@ async fn service_tokens_are_recognised() {
     let (h, _clock) = harness(&url, "").await;
 
     let created = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[("x-auth-token", "user-a"), ("x-service-token", "nova")],
-        )
+        .with_headers(&[("x-auth-token", "user-a"), ("x-service-token", "nova")])
+        .post("/v3/volumes", json!({"volume": {"size": 1}}))
         .await;
     assert_eq!(created.status, 202, "{}", created.text);
     Harness::wait_for(&h.scheduler, 1).await;
@@ -377,47 +370,31 @@ async fn service_tokens_are_recognised() {
 
     // Without the service role (service_token_roles_required) it is refused.
     let refused = h
-        .send(
-            "GET",
-            "/v3/volumes",
-            None,
-            &[
-                ("x-auth-token", "user-a"),
-                ("x-service-token", "not-a-service"),
-            ],
-        )
+        .with_headers(&[
+            ("x-auth-token", "user-a"),
+            ("x-service-token", "not-a-service"),
+        ])
+        .get("/v3/volumes")
         .await;
     assert_eq!(refused.status, 401, "{}", refused.text);
     let invalid = h
-        .send(
-            "GET",
-            "/v3/volumes",
-            None,
-            &[("x-auth-token", "user-a"), ("x-service-token", "nonsense")],
-        )
+        .with_headers(&[("x-auth-token", "user-a"), ("x-service-token", "nonsense")])
+        .get("/v3/volumes")
         .await;
     assert_eq!(invalid.status, 401);
     // A real service may act on a user's expired token.
     let late = h
-        .send(
-            "GET",
-            "/v3/volumes",
-            None,
-            &[
-                ("x-auth-token", "expired-user"),
-                ("x-service-token", "nova"),
-            ],
-        )
+        .with_headers(&[
+            ("x-auth-token", "expired-user"),
+            ("x-service-token", "nova"),
+        ])
+        .get("/v3/volumes")
         .await;
     assert_eq!(late.status, 200, "{}", late.text);
     // A plain user request is not a service request.
-    h.send(
-        "POST",
-        "/v3/volumes",
-        Some(json!({"volume": {"size": 1}})),
-        &with_token("user-a"),
-    )
-    .await;
+    h.with_headers(&with_token("user-a"))
+        .post("/v3/volumes", json!({"volume": {"size": 1}}))
+        .await;
     Harness::wait_for(&h.scheduler, 2).await;
     assert!(!h.scheduler.seen.lock().unwrap()[1].context.is_service);
 }
@@ -440,13 +417,15 @@ async fn the_service_token_is_renewed_when_keystone_refuses_it() {
     );
     let (h, _clock) = harness(&url, "").await;
     let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .with_headers(&with_token("user-a"))
+        .get("/v3/volumes")
         .await;
     assert_eq!(reply.status, 200);
     // Keystone forgets the service token (restart, revocation).
     fake.service_tokens.lock().unwrap().clear();
     let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("user-b"))
+        .with_headers(&with_token("user-b"))
+        .get("/v3/volumes")
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(fake.issued.load(Ordering::SeqCst), 2);
@@ -460,11 +439,11 @@ async fn keystone_down_is_503() {
     drop(listener);
     let (h, _clock) = harness(&url, "http_connect_timeout = 2").await;
     let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .with_headers(&with_token("user-a"))
+        .get("/v3/volumes")
         .await;
-    assert_eq!(reply.status, 503, "{}", reply.text);
     assert_eq!(
-        reply.fault("serviceUnavailable"),
+        reply.refusal(503),
         "The Keystone service is temporarily unavailable."
     );
 }
@@ -487,11 +466,13 @@ async fn the_configured_strategy_builds_the_keystone_router() {
     })
     .await;
     let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("user-a"))
+        .with_headers(&with_token("user-a"))
+        .get("/v3/volumes")
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let reply = h
-        .send("GET", "/v3/volumes", None, &with_token("admin:admin"))
+        .with_headers(&with_token("admin:admin"))
+        .get("/v3/volumes")
         .await;
     assert_eq!(reply.status, 401, "noauth tokens mean nothing to keystone");
 }
@@ -519,34 +500,21 @@ async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
     // A volume of the user's project with an attachment a server connected.
     let connected = || async {
         let created = h
-            .send(
-                "POST",
-                "/v3/volumes",
-                Some(json!({"volume": {"size": 1}})),
-                &as_user,
-            )
+            .with_headers(&as_user)
+            .post("/v3/volumes", json!({"volume": {"size": 1}}))
             .await;
         assert_eq!(created.status, 202, "{}", created.text);
-        let volume: VolumeId = created.body["volume"]["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let volume: VolumeId = created.id("volume");
         h.make_available(volume).await;
         let made = h
-            .send(
-                "POST",
+            .with_headers(&as_user)
+            .post(
                 "/v3/attachments",
-                Some(json!({"attachment": {"volume_uuid": volume.to_string(), "instance_uuid": server}})),
-                &as_user,
+                json!({"attachment": {"volume_uuid": volume.to_string(), "instance_uuid": server}}),
             )
             .await;
         assert_eq!(made.status, 200, "{}", made.text);
-        let id: AttachmentId = made.body["attachment"]["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let id: AttachmentId = made.id("attachment");
         h.db.connect_attachment(
             id,
             AttachmentConnection {
@@ -565,7 +533,8 @@ async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
     let delete = |id: AttachmentId| {
         let h = &h;
         async move {
-            h.send("DELETE", &format!("/v3/attachments/{id}"), None, &as_user)
+            h.with_headers(&as_user)
+                .delete(&format!("/v3/attachments/{id}"))
                 .await
         }
     };
@@ -576,8 +545,7 @@ async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
     // No Compute endpoint in the catalog: nobody to ask, so it is in use.
     let (volume, id) = connected().await;
     let refused = delete(id).await;
-    assert_eq!(refused.status, 409, "{}", refused.text);
-    assert_eq!(refused.fault("conflictingRequest"), conflict);
+    assert_eq!(refused.refusal(409), conflict);
     assert_eq!(*fake.rescoped.lock().unwrap(), ["user-a"]);
 
     *fake.catalog.lock().unwrap() = json!([{"type": "compute", "name": "nova", "endpoints": [
@@ -592,8 +560,7 @@ async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
                                     "serverId": server, "attachment_id": id.to_string()}}),
     );
     let refused = delete(id).await;
-    assert_eq!(refused.status, 409, "{}", refused.text);
-    assert_eq!(refused.fault("conflictingRequest"), conflict);
+    assert_eq!(refused.refusal(409), conflict);
     assert_eq!(
         *fake.nova_calls.lock().unwrap(),
         [(
@@ -601,19 +568,13 @@ async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
             "rescoped-user-a".to_owned()
         )]
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::InUse
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::InUse);
 
     // Nova fails: 503, nothing changes.
     *fake.nova_answer.lock().unwrap() = (500, json!({"computeFault": {"code": 500}}));
     let failed = delete(id).await;
     assert_eq!(failed.status, 503, "{}", failed.text);
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::InUse
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::InUse);
 
     // Nova holds another attachment of the volume: this one may go.
     *fake.nova_answer.lock().unwrap() = (
@@ -644,11 +605,10 @@ async fn deleting_a_connected_attachment_asks_nova_as_the_caller() {
     // the legacy detach asks too
     let (volume2, id2) = connected().await;
     let detached = h
-        .send(
-            "POST",
+        .with_headers(&as_user)
+        .post(
             &format!("/v3/volumes/{volume2}/action"),
-            Some(json!({"os-detach": {"attachment_id": id2.to_string()}})),
-            &as_user,
+            json!({"os-detach": {"attachment_id": id2.to_string()}}),
         )
         .await;
     assert_eq!(detached.status, 202, "{}", detached.text);

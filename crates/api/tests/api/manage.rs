@@ -3,21 +3,18 @@
 //! Cinder's texts, the microversion gates, the admin-only policy, and
 //! nothing written on bad input.
 
-use clinker_db::{ManageRepository, QuotaRepository, SnapshotRepository, VolumeRepository};
+use clinker_db::{ManageRepository, QuotaRepository, VolumeRepository};
 use clinker_types::{SnapshotStatus, VolumeStatus};
 use serde_json::{Value, json};
 
+use crate::common::Verbs;
 use crate::common::{Harness, PROJECT, Reply, sorted_keys};
 use crate::surface_support::{MEMBER, at, harness};
 
 async fn manage(h: &Harness, path: &str, version: &'static str, volume: Value) -> Reply {
-    h.send(
-        "POST",
-        path,
-        Some(json!({ "volume": volume })),
-        &[at(version)],
-    )
-    .await
+    h.with_headers(&[at(version)])
+        .post(path, json!({ "volume": volume }))
+        .await
 }
 
 async fn assert_usage_is_recount(h: &Harness) {
@@ -95,11 +92,10 @@ async fn manage_volume_checks_input_like_cinder_and_writes_nothing_on_refusal() 
     assert_eq!(old.status, 400);
     // Admin only.
     let member = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             path,
-            Some(json!({"volume": {"host": "node1@file", "ref": {"source-name": "x"}}})),
-            &[MEMBER],
+            json!({"volume": {"host": "node1@file", "ref": {"source-name": "x"}}}),
         )
         .await;
     assert_eq!(member.status, 403);
@@ -187,7 +183,7 @@ async fn manageable_lists_sort_paginate_and_gate_like_cinder() {
     let h = harness().await;
     let list = |path: &'static str, version: &'static str| {
         let h = &h;
-        async move { h.send("GET", path, None, &[at(version)]).await }
+        async move { h.with_headers(&[at(version)]).get(path).await }
     };
     let below = list("/v3/manageable_volumes?host=node1@file", "volume 3.7").await;
     assert_eq!(below.status, 404);
@@ -282,12 +278,8 @@ async fn manageable_lists_sort_paginate_and_gate_like_cinder() {
         assert_eq!(reply.fault(fault), text, "{path}");
     }
     let member = h
-        .send(
-            "GET",
-            "/v3/manageable_volumes?host=node1@file",
-            None,
-            &[MEMBER, at("volume 3.8")],
-        )
+        .with_headers(&[MEMBER, at("volume 3.8")])
+        .get("/v3/manageable_volumes?host=node1@file")
         .await;
     assert_eq!(member.status, 403);
 }
@@ -300,10 +292,9 @@ async fn unmanage_volume_follows_the_delete_rules() {
     let unmanage = |id: String| {
         let h = &h;
         async move {
-            h.call(
-                "POST",
+            h.post(
                 &format!("/v3/volumes/{id}/action"),
-                Some(json!({"os-unmanage": {}})),
+                json!({"os-unmanage": {}}),
             )
             .await
         }
@@ -311,33 +302,27 @@ async fn unmanage_volume_follows_the_delete_rules() {
     // With a snapshot: Cinder's delete text, nothing changed.
     let snapshot = h.available_snapshot(volume).await;
     let refused = unmanage(v.clone()).await;
-    assert_eq!(refused.status, 400);
     assert_eq!(
-        refused.fault("badRequest"),
+        refused.refusal(400),
         "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer."
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
     // Snapshot unmanage first.
     let reply = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/snapshots/{snapshot}/action"),
-            Some(json!({"os-unmanage": null})),
+            json!({"os-unmanage": null}),
         )
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(
-        h.db.get_snapshot(snapshot).await.unwrap().status,
+        h.snapshot_status(snapshot).await,
         SnapshotStatus::Unmanaging
     );
     let again = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/snapshots/{snapshot}/action"),
-            Some(json!({"os-unmanage": null})),
+            json!({"os-unmanage": null}),
         )
         .await;
     assert_eq!(
@@ -349,11 +334,10 @@ async fn unmanage_volume_follows_the_delete_rules() {
         .unwrap();
 
     let member = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             &format!("/v3/volumes/{v}/action"),
-            Some(json!({"os-unmanage": {}})),
-            &[MEMBER],
+            json!({"os-unmanage": {}}),
         )
         .await;
     assert_eq!(member.status, 404, "another project's volume is invisible");
@@ -361,7 +345,7 @@ async fn unmanage_volume_follows_the_delete_rules() {
     assert_eq!(missing.status, 404);
     let done = unmanage(v.clone()).await;
     assert_eq!(done.status, 202, "{}", done.text);
-    let shown = h.call("GET", &format!("/v3/volumes/{v}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{v}")).await;
     assert_eq!(shown.body["volume"]["status"], "unmanaging");
     let methods = Harness::wait_for(&h.volume, 4).await;
     assert!(
@@ -381,13 +365,9 @@ async fn manage_snapshot_checks_and_casts() {
     let post = |path: &'static str, version: &'static str, body: Value| {
         let h = &h;
         async move {
-            h.send(
-                "POST",
-                path,
-                Some(json!({ "snapshot": body })),
-                &[at(version)],
-            )
-            .await
+            h.with_headers(&[at(version)])
+                .post(path, json!({ "snapshot": body }))
+                .await
         }
     };
     let before = h.snapshot_count().await;

@@ -8,17 +8,17 @@ use clinker_db::{
 use clinker_types::{VolumeId, VolumeStatus};
 use serde_json::{Value, json};
 
+use crate::common::Verbs;
 use crate::common::{Harness, Reply};
 use crate::surface_support::{MEMBER, at, harness};
 
 async fn migrate(h: &Harness, volume: VolumeId, body: Value, version: &'static str) -> Reply {
-    h.send(
-        "POST",
-        &format!("/v3/volumes/{volume}/action"),
-        Some(json!({ "os-migrate_volume": body })),
-        &[at(version)],
-    )
-    .await
+    h.with_headers(&[at(version)])
+        .post(
+            &format!("/v3/volumes/{volume}/action"),
+            json!({ "os-migrate_volume": body }),
+        )
+        .await
 }
 
 async fn register_second_backend(h: &Harness) {
@@ -79,11 +79,10 @@ async fn migrate_volume_checks_the_destination_and_the_volume() {
     }
     // Only administrators migrate.
     let member = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-migrate_volume": {"host": "node1@file2"}})),
-            &[MEMBER],
+            json!({"os-migrate_volume": {"host": "node1@file2"}}),
         )
         .await;
     assert!(matches!(member.status, 403 | 404), "{}", member.text);
@@ -137,7 +136,7 @@ async fn migrate_volume_checks_the_destination_and_the_volume() {
     let again = migrate(&h, volume, json!({"host": "node1@file2"}), "volume 3.0").await;
     assert_eq!(again.fault("badRequest"), refused(volume));
     // Administrators see the migration status.
-    let shown = h.call("GET", &format!("/v3/volumes/{volume}"), None).await;
+    let shown = h.get(&format!("/v3/volumes/{volume}")).await;
     assert_eq!(
         shown.body["volume"]["os-vol-mig-status-attr:migstat"],
         "starting"
@@ -154,10 +153,9 @@ async fn migrate_volume_completion_checks_both_volumes() {
     let complete = |source: VolumeId, target: VolumeId| {
         let h = &h;
         async move {
-            h.call(
-                "POST",
+            h.post(
                 &format!("/v3/volumes/{source}/action"),
-                Some(json!({"os-migrate_volume_completion": {"new_volume": target.to_string()}})),
+                json!({"os-migrate_volume_completion": {"new_volume": target.to_string()}}),
             )
             .await
         }
@@ -203,11 +201,11 @@ async fn migrate_volume_completion_checks_both_volumes() {
         )
     );
     let before = h.volume.methods().len();
+    let completion = json!({"new_volume": target.id.to_string(), "error": false});
     let done = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-migrate_volume_completion": {"new_volume": target.id.to_string(), "error": false}})),
+            json!({ "os-migrate_volume_completion": completion }),
         )
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
@@ -218,10 +216,9 @@ async fn migrate_volume_completion_checks_both_volumes() {
         Some("migrate_volume_completion")
     );
     let bad = h
-        .call(
-            "POST",
+        .post(
             &format!("/v3/volumes/{volume}/action"),
-            Some(json!({"os-migrate_volume_completion": {"new_volume": "not-a-uuid"}})),
+            json!({"os-migrate_volume_completion": {"new_volume": "not-a-uuid"}}),
         )
         .await;
     assert_eq!(bad.status, 400);

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::json;
 
+use crate::common::Verbs;
 use crate::common::{Harness, PROJECT};
 
 fn is_request_id(value: Option<&str>) -> bool {
@@ -17,7 +18,7 @@ fn is_request_id(value: Option<&str>) -> bool {
 #[tokio::test]
 async fn root_lists_versions_with_300() {
     let h = Harness::new().await;
-    let reply = h.send("GET", "/", None, &[]).await;
+    let reply = h.with_headers(&[]).get("/").await;
     assert_eq!(reply.status, 300);
     assert!(is_request_id(reply.header("x-openstack-request-id")));
     let v = &reply.body["versions"][0];
@@ -47,7 +48,7 @@ async fn v3_root_is_200_and_public_endpoint_wins() {
     })
     .await;
     for path in ["/v3/", "/v3"] {
-        let reply = h.call("GET", path, None).await;
+        let reply = h.get(path).await;
         assert_eq!(reply.status, 200, "{path}: {}", reply.text);
         assert_eq!(
             reply.body["versions"][0]["links"][1]["href"],
@@ -76,18 +77,18 @@ async fn negotiates_microversions() {
         let headers: Vec<(&str, &str)> = header
             .map(|v| vec![("OpenStack-API-Version", v)])
             .unwrap_or_default();
-        let reply = h.send("GET", "/v3/volumes", None, &headers).await;
+        let reply = h.with_headers(&headers).get("/v3/volumes").await;
         assert_eq!(reply.status, *status, "{header:?}: {}", reply.text);
         assert_eq!(reply.header("openstack-api-version"), *echoed, "{header:?}");
         assert_eq!(reply.header("vary"), Some("OpenStack-API-Version"));
         assert!(is_request_id(reply.header("x-openstack-request-id")));
     }
-    let reply = h.call_at("3.72", "GET", "/v3/volumes", None).await;
+    let reply = h.at("3.72").get("/v3/volumes").await;
     assert_eq!(
         reply.fault("computeFault"),
         "Version 3.72 is not supported by the API. Minimum is 3.0 and maximum is 3.71."
     );
-    let reply = h.call_at("3.x", "GET", "/v3/volumes", None).await;
+    let reply = h.at("3.x").get("/v3/volumes").await;
     assert_eq!(
         reply.fault("badRequest"),
         "API Version String 3.x is of invalid format. Must be of format MajorNum.MinorNum."
@@ -97,9 +98,7 @@ async fn negotiates_microversions() {
 #[tokio::test]
 async fn errors_carry_headers_and_the_fault_envelope() {
     let h = Harness::new().await;
-    let reply = h
-        .call_at("3.45", "GET", "/v3/volumes/not-a-uuid", None)
-        .await;
+    let reply = h.at("3.45").get("/v3/volumes/not-a-uuid").await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.header("openstack-api-version"), Some("volume 3.45"));
@@ -114,15 +113,11 @@ async fn errors_carry_headers_and_the_fault_envelope() {
 #[tokio::test]
 async fn below_min_version_is_a_bare_404() {
     let h = Harness::new().await;
-    let reply = h.call("GET", "/v3/messages", None).await;
-    assert_eq!(reply.status, 404);
-    assert_eq!(
-        reply.fault("itemNotFound"),
-        "The resource could not be found."
-    );
-    let reply = h.call_at("3.3", "GET", "/v3/messages", None).await;
+    let reply = h.get("/v3/messages").await;
+    assert_eq!(reply.refusal(404), "The resource could not be found.");
+    let reply = h.at("3.3").get("/v3/messages").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let reply = h.call_at("3.11", "GET", "/v3/volumes/summary", None).await;
+    let reply = h.at("3.11").get("/v3/volumes/summary").await;
     assert_eq!(reply.status, 404);
 }
 
@@ -136,8 +131,7 @@ async fn body_checks() {
         .body(Body::from("{\"volume\": "))
         .unwrap();
     let reply = h.raw(malformed).await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(reply.fault("badRequest"), "Malformed request body");
+    assert_eq!(reply.refusal(400), "Malformed request body");
 
     let xml = Request::builder()
         .method("POST")
@@ -156,16 +150,11 @@ async fn body_checks() {
         .body(Body::from("{\"volume\": {\"size\": 1}}"))
         .unwrap();
     let reply = h.raw(untyped).await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(reply.fault("badRequest"), "None is not of type 'object'");
+    assert_eq!(reply.refusal(400), "None is not of type 'object'");
 
     let name = "n".repeat(1024 * 1024);
     let reply = h
-        .call(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1, "name": name}})),
-        )
+        .post("/v3/volumes", json!({"volume": {"size": 1, "name": name}}))
         .await;
     assert_eq!(reply.status, 413);
     assert!(
@@ -182,9 +171,7 @@ async fn project_id_in_url_is_optional_but_must_match() {
     let h = Harness::new().await;
     h.register_volume_service("nova").await;
     let id = h.available_volume(1).await;
-    let with = h
-        .call("GET", &format!("/v3/{PROJECT}/volumes/{id}"), None)
-        .await;
+    let with = h.get(&format!("/v3/{PROJECT}/volumes/{id}")).await;
     assert_eq!(with.status, 200, "{}", with.text);
     assert_eq!(
         with.body["volume"]["links"][0]["href"],
@@ -194,24 +181,20 @@ async fn project_id_in_url_is_optional_but_must_match() {
         with.body["volume"]["links"][1]["href"],
         format!("http://api.test:8776/{PROJECT}/volumes/{id}")
     );
-    let without = h.call("GET", &format!("/v3/volumes/{id}"), None).await;
+    let without = h.get(&format!("/v3/volumes/{id}")).await;
     assert_eq!(without.status, 200);
     assert_eq!(
         without.body["volume"]["links"][0]["href"],
         format!("http://api.test:8776/v3/volumes/{id}")
     );
-    let other = h.call("GET", "/v3/abcdef0123/volumes", None).await;
-    assert_eq!(other.status, 400);
-    assert_eq!(other.fault("badRequest"), "Malformed request url");
+    let other = h.get("/v3/abcdef0123/volumes").await;
+    assert_eq!(other.refusal(400), "Malformed request url");
     // Any string is a project id where no route starts with it (Cinder
     // takes any string there); another project's is refused the same way.
-    let named = h.call("GET", "/v3/not-a-project/volumes", None).await;
-    assert_eq!(named.status, 400);
-    assert_eq!(named.fault("badRequest"), "Malformed request url");
+    let named = h.get("/v3/not-a-project/volumes").await;
+    assert_eq!(named.refusal(400), "Malformed request url");
     // An unknown path under a project is still an unknown path.
-    let unknown = h
-        .call("GET", &format!("/v3/{PROJECT}/no-such-thing"), None)
-        .await;
+    let unknown = h.get(&format!("/v3/{PROJECT}/no-such-thing")).await;
     assert_eq!(unknown.status, 404);
 }
 
@@ -221,22 +204,14 @@ async fn noauth_tokens_and_global_request_ids() {
     h.register_volume_service("nova").await;
     // No token at all: admin in project admin.
     let reply = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[("x-auth-token", "")],
-        )
+        .with_headers(&[("x-auth-token", "")])
+        .post("/v3/volumes", json!({"volume": {"size": 1}}))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    let id = reply.body["volume"]["id"].as_str().unwrap().to_owned();
+    let id = reply.id::<String>("volume");
     let shown = h
-        .send(
-            "GET",
-            &format!("/v3/volumes/{id}"),
-            None,
-            &[("x-auth-token", "admin")],
-        )
+        .with_headers(&[("x-auth-token", "admin")])
+        .get(&format!("/v3/volumes/{id}"))
         .await;
     assert_eq!(
         shown.body["volume"]["os-vol-tenant-attr:tenant_id"],
@@ -246,12 +221,8 @@ async fn noauth_tokens_and_global_request_ids() {
     // The global request id reaches the scheduler with the request context.
     let global = "req-4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1";
     let reply = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[("X-OpenStack-Request-ID", global)],
-        )
+        .with_headers(&[("X-OpenStack-Request-ID", global)])
+        .post("/v3/volumes", json!({"volume": {"size": 1}}))
         .await;
     assert_eq!(reply.status, 202);
     let local = reply.header("x-openstack-request-id").unwrap().to_owned();
@@ -267,9 +238,9 @@ async fn noauth_tokens_and_global_request_ids() {
 #[tokio::test]
 async fn unknown_routes_and_methods() {
     let h = Harness::new().await;
-    assert_eq!(h.call("GET", "/v3/nothing-here", None).await.status, 404);
-    assert_eq!(h.call("GET", "/v3/volumes/", None).await.status, 404);
-    assert_eq!(h.call("DELETE", "/v3/volumes/", None).await.status, 404);
+    assert_eq!(h.get("/v3/nothing-here").await.status, 404);
+    assert_eq!(h.get("/v3/volumes/").await.status, 404);
+    assert_eq!(h.delete("/v3/volumes/").await.status, 404);
     let reply = h.call("PATCH", "/v3/volumes", None).await;
     assert_eq!(reply.status, 405);
     assert!(reply.body["badMethod"]["message"].is_string());
@@ -279,7 +250,7 @@ async fn unknown_routes_and_methods() {
 #[tokio::test]
 async fn extensions_are_listed() {
     let h = Harness::new().await;
-    let reply = h.call("GET", "/v3/extensions", None).await;
+    let reply = h.get("/v3/extensions").await;
     assert_eq!(reply.status, 200);
     let aliases: Vec<&str> = reply.body["extensions"]
         .as_array()

@@ -5,17 +5,17 @@ use clinker_db::{QuotaRepository, RevertRepository, SnapshotRepository, VolumeRe
 use clinker_types::{SnapshotStatus, VolumeStatus};
 use serde_json::json;
 
+use crate::common::Verbs;
 use crate::common::{Harness, PROJECT};
-use crate::surface_support::{MEMBER, at, create_type, harness};
+use crate::surface_support::{MEMBER, at, create_type, harness, member_volume};
 
 async fn revert(h: &Harness, volume: &str, body: serde_json::Value) -> crate::common::Reply {
-    h.send(
-        "POST",
-        &format!("/v3/volumes/{volume}/action"),
-        Some(json!({ "revert": body })),
-        &[at("volume 3.40")],
-    )
-    .await
+    h.with_headers(&[at("volume 3.40")])
+        .post(
+            &format!("/v3/volumes/{volume}/action"),
+            json!({ "revert": body }),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -25,26 +25,23 @@ async fn revert_checks_and_locks() {
     let v = volume.to_string();
 
     let below = h
-        .send(
-            "POST",
+        .with_headers(&[at("volume 3.39")])
+        .post(
             &format!("/v3/volumes/{v}/action"),
-            Some(json!({"revert": {"snapshot_id": "x"}})),
-            &[at("volume 3.39")],
+            json!({"revert": {"snapshot_id": "x"}}),
         )
         .await;
     assert_eq!(below.status, 404);
     let none = revert(&h, &v, json!({"snapshot_id": "x"})).await;
-    assert_eq!(none.status, 400);
     assert_eq!(
-        none.fault("badRequest"),
+        none.refusal(400),
         format!("Volume {v} doesn't have any snapshots.")
     );
     let older = h.available_snapshot(volume).await;
     let latest = h.available_snapshot(volume).await;
     let stale = revert(&h, &v, json!({"snapshot_id": older.to_string()})).await;
-    assert_eq!(stale.status, 400);
     assert_eq!(
-        stale.fault("badRequest"),
+        stale.refusal(400),
         format!("Specified snapshot {older} is None or not the latest one of volume {v}.")
     );
     let missing = revert(&h, &v, json!({})).await;
@@ -54,25 +51,18 @@ async fn revert_checks_and_locks() {
     );
     // Another project's volume is invisible.
     let foreign = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER, at("volume 3.40")])
+        .post(
             &format!("/v3/volumes/{v}/action"),
-            Some(json!({"revert": {"snapshot_id": latest.to_string()}})),
-            &[MEMBER, at("volume 3.40")],
+            json!({"revert": {"snapshot_id": latest.to_string()}}),
         )
         .await;
     assert_eq!(foreign.status, 404);
 
     let started = revert(&h, &v, json!({"snapshot_id": latest.to_string()})).await;
     assert_eq!(started.status, 202, "{}", started.text);
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Reverting
-    );
-    assert_eq!(
-        h.db.get_snapshot(latest).await.unwrap().status,
-        SnapshotStatus::Restoring
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Reverting);
+    assert_eq!(h.snapshot_status(latest).await, SnapshotStatus::Restoring);
     let methods = Harness::wait_for(&h.volume, 3).await;
     assert_eq!(
         methods,
@@ -85,9 +75,8 @@ async fn revert_checks_and_locks() {
     );
     // The status is the lock: a second revert conflicts (409, as Cinder).
     let again = revert(&h, &v, json!({"snapshot_id": latest.to_string()})).await;
-    assert_eq!(again.status, 409);
     assert_eq!(
-        again.fault("conflictingRequest"),
+        again.refusal(409),
         format!(
             "Invalid volume: Can't revert volume {v} to its latest snapshot {latest}. Volume's status must be 'available'."
         )
@@ -100,17 +89,13 @@ async fn revert_checks_and_locks() {
         .await
         .unwrap();
     let bad_snapshot = revert(&h, &v, json!({"snapshot_id": latest.to_string()})).await;
-    assert_eq!(bad_snapshot.status, 409);
     assert_eq!(
-        bad_snapshot.fault("conflictingRequest"),
+        bad_snapshot.refusal(409),
         format!(
             "Invalid snapshot: Can't revert volume {v} to its latest snapshot {latest}. Snapshot's status must be 'available'."
         )
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
 }
 
 #[tokio::test]
@@ -126,9 +111,8 @@ async fn revert_needs_an_equal_size_and_a_reachable_backend() {
         json!({"snapshot_id": snapshot.to_string()}),
     )
     .await;
-    assert_eq!(grown.status, 400);
     assert_eq!(
-        grown.fault("badRequest"),
+        grown.refusal(400),
         format!(
             "Can't revert volume {volume} to its latest snapshot {snapshot}. The volume size must be equal to the snapshot size."
         )
@@ -144,21 +128,14 @@ async fn revert_needs_an_equal_size_and_a_reachable_backend() {
     )
     .await;
     assert_eq!(unreachable.status, 503);
-    assert_eq!(
-        h.db.get_volume(other).await.unwrap().status,
-        VolumeStatus::Available
-    );
-    assert_eq!(
-        h.db.get_snapshot(snap).await.unwrap().status,
-        SnapshotStatus::Available
-    );
+    assert_eq!(h.volume_status(other).await, VolumeStatus::Available);
+    assert_eq!(h.snapshot_status(snap).await, SnapshotStatus::Available);
 }
 
 async fn retype(h: &Harness, volume: &str, body: serde_json::Value) -> crate::common::Reply {
-    h.call(
-        "POST",
+    h.post(
         &format!("/v3/volumes/{volume}/action"),
-        Some(json!({ "os-retype": body })),
+        json!({ "os-retype": body }),
     )
     .await
 }
@@ -171,15 +148,13 @@ async fn retype_checks_quota_and_casts_to_the_scheduler() {
     let v = volume.to_string();
 
     let same = retype(&h, &v, json!({"new_type": "__DEFAULT__"})).await;
-    assert_eq!(same.status, 400);
     assert_eq!(
-        same.fault("badRequest"),
+        same.refusal(400),
         "Invalid volume: Retype needs volume to be in available or in-use state, not be part of an active migration or a consistency group, requested type has to be different that the one from the volume, and for in-use volumes front-end qos specs cannot change."
     );
     let unknown = retype(&h, &v, json!({"new_type": "nope"})).await;
-    assert_eq!(unknown.status, 404);
     assert_eq!(
-        unknown.fault("itemNotFound"),
+        unknown.refusal(404),
         "Volume type with name nope could not be found."
     );
     let bad_policy = retype(
@@ -197,15 +172,11 @@ async fn retype_checks_quota_and_casts_to_the_scheduler() {
         .await
         .unwrap();
     let over = retype(&h, &v, json!({"new_type": "gold"})).await;
-    assert_eq!(over.status, 413);
     assert_eq!(
-        over.fault("overLimit"),
+        over.refusal(413),
         "VolumeLimitExceeded: Maximum number of volumes allowed (0) exceeded for quota 'volumes_gold'."
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
     h.db.set_project_quota(PROJECT, "volumes_gold", -1)
         .await
         .unwrap();
@@ -255,58 +226,38 @@ async fn retype_checks_quota_and_casts_to_the_scheduler() {
     h.stop_consumers().await;
     let unreachable = retype(&h, &v, json!({"new_type": "gold"})).await;
     assert_eq!(unreachable.status, 503);
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
 }
 
 #[tokio::test]
 async fn retype_refuses_encrypted_multiattach_and_checks_sizes() {
     let h = harness().await;
     let multi = create_type(&h, "multi", json!({"multiattach": "<is> True"})).await;
-    h.call(
-        "POST",
+    h.post(
         &format!("/v3/types/{multi}/encryption"),
-        Some(json!({"encryption": {"provider": "luks", "control_location": "front-end"}})),
+        json!({"encryption": {"provider": "luks", "control_location": "front-end"}}),
     )
     .await;
     create_type(&h, "small", json!({"provisioning:max_vol_size": "1"})).await;
     let volume = h.available_volume(2).await;
     let both = retype(&h, &volume.to_string(), json!({"new_type": "multi"})).await;
-    assert_eq!(both.status, 400);
     assert_eq!(
-        both.fault("badRequest"),
+        both.refusal(400),
         "Invalid input received: Retype requested both encryption and multi-attach, which is not supported."
     );
     let too_big = retype(&h, &volume.to_string(), json!({"new_type": "small"})).await;
-    assert_eq!(too_big.status, 400);
     assert_eq!(
-        too_big.fault("badRequest"),
+        too_big.refusal(400),
         "Invalid input received: Specified volume size of '2' is greater than the maximum allowable size of '1' for volume type 'small'."
     );
     // Members may retype their own volumes (volume:retype is owner's).
-    let created = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[MEMBER],
-        )
-        .await;
-    let mine: clinker_types::VolumeId = created.body["volume"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    h.make_available(mine).await;
+    let mine = member_volume(&h).await;
     create_type(&h, "gold", json!({})).await;
     let reply = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             &format!("/v3/volumes/{mine}/action"),
-            Some(json!({"os-retype": {"new_type": "gold"}})),
-            &[MEMBER],
+            json!({"os-retype": {"new_type": "gold"}}),
         )
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);

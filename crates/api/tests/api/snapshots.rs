@@ -5,6 +5,7 @@ use clinker_types::{SnapshotStatus, VolumeStatus};
 use serde_json::json;
 
 use crate::common::{Harness, Options, PROJECT, USER, sorted_keys};
+use crate::common::{Verbs, harness};
 
 const SUMMARY_KEYS: &[&str] = &[
     "created_at",
@@ -33,23 +34,12 @@ const EXTENDED: &[&str] = &[
     "os-extended-snapshot-attributes:project_id",
 ];
 
-async fn harness() -> Harness {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
-    h
-}
-
 #[tokio::test]
 async fn create_show_and_list_views() {
     let h = harness().await;
     let volume = h.available_volume(2).await;
-    let reply = h
-        .call(
-            "POST",
-            "/v3/snapshots",
-            Some(json!({"snapshot": {"volume_id": volume.to_string(), "name": " s1 ", "description": "d", "metadata": {"m": "1"}}})),
-        )
-        .await;
+    let s1 = json!({"volume_id": volume.to_string(), "name": " s1 ", "description": "d", "metadata": {"m": "1"}});
+    let reply = h.post("/v3/snapshots", json!({ "snapshot": s1 })).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     let s = &reply.body["snapshot"];
     assert_eq!(sorted_keys(s), keys(&[]));
@@ -77,7 +67,7 @@ async fn create_show_and_list_views() {
         .collect()
     );
 
-    let shown = h.call("GET", &format!("/v3/snapshots/{id}"), None).await;
+    let shown = h.get(&format!("/v3/snapshots/{id}")).await;
     assert_eq!(sorted_keys(&shown.body["snapshot"]), keys(EXTENDED));
     assert_eq!(
         shown.body["snapshot"]["os-extended-snapshot-attributes:project_id"],
@@ -87,24 +77,21 @@ async fn create_show_and_list_views() {
         shown.body["snapshot"]["os-extended-snapshot-attributes:progress"],
         "0%"
     );
-    let latest = h
-        .call_at("3.65", "GET", &format!("/v3/snapshots/{id}"), None)
-        .await;
+    let latest = h.at("3.65").get(&format!("/v3/snapshots/{id}")).await;
     let mut extra = vec!["consumes_quota", "group_snapshot_id", "user_id"];
     extra.extend_from_slice(EXTENDED);
     assert_eq!(sorted_keys(&latest.body["snapshot"]), keys(&extra));
     assert_eq!(latest.body["snapshot"]["user_id"], USER);
 
-    let list = h.call_at("3.65", "GET", "/v3/snapshots", None).await;
+    let list = h.at("3.65").get("/v3/snapshots").await;
     assert_eq!(sorted_keys(&list.body["snapshots"][0]), keys(&[]));
-    let detail = h.call("GET", "/v3/snapshots/detail", None).await;
+    let detail = h.get("/v3/snapshots/detail").await;
     assert_eq!(sorted_keys(&detail.body["snapshots"][0]), keys(EXTENDED));
     let created_at_363 = h
-        .call_at(
-            "3.41",
-            "POST",
+        .at("3.41")
+        .post(
             "/v3/snapshots",
-            Some(json!({"snapshot": {"volume_id": volume.to_string()}})),
+            json!({"snapshot": {"volume_id": volume.to_string()}}),
         )
         .await;
     assert_eq!(
@@ -149,9 +136,7 @@ async fn create_refusals_change_nothing() {
     ];
     let usage_before = h.usage().await;
     for (version, request, status, message) in cases {
-        let reply = h
-            .call_at(version, "POST", "/v3/snapshots", Some(request.clone()))
-            .await;
+        let reply = h.at(version).post("/v3/snapshots", request.clone()).await;
         assert_eq!(reply.status, status, "{request}: {}", reply.text);
         let fault = if status == 404 {
             "itemNotFound"
@@ -167,15 +152,10 @@ async fn create_refusals_change_nothing() {
         .await
         .unwrap();
     let reply = h
-        .call(
-            "POST",
-            "/v3/snapshots",
-            Some(body(&available.to_string(), json!({}))),
-        )
+        .post("/v3/snapshots", body(&available.to_string(), json!({})))
         .await;
-    assert_eq!(reply.status, 413);
     assert_eq!(
-        reply.fault("overLimit"),
+        reply.refusal(413),
         "SnapshotLimitExceeded: Maximum number of snapshots allowed (0) exceeded"
     );
     h.db.set_project_quota(PROJECT, "snapshots", 10)
@@ -185,11 +165,7 @@ async fn create_refusals_change_nothing() {
         .await
         .unwrap();
     let reply = h
-        .call(
-            "POST",
-            "/v3/snapshots",
-            Some(body(&available.to_string(), json!({}))),
-        )
+        .post("/v3/snapshots", body(&available.to_string(), json!({})))
         .await;
     assert_eq!(
         reply.fault("overLimit"),
@@ -202,20 +178,15 @@ async fn create_refusals_change_nothing() {
         .await
         .unwrap();
     let forced = h
-        .call(
-            "POST",
+        .post(
             "/v3/snapshots",
-            Some(body(&in_use.to_string(), json!({"force": true}))),
+            body(&in_use.to_string(), json!({"force": true})),
         )
         .await;
     assert_eq!(forced.status, 202, "{}", forced.text);
     let modern = h
-        .call_at(
-            "3.66",
-            "POST",
-            "/v3/snapshots",
-            Some(body(&in_use.to_string(), json!({}))),
-        )
+        .at("3.66")
+        .post("/v3/snapshots", body(&in_use.to_string(), json!({})))
         .await;
     assert_eq!(modern.status, 202, "{}", modern.text);
 }
@@ -231,10 +202,9 @@ async fn unreachable_backend_discards_the_snapshot() {
     let volume = h.available_volume(1).await;
     let before = h.usage().await;
     let reply = h
-        .call(
-            "POST",
+        .post(
             "/v3/snapshots",
-            Some(json!({"snapshot": {"volume_id": volume.to_string()}})),
+            json!({"snapshot": {"volume_id": volume.to_string()}}),
         )
         .await;
     assert_eq!(reply.status, 503, "{}", reply.text);
@@ -250,51 +220,39 @@ async fn update_delete_metadata_and_actions() {
     let uri = format!("/v3/snapshots/{id}");
 
     let reply = h
-        .call(
-            "PUT",
+        .put(
             &uri,
-            Some(json!({"snapshot": {"display_name": "n2", "description": "d2"}})),
+            json!({"snapshot": {"display_name": "n2", "description": "d2"}}),
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["snapshot"]["name"], "n2");
     assert_eq!(reply.body["snapshot"]["description"], "d2");
     assert_eq!(sorted_keys(&reply.body["snapshot"]), keys(&[]));
-    let empty = h.call("PUT", &uri, Some(json!({"snapshot": {}}))).await;
+    let empty = h.put(&uri, json!({"snapshot": {}})).await;
     assert_eq!(empty.status, 400);
 
     let meta = format!("{uri}/metadata");
     assert_eq!(
-        h.call("POST", &meta, Some(json!({"metadata": {"a": "1"}})))
-            .await
-            .body,
+        h.post(&meta, json!({"metadata": {"a": "1"}})).await.body,
         json!({"metadata": {"a": "1"}})
     );
     assert_eq!(
-        h.call(
-            "PUT",
-            &format!("{meta}/b"),
-            Some(json!({"meta": {"b": "2"}}))
-        )
-        .await
-        .body,
+        h.put(&format!("{meta}/b"), json!({"meta": {"b": "2"}}))
+            .await
+            .body,
         json!({"meta": {"b": "2"}})
     );
     assert_eq!(
-        h.call("GET", &meta, None).await.body,
+        h.get(&meta).await.body,
         json!({"metadata": {"a": "1", "b": "2"}})
     );
     assert_eq!(
-        h.call("PUT", &meta, Some(json!({"metadata": {"c": "3"}})))
-            .await
-            .body,
+        h.put(&meta, json!({"metadata": {"c": "3"}})).await.body,
         json!({"metadata": {"c": "3"}})
     );
-    assert_eq!(
-        h.call("DELETE", &format!("{meta}/c"), None).await.status,
-        200
-    );
-    let gone = h.call("GET", &format!("{meta}/c"), None).await;
+    assert_eq!(h.delete(&format!("{meta}/c")).await.status, 200);
+    let gone = h.get(&format!("{meta}/c")).await;
     assert_eq!(
         gone.fault("itemNotFound"),
         format!("Snapshot {id} has no metadata with key c.")
@@ -302,18 +260,13 @@ async fn update_delete_metadata_and_actions() {
 
     let action = format!("{uri}/action");
     let reply = h
-        .call(
-            "POST",
-            &action,
-            Some(json!({"os-reset_status": {"status": "creating"}})),
-        )
+        .post(&action, json!({"os-reset_status": {"status": "creating"}}))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     let reply = h
-        .call(
-            "POST",
+        .post(
             &action,
-            Some(json!({"os-update_snapshot_status": {"status": "available", "progress": "90%"}})),
+            json!({"os-update_snapshot_status": {"status": "available", "progress": "90%"}}),
         )
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
@@ -323,10 +276,9 @@ async fn update_delete_metadata_and_actions() {
         (SnapshotStatus::Available, Some("90%"))
     );
     let reply = h
-        .call(
-            "POST",
+        .post(
             &action,
-            Some(json!({"os-update_snapshot_status": {"status": "error"}})),
+            json!({"os-update_snapshot_status": {"status": "error"}}),
         )
         .await;
     assert_eq!(
@@ -334,46 +286,31 @@ async fn update_delete_metadata_and_actions() {
         "Snapshot status available not allowed for update_snapshot_status"
     );
     let reply = h
-        .call(
-            "POST",
-            &action,
-            Some(json!({"os-reset_status": {"status": "nope"}})),
-        )
+        .post(&action, json!({"os-reset_status": {"status": "nope"}}))
         .await;
-    assert_eq!(reply.status, 400);
     assert!(
         reply
-            .fault("badRequest")
+            .refusal(400)
             .starts_with("Snapshot status: nope is invalid")
     );
-    let reply = h
-        .call("POST", &action, Some(json!({"os-no_such_action": {}})))
-        .await;
+    let reply = h.post(&action, json!({"os-no_such_action": {}})).await;
     assert_eq!(reply.status, 400);
 
     // Delete needs available or error; force takes anything.
     h.db.set_snapshot_status(id, SnapshotStatus::Creating, None)
         .await
         .unwrap();
-    let reply = h.call("DELETE", &uri, None).await;
-    assert_eq!(reply.status, 400);
+    let reply = h.delete(&uri).await;
     assert_eq!(
-        reply.fault("badRequest"),
+        reply.refusal(400),
         "Invalid snapshot: Snapshot status must be available or error and must not be part of a group."
     );
-    let reply = h
-        .call("POST", &action, Some(json!({"os-force_delete": {}})))
-        .await;
+    let reply = h.post(&action, json!({"os-force_delete": {}})).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    assert_eq!(
-        h.db.get_snapshot(id).await.unwrap().status,
-        SnapshotStatus::Deleting
-    );
+    assert_eq!(h.snapshot_status(id).await, SnapshotStatus::Deleting);
 
     let other = h.available_snapshot(volume).await;
-    let reply = h
-        .call("DELETE", &format!("/v3/snapshots/{other}"), None)
-        .await;
+    let reply = h.delete(&format!("/v3/snapshots/{other}")).await;
     assert_eq!(reply.status, 202);
     let methods = Harness::wait_for(&h.volume, 4).await;
     assert_eq!(
@@ -385,15 +322,12 @@ async fn update_delete_metadata_and_actions() {
             "delete_snapshot"
         ]
     );
-    let missing = h.call("GET", "/v3/snapshots/nope", None).await;
+    let missing = h.get("/v3/snapshots/nope").await;
     assert_eq!(
         missing.fault("itemNotFound"),
         "Snapshot nope could not be found."
     );
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
 }
 
 #[tokio::test]
@@ -403,13 +337,12 @@ async fn snapshot_lists() {
     let mut ids = Vec::new();
     for name in ["b", "a", "c"] {
         let reply = h
-            .call(
-                "POST",
+            .post(
                 "/v3/snapshots",
-                Some(json!({"snapshot": {"volume_id": volume.to_string(), "name": name}})),
+                json!({"snapshot": {"volume_id": volume.to_string(), "name": name}}),
             )
             .await;
-        ids.push(reply.body["snapshot"]["id"].as_str().unwrap().to_owned());
+        ids.push(reply.id::<String>("snapshot"));
     }
     let names = |reply: &crate::common::Reply| -> Vec<String> {
         reply.body["snapshots"]
@@ -420,50 +353,38 @@ async fn snapshot_lists() {
             .collect()
     };
     let sorted = h
-        .call(
-            "GET",
-            "/v3/snapshots?sort_key=display_name&sort_dir=asc",
-            None,
-        )
+        .get("/v3/snapshots?sort_key=display_name&sort_dir=asc")
         .await;
     assert_eq!(names(&sorted), vec!["a", "b", "c"]);
-    let page = h
-        .call("GET", "/v3/snapshots?sort=name:desc&limit=2", None)
-        .await;
+    let page = h.get("/v3/snapshots?sort=name:desc&limit=2").await;
     assert_eq!(names(&page), vec!["c", "b"]);
     let next = page.body["snapshots_links"][0]["href"].as_str().unwrap();
-    let rest = h
-        .call("GET", next.trim_start_matches("http://api.test:8776"), None)
-        .await;
+    let rest = h.get(next.trim_start_matches("http://api.test:8776")).await;
     assert_eq!(names(&rest), vec!["a"]);
-    let by_name = h.call("GET", "/v3/snapshots/detail?name=a", None).await;
+    let by_name = h.get("/v3/snapshots/detail?name=a").await;
     assert_eq!(names(&by_name), vec!["a"]);
-    let by_status = h.call("GET", "/v3/snapshots?status=available", None).await;
+    let by_status = h.get("/v3/snapshots?status=available").await;
     assert!(names(&by_status).is_empty());
     let counted = h
-        .call_at("3.45", "GET", "/v3/snapshots?with_count=true&limit=1", None)
+        .at("3.45")
+        .get("/v3/snapshots?with_count=true&limit=1")
         .await;
     assert_eq!(counted.body["count"], 3);
     let bad_marker = h
-        .call(
-            "GET",
-            "/v3/snapshots?marker=4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1",
-            None,
-        )
+        .get("/v3/snapshots?marker=4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1")
         .await;
-    assert_eq!(bad_marker.status, 404);
     assert_eq!(
-        bad_marker.fault("itemNotFound"),
+        bad_marker.refusal(404),
         "Snapshot 4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1 could not be found."
     );
-    let bad_sort = h.call("GET", "/v3/snapshots?sort=size", None).await;
+    let bad_sort = h.get("/v3/snapshots?sort=size").await;
     assert_eq!(
         bad_sort.fault("badRequest"),
         "Invalid input received: Invalid sort key"
     );
-    let bad_limit = h.call("GET", "/v3/snapshots?limit=-1", None).await;
+    let bad_limit = h.get("/v3/snapshots?limit=-1").await;
     assert_eq!(bad_limit.status, 400);
-    let zero = h.call("GET", "/v3/snapshots?limit=0", None).await;
+    let zero = h.get("/v3/snapshots?limit=0").await;
     assert_eq!(zero.body, json!({"snapshots": []}));
     assert_eq!(ids.len(), 3);
 }

@@ -4,23 +4,29 @@
 
 use std::sync::Arc;
 
+use clinker_types::VolumeId;
 use serde_json::{Value, json};
 
+use crate::common::Verbs;
 use crate::common::{Harness, Members, Options};
 
 /// A member (not an admin) of project `bbbb1111`.
 pub const MEMBER: (&str, &str) = ("x-auth-token", "member:bbbb1111");
+/// A member of another project, `cccc2222`.
+pub const OTHER: (&str, &str) = ("x-auth-token", "member:cccc2222");
+
+/// `options` with member tokens.
+pub fn with_members(options: Options) -> Options {
+    Options {
+        authenticator: Some(Arc::new(Members)),
+        ..options
+    }
+}
 
 /// A harness with both stand-in services, the volume service registered in
 /// `nova`, and member tokens.
 pub async fn harness() -> Harness {
-    let h = Harness::with(Options {
-        authenticator: Some(Arc::new(Members)),
-        ..Options::default()
-    })
-    .await;
-    h.register_volume_service("nova").await;
-    h
+    Harness::registered(with_members(Options::default())).await
 }
 
 /// The version header.
@@ -31,12 +37,24 @@ pub fn at(version: &'static str) -> (&'static str, &'static str) {
 /// Creates a volume type through the API; returns its id.
 pub async fn create_type(h: &Harness, name: &str, extra_specs: Value) -> String {
     let reply = h
-        .call(
-            "POST",
+        .post(
             "/v3/types",
-            Some(json!({"volume_type": {"name": name, "extra_specs": extra_specs}})),
+            json!({"volume_type": {"name": name, "extra_specs": extra_specs}}),
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body["volume_type"]["id"].as_str().unwrap().to_owned()
+    reply.id::<String>("volume_type")
+}
+
+/// A volume [`MEMBER`] created through the API (202 asserted), made
+/// available as the scheduler and the volume service would.
+pub async fn member_volume(h: &Harness) -> VolumeId {
+    let reply = h
+        .with_headers(&[MEMBER])
+        .post("/v3/volumes", json!({"volume": {"size": 1}}))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let id = reply.id("volume");
+    h.make_available(id).await;
+    id
 }

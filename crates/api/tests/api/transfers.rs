@@ -6,8 +6,9 @@ use clinker_types::VolumeStatus;
 use clinker_types::volume_type_extras::ControlLocation;
 use serde_json::json;
 
+use crate::common::Verbs;
 use crate::common::{PROJECT, sorted_keys};
-use crate::surface_support::{MEMBER, at, harness};
+use crate::surface_support::{MEMBER, at, harness, member_volume};
 
 const TAKER: (&str, &str) = ("x-auth-token", "taker:dddd3333");
 
@@ -18,10 +19,9 @@ async fn legacy_transfer_round_trip_moves_ownership_and_quota() {
     let snapshot = h.available_snapshot(volume).await;
 
     let created = h
-        .call(
-            "POST",
+        .post(
             "/v3/os-volume-transfer",
-            Some(json!({"transfer": {"volume_id": volume.to_string(), "name": " t1 "}})),
+            json!({"transfer": {"volume_id": volume.to_string(), "name": " t1 "}}),
         )
         .await;
     assert_eq!(created.status, 202, "{}", created.text);
@@ -39,7 +39,7 @@ async fn legacy_transfer_round_trip_moves_ownership_and_quota() {
         format!("http://api.test:8776/v3/os-volume-transfer/{id}")
     );
     assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
+        h.volume_status(volume).await,
         VolumeStatus::AwaitingTransfer
     );
     // The key is not stored, only its salted hash.
@@ -49,21 +49,19 @@ async fn legacy_transfer_round_trip_moves_ownership_and_quota() {
     assert_ne!(stored.crypt_hash, auth_key);
     assert!(!stored.crypt_hash.contains(&auth_key));
 
-    let shown = h
-        .call("GET", &format!("/v3/os-volume-transfer/{id}"), None)
-        .await;
+    let shown = h.get(&format!("/v3/os-volume-transfer/{id}")).await;
     assert_eq!(shown.status, 200);
     assert_eq!(
         sorted_keys(&shown.body["transfer"]),
         ["created_at", "id", "links", "name", "volume_id"]
     );
-    let summary = h.call("GET", "/v3/os-volume-transfer", None).await;
+    let summary = h.get("/v3/os-volume-transfer").await;
     assert_eq!(sorted_keys(&summary.body), ["transfers"]);
     assert_eq!(
         sorted_keys(&summary.body["transfers"][0]),
         ["id", "links", "name", "volume_id"]
     );
-    let detail = h.call("GET", "/v3/os-volume-transfer/detail", None).await;
+    let detail = h.get("/v3/os-volume-transfer/detail").await;
     assert_eq!(
         sorted_keys(&detail.body["transfers"][0]),
         ["created_at", "id", "links", "name", "volume_id"]
@@ -71,51 +69,39 @@ async fn legacy_transfer_round_trip_moves_ownership_and_quota() {
 
     // Another project does not see the offer.
     let hidden = h
-        .send(
-            "GET",
-            &format!("/v3/os-volume-transfer/{id}"),
-            None,
-            &[MEMBER],
-        )
+        .with_headers(&[MEMBER])
+        .get(&format!("/v3/os-volume-transfer/{id}"))
         .await;
-    assert_eq!(hidden.status, 404);
     assert_eq!(
-        hidden.fault("itemNotFound"),
+        hidden.refusal(404),
         format!("Transfer {id} could not be found.")
     );
     let empty = h
-        .send(
-            "GET",
-            "/v3/os-volume-transfer?all_tenants=1",
-            None,
-            &[MEMBER],
-        )
+        .with_headers(&[MEMBER])
+        .get("/v3/os-volume-transfer?all_tenants=1")
         .await;
     assert_eq!(empty.body["transfers"], json!([]));
 
     // A wrong key changes nothing.
     let before = h.usage().await;
     let wrong = h
-        .send(
-            "POST",
+        .with_headers(&[TAKER])
+        .post(
             &format!("/v3/os-volume-transfer/{id}/accept"),
-            Some(json!({"accept": {"auth_key": "0000000000000000"}})),
-            &[TAKER],
+            json!({"accept": {"auth_key": "0000000000000000"}}),
         )
         .await;
-    assert_eq!(wrong.status, 400);
     assert_eq!(
-        wrong.fault("badRequest"),
+        wrong.refusal(400),
         format!("Invalid auth key: Attempt to transfer {id} with invalid auth key.")
     );
     assert_eq!(h.usage().await, before);
 
     let accepted = h
-        .send(
-            "POST",
+        .with_headers(&[TAKER])
+        .post(
             &format!("/v3/os-volume-transfer/{id}/accept"),
-            Some(json!({"accept": {"auth_key": auth_key}})),
-            &[TAKER],
+            json!({"accept": {"auth_key": auth_key}}),
         )
         .await;
     assert_eq!(accepted.status, 202, "{}", accepted.text);
@@ -159,9 +145,7 @@ async fn legacy_transfer_round_trip_moves_ownership_and_quota() {
                 .collect();
         assert_eq!(counters, recount, "{project}");
     }
-    let gone = h
-        .call("GET", &format!("/v3/os-volume-transfer/{id}"), None)
-        .await;
+    let gone = h.get(&format!("/v3/os-volume-transfer/{id}")).await;
     assert_eq!(gone.status, 404);
 }
 
@@ -170,27 +154,26 @@ async fn volume_transfers_views_follow_the_microversion() {
     let h = harness().await;
     let volume = h.available_volume(1).await;
     let below = h
-        .send("GET", "/v3/volume-transfers", None, &[at("volume 3.54")])
+        .with_headers(&[at("volume 3.54")])
+        .get("/v3/volume-transfers")
         .await;
     assert_eq!(below.status, 404);
 
     // Legacy path refuses no_snapshots.
     let legacy = h
-        .send(
-            "POST",
+        .with_headers(&[at("volume 3.55")])
+        .post(
             "/v3/os-volume-transfer",
-            Some(json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}})),
-            &[at("volume 3.55")],
+            json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}}),
         )
         .await;
     assert_eq!(legacy.status, 400);
 
     let created = h
-        .send(
-            "POST",
+        .with_headers(&[at("volume 3.55")])
+        .post(
             "/v3/volume-transfers",
-            Some(json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": "true"}})),
-            &[at("volume 3.55")],
+            json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": "true"}}),
         )
         .await;
     assert_eq!(created.status, 202, "{}", created.text);
@@ -208,14 +191,10 @@ async fn volume_transfers_views_follow_the_microversion() {
     );
     assert_eq!(created.body["transfer"]["no_snapshots"], true);
     assert_eq!(created.body["transfer"]["name"], json!(null));
-    let id = created.body["transfer"]["id"].as_str().unwrap().to_owned();
+    let id = created.id::<String>("transfer");
     let history = h
-        .send(
-            "GET",
-            &format!("/v3/volume-transfers/{id}"),
-            None,
-            &[at("volume 3.57")],
-        )
+        .with_headers(&[at("volume 3.57")])
+        .get(&format!("/v3/volume-transfers/{id}"))
         .await;
     assert_eq!(
         sorted_keys(&history.body["transfer"]),
@@ -241,21 +220,16 @@ async fn volume_transfers_views_follow_the_microversion() {
     // Pagination and sorting from 3.59.
     let second = h.available_volume(1).await;
     let other = h
-        .send(
-            "POST",
+        .with_headers(&[at("volume 3.59")])
+        .post(
             "/v3/volume-transfers",
-            Some(json!({"transfer": {"volume_id": second.to_string(), "name": "b"}})),
-            &[at("volume 3.59")],
+            json!({"transfer": {"volume_id": second.to_string(), "name": "b"}}),
         )
         .await;
     assert_eq!(other.status, 202);
     let page = h
-        .send(
-            "GET",
-            "/v3/volume-transfers/detail?limit=1&sort=created_at:asc",
-            None,
-            &[at("volume 3.59")],
-        )
+        .with_headers(&[at("volume 3.59")])
+        .get("/v3/volume-transfers/detail?limit=1&sort=created_at:asc")
         .await;
     assert_eq!(page.status, 200, "{}", page.text);
     assert_eq!(page.body["transfers"].as_array().unwrap().len(), 1);
@@ -263,38 +237,23 @@ async fn volume_transfers_views_follow_the_microversion() {
     let next = page.body["transfers_links"][0]["href"].as_str().unwrap();
     assert!(next.contains(&format!("marker={id}")), "{next}");
     let by_name = h
-        .send(
-            "GET",
-            "/v3/volume-transfers?name=b",
-            None,
-            &[at("volume 3.59")],
-        )
+        .with_headers(&[at("volume 3.59")])
+        .get("/v3/volume-transfers?name=b")
         .await;
     assert_eq!(by_name.body["transfers"].as_array().unwrap().len(), 1);
     let unknown_filter = h
-        .send(
-            "GET",
-            "/v3/volume-transfers?bogus=1",
-            None,
-            &[at("volume 3.59")],
-        )
+        .with_headers(&[at("volume 3.59")])
+        .get("/v3/volume-transfers?bogus=1")
         .await;
     assert_eq!(unknown_filter.body["transfers"], json!([]));
 
     // Deleting the offer makes the volume available again.
     let deleted = h
-        .send(
-            "DELETE",
-            &format!("/v3/volume-transfers/{id}"),
-            None,
-            &[at("volume 3.55")],
-        )
+        .with_headers(&[at("volume 3.55")])
+        .delete(&format!("/v3/volume-transfers/{id}"))
         .await;
     assert_eq!(deleted.status, 202);
-    assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
-        VolumeStatus::Available
-    );
+    assert_eq!(h.volume_status(volume).await, VolumeStatus::Available);
 }
 
 #[tokio::test]
@@ -305,7 +264,8 @@ async fn transfer_refusals_use_cinder_texts_and_change_nothing() {
     let create = |version: &'static str, body: serde_json::Value| {
         let h = &h;
         async move {
-            h.send("POST", "/v3/volume-transfers", Some(body), &[at(version)])
+            h.with_headers(&[at(version)])
+                .post("/v3/volume-transfers", body)
                 .await
         }
     };
@@ -315,9 +275,8 @@ async fn transfer_refusals_use_cinder_texts_and_change_nothing() {
         json!({"transfer": {"volume_id": "4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1"}}),
     )
     .await;
-    assert_eq!(unknown.status, 404);
     assert_eq!(
-        unknown.fault("itemNotFound"),
+        unknown.refusal(404),
         "Volume 4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1 could not be found."
     );
     let not_uuid = create("volume 3.55", json!({"transfer": {"volume_id": "x"}})).await;
@@ -336,9 +295,8 @@ async fn transfer_refusals_use_cinder_texts_and_change_nothing() {
         json!({"transfer": {"volume_id": volume.to_string()}}),
     )
     .await;
-    assert_eq!(busy_snapshot.status, 400);
     assert_eq!(
-        busy_snapshot.fault("badRequest"),
+        busy_snapshot.refusal(400),
         format!("Invalid snapshot: snapshot: {snapshot} status must be available")
     );
     // Leaving the snapshots behind is allowed.
@@ -348,16 +306,15 @@ async fn transfer_refusals_use_cinder_texts_and_change_nothing() {
     )
     .await;
     assert_eq!(ok.status, 202);
-    let id = ok.body["transfer"]["id"].as_str().unwrap().to_owned();
+    let id = ok.id::<String>("transfer");
     let key = ok.body["transfer"]["auth_key"].as_str().unwrap().to_owned();
     let again = create(
         "volume 3.55",
         json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}}),
     )
     .await;
-    assert_eq!(again.status, 400);
     assert_eq!(
-        again.fault("badRequest"),
+        again.refusal(400),
         "Invalid volume: status must be available"
     );
 
@@ -366,11 +323,10 @@ async fn transfer_refusals_use_cinder_texts_and_change_nothing() {
         .await
         .unwrap();
     let refused = h
-        .send(
-            "POST",
+        .with_headers(&[TAKER, at("volume 3.55")])
+        .post(
             &format!("/v3/volume-transfers/{id}/accept"),
-            Some(json!({"accept": {"auth_key": key}})),
-            &[TAKER, at("volume 3.55")],
+            json!({"accept": {"auth_key": key}}),
         )
         .await;
     assert_eq!(refused.status, 413);
@@ -386,39 +342,35 @@ async fn transfer_refusals_use_cinder_texts_and_change_nothing() {
         .await
         .unwrap();
     let refused = h
-        .send(
-            "POST",
+        .with_headers(&[TAKER, at("volume 3.55")])
+        .post(
             &format!("/v3/volume-transfers/{id}/accept"),
-            Some(json!({"accept": {"auth_key": key}})),
-            &[TAKER, at("volume 3.55")],
+            json!({"accept": {"auth_key": key}}),
         )
         .await;
-    assert_eq!(refused.status, 413);
     assert_eq!(
-        refused.fault("overLimit"),
+        refused.refusal(413),
         "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 2G and 0G has been consumed."
     );
     assert_eq!(
-        h.db.get_volume(volume).await.unwrap().status,
+        h.volume_status(volume).await,
         VolumeStatus::AwaitingTransfer
     );
     assert_eq!(h.usage().await.get("volumes"), Some(&1));
 
     let bad_body = h
-        .send(
-            "POST",
+        .with_headers(&[TAKER, at("volume 3.55")])
+        .post(
             &format!("/v3/volume-transfers/{id}/accept"),
-            Some(json!({"accept": {}})),
-            &[TAKER, at("volume 3.55")],
+            json!({"accept": {}}),
         )
         .await;
     assert_eq!(bad_body.status, 400);
     let unknown_transfer = h
-        .send(
-            "POST",
+        .with_headers(&[TAKER, at("volume 3.55")])
+        .post(
             "/v3/volume-transfers/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1/accept",
-            Some(json!({"accept": {"auth_key": "x"}})),
-            &[TAKER, at("volume 3.55")],
+            json!({"accept": {"auth_key": "x"}}),
         )
         .await;
     assert_eq!(unknown_transfer.status, 404);
@@ -445,38 +397,27 @@ async fn encrypted_volumes_transfer_from_3_70_with_their_snapshots() {
     h.make_available(volume).await;
     let body = json!({"transfer": {"volume_id": volume.to_string()}});
     let refused = h
-        .send(
-            "POST",
-            "/v3/volume-transfers",
-            Some(body.clone()),
-            &[at("volume 3.69")],
-        )
+        .with_headers(&[at("volume 3.69")])
+        .post("/v3/volume-transfers", body.clone())
         .await;
-    assert_eq!(refused.status, 400);
     assert_eq!(
-        refused.fault("badRequest"),
+        refused.refusal(400),
         "Invalid volume: transferring encrypted volume is not supported"
     );
     let without_snapshots = h
-        .send(
-            "POST",
+        .with_headers(&[at("volume 3.70")])
+        .post(
             "/v3/volume-transfers",
-            Some(json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}})),
-            &[at("volume 3.70")],
+            json!({"transfer": {"volume_id": volume.to_string(), "no_snapshots": true}}),
         )
         .await;
-    assert_eq!(without_snapshots.status, 400);
     assert_eq!(
-        without_snapshots.fault("badRequest"),
+        without_snapshots.refusal(400),
         "Invalid volume: transferring an encrypted volume without its snapshots is not supported"
     );
     let allowed = h
-        .send(
-            "POST",
-            "/v3/volume-transfers",
-            Some(body),
-            &[at("volume 3.70")],
-        )
+        .with_headers(&[at("volume 3.70")])
+        .post("/v3/volume-transfers", body)
         .await;
     assert_eq!(allowed.status, 202, "{}", allowed.text);
 }
@@ -484,62 +425,46 @@ async fn encrypted_volumes_transfer_from_3_70_with_their_snapshots() {
 #[tokio::test]
 async fn members_transfer_their_own_volumes() {
     let h = harness().await;
-    let created = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[MEMBER],
-        )
-        .await;
-    let volume: clinker_types::VolumeId = created.body["volume"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    h.make_available(volume).await;
+    let volume = member_volume(&h).await;
     // A member of another project cannot even see it.
     let stranger = h
-        .send(
-            "POST",
+        .with_headers(&[("x-auth-token", "member:eeee4444")])
+        .post(
             "/v3/os-volume-transfer",
-            Some(json!({"transfer": {"volume_id": volume.to_string()}})),
-            &[("x-auth-token", "member:eeee4444")],
+            json!({"transfer": {"volume_id": volume.to_string()}}),
         )
         .await;
     assert_eq!(stranger.status, 404);
     let offered = h
-        .send(
-            "POST",
+        .with_headers(&[MEMBER])
+        .post(
             "/v3/os-volume-transfer",
-            Some(json!({"transfer": {"volume_id": volume.to_string()}})),
-            &[MEMBER],
+            json!({"transfer": {"volume_id": volume.to_string()}}),
         )
         .await;
     assert_eq!(offered.status, 202, "{}", offered.text);
-    let id = offered.body["transfer"]["id"].as_str().unwrap().to_owned();
+    let id = offered.id::<String>("transfer");
     let listed = h
-        .send("GET", "/v3/os-volume-transfer", None, &[MEMBER])
+        .with_headers(&[MEMBER])
+        .get("/v3/os-volume-transfer")
         .await;
     assert_eq!(listed.body["transfers"].as_array().unwrap().len(), 1);
     // A member of another project accepts with the key (and an integer
     // key is compared as text).
     let wrong_int = h
-        .send(
-            "POST",
+        .with_headers(&[("x-auth-token", "member:eeee4444")])
+        .post(
             &format!("/v3/os-volume-transfer/{id}/accept"),
-            Some(json!({"accept": {"auth_key": 12345}})),
-            &[("x-auth-token", "member:eeee4444")],
+            json!({"accept": {"auth_key": 12345}}),
         )
         .await;
     assert_eq!(wrong_int.status, 400);
     let key = offered.body["transfer"]["auth_key"].as_str().unwrap();
     let accepted = h
-        .send(
-            "POST",
+        .with_headers(&[("x-auth-token", "member:eeee4444")])
+        .post(
             &format!("/v3/os-volume-transfer/{id}/accept"),
-            Some(json!({"accept": {"auth_key": key}})),
-            &[("x-auth-token", "member:eeee4444")],
+            json!({"accept": {"auth_key": key}}),
         )
         .await;
     assert_eq!(accepted.status, 202, "{}", accepted.text);

@@ -3,13 +3,8 @@
 use clinker_types::VolumeId;
 use serde_json::json;
 
-use crate::common::{Harness, sorted_keys};
-
-async fn harness() -> Harness {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
-    h
-}
+use crate::common::sorted_keys;
+use crate::common::{Verbs, harness};
 
 #[tokio::test]
 async fn lists_paginate_with_links_and_count() {
@@ -21,9 +16,7 @@ async fn lists_paginate_with_links_and_count() {
                 .await,
         );
     }
-    let page = h
-        .call("GET", "/v3/volumes?limit=2&sort=size:asc", None)
-        .await;
+    let page = h.get("/v3/volumes?limit=2&sort=size:asc").await;
     assert_eq!(page.status, 200, "{}", page.text);
     let items = page.body["volumes"].as_array().unwrap();
     assert_eq!(items.len(), 2);
@@ -39,7 +32,7 @@ async fn lists_paginate_with_links_and_count() {
         )
     );
     let path = next.trim_start_matches("http://api.test:8776");
-    let second = h.call("GET", path, None).await;
+    let second = h.get(path).await;
     let sizes: Vec<i64> = second.body["volumes"]
         .as_array()
         .unwrap()
@@ -52,22 +45,17 @@ async fn lists_paginate_with_links_and_count() {
     assert_eq!(sizes, vec![3, 4]);
     // The last partial page has no next link.
     let last = h
-        .call(
-            "GET",
-            &format!("/v3/volumes?limit=2&sort=size:asc&marker={}", ids[3]),
-            None,
-        )
+        .get(&format!(
+            "/v3/volumes?limit=2&sort=size:asc&marker={}",
+            ids[3]
+        ))
         .await;
     assert_eq!(last.body["volumes"].as_array().unwrap().len(), 1);
     assert!(last.body.get("volumes_links").is_none());
 
     let detail = h
-        .call_at(
-            "3.45",
-            "GET",
-            "/v3/volumes/detail?limit=3&with_count=true",
-            None,
-        )
+        .at("3.45")
+        .get("/v3/volumes/detail?limit=3&with_count=true")
         .await;
     assert_eq!(detail.status, 200, "{}", detail.text);
     assert_eq!(detail.body["count"], 5);
@@ -81,9 +69,7 @@ async fn lists_paginate_with_links_and_count() {
     // Default order: newest first.
     assert_eq!(detail.body["volumes"][0]["id"], ids[4].to_string());
     // Before 3.45 `with_count` is neither honoured nor an error.
-    let old = h
-        .call("GET", "/v3/volumes/detail?with_count=true", None)
-        .await;
+    let old = h.get("/v3/volumes/detail?with_count=true").await;
     assert!(old.body.get("count").is_none());
     assert_eq!(
         old.body["volumes"].as_array().unwrap().len(),
@@ -91,7 +77,7 @@ async fn lists_paginate_with_links_and_count() {
         "an unknown filter matches nothing"
     );
     // limit=0 returns nothing and no link.
-    let zero = h.call("GET", "/v3/volumes?limit=0", None).await;
+    let zero = h.get("/v3/volumes?limit=0").await;
     assert_eq!(zero.body, json!({"volumes": []}));
 }
 
@@ -131,9 +117,7 @@ async fn list_parameters_are_validated() {
         ),
     ];
     for (query, status, message) in cases {
-        let reply = h
-            .call("GET", &format!("/v3/volumes/detail?{query}"), None)
-            .await;
+        let reply = h.get(&format!("/v3/volumes/detail?{query}")).await;
         assert_eq!(reply.status, *status, "{query}: {}", reply.text);
         let fault = if *status == 404 {
             "itemNotFound"
@@ -142,21 +126,14 @@ async fn list_parameters_are_validated() {
         };
         assert_eq!(reply.fault(fault), *message, "{query}");
     }
-    let reply = h
-        .call_at("3.2", "GET", "/v3/volumes?bootable=maybe", None)
-        .await;
-    assert_eq!(reply.status, 400);
+    let reply = h.at("3.2").get("/v3/volumes?bootable=maybe").await;
     assert_eq!(
-        reply.fault("badRequest"),
+        reply.refusal(400),
         "Invalid input received: 'bootable = maybe'"
     );
     let reply = h
-        .call_at(
-            "3.60",
-            "GET",
-            "/v3/volumes?created_at=after:2020-01-01",
-            None,
-        )
+        .at("3.60")
+        .get("/v3/volumes?created_at=after:2020-01-01")
         .await;
     assert_eq!(reply.fault("badRequest"), "Invalid after operator");
 }
@@ -181,78 +158,46 @@ async fn list_filters() {
         ids.sort();
         ids
     };
-    let by_name = h.call("GET", "/v3/volumes?name=gold-1", None).await;
+    let by_name = h.get("/v3/volumes?name=gold-1").await;
     assert_eq!(ids(&by_name), vec![gold.to_string()]);
-    let by_status = h
-        .call("GET", "/v3/volumes/detail?status=available", None)
-        .await;
+    let by_status = h.get("/v3/volumes/detail?status=available").await;
     assert_eq!(ids(&by_status), vec![iron.to_string()]);
     let python = h
-        .call(
-            "GET",
-            "/v3/volumes?metadata=%7B%27tier%27%3A+%27gold%27%7D",
-            None,
-        )
+        .get("/v3/volumes?metadata=%7B%27tier%27%3A+%27gold%27%7D")
         .await;
     assert_eq!(ids(&python), vec![gold.to_string()]);
     let json_meta = h
-        .call(
-            "GET",
-            "/v3/volumes?metadata=%7B%22tier%22%3A%22iron%22%7D",
-            None,
-        )
+        .get("/v3/volumes?metadata=%7B%22tier%22%3A%22iron%22%7D")
         .await;
     assert_eq!(ids(&json_meta), vec![iron.to_string()]);
-    let by_size = h.call("GET", "/v3/volumes?size=2", None).await;
+    let by_size = h.get("/v3/volumes?size=2").await;
     assert_eq!(ids(&by_size), vec![iron.to_string()]);
-    let not_bootable = h.call("GET", "/v3/volumes?bootable=false", None).await;
+    let not_bootable = h.get("/v3/volumes?bootable=false").await;
     assert_eq!(ids(&not_bootable).len(), 2);
-    let like = h
-        .call_at("3.34", "GET", "/v3/volumes?name~=GOLD", None)
-        .await;
+    let like = h.at("3.34").get("/v3/volumes?name~=GOLD").await;
     assert_eq!(ids(&like), vec![gold.to_string()]);
     let recent = h
-        .call_at(
-            "3.60",
-            "GET",
-            "/v3/volumes?created_at=gt:2000-01-01T00:00:00",
-            None,
-        )
+        .at("3.60")
+        .get("/v3/volumes?created_at=gt:2000-01-01T00:00:00")
         .await;
     assert_eq!(ids(&recent).len(), 2);
     let future = h
-        .call_at(
-            "3.60",
-            "GET",
-            "/v3/volumes?created_at=gt:2999-01-01T00:00:00",
-            None,
-        )
+        .at("3.60")
+        .get("/v3/volumes?created_at=gt:2999-01-01T00:00:00")
         .await;
     assert!(ids(&future).is_empty());
 
     // Another project's volume: only visible to an admin asking for all.
     let other = h
-        .send(
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1}})),
-            &[("x-auth-token", "u2:aaaa0000")],
-        )
+        .with_headers(&[("x-auth-token", "u2:aaaa0000")])
+        .post("/v3/volumes", json!({"volume": {"size": 1}}))
         .await;
     assert_eq!(other.status, 202);
-    assert_eq!(ids(&h.call("GET", "/v3/volumes", None).await).len(), 2);
-    assert_eq!(
-        ids(&h.call("GET", "/v3/volumes?all_tenants=1", None).await).len(),
-        3
-    );
+    assert_eq!(ids(&h.get("/v3/volumes").await).len(), 2);
+    assert_eq!(ids(&h.get("/v3/volumes?all_tenants=1").await).len(), 3);
     let other_id = other.body["volume"]["id"].as_str().unwrap();
     // Admins see any volume by id, like Cinder.
-    assert_eq!(
-        h.call("GET", &format!("/v3/volumes/{other_id}"), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.get(&format!("/v3/volumes/{other_id}")).await.status, 200);
 }
 
 #[tokio::test]
@@ -262,13 +207,13 @@ async fn volume_summary() {
         .await;
     h.create_volume(json!({"size": 3, "metadata": {"k": "b"}}))
         .await;
-    let reply = h.call_at("3.12", "GET", "/v3/volumes/summary", None).await;
+    let reply = h.at("3.12").get("/v3/volumes/summary").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
         reply.body,
         json!({"volume-summary": {"total_count": 2, "total_size": 5}})
     );
-    let reply = h.call_at("3.36", "GET", "/v3/volumes/summary", None).await;
+    let reply = h.at("3.36").get("/v3/volumes/summary").await;
     assert_eq!(
         reply.body["volume-summary"]["metadata"],
         json!({"k": ["a", "b"]})

@@ -1,11 +1,12 @@
 //! `/volumes`: views per microversion, lists, bad input, quotas, undo on
 //! an unreachable scheduler, update, delete, metadata.
 
-use clinker_db::{QuotaRepository, SnapshotRepository, VolumeRepository};
+use clinker_db::{QuotaRepository, VolumeRepository};
 use clinker_types::VolumeStatus;
 use serde_json::{Value, json};
 
 use crate::common::{Harness, Options, POOL, PROJECT, USER, sorted_keys};
+use crate::common::{Verbs, harness};
 
 const BASE_KEYS: &[&str] = &[
     "attachments",
@@ -47,20 +48,13 @@ fn keys(extra: &[&[&str]]) -> Vec<String> {
     all
 }
 
-async fn harness() -> Harness {
-    let h = Harness::new().await;
-    h.register_volume_service("nova").await;
-    h
-}
-
 #[tokio::test]
 async fn create_response_has_no_extension_attributes() {
     let h = harness().await;
     let reply = h
-        .call(
-            "POST",
+        .post(
             "/v3/volumes",
-            Some(json!({"volume": {"size": 1, "name": "  first  ", "metadata": {"k": "v"}}})),
+            json!({"volume": {"size": 1, "name": "  first  ", "metadata": {"k": "v"}}}),
         )
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
@@ -79,12 +73,8 @@ async fn create_response_has_no_extension_attributes() {
     assert!(v["created_at"].as_str().unwrap().contains('.'));
 
     let latest = h
-        .call_at(
-            "3.71",
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 2}})),
-        )
+        .at("3.71")
+        .post("/v3/volumes", json!({"volume": {"size": 2}}))
         .await;
     assert_eq!(latest.status, 202, "{}", latest.text);
     assert_eq!(
@@ -185,7 +175,7 @@ async fn detail_fields_follow_the_microversion() {
         ),
     ];
     for (version, extra) in cases {
-        let reply = h.call_at(version, "GET", &uri, None).await;
+        let reply = h.at(version).get(&uri).await;
         assert_eq!(reply.status, 200, "{version}: {}", reply.text);
         assert_eq!(
             sorted_keys(&reply.body["volume"]),
@@ -198,11 +188,11 @@ async fn detail_fields_follow_the_microversion() {
         assert_eq!(v["os-vol-tenant-attr:tenant_id"], PROJECT);
     }
     // A null shared_targets is shown as true below 3.69 and as null from it.
-    let at48 = h.call_at("3.48", "GET", &uri, None).await;
+    let at48 = h.at("3.48").get(&uri).await;
     assert_eq!(at48.body["volume"]["shared_targets"], true);
-    let at69 = h.call_at("3.69", "GET", &uri, None).await;
+    let at69 = h.at("3.69").get(&uri).await;
     assert_eq!(at69.body["volume"]["shared_targets"], Value::Null);
-    let at63 = h.call_at("3.63", "GET", &uri, None).await;
+    let at63 = h.at("3.63").get(&uri).await;
     let type_id =
         h.db.get_volume(id)
             .await
@@ -346,9 +336,7 @@ async fn bad_input_changes_nothing() {
         ),
     ];
     for (version, body, status, message) in cases {
-        let reply = h
-            .call_at(version, "POST", "/v3/volumes", Some(body.clone()))
-            .await;
+        let reply = h.at(version).post("/v3/volumes", body.clone()).await;
         assert_eq!(reply.status, status, "{body}: {}", reply.text);
         let fault = if status == 404 {
             "itemNotFound"
@@ -362,12 +350,8 @@ async fn bad_input_changes_nothing() {
     assert!(h.scheduler.methods().is_empty());
     // Unknown keys are tolerated below 3.53.
     let lenient = h
-        .call_at(
-            "3.52",
-            "POST",
-            "/v3/volumes",
-            Some(json!({"volume": {"size": 1, "bogus": 1}})),
-        )
+        .at("3.52")
+        .post("/v3/volumes", json!({"volume": {"size": 1, "bogus": 1}}))
         .await;
     assert_eq!(lenient.status, 202, "{}", lenient.text);
 }
@@ -377,9 +361,7 @@ async fn quota_refusals_use_cinder_texts() {
     let h = harness().await;
     h.db.set_project_quota(PROJECT, "volumes", 1).await.unwrap();
     h.create_volume(json!({"size": 1})).await;
-    let reply = h
-        .call("POST", "/v3/volumes", Some(json!({"volume": {"size": 1}})))
-        .await;
+    let reply = h.post("/v3/volumes", json!({"volume": {"size": 1}})).await;
     assert_eq!(reply.status, 413);
     assert_eq!(reply.header("retry-after"), Some("0"));
     assert_eq!(reply.body["overLimit"]["retryAfter"], "0");
@@ -394,9 +376,7 @@ async fn quota_refusals_use_cinder_texts() {
     h.db.set_project_quota(PROJECT, "gigabytes", 5)
         .await
         .unwrap();
-    let reply = h
-        .call("POST", "/v3/volumes", Some(json!({"volume": {"size": 5}})))
-        .await;
+    let reply = h.post("/v3/volumes", json!({"volume": {"size": 5}})).await;
     assert_eq!(
         reply.fault("overLimit"),
         "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 5G, quota is 5G and 1G has been consumed."
@@ -404,9 +384,7 @@ async fn quota_refusals_use_cinder_texts() {
     h.db.set_project_quota(PROJECT, "per_volume_gigabytes", 2)
         .await
         .unwrap();
-    let reply = h
-        .call("POST", "/v3/volumes", Some(json!({"volume": {"size": 3}})))
-        .await;
+    let reply = h.post("/v3/volumes", json!({"volume": {"size": 3}})).await;
     assert_eq!(
         reply.fault("overLimit"),
         "VolumeSizeExceedsLimit: Requested volume size 3G is larger than maximum allowed limit 2G."
@@ -423,14 +401,8 @@ async fn unreachable_scheduler_leaves_nothing_behind() {
     })
     .await;
     h.register_volume_service("nova").await;
-    let reply = h
-        .call("POST", "/v3/volumes", Some(json!({"volume": {"size": 3}})))
-        .await;
-    assert_eq!(reply.status, 503, "{}", reply.text);
-    assert_eq!(
-        reply.fault("serviceUnavailable"),
-        "Service is unavailable at this time."
-    );
+    let reply = h.post("/v3/volumes", json!({"volume": {"size": 3}})).await;
+    assert_eq!(reply.refusal(503), "Service is unavailable at this time.");
     assert_eq!(h.volume_count().await, 0);
     assert!(h.usage().await.is_empty(), "{:?}", h.usage().await);
 }
@@ -440,41 +412,25 @@ async fn update_volume() {
     let h = harness().await;
     let id = h.available_volume(1).await;
     let uri = format!("/v3/volumes/{id}");
-    let reply = h
-        .call(
-            "PUT",
-            &uri,
-            Some(json!({"volume": {"name": "renamed", "display_description": "d", "metadata": {"a": "1"}}})),
-        )
-        .await;
+    let update = json!({"name": "renamed", "display_description": "d", "metadata": {"a": "1"}});
+    let reply = h.put(&uri, json!({ "volume": update })).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["volume"]["name"], "renamed");
     assert_eq!(reply.body["volume"]["description"], "d");
     assert_eq!(reply.body["volume"]["metadata"], json!({"a": "1"}));
     assert_eq!(sorted_keys(&reply.body["volume"]), keys(&[]));
+    assert_eq!(h.put(&uri, json!({"volume": {}})).await.status, 200);
+    let strict = h.at("3.53").put(&uri, json!({"volume": {}})).await;
     assert_eq!(
-        h.call("PUT", &uri, Some(json!({"volume": {}})))
-            .await
-            .status,
-        200
-    );
-    let strict = h
-        .call_at("3.53", "PUT", &uri, Some(json!({"volume": {}})))
-        .await;
-    assert_eq!(strict.status, 400);
-    assert_eq!(
-        strict.fault("badRequest"),
+        strict.refusal(400),
         "Invalid input for field/attribute volume. Value: {}. {} is not valid under any of the given schemas"
     );
-    let unknown = h
-        .call("PUT", &uri, Some(json!({"volume": {"size": 5}})))
-        .await;
+    let unknown = h.put(&uri, json!({"volume": {"size": 5}})).await;
     assert_eq!(unknown.status, 400);
     let missing = h
-        .call(
-            "PUT",
+        .put(
             "/v3/volumes/4f2c1e1a-8a4c-4e4b-9a57-0f8cbbd3f0a1",
-            Some(json!({"volume": {"name": "x"}})),
+            json!({"volume": {"name": "x"}}),
         )
         .await;
     assert_eq!(missing.status, 404);
@@ -485,15 +441,12 @@ async fn delete_volume() {
     let h = harness().await;
     let id = h.available_volume(1).await;
     let uri = format!("/v3/volumes/{id}");
-    let reply = h.call("DELETE", &uri, None).await;
+    let reply = h.delete(&uri).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(reply.text, "");
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Deleting
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Deleting);
     // Idempotent: deleting again is accepted and re-cast.
-    assert_eq!(h.call("DELETE", &uri, None).await.status, 202);
+    assert_eq!(h.delete(&uri).await.status, 202);
     let methods = Harness::wait_for(&h.volume, 2).await;
     assert_eq!(methods, vec!["delete_volume", "delete_volume"]);
     assert_eq!(
@@ -504,9 +457,7 @@ async fn delete_volume() {
     // Never placed: gone at once, quota released.
     let unplaced = h.create_volume(json!({"size": 2})).await;
     assert_eq!(
-        h.call("DELETE", &format!("/v3/volumes/{unplaced}"), None)
-            .await
-            .status,
+        h.delete(&format!("/v3/volumes/{unplaced}")).await.status,
         202
     );
     assert!(!h.db.volume_exists(unplaced).await.unwrap());
@@ -516,66 +467,47 @@ async fn delete_volume() {
     h.db.reset_volume_status(busy, Some(VolumeStatus::InUse), None, None)
         .await
         .unwrap();
-    let reply = h.call("DELETE", &format!("/v3/volumes/{busy}"), None).await;
-    assert_eq!(reply.status, 400);
+    let reply = h.delete(&format!("/v3/volumes/{busy}")).await;
     assert_eq!(
-        reply.fault("badRequest"),
+        reply.refusal(400),
         "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer."
     );
     // force needs 3.23; below it the parameter is ignored.
     assert_eq!(
-        h.call("DELETE", &format!("/v3/volumes/{busy}?force=true"), None)
+        h.delete(&format!("/v3/volumes/{busy}?force=true"))
             .await
             .status,
         400
     );
     let forced = h
-        .call_at(
-            "3.23",
-            "DELETE",
-            &format!("/v3/volumes/{busy}?force=true"),
-            None,
-        )
+        .at("3.23")
+        .delete(&format!("/v3/volumes/{busy}?force=true"))
         .await;
     assert_eq!(forced.status, 202, "{}", forced.text);
 
     // Snapshots block a plain delete; cascade takes them along.
     let parent = h.available_volume(1).await;
     let snap = h.available_snapshot(parent).await;
-    let reply = h
-        .call("DELETE", &format!("/v3/volumes/{parent}"), None)
-        .await;
+    let reply = h.delete(&format!("/v3/volumes/{parent}")).await;
     assert_eq!(reply.status, 400);
     let reply = h
-        .call(
-            "DELETE",
-            &format!("/v3/volumes/{parent}?cascade=true"),
-            None,
-        )
+        .delete(&format!("/v3/volumes/{parent}?cascade=true"))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(
-        h.db.get_snapshot(snap).await.unwrap().status,
+        h.snapshot_status(snap).await,
         clinker_types::SnapshotStatus::Deleting
     );
     let reply = h
-        .call(
-            "DELETE",
-            &format!("/v3/volumes/{parent}?cascade=maybe"),
-            None,
-        )
+        .delete(&format!("/v3/volumes/{parent}?cascade=maybe"))
         .await;
     assert_eq!(
         reply.fault("badRequest"),
         "Value 'maybe' for 'cascade' is not a boolean."
     );
 
-    let missing = h.call("DELETE", "/v3/volumes/nope", None).await;
-    assert_eq!(missing.status, 404);
-    assert_eq!(
-        missing.fault("itemNotFound"),
-        "Volume nope could not be found."
-    );
+    let missing = h.delete("/v3/volumes/nope").await;
+    assert_eq!(missing.refusal(404), "Volume nope could not be found.");
 }
 
 #[tokio::test]
@@ -587,13 +519,10 @@ async fn delete_succeeds_when_the_backend_is_down() {
     .await;
     h.register_volume_service("nova").await;
     let id = h.available_volume(1).await;
-    let reply = h.call("DELETE", &format!("/v3/volumes/{id}"), None).await;
+    let reply = h.delete(&format!("/v3/volumes/{id}")).await;
     assert_eq!(reply.status, 202);
     // The journal row lets the volume service resume it.
-    assert_eq!(
-        h.db.get_volume(id).await.unwrap().status,
-        VolumeStatus::Deleting
-    );
+    assert_eq!(h.volume_status(id).await, VolumeStatus::Deleting);
 }
 
 #[tokio::test]
@@ -602,69 +531,40 @@ async fn volume_metadata_routes() {
     let id = h.available_volume(1).await;
     let base = format!("/v3/volumes/{id}/metadata");
     let reply = h
-        .call(
-            "POST",
-            &base,
-            Some(json!({"metadata": {"a": "1", "b": "2"}})),
-        )
+        .post(&base, json!({"metadata": {"a": "1", "b": "2"}}))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body, json!({"metadata": {"a": "1", "b": "2"}}));
-    let reply = h
-        .call("PUT", &base, Some(json!({"metadata": {"c": "3"}})))
-        .await;
+    let reply = h.put(&base, json!({"metadata": {"c": "3"}})).await;
     assert_eq!(reply.body, json!({"metadata": {"c": "3"}}));
-    assert_eq!(
-        h.call("GET", &base, None).await.body,
-        json!({"metadata": {"c": "3"}})
-    );
+    assert_eq!(h.get(&base).await.body, json!({"metadata": {"c": "3"}}));
     let reply = h
-        .call(
-            "PUT",
-            &format!("{base}/d"),
-            Some(json!({"meta": {"d": "4"}})),
-        )
+        .put(&format!("{base}/d"), json!({"meta": {"d": "4"}}))
         .await;
     assert_eq!(reply.body, json!({"meta": {"d": "4"}}));
-    let reply = h.call("GET", &format!("{base}/d"), None).await;
+    let reply = h.get(&format!("{base}/d")).await;
     assert_eq!(reply.body, json!({"meta": {"d": "4"}}));
     let mismatch = h
-        .call(
-            "PUT",
-            &format!("{base}/e"),
-            Some(json!({"meta": {"d": "4"}})),
-        )
+        .put(&format!("{base}/e"), json!({"meta": {"d": "4"}}))
         .await;
     assert_eq!(
         mismatch.fault("badRequest"),
         "Request body and URI mismatch"
     );
     let two = h
-        .call(
-            "PUT",
-            &format!("{base}/d"),
-            Some(json!({"meta": {"d": "4", "e": "5"}})),
-        )
+        .put(&format!("{base}/d"), json!({"meta": {"d": "4", "e": "5"}}))
         .await;
     assert_eq!(two.status, 400);
-    let deleted = h.call("DELETE", &format!("{base}/d"), None).await;
+    let deleted = h.delete(&format!("{base}/d")).await;
     assert_eq!(deleted.status, 200);
-    let gone = h.call("GET", &format!("{base}/d"), None).await;
-    assert_eq!(gone.status, 404);
+    let gone = h.get(&format!("{base}/d")).await;
     assert_eq!(
-        gone.fault("itemNotFound"),
+        gone.refusal(404),
         format!("Volume {id} has no metadata with key d.")
     );
-    assert_eq!(
-        h.call("DELETE", &format!("{base}/d"), None).await.status,
-        404
-    );
+    assert_eq!(h.delete(&format!("{base}/d")).await.status, 404);
     let bad = h
-        .call(
-            "POST",
-            &base,
-            Some(json!({"metadata": {"k": "v".repeat(256)}})),
-        )
+        .post(&base, json!({"metadata": {"k": "v".repeat(256)}}))
         .await;
     assert_eq!(bad.status, 400);
     assert_eq!(
@@ -684,15 +584,13 @@ async fn create_from_snapshot_and_clone_inherit_and_pin() {
     let v = h.db.get_volume(from_snap).await.unwrap();
     assert_eq!((v.size, v.snapshot_id), (2, Some(snap)));
     let small = h
-        .call(
-            "POST",
+        .post(
             "/v3/volumes",
-            Some(json!({"volume": {"source_volid": source.to_string(), "size": 1}})),
+            json!({"volume": {"source_volid": source.to_string(), "size": 1}}),
         )
         .await;
-    assert_eq!(small.status, 400);
     assert_eq!(
-        small.fault("badRequest"),
+        small.refusal(400),
         "Invalid input received: Volume size '1'GB cannot be smaller than original volume size  2GB. They must be >= original volume size."
     );
     let clone = h
@@ -716,10 +614,9 @@ async fn create_from_snapshot_and_clone_inherit_and_pin() {
     }
     let creating = h.create_volume(json!({"size": 1})).await;
     let reply = h
-        .call(
-            "POST",
+        .post(
             "/v3/volumes",
-            Some(json!({"volume": {"source_volid": creating.to_string()}})),
+            json!({"volume": {"source_volid": creating.to_string()}}),
         )
         .await;
     assert_eq!(
@@ -738,10 +635,9 @@ async fn a_zone_registered_after_the_zones_were_cached_is_usable_at_once() {
     h.create_volume(json!({"size": 1, "availability_zone": "nova"}))
         .await;
     let unknown = h
-        .call(
-            "POST",
+        .post(
             "/v3/volumes",
-            Some(json!({"volume": {"size": 1, "availability_zone": "az2"}})),
+            json!({"volume": {"size": 1, "availability_zone": "az2"}}),
         )
         .await;
     assert_eq!(unknown.status, 400, "{}", unknown.text);

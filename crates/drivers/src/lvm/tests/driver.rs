@@ -7,7 +7,7 @@ use clinker_types::SnapshotId;
 use serde_json::json;
 
 use super::super::*;
-use super::{Lv, Lvm, MIB, VG, backend, driver, lv, options, volume};
+use super::{Lv, Lvm, MIB, VG, backend, driver, lv, options, thin, thin_pool, volume};
 use crate::targets::fake::FakeTarget;
 use crate::testing::fixture;
 
@@ -24,16 +24,7 @@ async fn thin_and_auto_set_up_the_pool_like_cinder() {
     // 95 % of 10 GiB, in whole 4 MiB extents.
     assert_eq!(pool.size, (10u64 << 30) / 100 * 95 / (4 * MIB) * (4 * MIB));
     // auto with a pool already there: thin, nothing created.
-    let lvm = Lvm::new(
-        10,
-        vec![
-            Lv {
-                is_pool: true,
-                ..lv("cinder-volumes-pool", 9)
-            },
-            lv("volume-x", 1),
-        ],
-    );
+    let lvm = Lvm::new(10, vec![thin_pool(9), lv("volume-x", 1)]);
     let target = Arc::new(FakeTarget::new(
         &backend(&options(LvmType::Auto, VolumeClear::Zero)).target,
     ));
@@ -175,13 +166,7 @@ async fn creates_thick_mirrored_and_thin_volumes() {
         )]
     );
 
-    let lvm = Lvm::new(
-        10,
-        vec![Lv {
-            is_pool: true,
-            ..lv("cinder-volumes-pool", 9)
-        }],
-    );
+    let lvm = Lvm::new(10, vec![thin_pool(9)]);
     let d = driver(&lvm, options(LvmType::Thin, VolumeClear::Zero)).await;
     let thin = volume(50);
     d.create_volume(&thin).await.unwrap();
@@ -250,19 +235,7 @@ async fn snapshots_thick_and_thin() {
         Err(DriverError::NotFound(_))
     ));
 
-    let lvm = Lvm::new(
-        10,
-        vec![
-            Lv {
-                is_pool: true,
-                ..lv("cinder-volumes-pool", 9)
-            },
-            Lv {
-                pool: Some("cinder-volumes-pool".into()),
-                ..lv(&origin.name, 1)
-            },
-        ],
-    );
+    let lvm = Lvm::new(10, vec![thin_pool(9), thin(&origin.name, 1)]);
     let d = driver(&lvm, options(LvmType::Thin, VolumeClear::Zero)).await;
     d.create_snapshot(&snapshot).await.unwrap();
     assert_eq!(
@@ -283,10 +256,7 @@ async fn thin_volume_from_snapshot_and_clone_are_thin_snapshots() {
     let lvm = Lvm::new(
         10,
         vec![
-            Lv {
-                is_pool: true,
-                ..lv("cinder-volumes-pool", 9)
-            },
+            thin_pool(9),
             Lv {
                 pool: pool.clone(),
                 ..lv(&origin.name, 1)
@@ -622,19 +592,7 @@ async fn volume_clear_size_and_ionice_limit_the_wipe() {
 #[tokio::test]
 async fn thin_lvs_are_removed_without_a_wipe() {
     let v = volume(1);
-    let lvm = Lvm::new(
-        10,
-        vec![
-            Lv {
-                is_pool: true,
-                ..lv("cinder-volumes-pool", 9)
-            },
-            Lv {
-                pool: Some("cinder-volumes-pool".into()),
-                ..lv(&v.name, 1)
-            },
-        ],
-    );
+    let lvm = Lvm::new(10, vec![thin_pool(9), thin(&v.name, 1)]);
     let d = driver(&lvm, options(LvmType::Thin, VolumeClear::Zero)).await;
     d.delete_volume(&v).await.unwrap();
     assert_eq!(
@@ -816,14 +774,8 @@ async fn capability_report_thick_thin_and_mirrored() {
                 data_percent: 25.0,
                 ..lv("cinder-volumes-pool", 8)
             },
-            Lv {
-                pool: Some("cinder-volumes-pool".into()),
-                ..lv("volume-a", 20)
-            },
-            Lv {
-                pool: Some("cinder-volumes-pool".into()),
-                ..lv("volume-b", 5)
-            },
+            thin("volume-a", 20),
+            thin("volume-b", 5),
         ],
     );
     let mut opts = options(LvmType::Auto, VolumeClear::Zero);

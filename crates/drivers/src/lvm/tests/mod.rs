@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use clinker_config::{
-    BackendConfig, DriverConfig, LvmDriverOptions, LvmType, OverSubscription, TargetConfig,
-    TargetHelperKind, VolumeClear,
+    BackendConfig, DriverConfig, LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind,
+    VolumeClear,
 };
 use clinker_exec::{FakeRunner, Output};
 use clinker_types::VolumeId;
@@ -324,35 +324,39 @@ fn lv(name: &str, gb: u64) -> Lv {
     }
 }
 
-fn options(lvm_type: LvmType, clear: VolumeClear) -> LvmDriverOptions {
-    LvmDriverOptions {
-        volume_group: VG.into(),
-        lvm_type,
-        lvm_mirrors: 0,
-        lvm_conf_file: None,
-        lvm_suppress_fd_warnings: false,
-        lvm_share_target: false,
-        volume_clear: clear,
-        volume_clear_size_mib: 0,
-        volume_clear_ionice: None,
-        volume_dd_blocksize: "1M".into(),
+/// The thin pool `lvm_type = thin` makes in [`VG`].
+const POOL: &str = "cinder-volumes-pool";
+
+/// [`POOL`], of `gb` GiB.
+fn thin_pool(gb: u64) -> Lv {
+    Lv {
+        is_pool: true,
+        ..lv(POOL, gb)
     }
 }
 
+/// A thin LV in [`POOL`].
+fn thin(name: &str, gb: u64) -> Lv {
+    Lv {
+        pool: Some(POOL.into()),
+        ..lv(name, gb)
+    }
+}
+
+fn options(lvm_type: LvmType, clear: VolumeClear) -> LvmDriverOptions {
+    clinker_testkit::config::lvm_options(VG, lvm_type, clear)
+}
+
 fn backend(options: &LvmDriverOptions) -> BackendConfig {
+    // The fake target never touches its volumes_dir.
+    let target = TargetConfig::with_defaults(
+        TargetHelperKind::Fake,
+        std::env::temp_dir().join("clinker-unused-targets"),
+    );
     BackendConfig {
-        name: "lvm".into(),
         volume_backend_name: "lvm-1".into(),
-        backend_host: None,
-        availability_zone: None,
         reserved_percentage: 5,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver: DriverConfig::Lvm(options.clone()),
-        // The fake target never touches its volumes_dir.
-        target: TargetConfig::with_defaults(
-            TargetHelperKind::Fake,
-            std::env::temp_dir().join("clinker-unused-targets"),
-        ),
+        ..clinker_testkit::config::backend("lvm", DriverConfig::Lvm(options.clone()), target)
     }
 }
 

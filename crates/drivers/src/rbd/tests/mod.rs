@@ -10,7 +10,7 @@ mod scenarios;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clinker_config::{BackendConfig, DriverConfig, OverSubscription, RbdDriverOptions};
+use clinker_config::{BackendConfig, DriverConfig, RbdDriverOptions};
 use clinker_exec::{Command, CommandRunner, ExecError, FakeRunner, Output};
 use clinker_types::{SnapshotId, VolumeId};
 use serde_json::json;
@@ -42,18 +42,11 @@ pub(crate) fn options() -> RbdDriverOptions {
 }
 
 pub(crate) fn driver_with(runner: Arc<dyn CommandRunner>, options: RbdDriverOptions) -> RbdDriver {
+    let target = clinker_testkit::config::no_target(&std::env::temp_dir());
+    let driver = DriverConfig::Rbd(options.clone());
     let backend = BackendConfig {
-        name: "ceph".into(),
-        volume_backend_name: "ceph".into(),
-        backend_host: None,
-        availability_zone: None,
         reserved_percentage: 5,
-        max_over_subscription_ratio: OverSubscription::Ratio(20.0),
-        driver: DriverConfig::Rbd(options.clone()),
-        target: clinker_config::TargetConfig::with_defaults(
-            clinker_config::TargetHelperKind::None,
-            std::env::temp_dir(),
-        ),
+        ..clinker_testkit::config::backend("ceph", driver, target)
     };
     RbdDriver::new(&backend, options, runner)
 }

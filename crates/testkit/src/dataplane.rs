@@ -1,73 +1,73 @@
-//! Shared plumbing of the system tests: gating, tool discovery, running
-//! commands (through `HostRunner`, like the drivers) and cleanup that runs
-//! even when a test panics.
+//! The data-path system tests' plumbing: gating, running host tools
+//! (through `HostRunner`, like the drivers), a volume group on a loop
+//! device, a private tgtd, and a userspace iSCSI initiator (qemu-io,
+//! libiscsi) driven only by the connection info a driver or the API hands
+//! out. Everything is cleaned up even when a test panics.
 //!
 //! System tests touch the host (loop devices, LVM, a tgtd), so they run only
 //! with `CLINKER_SYSTEM_TESTS=1` or `CI=true`, and skip with a message
 //! otherwise. Under `CI=true` a missing tool or privilege is a failure, not
 //! a skip. `scripts/install-dataplane-tools.sh` installs everything.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use clinker_drivers::GIB;
+use clinker_config::{LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, VolumeClear};
 use clinker_exec::{Command, CommandRunner, HostRunner, Output};
-use clinker_types::connection::ConnectionInfo;
+use serde_json::{Map, Value};
 
-/// Whether system tests were asked for.
+use crate::env;
+
+const GIB: u64 = 1 << 30;
+const HINT: &str = "see scripts/install-dataplane-tools.sh";
+
+/// Whether system tests were asked for (prints the skip otherwise).
 pub fn enabled(test: &str) -> bool {
-    let on = std::env::var("CLINKER_SYSTEM_TESTS").is_ok_and(|v| v == "1") || in_ci();
-    if !on {
-        eprintln!("skipping system test {test}: set CLINKER_SYSTEM_TESTS=1 (or CI=true) to run it");
-    }
-    on
+    env::system_tests(test)
 }
 
-/// `CI=true`: missing prerequisites fail instead of skipping.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips (or, under CI, fails) with `reason`; returns false for `?`-style use.
+/// Skips (or, under CI, fails) system test `test` with `reason`; false.
 pub fn unmet(test: &str, reason: &str) -> bool {
-    assert!(
-        !in_ci(),
-        "system test {test} cannot run under CI=true: {reason} (see scripts/install-dataplane-tools.sh)"
-    );
-    eprintln!("skipping system test {test}: {reason} (see scripts/install-dataplane-tools.sh)");
-    false
+    env::unmet(&format!("system test {test}"), reason, HINT)
 }
 
-/// Finds `program` in `PATH` (and the sbin directories tools live in).
-pub fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
-}
-
-/// Checks that every tool exists and that we are root.
-pub fn prerequisites(test: &str, tools: &[&str]) -> bool {
+/// Asked for, every tool present, and root: whether `test` may run.
+pub fn ready(test: &str, tools: &[&str]) -> bool {
+    if !enabled(test) {
+        return false;
+    }
     let missing: Vec<&str> = tools
         .iter()
         .copied()
-        .filter(|t| find_program(t).is_none())
+        .filter(|t| env::find_program(t).is_none())
         .collect();
     if !missing.is_empty() {
         return unmet(test, &format!("missing tools: {}", missing.join(", ")));
     }
-    if !nix_is_root() {
+    if !is_root() {
         return unmet(test, "needs root (loop devices, LVM, tgtd)");
     }
     true
 }
 
-fn nix_is_root() -> bool {
+/// [`ready`], and qemu-io with its iscsi module (which the initiator side
+/// of the test needs).
+pub fn ready_with_qemu(test: &str, tools: &[&str]) -> Option<QemuIo> {
+    if !ready(test, tools) {
+        return None;
+    }
+    let qemu = QemuIo::find();
+    if qemu.is_none() {
+        unmet(
+            test,
+            "qemu-io with the iscsi module (CLINKER_QEMU_BIN, QEMU_MODULE_DIR) is missing",
+        );
+    }
+    qemu
+}
+
+fn is_root() -> bool {
     // /proc/self/status "Uid:" real effective ...; avoids unsafe getuid.
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -130,10 +130,15 @@ pub fn random_in(low: u32, high: u32) -> u32 {
 }
 
 /// A VG on a loop device, removed with everything in it on drop.
+#[derive(Debug)]
 pub struct LoopVg {
+    /// Holds the PV's backing file and the private `lvm.conf`.
     pub dir: tempfile::TempDir,
+    /// The PV's backing file.
     pub image: PathBuf,
+    /// The loop device over it.
     pub loop_device: String,
+    /// The VG's name.
     pub vg: String,
     extra_loops: Mutex<Vec<String>>,
 }
@@ -181,10 +186,28 @@ impl LoopVg {
         me
     }
 
+    /// The private `lvm.conf` (`lvm_conf_file`).
     pub fn conf_file(&self) -> PathBuf {
         self.dir.path().join("etc/lvm.conf")
     }
 
+    /// The LVM driver's options for this VG, through the private
+    /// `lvm.conf`, clearing `clear_mib` MiB of deleted volumes (0: all).
+    pub fn driver_options(
+        &self,
+        lvm_type: LvmType,
+        clear: VolumeClear,
+        clear_mib: u32,
+    ) -> LvmDriverOptions {
+        LvmDriverOptions {
+            lvm_conf_file: Some(self.conf_file()),
+            lvm_suppress_fd_warnings: true,
+            volume_clear_size_mib: clear_mib,
+            ..crate::config::lvm_options(&self.vg, lvm_type, clear)
+        }
+    }
+
+    /// An LVM command that reads only the private configuration.
     pub fn lvm(&self, program: &str) -> Command {
         Command::new(program)
             .env(
@@ -205,46 +228,41 @@ impl LoopVg {
         out.split_whitespace().map(str::to_owned).collect()
     }
 
+    /// One number LVM reports in bytes: `program --noheadings --units b
+    /// --nosuffix -o field of`.
+    async fn report_bytes(&self, program: &str, field: &str, of: &str) -> u64 {
+        let args = [
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            field,
+            of,
+        ];
+        run_ok(self.lvm(program).args(args))
+            .await
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Where `lv`'s bytes are in the PV's backing file: (offset, length).
     pub async fn lv_extent_range(&self, lv: &str) -> (u64, u64) {
-        let field = |text: &str| text.trim().to_owned();
-        let pe_start = field(
-            &run_ok(self.lvm("pvs").args([
-                "--noheadings",
-                "--units",
-                "b",
-                "--nosuffix",
-                "-o",
-                "pe_start",
-                self.loop_device.as_str(),
-            ]))
-            .await,
-        );
-        let extent = field(
-            &run_ok(self.lvm("vgs").args([
-                "--noheadings",
-                "--units",
-                "b",
-                "--nosuffix",
-                "-o",
-                "vg_extent_size",
-                self.vg.as_str(),
-            ]))
-            .await,
-        );
-        let ranges = field(
-            &run_ok(self.lvm("lvs").args([
-                "--noheadings",
-                "-o",
-                "seg_pe_ranges",
-                &format!("{}/{lv}", self.vg),
-            ]))
-            .await,
-        );
+        let pe_start = self
+            .report_bytes("pvs", "pe_start", &self.loop_device)
+            .await;
+        let extent = self.report_bytes("vgs", "vg_extent_size", &self.vg).await;
+        let ranges = run_ok(self.lvm("lvs").args([
+            "--noheadings",
+            "-o",
+            "seg_pe_ranges",
+            &format!("{}/{lv}", self.vg),
+        ]))
+        .await;
         // "/dev/loop3:256-511": one linear segment.
-        let (_, range) = ranges.rsplit_once(':').unwrap();
+        let (_, range) = ranges.trim().rsplit_once(':').unwrap();
         let (first, last) = range.split_once('-').unwrap();
-        let (pe_start, extent): (u64, u64) = (pe_start.parse().unwrap(), extent.parse().unwrap());
         let (first, last): (u64, u64) = (first.parse().unwrap(), last.parse().unwrap());
         (pe_start + first * extent, (last - first + 1) * extent)
     }
@@ -270,20 +288,14 @@ impl LoopVg {
         std::os::unix::fs::symlink(&loop_device, device).unwrap();
     }
 
+    /// Writes into the PV's backing file.
     pub fn write_at(&self, offset: u64, bytes: &[u8]) {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&self.image)
-            .unwrap();
-        f.write_all_at(bytes, offset).unwrap();
-        f.sync_all().unwrap();
+        crate::files::write_at(&self.image, offset, bytes);
     }
 
+    /// Reads from the PV's backing file.
     pub fn read_at(&self, offset: u64, len: usize) -> Vec<u8> {
-        let f = std::fs::File::open(&self.image).unwrap();
-        let mut buf = vec![0; len];
-        f.read_exact_at(&mut buf, offset).unwrap();
-        buf
+        crate::files::read_at(&self.image, offset, len)
     }
 }
 
@@ -311,15 +323,23 @@ impl Drop for LoopVg {
     }
 }
 
-/// A tgtd of our own, stopped on drop.
+/// A tgtd of our own on 127.0.0.1 with a random iSCSI port, a random
+/// control port (so parallel runs and a system tgtd do not collide) and a
+/// private configuration that includes only its own `volumes_dir`;
+/// stopped on drop.
+#[derive(Debug)]
 pub struct Tgtd {
+    /// Holds the configuration and `volumes_dir`.
     pub dir: tempfile::TempDir,
+    /// The iSCSI portal's port.
     pub port: u16,
+    /// `tgtd -C`.
     pub control_port: u16,
     pid: Option<u32>,
 }
 
 impl Tgtd {
+    /// Starts the daemon and waits until its portal listens.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let volumes = dir.path().join("volumes");
@@ -334,7 +354,7 @@ impl Tgtd {
             // tgtd accepts control ports up to 32767.
             let control_port = u16::try_from(random_in(20_000, 32_000)).unwrap();
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
-                || std::path::Path::new(&format!("/var/run/tgtd/socket.{control_port}")).exists()
+                || Path::new(&format!("/var/run/tgtd/socket.{control_port}")).exists()
             {
                 continue;
             }
@@ -370,14 +390,38 @@ impl Tgtd {
         panic!("no free port for tgtd");
     }
 
+    /// Where the tgtadm helper writes its target files.
     pub fn volumes_dir(&self) -> PathBuf {
         self.dir.path().join("volumes")
     }
 
+    /// The configuration that includes `volumes_dir`.
     pub fn conf_file(&self) -> PathBuf {
         self.dir.path().join("targets.conf")
     }
 
+    /// The `target_*` options of a backend exporting through this tgtd.
+    pub fn target_config(&self) -> TargetConfig {
+        let mut target = TargetConfig::with_defaults(TargetHelperKind::Tgtadm, self.volumes_dir());
+        target.target_port = self.port;
+        target.tgt_conf_file = Some(self.conf_file());
+        target.tgt_control_port = Some(self.control_port);
+        target
+    }
+
+    /// The same as backend options in `cinder.conf`.
+    pub fn target_options(&self) -> String {
+        format!(
+            "target_helper = tgtadm\ntarget_ip_address = 127.0.0.1\ntarget_port = {}\n\
+             volumes_dir = {}\ntgt_conf_file = {}\ntgt_control_port = {}\n",
+            self.port,
+            self.volumes_dir().display(),
+            self.conf_file().display(),
+            self.control_port
+        )
+    }
+
+    /// The IQNs `tgt-admin --show` lists.
     pub async fn target_iqns(&self) -> Vec<String> {
         let out = run_ok(Command::new("tgt-admin").args([
             "-C".to_owned(),
@@ -409,7 +453,7 @@ impl Drop for Tgtd {
         ]);
         if let Some(pid) = self.pid {
             let gone = (0..50).any(|_| {
-                let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                let gone = !Path::new(&format!("/proc/{pid}")).exists()
                     || std::fs::read_to_string(format!("/proc/{pid}/stat"))
                         .is_ok_and(|s| s.contains(") Z "));
                 if !gone {
@@ -429,29 +473,83 @@ impl Drop for Tgtd {
     }
 }
 
-/// qemu-io with the iscsi block module, if available.
-pub fn qemu_io() -> Option<(PathBuf, Option<String>)> {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let default_root = PathBuf::from(&home).join(".cache/clinker-qemu72/root");
-    let bin = std::env::var("CLINKER_QEMU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| default_root.join("usr/bin"));
-    let modules = std::env::var("QEMU_MODULE_DIR").ok().or_else(|| {
-        let dir = default_root.join("usr/lib/x86_64-linux-gnu/qemu");
-        dir.is_dir().then(|| dir.display().to_string())
-    });
-    let qemu_io = bin.join("qemu-io");
-    qemu_io.is_file().then_some((qemu_io, modules))
+/// qemu-io with the iscsi block module: a userspace initiator that writes
+/// and checks patterns.
+#[derive(Clone, Debug)]
+pub struct QemuIo {
+    /// The `qemu-io` binary.
+    pub bin: PathBuf,
+    /// `QEMU_MODULE_DIR`, where its iscsi module is.
+    pub modules: Option<String>,
 }
 
-/// The initiator's URL, built only from the connection info.
-pub fn iscsi_url(info: &ConnectionInfo) -> String {
-    let d = &info.data;
+impl QemuIo {
+    /// `CLINKER_QEMU_BIN` and `QEMU_MODULE_DIR`, defaulting to where
+    /// `scripts/install-dataplane-tools.sh` extracts them.
+    pub fn find() -> Option<Self> {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let default_root = PathBuf::from(&home).join(".cache/clinker-qemu72/root");
+        let bin = std::env::var("CLINKER_QEMU_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| default_root.join("usr/bin"));
+        let modules = std::env::var("QEMU_MODULE_DIR").ok().or_else(|| {
+            let dir = default_root.join("usr/lib/x86_64-linux-gnu/qemu");
+            dir.is_dir().then(|| dir.display().to_string())
+        });
+        let bin = bin.join("qemu-io");
+        bin.is_file().then_some(Self { bin, modules })
+    }
+
+    /// `qemu-io -c command … args` with the module directory set.
+    pub fn command<S: Into<String>>(
+        &self,
+        commands: &[&str],
+        args: impl IntoIterator<Item = S>,
+    ) -> Command {
+        let mut cmd = Command::new(self.bin.display().to_string());
+        for c in commands {
+            cmd = cmd.args(["-c", c]);
+        }
+        if let Some(modules) = &self.modules {
+            cmd = cmd.env("QEMU_MODULE_DIR", modules.clone());
+        }
+        cmd.args(args.into_iter().map(Into::into).collect::<Vec<String>>())
+    }
+
+    /// `qemu-io` on the raw image at `url`.
+    pub fn on(&self, commands: &[&str], url: &str) -> Command {
+        self.command(commands, ["-f", "raw", url])
+    }
+
+    /// Runs `commands` on `url`, which must succeed (`what` says what
+    /// they check).
+    pub async fn check(&self, what: &str, commands: &[&str], url: &str) {
+        let out = run(self.on(commands, url)).await;
+        assert!(
+            out.success(),
+            "qemu-io {what}: {} {}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+/// The patterns the iSCSI tests write at the start and near the end of a
+/// 1 GiB volume.
+pub const WRITE_PATTERNS: &[&str] = &["write -P 0x5a 0 4M", "write -P 0xa5 1020M 4M"];
+/// [`WRITE_PATTERNS`] read back and compared.
+pub const READ_PATTERNS: &[&str] = &["read -P 0x5a 0 4M", "read -P 0xa5 1020M 4M"];
+
+/// The initiator's URL (`iscsi://user%password@portal/iqn/lun`), built only
+/// from the connection info: its type and its data (`data` of a driver's
+/// answer, the flattened object of the attachments API).
+pub fn iscsi_url(driver_volume_type: &str, data: &Map<String, Value>) -> String {
     let s = |k: &str| {
-        d[k].as_str()
-            .unwrap_or_else(|| panic!("{k} missing: {d:?}"))
+        data.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{k} missing from {data:?}"))
     };
-    assert_eq!(info.driver_volume_type, "iscsi");
+    assert_eq!(driver_volume_type, "iscsi");
     assert_eq!(s("auth_method"), "CHAP");
     format!(
         "iscsi://{}%{}@{}/{}/{}",
@@ -459,17 +557,20 @@ pub fn iscsi_url(info: &ConnectionInfo) -> String {
         s("auth_password"),
         s("target_portal"),
         s("target_iqn"),
-        d["target_lun"]
+        data["target_lun"]
     )
 }
 
-pub fn qemu(qemu_io: &(PathBuf, Option<String>), commands: &[&str], url: &str) -> Command {
-    let mut cmd = Command::new(qemu_io.0.display().to_string()).args(["-f", "raw"]);
-    for c in commands {
-        cmd = cmd.args(["-c", c]);
-    }
-    if let Some(modules) = &qemu_io.1 {
-        cmd = cmd.env("QEMU_MODULE_DIR", modules.clone());
-    }
-    cmd.arg(url)
+/// CHAP is enforced on `target_path` (`portal/iqn/lun`): `user` with a
+/// wrong password is refused, as "Authentication failure".
+pub async fn assert_chap_refuses(user: &str, target_path: &str) {
+    let wrong =
+        run(Command::new("iscsi-inq").arg(format!("iscsi://{user}%wrongpassword@{target_path}")))
+            .await;
+    assert_ne!(wrong.code, 0, "a wrong CHAP password must be refused");
+    assert!(
+        wrong.stderr.contains("Authentication failure")
+            || wrong.stdout.contains("Authentication failure"),
+        "{wrong:?}"
+    );
 }
