@@ -40,7 +40,7 @@ pub enum DbError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A transaction lost a race (serialization failure, deadlock, busy);
-    /// retried by [`crate::Db::transaction`] and only surfaced when retries
+    /// retried by `crate::Db::transaction` and only surfaced when retries
     /// run out.
     #[error("transaction conflict: {0}")]
     Retryable(String),

@@ -1,11 +1,11 @@
 //! What Clinker's test suites share: the `clinker` process harness
 //! ([`process`]), an HTTP client speaking like the OpenStack clients
 //! ([`http`]), polling until a state is reached ([`poll`]), the skip-or-fail
-//! rule for services and tools a suite needs ([`env`], [`rabbit`],
+//! rule for services and tools a suite needs ([`mod@env`], [`rabbit`],
 //! [`dataplane`]), configuration text to typed config ([`config`]), byte
 //! checks on backing files ([`files`]), quota checks against a database
-//! ([`quota`], feature `db`) and the in-process cluster of real scheduler
-//! and volume services ([`cluster`], feature `cluster`).
+//! (`quota`, feature `db`) and the in-process cluster of real scheduler
+//! and volume services (`cluster`, feature `cluster`).
 //!
 //! Test support only: every crate takes it as a dev-dependency, and
 //! nothing else may depend on it (`xtask check-deps`). Failures here are

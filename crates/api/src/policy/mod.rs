@@ -356,7 +356,7 @@ fn refused(rule: &str) -> ApiError {
 /// (`None`: the caller's own project, Cinder's default target).
 ///
 /// # Errors
-/// 403 `forbidden` with Cinder's text "Policy doesn't allow <rule> to be
+/// 403 `forbidden` with Cinder's text "Policy doesn't allow `<rule>` to be
 /// performed.".
 pub fn enforce(ctx: &RequestContext, rule: &str, target_project_id: Option<&str>) -> ApiResult<()> {
     let target = target_project_id.map(Target::project).unwrap_or_default();

@@ -13,7 +13,7 @@ use super::{lookup_error, visible};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 
-/// A project's row and its repository: made by [`rows!`] for each model.
+/// A project's row and its repository: made by `rows!` for each model.
 #[async_trait::async_trait]
 pub trait Rows: Sized + Send + Sync + 'static {
     /// The id.

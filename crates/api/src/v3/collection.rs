@@ -5,7 +5,7 @@
 //! page body.
 //!
 //! A collection's model is bound to its repository with
-//! [`rows!`](crate::services::rows::rows) (query type, get, list and count
+//! `services::rows::rows!` (query type, get, list and count
 //! methods, Cinder's noun for a marker's not-found text, the policy rule),
 //! then implements [`Listed`]: how a request's [`ListParams`] become its
 //! query and how a page renders (usually through a

@@ -4,7 +4,7 @@
 //!
 //! Routes are registered once, without a project id; the pipeline strips
 //! a `/{project_id}` segment before routing (see
-//! [`crate::context::strip_project_segment`]) and remembers it for links.
+//! `context::strip_project_segment`) and remembers it for links.
 //! A first segment is a project id when no route starts with it
 //! ([`is_route_segment`]): Cinder takes any string there (noauth's
 //! `admin`, a Keystone project name used as an id), so the route table, not

@@ -7,10 +7,10 @@
 //! with `--format json`, run by the injected `CommandRunner` (see
 //! `docs/adr/0001-rbd-through-the-cli.md` for why not librbd):
 //!
-//! * [`cli`] builds the command lines and runs them with deadlines,
-//! * [`error`] classifies failures from exit codes (errno) and standard error,
-//! * [`json`] parses the outputs, [`capacity`] turns them into the report,
-//! * [`driver`] is the behaviour, operation by operation, and [`lineage`]
+//! * `cli` builds the command lines and runs them with deadlines,
+//! * `error` classifies failures from exit codes (errno) and standard error,
+//! * `json` parses the outputs, `capacity` turns them into the report,
+//! * `driver` is the behaviour, operation by operation, and `lineage`
 //!   the clone chains: protection, flattening at the clone depth, hidden
 //!   deletion of volumes that still have clones.
 
