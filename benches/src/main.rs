@@ -240,6 +240,11 @@ async fn main() -> anyhow::Result<()> {
         args.list_volumes = 100;
         args.list_samples = 5;
     }
+    // reqwest's rustls has no built-in crypto provider in this workspace
+    // (the bench talks HTTP only and depends on no Clinker crate).
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    #[allow(clippy::disallowed_methods)] // provider installed just above
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;

@@ -239,7 +239,7 @@ async fn swift_saio_swift_per_user_and_s3api() {
         wrong_checksum_is_refused(&engine, "checksums").await;
 
         // per_user: a token the user got, on backup_swift_url + project.
-        let response = reqwest::Client::new()
+        let response = clinker_runtime::http::client()
             .get(auth_url)
             .header("X-Auth-User", user)
             .header("X-Auth-Key", key)

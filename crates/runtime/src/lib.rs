@@ -6,6 +6,8 @@
 //! RPC consumers → close the [`Gate`] and wait for in-flight operations up to
 //! a deadline → stop periodic workers. Depends on `clinker-types` only.
 
+pub mod http;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

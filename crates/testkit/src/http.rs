@@ -30,7 +30,7 @@ impl Api {
     /// admin).
     pub fn new(base: impl Into<String>) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: clinker_runtime::http::client(),
             base: base.into(),
             version: None,
             token: None,

@@ -124,7 +124,7 @@ impl KeystoneAuthenticator {
             format!("{base}/v3")
         };
         let timeout = Duration::from_secs(options.http_connect_timeout);
-        let http = reqwest::Client::builder()
+        let http = clinker_runtime::http::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()

@@ -82,7 +82,7 @@ pub async fn get_server_volume(
     server_id: &str,
     volume_id: &str,
 ) -> Result<ServerVolume, ApiError> {
-    let http = reqwest::Client::builder()
+    let http = clinker_runtime::http::client_builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
         .build()

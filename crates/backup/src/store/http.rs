@@ -34,12 +34,7 @@ impl Default for HttpOptions {
 }
 
 pub(crate) fn client(options: &HttpOptions) -> Result<reqwest::Client, StoreError> {
-    // rustls needs one process-wide crypto provider; whoever installs it
-    // first wins. ring is deprecated only for lacking post-quantum key
-    // exchange, which aws-lc-rs has but would need cmake to build.
-    #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder().no_proxy();
+    let mut builder = clinker_runtime::http::client_builder().no_proxy();
     if !options.verify_tls {
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
