@@ -63,6 +63,9 @@ fn log_config_warnings(config: Config) -> anyhow::Result<Config> {
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let mut options = DbOptions::new(config.database.connection.clone());
     options.max_pool_size = config.database.max_pool_size;
+    options.max_overflow = config.database.max_overflow;
+    options.acquire_timeout = std::time::Duration::from_secs(config.database.pool_timeout);
+    options.max_lifetime = std::time::Duration::from_secs(config.database.connection_recycle_time);
     options.quota_defaults = QuotaDefaults::from_config(&config.default);
     let db = Db::connect(&options).await.with_context(|| {
         format!(

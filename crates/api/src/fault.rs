@@ -24,6 +24,9 @@ pub const RESOURCE_NOT_FOUND: &str = "The resource could not be found.";
 /// (scheduler, volume service) cannot be reached.
 pub const SERVICE_UNAVAILABLE: &str = "Service is unavailable at this time.";
 
+/// `Retry-After` on every 503: transient faults clear within seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: &str = "1";
+
 /// Why a request failed, with a message that is safe to show the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -201,6 +204,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A 503 here is transient (a database or broker under pressure,
+            // a service restarting): tell clients when to come back.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            );
+        }
         response
     }
 }
@@ -211,7 +222,12 @@ impl From<clinker_db::DbError> for ApiError {
     fn from(err: clinker_db::DbError) -> Self {
         match err.kind() {
             ErrorKind::NotFound => ApiError::not_found(RESOURCE_NOT_FOUND),
-            ErrorKind::Unavailable => ApiError::unavailable(),
+            ErrorKind::Unavailable => {
+                // The cause (too many connections, a lost server) is for the
+                // operator's log; the user gets Cinder's 503 text.
+                tracing::warn!(error = %err, "database unavailable; answering 503");
+                ApiError::unavailable()
+            }
             ErrorKind::Conflict => ApiError::conflict(err.to_string()),
             ErrorKind::InvalidState => ApiError::invalid_state(err.to_string()),
             ErrorKind::OverQuota => ApiError::over_quota(err.to_string()),
@@ -269,6 +285,23 @@ mod tests {
             ApiError::NotAcceptable("x".into()).status_and_fault().1,
             "computeFault"
         );
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after() {
+        let err = ApiError::from(clinker_db::DbError::Unavailable(
+            "Too many connections (code 1040)".into(),
+        ));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER).unwrap(),
+            UNAVAILABLE_RETRY_AFTER_SECONDS
+        );
+        // A transaction that lost every retry is transient too.
+        let err = ApiError::from(clinker_db::DbError::Retryable("deadlock".into()));
+        assert_eq!(err.status_and_fault().0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.user_message(), SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -213,8 +213,17 @@ pub struct DatabaseOptions {
     /// `connection`: an SQLAlchemy-style URL (`sqlite:///…`,
     /// `postgresql://…`, `mysql+pymysql://…`).
     pub connection: String,
-    /// `max_pool_size`.
+    /// `max_pool_size`: connections kept open (oslo.db's default, 5).
     pub max_pool_size: u32,
+    /// `max_overflow`: connections opened beyond `max_pool_size` under load
+    /// and closed when idle (oslo.db's default, 50).
+    pub max_overflow: u32,
+    /// `pool_timeout` seconds a request waits for a connection before it is
+    /// answered 503 (oslo.db's default, 30).
+    pub pool_timeout: u64,
+    /// `connection_recycle_time` seconds after which a connection is
+    /// replaced (oslo.db's default, 3600).
+    pub connection_recycle_time: u64,
 }
 
 /// `[oslo_messaging_rabbit]` options.
@@ -476,16 +485,22 @@ impl Config {
                     default.state_path.join("clinker.sqlite").display()
                 ),
             )?,
-            max_pool_size: u32::try_from(r.int("database", &[], "max_pool_size", 16, 1..=1000)?)
-                .unwrap_or(16),
+            max_pool_size: u32::try_from(r.int("database", &[], "max_pool_size", 5, 1..=1000)?)
+                .unwrap_or(5),
+            max_overflow: u32::try_from(r.int("database", &[], "max_overflow", 50, 0..=1000)?)
+                .unwrap_or(50),
+            pool_timeout: u64::try_from(r.int("database", &[], "pool_timeout", 30, 1..=3600)?)
+                .unwrap_or(30),
+            connection_recycle_time: u64::try_from(r.int(
+                "database",
+                &[],
+                "connection_recycle_time",
+                3600,
+                1..=i64::from(u32::MAX),
+            )?)
+            .unwrap_or(3600),
         };
-        for accepted in [
-            "connection_recycle_time",
-            "max_overflow",
-            "max_retries",
-            "retry_interval",
-            "db_max_retries",
-        ] {
+        for accepted in ["max_retries", "retry_interval", "db_max_retries"] {
             r.accept("database", accepted);
         }
         let messaging = MessagingOptions {

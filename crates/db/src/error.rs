@@ -103,16 +103,30 @@ pub(crate) fn classify(err: sqlx::Error) -> DbError {
                 "40001" | "40P01" | "1213" | "1205" | "5" | "6" | "517" | "261" => {
                     DbError::Retryable(message)
                 }
-                // PostgreSQL connection exceptions (class 08), admin shutdown,
-                // cannot connect now; MariaDB server gone / shutdown.
+                // The database is there but cannot serve this request now:
+                // PostgreSQL connection exceptions (class 08), too many
+                // connections (53300), admin / crash shutdown, cannot connect
+                // now; MariaDB too many connections (1040), user connection
+                // limits (1203, 1226), cannot connect (2002 socket, 2003 TCP),
+                // server gone / lost / shutting down (2006, 2013, 1053).
                 c if c.starts_with("08")
-                    || c == "57P01"
-                    || c == "57P03"
-                    || c == "2006"
-                    || c == "2013"
-                    || c == "1053" =>
+                    || matches!(
+                        c,
+                        "53300"
+                            | "57P01"
+                            | "57P02"
+                            | "57P03"
+                            | "1040"
+                            | "1203"
+                            | "1226"
+                            | "2002"
+                            | "2003"
+                            | "2006"
+                            | "2013"
+                            | "1053"
+                    ) =>
                 {
-                    DbError::Unavailable(message)
+                    DbError::Unavailable(format!("{message} (code {code})"))
                 }
                 _ => DbError::Internal(format!("{message} (code {code})")),
             }

@@ -150,10 +150,16 @@ impl QuotaDefaults {
 pub struct DbOptions {
     /// `[database] connection`, in Cinder's SQLAlchemy URL forms.
     pub connection: String,
-    /// `[database] max_pool_size`.
+    /// `[database] max_pool_size`: connections kept open.
     pub max_pool_size: u32,
-    /// How long to wait for a connection before answering "unavailable".
+    /// `[database] max_overflow`: more connections opened under load, closed
+    /// again once idle for [`OVERFLOW_IDLE`].
+    pub max_overflow: u32,
+    /// `[database] pool_timeout`: how long to wait for a connection before
+    /// answering "unavailable".
     pub acquire_timeout: Duration,
+    /// `[database] connection_recycle_time`: a connection's longest life.
+    pub max_lifetime: Duration,
     /// Quota defaults.
     pub quota_defaults: QuotaDefaults,
 }
@@ -163,12 +169,18 @@ impl DbOptions {
     pub fn new(connection: impl Into<String>) -> Self {
         Self {
             connection: connection.into(),
-            max_pool_size: 16,
-            acquire_timeout: Duration::from_secs(5),
+            max_pool_size: 5,
+            max_overflow: 50,
+            acquire_timeout: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(3600),
             quota_defaults: QuotaDefaults::default(),
         }
     }
 }
+
+/// How long a connection beyond `max_pool_size` may sit idle before it is
+/// closed.
+pub const OVERFLOW_IDLE: Duration = Duration::from_secs(60);
 
 /// A handle on the database: pools, dialect, clock. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -399,6 +411,12 @@ fn strip_python_params(rest: &str) -> String {
     }
 }
 
+/// Registers sqlx's engines with its `Any` driver (once per process).
+pub(crate) fn install_drivers() {
+    static DRIVERS: OnceLock<()> = OnceLock::new();
+    DRIVERS.get_or_init(sqlx::any::install_default_drivers);
+}
+
 impl Db {
     /// Opens the database (creating a SQLite file and its directory if
     /// needed). Does not migrate; call [`Db::migrate`].
@@ -406,8 +424,7 @@ impl Db {
     /// # Errors
     /// Bad URL, unreachable server.
     pub async fn connect(options: &DbOptions) -> Result<Self, DbError> {
-        static DRIVERS: OnceLock<()> = OnceLock::new();
-        DRIVERS.get_or_init(sqlx::any::install_default_drivers);
+        install_drivers();
         let (dialect, url) = translate_url(&options.connection)?;
         if dialect == Dialect::Sqlite
             && let Some(path) = url
@@ -428,7 +445,10 @@ impl Db {
             // Opened now, so a database that cannot be opened fails the
             // start; the readers open on first use.
             drop(write.acquire().await?);
-            let readers = options.max_pool_size.clamp(1, 8) as usize;
+            let readers = options
+                .max_pool_size
+                .saturating_add(options.max_overflow)
+                .clamp(1, 8) as usize;
             let read = SqliteConnections::new(readers, connect_options, options.acquire_timeout);
             (
                 Connections::Sqlite(Arc::new(write)),
@@ -436,8 +456,19 @@ impl Db {
             )
         } else {
             let pool = AnyPoolOptions::new()
-                .max_connections(options.max_pool_size)
+                // SQLAlchemy's QueuePool keeps max_pool_size connections and
+                // closes overflow ones on return; sqlx closes idle ones
+                // after idle_timeout, which only applies above
+                // min_connections, so the same shape holds.
+                .max_connections(
+                    options
+                        .max_pool_size
+                        .saturating_add(options.max_overflow)
+                        .max(1),
+                )
                 .min_connections(0)
+                .idle_timeout(Some(OVERFLOW_IDLE))
+                .max_lifetime(Some(options.max_lifetime))
                 .acquire_timeout(options.acquire_timeout)
                 .test_before_acquire(true)
                 .after_connect(move |conn, _meta| {

@@ -35,6 +35,8 @@ mod surface;
 pub use surface::*;
 mod migration;
 pub use migration::migration_moves_backing_type_quota_and_claims;
+mod pressure;
+pub use pressure::connection_limits_are_unavailable;
 
 /// A throw-away database on one engine.
 #[derive(Debug)]
@@ -221,6 +223,10 @@ pub async fn run_all(engine: Engine) {
     check!(migration_moves_backing_type_quota_and_claims);
     check!(manage_and_unmanage_volumes);
     check!(manage_and_unmanage_snapshots);
+    if let Some(t) = TestDatabase::open(engine).await {
+        connection_limits_are_unavailable(&t, engine).await;
+        t.drop_database().await;
+    }
 }
 
 pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId) -> NewVolume {

@@ -34,6 +34,43 @@ pub(crate) fn service_host_of(host: &str) -> String {
         .unwrap_or_else(|_| host.to_owned())
 }
 
+/// One volume with its metadata joined (one result row per metadata entry,
+/// at least one), by id.
+const VOLUME_BY_ID: &str = "SELECT v.id, v.user_id, v.project_id, v.host, v.size, v.availability_zone, v.status, \
+     v.attach_status, v.migration_status, v.display_name, v.display_description, v.provider_location, \
+     v.provider_auth, v.provider_id, v.volume_type_id, v.snapshot_id, v.source_volid, v.bootable, v.multiattach, \
+     v.encryption_key_id, v.consistencygroup_id, v.group_id, v.replication_status, v.previous_status, \
+     v.service_uuid, v.shared_targets, v.use_quota, v.cluster_name, v.created_at, v.updated_at, v.scheduled_at, \
+     v.launched_at, t.name AS volume_type_name, m.kind AS meta_kind, m.meta_key, m.meta_value \
+     FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id \
+     LEFT JOIN volume_metadata m ON m.volume_id = v.id WHERE v.id = ?";
+
+/// A volume (without attachments) from the rows of [`VOLUME_BY_ID`].
+fn volume_from_rows(id: VolumeId, found: &[sqlx::any::AnyRow]) -> Result<Volume, DbError> {
+    let Some(first) = found.first() else {
+        return Err(DbError::not_found("volume", id));
+    };
+    let mut volume = rows::volume(first)?;
+    for row in found {
+        use sqlx::Row;
+        let kind: Option<String> = row.try_get("meta_kind")?;
+        let (Some(kind), Some(key), Some(value)) = (
+            kind,
+            row.try_get::<Option<String>, _>("meta_key")?,
+            row.try_get::<Option<String>, _>("meta_value")?,
+        ) else {
+            continue;
+        };
+        match kind.as_str() {
+            "user" => volume.metadata.insert(key, value),
+            "admin" => volume.admin_metadata.insert(key, value),
+            "glance" => volume.glance_metadata.insert(key, value),
+            _ => None,
+        };
+    }
+    Ok(volume)
+}
+
 impl Db {
     /// Loads one volume row (no children) inside a transaction, locking it
     /// on engines that have row locks.
@@ -554,7 +591,7 @@ impl Db {
         new: &NewVolume,
         now: i64,
         limits: &BTreeMap<String, i64>,
-    ) -> Result<(), DbError> {
+    ) -> Result<Volume, DbError> {
         let (charges, _) = Self::new_volume_quota(new);
         let charge = QuotaCharge::new(&new.project_id, &charges);
         let unread = self.dialect == crate::Dialect::Sqlite;
@@ -567,15 +604,21 @@ impl Db {
                 None => Some(Vec::new()),
             }
         };
-        let (writes, update) =
+        let (mut writes, update) =
             self.new_volume_writes(new, now, &charge, limits, usage_rows.as_deref())?;
-        let written = tx.run(self, writes).await?;
+        // The answer is read in the same transaction and round trip as the
+        // writes: a committed create must never turn into an error because
+        // a second connection could not be had afterwards.
+        let read_back = writes.push(self, VOLUME_BY_ID, vec![Arg::Text(new.id.to_string())]);
+        let mut written = tx.run(self, writes).await?;
+        let rows = std::mem::take(&mut written[read_back].rows);
         let update = update.map(|i| &written[i]);
         if unread {
-            charge.check_unread(self, update, limits).await
+            charge.check_unread(self, update, limits).await?;
         } else {
-            charge.check(update)
+            charge.check(update)?;
         }
+        volume_from_rows(new.id, &rows)
     }
 
     /// The statements that insert a new volume: its quota charge (after a
@@ -758,48 +801,17 @@ impl VolumeRepository for Db {
         let limits = self.new_volume_limits(&new).await?;
         in_batched_transaction!(self, |tx| self
             .insert_new_volume_in(tx, &new, now, &limits)
-            .await)?;
-        self.get_volume(new.id).await
+            .await)
     }
 
     async fn get_volume(&self, id: VolumeId) -> Result<Volume, DbError> {
         // One query: the row with its metadata joined (one result row per
         // metadata entry, at least one). Status polls hit this path.
-        let sql = self.q(
-            "SELECT v.id, v.user_id, v.project_id, v.host, v.size, v.availability_zone, v.status, \
-             v.attach_status, v.migration_status, v.display_name, v.display_description, v.provider_location, \
-             v.provider_auth, v.provider_id, v.volume_type_id, v.snapshot_id, v.source_volid, v.bootable, v.multiattach, \
-             v.encryption_key_id, v.consistencygroup_id, v.group_id, v.replication_status, v.previous_status, \
-             v.service_uuid, v.shared_targets, v.use_quota, v.cluster_name, v.created_at, v.updated_at, v.scheduled_at, \
-             v.launched_at, t.name AS volume_type_name, m.kind AS meta_kind, m.meta_key, m.meta_value \
-             FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id \
-             LEFT JOIN volume_metadata m ON m.volume_id = v.id WHERE v.id = ?",
-        );
-        let found = sqlx::query(sql)
+        let found = sqlx::query(self.q(VOLUME_BY_ID))
             .bind(id.to_string())
             .fetch_all(&mut *self.reader().await?)
             .await?;
-        let Some(first) = found.first() else {
-            return Err(DbError::not_found("volume", id));
-        };
-        let mut volume = rows::volume(first)?;
-        for row in &found {
-            use sqlx::Row;
-            let kind: Option<String> = row.try_get("meta_kind")?;
-            let (Some(kind), Some(key), Some(value)) = (
-                kind,
-                row.try_get::<Option<String>, _>("meta_key")?,
-                row.try_get::<Option<String>, _>("meta_value")?,
-            ) else {
-                continue;
-            };
-            match kind.as_str() {
-                "user" => volume.metadata.insert(key, value),
-                "admin" => volume.admin_metadata.insert(key, value),
-                "glance" => volume.glance_metadata.insert(key, value),
-                _ => None,
-            };
-        }
+        let mut volume = volume_from_rows(id, &found)?;
         self.load_attachments(std::slice::from_mut(&mut volume))
             .await?;
         Ok(volume)

@@ -17,6 +17,8 @@
 
 pub mod amqp;
 pub mod api;
+pub mod backoff;
+pub mod cast;
 pub mod dispatch;
 pub mod local;
 pub mod notify;

@@ -16,6 +16,7 @@ use clinker_types::RemoteError;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::cast::run_cast;
 use crate::{
     ConsumerHandle, Notification, RpcError, RpcHandler, RpcMessage, Subscription, Target, Transport,
 };
@@ -196,10 +197,17 @@ impl Transport for LocalTransport {
                     },
                 };
                 let handler = handler.clone();
+                let stopped = stopped.clone();
                 tokio::spawn(async move {
-                    let result = handler.handle(delivery.message).await;
-                    if let Some(reply) = delivery.reply {
-                        let _ = reply.send(result);
+                    match delivery.reply {
+                        Some(reply) => {
+                            let _ = reply.send(handler.handle(delivery.message).await);
+                        }
+                        // A cast runs to its end; one still failing when the
+                        // consumer stops is left to the journal's recovery.
+                        None => {
+                            run_cast(handler.as_ref(), delivery.message, "local", &stopped).await;
+                        }
                     }
                 });
             }

@@ -26,6 +26,11 @@ mod retype;
 use crate::host_manager::{HostManager, claim_limit_gb};
 use crate::weighers::{Weigher, order_by_weight};
 
+/// How long a create waits for a backend whose heartbeat is fresh but whose
+/// queue cannot be reached (no consumer, broker away) before trying the next
+/// backend. A broker restart takes services a few seconds to re-declare.
+pub const UNREACHABLE_BACKEND_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Scheduler settings from the configuration.
 #[derive(Clone, Debug)]
 pub struct SchedulerOptions {
@@ -206,6 +211,7 @@ impl SchedulerManager {
             )));
         }
         let thick = Self::filter_request(spec).is_thick();
+        let mut transient_failures = 0u32;
         for pool in self.candidates(spec, &retry).await? {
             let limit = claim_limit_gb(&pool, thick);
             match self
@@ -234,19 +240,16 @@ impl SchedulerManager {
                 },
                 allow_reschedule: self.options.max_attempts > 1,
             };
-            match self
-                .volume_rpc
-                .create_volume(context, &pool.host, &cast)
-                .await
-            {
+            match self.cast_create(context, &pool.host, &cast).await {
                 Ok(()) => {
                     tracing::debug!(volume_id = %spec.volume_id, pool = %pool.host, "placed volume");
                     return Ok(Placement::Done);
                 }
                 Err(e) => {
-                    // The backend went away between its last report and now:
-                    // give the capacity back and try the next pool.
+                    // The backend's queue stayed unreachable for the whole
+                    // wait: give the capacity back and try the next pool.
                     tracing::warn!(volume_id = %spec.volume_id, pool = %pool.host, error = %e, "cast to backend failed");
+                    transient_failures += 1;
                     self.db
                         .release_volume_placement(spec.volume_id, &pool.host)
                         .await
@@ -254,10 +257,54 @@ impl SchedulerManager {
                 }
             }
         }
+        if transient_failures > 0 {
+            // Every backend that passed the filters is up by its heartbeat
+            // but could not be reached now (a broker restart, a service
+            // re-declaring its queues): not a placement failure. The cast
+            // is run again; a backend that is really gone stops passing
+            // the filters once its heartbeat is older than
+            // service_down_time, and then the create fails as Cinder's does.
+            return Err(RemoteError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{transient_failures} backend(s) for volume {} unreachable right now",
+                    spec.volume_id
+                ),
+            ));
+        }
         Ok(Placement::NoValidBackend(match &retry.exc {
             Some(last) => format!("No valid backend was found. {last}"),
             None => "No valid backend was found. No weighed backends available".to_owned(),
         }))
+    }
+
+    /// Casts `create_volume` to `host`. A queue with no consumer right now
+    /// (the service re-declaring after a broker restart) or a broker away
+    /// is waited for up to [`UNREACHABLE_BACKEND_WAIT`] before the pool is
+    /// given up.
+    async fn cast_create(
+        &self,
+        context: &RequestContext,
+        host: &str,
+        cast: &CreateVolumeArgs,
+    ) -> Result<(), clinker_rpc::RpcError> {
+        let deadline = tokio::time::Instant::now() + UNREACHABLE_BACKEND_WAIT;
+        let mut backoff = clinker_rpc::backoff::Backoff::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(2),
+        );
+        loop {
+            match self.volume_rpc.create_volume(context, host, cast).await {
+                Err(e)
+                    if e.kind() == ErrorKind::Unavailable
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::info!(volume_id = %cast.volume_id, pool = host, error = %e, "backend unreachable; waiting for it");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn record_message(

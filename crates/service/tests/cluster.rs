@@ -323,6 +323,64 @@ async fn restart_resumes_deletes_fails_creates_and_removes_orphans() {
     quota::assert_recount_matches(c.db.as_ref(), PROJECT, &["volumes"]).await;
 }
 
+/// Records the create casts a backend's queue receives.
+struct Recorder(tokio::sync::mpsc::UnboundedSender<clinker_rpc::RpcMessage>);
+
+#[async_trait::async_trait]
+impl clinker_rpc::RpcHandler for Recorder {
+    async fn handle(
+        &self,
+        message: clinker_rpc::RpcMessage,
+    ) -> Result<serde_json::Value, clinker_types::RemoteError> {
+        let _ = self.0.send(message);
+        Ok(serde_json::Value::Null)
+    }
+}
+
+/// A backend that is up by its heartbeat but whose queue has no consumer
+/// right now (re-declaring after a broker restart) is waited for: the create
+/// reaches it once it consumes again, and is not failed as "No valid
+/// backend was found".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_waits_for_a_backend_whose_queue_is_briefly_unconsumed() {
+    let mut c = ServiceCluster::start(FILE_BACKEND).await;
+    let warm = create(&c, 1, &[], None).await;
+    c.wait_available(warm).await;
+    c.stop_volume_services().await;
+
+    let id = create(&c, 1, &[], None).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        c.db.get_volume(id).await.unwrap().status,
+        VolumeStatus::Creating,
+        "an unconsumed queue is not a failed placement"
+    );
+    // The backend's queue is consumed again (without a restart, so no
+    // init_host settles the row): the waiting create arrives there.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _consumer = c
+        .transport
+        .consume(
+            vec![clinker_rpc::Subscription::Queue(
+                clinker_rpc::Target::server("cinder-volume", "node1@file"),
+            )],
+            Arc::new(Recorder(tx)),
+        )
+        .await
+        .unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("the create reached the backend")
+        .unwrap();
+    assert_eq!(message.method, "create_volume");
+    assert_eq!(message.args["volume_id"], id.to_string());
+    assert_eq!(
+        c.db.get_volume(id).await.unwrap().status,
+        VolumeStatus::Creating
+    );
+    assert!(messages_about(&c, id).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_whose_driver_fails_is_down_but_visible() {
     let c = ServiceCluster::start("enabled_backends = broken\n[broken]\nvolume_driver = file\nfile_volumes_dir = /proc/clinker/nowhere\n").await;

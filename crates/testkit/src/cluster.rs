@@ -95,6 +95,14 @@ impl ServiceCluster {
         }
     }
 
+    /// Stops the volume services only (the scheduler, started first, keeps
+    /// running); their heartbeats stay fresh until `service_down_time`.
+    pub async fn stop_volume_services(&mut self) {
+        for s in self.services.drain(1..) {
+            s.stop(Duration::from_secs(5)).await;
+        }
+    }
+
     /// Stops every service, as a shutdown does.
     pub async fn stop_services(&mut self) {
         for s in self.services.drain(..) {

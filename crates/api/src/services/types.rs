@@ -21,7 +21,7 @@ use clinker_db::{
 use clinker_rpc::RequestContext;
 use clinker_types::group::GroupType;
 use clinker_types::model::VolumeType;
-use clinker_types::{GroupTypeId, Timestamp, VolumeTypeId};
+use clinker_types::{ErrorKind, GroupTypeId, Timestamp, VolumeTypeId};
 
 use super::lookup_error;
 use crate::ApiState;
@@ -529,6 +529,11 @@ pub async fn delete_spec<T: TypeKind>(
 pub async fn default_type(state: &ApiState) -> ApiResult<VolumeType> {
     let name = &state.config.default.default_volume_type;
     state.db.get_volume_type_by_name(name).await.map_err(|e| {
+        // Only a missing type is a misconfiguration; a database that cannot
+        // answer now stays a 503.
+        if e.kind() != ErrorKind::NotFound {
+            return ApiError::from(e);
+        }
         ApiError::internal(format!(
             "The request cannot be fulfilled as the default volume type {name} cannot be found. ({e})"
         ))

@@ -30,11 +30,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::AmqpOptions;
-use super::backoff::Backoff;
 use super::call::{PendingCalls, receive_replies};
 use super::publisher::PublisherPool;
 use super::url::{BrokerAddress, TransportUrl};
 use crate::RpcError;
+use crate::backoff::Backoff;
 
 /// Lapin's connection events, boxed so a reconnect can swap the stream.
 pub(crate) type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;

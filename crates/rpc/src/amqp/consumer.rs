@@ -49,6 +49,7 @@ use super::ShutdownGuard;
 use super::connection::{NoSession, Session, Shared};
 use super::publisher::{self, Outgoing, Prepare};
 use super::wire;
+use crate::cast::{CastOutcome, run_cast};
 use crate::{ConsumerHandle, RpcError, RpcHandler, Subscription};
 
 /// How long an attachment must have served for a loss to restart the
@@ -392,6 +393,7 @@ async fn serve(
                         spec.handler.clone(),
                         queue,
                         delivery,
+                        stop.clone(),
                     ));
                 }
                 Err(e) => last_error = Some(format!("{queue}: {e}")),
@@ -413,6 +415,7 @@ async fn handle_delivery(
     handler: Arc<dyn RpcHandler>,
     queue: Arc<str>,
     delivery: Delivery,
+    stop: CancellationToken,
 ) {
     let message = match wire::decode_message(&delivery.data) {
         Ok(message) => message,
@@ -436,17 +439,43 @@ async fn handle_delivery(
     let method = message.method.clone();
     let reply_to = delivery.properties.reply_to().clone();
     let correlation_id = delivery.properties.correlation_id().clone();
+    let call = reply_to.is_some() && correlation_id.is_some();
     // A panicking handler must not leave its message unacknowledged: it
     // would be redelivered (and panic again) after every reconnect.
-    let outcome = AssertUnwindSafe(handler.handle(message))
-        .catch_unwind()
-        .await;
-    let (result, poisoned) = match outcome {
-        Ok(result) => (result, false),
-        Err(_) => {
-            tracing::error!(queue = %queue, method, "handler panicked; dropping the message");
-            let error = RemoteError::new(ErrorKind::Internal, format!("{method} failed"));
-            (Err(error), true)
+    let (result, poisoned) = if call {
+        match AssertUnwindSafe(handler.handle(message))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => (result, false),
+            Err(_) => {
+                tracing::error!(queue = %queue, method, "handler panicked; dropping the message");
+                let error = RemoteError::new(ErrorKind::Internal, format!("{method} failed"));
+                (Err(error), true)
+            }
+        }
+    } else {
+        // A cast: run to its end (transient failures retried, every
+        // failure logged); a stop mid-retry leaves it for redelivery.
+        match AssertUnwindSafe(run_cast(handler.as_ref(), message, &queue, &stop))
+            .catch_unwind()
+            .await
+        {
+            Ok(CastOutcome::Done | CastOutcome::Failed) => (Ok(serde_json::Value::Null), false),
+            Ok(CastOutcome::Interrupted) => {
+                if let Err(e) = delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: true })
+                    .await
+                {
+                    tracing::debug!(queue = %queue, method, error = %e, "requeue failed; the broker redelivers on channel close");
+                }
+                return;
+            }
+            Err(_) => {
+                tracing::error!(queue = %queue, method, "handler panicked; dropping the message");
+                (Ok(serde_json::Value::Null), true)
+            }
         }
     };
     if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
@@ -594,6 +623,30 @@ async fn delete_queues(session: &Session, queues: &[(String, QueueKind)]) {
         let Ok(channel) = with_timeout(session.open_channel()).await else {
             return;
         };
+        if *kind == QueueKind::Shared {
+            // Another service still consuming the shared queue (or messages
+            // waiting in it) is the usual case on a clean shutdown: ask
+            // first, because a refused conditional delete is a channel
+            // error the broker and the client log as PRECONDITION_FAILED.
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            match with_timeout(channel.queue_declare(
+                queue.as_str().into(),
+                passive,
+                FieldTable::default(),
+            ))
+            .await
+            {
+                Ok(q) if q.consumer_count() == 0 && q.message_count() == 0 => {}
+                _ => {
+                    tracing::debug!(queue = %queue, "kept a shared queue still in use");
+                    close_channel(&channel, "queue cleanup").await;
+                    continue;
+                }
+            }
+        }
         let options = match kind {
             QueueKind::Fanout => QueueDeleteOptions::default(),
             QueueKind::Shared => QueueDeleteOptions {

@@ -37,7 +37,6 @@
 //! TLS is not compiled in (lapin without a TLS backend); `ssl=1` in the
 //! `transport_url` is refused at startup.
 
-mod backoff;
 mod call;
 mod connection;
 mod consumer;

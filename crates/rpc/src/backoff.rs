@@ -1,4 +1,5 @@
-//! Jittered exponential backoff for reconnects and consumer re-declares.
+//! Jittered exponential backoff for reconnects, consumer re-declares and
+//! retried casts.
 //!
 //! Every client of a broker that restarts loses its connection at the same
 //! instant; reconnecting on a fixed schedule turns that into a thundering
