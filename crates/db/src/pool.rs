@@ -153,7 +153,7 @@ pub struct DbOptions {
     /// `[database] max_pool_size`: connections kept open.
     pub max_pool_size: u32,
     /// `[database] max_overflow`: more connections opened under load, closed
-    /// again once idle for [`OVERFLOW_IDLE`].
+    /// again once idle for a minute.
     pub max_overflow: u32,
     /// `[database] pool_timeout`: how long to wait for a connection before
     /// answering "unavailable".
