@@ -221,7 +221,9 @@ async fn cinder(
     };
     let report = if dry_run && db.schema_version().await? == 0 {
         // Nothing to compare against: only read the source.
-        cinder_import::plan(&source, &options).await.map(|p| p.report)
+        cinder_import::plan(&source, &options)
+            .await
+            .map(|p| p.report)
     } else {
         cinder_import::import(db, &source, &options).await
     };

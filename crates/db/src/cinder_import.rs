@@ -31,8 +31,10 @@ use crate::pool::{Db, DbOptions, Dialect, in_transaction};
 
 /// Cinder schema revisions (`alembic_version.version_num`) this importer
 /// reads, with the releases that have them.
-pub const KNOWN_REVISIONS: &[(&str, &str)] =
-    &[("9c74c1c6971f", "Cinder 25.0 (2024.2 Dalmatian) to 29.x (2025.x)")];
+pub const KNOWN_REVISIONS: &[(&str, &str)] = &[(
+    "9c74c1c6971f",
+    "Cinder 25.0 (2024.2 Dalmatian) to 29.x (2025.x)",
+)];
 
 /// How long Cinder keeps a user message when a row has no `expires_at`
 /// (`message_ttl`, 30 days).
@@ -227,17 +229,23 @@ struct Row(Vec<(&'static str, V)>);
 
 impl Row {
     fn text(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).and_then(|(_, v)| match v {
-            V::T(t) => t.as_deref(),
-            V::I(_) => None,
-        })
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| match v {
+                V::T(t) => t.as_deref(),
+                V::I(_) => None,
+            })
     }
 
     fn int(&self, name: &str) -> Option<i64> {
-        self.0.iter().find(|(n, _)| *n == name).and_then(|(_, v)| match v {
-            V::I(i) => *i,
-            V::T(_) => None,
-        })
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| match v {
+                V::I(i) => *i,
+                V::T(_) => None,
+            })
     }
 
     fn set(&mut self, name: &str, value: V) {
@@ -433,7 +441,10 @@ fn detail_text(id: &str) -> &'static str {
 }
 
 /// Every kind Clinker models, in the order they are written.
-#[expect(clippy::too_many_lines, reason = "one declaration per kind, read as a table")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one declaration per kind, read as a table"
+)]
 fn specs(s: &Src) -> Vec<Spec> {
     let ts = |c: &str| s.ts(c);
     let int = |c: &str| s.int(c);
@@ -494,7 +505,7 @@ fn specs(s: &Src) -> Vec<Spec> {
                     i("updated_at", ts("s.updated_at")),
                     i("modified_at", ts("s.modified_at")),
                 ],
-                format!("services s WHERE {}", live("s")),
+                format!("services s WHERE {} ORDER BY s.id", live("s")),
             )
         },
         spec(
@@ -549,11 +560,17 @@ fn specs(s: &Src) -> Vec<Spec> {
             "volume_type_id",
             vec![
                 t("volume_type_id", "e.volume_type_id"),
-                t("encryption_id", "COALESCE(e.encryption_id, e.volume_type_id)"),
+                t(
+                    "encryption_id",
+                    "COALESCE(e.encryption_id, e.volume_type_id)",
+                ),
                 t("provider", "COALESCE(e.provider, '')"),
                 t("cipher", "e.cipher"),
                 i("key_size", int("e.key_size")),
-                t("control_location", "COALESCE(e.control_location, 'front-end')"),
+                t(
+                    "control_location",
+                    "COALESCE(e.control_location, 'front-end')",
+                ),
                 i("created_at", created("e")),
                 i("updated_at", ts("e.updated_at")),
             ],
@@ -1047,7 +1064,7 @@ const NOT_CARRIED: &[(&str, bool, &str, &str)] = &[
 
 /// Clinker tables an import fills, cleared first (the fixed
 /// `default_cgsnapshot_type` group type stays).
-const TARGET_TABLES: &[&str] = &[
+pub const TARGET_TABLES: &[&str] = &[
     "services",
     "volume_types",
     "volume_type_extra_specs",
@@ -1086,7 +1103,9 @@ pub struct Plan {
 
 impl fmt::Debug for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plan").field("report", &self.report).finish()
+        f.debug_struct("Plan")
+            .field("report", &self.report)
+            .finish()
     }
 }
 
@@ -1386,9 +1405,9 @@ pub async fn import(
             } else {
                 "group_type_id"
             };
-            sqlx::query(sqlx::AssertSqlSafe(target.dynamic(format!(
-                "DELETE FROM {table} WHERE {column} <> ?"
-            ))))
+            sqlx::query(sqlx::AssertSqlSafe(
+                target.dynamic(format!("DELETE FROM {table} WHERE {column} <> ?")),
+            ))
             .bind(DEFAULT_CGSNAPSHOT_TYPE_ID)
             .execute(&mut *tx)
             .await?;
@@ -1521,6 +1540,26 @@ pub async fn previous_import(target: &Db) -> Result<Option<(String, i64)>, DbErr
     Ok(row)
 }
 
+/// The number of rows of each table an import fills (`group_types` and
+/// `group_type_specs` included).
+///
+/// # Errors
+/// The database is unreachable.
+pub async fn row_counts(db: &Db) -> Result<BTreeMap<&'static str, i64>, DbError> {
+    let mut counts = BTreeMap::new();
+    for table in TARGET_TABLES
+        .iter()
+        .chain(&["group_types", "group_type_specs"])
+    {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&mut *db.reader().await?)
+                .await?;
+        counts.insert(*table, n);
+    }
+    Ok(counts)
+}
+
 /// What user data `target` holds (empty for a freshly synced database).
 async fn user_data(target: &Db, default_type: &str) -> Result<Vec<String>, DbError> {
     let mut found = Vec::new();
@@ -1533,11 +1572,10 @@ async fn user_data(target: &Db, default_type: &str) -> Result<Vec<String>, DbErr
         "quota_classes",
         "transfers",
     ] {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM {table}"
-        )))
-        .fetch_one(&mut *target.reader().await?)
-        .await?;
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&mut *target.reader().await?)
+                .await?;
         if n > 0 {
             found.push(format!("{n} {table}"));
         }
