@@ -303,6 +303,18 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
             .await;
         let (views, problems) = compare_views(&Api::new(base.clone()), &base).await;
         api_proc.terminate().await;
+
+        // --replace starts over and lands the same rows.
+        let again = import(&conf, &from, &["--replace"]).await;
+        assert!(again.status.success(), "{}", text(&again));
+        assert!(text(&again).contains("imported in one transaction"));
+        assert_eq!(
+            clinker_db::cinder_import::row_counts(&target.db)
+                .await
+                .unwrap(),
+            after,
+            "{engine:?}: --replace"
+        );
         assert_eq!(views, 132);
         assert!(
             problems.is_empty(),
@@ -359,6 +371,27 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
     let empty = clinker_db::cinder_import::row_counts(&target.db)
         .await
         .unwrap();
+
+    // A Clinker database with data of its own is not overwritten.
+    target
+        .execute_script(
+            "INSERT INTO quotas (project_id, resource, hard_limit) VALUES ('p', 'volumes', 1)",
+        )
+        .await;
+    let with_data = clinker_db::cinder_import::row_counts(&target.db)
+        .await
+        .unwrap();
+    let refused = import(&conf, &from, &[]).await;
+    let said = text(&refused);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("already holds data of its own (1 quotas)"), "{said}");
+    assert_eq!(
+        clinker_db::cinder_import::row_counts(&target.db)
+            .await
+            .unwrap(),
+        with_data
+    );
+    target.execute_script("DELETE FROM quotas").await;
 
     // A Cinder volume service that reported just now.
     source
