@@ -31,6 +31,10 @@ const DUMP: &str = include_str!("fixtures/cinder29/cinder29-mariadb.sql");
 const EXPECTED: &str = include_str!("fixtures/cinder29/expected-api.json");
 /// Where Cinder's API was when the views were captured.
 const CINDER_ENDPOINT: &str = "http://127.0.0.1:8797";
+/// The fixture's `a-snap-source` (two snapshots, one with metadata) and
+/// `a-boot-debian` (image metadata).
+const SNAP_SOURCE: &str = "9a306040-2679-4815-8e52-b54db2995b82";
+const BOOT: &str = "52399d84-345d-4b8d-8bce-5a8ca1d79dda";
 
 /// Differences from Cinder's views that are deliberate: (view path
 /// contains, field pointer prefix, why). Each is in
@@ -384,7 +388,10 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
     let refused = import(&conf, &from, &[]).await;
     let said = text(&refused);
     assert!(!refused.status.success(), "{said}");
-    assert!(said.contains("already holds data of its own (1 quotas)"), "{said}");
+    assert!(
+        said.contains("already holds data of its own (1 quotas)"),
+        "{said}"
+    );
     assert_eq!(
         clinker_db::cinder_import::row_counts(&target.db)
             .await
@@ -392,6 +399,32 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
         with_data
     );
     target.execute_script("DELETE FROM quotas").await;
+
+    // A volume Clinker cannot take is skipped and reported with what
+    // depends on it.
+    source
+        .execute_script(&format!(
+            "UPDATE volumes SET status = 'frobnicating' WHERE id = '{SNAP_SOURCE}'; \
+             UPDATE volume_glance_metadata SET value = REPEAT('x', 300) \
+             WHERE volume_id = '{BOOT}' AND `key` = 'image_name'"
+        ))
+        .await;
+    let dry = import(&conf, &from, &["--dry-run"]).await;
+    let said = text(&dry);
+    assert!(dry.status.success(), "{said}");
+    for line in [
+        format!("volume {SNAP_SOURCE}: unknown status \"frobnicating\""),
+        format!(
+            "snapshot 30b5e372-9ba3-48a0-8754-83333c601b09: its volume {SNAP_SOURCE} is skipped"
+        ),
+        "snapshot metadata purpose: its snapshot 30b5e372-9ba3-48a0-8754-83333c601b09 is skipped"
+            .to_owned(),
+        "volume image metadata image_name: meta_value is 300 characters long".to_owned(),
+    ] {
+        assert!(said.contains(&line), "no {line:?} in\n{said}");
+    }
+    assert!(reported(&said, "volume", 25), "{said}");
+    assert!(reported(&said, "snapshot", 4), "{said}");
 
     // A Cinder volume service that reported just now.
     source

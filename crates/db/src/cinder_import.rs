@@ -321,6 +321,29 @@ fn status<S: std::str::FromStr>(row: &Row, col: &str) -> Result<(), String> {
         .map_err(|_| format!("unknown {col} {value:?}"))
 }
 
+/// Clinker's unbounded text columns; every other text column holds at
+/// most 255 characters.
+const UNBOUNDED_COLUMNS: &[&str] = &["connection_info", "connector"];
+
+/// A value longer than Clinker's column (Cinder's glance metadata values
+/// are TEXT, `provider_location` 256 characters): the row is reported
+/// instead of failing the whole import on engines that enforce lengths.
+fn too_long(row: &Row) -> Option<String> {
+    row.0.iter().find_map(|(name, value)| match value {
+        V::T(Some(text))
+            if !name.starts_with('_')
+                && !UNBOUNDED_COLUMNS.contains(name)
+                && text.chars().count() > 255 =>
+        {
+            Some(format!(
+                "{name} is {} characters long; Clinker keeps at most 255",
+                text.chars().count()
+            ))
+        }
+        _ => None,
+    })
+}
+
 fn check_volume(row: &Row) -> Result<(), String> {
     status::<VolumeStatus>(row, "status")?;
     status::<AttachStatus>(row, "attach_status")?;
@@ -1245,7 +1268,7 @@ pub async fn plan(source: &Db, options: &ImportOptions) -> Result<Plan, DbError>
             });
             let verdict = match parent_gone {
                 Some(reason) => Err(reason),
-                None => (spec.check)(&row),
+                None => too_long(&row).map_or_else(|| (spec.check)(&row), Err),
             };
             match verdict {
                 Ok(()) => {
