@@ -1623,3 +1623,80 @@ impl Db {
             && !table_exists(self, "clinker_migrations").await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(values: &[(&'static str, V)]) -> Row {
+        Row(values.to_vec())
+    }
+
+    #[test]
+    fn messages_get_cinder_texts_and_a_default_expiry() {
+        let mut m = row(&[
+            ("user_message", V::T(Some(String::new()))),
+            ("created_at", V::I(Some(5))),
+            ("expires_at", V::I(None)),
+            ("_action_id", V::T(Some("013".into()))),
+            ("_detail_id", V::T(Some("021".into()))),
+        ]);
+        fix_message(&mut m);
+        assert_eq!(
+            m.text("user_message"),
+            Some("create backup:Failed to attach volume.")
+        );
+        assert_eq!(m.int("expires_at"), Some(5 + MESSAGE_TTL_MICROS));
+        let mut unknown = row(&[
+            ("user_message", V::T(None)),
+            ("_action_id", V::T(None)),
+            ("_detail_id", V::T(Some("999".into()))),
+        ]);
+        fix_message(&mut unknown);
+        assert_eq!(
+            unknown.text("user_message"),
+            Some("An unknown error occurred.")
+        );
+    }
+
+    #[test]
+    fn long_values_and_unknown_statuses_are_refused_per_row() {
+        let long = row(&[("meta_value", V::T(Some("x".repeat(256))))]);
+        assert!(too_long(&long).unwrap().contains("256 characters"));
+        let info = row(&[("connection_info", V::T(Some("x".repeat(4000))))]);
+        assert_eq!(too_long(&info), None);
+        let volume = row(&[
+            ("id", V::T(Some("a".into()))),
+            ("status", V::T(Some("available".into()))),
+            ("attach_status", V::T(Some("detached".into()))),
+            ("volume_type_id", V::T(Some("t".into()))),
+            ("_name_id", V::T(None)),
+        ]);
+        assert_eq!(check_volume(&volume), Ok(()));
+        let mut odd = volume.clone();
+        odd.set("status", V::T(Some("frobnicating".into())));
+        assert_eq!(
+            check_volume(&odd),
+            Err("unknown status \"frobnicating\"".into())
+        );
+        let mut migrated = volume;
+        migrated.set("_name_id", V::T(Some("b".into())));
+        assert!(check_volume(&migrated).unwrap_err().contains("_name_id"));
+    }
+
+    #[test]
+    fn sources_read_times_and_flags_per_dialect() {
+        let my = Src(Dialect::Mysql);
+        assert_eq!(
+            my.ts("v.created_at"),
+            "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', v.created_at)"
+        );
+        assert_eq!(my.live("v"), "COALESCE(CAST(v.deleted AS SIGNED), 0) = 0");
+        let pg = Src(Dialect::Postgres);
+        assert!(pg.ts("x").starts_with("CAST(EXTRACT(EPOCH FROM x)"));
+        assert_eq!(
+            pg.live("v"),
+            "COALESCE(CAST(CAST(v.deleted AS INTEGER) AS BIGINT), 0) = 0"
+        );
+    }
+}
