@@ -1555,6 +1555,11 @@ async fn recount(
 /// # Errors
 /// The database is unreachable.
 pub async fn previous_import(target: &Db) -> Result<Option<(String, i64)>, DbError> {
+    if !table_exists(target, "cinder_imports").await {
+        // A database at a schema before version 10 (a dry run does not
+        // migrate): nothing was imported into it.
+        return Ok(None);
+    }
     let row: Option<(String, i64)> = sqlx::query_as(
         "SELECT source, imported_at FROM cinder_imports ORDER BY imported_at DESC LIMIT 1",
     )
