@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use clinker_db::{Database, ServiceRepository};
 
-use crate::wiring::{load_config, open_database};
+use crate::wiring::{load_config, open_database, redact};
 
 /// Administrative commands.
 #[derive(Debug, Subcommand)]
@@ -25,6 +25,34 @@ pub enum ManageCommand {
     Quota {
         #[command(subcommand)]
         command: QuotaCommand,
+    },
+    /// Moving from OpenStack Cinder.
+    Cinder {
+        #[command(subcommand)]
+        command: CinderCommand,
+    },
+}
+
+/// `manage cinder …`.
+#[derive(Debug, Subcommand)]
+pub enum CinderCommand {
+    /// Imports Cinder's database (schema of Cinder 29) into Clinker's
+    /// (`[database] connection`), in one transaction.
+    Import {
+        /// Cinder's database, as in its cinder.conf
+        /// (`mysql+pymysql://…`, `postgresql://…`).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Prints the report and writes nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Removes what Clinker's database holds (an earlier import or
+        /// data of its own) and imports again.
+        #[arg(long)]
+        replace: bool,
+        /// Imports although Cinder's services still report heartbeats.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -65,6 +93,11 @@ pub enum QuotaCommand {
 pub async fn run(files: &[PathBuf], command: ManageCommand) -> anyhow::Result<ExitCode> {
     let config = load_config(files)?;
     let db = open_database(&config).await?;
+    if let ManageCommand::Cinder { command } = command {
+        let result = cinder(&config, &db, command).await;
+        db.close().await;
+        return result;
+    }
     let code = match command {
         ManageCommand::Db {
             command: DbCommand::Sync,
@@ -116,6 +149,7 @@ pub async fn run(files: &[PathBuf], command: ManageCommand) -> anyhow::Result<Ex
             };
             quota(&db, project, fix).await?
         }
+        ManageCommand::Cinder { .. } => unreachable!("handled above"),
     };
     db.close().await;
     Ok(code)
@@ -153,4 +187,50 @@ async fn quota(db: &dyn Database, project: Option<String>, fix: bool) -> anyhow:
     } else {
         Ok(ExitCode::from(1))
     }
+}
+
+async fn cinder(
+    config: &clinker_config::Config,
+    db: &clinker_db::Db,
+    command: CinderCommand,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    use clinker_db::cinder_import::{self, ImportOptions, Outcome};
+    let CinderCommand::Import {
+        from,
+        dry_run,
+        replace,
+        force,
+    } = command;
+    let source = cinder_import::open_source(&from)
+        .await
+        .with_context(|| format!("cannot open Cinder's database ({})", redact(&from)))?;
+    if !dry_run {
+        db.migrate(&config.default.default_volume_type)
+            .await
+            .context("Clinker's database")?;
+    }
+    let options = ImportOptions {
+        dry_run,
+        replace,
+        force,
+        service_down_time: i64::try_from(config.default.service_down_time).unwrap_or(i64::MAX),
+        enabled_backends: config.default.enabled_backends.clone(),
+        default_volume_type: config.default.default_volume_type.clone(),
+        source_label: redact(&from),
+    };
+    let report = if dry_run && db.schema_version().await? == 0 {
+        // Nothing to compare against: only read the source.
+        cinder_import::plan(&source, &options)
+            .await
+            .map(|p| p.report)
+    } else {
+        cinder_import::import(db, &source, &options).await
+    };
+    source.close().await;
+    let report = report?;
+    print!("{report}");
+    Ok(match report.outcome {
+        Outcome::DryRun | Outcome::Imported | Outcome::AlreadyImported { .. } => ExitCode::SUCCESS,
+    })
 }

@@ -19,6 +19,7 @@
 
 mod attachments;
 mod batch;
+pub mod cinder_import;
 mod default_types;
 mod encryption;
 mod error;

@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "names of unmanaged backend objects",
         sql: include_str!("migrations/0006_unmanaged_objects.sql"),
     },
+    Migration {
+        version: 10,
+        description: "record of imports from Cinder's database",
+        sql: include_str!("migrations/0010_cinder_import.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -102,9 +107,18 @@ impl Db {
     /// Returns the versions applied now.
     ///
     /// # Errors
-    /// A failing statement (the migration's changes are rolled back where the
+    /// The database holds Cinder's schema; a failing statement (the migration's changes are rolled back where the
     /// engine supports transactional DDL).
     pub async fn migrate(&self, default_volume_type: &str) -> Result<Vec<i64>, DbError> {
+        if self.holds_cinder_schema().await {
+            return Err(DbError::InvalidState(
+                "this database holds OpenStack Cinder's schema (alembic_version and Cinder's \
+                 tables), not Clinker's: Clinker does not run on Cinder's own database. Point \
+                 [database] connection at a database of Clinker's and import this one with \
+                 `clinker manage cinder import --from <this database's URL>`"
+                    .into(),
+            ));
+        }
         let mut conn = self.writer().await?;
         conn.execute(
             "CREATE TABLE IF NOT EXISTS clinker_migrations (\

@@ -94,6 +94,26 @@ impl TestDatabase {
 
     /// As [`TestDatabase::open`] with chosen quota defaults.
     pub async fn open_with(engine: Engine, quota_defaults: QuotaDefaults) -> Option<Self> {
+        let test = Self::open_unmigrated(engine, quota_defaults).await?;
+        test.db.migrate("__DEFAULT__").await.unwrap();
+        Some(test)
+    }
+
+    /// Runs a script of several statements (a database dump) on it.
+    ///
+    /// # Panics
+    /// A statement fails.
+    pub async fn execute_script(&self, script: &str) {
+        let mut conn = self.db.writer().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script.to_owned()))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+
+    /// As [`TestDatabase::open_with`], without Clinker's schema (an empty
+    /// database, e.g. to load another program's dump into).
+    pub async fn open_unmigrated(engine: Engine, quota_defaults: QuotaDefaults) -> Option<Self> {
         match engine {
             Engine::Sqlite => {
                 let dir = std::env::temp_dir().join(random_name());
@@ -102,7 +122,6 @@ impl TestDatabase {
                 let mut options = DbOptions::new(url.clone());
                 options.quota_defaults = quota_defaults;
                 let db = Db::connect(&options).await.unwrap();
-                db.migrate("__DEFAULT__").await.unwrap();
                 Some(Self {
                     db,
                     url,
@@ -147,7 +166,6 @@ impl TestDatabase {
                 let mut options = DbOptions::new(url.clone());
                 options.quota_defaults = quota_defaults;
                 let db = Db::connect(&options).await.unwrap();
-                db.migrate("__DEFAULT__").await.unwrap();
                 admin.close().await;
                 Some(Self {
                     db,

@@ -26,8 +26,6 @@ pub mod transfers;
 pub mod types;
 pub mod volumes;
 
-use std::collections::BTreeMap;
-
 use clinker_db::{DbError, OverQuota};
 use clinker_rpc::RequestContext;
 use clinker_types::model::Service;
@@ -143,14 +141,19 @@ pub async fn availability_zones(state: &ApiState) -> ApiResult<Vec<(String, bool
         .list_services(None, Some(VOLUME_BINARY))
         .await
         .map_err(ApiError::from)?;
-    let mut zones: BTreeMap<String, bool> = BTreeMap::new();
+    // In the order the zones first appear among the services (by id), as
+    // Cinder's dict of zones keeps them.
+    let mut zones: Vec<(String, bool)> = Vec::new();
     for service in services {
-        let entry = zones
-            .entry(service.availability_zone.clone())
-            .or_insert(false);
-        *entry |= !service.disabled;
+        match zones
+            .iter_mut()
+            .find(|(name, _)| *name == service.availability_zone)
+        {
+            Some((_, available)) => *available |= !service.disabled,
+            None => zones.push((service.availability_zone.clone(), !service.disabled)),
+        }
     }
-    Ok(zones.into_iter().collect())
+    Ok(zones)
 }
 
 /// The names of the volume services' availability zones, kept for
