@@ -240,7 +240,7 @@ impl SchedulerManager {
                 .await
             {
                 Ok(()) => {
-                    tracing::debug!(volume_id = %spec.volume_id, pool = %pool.host, "placed volume");
+                    tracing::info!(volume_id = %spec.volume_id, pool = %pool.host, "placed volume");
                     return Ok(Placement::Done);
                 }
                 Err(e) => {
