@@ -18,6 +18,14 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_clinker");
 
+/// This machine's host name (the default `[DEFAULT] host`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 const FAKE_BACKEND: &str = "enabled_backends = fake\n[fake]\nvolume_driver = fake\n";
 
 /// `GET`/`HEAD` of `url` with `accept`: status, content type, body.
@@ -215,7 +223,8 @@ fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// N creates through the API are N `202`s on the route template (no id in
-/// any label), N scheduler casts, and N volumes `available`.
+/// any label), N scheduler casts, N volumes `available`, and the file
+/// backend's pool shows its capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_the_workload_did() {
     const N: usize = 5;
@@ -223,7 +232,10 @@ async fn metrics_count_what_the_workload_did() {
     let mut server = Server::new(
         BIN,
         "",
-        &format!("{FAKE_BACKEND}[metrics]\nlisten = 127.0.0.1:{metrics_port}\n"),
+        &format!(
+            "enabled_backends = file\n[file]\nvolume_driver = file\nfile_capacity_gb = 10\n\
+             [metrics]\nlisten = 127.0.0.1:{metrics_port}\n"
+        ),
     );
     server.start().await;
     assert!(
@@ -324,6 +336,16 @@ async fn metrics_count_what_the_workload_did() {
             &[("binary", "cinder-volume")]
         )
         .is_some(),
+        "{text}"
+    );
+    let pool = format!("{}@file#file", hostname());
+    assert_eq!(
+        sample(
+            &text,
+            "clinker_pool_capacity_gb",
+            &[("pool", pool.as_str()), ("kind", "total")]
+        ),
+        Some(10.0),
         "{text}"
     );
     // Bounded cardinality: no volume id in any label.
