@@ -174,8 +174,7 @@ impl GlanceClient {
         {
             return Err(Self::no_tls(https));
         }
-        let mut builder =
-            clinker_runtime::http::client_builder().pool_idle_timeout(Duration::from_secs(30));
+        let mut builder = clinker_runtime::http::client_builder().pool_idle_timeout(Duration::from_secs(30));
         if let Some(limit) = settings.request_timeout {
             // glanceclient's timeout is a socket timeout, not a deadline
             // for a multi-GiB download.
