@@ -227,8 +227,10 @@ fn config_sample() -> String {
         out.push_str(&format!("\n[{section}]\n"));
         for option in options {
             match option.default {
-                Some(default) => out.push_str(&format!("#{} = {default}\n", option.option)),
-                None => out.push_str(&format!("#{} =\n", option.option)),
+                Some(default) if !default.is_empty() => {
+                    out.push_str(&format!("#{} = {default}\n", option.option))
+                }
+                _ => out.push_str(&format!("#{} =\n", option.option)),
             }
         }
     }
