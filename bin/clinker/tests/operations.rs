@@ -534,6 +534,16 @@ async fn the_api_serves_https_with_the_configured_certificate() {
     );
     let id = server.api.available_volume(json!({"size": 1})).await;
     assert!(!id.is_empty());
+    // ALPN: HTTP/2 for a client that offers it.
+    let version = server
+        .api
+        .http
+        .get(format!("{base}/volumes/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .version();
+    assert_eq!(version, reqwest::Version::HTTP_2);
 
     let stranger = TestCa::new(pki.path(), "stranger");
     let refused = stranger.client(None).get(format!("{base}/")).send().await;
