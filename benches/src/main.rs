@@ -88,8 +88,28 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-async fn start_server(binary: &PathBuf, http: &reqwest::Client) -> anyhow::Result<Server> {
-    let dir = std::env::temp_dir().join(format!("clinker-bench-{}", std::process::id()));
+/// Whether the server under test serves Prometheus metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Metrics {
+    /// The all-in-one's default (`127.0.0.1:9776`, or off if taken).
+    Default,
+    /// `[metrics] listen =`: no recorder at all.
+    Off,
+    /// On a port of its own.
+    On,
+}
+
+async fn start_server(
+    binary: &PathBuf,
+    http: &reqwest::Client,
+    metrics: Metrics,
+) -> anyhow::Result<Server> {
+    static SERVERS: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "clinker-bench-{}-{}",
+        std::process::id(),
+        SERVERS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
     let conf = dir.join("clinker.conf");
@@ -97,8 +117,13 @@ async fn start_server(binary: &PathBuf, http: &reqwest::Client) -> anyhow::Resul
         &conf,
         format!(
             "[DEFAULT]\nstate_path = {state}\nosapi_volume_listen_port = {port}\nenabled_backends = file\n\
-             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n",
-            state = dir.display()
+             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n{metrics}",
+            state = dir.display(),
+            metrics = match metrics {
+                Metrics::Default => String::new(),
+                Metrics::Off => "[metrics]\nlisten =\n".to_owned(),
+                Metrics::On => format!("[metrics]\nlisten = 127.0.0.1:{}\n", free_port()?),
+            }
         ),
     )?;
     let endpoint = format!("http://127.0.0.1:{port}/v3");
@@ -231,6 +256,100 @@ fn report(name: &str, value: f64, unit: &str, target: &str, cinder: f64, lower_i
     );
 }
 
+/// Concurrent create→available→delete→gone cycles for `seconds`: cycles
+/// per second and status polls per cycle.
+async fn cycle_rate(
+    http: &reqwest::Client,
+    endpoint: &str,
+    clients: usize,
+    seconds: u64,
+    cycle_poll: Duration,
+) -> anyhow::Result<(f64, f64)> {
+    let cycles = Arc::new(AtomicU64::new(0));
+    let polls = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (http, endpoint, cycles, polls, failures) = (
+            http.clone(),
+            endpoint.to_owned(),
+            cycles.clone(),
+            polls.clone(),
+            failures.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let result = async {
+                    let id = create_volume(&http, &endpoint, &format!("c{client}-{n}")).await?;
+                    let created =
+                        wait_for(&http, &endpoint, &id, Some("available"), cycle_poll).await?;
+                    delete_volume(&http, &endpoint, &id).await?;
+                    let gone = wait_for(&http, &endpoint, &id, None, cycle_poll).await?;
+                    polls.fetch_add(created + gone, Ordering::Relaxed);
+                    anyhow::Ok(())
+                }
+                .await;
+                match result {
+                    Ok(()) => cycles.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        eprintln!("cycle failed: {e:#}");
+                        failures.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                n += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let per_second = cycles.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let failed = failures.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} cycles failed");
+    }
+    let done = cycles.load(Ordering::Relaxed).max(1) as f64;
+    Ok((per_second, polls.load(Ordering::Relaxed) as f64 / done))
+}
+
+/// The cycle rate of two fresh servers, metrics off and on, measured in
+/// the same run: the price of the Prometheus recorder.
+async fn metrics_overhead(
+    args: &Args,
+    http: &reqwest::Client,
+    cycle_poll: Duration,
+) -> anyhow::Result<()> {
+    let mut rates = Vec::new();
+    for metrics in [Metrics::Off, Metrics::On] {
+        let mut server = start_server(&args.clinker, http, metrics).await?;
+        let (rate, _) = cycle_rate(
+            http,
+            &server.endpoint,
+            args.clients,
+            args.seconds,
+            cycle_poll,
+        )
+        .await?;
+        if let Some(mut child) = server.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        rates.push(rate);
+    }
+    let (off, on) = (rates[0], rates[1]);
+    println!("{:<36} {:>10.1} cycles/s", "cycles/s, metrics off", off);
+    println!(
+        "{:<36} {:>10.1} cycles/s  ({:+.1} % against off; target within 5 %)",
+        "cycles/s, metrics on",
+        on,
+        (on / off.max(f64::MIN_POSITIVE) - 1.0) * 100.0
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
@@ -255,7 +374,7 @@ async fn main() -> anyhow::Result<()> {
             _dir: None,
             ready_ms: None,
         },
-        None => start_server(&args.clinker, &http).await?,
+        None => start_server(&args.clinker, &http, Metrics::Default).await?,
     };
     let endpoint = server.endpoint.clone();
     println!(
@@ -334,48 +453,8 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Concurrent create+delete cycles.
-    let cycles = Arc::new(AtomicU64::new(0));
-    let polls = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client in 0..args.clients {
-        let (http, endpoint, cycles, polls, failures) = (
-            http.clone(),
-            endpoint.clone(),
-            cycles.clone(),
-            polls.clone(),
-            failures.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0;
-            while Instant::now() < deadline {
-                let result = async {
-                    let id = create_volume(&http, &endpoint, &format!("c{client}-{n}")).await?;
-                    let created =
-                        wait_for(&http, &endpoint, &id, Some("available"), cycle_poll).await?;
-                    delete_volume(&http, &endpoint, &id).await?;
-                    let gone = wait_for(&http, &endpoint, &id, None, cycle_poll).await?;
-                    polls.fetch_add(created + gone, Ordering::Relaxed);
-                    anyhow::Ok(())
-                }
-                .await;
-                match result {
-                    Ok(()) => cycles.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        eprintln!("cycle failed: {e:#}");
-                        failures.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-                n += 1;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let per_second = cycles.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let (per_second, polls_per_cycle) =
+        cycle_rate(&http, &endpoint, args.clients, args.seconds, cycle_poll).await?;
     report(
         &format!(
             "create+delete cycles/s ({} clients, poll {} ms)",
@@ -387,16 +466,10 @@ async fn main() -> anyhow::Result<()> {
         CINDER_CYCLES_PER_S,
         false,
     );
-    let done = cycles.load(Ordering::Relaxed).max(1) as f64;
     println!(
         "{:<36} {:>10.1} GETs     (status polls per cycle, besides its POST and DELETE)",
-        "status polls per cycle",
-        polls.load(Ordering::Relaxed) as f64 / done
+        "status polls per cycle", polls_per_cycle
     );
-    let failed = failures.load(Ordering::Relaxed);
-    if failed > 0 {
-        bail!("{failed} cycles failed");
-    }
 
     // Detail list with many volumes present.
     let semaphore = Arc::new(tokio::sync::Semaphore::new(32));
@@ -456,9 +529,13 @@ async fn main() -> anyhow::Result<()> {
             mb
         );
     }
+    let own_server = server.child.is_some();
     if let Some(mut child) = server.child.take() {
         let _ = child.start_kill();
         let _ = child.wait().await;
+    }
+    if own_server {
+        metrics_overhead(&args, &http, cycle_poll).await?;
     }
     Ok(())
 }

@@ -2,4 +2,5 @@
 //! tests start exactly what `clinker serve` starts.
 
 pub mod manage;
+pub mod ops;
 pub mod wiring;

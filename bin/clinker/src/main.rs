@@ -4,7 +4,8 @@
 //!   backend in one process, on the in-process bus (all-in-one).
 //! - `clinker api`, `clinker scheduler`, `clinker volume`: one role per
 //!   process for multi-node deployments (shared database, RabbitMQ).
-//! - `clinker manage db sync | db version | service list | quota check | quota sync`.
+//! - `clinker manage db sync | db version | service list | quota check | quota sync |
+//!   config sample | config check`.
 //!
 //! This crate only wires the library crates together.
 

@@ -20,7 +20,7 @@ use clinker_service::{RunningService, ServiceContext, start_scheduler, start_vol
 use clinker_types::{Clock, SystemClock};
 
 /// This machine's host name (the default of `[DEFAULT] host`).
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
@@ -52,7 +52,10 @@ pub fn load_all_in_one_config(files: &[PathBuf]) -> anyhow::Result<Config> {
 }
 
 fn log_config_warnings(config: Config) -> anyhow::Result<Config> {
-    clinker_runtime::init_tracing(config.default.debug);
+    clinker_runtime::init_tracing(
+        config.default.debug,
+        config.ops.log_format == clinker_config::LogFormat::Json,
+    );
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -76,18 +79,9 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Hides a password in a connection URL for messages.
+/// Hides the passwords of a connection URL for messages.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let creds = &url[scheme_end + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    clinker_types::redact::redact_url(url)
 }
 
 /// The in-process bus, or RabbitMQ when `transport_url` is set.
@@ -146,6 +140,17 @@ fn api_access(config: &Config) -> anyhow::Result<ApiAccess> {
     })
 }
 
+/// What start-up checks before serving the API, without serving it
+/// (`clinker manage config check`): authentication, policy and `[ssl]`.
+///
+/// # Errors
+/// The first problem found.
+pub fn check_api_setup(config: &Config) -> anyhow::Result<()> {
+    api_access(config)?;
+    clinker_api::server::tls_acceptor(&config.ops.ssl)?;
+    Ok(())
+}
+
 async fn stop_all(services: Vec<RunningService>, deadline: Duration) {
     // Volume services first (they hold in-flight driver work), then the
     // scheduler.
@@ -168,7 +173,7 @@ async fn stop_all(services: Vec<RunningService>, deadline: Duration) {
 /// this process.
 #[derive(Debug)]
 pub struct AllInOne {
-    /// `http://<addr>/v3`.
+    /// `http://<addr>/v3` (`https` with `[ssl]`).
     pub endpoint: String,
     /// The address the API listens on.
     pub local_addr: SocketAddr,
@@ -176,6 +181,9 @@ pub struct AllInOne {
     pub db: DbHandle,
     /// The `host@backend` of each volume service.
     pub backends: Vec<String>,
+    /// Where `/metrics` answers, when it does.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics: Option<crate::ops::MetricsServer>,
     db_pools: Db,
     services: Vec<RunningService>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -205,6 +213,8 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
     let addr = SocketAddr::new(ip, config.default.osapi_volume_listen_port);
     check_listen_policy(&config, &addr)?;
     let access = api_access(&config)?;
+    let tls = clinker_api::server::tls_acceptor(&config.ops.ssl)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
 
     let db_pools = open_database(&config).await?;
     db_pools
@@ -225,6 +235,7 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
     for backend in &config.backends {
         services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
     }
+    let metrics = crate::ops::start_metrics(&config, Some((db.clone(), clock.clone()))).await?;
     let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
     let state = clinker_api::ApiState {
         db: db.clone(),
@@ -241,21 +252,21 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
     let local_addr = listener.local_addr()?;
     let stop_serving = CancellationToken::new();
     let stopped = stop_serving.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
-    });
+    let server = tokio::spawn(clinker_api::server::serve(listener, app, tls, async move {
+        stopped.cancelled().await
+    }));
     let backends = services
         .iter()
         .filter(|s| s.volume_manager.is_some())
         .map(|s| s.host.clone())
         .collect();
     Ok(AllInOne {
-        endpoint: format!("http://{local_addr}/v3"),
+        endpoint: format!("{scheme}://{local_addr}/v3"),
         local_addr,
         db,
         backends,
+        metrics_addr: metrics.as_ref().map(|m| m.local_addr),
+        metrics,
         db_pools,
         services,
         server,
@@ -276,6 +287,9 @@ impl AllInOne {
         let served = self.server.await;
         tracing::info!("stopped accepting requests; finishing in-flight work");
         stop_all(self.services, self.deadline).await;
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
+        }
         self.db_pools.close().await;
         served
             .context("the API server task failed")?
@@ -307,12 +321,17 @@ pub async fn serve(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             "  try:  openstack --os-auth-type none --os-endpoint {endpoint} volume create --size 1 demo"
         );
     }
+    if let Some(addr) = running.metrics_addr {
+        println!("  metrics: http://{addr}/metrics");
+    }
     println!(
         "  ready in {} ms; Ctrl-C stops it",
         started.elapsed().as_millis()
     );
     tracing::info!(%endpoint, "ready");
+    let lifecycle = crate::ops::Lifecycle::ready(&format!("serving {endpoint}"));
     signal.recv().await;
+    lifecycle.stopping();
     running.stop().await?;
     tracing::info!("clean shutdown");
     Ok(ExitCode::SUCCESS)
@@ -376,10 +395,17 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
                     services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
                 }
             }
+            let metrics = crate::ops::start_metrics(&config, None).await?;
             let names: Vec<String> = services.iter().map(|s| s.host.clone()).collect();
             println!("clinker {role:?} running: {}", names.join(", "));
+            let lifecycle =
+                crate::ops::Lifecycle::ready(&format!("{role_name} running: {}", names.join(", ")));
             signal.recv().await;
+            lifecycle.stopping();
             stop_all(services, deadline).await;
+            if let Some(metrics) = metrics {
+                metrics.stop().await;
+            }
         }
         Role::Api => {
             let ip: IpAddr = config
@@ -395,9 +421,13 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
             let addr = SocketAddr::new(ip, config.default.osapi_volume_listen_port);
             check_listen_policy(&config, &addr)?;
             let access = api_access(&config)?;
+            let tls = clinker_api::server::tls_acceptor(&config.ops.ssl)?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
             let volume_rpc = VolumeRpcClient::new(transport.clone(), rpc_timeout);
             clinker_service::pin_volume_rpc_versions(&db, &volume_rpc).await;
+            let metrics =
+                crate::ops::start_metrics(&config, Some((db.clone(), clock.clone()))).await?;
             let state = clinker_api::ApiState {
                 db: db.clone(),
                 scheduler_rpc: SchedulerRpcClient::new(transport.clone(), rpc_timeout),
@@ -410,29 +440,27 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
-            println!("clinker api serving http://{}/v3", listener.local_addr()?);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(signal.recv())
+            let endpoint = format!("{scheme}://{}/v3", listener.local_addr()?);
+            println!("clinker api serving {endpoint}");
+            let lifecycle = crate::ops::Lifecycle::ready(&format!("serving {endpoint}"));
+            let stopping = CancellationToken::new();
+            let stopped = stopping.clone();
+            let served = tokio::spawn(clinker_api::server::serve(listener, app, tls, async move {
+                stopped.cancelled().await;
+            }));
+            signal.recv().await;
+            lifecycle.stopping();
+            stopping.cancel();
+            served
                 .await
+                .context("the API server task failed")?
                 .context("the API server failed")?;
+            if let Some(metrics) = metrics {
+                metrics.stop().await;
+            }
         }
     }
     db_pools.close().await;
     tracing::info!("clean shutdown");
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("mysql+pymysql://cinder:secret@db/cinder"),
-            "mysql+pymysql://cinder:***@db/cinder"
-        );
-        assert_eq!(redact("sqlite:///x.sqlite"), "sqlite:///x.sqlite");
-        assert_eq!(redact("rabbit://guest@h:5672/"), "rabbit://guest@h:5672/");
-    }
 }

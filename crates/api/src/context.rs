@@ -192,12 +192,50 @@ pub(crate) async fn pipeline(
     request: Request,
     next: Next,
 ) -> Response {
+    use tracing::Instrument;
     let request_id = new_request_id();
+    // Every log line of this request's work carries its ids (oslo.log's
+    // context prefix); the caller's identity is added once known.
+    let global_request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_global_request_id(v))
+        .map(str::to_owned);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        global_request_id = global_request_id.as_deref(),
+        user_id = tracing::field::Empty,
+        project_id = tracing::field::Empty,
+    );
+    handle(pipeline, request, next, request_id, global_request_id)
+        .instrument(span)
+        .await
+}
+
+async fn handle(
+    pipeline: Arc<Pipeline>,
+    request: Request,
+    next: Next,
+    request_id: String,
+    global_request_id: Option<String>,
+) -> Response {
+    let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let v3 = is_v3(&path);
     let mut negotiated = None;
-    let mut response = match prepare(&pipeline, request, &request_id, v3, &mut negotiated).await {
+    let prepared = prepare(
+        &pipeline,
+        request,
+        &request_id,
+        global_request_id,
+        v3,
+        &mut negotiated,
+    )
+    .await;
+    let mut response = match prepared {
         Ok(request) => pipeline.policy.clone().scope(next.run(request)).await,
         Err(err) => err.into_response(),
     };
@@ -226,22 +264,82 @@ pub(crate) async fn pipeline(
         }
         headers.insert(header::VARY, HeaderValue::from_static(microversion::HEADER));
     }
-    // Cinder logs every request with its outcome; so do we, with the id
-    // the client saw.
+    // Cinder logs every request with its outcome; so do we, inside the
+    // request's span (which carries the id the client saw).
     tracing::info!(
-        request_id = %request_id,
         method = %method,
         path = %path,
         status = response.status().as_u16(),
         "api request"
     );
+    record_request_metrics(&method, &path, &response, started);
     response
+}
+
+/// The route template a v3 handler matched (`/v3/volumes/{volume_id}`),
+/// left in the response by [`remember_route`] for the metrics.
+#[derive(Clone, Debug)]
+struct RouteTemplate(String);
+
+/// Route layer of the v3 router: remembers which template matched.
+pub(crate) async fn remember_route(
+    matched: axum::extract::MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    // The nested router's template already starts with `/v3`; its root
+    // shows as `/v3//`.
+    let template = RouteTemplate(matched.as_str().replace("//", "/"));
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(template);
+    response
+}
+
+/// Counts the request by route template (never the path itself, which
+/// holds ids), method and status, and its latency.
+fn record_request_metrics(
+    method: &axum::http::Method,
+    path: &str,
+    response: &Response,
+    started: std::time::Instant,
+) {
+    use clinker_runtime::metrics;
+    let route = match response.extensions().get::<RouteTemplate>() {
+        Some(RouteTemplate(template)) => template.clone(),
+        None if matches!(path, "/" | "/healthcheck" | "/v3" | "/v3/") => path.to_owned(),
+        // Refused before routing (authentication, microversion, body) or
+        // no such route.
+        None if is_v3(path) => "/v3/*".to_owned(),
+        None => "*".to_owned(),
+    };
+    // A client may send any method token; only the standard ones become
+    // labels.
+    let method: &'static str = match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    metrics::histogram!(metrics::API_REQUEST_SECONDS, "route" => route.clone(), "method" => method)
+        .record(started.elapsed());
+    metrics::counter!(
+        metrics::API_REQUESTS,
+        "route" => route,
+        "method" => method,
+        "status" => response.status().as_str().to_owned()
+    )
+    .increment(1);
 }
 
 async fn prepare(
     pipeline: &Pipeline,
     request: Request,
     request_id: &str,
+    global_request_id: Option<String>,
     v3: bool,
     negotiated: &mut Option<ApiVersion>,
 ) -> Result<Request, ApiError> {
@@ -299,12 +397,11 @@ async fn prepare(
         Some(endpoint) => endpoint.clone(),
         None => request_base(&parts.headers, pipeline.proxy_headers),
     };
-    let global_request_id = parts
-        .headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| valid_global_request_id(v))
-        .map(str::to_owned);
+    if v3 {
+        let span = tracing::Span::current();
+        span.record("user_id", identity.user_id.as_str());
+        span.record("project_id", identity.project_id.as_str());
+    }
     let mut context = RequestContext {
         request_id: request_id.to_owned(),
         global_request_id,

@@ -18,11 +18,13 @@
 pub mod auth;
 pub mod context;
 pub mod fault;
+pub mod healthcheck;
 pub mod links;
 pub mod listing;
 pub mod microversion;
 pub mod policy;
 pub mod request;
+pub mod server;
 pub mod services;
 pub mod v3;
 pub mod validation;
@@ -94,11 +96,24 @@ pub fn router_with_policy(
         public_endpoint: state.config.default.public_endpoint.clone(),
         proxy_headers: state.config.default.enable_proxy_headers_parsing,
     });
-    let v3_routes = v3::routes().with_state(state);
+    let health = Arc::new(healthcheck::Healthcheck {
+        disable_by_file_path: state.config.ops.healthcheck.disable_by_file_path.clone(),
+    });
+    let v3_routes = v3::routes()
+        .route_layer(axum::middleware::from_fn(context::remember_route))
+        .with_state(state);
     let v3_service = v3_routes.map_request(context::strip_project_segment);
     Router::new()
         .route("/", get(v3::versions::root))
-        .route("/healthcheck", get(v3::versions::healthcheck))
+        .route(
+            "/healthcheck",
+            get(
+                move |method: axum::http::Method, headers: axum::http::HeaderMap| {
+                    let health = health.clone();
+                    async move { health.respond(&method, &headers).await }
+                },
+            ),
+        )
         .nest_service("/v3", v3_service)
         .fallback(v3::not_found)
         .layer(axum::middleware::from_fn_with_state(

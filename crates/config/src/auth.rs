@@ -28,10 +28,6 @@ const ACCEPTED_AUTHTOKEN_OPTIONS: &[&str] = &[
     "memcache_pool_conn_get_timeout",
     "memcache_use_advanced_pool",
     "memcache_tls_enabled",
-    "cafile",
-    "certfile",
-    "keyfile",
-    "insecure",
     "interface",
     "auth_version",
     "auth_section",
@@ -53,13 +49,14 @@ const ACCEPTED_AUTHTOKEN_OPTIONS: &[&str] = &[
 ];
 
 /// `[keystone_authtoken]`: how tokens are validated against Keystone v3.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (`Debug` masks the password.)
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeystoneAuthtokenOptions {
     /// `www_authenticate_uri`: the public identity endpoint advertised in
     /// `WWW-Authenticate` on a 401 (defaults to `auth_url`).
     pub www_authenticate_uri: Option<String>,
     /// `auth_url`: where the service user authenticates and tokens are
-    /// validated (`http://` only in this build).
+    /// validated (`http://` or `https://`).
     pub auth_url: String,
     /// `auth_type`: only `password` (keystoneauth's `password`/`v3password`).
     pub auth_type: String,
@@ -88,6 +85,28 @@ pub struct KeystoneAuthtokenOptions {
     pub token_cache_time: i64,
     /// `http_connect_timeout` seconds for calls to Keystone (default 10).
     pub http_connect_timeout: u64,
+    /// `cafile`: the CAs an `https` Keystone's certificate must chain to
+    /// (the system's roots when unset).
+    pub cafile: Option<PathBuf>,
+    /// `certfile` and `keyfile`: a client certificate for Keystone.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `insecure`: do not verify Keystone's certificate.
+    pub insecure: bool,
+}
+
+impl std::fmt::Debug for KeystoneAuthtokenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoneAuthtokenOptions")
+            .field("auth_url", &self.auth_url)
+            .field("www_authenticate_uri", &self.www_authenticate_uri)
+            .field("auth_type", &self.auth_type)
+            .field("username", &self.username)
+            .field("password", &clinker_types::redact::MASK)
+            .field("project_name", &self.project_name)
+            .field("cafile", &self.cafile)
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[oslo_policy]`.
@@ -159,16 +178,12 @@ fn required(r: &mut OptionReader<'_>, option: &str) -> Result<String, ConfigErro
 
 fn read_keystone(r: &mut OptionReader<'_>) -> Result<KeystoneAuthtokenOptions, ConfigError> {
     let auth_url = required(r, "auth_url")?;
-    // reqwest is built without TLS here: refuse https now rather than fail
-    // every request later.
-    if !auth_url.starts_with("http://") {
+    if !auth_url.starts_with("http://") && !auth_url.starts_with("https://") {
         return Err(ConfigError::invalid(
             KS,
             "auth_url",
             &auth_url,
-            "only http:// Keystone URLs are supported by this build (no TLS); \
-             reach Keystone over http or through a local TLS-terminating proxy"
-                .into(),
+            "must be an http:// or https:// URL".into(),
         ));
     }
     let auth_type = r.string(KS, &[], "auth_type", "password")?;
@@ -199,6 +214,20 @@ fn read_keystone(r: &mut OptionReader<'_>) -> Result<KeystoneAuthtokenOptions, C
         http_connect_timeout: r
             .int(KS, &[], "http_connect_timeout", 10, 1..=600)?
             .unsigned_abs(),
+        cafile: r.opt_string(KS, &[], "cafile")?.map(PathBuf::from),
+        client_cert: match (
+            r.opt_string(KS, &[], "certfile")?,
+            r.opt_string(KS, &[], "keyfile")?,
+        ) {
+            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Missing(format!(
+                    "[{KS}] certfile and keyfile go together"
+                )));
+            }
+        },
+        insecure: r.bool(KS, &[], "insecure", false)?,
     };
     if options.user_domain_name.is_none() && options.user_domain_id.is_none() {
         return Err(ConfigError::Missing(format!(
@@ -321,19 +350,27 @@ mod tests {
     }
 
     #[test]
-    fn keystone_needs_its_credentials_and_plain_http() {
+    fn keystone_needs_its_credentials_and_an_http_url() {
         let missing = parse(
             "[DEFAULT]\nauth_strategy = keystone\n[keystone_authtoken]\nauth_url = http://k\n",
         )
         .unwrap_err();
         assert!(missing.to_string().contains("username"), "{missing}");
-        let https =
-            parse(&KEYSTONE.replace("http://127.0.0.1:5000", "https://k:5000")).unwrap_err();
-        let text = https.to_string();
-        assert!(
-            text.contains("auth_url") && text.contains("only http://"),
-            "{text}"
+        let ftp = parse(&KEYSTONE.replace("http://127.0.0.1:5000", "ftp://k:5000")).unwrap_err();
+        let text = ftp.to_string();
+        assert!(text.contains("auth_url"), "{text}");
+        let https = parse(&format!(
+            "{}cafile = /etc/ssl/keystone-ca.pem\ninsecure = false\n",
+            KEYSTONE.replace("http://127.0.0.1:5000", "https://k:5000")
+        ))
+        .unwrap();
+        let keystone = https.auth.keystone_authtoken.unwrap();
+        assert_eq!(keystone.auth_url, "https://k:5000");
+        assert_eq!(
+            keystone.cafile.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/keystone-ca.pem"))
         );
+        assert!(!format!("{keystone:?}").contains(&keystone.password));
         let token =
             parse(&KEYSTONE.replace("auth_type = password", "auth_type = token")).unwrap_err();
         assert!(token.to_string().contains("auth_type"), "{token}");

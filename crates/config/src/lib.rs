@@ -13,6 +13,7 @@ mod backup;
 mod glance;
 mod ini;
 mod lvm;
+mod ops;
 mod rbd;
 mod reader;
 
@@ -28,6 +29,10 @@ pub use glance::{BackendImageOptions, GlanceCatalogInfo, ImageOptions};
 pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
     LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
+};
+pub use ops::{
+    ALL_IN_ONE_METRICS_LISTEN, HealthcheckOptions, LogFormat, MetricsOptions, OpsOptions,
+    SslOptions,
 };
 pub use rbd::RbdDriverOptions;
 use reader::OptionReader;
@@ -68,10 +73,23 @@ impl ConfigError {
         ConfigError::InvalidValue {
             section: section.to_owned(),
             option: option.to_owned(),
-            value: value.to_owned(),
+            // The message is printed and logged: no secret in it.
+            value: clinker_types::redact::redact_option(option, value),
             reason,
         }
     }
+}
+
+/// One option as `clinker manage config sample` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleOption {
+    /// The section.
+    pub section: String,
+    /// The option.
+    pub option: String,
+    /// Its default, when it has a fixed one (`None`: unset by default, or
+    /// computed from other options).
+    pub default: Option<String>,
 }
 
 /// Facts about the machine that defaults depend on.
@@ -343,6 +361,8 @@ pub struct Config {
     pub image: ImageOptions,
     /// The backup service's options (`backup_*` in `[DEFAULT]`).
     pub backup: BackupOptions,
+    /// Health check, log format, metrics and TLS on the API listener.
+    pub ops: OpsOptions,
     /// Unknown options and sections, one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -398,6 +418,9 @@ const KNOWN_SECTIONS: &[&str] = &[
     "barbican",
     "privsep",
     "glance",
+    "healthcheck",
+    "metrics",
+    "ssl",
 ];
 
 const BACKEND_FALLBACK: &[&str] = &["backend_defaults"];
@@ -446,7 +469,7 @@ impl Config {
             }
             ini.merge_text(&text, "<built-in defaults>")?;
         }
-        let mut config = Self::from_ini(&ini, env)?;
+        let mut config = Self::from_ini_for(&ini, env, default_backend)?;
         // oslo.config looks for a relative `policy_file` next to the
         // configuration files, the last one first.
         config.auth.oslo_policy.config_dirs = files
@@ -469,12 +492,66 @@ impl Config {
     /// # Errors
     /// Invalid values or a backend without a usable driver.
     pub fn from_ini(ini: &Ini, env: &ConfigEnv) -> Result<Self, ConfigError> {
+        Self::from_ini_for(ini, env, false)
+    }
+
+    /// Every option Clinker reads, section by section, with its default:
+    /// the options of `[DEFAULT]`, the database, messaging, Keystone,
+    /// Glance, backups, operations, and one backend section per driver
+    /// (`[file]`, `[fake]`, `[lvm]`, `[rbd]`) — what `clinker manage config
+    /// sample` prints. Options accepted only for compatibility are left
+    /// out.
+    pub fn sample() -> Vec<SampleOption> {
+        let mut ini = Ini::default();
+        let layout = "[DEFAULT]\nauth_strategy = keystone\nenabled_backends = file,fake,lvm,rbd\n\
+            [keystone_authtoken]\nauth_url = http://keystone:5000\nusername = cinder\n\
+            password = x\nproject_name = service\nuser_domain_name = Default\n\
+            project_domain_name = Default\n\
+            [file]\nvolume_driver = file\n[fake]\nvolume_driver = fake\n\
+            [lvm]\nvolume_driver = lvm\n[rbd]\nvolume_driver = rbd\n";
+        let env = ConfigEnv {
+            hostname: "<hostname>".to_owned(),
+        };
+        let mut asked = Vec::new();
+        if ini.merge_text(layout, "<sample layout>").is_ok() {
+            // The layout is valid by construction; a failure leaves the
+            // options read before it.
+            let _ = Self::read(&ini, &env, false, Some(&mut asked));
+        }
+        asked
+    }
+
+    /// [`Config::from_ini`], with the all-in-one's defaults when
+    /// `all_in_one` (metrics on `127.0.0.1`).
+    fn from_ini_for(ini: &Ini, env: &ConfigEnv, all_in_one: bool) -> Result<Self, ConfigError> {
+        Self::read(ini, env, all_in_one, None)
+    }
+
+    fn read(
+        ini: &Ini,
+        env: &ConfigEnv,
+        all_in_one: bool,
+        asked: Option<&mut Vec<SampleOption>>,
+    ) -> Result<Self, ConfigError> {
         let mut builtins = BTreeMap::new();
         builtins.insert("state_path", "/var/lib/cinder".to_owned());
         builtins.insert("host", env.hostname.clone());
         builtins.insert("my_ip", "127.0.0.1".to_owned());
         let mut r = OptionReader::new(ini, builtins);
-        let default = read_default_options(&mut r, env)?;
+        let config = Self::read_with(&mut r, ini, env, all_in_one);
+        if let Some(asked) = asked {
+            *asked = std::mem::take(&mut r.asked);
+        }
+        config
+    }
+
+    fn read_with(
+        r: &mut OptionReader<'_>,
+        ini: &Ini,
+        env: &ConfigEnv,
+        all_in_one: bool,
+    ) -> Result<Self, ConfigError> {
+        let default = read_default_options(r, env)?;
         let database = DatabaseOptions {
             connection: r.string(
                 "database",
@@ -527,17 +604,18 @@ impl Config {
                     "enabled_backends names [{name}] but the config has no such section"
                 )));
             }
-            backends.push(read_backend(&mut r, name, &default)?);
+            backends.push(read_backend(r, name, &default)?);
         }
-        let auth = auth::read_auth_options(&mut r, default.auth_strategy, Vec::new())?;
+        let auth = auth::read_auth_options(r, default.auth_strategy, Vec::new())?;
         let image = glance::read_image_options(
-            &mut r,
+            r,
             &default.state_path,
             &default.enabled_backends,
             BACKEND_FALLBACK,
         )?;
-        let backup = backup::read_backup_options(&mut r, &default.state_path)?;
-        let mut warnings = auth::auth_warnings(&mut r)?;
+        let backup = backup::read_backup_options(r, &default.state_path)?;
+        let ops = ops::read_ops_options(r, all_in_one)?;
+        let mut warnings = auth::auth_warnings(r)?;
         for section in ini.section_names() {
             let is_backend = default.enabled_backends.iter().any(|b| b == section);
             if !is_backend && !KNOWN_SECTIONS.contains(&section) {
@@ -571,6 +649,9 @@ impl Config {
                     | "keystone_authtoken"
                     | "oslo_policy"
                     | "oslo_middleware"
+                    | "healthcheck"
+                    | "metrics"
+                    | "ssl"
             ) || is_backend
             {
                 for option in r.unconsumed(section) {
@@ -588,6 +669,7 @@ impl Config {
             auth,
             image,
             backup,
+            ops,
             warnings,
         })
     }

@@ -14,6 +14,9 @@ pub(crate) struct OptionReader<'a> {
     ini: &'a Ini,
     defaults: BTreeMap<&'static str, String>,
     consumed: BTreeSet<(String, String)>,
+    /// Every option asked for, in order, with its default when the reader
+    /// was given one: what `clinker manage config sample` prints.
+    pub(crate) asked: Vec<crate::SampleOption>,
 }
 
 impl<'a> OptionReader<'a> {
@@ -22,6 +25,7 @@ impl<'a> OptionReader<'a> {
             ini,
             defaults,
             consumed: BTreeSet::new(),
+            asked: Vec::new(),
         }
     }
 
@@ -57,6 +61,17 @@ impl<'a> OptionReader<'a> {
     ) -> Result<Option<String>, ConfigError> {
         self.consumed
             .insert((section.to_owned(), option.to_owned()));
+        if !self
+            .asked
+            .iter()
+            .any(|a| a.section == section && a.option == option)
+        {
+            self.asked.push(crate::SampleOption {
+                section: section.to_owned(),
+                option: option.to_owned(),
+                default: None,
+            });
+        }
         for fb in fallback {
             self.consumed.insert(((*fb).to_owned(), option.to_owned()));
         }
@@ -69,6 +84,18 @@ impl<'a> OptionReader<'a> {
         self.interpolate(&value.value, 0)
             .map(Some)
             .map_err(|reason| ConfigError::invalid(found_section, option, &value.value, reason))
+    }
+
+    /// Records the default of the option asked for last.
+    fn note_default(&mut self, section: &str, option: &str, default: String) {
+        if let Some(asked) = self
+            .asked
+            .iter_mut()
+            .rev()
+            .find(|a| a.section == section && a.option == option)
+        {
+            asked.default.get_or_insert(default);
+        }
     }
 
     fn lookup_for_interpolation(&self, name: &str) -> Option<String> {
@@ -142,9 +169,9 @@ impl<'a> OptionReader<'a> {
         option: &str,
         default: &str,
     ) -> Result<String, ConfigError> {
-        Ok(self
-            .raw(section, fallback, option)?
-            .unwrap_or_else(|| default.to_owned()))
+        let value = self.raw(section, fallback, option)?;
+        self.note_default(section, option, default.to_owned());
+        Ok(value.unwrap_or_else(|| default.to_owned()))
     }
 
     pub(crate) fn opt_string(
@@ -166,7 +193,9 @@ impl<'a> OptionReader<'a> {
         default: i64,
         range: std::ops::RangeInclusive<i64>,
     ) -> Result<i64, ConfigError> {
-        let Some(text) = self.raw(section, fallback, option)? else {
+        let raw = self.raw(section, fallback, option)?;
+        self.note_default(section, option, default.to_string());
+        let Some(text) = raw else {
             return Ok(default);
         };
         let value: i64 = text
@@ -192,7 +221,9 @@ impl<'a> OptionReader<'a> {
         default: f64,
         min: f64,
     ) -> Result<f64, ConfigError> {
-        let Some(text) = self.raw(section, fallback, option)? else {
+        let raw = self.raw(section, fallback, option)?;
+        self.note_default(section, option, default.to_string());
+        let Some(text) = raw else {
             return Ok(default);
         };
         let value: f64 = text
@@ -217,7 +248,9 @@ impl<'a> OptionReader<'a> {
         option: &str,
         default: bool,
     ) -> Result<bool, ConfigError> {
-        let Some(text) = self.raw(section, fallback, option)? else {
+        let raw = self.raw(section, fallback, option)?;
+        self.note_default(section, option, default.to_string());
+        let Some(text) = raw else {
             return Ok(default);
         };
         match text.trim().to_ascii_lowercase().as_str() {
@@ -239,7 +272,9 @@ impl<'a> OptionReader<'a> {
         option: &str,
         default: &[&str],
     ) -> Result<Vec<String>, ConfigError> {
-        let Some(text) = self.raw(section, fallback, option)? else {
+        let raw = self.raw(section, fallback, option)?;
+        self.note_default(section, option, default.join(","));
+        let Some(text) = raw else {
             return Ok(default.iter().map(|s| (*s).to_owned()).collect());
         };
         Ok(text

@@ -77,12 +77,33 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use clinker_runtime::metrics;
+
 use crate::{RequestContext, RpcError, RpcMessage, Target, TransportHandle, Version};
 
 #[doc(hidden)]
 pub use async_trait::async_trait;
 #[doc(hidden)]
 pub use clinker_types::RemoteError;
+#[doc(hidden)]
+pub use tracing::Instrument;
+
+/// The span a served message runs in: the request's ids travel in the
+/// message's context and are entered again here, so every log line of the
+/// work (in the scheduler, the volume service) carries the `request_id` of
+/// the API request that caused it.
+#[doc(hidden)]
+pub fn rpc_span(topic: &'static str, message: &RpcMessage) -> tracing::Span {
+    let context = &message.context;
+    tracing::info_span!(
+        "rpc",
+        topic,
+        method = %message.method,
+        request_id = %context.request_id,
+        global_request_id = context.global_request_id.as_deref(),
+        project_id = %context.project_id,
+    )
+}
 
 /// How a method travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +114,17 @@ pub enum MethodKind {
     Call,
     /// Delivered to every server of the topic (none is not an error).
     Fanout,
+}
+
+impl MethodKind {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            MethodKind::Cast => "cast",
+            MethodKind::Call => "call",
+            MethodKind::Fanout => "fanout",
+        }
+    }
 }
 
 /// One row of an API's version table.
@@ -281,24 +313,74 @@ impl ClientCore {
             args,
             context: context.clone(),
         };
-        match method.kind {
-            MethodKind::Cast => {
-                self.transport.cast(&self.target(host), message).await?;
-                Ok(Value::Null)
-            }
+        let started = std::time::Instant::now();
+        let result = match method.kind {
+            MethodKind::Cast => self
+                .transport
+                .cast(&self.target(host), message)
+                .await
+                .map(|()| Value::Null),
             MethodKind::Call => {
                 self.transport
                     .call(&self.target(host), message, self.timeout)
                     .await
             }
-            MethodKind::Fanout => {
-                self.transport
-                    .fanout_cast(self.service.topic, message)
-                    .await?;
-                Ok(Value::Null)
-            }
-        }
+            MethodKind::Fanout => self
+                .transport
+                .fanout_cast(self.service.topic, message)
+                .await
+                .map(|()| Value::Null),
+        };
+        let kind = method.kind.label();
+        metrics::histogram!(
+            metrics::RPC_SECONDS,
+            "topic" => self.service.topic,
+            "method" => method.name,
+            "kind" => kind
+        )
+        .record(started.elapsed());
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(RpcError::Unroutable { .. }) => "unroutable",
+            Err(RpcError::Timeout { .. }) => "timeout",
+            Err(RpcError::Remote(_)) => "remote_error",
+            Err(RpcError::Transport(_)) => "transport_error",
+            Err(RpcError::Payload(_)) => "payload_error",
+        };
+        metrics::counter!(
+            metrics::RPC_MESSAGES,
+            "topic" => self.service.topic,
+            "method" => method.name,
+            "kind" => kind,
+            "outcome" => outcome
+        )
+        .increment(1);
+        result
     }
+}
+
+/// Counts a served message and its handling time (what the consumer side
+/// of every `rpc_api!` endpoint reports).
+#[doc(hidden)]
+pub fn observe_served(
+    topic: &'static str,
+    method: &str,
+    started: std::time::Instant,
+    result: &Result<Value, RemoteError>,
+) {
+    // Only declared method names get here: `Endpoint::check` refuses
+    // others before a handler runs, so the label stays bounded.
+    let method = method.to_owned();
+    metrics::histogram!(metrics::RPC_SERVED_SECONDS, "topic" => topic, "method" => method.clone())
+        .record(started.elapsed());
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!(
+        metrics::RPC_SERVED,
+        "topic" => topic,
+        "method" => method,
+        "outcome" => outcome
+    )
+    .increment(1);
 }
 
 /// Declares an RPC API; see the [module docs](crate::api).
@@ -493,7 +575,10 @@ macro_rules! rpc_api {
             ) -> ::std::result::Result<::serde_json::Value, $crate::api::RemoteError> {
                 self.endpoint.check(&message)?;
                 let context = message.context.clone();
-                match message.method.as_str() {
+                let span = $crate::api::rpc_span($topic, &message);
+                let started = ::std::time::Instant::now();
+                let method = message.method.clone();
+                let result = $crate::api::Instrument::instrument(async move { match message.method.as_str() {
                     $(
                         stringify!($name) => {
                             $(let $arg: $args = $crate::dispatch::decode_args(&message)?;)?
@@ -510,7 +595,9 @@ macro_rules! rpc_api {
                         method: other.to_owned(),
                     }
                     .into()),
-                }
+                } }, span).await;
+                $crate::api::observe_served($topic, &method, started, &result);
+                result
             }
         }
 

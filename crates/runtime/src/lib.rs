@@ -7,6 +7,8 @@
 //! a deadline → stop periodic workers. Depends on `clinker-types` only.
 
 pub mod http;
+pub mod metrics;
+pub mod systemd;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -131,8 +133,11 @@ pub async fn until_cancelled<F: Future<Output = ()>>(cancel: &CancellationToken,
 }
 
 /// Sets up logging to stderr: `info` (or `debug` when `[DEFAULT] debug`),
-/// overridable with `RUST_LOG`. Safe to call twice (the second call is a no-op).
-pub fn init_tracing(debug: bool) {
+/// overridable with `RUST_LOG`; one JSON object per line when `json`
+/// (`[DEFAULT] use_json` / `log_format = json`), with the fields of the
+/// spans it happened in (`request_id`, `global_request_id`, …) under
+/// `span` and `spans`. Safe to call twice (the second call is a no-op).
+pub fn init_tracing(debug: bool, json: bool) {
     use tracing_subscriber::EnvFilter;
     // lapin logs every message the broker returns (an unroutable cast, which
     // the RPC layer reports to its caller) at warn, payload included.
@@ -142,10 +147,18 @@ pub fn init_tracing(debug: bool) {
         "info,sqlx=warn,lapin::returned_messages=error"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    if json {
+        let _ = builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init();
+    } else {
+        let _ = builder.try_init();
+    }
 }
 
 /// Ctrl-C and SIGTERM, caught from the moment [`ShutdownSignal::install`]

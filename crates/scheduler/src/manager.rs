@@ -242,7 +242,7 @@ impl SchedulerManager {
             };
             match self.cast_create(context, &pool.host, &cast).await {
                 Ok(()) => {
-                    tracing::debug!(volume_id = %spec.volume_id, pool = %pool.host, "placed volume");
+                    tracing::info!(volume_id = %spec.volume_id, pool = %pool.host, "placed volume");
                     return Ok(Placement::Done);
                 }
                 Err(e) => {

@@ -29,6 +29,8 @@ use clinker_runtime::{CancellationToken, Gate, Worker, fuzzy_delay, spawn_worker
 use clinker_scheduler::{SchedulerManager, SchedulerOptions};
 use clinker_types::{Clock, Host};
 use clinker_volume::{ManagerOptions, VolumeManager};
+
+pub mod metrics;
 use tokio::task::JoinHandle;
 
 /// `cinder-volume`.

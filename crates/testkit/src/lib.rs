@@ -30,3 +30,4 @@ pub mod process;
 #[cfg(feature = "db")]
 pub mod quota;
 pub mod rabbit;
+pub mod tls;

@@ -52,6 +52,36 @@ impl Vhost {
     }
 }
 
+impl Vhost {
+    /// A user of its own on this vhost with `password` (deleted on drop),
+    /// for tests that must tell the broker's password apart from anything
+    /// else in a log; `None` when rabbitmqctl refuses.
+    pub fn user(&self, name: &str, password: &str) -> Option<VhostUser> {
+        let user = format!("{}-{name}", self.0);
+        let made = rabbitmqctl(&["add_user", &user, password])
+            && rabbitmqctl(&["set_permissions", "-p", &self.0, &user, ".*", ".*", ".*"]);
+        made.then(|| VhostUser {
+            transport_url: format!("rabbit://{user}:{password}@127.0.0.1:5672/{}", self.0),
+            user,
+        })
+    }
+}
+
+/// A broker user made by [`Vhost::user`], deleted on drop.
+#[derive(Debug)]
+pub struct VhostUser {
+    /// The user's name.
+    pub user: String,
+    /// `transport_url` with the user's credentials.
+    pub transport_url: String,
+}
+
+impl Drop for VhostUser {
+    fn drop(&mut self) {
+        rabbitmqctl(&["delete_user", &self.user]);
+    }
+}
+
 impl Drop for Vhost {
     fn drop(&mut self) {
         rabbitmqctl(&["delete_vhost", &self.0]);

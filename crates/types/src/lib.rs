@@ -15,6 +15,7 @@ pub mod host;
 pub mod ids;
 pub mod message_field;
 pub mod model;
+pub mod redact;
 pub mod request_spec;
 pub mod status;
 pub mod time;

@@ -397,6 +397,9 @@ impl VolumeManager {
                 .await
             {
                 Ok(launched_at) => {
+                    // Cinder's "Created volume successfully." (info, with
+                    // the request's ids from the RPC span).
+                    tracing::info!(volume_id = %volume.id, backend = %self.host(), "created volume successfully");
                     let done = Volume {
                         status: VolumeStatus::Available,
                         launched_at: Some(launched_at),

@@ -10,6 +10,23 @@ use serde_json::{Map, Value, json};
 
 use crate::manager::VolumeManager;
 
+/// The pool's capacity gauges from its report (`infinite` and `unknown`
+/// capacities are left out rather than shown as a number).
+fn record_pool_capacity(pool_key: &str, pool: &Map<String, Value>) {
+    use clinker_runtime::metrics;
+    for (kind, field) in [
+        ("total", "total_capacity_gb"),
+        ("free", "free_capacity_gb"),
+        ("allocated", "allocated_capacity_gb"),
+        ("provisioned", "provisioned_capacity_gb"),
+    ] {
+        if let Some(value) = pool.get(field).and_then(Value::as_f64) {
+            metrics::gauge!(metrics::POOL_CAPACITY_GB, "pool" => pool_key.to_owned(), "kind" => kind)
+                .set(value);
+        }
+    }
+}
+
 impl VolumeManager {
     /// Asks the driver for its stats and adds `allocated_capacity_gb` per
     /// pool (from the database's claims) and the backend state. A driver
@@ -60,6 +77,7 @@ impl VolumeManager {
                 let key = format!("{}#{name}", self.host());
                 let allocated = allocations.get(&key).copied().unwrap_or(0);
                 pool.insert("allocated_capacity_gb".into(), json!(allocated));
+                record_pool_capacity(&key, pool);
             }
         }
         if let Ok(mut last) = self.last_stats.write() {

@@ -124,9 +124,53 @@ impl KeystoneAuthenticator {
             format!("{base}/v3")
         };
         let timeout = Duration::from_secs(options.http_connect_timeout);
-        let http = clinker_runtime::http::client_builder()
+        let mut builder = clinker_runtime::http::client_builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
+            .connect_timeout(timeout);
+        // `[keystone_authtoken] cafile`, `certfile`/`keyfile`, `insecure`,
+        // read now so a bad file stops start-up naming it.
+        if let Some(cafile) = &options.cafile {
+            let pem = std::fs::read(cafile).map_err(|e| {
+                AuthSetupError(format!(
+                    "[keystone_authtoken] cafile {}: {e}",
+                    cafile.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                AuthSetupError(format!(
+                    "[keystone_authtoken] cafile {}: {e}",
+                    cafile.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(AuthSetupError(format!(
+                    "[keystone_authtoken] cafile {}: no PEM certificate in the file",
+                    cafile.display()
+                )));
+            }
+            // Only these CAs, as keystoneauth's `verify=cafile` does.
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some((certfile, keyfile)) = &options.client_cert {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| {
+                    AuthSetupError(format!("[keystone_authtoken] {}: {e}", path.display()))
+                })
+            };
+            let mut pem = read(certfile)?;
+            pem.extend(read(keyfile)?);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                AuthSetupError(format!("[keystone_authtoken] certfile/keyfile: {e}"))
+            })?;
+            builder = builder.identity(identity);
+        }
+        if options.insecure {
+            tracing::warn!(
+                "[keystone_authtoken] insecure = true: Keystone's certificate is not verified"
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
             .build()
             .map_err(|e| AuthSetupError(format!("cannot build the keystone http client: {e}")))?;
         let www = options

@@ -21,9 +21,3 @@ pub async fn root(req: Req) -> ApiResult<Response> {
 pub async fn show(req: Req) -> ApiResult<Response> {
     Ok(views::ok(&misc::versions(&req.links)))
 }
-
-/// `GET /healthcheck`: oslo.middleware's plain `OK` while the API serves.
-pub async fn healthcheck() -> Response {
-    use axum::response::IntoResponse;
-    (StatusCode::OK, [("content-type", "text/plain")], "OK").into_response()
-}

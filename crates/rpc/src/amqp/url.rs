@@ -163,7 +163,7 @@ impl TransportUrl {
 pub fn redact(url: &str) -> String {
     match TransportUrl::parse(url) {
         Ok(parsed) => parsed.to_string(),
-        Err(_) => "<unparsable transport_url>".to_owned(),
+        Err(_) => clinker_types::redact::redact_url(url),
     }
 }
 
