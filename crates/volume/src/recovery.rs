@@ -131,7 +131,7 @@ impl VolumeManager {
                     Err(e) => return Err(crate::manager::db_remote(e)),
                 };
                 match volume.status {
-                    VolumeStatus::Creating => {
+                    VolumeStatus::Creating | VolumeStatus::Downloading => {
                         tracing::warn!(volume_id = %id, "create was interrupted; marking the volume error");
                         if self.db.fail_volume_create(id).await.is_ok() {
                             self.record_message(
