@@ -332,7 +332,10 @@ pub async fn action(
             let response =
                 crate::services::images::upload_volume_to_image(&state, ctx, &volume_id, request)
                     .await?;
-            Ok(views::ok(&json!({ "os-volume_upload_image": response })))
+            Ok(views::json(
+                StatusCode::ACCEPTED,
+                &json!({ "os-volume_upload_image": response }),
+            ))
         }
         "os-unmanage" => {
             validation::validate(&body_of("os-unmanage", any()), &body)?;
