@@ -170,6 +170,19 @@ pub struct LocalDevice {
     pub new_reads_as_zero: bool,
 }
 
+/// See [`VolumeDriver::image_sink`].
+#[async_trait::async_trait]
+pub trait ImageSink: Send {
+    /// Where the bytes go.
+    fn writer(&mut self) -> &mut (dyn tokio::io::AsyncWrite + Send + Unpin);
+
+    /// Ends the stream and makes the volume whole (its size).
+    ///
+    /// # Errors
+    /// The backend's: the volume then holds nothing usable.
+    async fn finish(self: Box<Self>) -> Result<(), DriverError>;
+}
+
 /// A backend driver.
 #[async_trait::async_trait]
 pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
@@ -265,6 +278,21 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`DriverError::InvalidInput`] for a name the driver refuses.
     async fn local_device(&self, _volume: &VolumeSpec) -> Result<Option<LocalDevice>, DriverError> {
+        Ok(None)
+    }
+
+    /// For backends without a [`Self::local_device`]: a stream that
+    /// replaces the content of `volume` (just made by
+    /// [`Self::create_volume`]) with raw disk bytes written from offset 0,
+    /// the rest of the volume reading as zeros (`rbd import -`). `None`
+    /// when the backend has no such stream. The default is `None`.
+    ///
+    /// # Errors
+    /// The backend's, starting the stream.
+    async fn image_sink(
+        &self,
+        _volume: &VolumeSpec,
+    ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
         Ok(None)
     }
 

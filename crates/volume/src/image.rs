@@ -164,31 +164,42 @@ impl VolumeManager {
             }
         }
         let spec = volume_spec(volume);
-        let device = self.driver.local_device(&spec).await?.ok_or_else(|| {
-            not_rescheduled(
+        let size_bytes = u64::try_from(volume.size).unwrap_or(0) * GIB;
+        let copy_failed = |e: ImageError| {
+            tracing::warn!(volume_id = %volume.id, image_id = %image.id, error = %e, "cannot copy the image to the volume");
+            not_rescheduled(as_driver_error(&e), Some(copy_message(&e)))
+        };
+        let fetched = if let Some(device) = self.driver.local_device(&spec).await? {
+            transfer
+                .fetch_image_to_volume(
+                    ictx,
+                    image,
+                    VolumeTarget::Path {
+                        path: &device.path,
+                        reads_as_zero: device.new_reads_as_zero,
+                    },
+                    size_bytes,
+                )
+                .await
+                .map_err(copy_failed)?
+        } else if let Some(mut sink) = self.driver.image_sink(&spec).await? {
+            let fetched = transfer
+                .fetch_image_to_volume(ictx, image, VolumeTarget::Writer(sink.writer()), size_bytes)
+                .await
+                .map_err(copy_failed)?;
+            sink.finish().await.map_err(|e| {
+                not_rescheduled(e, Some((mf::COPY_IMAGE_TO_VOLUME, mf::UNKNOWN_ERROR)))
+            })?;
+            fetched
+        } else {
+            return Err(not_rescheduled(
                 DriverError::NotSupported(format!(
-                    "the {} driver gives no local path to write an image into",
+                    "the {} driver gives no way to write an image into a volume",
                     self.driver.driver_name()
                 )),
                 Some((mf::COPY_IMAGE_TO_VOLUME, mf::UNKNOWN_ERROR)),
-            )
-        })?;
-        let size_bytes = u64::try_from(volume.size).unwrap_or(0) * GIB;
-        let fetched = transfer
-            .fetch_image_to_volume(
-                ictx,
-                image,
-                VolumeTarget::Path {
-                    path: &device.path,
-                    reads_as_zero: device.new_reads_as_zero,
-                },
-                size_bytes,
-            )
-            .await
-            .map_err(|e| {
-                tracing::warn!(volume_id = %volume.id, image_id = %image.id, error = %e, "cannot copy the image to the volume");
-                not_rescheduled(as_driver_error(&e), Some(copy_message(&e)))
-            })?;
+            ));
+        };
         tracing::info!(volume_id = %volume.id, image_id = %image.id, format = fetched.format.as_str(),
             converted = fetched.converted, "image copied to volume");
         let metadata = clinker_image::metadata::volume_glance_metadata(image);
