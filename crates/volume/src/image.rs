@@ -276,6 +276,34 @@ impl VolumeManager {
         }
     }
 
+    /// At start-up: an upload a restart interrupted is over (Cinder's
+    /// `init_host` puts `uploading` volumes back); the volume returns to
+    /// `available` or `in-use`. The half-made image stays `queued` in
+    /// Glance, as Cinder leaves it.
+    pub(crate) async fn settle_uploads(&self) {
+        let volumes = match self.db.volumes_on_backend(self.host()).await {
+            Ok(volumes) => volumes,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the backend's volumes to settle uploads");
+                return;
+            }
+        };
+        for volume in volumes
+            .into_iter()
+            .filter(|v| v.status == VolumeStatus::Uploading)
+        {
+            let back = if volume.attach_status == AttachStatus::Attached {
+                VolumeTransition::FinishUploadInUse
+            } else {
+                VolumeTransition::FinishUploadAvailable
+            };
+            tracing::warn!(volume_id = %volume.id, "upload to image was interrupted; restoring the volume's status");
+            if let Err(e) = self.db.transition_volume(volume.id, back).await {
+                tracing::warn!(volume_id = %volume.id, error = %e, "cannot restore the volume's status");
+            }
+        }
+    }
+
     async fn upload(
         &self,
         ictx: &ImageContext,
