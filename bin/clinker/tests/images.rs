@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use clinker_image::glance::UploadData;
 use clinker_image::{GlanceClient, GlanceSettings, ImageContext, ImageMeta};
-use clinker_testkit::glance::{Glance, glance, has_qemu_img, qemu_img};
+use clinker_testkit::glance::{Glance, glance, has_qemu_img, qemu_img, serial};
 use common::{Cluster, FILE_BACKEND};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -113,6 +113,7 @@ fn conversion_leftovers(c: &Cluster) -> Vec<String> {
 async fn volumes_from_raw_and_qcow2_images_hold_the_image_data() {
     let test = "volumes_from_raw_and_qcow2_images_hold_the_image_data";
     let Some(g) = glance(test) else { return };
+    let _serial = serial().lock().await;
     if !has_qemu_img(test) {
         return;
     }
@@ -191,12 +192,36 @@ async fn volumes_from_raw_and_qcow2_images_hold_the_image_data() {
     let by_name = by_name.unwrap();
     c.wait_volume(&by_name, |s| s == Some("available")).await;
     assert_volume_holds(&c, &by_name, &data);
+
+    // os-reimage (3.68) rewrites a volume from another image.
+    let other = disk_data(9, 3 * MIB);
+    let other_path = work.path().join("other.raw");
+    std::fs::write(&other_path, &other).unwrap();
+    let other_image = image_from_file(&glance, "e2e-other", "raw", &other_path, json!({})).await;
+    let reimage = json!({"os-reimage": {"image_id": other_image.id}});
+    let (status, body) = c.at("3.67").action(&raw_vol, reimage.clone()).await;
+    assert_ne!(status, 202, "not before 3.68: {body}");
+    let (status, body) = c.at("3.68").action(&raw_vol, reimage).await;
+    assert_eq!(status, 202, "{body}");
+    let v = c
+        .wait_volume_until(&raw_vol, |v| {
+            v["status"] == "available"
+                && v["volume_image_metadata"]["image_id"] == other_image.id.as_str()
+        })
+        .await;
+    assert_eq!(v["volume_image_metadata"]["image_name"], "e2e-other");
+    assert!(
+        v["volume_image_metadata"].get("hw_disk_bus").is_none(),
+        "{v}"
+    );
+    assert_volume_holds(&c, &raw_vol, &other);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_qcow2_image_with_a_backing_file_ends_in_error_and_leaves_nothing() {
     let test = "a_qcow2_image_with_a_backing_file_ends_in_error_and_leaves_nothing";
     let Some(g) = glance(test) else { return };
+    let _serial = serial().lock().await;
     if !has_qemu_img(test) {
         return;
     }
@@ -273,6 +298,7 @@ async fn a_qcow2_image_with_a_backing_file_ends_in_error_and_leaves_nothing() {
 async fn an_uploaded_volume_downloads_back_identical() {
     let test = "an_uploaded_volume_downloads_back_identical";
     let Some(g) = glance(test) else { return };
+    let _serial = serial().lock().await;
     if !has_qemu_img(test) {
         return;
     }
@@ -351,6 +377,7 @@ async fn an_uploaded_volume_downloads_back_identical() {
 async fn the_api_refuses_images_as_cinder_does() {
     let test = "the_api_refuses_images_as_cinder_does";
     let Some(g) = glance(test) else { return };
+    let _serial = serial().lock().await;
     let glance = client(g);
     let work = tempfile::tempdir().unwrap();
     let raw_path = work.path().join("small.raw");

@@ -60,6 +60,17 @@ pub struct CopyVolumeToImageArgs {
     pub image_id: String,
 }
 
+/// `reimage` (`os-reimage`, 3.68): the volume is `downloading`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReimageArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// The Glance image to write.
+    pub image_id: String,
+    /// The status to return to (`available`, `error` or `reserved`).
+    pub previous_status: clinker_types::VolumeStatus,
+}
+
 /// `delete_volume`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteVolumeArgs {
@@ -428,6 +439,8 @@ crate::api::rpc_api! {
         call get_manageable_volumes() -> Vec<Value> { since: 3.0 }
         /// The backend objects that could be managed as snapshots.
         call get_manageable_snapshots() -> Vec<Value> { since: 3.0 }
+        /// Rewrites a volume from a Glance image.
+        cast reimage(args: ReimageArgs) { since: 3.0, serialized_by: args.volume_id }
         /// Sends a volume's data to a new Glance image.
         cast copy_volume_to_image(args: CopyVolumeToImageArgs) {
             since: 3.0,

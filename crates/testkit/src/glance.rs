@@ -89,6 +89,13 @@ pub fn glance(test: &str) -> Option<&'static Glance> {
     glance
 }
 
+/// Serialises the tests that write to the shared Glance: its SQLite
+/// database under one uWSGI process answers 500 to concurrent writers.
+pub fn serial() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
 /// Whether `qemu-img` runs (skips `test` off CI, fails under CI).
 pub fn has_qemu_img(test: &str) -> bool {
     run_sync(Command::new("qemu-img").arg("--version")).success()

@@ -111,6 +111,11 @@ pub const COPY_IMAGE_TO_VOLUME: Action = Action {
     id: "005",
     text: "copy image to volume",
 };
+/// `REIMAGE_VOLUME`.
+pub const REIMAGE_VOLUME: Action = Action {
+    id: "016",
+    text: "reimage volume",
+};
 /// `FAILED_TO_UPLOAD_VOLUME`.
 pub const FAILED_TO_UPLOAD_VOLUME: Detail = Detail {
     id: "004",

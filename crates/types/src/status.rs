@@ -307,6 +307,17 @@ pub enum VolumeTransition {
     UnmanageFailed,
     /// Manager: the backend object was taken into management.
     ManageSucceeded,
+    /// `os-reimage` (3.68) of an available or failed volume.
+    BeginReimage,
+    /// `os-reimage` with `reimage_reserved`: also a reserved volume.
+    BeginReimageReserved,
+    /// Manager: the reimage finished; back to `available`.
+    FinishReimageAvailable,
+    /// Manager: the reimage finished; back to `reserved`.
+    FinishReimageReserved,
+    /// Manager: the reimage failed, or finished on a volume that was
+    /// `error` (Cinder restores the previous status).
+    FinishReimageError,
     /// `os-volume_upload_image` of a detached volume.
     BeginUploadAvailable,
     /// `os-volume_upload_image` with `force` of an attached volume.
@@ -389,6 +400,11 @@ impl VolumeTransition {
             T::CreateSucceeded => (&[V::Creating, V::Downloading], V::Available),
             T::CreateFailed => (&[V::Creating, V::Downloading], V::Error),
             T::BeginDownload => (&[V::Creating], V::Downloading),
+            T::BeginReimage => (&[V::Available, V::Error], V::Downloading),
+            T::BeginReimageReserved => (&[V::Available, V::Error, V::Reserved], V::Downloading),
+            T::FinishReimageAvailable => (&[V::Downloading], V::Available),
+            T::FinishReimageReserved => (&[V::Downloading], V::Reserved),
+            T::FinishReimageError => (&[V::Downloading], V::Error),
             T::BeginUploadAvailable => (&[V::Available], V::Uploading),
             T::BeginUploadInUse => (&[V::InUse], V::Uploading),
             T::FinishUploadAvailable => (&[V::Uploading], V::Available),
@@ -554,6 +570,11 @@ mod tests {
         VolumeTransition::BeginUploadInUse,
         VolumeTransition::FinishUploadAvailable,
         VolumeTransition::FinishUploadInUse,
+        VolumeTransition::BeginReimage,
+        VolumeTransition::BeginReimageReserved,
+        VolumeTransition::FinishReimageAvailable,
+        VolumeTransition::FinishReimageReserved,
+        VolumeTransition::FinishReimageError,
     ];
 
     #[test]

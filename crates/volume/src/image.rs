@@ -12,7 +12,7 @@ use clinker_drivers::{DriverError, ModelUpdate};
 use clinker_image::glance::UploadData;
 use clinker_image::{ImageContext, ImageError, ImageMeta, ImageTransfer, VolumeTarget};
 use clinker_rpc::RequestContext;
-use clinker_rpc::volume::CopyVolumeToImageArgs;
+use clinker_rpc::volume::{CopyVolumeToImageArgs, ReimageArgs};
 use clinker_types::message_field::{self as mf, Action, Detail};
 use clinker_types::model::Volume;
 use clinker_types::status::VolumeTransition;
@@ -276,6 +276,105 @@ impl VolumeManager {
         }
     }
 
+    /// Rewrites a `downloading` volume from `args.image_id` (Cinder's
+    /// `reimage`): the same checks and data path as a create, the image
+    /// metadata replaced, then back to the previous status; a failure
+    /// leaves it `error`.
+    pub(crate) async fn reimage(
+        &self,
+        context: &RequestContext,
+        args: ReimageArgs,
+    ) -> Result<(), RemoteError> {
+        let volume = match self.db.get_volume(args.volume_id).await {
+            Ok(v) => v,
+            Err(DbError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(db_remote(e)),
+        };
+        if volume.status != VolumeStatus::Downloading {
+            return Ok(());
+        }
+        let outcome = self
+            .rewrite_from_image(context, &volume, &args.image_id)
+            .await;
+        let back = match (&outcome, args.previous_status) {
+            (Ok(()), VolumeStatus::Available) => VolumeTransition::FinishReimageAvailable,
+            (Ok(()), VolumeStatus::Reserved) => VolumeTransition::FinishReimageReserved,
+            _ => VolumeTransition::FinishReimageError,
+        };
+        if let Err((e, message)) = &outcome {
+            tracing::warn!(volume_id = %volume.id, image_id = %args.image_id, error = %e, "reimage failed");
+            if let Some((_, detail)) = message {
+                self.record_message(
+                    context,
+                    &volume.project_id,
+                    mf::RESOURCE_VOLUME,
+                    volume.id.to_string(),
+                    mf::REIMAGE_VOLUME,
+                    *detail,
+                )
+                .await;
+            }
+        }
+        match self.db.transition_volume(volume.id, back).await {
+            Ok(_) | Err(DbError::InvalidState(_) | DbError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(db_remote(e)),
+        }
+    }
+
+    async fn rewrite_from_image(
+        &self,
+        context: &RequestContext,
+        volume: &Volume,
+        image_id: &str,
+    ) -> Result<(), (String, Option<(Action, Detail)>)> {
+        let failed = |e: ImageError| {
+            let message = copy_message(&e);
+            (e.to_string(), Some(message))
+        };
+        self.driver_ready().map_err(|e| (e.to_string(), None))?;
+        let transfer = self.transfer().map_err(|e| (e.to_string(), None))?.clone();
+        let ictx = image_context(context);
+        let image = transfer
+            .glance()
+            .show_image(&ictx, image_id)
+            .await
+            .map_err(failed)?;
+        let spec = volume_spec(volume);
+        let size_bytes = u64::try_from(volume.size).unwrap_or(0) * GIB;
+        let device = self
+            .driver
+            .local_device(&spec)
+            .await
+            .map_err(|e| (e.to_string(), None))?
+            .ok_or_else(|| {
+                (
+                    format!(
+                        "the {} driver gives no local path to rewrite a volume",
+                        self.driver.driver_name()
+                    ),
+                    None,
+                )
+            })?;
+        transfer
+            .fetch_image_to_volume(
+                &ictx,
+                &image,
+                VolumeTarget::Path {
+                    path: &device.path,
+                    reads_as_zero: false,
+                },
+                size_bytes,
+            )
+            .await
+            .map_err(failed)?;
+        let metadata = clinker_image::metadata::volume_glance_metadata(&image);
+        self.db
+            .set_volume_metadata(volume.id, MetadataKind::Glance, &metadata, true)
+            .await
+            .map_err(|e| (format!("cannot record the image metadata: {e}"), None))?;
+        Ok(())
+    }
+
     /// At start-up: an upload a restart interrupted is over (Cinder's
     /// `init_host` puts `uploading` volumes back); the volume returns to
     /// `available` or `in-use`. The half-made image stays `queued` in
@@ -288,6 +387,21 @@ impl VolumeManager {
                 return;
             }
         };
+        for volume in volumes
+            .iter()
+            .filter(|v| v.status == VolumeStatus::Downloading)
+        {
+            // Creates were settled from the journal before: what is still
+            // downloading is an interrupted reimage.
+            tracing::warn!(volume_id = %volume.id, "reimage was interrupted; the volume is in error");
+            if let Err(e) = self
+                .db
+                .transition_volume(volume.id, VolumeTransition::FinishReimageError)
+                .await
+            {
+                tracing::warn!(volume_id = %volume.id, error = %e, "cannot fail the interrupted reimage");
+            }
+        }
         for volume in volumes
             .into_iter()
             .filter(|v| v.status == VolumeStatus::Uploading)

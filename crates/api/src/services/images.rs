@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clinker_config::Config;
 use clinker_image::{GlanceClient, GlanceSettings, ImageContext, ImageError, ImageMeta};
 use clinker_rpc::RequestContext;
-use clinker_rpc::volume::CopyVolumeToImageArgs;
+use clinker_rpc::volume::{CopyVolumeToImageArgs, ReimageArgs};
 use clinker_types::AttachStatus;
 use clinker_types::model::Volume;
 use clinker_types::status::{VolumeStatus, VolumeTransition};
@@ -144,6 +144,83 @@ pub async fn check_image_for_volume(
         }
     }
     Ok(image)
+}
+
+/// `os-reimage` (3.68): moves the volume to `downloading`, checks the
+/// image against it as a create does, and casts the rewrite to its
+/// backend (Cinder's `volume/api.py` `reimage`).
+///
+/// # Errors
+/// 404 for the volume or the image, 403 by policy, 409 for a volume
+/// attached to several servers, 400 for its status or the image (the
+/// status is restored then), 503 when the cast cannot be delivered.
+pub async fn reimage(
+    state: &ApiState,
+    ctx: &RequestContext,
+    volume_id: &str,
+    image_id: &str,
+    reimage_reserved: bool,
+) -> ApiResult<()> {
+    let volume = get_volume(state, ctx, volume_id).await?;
+    let rule = if volume.status == VolumeStatus::Reserved {
+        "volume:reimage_reserved"
+    } else {
+        "volume:reimage"
+    };
+    policy::enforce(ctx, rule, Some(&volume.project_id))?;
+    if volume.attachments.len() > 1 {
+        return Err(ApiError::conflict(
+            "Cannot re-image a volume which is attached to more than one server.",
+        ));
+    }
+    let (begin, expected) = if reimage_reserved {
+        (
+            VolumeTransition::BeginReimageReserved,
+            "available or error or reserved",
+        )
+    } else {
+        (VolumeTransition::BeginReimage, "available or error")
+    };
+    let status_error = || {
+        ApiError::bad_request(format!(
+            "Invalid volume: Volume {} status must be {expected}, but current status is {}.",
+            volume.id, volume.status
+        ))
+    };
+    if !begin.allows(volume.status) {
+        return Err(status_error());
+    }
+    state
+        .db
+        .transition_volume(volume.id, begin)
+        .await
+        .map_err(|_| status_error())?;
+    let restore = || async {
+        let back = match volume.status {
+            VolumeStatus::Available => VolumeTransition::FinishReimageAvailable,
+            VolumeStatus::Reserved => VolumeTransition::FinishReimageReserved,
+            _ => VolumeTransition::FinishReimageError,
+        };
+        if let Err(e) = state.db.transition_volume(volume.id, back).await {
+            tracing::warn!(volume_id = %volume.id, error = %e, "cannot restore the volume's status");
+        }
+    };
+    if let Err(e) = check_image_for_volume(state, ctx, image_id, volume.size).await {
+        restore().await;
+        return Err(e);
+    }
+    let args = ReimageArgs {
+        volume_id: volume.id,
+        image_id: image_id.to_owned(),
+        previous_status: volume.status,
+    };
+    let host = volume.host.clone().unwrap_or_default();
+    if let Err(e) = state.volume_rpc.reimage(ctx, &host, &args).await {
+        tracing::error!(volume_id = %volume.id, error = %e, "cannot cast reimage");
+        restore().await;
+        return Err(ApiError::unavailable());
+    }
+    Ok(())
 }
 
 /// What `os-volume_upload_image` asks for, after schema validation.

@@ -6,7 +6,7 @@
 //! `os-reset_status`, `os-force_delete`, `os-set_image_metadata`,
 //! `os-unset_image_metadata`, `os-show_image_metadata`, `revert` (3.40),
 //! `os-retype`, `os-migrate_volume`, `os-migrate_volume_completion`,
-//! `os-volume_upload_image`, and the legacy attach family (in [`super::attach_actions`]).
+//! `os-volume_upload_image`, `os-reimage` (3.68), and the legacy attach family (in [`super::attach_actions`]).
 //! Every other action is
 //! answered as an unknown action.
 
@@ -278,6 +278,28 @@ pub async fn action(
             )
             .await?;
             Ok(views::ok(&json!({ "save_volume_id": kept.to_string() })))
+        }
+        "os-reimage" => {
+            crate::microversion::require(req.version, crate::microversion::SUPPORT_REIMAGE_VOLUME)?;
+            let schema = body_of(
+                "os-reimage",
+                object()
+                    .prop("image_id", validation::uuid())
+                    .prop("reimage_reserved", boolean())
+                    .required(&["image_id"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let image_id = args.get("image_id").and_then(Value::as_str).unwrap_or("");
+            crate::services::images::reimage(
+                &state,
+                ctx,
+                &volume_id,
+                image_id,
+                flag(&args, "reimage_reserved"),
+            )
+            .await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
         }
         "os-volume_upload_image" => {
             let with_params = req.version >= crate::microversion::UPLOAD_IMAGE_PARAMS;
