@@ -352,7 +352,7 @@ impl VolumeManager {
                         "the {} driver gives no local path to rewrite a volume",
                         self.driver.driver_name()
                     ),
-                    None,
+                    Some((mf::REIMAGE_VOLUME, mf::UNKNOWN_ERROR)),
                 )
             })?;
         transfer
