@@ -30,6 +30,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-volume",
                 "clinker-service",
                 "clinker-api",
+                "clinker-image",
             ],
         ),
         ("clinker-types", &[]),
@@ -110,6 +111,9 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-volume",
             ],
         ),
+        // The API talks to Glance itself, as Cinder's does (the image a
+        // create names is checked, upload-to-image creates the image), and
+        // to every other service over RPC.
         (
             "clinker-api",
             &[
@@ -118,6 +122,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-runtime",
                 "clinker-db",
                 "clinker-rpc",
+                "clinker-image",
             ],
         ),
     ];

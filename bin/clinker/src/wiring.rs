@@ -242,6 +242,7 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
         scheduler_rpc: SchedulerRpcClient::new(transport.clone(), rpc_timeout),
         volume_rpc: VolumeRpcClient::new(transport.clone(), rpc_timeout),
         config: config.clone(),
+        glance: clinker_api::services::images::glance_client(&config),
         clock,
         zones: std::sync::Arc::default(),
     };
@@ -433,6 +434,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
                 scheduler_rpc: SchedulerRpcClient::new(transport.clone(), rpc_timeout),
                 volume_rpc,
                 config: config.clone(),
+                glance: clinker_api::services::images::glance_client(&config),
                 clock,
                 zones: std::sync::Arc::default(),
             };

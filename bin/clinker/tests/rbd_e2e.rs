@@ -97,6 +97,60 @@ async fn pools(c: &Cluster) -> Vec<Value> {
     body["pools"].as_array().cloned().unwrap()
 }
 
+/// A raw image streamed into `rbd import`: the RBD image holds it byte for
+/// byte, zeros after it, at the volume's size; the volume is bootable.
+async fn create_from_image_on_rbd(
+    c: &Cluster,
+    ceph: &Ceph,
+    glance: &clinker_testkit::glance::Glance,
+    scratch: &Path,
+) {
+    use clinker_image::glance::UploadData;
+    use clinker_image::{GlanceClient, GlanceSettings, ImageContext};
+    let client = GlanceClient::new(GlanceSettings::with_servers(vec![glance.url.clone()])).unwrap();
+    let ctx = ImageContext::default();
+    let mut data = vec![0u8; 3 << 20];
+    for (i, b) in data.iter_mut().enumerate().take(1 << 20) {
+        *b = (i % 251) as u8 ^ 0x3c;
+    }
+    data[(2 << 20)..].fill(0xa7);
+    let source = scratch.join("image.raw");
+    std::fs::write(&source, &data).unwrap();
+    let fields = json!({"name": "rbd-e2e", "disk_format": "raw", "container_format": "bare"});
+    let image = client
+        .create_image(&ctx, fields.as_object().unwrap())
+        .await
+        .unwrap();
+    client
+        .upload(&ctx, &image.id, UploadData::File(source))
+        .await
+        .unwrap();
+    let (status, id, body) = c
+        .create_volume(json!({"size": 1, "volume_type": "ceph", "imageRef": image.id}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = id.unwrap();
+    let v = wait(c, &id, "available").await;
+    assert_eq!(v["status"], "available", "{v}");
+    assert_eq!(v["bootable"], "true");
+    assert_eq!(v["volume_image_metadata"]["image_id"], image.id.as_str());
+    let out = scratch.join("from-image.raw");
+    ceph.rbd(&[
+        "export",
+        "--no-progress",
+        &format!("volumes/volume-{id}"),
+        &out.display().to_string(),
+    ]);
+    let exported = std::fs::read(&out).unwrap();
+    assert_eq!(exported.len(), 1 << 30, "grown to the volume's size");
+    assert!(exported[..data.len()] == data[..], "the image data");
+    assert!(exported[data.len()..].iter().all(|b| *b == 0));
+    std::fs::remove_file(&out).unwrap();
+    let (status, body) = c.delete(&format!("/volumes/{id}")).await;
+    assert_eq!(status, 202, "{body}");
+    c.wait_volume(&id, |s| s.is_none()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rbd_and_file_side_by_side_through_the_api() {
     if !clinker_testkit::env::system_tests(
@@ -109,6 +163,11 @@ async fn rbd_and_file_side_by_side_through_the_api() {
         dir: scratch.path().join("ceph"),
     };
     ceph.script("up");
+    // Glance for the create-from-image check (skipped off CI without it).
+    let glance = clinker_testkit::glance::glance("the RBD create from image");
+    let glance_servers = glance
+        .map(|g| format!("\nglance_api_servers = {}", g.url))
+        .unwrap_or_default();
     let backends = format!(
         "enabled_backends = file,ceph\n[file]\nvolume_driver = file\nvolume_backend_name = local\n\
          [ceph]\nvolume_driver = cinder.volume.drivers.rbd.RBDDriver\nvolume_backend_name = ceph\nrbd_pool = volumes\n\
@@ -116,7 +175,7 @@ async fn rbd_and_file_side_by_side_through_the_api() {
         ceph.dir.join("ceph.conf").display()
     );
     let mut c = Cluster::start(
-        "periodic_interval = 1\nbackend_stats_polling_interval = 3\nservice_down_time = 30\nquota_volumes = -1",
+        &format!("periodic_interval = 1\nbackend_stats_polling_interval = 3\nservice_down_time = 30\nquota_volumes = -1{glance_servers}"),
         &backends,
     )
     .await;
@@ -124,6 +183,10 @@ async fn rbd_and_file_side_by_side_through_the_api() {
         let (status, body) =
             c.post("/types", json!({"volume_type": {"name": name, "extra_specs": {"volume_backend_name": backend}}})).await;
         assert_eq!(status, 200, "{body}");
+    }
+
+    if let Some(g) = glance {
+        create_from_image_on_rbd(&c, &ceph, g, scratch.path()).await;
     }
 
     // Types route to their backend.

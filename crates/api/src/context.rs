@@ -412,6 +412,7 @@ async fn prepare(
         project_domain_id: identity.project_domain_id,
         service_roles: identity.service_roles,
         is_service: identity.is_service,
+        auth_token: None,
     };
     // Cinder's RequestContext: is_admin comes from the `context_is_admin`
     // rule unless the auth middleware forced it (noauth).
@@ -434,6 +435,11 @@ async fn prepare(
                 user_token,
             })
         });
+    // The user's token travels with the request to the services that act
+    // for the user (Glance), as in Cinder's context.
+    context.auth_token = compute
+        .as_ref()
+        .map(|c| clinker_rpc::AuthToken(c.user_token.clone()));
     let req = Req {
         context,
         compute,

@@ -59,6 +59,10 @@ pub struct ApiState {
     /// The availability zones creates are checked against
     /// (`az_cache_duration`).
     pub zones: Arc<services::ZoneCache>,
+    /// The Glance client (`glance_api_servers` or the caller's catalog);
+    /// `None` when it cannot be built, and then every image look-up fails
+    /// as Cinder's does without an image service.
+    pub glance: Option<Arc<clinker_image::GlanceClient>>,
 }
 
 /// The API router, authenticating as `[DEFAULT] auth_strategy` says.

@@ -58,6 +58,11 @@ pub const HEADER: &str = "OpenStack-API-Version";
 pub const SERVICE: &str = "volume";
 
 /// `/messages` (3.3).
+/// `visibility` and `protected` in `os-volume_upload_image`.
+pub const UPLOAD_IMAGE_PARAMS: ApiVersion = ApiVersion::new(3, 1);
+/// `os-reimage`.
+pub const SUPPORT_REIMAGE_VOLUME: ApiVersion = ApiVersion::new(3, 68);
+/// Cinder's `MESSAGES`.
 pub const MESSAGES: ApiVersion = ApiVersion::new(3, 3);
 /// Pagination of `/messages` (3.5).
 pub const MESSAGES_PAGINATION: ApiVersion = ApiVersion::new(3, 5);

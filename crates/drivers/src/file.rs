@@ -24,7 +24,9 @@ use serde_json::{Map, Value, json};
 
 use crate::manage::{ManageRef, ManageableObject, ceil_gib, id_in_name};
 use crate::targets::{ReconcileReport, TargetHelper, WantedExport, connector_initiator};
-use crate::{DriverError, GIB, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec, gib};
+use crate::{
+    DriverError, GIB, LocalDevice, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec, gib,
+};
 
 /// Prefix of temporary copies, swept at start-up.
 const TEMP_PREFIX: &str = ".tmp-";
@@ -682,6 +684,13 @@ impl VolumeDriver for FileDriver {
             Some(target) => target.terminate_connection(volume, connector).await,
             None => Ok(()),
         }
+    }
+
+    async fn local_device(&self, volume: &VolumeSpec) -> Result<Option<LocalDevice>, DriverError> {
+        Ok(Some(LocalDevice {
+            path: self.path_of(&volume.name)?,
+            new_reads_as_zero: true,
+        }))
     }
 
     /// Sparse files give discarded blocks back to the filesystem (and tgt

@@ -158,6 +158,31 @@ pub struct ModelUpdate {
     pub provider_id: Option<String>,
 }
 
+/// A volume as a local file or block device (see
+/// [`VolumeDriver::local_device`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalDevice {
+    /// The file or device.
+    pub path: std::path::PathBuf,
+    /// A volume just created by [`VolumeDriver::create_volume`] reads as
+    /// zeros without being written (a sparse file, a thin LV): writers may
+    /// skip zero blocks.
+    pub new_reads_as_zero: bool,
+}
+
+/// See [`VolumeDriver::image_sink`].
+#[async_trait::async_trait]
+pub trait ImageSink: Send {
+    /// Where the bytes go.
+    fn writer(&mut self) -> &mut (dyn tokio::io::AsyncWrite + Send + Unpin);
+
+    /// Ends the stream and makes the volume whole (its size).
+    ///
+    /// # Errors
+    /// The backend's: the volume then holds nothing usable.
+    async fn finish(self: Box<Self>) -> Result<(), DriverError>;
+}
+
 /// A backend driver.
 #[async_trait::async_trait]
 pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
@@ -243,6 +268,32 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
     /// [`DriverError::InvalidInput`] naming the missing key.
     fn validate_connector(&self, _connector: &Connector) -> Result<(), DriverError> {
         Ok(())
+    }
+
+    /// The volume as a file or block device this host can open for image
+    /// data (create from image, upload to image): Cinder's `local_path`.
+    /// `None` when the backend has no local path for it (the manager then
+    /// refuses image operations on this backend). The default is `None`.
+    ///
+    /// # Errors
+    /// [`DriverError::InvalidInput`] for a name the driver refuses.
+    async fn local_device(&self, _volume: &VolumeSpec) -> Result<Option<LocalDevice>, DriverError> {
+        Ok(None)
+    }
+
+    /// For backends without a [`Self::local_device`]: a stream that
+    /// replaces the content of `volume` (just made by
+    /// [`Self::create_volume`]) with raw disk bytes written from offset 0,
+    /// the rest of the volume reading as zeros (`rbd import -`). `None`
+    /// when the backend has no such stream. The default is `None`.
+    ///
+    /// # Errors
+    /// The backend's, starting the stream.
+    async fn image_sink(
+        &self,
+        _volume: &VolumeSpec,
+    ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
+        Ok(None)
     }
 
     /// Whether hosts may discard (unmap) blocks of this backend's volumes:

@@ -70,6 +70,29 @@ pub struct RequestContext {
     /// CVE-2023-2088 relies on).
     #[serde(default)]
     pub is_service: bool,
+    /// The caller's token (Keystone only), forwarded to the services that
+    /// act for the user (Glance), as Cinder's serialized context carries
+    /// `auth_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<AuthToken>,
+}
+
+/// A token that never shows in logs (`Debug` prints a placeholder).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AuthToken(pub String);
+
+impl AuthToken {
+    /// The token.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthToken(***)")
+    }
 }
 
 impl RequestContext {

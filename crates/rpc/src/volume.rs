@@ -50,6 +50,27 @@ pub struct CreateVolumeArgs {
     pub allow_reschedule: bool,
 }
 
+/// `copy_volume_to_image` (`os-volume_upload_image`): the volume is
+/// `uploading` and the image record exists (`queued`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyVolumeToImageArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// The Glance image to fill.
+    pub image_id: String,
+}
+
+/// `reimage` (`os-reimage`, 3.68): the volume is `downloading`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReimageArgs {
+    /// The volume.
+    pub volume_id: VolumeId,
+    /// The Glance image to write.
+    pub image_id: String,
+    /// The status to return to (`available`, `error` or `reserved`).
+    pub previous_status: clinker_types::VolumeStatus,
+}
+
 /// `delete_volume`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteVolumeArgs {
@@ -418,5 +439,12 @@ crate::api::rpc_api! {
         call get_manageable_volumes() -> Vec<Value> { since: 3.0 }
         /// The backend objects that could be managed as snapshots.
         call get_manageable_snapshots() -> Vec<Value> { since: 3.0 }
+        /// Rewrites a volume from a Glance image.
+        cast reimage(args: ReimageArgs) { since: 3.0, serialized_by: args.volume_id }
+        /// Sends a volume's data to a new Glance image.
+        cast copy_volume_to_image(args: CopyVolumeToImageArgs) {
+            since: 3.0,
+            serialized_by: args.volume_id,
+        }
     }
 }

@@ -379,6 +379,32 @@ pub async fn start_scheduler(
     })
 }
 
+/// The image data path of one backend: the Glance client `[DEFAULT]`
+/// configures, `qemu-img` under the conversion limits, the backend's
+/// conversion settings. `None` (logged) when the Glance client cannot be
+/// built: the backend then refuses image operations.
+fn image_transfer(
+    options: &clinker_config::ImageOptions,
+    backend: &str,
+    runner: Arc<dyn CommandRunner>,
+) -> Option<Arc<clinker_image::ImageTransfer>> {
+    let glance = match clinker_image::GlanceClient::new(
+        clinker_image::GlanceSettings::from_options(options),
+    ) {
+        Ok(glance) => Arc::new(glance),
+        Err(e) => {
+            tracing::error!(backend, error = %e, "no image service for this backend");
+            return None;
+        }
+    };
+    Some(Arc::new(clinker_image::ImageTransfer::new(
+        glance,
+        runner,
+        clinker_image::qemu::QemuImgLimits::from_options(options),
+        clinker_image::TransferSettings::from_options(options, backend),
+    )))
+}
+
 /// Starts the volume service of one backend, named `host@backend`.
 ///
 /// # Errors
@@ -396,6 +422,7 @@ pub async fn start_volume(
         .clone()
         .unwrap_or_else(|| config.host.clone());
     let host = Host::backend(node, backend.name.clone()).service_host();
+    let images = image_transfer(&ctx.config.image, &backend.name, runner.clone());
     let driver = clinker_drivers::build_driver(backend, runner)
         .map_err(|e| ServiceError::Config(format!("backend [{}]: {e}", backend.name)))?;
     let registration = ServiceRegistration {
@@ -409,7 +436,7 @@ pub async fn start_volume(
         rpc_current_version: clinker_rpc::volume::CURRENT_VERSION.to_string(),
     };
     let service_id = register(ctx, &registration).await?;
-    let manager = Arc::new(VolumeManager::new(
+    let manager = VolumeManager::new(
         ManagerOptions {
             host: host.clone(),
             message_ttl: config.message_ttl,
@@ -424,7 +451,27 @@ pub async fn start_volume(
             ctx.clock.clone(),
         ),
         ctx.clock.clone(),
-    ));
+    );
+    let manager = Arc::new(match images {
+        Some(images) => manager.with_images(images),
+        None => manager,
+    });
+    // Staged image files a crash left behind (Cinder's
+    // `_clean_image_conversion_dir` … on every start).
+    match clinker_image::cleanup_conversion_dir(
+        &ctx.config.image.image_conversion_dir,
+        &backend.name,
+    )
+    .await
+    {
+        Ok(0) => {}
+        Ok(removed) => {
+            tracing::info!(backend = %backend.name, removed, "removed staged image files")
+        }
+        Err(e) => {
+            tracing::warn!(backend = %backend.name, error = %e, "cannot clean the image conversion directory")
+        }
+    }
     let cancel = CancellationToken::new();
     let probe_manager = manager.clone();
     let health: HealthProbe = Arc::new(move || {

@@ -169,6 +169,7 @@ impl ServiceCluster {
             volume_type,
             snapshot_id: volume.snapshot_id,
             source_volid: volume.source_volid,
+            image_id: None,
             resource_backend: backend,
             project_id: volume.project_id.clone(),
             scheduler_hints: BTreeMap::new(),

@@ -24,6 +24,7 @@ pub mod config;
 pub mod dataplane;
 pub mod env;
 pub mod files;
+pub mod glance;
 pub mod http;
 pub mod poll;
 pub mod process;

@@ -101,6 +101,36 @@ pub const DRIVER_FAILED_EXTEND: Detail = Detail {
     id: "010",
     text: "Volume Driver failed to extend volume.",
 };
+/// `COPY_VOLUME_TO_IMAGE`.
+pub const COPY_VOLUME_TO_IMAGE: Action = Action {
+    id: "003",
+    text: "copy volume to image",
+};
+/// `COPY_IMAGE_TO_VOLUME`.
+pub const COPY_IMAGE_TO_VOLUME: Action = Action {
+    id: "005",
+    text: "copy image to volume",
+};
+/// `REIMAGE_VOLUME`.
+pub const REIMAGE_VOLUME: Action = Action {
+    id: "016",
+    text: "reimage volume",
+};
+/// `FAILED_TO_UPLOAD_VOLUME`.
+pub const FAILED_TO_UPLOAD_VOLUME: Detail = Detail {
+    id: "004",
+    text: "Failed to upload volume to image at backend.",
+};
+/// `NOT_ENOUGH_SPACE_FOR_IMAGE`.
+pub const NOT_ENOUGH_SPACE_FOR_IMAGE: Detail = Detail {
+    id: "007",
+    text: "Image used for creating volume exceeds available space.",
+};
+/// `IMAGE_FORMAT_UNACCEPTABLE`.
+pub const IMAGE_FORMAT_UNACCEPTABLE: Detail = Detail {
+    id: "029",
+    text: "The image disk format must be the same as the volume format for the volume type you are requesting.",
+};
 /// `DRIVER_FAILED_CREATE`.
 pub const DRIVER_FAILED_CREATE: Detail = Detail {
     id: "012",

@@ -35,6 +35,9 @@ pub struct RequestSpec {
     pub snapshot_id: Option<SnapshotId>,
     /// Source volume.
     pub source_volid: Option<VolumeId>,
+    /// The Glance image the volume is filled from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     /// Pins placement to this `host@backend[#pool]` (creating from a
     /// snapshot or a clone must stay on the source's backend).
     pub resource_backend: Option<String>,

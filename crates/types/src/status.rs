@@ -231,8 +231,11 @@ pub enum VolumeTransition {
     ExtendAvailable,
     /// `os-extend` of an attached volume (3.42+).
     ExtendInUse,
-    /// Manager: the backend created the volume.
+    /// Manager: the backend created the volume (from `downloading` when
+    /// it was filled from an image).
     CreateSucceeded,
+    /// Manager: the volume exists and is being filled from an image.
+    BeginDownload,
     /// Manager: the create failed and will not be rescheduled, or the
     /// service restarted while it was in flight (`init_host`).
     CreateFailed,
@@ -304,6 +307,25 @@ pub enum VolumeTransition {
     UnmanageFailed,
     /// Manager: the backend object was taken into management.
     ManageSucceeded,
+    /// `os-reimage` (3.68) of an available or failed volume.
+    BeginReimage,
+    /// `os-reimage` with `reimage_reserved`: also a reserved volume.
+    BeginReimageReserved,
+    /// Manager: the reimage finished; back to `available`.
+    FinishReimageAvailable,
+    /// Manager: the reimage finished; back to `reserved`.
+    FinishReimageReserved,
+    /// Manager: the reimage failed, or finished on a volume that was
+    /// `error` (Cinder restores the previous status).
+    FinishReimageError,
+    /// `os-volume_upload_image` of a detached volume.
+    BeginUploadAvailable,
+    /// `os-volume_upload_image` with `force` of an attached volume.
+    BeginUploadInUse,
+    /// Manager: the upload finished or failed; the volume is detached.
+    FinishUploadAvailable,
+    /// Manager: the upload finished or failed; the volume is attached.
+    FinishUploadInUse,
     /// Manager: managing the backend object failed (bad reference, size,
     /// quota), or the service restarted while it was in flight.
     ManageFailed,
@@ -375,8 +397,18 @@ impl VolumeTransition {
             T::ForceDelete => (V::ALL, V::Deleting),
             T::ExtendAvailable => (&[V::Available], V::Extending),
             T::ExtendInUse => (&[V::InUse], V::Extending),
-            T::CreateSucceeded => (&[V::Creating], V::Available),
-            T::CreateFailed => (&[V::Creating], V::Error),
+            T::CreateSucceeded => (&[V::Creating, V::Downloading], V::Available),
+            T::CreateFailed => (&[V::Creating, V::Downloading], V::Error),
+            T::BeginDownload => (&[V::Creating], V::Downloading),
+            T::BeginReimage => (&[V::Available, V::Error], V::Downloading),
+            T::BeginReimageReserved => (&[V::Available, V::Error, V::Reserved], V::Downloading),
+            T::FinishReimageAvailable => (&[V::Downloading], V::Available),
+            T::FinishReimageReserved => (&[V::Downloading], V::Reserved),
+            T::FinishReimageError => (&[V::Downloading], V::Error),
+            T::BeginUploadAvailable => (&[V::Available], V::Uploading),
+            T::BeginUploadInUse => (&[V::InUse], V::Uploading),
+            T::FinishUploadAvailable => (&[V::Uploading], V::Available),
+            T::FinishUploadInUse => (&[V::Uploading], V::InUse),
             T::DeleteBusy => (&[V::Deleting], V::Available),
             T::DeleteFailed => (&[V::Deleting], V::ErrorDeleting),
             T::ExtendSucceededAvailable => (&[V::Extending], V::Available),
@@ -533,6 +565,16 @@ mod tests {
         VolumeTransition::UnmanageFailed,
         VolumeTransition::ManageSucceeded,
         VolumeTransition::ManageFailed,
+        VolumeTransition::BeginDownload,
+        VolumeTransition::BeginUploadAvailable,
+        VolumeTransition::BeginUploadInUse,
+        VolumeTransition::FinishUploadAvailable,
+        VolumeTransition::FinishUploadInUse,
+        VolumeTransition::BeginReimage,
+        VolumeTransition::BeginReimageReserved,
+        VolumeTransition::FinishReimageAvailable,
+        VolumeTransition::FinishReimageReserved,
+        VolumeTransition::FinishReimageError,
     ];
 
     #[test]
@@ -617,7 +659,8 @@ mod tests {
             [
                 &VolumeTransition::ForceDelete,
                 &VolumeTransition::CreateSucceeded,
-                &VolumeTransition::CreateFailed
+                &VolumeTransition::CreateFailed,
+                &VolumeTransition::BeginDownload
             ]
         );
     }

@@ -8,10 +8,12 @@
 //! settles what a crash interrupted.
 //!
 //! Depends on `clinker-types`, `clinker-config`, `clinker-runtime`,
-//! `clinker-db`, `clinker-rpc`, `clinker-drivers` and `clinker-exec`.
+//! `clinker-db`, `clinker-rpc`, `clinker-drivers`, `clinker-exec` and
+//! `clinker-image`.
 
 mod attach;
 mod groups;
+mod image;
 mod locks;
 mod manage;
 pub mod manager;

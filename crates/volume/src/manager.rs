@@ -28,6 +28,7 @@ use clinker_types::request_spec::FilterProperties;
 use clinker_types::{Clock, ErrorKind, RemoteError, SnapshotId, SnapshotStatus, VolumeStatus};
 use serde_json::Value;
 
+use crate::image::CreateFailure;
 use crate::locks::KeyedLocks;
 use crate::usage::{snapshot_payload, volume_payload};
 
@@ -68,6 +69,8 @@ pub struct VolumeManager {
     pub(crate) in_flight_released: tokio::sync::Notify,
     pub(crate) locks: KeyedLocks,
     pub(crate) last_stats: RwLock<Option<serde_json::Map<String, Value>>>,
+    /// The image data path (`with_images`).
+    pub(crate) images: Option<Arc<clinker_image::ImageTransfer>>,
 }
 
 impl std::fmt::Debug for VolumeManager {
@@ -152,6 +155,7 @@ impl VolumeManager {
             in_flight_released: tokio::sync::Notify::new(),
             locks: KeyedLocks::default(),
             last_stats: RwLock::new(None),
+            images: None,
         }
     }
 
@@ -390,7 +394,11 @@ impl VolumeManager {
         self.notifier
             .info("volume.create.start", volume_payload(&volume))
             .await;
-        let outcome = match self.run_create(&volume).await {
+        let created = match args.request_spec.image_id.as_deref() {
+            Some(image_id) => self.create_from_image(context, &volume, image_id).await,
+            None => self.run_create(&volume).await.map_err(CreateFailure::from),
+        };
+        let outcome = match created {
             Ok(update) => match self
                 .db
                 .finish_volume_create(volume.id, provider(update.clone()))
@@ -419,17 +427,21 @@ impl VolumeManager {
                 Err(DbError::InvalidState(_) | DbError::NotFound { .. }) => Ok(()),
                 Err(e) => Err(db_remote(e)),
             },
-            Err(failure) => {
+            Err(CreateFailure {
+                error: failure,
+                message,
+                reschedulable,
+            }) => {
                 tracing::warn!(volume_id = %volume.id, error = %failure, "volume create failed");
-                if self.reschedule(context, &volume, &args, &failure).await {
+                if reschedulable && self.reschedule(context, &volume, &args, &failure).await {
                     return Ok(());
                 }
-                let detail = if matches!(failure, DriverError::Unavailable(_)) && !self.health().up
-                {
-                    mf::DRIVER_NOT_INITIALIZED
-                } else {
-                    mf::DRIVER_FAILED_CREATE
-                };
+                let (action, detail) =
+                    if matches!(failure, DriverError::Unavailable(_)) && !self.health().up {
+                        (mf::SCHEDULE_ALLOCATE_VOLUME, mf::DRIVER_NOT_INITIALIZED)
+                    } else {
+                        message.unwrap_or((mf::SCHEDULE_ALLOCATE_VOLUME, mf::DRIVER_FAILED_CREATE))
+                    };
                 match self.db.fail_volume_create(volume.id).await {
                     Ok(failed) => {
                         self.record_message(
@@ -437,7 +449,7 @@ impl VolumeManager {
                             &volume.project_id,
                             mf::RESOURCE_VOLUME,
                             volume.id.to_string(),
-                            mf::SCHEDULE_ALLOCATE_VOLUME,
+                            action,
                             detail,
                         )
                         .await;

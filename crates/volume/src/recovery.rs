@@ -31,6 +31,7 @@ impl VolumeManager {
             Ok(()) => {
                 self.set_health(true, None);
                 self.recover(&context, None).await;
+                self.settle_uploads().await;
                 self.ensure_exports().await;
                 self.reconcile_exports().await;
                 self.remove_orphans().await;
@@ -41,6 +42,7 @@ impl VolumeManager {
                 // The journal still has to be settled: creates are failed,
                 // deletes wait for the driver.
                 self.recover(&context, None).await;
+                self.settle_uploads().await;
             }
         }
         self.publish_capabilities(&context).await;
@@ -131,7 +133,7 @@ impl VolumeManager {
                     Err(e) => return Err(crate::manager::db_remote(e)),
                 };
                 match volume.status {
-                    VolumeStatus::Creating => {
+                    VolumeStatus::Creating | VolumeStatus::Downloading => {
                         tracing::warn!(volume_id = %id, "create was interrupted; marking the volume error");
                         if self.db.fail_volume_create(id).await.is_ok() {
                             self.record_message(

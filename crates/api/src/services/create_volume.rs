@@ -15,7 +15,7 @@ use clinker_types::{SnapshotStatus, VolumeId, VolumeStatus};
 use serde_json::Value;
 
 use super::volumes::{get_volume, provision_filter_on_size, volume_not_found};
-use super::{QuotaAction, groups, lookup_error, quota_error, snapshots, types};
+use super::{QuotaAction, groups, images, lookup_error, quota_error, snapshots, types};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
@@ -189,12 +189,10 @@ pub async fn create_volume(
     {
         group = Some(groups::get_group(state, ctx, id).await?);
     }
-    if request.image_ref.is_some() {
-        // Without an image service Cinder's look-up fails like this.
-        return Err(ApiError::bad_request(
-            "Invalid image identifier or unable to access requested image.",
-        ));
-    }
+    let image_id = match &request.image_ref {
+        Some(image_ref) => Some(images::image_id_from_ref(state, ctx, image_ref).await?),
+        None => None,
+    };
     if let Some(backup) = request.backup_id.as_ref().filter(|b| !b.is_empty()) {
         // No backup service, hence no backups.
         return Err(ApiError::not_found(format!(
@@ -209,7 +207,12 @@ pub async fn create_volume(
     // Cinder's controller looks the sources up first; `volume_api.create`
     // then authorizes before its own checks.
     policy::enforce(ctx, "volume:create", None)?;
-    if snapshot.is_some() && source.is_some() {
+    if [snapshot.is_some(), source.is_some(), image_id.is_some()]
+        .iter()
+        .filter(|given| **given)
+        .count()
+        > 1
+    {
         return Err(ApiError::invalid_input(
             "May specify only one of backup, imageRef, snapshot, source volume",
         ));
@@ -261,6 +264,13 @@ pub async fn create_volume(
         )));
     }
 
+    // Cinder's `_get_image_metadata`: the image is shown again and checked
+    // against the size.
+    let image = match &image_id {
+        Some(id) => Some(images::check_image_for_volume(state, ctx, id, size).await?),
+        None => None,
+    };
+
     let snapshot_volume = match &snapshot {
         Some(s) => Some(
             state
@@ -278,13 +288,35 @@ pub async fn create_volume(
                 .as_ref()
                 .map(|v| v.volume_type_id)
                 .or(snapshot.as_ref().map(|s| s.volume_type_id));
-            match inherited {
-                Some(id) => state.db.get_volume_type(id).await.map_err(|e| {
+            // An image may name its volume type (`cinder_img_volume_type`);
+            // one that does not exist falls back to the default.
+            let from_image = match image
+                .as_ref()
+                .and_then(|i| i.properties.get("cinder_img_volume_type"))
+                .and_then(Value::as_str)
+            {
+                Some(name) if inherited.is_none() => {
+                    match types::find_type::<VolumeType>(state, ctx, name).await {
+                        Ok(t) => Some(t),
+                        Err(_) => {
+                            tracing::warn!(
+                                volume_type = name,
+                                "the image's cinder_img_volume_type does not exist; using the default type"
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            match (inherited, from_image) {
+                (_, Some(t)) => t,
+                (Some(id), None) => state.db.get_volume_type(id).await.map_err(|e| {
                     lookup_error(e, || {
                         ApiError::not_found(format!("Volume type {id} could not be found."))
                     })
                 })?,
-                None => super::default_types::default_type_for(state, ctx).await?,
+                (None, None) => super::default_types::default_type_for(state, ctx).await?,
             }
         }
     };
@@ -363,6 +395,7 @@ pub async fn create_volume(
         },
         snapshot_id: volume.snapshot_id,
         source_volid: volume.source_volid,
+        image_id,
         resource_backend,
         project_id: ctx.project_id.clone(),
         scheduler_hints: request.scheduler_hints,

@@ -71,6 +71,7 @@ fn sourced_volume(
         source_volid: new.source_volid,
         // A copy of a snapshot or a clone stays with its source, which is
         // on the source group's backend: the new group's.
+        image_id: None,
         resource_backend: snapshot
             .and_then(|s| s.host.clone())
             .or_else(|| origin.host.clone()),

@@ -14,6 +14,7 @@ pub mod encryption;
 pub mod group_snapshots;
 pub mod group_sources;
 pub mod groups;
+pub mod images;
 pub mod manage;
 pub mod migration;
 pub mod qos_specs;

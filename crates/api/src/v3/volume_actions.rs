@@ -5,7 +5,8 @@
 //! Served: `os-extend`, `os-set_bootable`, `os-update_readonly_flag`,
 //! `os-reset_status`, `os-force_delete`, `os-set_image_metadata`,
 //! `os-unset_image_metadata`, `os-show_image_metadata`, `revert` (3.40),
-//! `os-retype`, `os-migrate_volume`, `os-migrate_volume_completion`, and the legacy attach family (in [`super::attach_actions`]).
+//! `os-retype`, `os-migrate_volume`, `os-migrate_volume_completion`,
+//! `os-volume_upload_image`, `os-reimage` (3.68), and the legacy attach family (in [`super::attach_actions`]).
 //! Every other action is
 //! answered as an unknown action.
 
@@ -277,6 +278,86 @@ pub async fn action(
             )
             .await?;
             Ok(views::ok(&json!({ "save_volume_id": kept.to_string() })))
+        }
+        "os-reimage" => {
+            crate::microversion::require(req.version, crate::microversion::SUPPORT_REIMAGE_VOLUME)?;
+            let schema = body_of(
+                "os-reimage",
+                object()
+                    .prop("image_id", validation::uuid())
+                    .prop("reimage_reserved", boolean())
+                    .required(&["image_id"])
+                    .closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let image_id = args.get("image_id").and_then(Value::as_str).unwrap_or("");
+            crate::services::images::reimage(
+                &state,
+                ctx,
+                &volume_id,
+                image_id,
+                flag(&args, "reimage_reserved"),
+            )
+            .await?;
+            Ok(views::empty(StatusCode::ACCEPTED))
+        }
+        "os-volume_upload_image" => {
+            let with_params = req.version >= crate::microversion::UPLOAD_IMAGE_PARAMS;
+            let mut inner = object()
+                .prop(
+                    "image_name",
+                    of(&[JsonType::String]).length(Some(1), Some(255)),
+                )
+                .prop("force", boolean())
+                .prop(
+                    "disk_format",
+                    of(&[JsonType::String]).one_value_of(
+                        ["raw", "vmdk", "vdi", "qcow2", "vhd", "vhdx", "ploop"]
+                            .iter()
+                            .map(|f| json!(f))
+                            .collect(),
+                    ),
+                )
+                .prop("container_format", validation::description());
+            if with_params {
+                inner = inner
+                    .prop(
+                        "visibility",
+                        of(&[JsonType::String]).one_value_of(
+                            ["community", "public", "private", "shared"]
+                                .iter()
+                                .map(|f| json!(f))
+                                .collect(),
+                        ),
+                    )
+                    .prop("protected", boolean());
+            }
+            let schema = body_of(
+                "os-volume_upload_image",
+                inner.required(&["image_name"]).closed(),
+            );
+            validation::validate(&schema, &body)?;
+            let text = |key: &str, default: &str| {
+                args.get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or(default)
+                    .to_owned()
+            };
+            let request = crate::services::images::UploadRequest {
+                image_name: text("image_name", ""),
+                force: flag(&args, "force"),
+                disk_format: text("disk_format", "raw"),
+                container_format: text("container_format", "bare"),
+                visibility: with_params
+                    .then(|| (text("visibility", "private"), flag(&args, "protected"))),
+            };
+            let response =
+                crate::services::images::upload_volume_to_image(&state, ctx, &volume_id, request)
+                    .await?;
+            Ok(views::json(
+                StatusCode::ACCEPTED,
+                &json!({ "os-volume_upload_image": response }),
+            ))
         }
         "os-unmanage" => {
             validation::validate(&body_of("os-unmanage", any()), &body)?;

@@ -365,6 +365,7 @@ impl Harness {
             config: Arc::new(config),
             clock: clock.clone(),
             zones: Arc::default(),
+            glance: None,
         };
         Self {
             router: match options.authenticator {

@@ -43,7 +43,7 @@ use self::wipe::{WIPE_PREFIX, Wiper, wipe_name};
 use crate::manage::{ManageRef, ManageableObject, ceil_gib, id_in_name};
 use crate::targets::{ReconcileReport, TargetHelper, WantedExport, connector_initiator};
 use crate::{
-    DriverError, GIB, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec, gib,
+    DriverError, GIB, LocalDevice, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec, gib,
     resolve_over_subscription,
 };
 
@@ -643,6 +643,15 @@ impl VolumeDriver for LvmDriver {
         self.create_lv(&volume.name, size_gb(volume.size_gb)?)
             .await?;
         Ok(ModelUpdate::default())
+    }
+
+    /// The LV's device-mapper node (Cinder's `local_path`); a new thin LV
+    /// reads as zeros, a thick one holds whatever the extents held.
+    async fn local_device(&self, volume: &VolumeSpec) -> Result<Option<LocalDevice>, DriverError> {
+        Ok(Some(LocalDevice {
+            path: self.commands().mapper_path(&volume.name),
+            new_reads_as_zero: self.resolved_provisioning() == Some(Provisioning::Thin),
+        }))
     }
 
     /// `lvrename` of the temporary LV to the migrated volume's name (the

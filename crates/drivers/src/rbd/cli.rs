@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clinker_config::RbdDriverOptions;
-use clinker_exec::{Command, CommandRunner, ExecError};
+use clinker_exec::{Command, CommandRunner, ExecError, PipedChild};
 
 use super::error::{CephError, CephErrorKind, classify};
 use super::json::{PoolDetail, parse};
@@ -303,6 +303,41 @@ impl CephCli {
             Deadline::Control,
             true,
         )
+    }
+
+    /// `rbd import - <image>`: a new image from raw bytes on stdin (zero
+    /// runs left unallocated).
+    pub(crate) fn import(&self, image: &ImageSpec, size_gb: i64) -> CephCommand {
+        let spec = image.to_string();
+        self.rbd(
+            &["import", "--no-progress", "--image-format", "2", "-", &spec],
+            Deadline::Data { size_gb },
+            true,
+        )
+    }
+
+    /// Starts `cmd` with its stdin streamed.
+    pub(crate) async fn spawn_piped(&self, cmd: &CephCommand) -> Result<PipedChild, CephError> {
+        self.runner
+            .spawn_piped(&cmd.command)
+            .await
+            .map_err(|e| CephError::new(CephErrorKind::ToolMissing, format!("{}: {e}", cmd.what)))
+    }
+
+    /// Waits for a streamed command and classifies its failure.
+    pub(crate) async fn finish_piped(
+        &self,
+        what: &str,
+        child: PipedChild,
+    ) -> Result<(), CephError> {
+        match child.finish().await {
+            Ok(out) if out.success() => Ok(()),
+            Ok(out) => Err(classify(what, &out)),
+            Err(e) => Err(CephError::new(
+                CephErrorKind::TimedOut,
+                format!("{what}: {e}"),
+            )),
+        }
     }
 
     pub(crate) fn rm(&self, image: &ImageSpec) -> CephCommand {

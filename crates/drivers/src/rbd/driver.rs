@@ -42,7 +42,39 @@ use super::json::{
     ChildInfo, ClusterDf, Fsid, ImageInfo, LongListEntry, MonMap, PoolQuota, SnapInfo, parse,
 };
 use super::lineage::clone_snap_name;
-use crate::{DriverError, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec};
+use crate::{DriverError, ImageSink, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec};
+
+/// A running `rbd import -` (see [`VolumeDriver::image_sink`]).
+struct RbdImport {
+    child: clinker_exec::PipedChild,
+    what: String,
+    cli: CephCli,
+    image: ImageSpec,
+    size_mib: u64,
+}
+
+#[async_trait::async_trait]
+impl ImageSink for RbdImport {
+    fn writer(&mut self) -> &mut (dyn tokio::io::AsyncWrite + Send + Unpin) {
+        self.child.stdin()
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(), DriverError> {
+        let Self {
+            child,
+            what,
+            cli,
+            image,
+            size_mib,
+        } = *self;
+        cli.finish_piped(&what, child).await?;
+        match cli.run(&cli.resize(&image, size_mib)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.says("new size is equal to original size") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
 
 const MIB: u64 = 1 << 20;
 
@@ -343,6 +375,30 @@ impl VolumeDriver for RbdDriver {
             Err(e) => return Err(e.into()),
         }
         Ok(ModelUpdate::default())
+    }
+
+    /// `rbd import -` in place of the empty image `create_volume` made,
+    /// then grown to the volume's size (Cinder's RBD `copy_image_to_volume`
+    /// deletes and imports the same way).
+    async fn image_sink(
+        &self,
+        volume: &VolumeSpec,
+    ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
+        let image = self.image(&volume.name)?;
+        match self.run(self.cli.rm(&image)).await {
+            Ok(_) => {}
+            Err(e) if e.kind == CephErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let cmd = self.cli.import(&image, volume.size_gb);
+        let child = self.cli.spawn_piped(&cmd).await?;
+        Ok(Some(Box::new(RbdImport {
+            child,
+            what: cmd.what,
+            cli: self.cli.clone(),
+            image,
+            size_mib: size_mib(volume.size_gb)?,
+        })))
     }
 
     async fn create_volume_from_snapshot(

@@ -369,6 +369,37 @@ impl GlanceClient {
         Self::json(response, image_id).await
     }
 
+    /// `GET /v2/images?name=…`: the images of that name the caller can see
+    /// (Cinder's `detail(filters={'name': …})`, first page).
+    ///
+    /// # Errors
+    /// `NotAuthorized`, `Invalid`, `ConnectionFailed`.
+    pub async fn images_named(
+        &self,
+        ctx: &ImageContext,
+        name: &str,
+    ) -> Result<Vec<ImageMeta>, ImageError> {
+        let path = format!("/v2/images?name={}", query_value(name));
+        let response = self.send(ctx, Method::GET, &path, Ok).await?;
+        if !response.status().is_success() {
+            return Err(Self::failure(response, name).await);
+        }
+        let value: Value = response
+            .json()
+            .await
+            .map_err(|e| ImageError::ConnectionFailed(format!("unreadable Glance answer: {e}")))?;
+        Ok(value
+            .get("images")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .cloned()
+                    .filter_map(ImageMeta::from_json)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `POST /v2/images`: a new image record (`queued`) with `fields` (core
     /// fields and custom properties at the top level, as v2 wants them).
     ///
@@ -500,6 +531,21 @@ fn glance_message(body: &str) -> Option<String> {
         .collect::<Vec<_>>()
         .join(" ");
     (!text.is_empty()).then(|| text.chars().take(500).collect())
+}
+
+/// `value` percent-encoded for a query string (RFC 3986 unreserved
+/// characters kept).
+fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// An image id as one URL path segment: Glance ids are UUIDs, and anything

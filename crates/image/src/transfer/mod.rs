@@ -179,7 +179,7 @@ impl Sink<'_> {
                 offset,
                 cursor,
             } => {
-                let blocks: Box<dyn Iterator<Item = &[u8]>> = if *skip_zeros {
+                let blocks: Box<dyn Iterator<Item = &[u8]> + Send> = if *skip_zeros {
                     Box::new(bytes.chunks(ZERO_BLOCK))
                 } else {
                     Box::new(std::iter::once(bytes))
