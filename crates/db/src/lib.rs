@@ -18,6 +18,7 @@
 //! Depends on `clinker-types` and `clinker-config`.
 
 mod attachments;
+mod backups;
 mod batch;
 mod default_types;
 mod encryption;
@@ -60,6 +61,7 @@ pub use attachments::{
     AttachmentColumn, AttachmentConnection, AttachmentQuery, AttachmentRepository, LegacyAttach,
     NewAttachment,
 };
+pub use backups::{BackupColumn, BackupLocation, BackupQuery, BackupRepository, NewBackup};
 pub use default_types::DefaultTypeRepository;
 pub use encryption::{EncryptionRepository, EncryptionUpdate, NewEncryption};
 pub use error::{DbError, OverQuota};
@@ -109,6 +111,7 @@ pub trait Database:
     + RetypeRepository
     + MigrationRepository
     + ManageRepository
+    + BackupRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -136,6 +139,7 @@ impl<T> Database for T where
         + RetypeRepository
         + MigrationRepository
         + ManageRepository
+        + BackupRepository
         + std::fmt::Debug
         + Send
         + Sync

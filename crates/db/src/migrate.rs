@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "names of unmanaged backend objects",
         sql: include_str!("migrations/0006_unmanaged_objects.sql"),
     },
+    Migration {
+        version: 8,
+        description: "volume backups",
+        sql: include_str!("migrations/0008_backups.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
