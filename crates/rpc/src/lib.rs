@@ -9,14 +9,15 @@
 //!   errors for an unsupported version and a missing method.
 //! - [`api`]: `rpc_api!`, which declares an RPC API once and generates its
 //!   handler trait, version table, dispatch and typed client.
-//! - [`volume`] and [`scheduler`]: the two APIs declared with it (Cinder's
-//!   `rpcapi.py`): argument types and the method lists.
+//! - [`volume`], [`scheduler`] and [`backup`]: the APIs declared with it
+//!   (Cinder's `rpcapi.py`): argument types and the method lists.
 //! - [`notify`]: usage notifications in oslo.messaging's envelope.
 //!
 //! Depends on `clinker-types` and `clinker-runtime`.
 
 pub mod amqp;
 pub mod api;
+pub mod backup;
 pub mod dispatch;
 pub mod local;
 pub mod notify;
