@@ -706,11 +706,6 @@ impl BackupRepository for Db {
     async fn begin_backup_delete(&self, id: BackupId, force: bool) -> Result<Backup, DbError> {
         in_transaction!(self, |tx| {
             let backup = self.lock_backup(&mut tx, id).await?;
-            if backup.has_dependent_backups() {
-                return Err(DbError::InvalidState(
-                    "Incremental backups exist for this backup.".into(),
-                ));
-            }
             let from: &[BackupStatus] = if force {
                 &[
                     BackupStatus::Available,
@@ -725,6 +720,11 @@ impl BackupRepository for Db {
             if !from.contains(&backup.status) {
                 return Err(DbError::InvalidState(
                     "Backup status must be available or error".into(),
+                ));
+            }
+            if backup.has_dependent_backups() {
+                return Err(DbError::InvalidState(
+                    "Incremental backups exist for this backup.".into(),
                 ));
             }
             self.cas_backup_status(&mut tx, id, from, BackupStatus::Deleting, "", vec![])
