@@ -73,7 +73,10 @@ async fn restore_to_new(c: &Cluster, backup: &str) -> (String, PathBuf) {
     assert_eq!(status, 202, "{restored}");
     assert_eq!(restored["restore"]["backup_id"], backup);
     assert_eq!(restored["restore"]["volume_name"], "restored");
-    let volume = restored["restore"]["volume_id"].as_str().unwrap().to_owned();
+    let volume = restored["restore"]["volume_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     c.wait_volume(&volume, |s| s == Some("available")).await;
     wait_backup(c, backup, "available").await;
     let file = volume_file(c, &volume);
@@ -125,11 +128,17 @@ async fn full_and_incremental_backups_restore_byte_for_byte() {
             b["is_incremental"].as_bool(),
             b["volume_id"].as_str(),
         ),
-        (Some("full"), Some("first"), Some(1), Some(false), Some(vol.as_str()))
+        (
+            Some("full"),
+            Some("first"),
+            Some(1),
+            Some(false),
+            Some(vol.as_str())
+        )
     );
     assert!(b["object_count"].as_i64().unwrap() >= 3, "{b}");
     assert_eq!(b["metadata"], json!({}));
-    assert_eq!(b["user_id"].is_string(), true);
+    assert_eq!(b["user_id"], "admin");
     assert_eq!(b["os-backup-project-attr:project_id"], "admin");
     let (_, old) = c.at("3.0").get(&format!("/backups/{full}")).await;
     assert!(old["backup"].get("metadata").is_none(), "{old}");
@@ -157,25 +166,44 @@ async fn full_and_incremental_backups_restore_byte_for_byte() {
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["backups"].as_array().unwrap().len(), 2);
     assert!(list["backups"][0].get("status").is_none());
-    let (_, detail) = c.at("3.45").get("/backups/detail?with_count=true&name=incr").await;
+    let (_, detail) = c
+        .at("3.45")
+        .get("/backups/detail?with_count=true&name=incr")
+        .await;
     assert_eq!(detail["count"], 1, "{detail}");
     assert_eq!(detail["backups"][0]["id"], incr.as_str());
     let (status, updated) = c
         .at("3.9")
-        .put(&format!("/backups/{incr}"), json!({"backup": {"name": "renamed"}}))
+        .put(
+            &format!("/backups/{incr}"),
+            json!({"backup": {"name": "renamed"}}),
+        )
         .await;
-    assert_eq!((status, updated["backup"]["name"].as_str()), (200, Some("renamed")), "{updated}");
+    assert_eq!(
+        (status, updated["backup"]["name"].as_str()),
+        (200, Some("renamed")),
+        "{updated}"
+    );
     let (status, _) = c
         .at("3.8")
-        .put(&format!("/backups/{incr}"), json!({"backup": {"name": "x"}}))
+        .put(
+            &format!("/backups/{incr}"),
+            json!({"backup": {"name": "x"}}),
+        )
         .await;
     assert_eq!(status, 404);
 
     // Restore each to a new volume: the data as it was at that backup.
     let (restored_full, file) = restore_to_new(&c, &full).await;
-    assert!(read_all(&file) == at_full, "the full backup restored other data");
+    assert!(
+        read_all(&file) == at_full,
+        "the full backup restored other data"
+    );
     let (restored_incr, file) = restore_to_new(&c, &incr).await;
-    assert!(read_all(&file) == at_incr, "the incremental backup restored other data");
+    assert!(
+        read_all(&file) == at_incr,
+        "the incremental backup restored other data"
+    );
     // And the full one back onto the original volume.
     let (status, body) = c
         .post(
@@ -186,7 +214,10 @@ async fn full_and_incremental_backups_restore_byte_for_byte() {
     assert_eq!(status, 202, "{body}");
     c.wait_volume(&vol, |s| s == Some("available")).await;
     wait_backup(&c, &full, "available").await;
-    assert!(read_all(&src) == at_full, "restoring onto the volume failed");
+    assert!(
+        read_all(&src) == at_full,
+        "restoring onto the volume failed"
+    );
     c.assert_quota_consistent("admin").await;
 
     // The full backup cannot go while the incremental one depends on it.
@@ -211,7 +242,10 @@ async fn full_and_incremental_backups_restore_byte_for_byte() {
     c.assert_quota_consistent("admin").await;
     let (_, quota) = c.get("/os-quota-sets/admin?usage=true").await;
     assert_eq!(quota["quota_set"]["backups"]["in_use"], 0, "{quota}");
-    assert_eq!(quota["quota_set"]["backup_gigabytes"]["in_use"], 0, "{quota}");
+    assert_eq!(
+        quota["quota_set"]["backup_gigabytes"]["in_use"], 0,
+        "{quota}"
+    );
     c.stop().await;
 }
 
@@ -241,7 +275,10 @@ async fn bad_backup_requests_get_cinders_errors_and_change_nothing() {
     }
     // An incremental backup needs a full one first.
     let (status, err) = c
-        .post("/backups", json!({"backup": {"volume_id": vol, "incremental": true}}))
+        .post(
+            "/backups",
+            json!({"backup": {"volume_id": vol, "incremental": true}}),
+        )
         .await;
     assert_eq!(status, 400, "{err}");
     assert_eq!(
@@ -250,10 +287,7 @@ async fn bad_backup_requests_get_cinders_errors_and_change_nothing() {
     );
     // Over quota.
     let (status, _) = c
-        .put(
-            "/os-quota-sets/admin",
-            json!({"quota_set": {"backups": 0}}),
-        )
+        .put("/os-quota-sets/admin", json!({"quota_set": {"backups": 0}}))
         .await;
     assert_eq!(status, 200);
     let (status, err) = c
@@ -319,7 +353,8 @@ async fn a_restart_settles_backups_left_creating_or_restoring() {
         "incomplete backup reset on manager restart"
     );
     c.wait_volume(&vol, |s| s == Some("available")).await;
-    c.wait_volume(&target, |s| s == Some("error_restoring")).await;
+    c.wait_volume(&target, |s| s == Some("error_restoring"))
+        .await;
     c.assert_quota_consistent("admin").await;
     c.stop().await;
 }

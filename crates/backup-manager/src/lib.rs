@@ -286,7 +286,9 @@ impl BackupManager {
             "num_dependent_backups": backup.num_dependent_backups,
             "snapshot_id": backup.snapshot_id,
         });
-        self.notifier.info(&format!("backup.{event}"), payload).await;
+        self.notifier
+            .info(&format!("backup.{event}"), payload)
+            .await;
     }
 
     // -- create ---------------------------------------------------------
@@ -302,10 +304,17 @@ impl BackupManager {
         args: CreateBackupArgs,
     ) -> Result<(), RemoteError> {
         let Some(_active) = self.gate.enter() else {
-            return Err(remote(ErrorKind::Unavailable, "the backup service is stopping"));
+            return Err(remote(
+                ErrorKind::Unavailable,
+                "the backup service is stopping",
+            ));
         };
         let _permit = self.permit().await;
-        let backup = self.db.get_backup(args.backup_id).await.map_err(|e| db_error(&e))?;
+        let backup = self
+            .db
+            .get_backup(args.backup_id)
+            .await
+            .map_err(|e| db_error(&e))?;
         if backup.status != BackupStatus::Creating {
             tracing::warn!(backup_id = %backup.id, status = %backup.status, "create_backup: not creating; ignored");
             return Ok(());
@@ -406,7 +415,10 @@ impl BackupManager {
         .await;
         self.detach(context, attached).await;
         let outcome = result?;
-        Ok((location, i64::try_from(outcome.object_count).unwrap_or(i64::MAX)))
+        Ok((
+            location,
+            i64::try_from(outcome.object_count).unwrap_or(i64::MAX),
+        ))
     }
 
     // -- restore --------------------------------------------------------
@@ -421,10 +433,17 @@ impl BackupManager {
         args: RestoreBackupArgs,
     ) -> Result<(), RemoteError> {
         let Some(_active) = self.gate.enter() else {
-            return Err(remote(ErrorKind::Unavailable, "the backup service is stopping"));
+            return Err(remote(
+                ErrorKind::Unavailable,
+                "the backup service is stopping",
+            ));
         };
         let _permit = self.permit().await;
-        let backup = self.db.get_backup(args.backup_id).await.map_err(|e| db_error(&e))?;
+        let backup = self
+            .db
+            .get_backup(args.backup_id)
+            .await
+            .map_err(|e| db_error(&e))?;
         if backup.status != BackupStatus::Restoring {
             tracing::warn!(backup_id = %backup.id, status = %backup.status, "restore_backup: not restoring; ignored");
             return Ok(());
@@ -533,7 +552,10 @@ impl BackupManager {
         args: DeleteBackupArgs,
     ) -> Result<(), RemoteError> {
         let Some(_active) = self.gate.enter() else {
-            return Err(remote(ErrorKind::Unavailable, "the backup service is stopping"));
+            return Err(remote(
+                ErrorKind::Unavailable,
+                "the backup service is stopping",
+            ));
         };
         // A force delete stops the backup or restore under way first.
         let under_way = self
@@ -572,7 +594,9 @@ impl BackupManager {
                     tracing::info!(backup_id = %backup.id, objects, "backup deleted");
                     self.notify("delete.end", backup).await;
                 }
-                Err(e) => tracing::error!(backup_id = %backup.id, error = %e, "cannot remove the backup row"),
+                Err(e) => {
+                    tracing::error!(backup_id = %backup.id, error = %e, "cannot remove the backup row")
+                }
             },
             Err(reason) => {
                 tracing::error!(backup_id = %backup.id, %reason, "backup delete failed");
@@ -594,10 +618,12 @@ impl BackupManager {
         _context: &RequestContext,
         args: ResetBackupStatusArgs,
     ) -> Result<(), RemoteError> {
-        let status: BackupStatus = args
-            .status
-            .parse()
-            .map_err(|_| remote(ErrorKind::InvalidInput, format!("unknown status {}", args.status)))?;
+        let status: BackupStatus = args.status.parse().map_err(|_| {
+            remote(
+                ErrorKind::InvalidInput,
+                format!("unknown status {}", args.status),
+            )
+        })?;
         let backup = self
             .db
             .set_backup_status(args.backup_id, status)
@@ -649,18 +675,22 @@ impl BackupManager {
         for backup in backups {
             match backup.status {
                 BackupStatus::Creating => {
-                    if let Ok(engine) = self.engine() {
-                        if let Err(e) = engine.delete_backup(&record_of(&backup)).await {
-                            tracing::warn!(backup_id = %backup.id, error = %e, "cannot delete the objects of an interrupted backup");
-                        }
+                    if let Ok(engine) = self.engine()
+                        && let Err(e) = engine.delete_backup(&record_of(&backup)).await
+                    {
+                        tracing::warn!(backup_id = %backup.id, error = %e, "cannot delete the objects of an interrupted backup");
                     }
                     match self
                         .db
                         .fail_backup_create(backup.id, "incomplete backup reset on manager restart")
                         .await
                     {
-                        Ok(_) => tracing::info!(backup_id = %backup.id, "interrupted backup set to error"),
-                        Err(e) => tracing::warn!(backup_id = %backup.id, error = %e, "cannot settle an interrupted backup"),
+                        Ok(_) => {
+                            tracing::info!(backup_id = %backup.id, "interrupted backup set to error")
+                        }
+                        Err(e) => {
+                            tracing::warn!(backup_id = %backup.id, error = %e, "cannot settle an interrupted backup")
+                        }
                     }
                 }
                 BackupStatus::Restoring => {
@@ -670,8 +700,12 @@ impl BackupManager {
                             .finish_backup_restore(backup.id, volume_id, false)
                             .await
                         {
-                            Ok(_) => tracing::info!(backup_id = %backup.id, %volume_id, "interrupted restore settled"),
-                            Err(e) => tracing::warn!(backup_id = %backup.id, error = %e, "cannot settle an interrupted restore"),
+                            Ok(_) => {
+                                tracing::info!(backup_id = %backup.id, %volume_id, "interrupted restore settled")
+                            }
+                            Err(e) => {
+                                tracing::warn!(backup_id = %backup.id, error = %e, "cannot settle an interrupted restore")
+                            }
                         }
                     } else if let Err(e) = self
                         .db

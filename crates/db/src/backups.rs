@@ -423,9 +423,7 @@ impl Db {
                 .await?;
         match current {
             None => Err(DbError::not_found("backup", id)),
-            Some(status) => Err(DbError::InvalidState(format!(
-                "backup {id} is {status}"
-            ))),
+            Some(status) => Err(DbError::InvalidState(format!("backup {id} is {status}"))),
         }
     }
 
@@ -730,7 +728,8 @@ impl BackupRepository for Db {
             self.cas_backup_status(&mut tx, id, from, BackupStatus::Deleting, "", vec![])
                 .await?;
             if backup.status == BackupStatus::Creating {
-                self.end_volume_backing_up(&mut tx, backup.volume_id).await?;
+                self.end_volume_backing_up(&mut tx, backup.volume_id)
+                    .await?;
             }
             Ok::<_, DbError>(())
         })?;
@@ -871,13 +870,14 @@ impl BackupRepository for Db {
         id: BackupId,
         status: BackupStatus,
     ) -> Result<Backup, DbError> {
-        let done = sqlx::query(self.q("UPDATE backups SET status = ?, updated_at = ? WHERE id = ?"))
-            .bind(status.as_str())
-            .bind(self.now().as_micros())
-            .bind(id.to_string())
-            .execute(&mut *self.writer().await?)
-            .await?
-            .rows_affected();
+        let done =
+            sqlx::query(self.q("UPDATE backups SET status = ?, updated_at = ? WHERE id = ?"))
+                .bind(status.as_str())
+                .bind(self.now().as_micros())
+                .bind(id.to_string())
+                .execute(&mut *self.writer().await?)
+                .await?
+                .rows_affected();
         if done == 0 {
             return Err(DbError::not_found("backup", id));
         }

@@ -25,7 +25,7 @@ pub mod volume_type_extras;
 pub use error::{ErrorKind, RemoteError};
 pub use host::Host;
 pub use ids::{AttachmentId, MessageId, SnapshotId, VolumeId, VolumeTypeId};
-pub use ids::{GroupId, GroupSnapshotId, GroupTypeId};
 pub use ids::{BackupId, QosSpecsId, TransferId};
+pub use ids::{GroupId, GroupSnapshotId, GroupTypeId};
 pub use status::{AttachStatus, SnapshotStatus, VolumeStatus};
 pub use time::{Clock, SystemClock, Timestamp};

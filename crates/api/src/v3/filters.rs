@@ -12,11 +12,11 @@
 //! the caller's scope, so another project's id is "not found".
 
 use clinker_db::{
-    BackupColumn, BackupQuery, CompareOp, FilterValue, SnapshotColumn, SnapshotQuery,
-    VolumeColumn, VolumeQuery,
+    BackupColumn, BackupQuery, CompareOp, FilterValue, SnapshotColumn, SnapshotQuery, VolumeColumn,
+    VolumeQuery,
 };
-use clinker_types::backup::Backup;
 use clinker_types::Timestamp;
+use clinker_types::backup::Backup;
 use clinker_types::model::{Snapshot, Volume};
 use serde_json::Value;
 

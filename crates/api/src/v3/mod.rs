@@ -39,8 +39,8 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, post, put};
 
-use clinker_types::group::{Group, GroupSnapshot, GroupType};
 use clinker_types::backup::Backup;
+use clinker_types::group::{Group, GroupSnapshot, GroupType};
 use clinker_types::model::{Snapshot, Volume, VolumeType};
 
 use crate::ApiState;

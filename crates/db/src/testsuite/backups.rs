@@ -72,7 +72,10 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
         matches!(&refused, DbError::OverQuota(o) if o.resource == "backup_gigabytes"),
         "{refused:?}"
     );
-    assert_eq!(db.get_volume(vol).await.unwrap().status, VolumeStatus::Available);
+    assert_eq!(
+        db.get_volume(vol).await.unwrap().status,
+        VolumeStatus::Available
+    );
     assert_usage_matches_recount(db, project).await;
     db.set_project_quota(project, "backup_gigabytes", 100)
         .await
@@ -84,7 +87,12 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
         .await
         .unwrap();
     assert_eq!(
-        (full.status, full.size, full.parent_id, full.metadata.get("k").map(String::as_str)),
+        (
+            full.status,
+            full.size,
+            full.parent_id,
+            full.metadata.get("k").map(String::as_str)
+        ),
         (BackupStatus::Creating, 2, None, Some("v"))
     );
     let v = db.get_volume(vol).await.unwrap();
@@ -111,10 +119,17 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
         .await
         .unwrap();
     assert_eq!(
-        (full.status, full.object_count, full.service_metadata.as_deref()),
+        (
+            full.status,
+            full.object_count,
+            full.service_metadata.as_deref()
+        ),
         (BackupStatus::Available, 3, Some("p1"))
     );
-    assert_eq!(db.get_volume(vol).await.unwrap().status, VolumeStatus::Available);
+    assert_eq!(
+        db.get_volume(vol).await.unwrap().status,
+        VolumeStatus::Available
+    );
     assert!(matches!(
         db.finish_backup_create(full.id, &location("p1"), 3).await,
         Err(DbError::InvalidState(_))
@@ -135,7 +150,10 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
         (incr.status, incr.fail_reason.as_deref()),
         (BackupStatus::Error, Some("the store is gone"))
     );
-    assert_eq!(db.get_volume(vol).await.unwrap().status, VolumeStatus::Available);
+    assert_eq!(
+        db.get_volume(vol).await.unwrap().status,
+        VolumeStatus::Available
+    );
     let full = db.get_backup(full.id).await.unwrap();
     assert!(full.has_dependent_backups());
     assert!(matches!(
@@ -184,7 +202,10 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
         ..BackupQuery::default()
     };
     let listed = db.list_backups(&query).await.unwrap();
-    assert_eq!(listed.iter().map(|b| b.id).collect::<Vec<_>>(), vec![incr.id]);
+    assert_eq!(
+        listed.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![incr.id]
+    );
     assert_eq!(db.count_backups(&query).await.unwrap(), 1);
     let renamed = db
         .update_backup(full.id, Some(Some("new".into())), Some(None))
