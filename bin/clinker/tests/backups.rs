@@ -252,6 +252,19 @@ async fn full_and_incremental_backups_restore_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_backup_requests_get_cinders_errors_and_change_nothing() {
     let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
+    // `clinker serve` runs the backup service with its services row.
+    let (status, services) = c.get("/os-services?binary=cinder-backup").await;
+    assert_eq!(status, 200, "{services}");
+    let backup_services = services["services"].as_array().unwrap();
+    assert_eq!(backup_services.len(), 1, "{services}");
+    assert_eq!(
+        (
+            backup_services[0]["host"].as_str(),
+            backup_services[0]["state"].as_str(),
+            backup_services[0]["status"].as_str()
+        ),
+        (Some("testnode"), Some("up"), Some("enabled"))
+    );
     let unknown = "8b6e3fa4-1d4e-4bd2-9b8f-0d1d3c0f2a11";
     let (status, err) = c
         .post("/backups", json!({"backup": {"volume_id": unknown}}))
@@ -300,6 +313,18 @@ async fn bad_backup_requests_get_cinders_errors_and_change_nothing() {
     );
     let (_, list) = c.get("/backups").await;
     assert_eq!(list["backups"], json!([]));
+    let (status, err) = c
+        .at("3.47")
+        .post(
+            "/volumes",
+            json!({"volume": {"size": 1, "backup_id": unknown}}),
+        )
+        .await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(
+        err["itemNotFound"]["message"],
+        format!("Backup {unknown} could not be found.")
+    );
     let v = c.wait_volume(&vol, |_| true).await;
     assert_eq!(v["status"], "available");
     let (status, _) = c.get(&format!("/backups/{unknown}")).await;
