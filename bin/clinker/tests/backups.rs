@@ -383,3 +383,61 @@ async fn a_restart_settles_backups_left_creating_or_restoring() {
     c.assert_quota_consistent("admin").await;
     c.stop().await;
 }
+
+/// `clinker serve` killed with SIGKILL while a backup is being written:
+/// after the restart the backup is `error`, its partial objects are gone,
+/// the volume is back to `available` and the quota equals a recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_backup_leaves_nothing_stuck_or_orphaned() {
+    use clinker_testkit::poll::{self, Every};
+    use clinker_testkit::process::Server;
+
+    let mut s = Server::new(
+        env!("CARGO_BIN_EXE_clinker"),
+        // Slow enough to be caught in the middle: bz2 on random data, in
+        // 1 MiB objects.
+        "host = killnode\nbackup_file_size = 1048576\nbackup_compression_algorithm = bz2\n",
+        FILE_BACKEND,
+    );
+    s.start().await;
+    let vol = s.api.available_volume(json!({"size": 1})).await;
+    let file = s.volumes_dir("file").join(format!("volume-{vol}"));
+    scribble(&file, 0, 256 << 20);
+    let backup_dir = s.dir.path().join("backup");
+    let (status, made) = s
+        .api
+        .post("/backups", json!({"backup": {"volume_id": vol}}))
+        .await;
+    assert_eq!(status, 202, "{made}");
+    let id = made["backup"]["id"].as_str().unwrap().to_owned();
+    // Kill once some objects are written (and before the backup ends).
+    poll::until_true(Every::ms(5, 120), "backup objects appear", async || {
+        files_under(&backup_dir).len() >= 3
+    })
+    .await;
+    let (_, shown) = s.api.get(&format!("/backups/{id}")).await;
+    assert_eq!(
+        shown["backup"]["status"], "creating",
+        "finished too fast: {shown}"
+    );
+    s.serve.kill9().await;
+
+    s.start().await;
+    let settled = s
+        .api
+        .wait_for(&format!("/backups/{id}"), |_, b| {
+            b["backup"]["status"] == "error"
+        })
+        .await;
+    assert_eq!(
+        settled["backup"]["fail_reason"],
+        "incomplete backup reset on manager restart"
+    );
+    s.api.wait_volume(&vol, |st| st == Some("available")).await;
+    assert_eq!(files_under(&backup_dir), Vec::<PathBuf>::new());
+    let (status, _) = s.api.delete(&format!("/backups/{id}")).await;
+    assert_eq!(status, 202);
+    s.api.wait_gone(&format!("/backups/{id}")).await;
+    s.assert_quota_checks().await;
+    s.serve.terminate().await;
+}
