@@ -30,6 +30,8 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-volume",
                 "clinker-service",
                 "clinker-api",
+                "clinker-backup",
+                "clinker-backup-manager",
                 "clinker-image",
             ],
         ),
@@ -73,6 +75,21 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "clinker-drivers",
             &["clinker-types", "clinker-config", "clinker-exec"],
         ),
+        // The backup service (Cinder's backup/manager.py): rows and quotas
+        // through the database, volumes reached over the volume RPC (never
+        // the volume crate or its drivers), the data through the backup
+        // engine.
+        (
+            "clinker-backup-manager",
+            &[
+                "clinker-types",
+                "clinker-config",
+                "clinker-runtime",
+                "clinker-db",
+                "clinker-rpc",
+                "clinker-backup",
+            ],
+        ),
         (
             "clinker-scheduler",
             &[
@@ -109,6 +126,8 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "clinker-image",
                 "clinker-scheduler",
                 "clinker-volume",
+                "clinker-backup",
+                "clinker-backup-manager",
             ],
         ),
         // The API talks to Glance itself, as Cinder's does (the image a

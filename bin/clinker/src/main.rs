@@ -1,8 +1,8 @@
 //! `clinker`: one binary for every role.
 //!
-//! - `clinker serve`: API, scheduler and one volume service per enabled
-//!   backend in one process, on the in-process bus (all-in-one).
-//! - `clinker api`, `clinker scheduler`, `clinker volume`: one role per
+//! - `clinker serve`: API, scheduler, one volume service per enabled
+//!   backend and the backup service in one process, on the in-process bus (all-in-one).
+//! - `clinker api`, `clinker scheduler`, `clinker volume`, `clinker backup`: one role per
 //!   process for multi-node deployments (shared database, RabbitMQ).
 //! - `clinker manage db sync | db version | service list | quota check | quota sync |
 //!   config sample | config check`.
@@ -43,6 +43,8 @@ enum Command {
     Scheduler,
     /// Runs one volume service per enabled backend (multi-node).
     Volume,
+    /// Runs the backup service of this host (multi-node).
+    Backup,
     /// Administrative commands (`cinder-manage`).
     Manage {
         #[command(subcommand)]
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
             Command::Api => wiring::run_role(&cli.config_file, wiring::Role::Api).await,
             Command::Scheduler => wiring::run_role(&cli.config_file, wiring::Role::Scheduler).await,
             Command::Volume => wiring::run_role(&cli.config_file, wiring::Role::Volume).await,
+            Command::Backup => wiring::run_role(&cli.config_file, wiring::Role::Backup).await,
             Command::Manage { command } => manage::run(&cli.config_file, command).await,
         }
     });

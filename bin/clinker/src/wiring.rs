@@ -16,7 +16,9 @@ use clinker_rpc::local::LocalTransport;
 use clinker_rpc::scheduler::SchedulerRpcClient;
 use clinker_rpc::volume::VolumeRpcClient;
 use clinker_runtime::CancellationToken;
-use clinker_service::{RunningService, ServiceContext, start_scheduler, start_volume};
+use clinker_service::{
+    RunningService, ServiceContext, start_backup, start_scheduler, start_volume,
+};
 use clinker_types::{Clock, SystemClock};
 
 /// This machine's host name (the default of `[DEFAULT] host`).
@@ -152,11 +154,11 @@ pub fn check_api_setup(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn stop_all(services: Vec<RunningService>, deadline: Duration) {
-    // Volume services first (they hold in-flight driver work), then the
-    // scheduler.
+    // Volume and backup services first (they hold in-flight driver work),
+    // then the scheduler.
     let (volumes, others): (Vec<_>, Vec<_>) = services
         .into_iter()
-        .partition(|s| s.volume_manager.is_some());
+        .partition(|s| s.volume_manager.is_some() || s.backup_manager.is_some());
     let mut stops = Vec::new();
     for service in volumes {
         stops.push(tokio::spawn(service.stop(deadline)));
@@ -235,6 +237,7 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
     for backend in &config.backends {
         services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
     }
+    services.push(start_backup(&ctx).await?);
     let metrics = crate::ops::start_metrics(&config, Some((db.clone(), clock.clone()))).await?;
     let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
     let state = clinker_api::ApiState {
@@ -349,6 +352,8 @@ pub enum Role {
     /// this process, each with its own services row, queue, gate and
     /// heartbeat).
     Volume,
+    /// `clinker backup`: the backup service (`cinder-backup`) of this host.
+    Backup,
 }
 
 /// Runs one role until Ctrl-C/SIGTERM.
@@ -358,7 +363,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
     let config = Arc::new(load_config(files)?);
     if config.default.transport_url.is_none() {
         bail!(
-            "clinker api/scheduler/volume run as separate processes and need transport_url (rabbit://…); use clinker serve for all-in-one"
+            "clinker api/scheduler/volume/backup run as separate processes and need transport_url (rabbit://…); use clinker serve for all-in-one"
         );
     }
     let db_pools = open_database(&config).await?;
@@ -372,6 +377,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
         Role::Api => "api",
         Role::Scheduler => "scheduler",
         Role::Volume => "volume",
+        Role::Backup => "backup",
     };
     let transport = transport_for(&config, role_name).await?;
     let ctx = ServiceContext {
@@ -382,10 +388,12 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
     };
     let deadline = Duration::from_secs(config.default.graceful_shutdown_timeout);
     match role {
-        Role::Scheduler | Role::Volume => {
+        Role::Scheduler | Role::Volume | Role::Backup => {
             let mut services = Vec::new();
             if role == Role::Scheduler {
                 services.push(start_scheduler(&ctx, &config.default.host).await?);
+            } else if role == Role::Backup {
+                services.push(start_backup(&ctx).await?);
             } else {
                 if config.backends.is_empty() {
                     bail!(

@@ -148,6 +148,16 @@ pub const VOLUME_CLUSTER_NAME: ApiVersion = ApiVersion::new(3, 61);
 pub const VOLUME_TYPE_ID_IN_VOLUME_DETAIL: ApiVersion = ApiVersion::new(3, 63);
 /// `encryption_key_id` in the volume detail (3.64).
 pub const ENCRYPTION_KEY_ID_IN_DETAILS: ApiVersion = ApiVersion::new(3, 64);
+/// 3.9: `PUT /backups/{id}`.
+pub const BACKUP_UPDATE: ApiVersion = ApiVersion::new(3, 9);
+/// 3.18: `os-backup-project-attr:project_id` in backup views.
+pub const BACKUP_PROJECT: ApiVersion = ApiVersion::new(3, 18);
+/// 3.43: backup metadata.
+pub const BACKUP_METADATA: ApiVersion = ApiVersion::new(3, 43);
+/// 3.51: `availability_zone` in backup create.
+pub const BACKUP_AZ: ApiVersion = ApiVersion::new(3, 51);
+/// 3.56: `user_id` in backup views.
+pub const BACKUP_PROJECT_USER_ID: ApiVersion = ApiVersion::new(3, 56);
 /// `consumes_quota` in volume and snapshot details and filters (3.65).
 pub const USE_QUOTA: ApiVersion = ApiVersion::new(3, 65);
 /// Snapshots of in-use volumes without `force` (3.66).

@@ -18,6 +18,7 @@
 //! Depends on `clinker-types` and `clinker-config`.
 
 mod attachments;
+mod backups;
 mod batch;
 pub mod cinder_import;
 mod default_types;
@@ -61,6 +62,7 @@ pub use attachments::{
     AttachmentColumn, AttachmentConnection, AttachmentQuery, AttachmentRepository, LegacyAttach,
     NewAttachment,
 };
+pub use backups::{BackupColumn, BackupLocation, BackupQuery, BackupRepository, NewBackup};
 pub use default_types::DefaultTypeRepository;
 pub use encryption::{EncryptionRepository, EncryptionUpdate, NewEncryption};
 pub use error::{DbError, OverQuota};
@@ -110,6 +112,7 @@ pub trait Database:
     + RetypeRepository
     + MigrationRepository
     + ManageRepository
+    + BackupRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -137,6 +140,7 @@ impl<T> Database for T where
         + RetypeRepository
         + MigrationRepository
         + ManageRepository
+        + BackupRepository
         + std::fmt::Debug
         + Send
         + Sync

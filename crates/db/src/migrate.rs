@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0006_unmanaged_objects.sql"),
     },
     Migration {
+        version: 8,
+        description: "volume backups",
+        sql: include_str!("migrations/0008_backups.sql"),
+    },
+    Migration {
         version: 10,
         description: "record of imports from Cinder's database",
         sql: include_str!("migrations/0010_cinder_import.sql"),

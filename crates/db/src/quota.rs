@@ -665,13 +665,27 @@ impl QuotaRepository for Db {
         if groups > 0 {
             usage.insert("groups".into(), groups);
         }
+        let sql = self.dynamic(format!(
+            "SELECT COUNT(*), {} FROM backups WHERE project_id = ?",
+            self.dialect.sum_int("size")
+        ));
+        let (backups, backup_gigabytes): (i64, i64) =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(project_id)
+                .fetch_one(&mut *self.reader().await?)
+                .await?;
+        if backups > 0 {
+            usage.insert("backups".into(), backups);
+            usage.insert("backup_gigabytes".into(), backup_gigabytes);
+        }
         Ok(usage)
     }
 
     async fn projects_with_usage(&self) -> Result<Vec<String>, DbError> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT project_id FROM quota_usages UNION SELECT project_id FROM volumes \
-             UNION SELECT project_id FROM snapshots UNION SELECT project_id FROM volume_groups",
+             UNION SELECT project_id FROM snapshots UNION SELECT project_id FROM volume_groups \
+             UNION SELECT project_id FROM backups",
         )
         .fetch_all(&mut *self.reader().await?)
         .await?;

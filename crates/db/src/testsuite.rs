@@ -24,6 +24,8 @@ pub use attachments::{
     attachment_lifecycle, concurrent_attachment_creates_reserve_once, legacy_attach_actions,
     multiattach_and_failed_attachments,
 };
+mod backups;
+pub use backups::backup_lifecycle_keeps_quota_and_status;
 mod groups;
 pub use groups::{
     group_lifecycle_keeps_quota_and_journal, group_lists_filter_sort_and_paginate,
@@ -241,6 +243,7 @@ pub async fn run_all(engine: Engine) {
     check!(migration_moves_backing_type_quota_and_claims);
     check!(manage_and_unmanage_volumes);
     check!(manage_and_unmanage_snapshots);
+    check!(backup_lifecycle_keeps_quota_and_status);
     if let Some(t) = TestDatabase::open(engine).await {
         connection_limits_are_unavailable(&t, engine).await;
         t.drop_database().await;

@@ -9,8 +9,8 @@
 //!   errors for an unsupported version and a missing method.
 //! - [`api`]: `rpc_api!`, which declares an RPC API once and generates its
 //!   handler trait, version table, dispatch and typed client.
-//! - [`volume`] and [`scheduler`]: the two APIs declared with it (Cinder's
-//!   `rpcapi.py`): argument types and the method lists.
+//! - [`volume`], [`scheduler`] and [`backup`]: the APIs declared with it
+//!   (Cinder's `rpcapi.py`): argument types and the method lists.
 //! - [`notify`]: usage notifications in oslo.messaging's envelope.
 //!
 //! Depends on `clinker-types` and `clinker-runtime`.
@@ -18,6 +18,7 @@
 pub mod amqp;
 pub mod api;
 pub mod backoff;
+pub mod backup;
 pub mod cast;
 pub mod dispatch;
 pub mod local;

@@ -11,6 +11,9 @@
 //! stops consuming, lets in-flight driver work finish (with a deadline) and
 //! stops the workers.
 //!
+//! [`start_backup`] does the same for the backup service (`cinder-backup`
+//! on `host`), whose start-up settles the backups a crash left.
+//!
 //! Depends on every lower layer (it wires managers to the bus and the
 //! database); only the binary depends on it.
 
@@ -18,9 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use clinker_config::{BackendConfig, Config};
+use clinker_backup_manager::{BackupManager, BackupManagerOptions};
+use clinker_config::{BackendConfig, BackupDriverKind, Config};
 use clinker_db::{DbError, DbHandle, ServiceRegistration};
 use clinker_exec::CommandRunner;
+use clinker_rpc::backup::BackupEndpoint;
 use clinker_rpc::notify::Notifier;
 use clinker_rpc::scheduler::{SchedulerEndpoint, SchedulerRpcClient};
 use clinker_rpc::volume::{VolumeEndpoint, VolumeRpcClient};
@@ -37,6 +42,8 @@ use tokio::task::JoinHandle;
 pub const VOLUME_BINARY: &str = "cinder-volume";
 /// `cinder-scheduler`.
 pub const SCHEDULER_BINARY: &str = "cinder-scheduler";
+/// `cinder-backup`.
+pub const BACKUP_BINARY: &str = "cinder-backup";
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +187,8 @@ pub struct RunningService {
     pub volume_manager: Option<Arc<VolumeManager>>,
     /// The scheduler manager, for the scheduler.
     pub scheduler_manager: Option<Arc<SchedulerManager>>,
+    /// The backup manager, for the backup service.
+    pub backup_manager: Option<Arc<BackupManager>>,
 }
 
 impl RunningService {
@@ -376,6 +385,7 @@ pub async fn start_scheduler(
         gate: None,
         volume_manager: None,
         scheduler_manager: Some(manager),
+        backup_manager: None,
     })
 }
 
@@ -554,5 +564,82 @@ pub async fn start_volume(
         workers,
         volume_manager: Some(manager),
         scheduler_manager: None,
+        backup_manager: None,
+    })
+}
+
+/// Starts the backup service on `[DEFAULT] host`: the `backup_driver`
+/// (POSIX under `backup_posix_path` when unset), its services row and
+/// heartbeat, `init_host` recovery, then the `cinder-backup`,
+/// `cinder-backup.<host>` and fanout consumers.
+///
+/// # Errors
+/// Registration, consumers, or a driver that cannot be built.
+pub async fn start_backup(ctx: &ServiceContext) -> Result<RunningService, ServiceError> {
+    let config = &ctx.config.default;
+    let host = config.host.clone();
+    let driver = ctx.config.backup.driver.unwrap_or(BackupDriverKind::Posix);
+    let registration = ServiceRegistration {
+        host: host.clone(),
+        binary: BACKUP_BINARY.into(),
+        topic: clinker_rpc::backup::TOPIC.into(),
+        availability_zone: config.storage_availability_zone.clone(),
+        rpc_current_version: clinker_rpc::backup::CURRENT_VERSION.to_string(),
+    };
+    let manager = Arc::new(BackupManager::new(
+        BackupManagerOptions {
+            host: host.clone(),
+            availability_zone: config.storage_availability_zone.clone(),
+            driver,
+            options: ctx.config.backup.clone(),
+        },
+        ctx.db.clone(),
+        VolumeRpcClient::new(ctx.transport.clone(), ctx.rpc_timeout()),
+        Notifier::new(
+            ctx.transport.clone(),
+            format!("backup.{host}"),
+            ctx.clock.clone(),
+        ),
+    ));
+    manager
+        .check_driver()
+        .map_err(|e| ServiceError::Config(format!("backup_driver {}: {e}", driver.class_path())))?;
+    let service_id = register(ctx, &registration).await?;
+    let cancel = CancellationToken::new();
+    let workers = vec![start_heartbeat(
+        ctx,
+        registration,
+        service_id,
+        None,
+        cancel.clone(),
+    )];
+    manager.init_host().await;
+    let topic = clinker_rpc::backup::TOPIC;
+    let consumer = ctx
+        .transport
+        .consume(
+            vec![
+                Subscription::Queue(Target::topic(topic)),
+                Subscription::Queue(Target::server(topic, &host)),
+                Subscription::Fanout(topic.to_owned()),
+            ],
+            Arc::new(BackupEndpoint::new(manager.clone())),
+        )
+        .await
+        .map_err(|source| ServiceError::Consume {
+            host: host.clone(),
+            source,
+        })?;
+    tracing::info!(host = %host, driver = driver.class_path(), "backup service started");
+    Ok(RunningService {
+        host,
+        binary: BACKUP_BINARY,
+        consumers: vec![consumer],
+        workers_cancel: cancel,
+        gate: Some(manager.gate().clone()),
+        workers,
+        volume_manager: None,
+        scheduler_manager: None,
+        backup_manager: Some(manager),
     })
 }

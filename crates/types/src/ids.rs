@@ -112,3 +112,7 @@ mod tests {
         assert_eq!(back, id);
     }
 }
+uuid_id!(
+    /// A backup's id (`backups.id`).
+    BackupId
+);

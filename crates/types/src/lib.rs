@@ -6,6 +6,7 @@
 //! Clinker crate (only std, serde, uuid and thiserror), so everything above it
 //! can share these types without pulling in a runtime.
 
+pub mod backup;
 pub mod capabilities;
 pub mod connection;
 pub mod error;
@@ -25,7 +26,7 @@ pub mod volume_type_extras;
 pub use error::{ErrorKind, RemoteError};
 pub use host::Host;
 pub use ids::{AttachmentId, MessageId, SnapshotId, VolumeId, VolumeTypeId};
+pub use ids::{BackupId, QosSpecsId, TransferId};
 pub use ids::{GroupId, GroupSnapshotId, GroupTypeId};
-pub use ids::{QosSpecsId, TransferId};
 pub use status::{AttachStatus, SnapshotStatus, VolumeStatus};
 pub use time::{Clock, SystemClock, Timestamp};

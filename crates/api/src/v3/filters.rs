@@ -12,9 +12,11 @@
 //! the caller's scope, so another project's id is "not found".
 
 use clinker_db::{
-    CompareOp, FilterValue, SnapshotColumn, SnapshotQuery, VolumeColumn, VolumeQuery,
+    BackupColumn, BackupQuery, CompareOp, FilterValue, SnapshotColumn, SnapshotQuery, VolumeColumn,
+    VolumeQuery,
 };
 use clinker_types::Timestamp;
+use clinker_types::backup::Backup;
 use clinker_types::model::{Snapshot, Volume};
 use serde_json::Value;
 
@@ -34,6 +36,8 @@ pub enum Resource {
     Snapshot,
     /// User messages.
     Message,
+    /// Backups.
+    Backup,
 }
 
 /// The filters non-admins may use (Cinder's default `resource_filters.json`).
@@ -60,6 +64,7 @@ pub fn allowed_filters(resource: Resource) -> &'static [&'static str] {
             "availability_zone",
             "consumes_quota",
         ],
+        Resource::Backup => &["name", "status", "volume_id"],
         Resource::Message => &[
             "resource_uuid",
             "resource_type",
@@ -444,6 +449,75 @@ pub fn snapshot_query(req: &Req, params: &ListParams) -> ApiResult<Option<Snapsh
                 query.filters.push(filter);
             }
         }
+    }
+    Ok(Some(query))
+}
+
+fn backup_column(key: &str) -> Option<BackupColumn> {
+    Some(match key {
+        "id" => BackupColumn::Id,
+        "display_name" => BackupColumn::DisplayName,
+        "status" => BackupColumn::Status,
+        "volume_id" => BackupColumn::VolumeId,
+        "project_id" => BackupColumn::ProjectId,
+        "user_id" => BackupColumn::UserId,
+        "size" => BackupColumn::Size,
+        "availability_zone" => BackupColumn::AvailabilityZone,
+        "parent_id" => BackupColumn::ParentId,
+        "snapshot_id" => BackupColumn::SnapshotId,
+        "host" => BackupColumn::Host,
+        "container" => BackupColumn::Container,
+        "data_timestamp" => BackupColumn::DataTimestamp,
+        "created_at" => BackupColumn::CreatedAt,
+        "updated_at" => BackupColumn::UpdatedAt,
+        _ => return None,
+    })
+}
+
+/// Builds the backup list query (Cinder's `BackupsController._get_backups`
+/// with `process_general_filtering('backup')`); `None` when no backup can
+/// match.
+///
+/// # Errors
+/// 400 for invalid filters or sort keys; 404 for a marker that is not a
+/// backup id.
+pub fn backup_query(req: &Req, params: &ListParams) -> ApiResult<Option<BackupQuery>> {
+    let sort = sort_columns(&params.sort, |key| backup_column(column_name(key)))?;
+    let mut filters = general_filtering(
+        req,
+        Resource::Backup,
+        params.filters.clone(),
+        &["name", "status", "volume_id"],
+        &[],
+    )?;
+    let project_id = project_scope(req, &mut filters, false)?;
+    let page = params.db_page::<Backup>()?;
+    let mut query = BackupQuery {
+        project_id,
+        sort,
+        page,
+        ..BackupQuery::default()
+    };
+    for (key, value) in filters {
+        let key = column_name(&key).to_owned();
+        if key == "metadata" {
+            let Some(pairs) = metadata_pairs(&value) else {
+                return Ok(None);
+            };
+            query.metadata.extend(pairs);
+            continue;
+        }
+        let filter = column_filter(&key, value, backup_column, |column, v| {
+            if column == BackupColumn::DisplayName {
+                FilterValue::Eq(v)
+            } else {
+                exact(Value::String(v))
+            }
+        });
+        let Some(filter) = filter else {
+            return Ok(None);
+        };
+        query.filters.push(filter);
     }
     Ok(Some(query))
 }

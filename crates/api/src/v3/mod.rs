@@ -12,6 +12,7 @@
 
 pub mod attach_actions;
 pub mod attachments;
+pub mod backups;
 pub mod collection;
 pub mod default_types;
 pub mod encryption;
@@ -38,6 +39,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, post, put};
 
+use clinker_types::backup::Backup;
 use clinker_types::group::{Group, GroupSnapshot, GroupType};
 use clinker_types::model::{Snapshot, Volume, VolumeType};
 
@@ -159,6 +161,19 @@ fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<String
                 .delete(snapshots::delete),
         )
         .route("/snapshots/{snapshot_id}/action", post(snapshots::action))
+        .route(
+            "/backups",
+            get(collection::index::<Backup>).post(backups::create),
+        )
+        .route("/backups/detail", get(collection::detail::<Backup>))
+        .route(
+            "/backups/{backup_id}",
+            get(backups::show)
+                .put(backups::update)
+                .delete(backups::delete),
+        )
+        .route("/backups/{backup_id}/restore", post(backups::restore))
+        .route("/backups/{backup_id}/action", post(backups::action))
         .route("/types/{type_id}/action", post(types::action))
         .route(
             "/types/{type_id}/os-volume-type-access",

@@ -4,6 +4,7 @@
 //! `additionalProperties: False`.
 
 pub mod attachments;
+pub mod backups;
 pub mod groups;
 pub mod misc;
 pub mod snapshots;

@@ -1,0 +1,443 @@
+//! Backups end to end against the all-in-one service: a volume of random
+//! data on the file backend, a full backup, changed data, an incremental
+//! backup, each restored to a new volume and compared byte for byte;
+//! deletes in the right order leave the backup directory empty and the
+//! quota equal to a recount; bad input gets Cinder's errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use clinker_testkit::http::Api;
+use common::{Cluster, FILE_BACKEND};
+use rand::RngCore;
+use serde_json::{Value, json};
+
+/// Small objects, so a backup has several and an incremental one skips
+/// unchanged ones: 64 × 32 KiB = 2 MiB per object.
+const BACKUP_OPTIONS: &str = "backup_file_size = 2097152\nbackup_sha_block_size_bytes = 32768\n";
+
+fn volume_file(c: &Cluster, id: &str) -> PathBuf {
+    c.volumes_dir().join(format!("volume-{id}"))
+}
+
+/// Writes random bytes over `len` bytes at `offset`.
+fn scribble(path: &Path, offset: u64, len: usize) {
+    let mut data = vec![0u8; len];
+    rand::rng().fill_bytes(&mut data);
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&data).unwrap();
+    f.sync_all().unwrap();
+}
+
+fn read_all(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+async fn wait_backup(api: &Api, id: &str, want: &str) -> Value {
+    api.wait_for(&format!("/backups/{id}"), |_, b| {
+        let status = b["backup"]["status"].as_str();
+        assert_ne!(status, Some("error"), "backup failed: {b}");
+        status == Some(want)
+    })
+    .await["backup"]
+        .clone()
+}
+
+async fn create_backup(api: &Api, body: Value) -> String {
+    let (status, made) = api.post("/backups", json!({ "backup": body })).await;
+    assert_eq!(status, 202, "{made}");
+    let id = made["backup"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["backup"]["links"].as_array().map(Vec::len), Some(2));
+    wait_backup(api, &id, "available").await;
+    id
+}
+
+/// Restores `backup` into a new volume; its file.
+async fn restore_to_new(c: &Cluster, backup: &str) -> (String, PathBuf) {
+    let (status, restored) = c
+        .post(
+            &format!("/backups/{backup}/restore"),
+            json!({"restore": {"name": "restored"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{restored}");
+    assert_eq!(restored["restore"]["backup_id"], backup);
+    assert_eq!(restored["restore"]["volume_name"], "restored");
+    let volume = restored["restore"]["volume_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.wait_volume(&volume, |s| s == Some("available")).await;
+    wait_backup(c, backup, "available").await;
+    let file = volume_file(c, &volume);
+    (volume, file)
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_and_incremental_backups_restore_byte_for_byte() {
+    let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
+    let backup_dir = c.dir.path().join("backup");
+    let vol = c.available_volume(json!({"size": 1, "name": "src"})).await;
+    let src = volume_file(&c, &vol);
+    // Random data in the first 6 MiB and near the end; the rest stays a
+    // hole.
+    scribble(&src, 0, 6 << 20);
+    scribble(&src, (1 << 30) - (1 << 20), 1 << 20);
+    let at_full = read_all(&src);
+
+    let full = create_backup(
+        &c,
+        json!({"volume_id": vol, "name": "full", "description": "first"}),
+    )
+    .await;
+    let v = c.wait_volume(&vol, |s| s == Some("available")).await;
+    assert_eq!(v["status"], "available");
+    let (_, shown) = c.at("3.64").get(&format!("/backups/{full}")).await;
+    let b = &shown["backup"];
+    assert_eq!(
+        (
+            b["name"].as_str(),
+            b["description"].as_str(),
+            b["size"].as_i64(),
+            b["is_incremental"].as_bool(),
+            b["volume_id"].as_str(),
+        ),
+        (
+            Some("full"),
+            Some("first"),
+            Some(1),
+            Some(false),
+            Some(vol.as_str())
+        )
+    );
+    assert!(b["object_count"].as_i64().unwrap() >= 3, "{b}");
+    assert_eq!(b["metadata"], json!({}));
+    assert_eq!(b["user_id"], "admin");
+    assert_eq!(b["os-backup-project-attr:project_id"], "admin");
+    let (_, old) = c.at("3.0").get(&format!("/backups/{full}")).await;
+    assert!(old["backup"].get("metadata").is_none(), "{old}");
+    assert!(old["backup"].get("user_id").is_none(), "{old}");
+    assert!(!files_under(&backup_dir).is_empty());
+
+    // Change about 1 % of the blocks, then an incremental backup.
+    for block in [3u64, 77, 190, 250] {
+        scribble(&src, block * (4 << 20), 32 << 10);
+    }
+    let at_incr = read_all(&src);
+    assert_ne!(at_full, at_incr);
+    let incr = create_backup(
+        &c,
+        json!({"volume_id": vol, "incremental": true, "name": "incr"}),
+    )
+    .await;
+    let (_, shown) = c.get(&format!("/backups/{incr}")).await;
+    assert_eq!(shown["backup"]["is_incremental"], true);
+    let (_, parent) = c.get(&format!("/backups/{full}")).await;
+    assert_eq!(parent["backup"]["has_dependent_backups"], true);
+
+    // List, detail, update.
+    let (status, list) = c.get("/backups").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["backups"].as_array().unwrap().len(), 2);
+    assert!(list["backups"][0].get("status").is_none());
+    let (_, detail) = c
+        .at("3.45")
+        .get("/backups/detail?with_count=true&name=incr")
+        .await;
+    assert_eq!(detail["count"], 1, "{detail}");
+    assert_eq!(detail["backups"][0]["id"], incr.as_str());
+    let (status, updated) = c
+        .at("3.9")
+        .put(
+            &format!("/backups/{incr}"),
+            json!({"backup": {"name": "renamed"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, updated["backup"]["name"].as_str()),
+        (200, Some("renamed")),
+        "{updated}"
+    );
+    let (status, _) = c
+        .at("3.8")
+        .put(
+            &format!("/backups/{incr}"),
+            json!({"backup": {"name": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Restore each to a new volume: the data as it was at that backup.
+    let (restored_full, file) = restore_to_new(&c, &full).await;
+    assert!(
+        read_all(&file) == at_full,
+        "the full backup restored other data"
+    );
+    let (restored_incr, file) = restore_to_new(&c, &incr).await;
+    assert!(
+        read_all(&file) == at_incr,
+        "the incremental backup restored other data"
+    );
+    // And the full one back onto the original volume.
+    let (status, body) = c
+        .post(
+            &format!("/backups/{full}/restore"),
+            json!({"restore": {"volume_id": vol}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    c.wait_volume(&vol, |s| s == Some("available")).await;
+    wait_backup(&c, &full, "available").await;
+    assert!(
+        read_all(&src) == at_full,
+        "restoring onto the volume failed"
+    );
+    c.assert_quota_consistent("admin").await;
+
+    // The full backup cannot go while the incremental one depends on it.
+    let (status, err) = c.delete(&format!("/backups/{full}")).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        err["badRequest"]["message"],
+        "Invalid backup: Incremental backups exist for this backup."
+    );
+    let (status, _) = c.delete(&format!("/backups/{incr}")).await;
+    assert_eq!(status, 202);
+    c.wait_gone(&format!("/backups/{incr}")).await;
+    let (status, _) = c.delete(&format!("/backups/{full}")).await;
+    assert_eq!(status, 202);
+    c.wait_gone(&format!("/backups/{full}")).await;
+    assert_eq!(files_under(&backup_dir), Vec::<PathBuf>::new());
+    for v in [&restored_full, &restored_incr, &vol] {
+        let (status, _) = c.delete(&format!("/volumes/{v}")).await;
+        assert_eq!(status, 202);
+        c.wait_volume(v, |s| s.is_none()).await;
+    }
+    c.assert_quota_consistent("admin").await;
+    let (_, quota) = c.get("/os-quota-sets/admin?usage=true").await;
+    assert_eq!(quota["quota_set"]["backups"]["in_use"], 0, "{quota}");
+    assert_eq!(
+        quota["quota_set"]["backup_gigabytes"]["in_use"], 0,
+        "{quota}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_backup_requests_get_cinders_errors_and_change_nothing() {
+    let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
+    // `clinker serve` runs the backup service with its services row.
+    let (status, services) = c.get("/os-services?binary=cinder-backup").await;
+    assert_eq!(status, 200, "{services}");
+    let backup_services = services["services"].as_array().unwrap();
+    assert_eq!(backup_services.len(), 1, "{services}");
+    assert_eq!(
+        (
+            backup_services[0]["host"].as_str(),
+            backup_services[0]["state"].as_str(),
+            backup_services[0]["status"].as_str()
+        ),
+        (Some("testnode"), Some("up"), Some("enabled"))
+    );
+    let unknown = "8b6e3fa4-1d4e-4bd2-9b8f-0d1d3c0f2a11";
+    let (status, err) = c
+        .post("/backups", json!({"backup": {"volume_id": unknown}}))
+        .await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(
+        err["itemNotFound"]["message"],
+        format!("Volume {unknown} could not be found.")
+    );
+    let vol = c.available_volume(json!({"size": 1})).await;
+    for bad in [
+        json!({"backup": {"volume_id": vol, "bogus": 1}}),
+        json!({"backup": {"volume_id": vol, "incremental": "perhaps"}}),
+        json!({"backup": {"volume_id": "not-a-uuid"}}),
+        json!({"backup": {}}),
+        json!({"backup": {"volume_id": vol, "metadata": {"k": "v"}}}),
+    ] {
+        let (status, err) = c.post("/backups", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {err}");
+        assert!(err["badRequest"]["message"].is_string(), "{err}");
+    }
+    // An incremental backup needs a full one first.
+    let (status, err) = c
+        .post(
+            "/backups",
+            json!({"backup": {"volume_id": vol, "incremental": true}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        err["badRequest"]["message"],
+        "Invalid backup: No backups available to do an incremental backup."
+    );
+    // Over quota.
+    let (status, _) = c
+        .put("/os-quota-sets/admin", json!({"quota_set": {"backups": 0}}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, err) = c
+        .post("/backups", json!({"backup": {"volume_id": vol}}))
+        .await;
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(
+        err["overLimit"]["message"],
+        "BackupLimitExceeded: Maximum number of backups allowed (0) exceeded"
+    );
+    let (_, list) = c.get("/backups").await;
+    assert_eq!(list["backups"], json!([]));
+    let (status, err) = c
+        .at("3.47")
+        .post(
+            "/volumes",
+            json!({"volume": {"size": 1, "backup_id": unknown}}),
+        )
+        .await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(
+        err["itemNotFound"]["message"],
+        format!("Backup {unknown} could not be found.")
+    );
+    let v = c.wait_volume(&vol, |_| true).await;
+    assert_eq!(v["status"], "available");
+    let (status, _) = c.get(&format!("/backups/{unknown}")).await;
+    assert_eq!(status, 404);
+    let (status, err) = c.get("/backups/detail?limit=-1").await;
+    assert_eq!(status, 400, "{err}");
+    c.assert_quota_consistent("admin").await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_settles_backups_left_creating_or_restoring() {
+    let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
+    let vol = c.available_volume(json!({"size": 1})).await;
+    scribble(&volume_file(&c, &vol), 0, 1 << 20);
+    let full = create_backup(&c, json!({"volume_id": vol})).await;
+    let target = c.available_volume(json!({"size": 1})).await;
+    // What a crash leaves, written as the API would before its casts: a
+    // restore under way, and a backup `creating` with its volume
+    // `backing-up`.
+    let db = c.db();
+    let backup_id: clinker_types::BackupId = full.parse().unwrap();
+    let target_id: clinker_types::VolumeId = target.parse().unwrap();
+    db.begin_backup_restore(backup_id, target_id).await.unwrap();
+    let stuck = db
+        .create_backup(clinker_db::NewBackup {
+            id: clinker_types::BackupId::new_random(),
+            volume_id: vol.parse().unwrap(),
+            user_id: "admin".into(),
+            project_id: "admin".into(),
+            display_name: None,
+            display_description: None,
+            container: None,
+            incremental: false,
+            force: false,
+            host: "testnode".into(),
+            availability_zone: Some("nova".into()),
+            service: "cinder.backup.drivers.posix.PosixBackupDriver".into(),
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap();
+    let (_, busy) = c.get(&format!("/volumes/{vol}")).await;
+    assert_eq!(busy["volume"]["status"], "backing-up");
+    c.restart().await;
+    wait_backup(&c, &full, "available").await;
+    let (_, err) = c.get(&format!("/backups/{}", stuck.id)).await;
+    assert_eq!(err["backup"]["status"], "error", "{err}");
+    assert_eq!(
+        err["backup"]["fail_reason"],
+        "incomplete backup reset on manager restart"
+    );
+    c.wait_volume(&vol, |s| s == Some("available")).await;
+    c.wait_volume(&target, |s| s == Some("error_restoring"))
+        .await;
+    c.assert_quota_consistent("admin").await;
+    c.stop().await;
+}
+
+/// `clinker serve` killed with SIGKILL while a backup is being written:
+/// after the restart the backup is `error`, its partial objects are gone,
+/// the volume is back to `available` and the quota equals a recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_backup_leaves_nothing_stuck_or_orphaned() {
+    use clinker_testkit::poll::{self, Every};
+    use clinker_testkit::process::Server;
+
+    let mut s = Server::new(
+        env!("CARGO_BIN_EXE_clinker"),
+        // Slow enough to be caught in the middle: bz2 on random data, in
+        // 1 MiB objects.
+        "host = killnode\nbackup_file_size = 1048576\nbackup_compression_algorithm = bz2\n",
+        FILE_BACKEND,
+    );
+    s.start().await;
+    let vol = s.api.available_volume(json!({"size": 1})).await;
+    let file = s.volumes_dir("file").join(format!("volume-{vol}"));
+    scribble(&file, 0, 256 << 20);
+    let backup_dir = s.dir.path().join("backup");
+    let (status, made) = s
+        .api
+        .post("/backups", json!({"backup": {"volume_id": vol}}))
+        .await;
+    assert_eq!(status, 202, "{made}");
+    let id = made["backup"]["id"].as_str().unwrap().to_owned();
+    // Kill once some objects are written (and before the backup ends).
+    poll::until_true(Every::ms(5, 120), "backup objects appear", async || {
+        files_under(&backup_dir).len() >= 3
+    })
+    .await;
+    let (_, shown) = s.api.get(&format!("/backups/{id}")).await;
+    assert_eq!(
+        shown["backup"]["status"], "creating",
+        "finished too fast: {shown}"
+    );
+    s.serve.kill9().await;
+
+    s.start().await;
+    let settled = s
+        .api
+        .wait_for(&format!("/backups/{id}"), |_, b| {
+            b["backup"]["status"] == "error"
+        })
+        .await;
+    assert_eq!(
+        settled["backup"]["fail_reason"],
+        "incomplete backup reset on manager restart"
+    );
+    s.api.wait_volume(&vol, |st| st == Some("available")).await;
+    assert_eq!(files_under(&backup_dir), Vec::<PathBuf>::new());
+    let (status, _) = s.api.delete(&format!("/backups/{id}")).await;
+    assert_eq!(status, 202);
+    s.api.wait_gone(&format!("/backups/{id}")).await;
+    s.assert_quota_checks().await;
+    s.serve.terminate().await;
+}

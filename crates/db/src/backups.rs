@@ -1,0 +1,904 @@
+//! Volume backups (Cinder's `backup_*` database API): the `backups` rows
+//! with their metadata, the `backups` and `backup_gigabytes` quotas, and
+//! the volume status changes that go with a backup or a restore.
+//!
+//! As for volumes: every status change is a compare-and-swap; a backup's
+//! quota is charged in the transaction that inserts its row (and released
+//! in the one that removes it); the volume moves to `backing-up` (keeping
+//! its status in `previous_status`) in the same transaction as the backup
+//! row is inserted, and back when the backup ends, so a crash leaves
+//! nothing the backup service's start-up cannot settle from the rows
+//! alone. A backup's dependents are counted from `parent_id`, so
+//! `has_dependent_backups` cannot drift.
+
+use std::collections::BTreeMap;
+
+use clinker_types::backup::{Backup, BackupStatus};
+use clinker_types::{BackupId, Timestamp, VolumeId, VolumeStatus};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::error::DbError;
+use crate::pool::{Db, in_transaction};
+use crate::query::{self, Arg, bind_all, placeholders};
+use crate::quota::charge_quota;
+use crate::{FilterValue, Page, SortDir};
+
+/// A backup to insert.
+#[derive(Clone, Debug)]
+pub struct NewBackup {
+    /// Id.
+    pub id: BackupId,
+    /// The volume to back up.
+    pub volume_id: VolumeId,
+    /// Owner.
+    pub user_id: String,
+    /// Owner project (the volume's; Cinder charges the volume's project).
+    pub project_id: String,
+    /// Name.
+    pub display_name: Option<String>,
+    /// Description.
+    pub display_description: Option<String>,
+    /// The container asked for.
+    pub container: Option<String>,
+    /// Incremental: the parent is the volume's latest `available` backup.
+    pub incremental: bool,
+    /// Allow an `in-use` volume.
+    pub force: bool,
+    /// The backup service that will make it.
+    pub host: String,
+    /// Its availability zone.
+    pub availability_zone: Option<String>,
+    /// The driver's class path.
+    pub service: String,
+    /// Metadata (3.43).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Where a finished backup's objects are.
+#[derive(Clone, Debug, Default)]
+pub struct BackupLocation {
+    /// `container`.
+    pub container: String,
+    /// `service_metadata`.
+    pub service_metadata: String,
+}
+
+/// A filterable, sortable backup column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupColumn {
+    /// `id`.
+    Id,
+    /// `display_name`.
+    DisplayName,
+    /// `status`.
+    Status,
+    /// `volume_id`.
+    VolumeId,
+    /// `project_id`.
+    ProjectId,
+    /// `user_id`.
+    UserId,
+    /// `size`.
+    Size,
+    /// `availability_zone`.
+    AvailabilityZone,
+    /// `parent_id`.
+    ParentId,
+    /// `snapshot_id`.
+    SnapshotId,
+    /// `host`.
+    Host,
+    /// `container`.
+    Container,
+    /// `data_timestamp`.
+    DataTimestamp,
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+}
+
+impl BackupColumn {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            BackupColumn::Id => "b.id",
+            BackupColumn::DisplayName => "b.display_name",
+            BackupColumn::Status => "b.status",
+            BackupColumn::VolumeId => "b.volume_id",
+            BackupColumn::ProjectId => "b.project_id",
+            BackupColumn::UserId => "b.user_id",
+            BackupColumn::Size => "b.size",
+            BackupColumn::AvailabilityZone => "b.availability_zone",
+            BackupColumn::ParentId => "b.parent_id",
+            BackupColumn::SnapshotId => "b.snapshot_id",
+            BackupColumn::Host => "b.host",
+            BackupColumn::Container => "b.container",
+            BackupColumn::DataTimestamp => "b.data_timestamp",
+            BackupColumn::CreatedAt => "b.created_at",
+            BackupColumn::UpdatedAt => "b.updated_at",
+        }
+    }
+
+    pub(crate) fn is_integer(self) -> bool {
+        matches!(
+            self,
+            BackupColumn::Size
+                | BackupColumn::DataTimestamp
+                | BackupColumn::CreatedAt
+                | BackupColumn::UpdatedAt
+        )
+    }
+}
+
+crate::query::sort_column!(BackupColumn);
+
+/// A backup list request.
+#[derive(Clone, Debug, Default)]
+pub struct BackupQuery {
+    /// Only this project's backups.
+    pub project_id: Option<String>,
+    /// Column filters.
+    pub filters: Vec<(BackupColumn, FilterValue)>,
+    /// Metadata that must be present.
+    pub metadata: Vec<(String, String)>,
+    /// Sort keys.
+    pub sort: Vec<(BackupColumn, SortDir)>,
+    /// Paging.
+    pub page: Page<BackupId>,
+}
+
+/// Backup repository.
+#[async_trait::async_trait]
+pub trait BackupRepository {
+    /// Inserts a `creating` backup: checks the volume's status (locking its
+    /// row), chooses the parent of an incremental backup (the volume's
+    /// `available` backup with the latest `data_timestamp`), charges
+    /// `backups` and `backup_gigabytes` and moves the volume to
+    /// `backing-up`, all in one transaction.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`] (volume), [`DbError::InvalidState`] (volume
+    /// status, no parent for an incremental backup),
+    /// [`DbError::OverQuota`].
+    async fn create_backup(&self, new: NewBackup) -> Result<Backup, DbError>;
+
+    /// One backup, with its metadata.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn get_backup(&self, id: BackupId) -> Result<Backup, DbError>;
+
+    /// A page of backups.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`] for a missing marker.
+    async fn list_backups(&self, query: &BackupQuery) -> Result<Vec<Backup>, DbError>;
+
+    /// How many backups match.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn count_backups(&self, query: &BackupQuery) -> Result<i64, DbError>;
+
+    /// Renames / re-describes (3.9).
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn update_backup(
+        &self,
+        id: BackupId,
+        display_name: Option<Option<String>>,
+        display_description: Option<Option<String>>,
+    ) -> Result<Backup, DbError>;
+
+    /// Records where a `creating` backup writes, before its first object.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless `creating`.
+    async fn record_backup_location(
+        &self,
+        id: BackupId,
+        location: &BackupLocation,
+    ) -> Result<(), DbError>;
+
+    /// `creating → available` with the object count, and the volume back
+    /// from `backing-up` to its previous status.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless `creating`.
+    async fn finish_backup_create(
+        &self,
+        id: BackupId,
+        location: &BackupLocation,
+        object_count: i64,
+    ) -> Result<Backup, DbError>;
+
+    /// `creating → error` with the reason, and the volume back from
+    /// `backing-up` to its previous status. The quota stays charged until
+    /// the backup is deleted, as in Cinder.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless `creating`.
+    async fn fail_backup_create(&self, id: BackupId, reason: &str) -> Result<Backup, DbError>;
+
+    /// `available|error → deleting` (with `force` also `creating` and
+    /// `restoring`). Refused while incremental backups depend on it.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`], [`DbError::NotFound`].
+    async fn begin_backup_delete(&self, id: BackupId, force: bool) -> Result<Backup, DbError>;
+
+    /// Removes a `deleting` row with its metadata and releases its quota.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless `deleting`.
+    async fn finish_backup_delete(&self, id: BackupId) -> Result<(), DbError>;
+
+    /// `deleting → error_deleting` with the reason.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless `deleting`.
+    async fn fail_backup_delete(&self, id: BackupId, reason: &str) -> Result<Backup, DbError>;
+
+    /// `available → restoring` and the target volume `available →
+    /// restoring-backup`, in one transaction; the volume must be at least
+    /// the backup's size.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`], [`DbError::NotFound`].
+    async fn begin_backup_restore(
+        &self,
+        id: BackupId,
+        volume_id: VolumeId,
+    ) -> Result<Backup, DbError>;
+
+    /// Ends a restore: the backup back to `available`, the volume to
+    /// `available` (success) or `error_restoring`.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless `restoring`.
+    async fn finish_backup_restore(
+        &self,
+        id: BackupId,
+        volume_id: VolumeId,
+        succeeded: bool,
+    ) -> Result<Backup, DbError>;
+
+    /// `os-reset_status` (`available` or `error`).
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn set_backup_status(
+        &self,
+        id: BackupId,
+        status: BackupStatus,
+    ) -> Result<Backup, DbError>;
+
+    /// The backups a backup service owns (for its start-up).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn backups_on_host(&self, host: &str) -> Result<Vec<Backup>, DbError>;
+}
+
+pub(crate) const BACKUP_COLUMNS: &str = "b.id, b.volume_id, b.user_id, b.project_id, b.host, b.availability_zone, \
+     b.display_name, b.display_description, b.container, b.status, b.fail_reason, b.service_metadata, b.service, \
+     b.size, b.object_count, b.parent_id, b.snapshot_id, b.data_timestamp, b.restore_volume_id, b.encryption_key_id, \
+     b.created_at, b.updated_at, \
+     (SELECT COUNT(*) FROM backups d WHERE d.parent_id = b.id) AS num_dependent_backups";
+
+fn decode(row: &AnyRow) -> Result<Backup, DbError> {
+    use sqlx::Row;
+    fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T, DbError>
+    where
+        T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        row.try_get(name)
+            .map_err(|e| DbError::Internal(format!("column {name}: {e}")))
+    }
+    fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, DbError> {
+        text.parse()
+            .map_err(|_| DbError::Internal(format!("corrupt {what} {text:?} in database")))
+    }
+    fn opt<T: std::str::FromStr>(text: Option<String>, what: &str) -> Result<Option<T>, DbError> {
+        text.map(|t| parse(&t, what)).transpose()
+    }
+    let id: String = col(row, "id")?;
+    let volume_id: String = col(row, "volume_id")?;
+    let status: String = col(row, "status")?;
+    Ok(Backup {
+        id: parse(&id, "backup id")?,
+        volume_id: parse(&volume_id, "volume id")?,
+        user_id: col(row, "user_id")?,
+        project_id: col(row, "project_id")?,
+        host: col(row, "host")?,
+        availability_zone: col(row, "availability_zone")?,
+        display_name: col(row, "display_name")?,
+        display_description: col(row, "display_description")?,
+        container: col(row, "container")?,
+        status: parse(&status, "backup status")?,
+        fail_reason: col(row, "fail_reason")?,
+        service_metadata: col(row, "service_metadata")?,
+        service: col(row, "service")?,
+        size: col(row, "size")?,
+        object_count: col(row, "object_count")?,
+        parent_id: opt(col(row, "parent_id")?, "backup id")?,
+        snapshot_id: opt(col(row, "snapshot_id")?, "snapshot id")?,
+        data_timestamp: Timestamp(col(row, "data_timestamp")?),
+        restore_volume_id: opt(col(row, "restore_volume_id")?, "volume id")?,
+        encryption_key_id: col(row, "encryption_key_id")?,
+        num_dependent_backups: col(row, "num_dependent_backups")?,
+        created_at: Timestamp(col(row, "created_at")?),
+        updated_at: col::<Option<i64>>(row, "updated_at")?.map(Timestamp),
+        metadata: BTreeMap::new(),
+    })
+}
+
+/// The charges of one backup (negate `sign` to release).
+fn backup_charges(size: i64, sign: i64) -> Vec<(String, i64)> {
+    vec![
+        ("backups".to_owned(), sign),
+        ("backup_gigabytes".to_owned(), sign * size),
+    ]
+}
+
+impl Db {
+    async fn load_backup_metadata(&self, backups: &mut [Backup]) -> Result<(), DbError> {
+        if backups.is_empty() {
+            return Ok(());
+        }
+        let mut pairs = Vec::new();
+        let ids: Vec<String> = backups.iter().map(|b| b.id.to_string()).collect();
+        for chunk in ids.chunks(500) {
+            let args: Vec<Arg> = chunk.iter().map(|i| Arg::Text(i.clone())).collect();
+            let sql = self.dynamic(format!(
+                "SELECT backup_id, meta_key, meta_value FROM backup_metadata WHERE backup_id IN ({})",
+                placeholders(chunk.len())
+            ));
+            for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .fetch_all(&mut *self.reader().await?)
+                .await?
+            {
+                use sqlx::Row;
+                pairs.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+            }
+        }
+        let mut grouped = crate::rows::group_pairs(pairs);
+        for backup in backups.iter_mut() {
+            if let Some(meta) = grouped.remove(&backup.id.to_string()) {
+                backup.metadata = meta;
+            }
+        }
+        Ok(())
+    }
+
+    async fn lock_backup(&self, conn: &mut AnyConnection, id: BackupId) -> Result<Backup, DbError> {
+        let sql = self.dynamic(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups b WHERE b.id = ?{}",
+            self.dialect.for_update()
+        ));
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| DbError::not_found("backup", id))?;
+        decode(&row)
+    }
+
+    /// Swaps a backup's status; zero rows is `InvalidState` (or
+    /// `NotFound`).
+    async fn cas_backup_status(
+        &self,
+        conn: &mut AnyConnection,
+        id: BackupId,
+        from: &[BackupStatus],
+        to: BackupStatus,
+        extra_sets: &str,
+        extra_args: Vec<Arg>,
+    ) -> Result<(), DbError> {
+        let sql = self.dynamic(format!(
+            "UPDATE backups SET status = ?, updated_at = ?{extra_sets} WHERE id = ? AND status IN ({})",
+            placeholders(from.len())
+        ));
+        let mut args = vec![
+            Arg::Text(to.as_str().to_owned()),
+            Arg::Int(self.now().as_micros()),
+        ];
+        args.extend(extra_args);
+        args.push(Arg::Text(id.to_string()));
+        args.extend(from.iter().map(|s| Arg::Text(s.as_str().to_owned())));
+        if bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1
+        {
+            return Ok(());
+        }
+        let current: Option<String> =
+            sqlx::query_scalar(self.q("SELECT status FROM backups WHERE id = ?"))
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        match current {
+            None => Err(DbError::not_found("backup", id)),
+            Some(status) => Err(DbError::InvalidState(format!("backup {id} is {status}"))),
+        }
+    }
+
+    /// Puts a `backing-up` volume back to the status it had (the backup's
+    /// end). A volume an administrator moved meanwhile is left alone.
+    async fn end_volume_backing_up(
+        &self,
+        conn: &mut AnyConnection,
+        volume_id: VolumeId,
+    ) -> Result<(), DbError> {
+        sqlx::query(self.q(
+            "UPDATE volumes SET status = COALESCE(previous_status, 'available'), previous_status = NULL, \
+             updated_at = ? WHERE id = ? AND status = 'backing-up'",
+        ))
+        .bind(self.now().as_micros())
+        .bind(volume_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    fn backup_where(query: &BackupQuery, args: &mut Vec<Arg>) -> String {
+        let mut sql = String::from(" WHERE 1 = 1");
+        if let Some(project) = &query.project_id {
+            sql.push_str(" AND b.project_id = ?");
+            args.push(Arg::Text(project.clone()));
+        }
+        for (column, value) in &query.filters {
+            query::push_filter(&mut sql, args, column.sql(), column.is_integer(), value);
+        }
+        for (key, value) in &query.metadata {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM backup_metadata m WHERE m.backup_id = b.id AND m.meta_key = ? AND m.meta_value = ?)",
+            );
+            args.push(Arg::Text(key.clone()));
+            args.push(Arg::Text(value.clone()));
+        }
+        sql
+    }
+}
+
+#[async_trait::async_trait]
+impl BackupRepository for Db {
+    async fn create_backup(&self, new: NewBackup) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            let volume = self.lock_volume(&mut tx, new.volume_id).await?;
+            match volume.status {
+                VolumeStatus::Available => {}
+                VolumeStatus::InUse if new.force => {}
+                VolumeStatus::InUse => {
+                    return Err(DbError::InvalidState(
+                        "Backing up an in-use volume must use the force flag.".into(),
+                    ));
+                }
+                other => {
+                    return Err(DbError::InvalidState(format!(
+                        "Volume to be backed up must be available or in-use, but the current \
+                         status is \"{other}\"."
+                    )));
+                }
+            }
+            let parent_id: Option<String> = if new.incremental {
+                let parent: Option<String> = sqlx::query_scalar(self.q(
+                    "SELECT id FROM backups WHERE volume_id = ? AND project_id = ? AND status = 'available' \
+                     ORDER BY data_timestamp DESC, created_at DESC LIMIT 1",
+                ))
+                .bind(new.volume_id.to_string())
+                .bind(new.project_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                Some(parent.ok_or_else(|| {
+                    DbError::InvalidState(
+                        "No backups available to do an incremental backup.".into(),
+                    )
+                })?)
+            } else {
+                None
+            };
+            charge_quota(
+                self,
+                &mut tx,
+                &new.project_id,
+                &backup_charges(volume.size, 1),
+            )
+            .await?;
+            self.cas_volume_status(
+                &mut tx,
+                volume.id,
+                &[volume.status],
+                VolumeStatus::BackingUp,
+                ", previous_status = ?",
+                vec![Arg::Text(volume.status.as_str().to_owned())],
+            )
+            .await?;
+            let now = self.now().as_micros();
+            sqlx::query(self.q(
+                "INSERT INTO backups (id, volume_id, user_id, project_id, host, availability_zone, display_name, \
+                 display_description, container, status, service, size, object_count, parent_id, data_timestamp, \
+                 encryption_key_id, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, 0, ?, ?, ?, ?, NULL)",
+            ))
+            .bind(new.id.to_string())
+            .bind(new.volume_id.to_string())
+            .bind(new.user_id.as_str())
+            .bind(new.project_id.as_str())
+            .bind(new.host.as_str())
+            .bind(new.availability_zone.as_deref())
+            .bind(new.display_name.as_deref())
+            .bind(new.display_description.as_deref())
+            .bind(new.container.as_deref())
+            .bind(new.service.as_str())
+            .bind(volume.size)
+            .bind(parent_id.as_deref())
+            .bind(now)
+            .bind(volume.encryption_key_id.as_deref())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for (key, value) in &new.metadata {
+                sqlx::query(self.q(
+                    "INSERT INTO backup_metadata (backup_id, meta_key, meta_value) VALUES (?, ?, ?)",
+                ))
+                .bind(new.id.to_string())
+                .bind(key.as_str())
+                .bind(value.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok::<_, DbError>(())
+        })?;
+        self.get_backup(new.id).await
+    }
+
+    async fn get_backup(&self, id: BackupId) -> Result<Backup, DbError> {
+        let sql = self.dynamic(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups b WHERE b.id = ?"
+        ));
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.reader().await?)
+            .await?
+            .ok_or_else(|| DbError::not_found("backup", id))?;
+        let mut found = vec![decode(&row)?];
+        self.load_backup_metadata(&mut found).await?;
+        found.pop().ok_or_else(|| DbError::not_found("backup", id))
+    }
+
+    async fn list_backups(&self, query: &BackupQuery) -> Result<Vec<Backup>, DbError> {
+        let mut args = Vec::new();
+        let where_sql = Self::backup_where(query, &mut args);
+        let found = self
+            .fetch_page(
+                &query::ListTable {
+                    columns: BACKUP_COLUMNS,
+                    from: "backups b",
+                    id: "b.id",
+                    project: "b.project_id",
+                },
+                &where_sql,
+                args,
+                &query.sort,
+                query.project_id.as_deref(),
+                &query.page,
+            )
+            .await?;
+        let mut backups = found.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        self.load_backup_metadata(&mut backups).await?;
+        Ok(backups)
+    }
+
+    async fn count_backups(&self, query: &BackupQuery) -> Result<i64, DbError> {
+        let mut args = Vec::new();
+        let sql = self.dynamic(format!(
+            "SELECT COUNT(*) FROM backups b{}",
+            Self::backup_where(query, &mut args)
+        ));
+        let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .fetch_one(&mut *self.reader().await?)
+            .await?;
+        Ok(sqlx::Row::try_get::<i64, _>(&row, 0)?)
+    }
+
+    async fn update_backup(
+        &self,
+        id: BackupId,
+        display_name: Option<Option<String>>,
+        display_description: Option<Option<String>>,
+    ) -> Result<Backup, DbError> {
+        let mut sets = String::new();
+        let mut args = vec![Arg::Int(self.now().as_micros())];
+        if let Some(name) = display_name {
+            sets.push_str(", display_name = ?");
+            args.push(name.map(Arg::Text).unwrap_or(Arg::Null));
+        }
+        if let Some(description) = display_description {
+            sets.push_str(", display_description = ?");
+            args.push(description.map(Arg::Text).unwrap_or(Arg::Null));
+        }
+        args.push(Arg::Text(id.to_string()));
+        let sql = self.dynamic(format!(
+            "UPDATE backups SET updated_at = ?{sets} WHERE id = ?"
+        ));
+        if bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .execute(&mut *self.writer().await?)
+            .await?
+            .rows_affected()
+            == 0
+        {
+            return Err(DbError::not_found("backup", id));
+        }
+        self.get_backup(id).await
+    }
+
+    async fn record_backup_location(
+        &self,
+        id: BackupId,
+        location: &BackupLocation,
+    ) -> Result<(), DbError> {
+        in_transaction!(self, |tx| {
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Creating],
+                BackupStatus::Creating,
+                ", container = ?, service_metadata = ?",
+                vec![
+                    Arg::Text(location.container.clone()),
+                    Arg::Text(location.service_metadata.clone()),
+                ],
+            )
+            .await
+        })
+    }
+
+    async fn finish_backup_create(
+        &self,
+        id: BackupId,
+        location: &BackupLocation,
+        object_count: i64,
+    ) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            let backup = self.lock_backup(&mut tx, id).await?;
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Creating],
+                BackupStatus::Available,
+                ", container = ?, service_metadata = ?, object_count = ?, fail_reason = NULL",
+                vec![
+                    Arg::Text(location.container.clone()),
+                    Arg::Text(location.service_metadata.clone()),
+                    Arg::Int(object_count),
+                ],
+            )
+            .await?;
+            self.end_volume_backing_up(&mut tx, backup.volume_id).await
+        })?;
+        self.get_backup(id).await
+    }
+
+    async fn fail_backup_create(&self, id: BackupId, reason: &str) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            let backup = self.lock_backup(&mut tx, id).await?;
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Creating],
+                BackupStatus::Error,
+                ", fail_reason = ?",
+                vec![Arg::Text(truncate(reason))],
+            )
+            .await?;
+            self.end_volume_backing_up(&mut tx, backup.volume_id).await
+        })?;
+        self.get_backup(id).await
+    }
+
+    async fn begin_backup_delete(&self, id: BackupId, force: bool) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            let backup = self.lock_backup(&mut tx, id).await?;
+            let from: &[BackupStatus] = if force {
+                &[
+                    BackupStatus::Available,
+                    BackupStatus::Error,
+                    BackupStatus::ErrorDeleting,
+                    BackupStatus::Creating,
+                    BackupStatus::Restoring,
+                ]
+            } else {
+                &[BackupStatus::Available, BackupStatus::Error]
+            };
+            if !from.contains(&backup.status) {
+                return Err(DbError::InvalidState(
+                    "Backup status must be available or error".into(),
+                ));
+            }
+            if backup.has_dependent_backups() {
+                return Err(DbError::InvalidState(
+                    "Incremental backups exist for this backup.".into(),
+                ));
+            }
+            self.cas_backup_status(&mut tx, id, from, BackupStatus::Deleting, "", vec![])
+                .await?;
+            if backup.status == BackupStatus::Creating {
+                self.end_volume_backing_up(&mut tx, backup.volume_id)
+                    .await?;
+            }
+            Ok::<_, DbError>(())
+        })?;
+        self.get_backup(id).await
+    }
+
+    async fn finish_backup_delete(&self, id: BackupId) -> Result<(), DbError> {
+        in_transaction!(self, |tx| {
+            let backup = self.lock_backup(&mut tx, id).await?;
+            if backup.status != BackupStatus::Deleting {
+                return Err(DbError::InvalidState(format!(
+                    "backup {id} is {}",
+                    backup.status
+                )));
+            }
+            sqlx::query(self.q("DELETE FROM backup_metadata WHERE backup_id = ?"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(self.q("DELETE FROM backups WHERE id = ? AND status = 'deleting'"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            charge_quota(
+                self,
+                &mut tx,
+                &backup.project_id,
+                &backup_charges(backup.size, -1),
+            )
+            .await
+        })
+    }
+
+    async fn fail_backup_delete(&self, id: BackupId, reason: &str) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Deleting],
+                BackupStatus::ErrorDeleting,
+                ", fail_reason = ?",
+                vec![Arg::Text(truncate(reason))],
+            )
+            .await
+        })?;
+        self.get_backup(id).await
+    }
+
+    async fn begin_backup_restore(
+        &self,
+        id: BackupId,
+        volume_id: VolumeId,
+    ) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            let backup = self.lock_backup(&mut tx, id).await?;
+            if backup.status != BackupStatus::Available {
+                return Err(DbError::InvalidState(
+                    "Backup status must be available".into(),
+                ));
+            }
+            let volume = self.lock_volume(&mut tx, volume_id).await?;
+            if volume.status != VolumeStatus::Available {
+                return Err(DbError::InvalidState(
+                    "Volume to be restored to must be available".into(),
+                ));
+            }
+            if volume.size < backup.size {
+                return Err(DbError::InvalidState(format!(
+                    "volume size {} is too small to restore backup of size {}.",
+                    volume.size, backup.size
+                )));
+            }
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Available],
+                BackupStatus::Restoring,
+                ", restore_volume_id = ?",
+                vec![Arg::Text(volume_id.to_string())],
+            )
+            .await?;
+            self.cas_volume_status(
+                &mut tx,
+                volume_id,
+                &[VolumeStatus::Available],
+                VolumeStatus::RestoringBackup,
+                "",
+                vec![],
+            )
+            .await
+        })?;
+        self.get_backup(id).await
+    }
+
+    async fn finish_backup_restore(
+        &self,
+        id: BackupId,
+        volume_id: VolumeId,
+        succeeded: bool,
+    ) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Restoring],
+                BackupStatus::Available,
+                ", restore_volume_id = NULL",
+                vec![],
+            )
+            .await?;
+            let to = if succeeded {
+                VolumeStatus::Available
+            } else {
+                VolumeStatus::ErrorRestoring
+            };
+            match self
+                .cas_volume_status(
+                    &mut tx,
+                    volume_id,
+                    &[VolumeStatus::RestoringBackup],
+                    to,
+                    "",
+                    vec![],
+                )
+                .await
+            {
+                // The volume was deleted or reset meanwhile: the backup
+                // is still whole.
+                Ok(()) | Err(DbError::NotFound { .. } | DbError::InvalidState(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })?;
+        self.get_backup(id).await
+    }
+
+    async fn set_backup_status(
+        &self,
+        id: BackupId,
+        status: BackupStatus,
+    ) -> Result<Backup, DbError> {
+        let done =
+            sqlx::query(self.q("UPDATE backups SET status = ?, updated_at = ? WHERE id = ?"))
+                .bind(status.as_str())
+                .bind(self.now().as_micros())
+                .bind(id.to_string())
+                .execute(&mut *self.writer().await?)
+                .await?
+                .rows_affected();
+        if done == 0 {
+            return Err(DbError::not_found("backup", id));
+        }
+        self.get_backup(id).await
+    }
+
+    async fn backups_on_host(&self, host: &str) -> Result<Vec<Backup>, DbError> {
+        let sql = self.dynamic(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups b WHERE b.host = ? ORDER BY b.created_at, b.id"
+        ));
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(host)
+            .fetch_all(&mut *self.reader().await?)
+            .await?;
+        let mut backups = found.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        self.load_backup_metadata(&mut backups).await?;
+        Ok(backups)
+    }
+}
+
+/// `fail_reason` is a VARCHAR(255).
+fn truncate(reason: &str) -> String {
+    reason.chars().take(255).collect()
+}
