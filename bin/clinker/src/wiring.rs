@@ -233,12 +233,14 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
         clock: clock.clone(),
     };
 
+    // The recorder first: what the services report as they start (the
+    // first capability report, say) is recorded, not dropped.
+    let metrics = crate::ops::start_metrics(&config, Some((db.clone(), clock.clone()))).await?;
     let mut services = vec![start_scheduler(&ctx, &config.default.host).await?];
     for backend in &config.backends {
         services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
     }
     services.push(start_backup(&ctx).await?);
-    let metrics = crate::ops::start_metrics(&config, Some((db.clone(), clock.clone()))).await?;
     let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
     let state = clinker_api::ApiState {
         db: db.clone(),
@@ -389,6 +391,8 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
     let deadline = Duration::from_secs(config.default.graceful_shutdown_timeout);
     match role {
         Role::Scheduler | Role::Volume | Role::Backup => {
+            // Before the services start, so their start-up reports count.
+            let metrics = crate::ops::start_metrics(&config, None).await?;
             let mut services = Vec::new();
             if role == Role::Scheduler {
                 services.push(start_scheduler(&ctx, &config.default.host).await?);
@@ -404,7 +408,6 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
                     services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
                 }
             }
-            let metrics = crate::ops::start_metrics(&config, None).await?;
             let names: Vec<String> = services.iter().map(|s| s.host.clone()).collect();
             println!("clinker {role:?} running: {}", names.join(", "));
             let lifecycle =

@@ -10,7 +10,7 @@ use sha2::Digest as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
-use super::{BackupRecord, ChunkedEngine, Control};
+use super::{BackupRecord, ChunkedEngine, Control, zeros};
 use crate::error::{BackupError, StoreError};
 use crate::format::{self, BackupMetadata, DRIVER_VERSION, ObjectEntry, ObjectInfo, Sha256File};
 
@@ -418,7 +418,13 @@ fn prepare_piece(
     let block = usize::try_from(block).unwrap_or(usize::MAX);
     let hash_blocks = || -> Vec<String> {
         data.chunks(block)
-            .map(|b| hex::encode(sha2::Sha256::digest(b)))
+            .map(|b| {
+                if zeros::all_zero(b) {
+                    zeros::sha256_hex(b.len())
+                } else {
+                    hex::encode(sha2::Sha256::digest(b))
+                }
+            })
             .collect()
     };
     // A full backup stores the whole piece, so its hashes can be computed
@@ -438,12 +444,26 @@ fn prepare_piece(
     let (packed, md5s, sha256s) = std::thread::scope(|scope| {
         let packer = scope.spawn(|| {
             runs.iter()
-                .map(|&(start, end)| compression.compress(&data[start..end]))
+                .map(|&(start, end)| {
+                    let run = &data[start..end];
+                    if zeros::all_zero(run) {
+                        zeros::compress(compression, run.len())
+                    } else {
+                        compression.compress(run)
+                    }
+                })
                 .collect::<Result<Vec<_>, _>>()
         });
         let md5s: Vec<String> = runs
             .iter()
-            .map(|&(start, end)| crate::store::md5_hex(&data[start..end]))
+            .map(|&(start, end)| {
+                let run = &data[start..end];
+                if zeros::all_zero(run) {
+                    zeros::md5_hex(run.len())
+                } else {
+                    crate::store::md5_hex(run)
+                }
+            })
             .collect();
         let sha256s = early_sha256s.unwrap_or_else(hash_blocks);
         let packed = packer

@@ -11,6 +11,7 @@
 
 mod backup;
 mod restore;
+mod zeros;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
