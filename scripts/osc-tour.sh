@@ -136,7 +136,8 @@ osapi_volume_listen = 127.0.0.1
 osapi_volume_listen_port = $CLINKER_PORT
 auth_strategy = keystone
 enabled_backends = file
-glance_api_servers = $GLANCE_URL
+# no glance_api_servers: Clinker finds Glance in the caller's catalog
+# (glance_catalog_info image:glance:publicURL), as Cinder does
 
 [file]
 volume_driver = file
