@@ -6,7 +6,9 @@
 # The one command CI runs.  It
 #   1. installs (or reuses) the Keystone and Tempest venvs, in parallel;
 #   2. starts a throw-away Keystone (scripts/keystone.sh) on a free port
-#      whose volume endpoints point at Clinker's port;
+#      whose volume endpoints point at Clinker's port, and a Glance in
+#      Keystone mode (scripts/glance.sh via scripts/with-glance.sh) in its
+#      catalog with one public qcow2 test image (Tempest's image_ref);
 #   3. writes a Clinker config (auth_strategy = keystone, the
 #      [keystone_authtoken] section Keystone printed, a file backend, state
 #      under the run directory) and starts `clinker --config-file ... serve`;
@@ -34,6 +36,9 @@
 #                          tempest/outcomes.txt
 #   VOLUME_MANAGE_VOLUME_REF [source-name,volume-%s], VOLUME_MANAGE_SNAPSHOT_REF
 #                          [source-name,snapshot-%s]: the file backend's names
+#   CONFORMANCE_GLANCE     [True] start Glance and run Tempest's image tests
+#                          (GLANCE_WORKAROUND=False); False: no Glance, those
+#                          tests are left out (GLANCE_WORKAROUND=True)
 #   VOLUME_FEATURE_MULTI_BACKEND=True configures two file backends (file,
 #                          file2) so the multi-backend tests can run
 #   KEYSTONE_VENV          [~/.cache/clinker-keystone/venv] shared venv; the
@@ -52,6 +57,9 @@ CLINKER_BIN=${CLINKER_BIN:-$ROOT/target/debug/clinker}
 RUN=${CONFORMANCE_DIR:-$ROOT/target/conformance-run-$(date -u +%Y%m%dT%H%M%SZ)}
 
 say() { echo "conformance: $*"; }
+# shellcheck source=with-glance.sh
+. "$SCRIPTS/with-glance.sh"
+WITH_GLANCE=${CONFORMANCE_GLANCE:-True}
 is_true() { case ${1,,} in 1|true|yes|on) return 0 ;; *) return 1 ;; esac; }
 die() { echo "conformance: error: $*" >&2; exit "${2:-1}"; }
 now() { date +%s.%N; }
@@ -92,6 +100,7 @@ cleanup() {
         wait "$CLINKER_PID" 2>/dev/null
     fi
     [ "$KEYSTONE_STARTED" = 1 ] && "$SCRIPTS/keystone.sh" stop >/dev/null
+    is_true "$WITH_GLANCE" && glance_stop "$RUN/glance"
     timing "stop Clinker + Keystone" "$(since "$t")"
 }
 trap cleanup EXIT
@@ -101,11 +110,17 @@ trap 'exit 130' INT TERM
 t=$(now)
 "$SCRIPTS/keystone.sh" install > "$RUN/install-keystone.log" 2>&1 &
 ks_install=$!
+glance_rc=0
+if is_true "$WITH_GLANCE"; then
+    "$SCRIPTS/glance.sh" install > "$RUN/install-glance.log" 2>&1 &
+    glance_install=$!
+fi
 "$SCRIPTS/tempest.sh" --install-only > "$RUN/install-tempest.log" 2>&1
 tempest_rc=$?
 wait "$ks_install"; ks_rc=$?
+if is_true "$WITH_GLANCE"; then wait "$glance_install"; glance_rc=$?; fi
 cat "$RUN/install-keystone.log" "$RUN/install-tempest.log"
-if [ "$ks_rc" != 0 ] || [ "$tempest_rc" != 0 ]; then
+if [ "$ks_rc" != 0 ] || [ "$tempest_rc" != 0 ] || [ "$glance_rc" != 0 ]; then
     die "installing the venvs failed (see $RUN/install-*.log)" 69
 fi
 timing "install venvs" "$(since "$t")"
@@ -117,10 +132,23 @@ KEYSTONE_PORT=${KEYSTONE_PORT:-$(free_port)}
 CLINKER_URL=http://127.0.0.1:$CLINKER_PORT
 t=$(now)
 KEYSTONE_STARTED=1
+if is_true "$WITH_GLANCE"; then
+    glance_pick_port
+    export KEYSTONE_IMAGE_ENDPOINT=$GLANCE_URL
+fi
 "$SCRIPTS/keystone.sh" start --port "$KEYSTONE_PORT" --endpoint "$CLINKER_URL" \
     > "$RUN/keystone-start.log" 2>&1 || { cat "$RUN/keystone-start.log"; die "Keystone did not start"; }
 grep -E '^keystone: start: ready|^provision: ok' "$RUN/keystone-start.log"
 timing "start Keystone" "$(since "$t")"
+if is_true "$WITH_GLANCE"; then
+    t=$(now)
+    glance_start "$RUN/glance" "http://127.0.0.1:$KEYSTONE_PORT" \
+        || { cat "$RUN/glance.start.log"; die "Glance did not start"; }
+    glance_test_image "http://127.0.0.1:$KEYSTONE_PORT" conformance-image \
+        || die "cannot upload the test image to Glance"
+    say "Glance on $GLANCE_URL (Keystone mode), test image $GLANCE_IMAGE_ID"
+    timing "start Glance + image" "$(since "$t")"
+fi
 
 # 3. Clinker
 backends='file'
@@ -135,6 +163,7 @@ osapi_volume_listen_port = $CLINKER_PORT
 auth_strategy = ${CLINKER_AUTH_STRATEGY:-keystone}
 enabled_backends = $backends
 EOF
+    is_true "$WITH_GLANCE" && echo "glance_api_servers = $GLANCE_URL"
     for b in ${backends//,/ }; do
         printf '\n[%s]\nvolume_driver = file\nvolume_backend_name = %s\n' "$b" "$b"
     done
@@ -170,6 +199,9 @@ timing "start Clinker" "$(since "$t")"
 # (as Cinder's own jobs set it per backend).
 export VOLUME_MANAGE_VOLUME_REF=${VOLUME_MANAGE_VOLUME_REF:-source-name,volume-%s}
 export VOLUME_MANAGE_SNAPSHOT_REF=${VOLUME_MANAGE_SNAPSHOT_REF:-source-name,snapshot-%s}
+if is_true "$WITH_GLANCE"; then
+    export GLANCE_WORKAROUND=False GLANCE_AVAILABLE=True TEMPEST_IMAGE_REF=$GLANCE_IMAGE_ID
+fi
 t=$(now)
 # In the background of a process group of its own: `wait` returns on a
 # signal (a foreground child would delay our trap until it ends) and the

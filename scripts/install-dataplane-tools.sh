@@ -7,6 +7,8 @@
 #   * lvm2, thin-provisioning-tools: the LVM driver's tools.
 #   * libiscsi-bin (iscsi-ls, iscsi-inq, iscsi-readcapacity16): a userspace
 #     iSCSI initiator, so no kernel iSCSI is needed.
+#   * qemu-utils (the system's): the qemu-img Clinker runs for image
+#     conversions and the image tests use to make test images.
 #   * qemu-utils + qemu-block-extra 7.2, extracted privately (NOT installed):
 #     qemu-io/qemu-img with the iscsi block module. The system qemu-utils may
 #     be a backport without the iscsi module, and installing the distribution's
@@ -20,7 +22,7 @@
 set -euo pipefail
 
 QEMU_DIR="${CLINKER_QEMU_DIR:-$HOME/.cache/clinker-qemu72}"
-APT_PACKAGES=(tgt lvm2 libiscsi-bin libiscsi7 thin-provisioning-tools)
+APT_PACKAGES=(tgt lvm2 libiscsi-bin libiscsi7 thin-provisioning-tools qemu-utils)
 
 print_env() {
     cat <<ENV

@@ -43,6 +43,8 @@
 #   KEYSTONE_PORT      default of --port (5000)
 #   KEYSTONE_COMPUTE_ENDPOINT  also a compute service with this URL (the
 #                      stand-in Compute API of scripts/osc-tour.sh)
+#   KEYSTONE_IMAGE_ENDPOINT    also an image service (glance) with this
+#                      URL (scripts/glance.sh's Glance)
 #   KEYSTONE_WORKERS   gunicorn workers (2).  Concurrent *writes* through
 #                      several workers can fail with SQLite's "database is
 #                      locked"; tests only read (logins, token checks).

@@ -8,14 +8,18 @@
 #   1. installs (or reuses) the Keystone venv and the openstack client;
 #   2. starts a throw-away Keystone (scripts/keystone.sh) on a free port,
 #      its volume endpoints pointing at Clinker and a compute endpoint at
-#      the tour's stand-in Compute API (scripts/osc-tour/tour.py);
+#      the tour's stand-in Compute API (scripts/osc-tour/tour.py), and a
+#      Glance in Keystone mode with a public qcow2 image
+#      (scripts/with-glance.sh, as scripts/conformance.sh does);
 #   3. starts `clinker serve` with auth_strategy = keystone, a file
 #      backend and its state under the run directory;
 #   4. runs the tour (scripts/osc-tour/tour.py) as admin, demo and
 #      alt_demo: volume type with extra specs, volume, snapshot, clones of
 #      the volume and of the snapshot, extend, attachment create / set /
 #      complete / delete, quota show / set / delete, limits, service list,
-#      a transfer from demo to alt_demo, deleting everything.  Each step's
+#      a transfer from demo to alt_demo, deleting everything; then volume
+#      create --image, the boot volume (bootable, image metadata), image
+#      create --volume (scripts/osc-tour/image_steps.py).  Each step's
 #      output is checked (status, fields, values), a failure names the
 #      step and shows the command and what it printed;
 #   5. stops Clinker and Keystone, also when interrupted.
@@ -41,6 +45,8 @@ CLINKER_BIN=${CLINKER_BIN:-$ROOT/target/debug/clinker}
 RUN=${OSC_TOUR_DIR:-$ROOT/target/osc-tour-$(date -u +%Y%m%dT%H%M%SZ)}
 
 say() { echo "osc tour: $*"; }
+# shellcheck source=with-glance.sh
+. "$SCRIPTS/with-glance.sh"
 die() { echo "osc tour: error: $*" >&2; exit "${2:-1}"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -80,6 +86,7 @@ cleanup() {
         wait "$CLINKER_PID" 2>/dev/null
     fi
     [ "$KEYSTONE_STARTED" = 1 ] && "$SCRIPTS/keystone.sh" stop >/dev/null
+    glance_stop "$RUN/glance"
     CLINKER_PID= KEYSTONE_STARTED=0
 }
 trap cleanup EXIT
@@ -96,6 +103,8 @@ if [ ! -x "$OSC" ]; then
         cat "$RUN/install-osc.log"; die "installing the openstack client failed" 69; }
 fi
 wait "$ks_install" || { cat "$RUN/install-keystone.log"; die "installing Keystone failed" 69; }
+"$SCRIPTS/glance.sh" install > "$RUN/install-glance.log" 2>&1 || {
+    cat "$RUN/install-glance.log"; die "installing Glance failed" 69; }
 say "$("$OSC" --version 2>&1), installs checked in $(since "$t") s"
 
 # 2. Keystone, with the stand-in Compute API in its catalog
@@ -105,10 +114,17 @@ NOVA_PORT=$(free_port)
 CLINKER_URL=http://127.0.0.1:$CLINKER_PORT
 t=$(now)
 KEYSTONE_STARTED=1
-KEYSTONE_COMPUTE_ENDPOINT=http://127.0.0.1:$NOVA_PORT/v2.1 \
+glance_pick_port
+KEYSTONE_IMAGE_ENDPOINT=$GLANCE_URL KEYSTONE_COMPUTE_ENDPOINT=http://127.0.0.1:$NOVA_PORT/v2.1 \
     "$SCRIPTS/keystone.sh" start --port "$KEYSTONE_PORT" --endpoint "$CLINKER_URL" \
     > "$RUN/keystone-start.log" 2>&1 || { cat "$RUN/keystone-start.log"; die "Keystone did not start"; }
 say "Keystone on 127.0.0.1:$KEYSTONE_PORT in $(since "$t") s"
+t=$(now)
+glance_start "$RUN/glance" "http://127.0.0.1:$KEYSTONE_PORT" \
+    || { cat "$RUN/glance.start.log"; die "Glance did not start"; }
+glance_test_image "http://127.0.0.1:$KEYSTONE_PORT" osc-tour-image \
+    || die "cannot upload the test image to Glance"
+say "Glance on $GLANCE_URL with image $GLANCE_IMAGE_ID in $(since "$t") s"
 
 # 3. Clinker
 {
@@ -120,6 +136,8 @@ osapi_volume_listen = 127.0.0.1
 osapi_volume_listen_port = $CLINKER_PORT
 auth_strategy = keystone
 enabled_backends = file
+# no glance_api_servers: Clinker finds Glance in the caller's catalog
+# (glance_catalog_info image:glance:publicURL), as Cinder does
 
 [file]
 volume_driver = file
@@ -152,7 +170,8 @@ for user in admin demo alt_demo; do
 done
 setsid -w python3 "$SCRIPTS/osc-tour/tour.py" --cli "$OSC" --nova-port "$NOVA_PORT" \
     --openrc "admin=$RUN/admin.openrc" --openrc "demo=$RUN/demo.openrc" \
-    --openrc "alt_demo=$RUN/alt_demo.openrc" > "$RUN/tour.log" 2>&1 &
+    --openrc "alt_demo=$RUN/alt_demo.openrc" --image-id "$GLANCE_IMAGE_ID" \
+    > "$RUN/tour.log" 2>&1 &
 TOUR_PID=$!
 tail -n +1 -f --pid="$TOUR_PID" "$RUN/tour.log" &
 tail_pid=$!
@@ -164,7 +183,7 @@ wait "$tail_pid"
 # 5. stop everything; repeat the result as the closing line
 t=$(now)
 cleanup
-say "stopped Clinker and Keystone in $(since "$t") s; total $(since "$T0") s; output in $RUN"
+say "stopped Clinker, Keystone and Glance in $(since "$t") s; total $(since "$T0") s; output in $RUN"
 if [ "$rc" != 0 ]; then
     say "Clinker log: $RUN/clinker/clinker.log (last lines below)"
     tail -n 15 "$RUN/clinker/clinker.log" | sed 's/^/  | /'

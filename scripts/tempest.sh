@@ -41,6 +41,10 @@
 #                           of VolumesGetTest, VolumesNegativeTest and
 #                           VolumesActionsTest in setup_clients, 34 of which
 #                           pass against Cinder
+#   GLANCE_AVAILABLE        [False] True: a real Glance is in the catalog
+#                           (use with GLANCE_WORKAROUND=False)
+#   TEMPEST_IMAGE_REF       the id of an active image ([compute] image_ref)
+#                           the image tests create volumes from
 #   NEUTRON_AVAILABLE       [True]  runs 11 Cinder-only tests whose classes
 #                           ask for a network (none is created)
 #   ENFORCE_SCOPE_CINDER    [True]  read-only calls go through demo_reader

@@ -10,6 +10,9 @@ usage: tour.py --cli OPENSTACK --nova-port PORT --openrc USER=FILE...
                FakeNova) for the commands that look a server up
   --openrc     `scripts/keystone.sh openrc USER` output for admin, demo and
                alt_demo (the `export OS_...` lines)
+  --image-id   a public image in the catalog's Glance: the image steps
+               (image_steps.py) create a volume from it, check the boot
+               volume and upload it to a new image
 
 Every step runs real `openstack` commands, each with its own password
 login, and checks what they print (statuses reached, fields present and
@@ -236,9 +239,16 @@ def wait_gone(account, kind, ident):
 
 # --- the tour --------------------------------------------------------------
 
-class Tour:
-    def __init__(self, admin, demo, alt, nova):
+# image_steps.py takes the helpers above from this module, also when it
+# runs as a script
+sys.modules.setdefault('tour', sys.modules[__name__])
+from image_steps import ImageSteps  # noqa: E402
+
+
+class Tour(ImageSteps):
+    def __init__(self, admin, demo, alt, nova, image_id=None):
         self.admin, self.demo, self.alt, self.nova = admin, demo, alt, nova
+        self.image_id = image_id
         self.tag = 'osc-tour-' + uuid.uuid4().hex[:8]
         self.ids = {}        # what exists, for the clean-up after a failure
         self.facts = {}
@@ -261,7 +271,7 @@ class Tour:
             ('limits show', self.limits),
             ('volume transfer request create / accept', self.transfer),
             ('delete all', self.delete_all),
-        ]
+        ] + self.image_steps()
 
     # Each step raises TourFailure on the first wrong thing it sees.
 
@@ -611,6 +621,7 @@ class Tour:
         """After a failure: remove what is left, ignoring errors, so a
         reused deployment is not littered."""
         ids = self.ids
+        self.image_clean_up()
         if 'attachment' in ids:
             self.admin.run('volume', 'attachment', 'delete', ids['attachment'],
                            ok=False, volume_api=ATTACH_MV)
@@ -641,6 +652,8 @@ def main():
     parser.add_argument('--nova-port', type=int, required=True)
     parser.add_argument('--openrc', action='append', required=True,
                         metavar='USER=FILE')
+    parser.add_argument('--image-id', help='a public Glance image: the '
+                        'image steps (image_steps.py) run with it')
     args = parser.parse_args()
     rc = {}
     for item in args.openrc:
@@ -652,7 +665,7 @@ def main():
 
     nova = FakeNova(args.nova_port)
     accounts = [Account(args.cli, rc[u]) for u in ('admin', 'demo', 'alt_demo')]
-    tour = Tour(*accounts, nova)
+    tour = Tour(*accounts, nova, image_id=args.image_id)
     started = time.monotonic()
     passed = 0
     steps = tour.steps()

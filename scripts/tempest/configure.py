@@ -330,7 +330,10 @@ def main():
         'IDENTITY_URI_V3': uri_v3,
         'REGION': env('REGION', settings['DISCOVERED_REGION'] or 'RegionOne'),
         'TEMPEST_DEBUG': flag('TEMPEST_DEBUG', 'True'),
-        'GLANCE_AVAILABLE': glance_workaround,
+        # A real Glance (GLANCE_AVAILABLE=True) or the workaround's claim.
+        'GLANCE_AVAILABLE': 'True' if 'True' in (
+            glance_workaround, flag('GLANCE_AVAILABLE', 'False')) else 'False',
+        'IMAGE_REF': env('TEMPEST_IMAGE_REF'),
         'NEUTRON_AVAILABLE': flag('NEUTRON_AVAILABLE', 'True'),
         'ENFORCE_SCOPE_CINDER': flag('ENFORCE_SCOPE_CINDER', 'True'),
         'VOLUME_CATALOG_TYPE': settings['VOLUME_CATALOG_TYPE'],

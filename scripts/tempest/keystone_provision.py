@@ -17,6 +17,9 @@ checked, so a successful exit means the accounts really work.
 KEYSTONE_COMPUTE_ENDPOINT, when set, adds a Compute service (type compute)
 with that URL as its public, internal and admin endpoints: the openstack
 client tour (scripts/osc-tour.sh) runs a stand-in Compute API there.
+KEYSTONE_IMAGE_ENDPOINT, when set, adds an Image service (type image, name
+glance) with that URL: the Glance scripts/glance.sh starts for Tempest's
+image tests and the tour.
 
 Passwords come from the environment (default: $KEYSTONE_PASSWORD, else
 'secret'): ADMIN_PASSWORD (to log in as admin, set by bootstrap),
@@ -45,6 +48,12 @@ USERS = (
 # catalog type, service name; both point at the same Clinker
 VOLUME_SERVICES = (('block-storage', 'cinder'), ('volumev3', 'cinderv3'))
 INTERFACES = ('public', 'internal', 'admin')
+# services added when their variable names a URL: variable, type, name,
+# description
+OPTIONAL_SERVICES = (
+    ('KEYSTONE_COMPUTE_ENDPOINT', 'compute', 'nova', 'Compute (stand-in)'),
+    ('KEYSTONE_IMAGE_ENDPOINT', 'image', 'glance', 'Image service (Glance)'),
+)
 
 
 def password(var):
@@ -187,14 +196,16 @@ def provision(ks, ks_url, volume_url, region):
                 'type': stype, 'name': name, 'enabled': True,
                 'description': 'Block Storage (Clinker)'})
         sync_endpoints(ks, svc, endpoints, volume_ep, region)
-    compute_url = os.environ.get('KEYSTONE_COMPUTE_ENDPOINT', '').rstrip('/')
-    if compute_url:
-        svc = next((s for s in services if s['type'] == 'compute'), None)
+    for var, stype, name, desc in OPTIONAL_SERVICES:
+        url = os.environ.get(var, '').rstrip('/')
+        if not url:
+            continue
+        svc = next((s for s in services if s['type'] == stype), None)
         if svc is None:
             svc = ks.create('services', {
-                'type': 'compute', 'name': 'nova', 'enabled': True,
-                'description': 'Compute (stand-in)'})
-        sync_endpoints(ks, svc, endpoints, compute_url, region)
+                'type': stype, 'name': name, 'enabled': True,
+                'description': desc})
+        sync_endpoints(ks, svc, endpoints, url, region)
     return users
 
 

@@ -51,6 +51,9 @@ pub struct Identity {
     pub service_roles: Vec<String>,
     /// Whether the service token carries one of `service_token_roles`.
     pub is_service: bool,
+    /// The services of the token's catalog Cinder keeps (Keystone, when
+    /// the authenticator asks for the catalog).
+    pub service_catalog: Vec<clinker_types::catalog::CatalogService>,
 }
 
 /// Establishes the caller of a request from its headers.
@@ -413,6 +416,7 @@ async fn prepare(
         service_roles: identity.service_roles,
         is_service: identity.is_service,
         auth_token: None,
+        service_catalog: identity.service_catalog,
     };
     // Cinder's RequestContext: is_admin comes from the `context_is_admin`
     // rule unless the auth middleware forced it (noauth).

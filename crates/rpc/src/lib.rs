@@ -76,6 +76,11 @@ pub struct RequestContext {
     /// `auth_token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<AuthToken>,
+    /// The caller's service catalog, reduced to the services Cinder keeps
+    /// (Keystone only, and only when something needs it: the Glance
+    /// endpoint when `glance_api_servers` is unset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_catalog: Vec<clinker_types::catalog::CatalogService>,
 }
 
 /// A token that never shows in logs (`Debug` prints a placeholder).

@@ -8,6 +8,7 @@
 
 pub mod backup;
 pub mod capabilities;
+pub mod catalog;
 pub mod connection;
 pub mod error;
 pub mod group;

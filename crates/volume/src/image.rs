@@ -55,7 +55,7 @@ pub(crate) fn image_context(context: &RequestContext) -> ImageContext {
                 .clone()
                 .unwrap_or_else(|| context.request_id.clone()),
         ),
-        service_catalog: Vec::new(),
+        service_catalog: context.service_catalog.clone(),
     }
 }
 

@@ -4,7 +4,9 @@
 //! The service user's own token is obtained with `POST /v3/auth/tokens`
 //! (password method, project scoped) and renewed before it expires or when
 //! Keystone refuses it. A request's `X-Auth-Token` is validated with `GET
-//! /v3/auth/tokens` (`X-Subject-Token`); validations are cached until the
+//! /v3/auth/tokens` (`X-Subject-Token`), without the catalog unless
+//! [`KeystoneAuthenticator::with_catalog`] asks for it (the services Cinder
+//! keeps then travel in the request context); validations are cached until the
 //! token expires or for `token_cache_time`, whichever is sooner, in a
 //! bounded LRU. An `X-Service-Token` is validated the same way and must
 //! carry one of `service_token_roles` (when `service_token_roles_required`);
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use clinker_config::KeystoneAuthtokenOptions;
+use clinker_types::catalog::{CatalogService, kept_services};
 use clinker_types::{Clock, ErrorKind, Timestamp};
 use serde::Deserialize;
 use serde_json::json;
@@ -61,6 +64,9 @@ pub struct TokenInfo {
     pub roles: Vec<String>,
     /// `token.expires_at`.
     pub expires_at: Timestamp,
+    /// `token.catalog`, the services Cinder keeps (empty unless the
+    /// authenticator asks for catalogs).
+    pub catalog: Vec<CatalogService>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +81,8 @@ struct TokenData {
     project: Option<Project>,
     #[serde(default)]
     roles: Vec<Named>,
+    #[serde(default)]
+    catalog: Vec<CatalogService>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +114,9 @@ pub struct KeystoneAuthenticator {
     clock: Arc<dyn Clock>,
     service_token: tokio::sync::Mutex<Option<ServiceToken>>,
     cache: Mutex<ExpiringLru<String, TokenInfo>>,
+    /// Whether validations ask for the token's catalog (Clinker then finds
+    /// Glance there when `glance_api_servers` is unset).
+    with_catalog: bool,
 }
 
 impl KeystoneAuthenticator {
@@ -186,7 +197,17 @@ impl KeystoneAuthenticator {
             clock,
             service_token: tokio::sync::Mutex::new(None),
             cache: Mutex::new(ExpiringLru::new(CACHE_ENTRIES)),
+            with_catalog: false,
         })
+    }
+
+    /// Validations also fetch the token's catalog (keystonemiddleware's
+    /// `include_service_catalog`): Clinker needs it to find Glance when
+    /// `glance_api_servers` is unset.
+    #[must_use]
+    pub fn with_catalog(mut self, with_catalog: bool) -> Self {
+        self.with_catalog = with_catalog;
+        self
     }
 
     /// The service user's token, obtained or renewed when `renew` is set,
@@ -269,10 +290,18 @@ impl KeystoneAuthenticator {
         {
             return Ok(Some(info));
         }
-        let mut url = format!("{}?nocatalog", self.tokens_url);
-        if allow_expired {
-            url.push_str("&allow_expired=1");
+        let mut query = Vec::new();
+        if !self.with_catalog {
+            query.push("nocatalog");
         }
+        if allow_expired {
+            query.push("allow_expired=1");
+        }
+        let url = if query.is_empty() {
+            self.tokens_url.clone()
+        } else {
+            format!("{}?{}", self.tokens_url, query.join("&"))
+        };
         for attempt in 0..2 {
             let service_token = self.service_token(attempt > 0).await?;
             let response = self
@@ -340,6 +369,7 @@ fn token_info(body: TokenBody) -> Option<TokenInfo> {
         project_domain_id,
         roles: token.roles.into_iter().filter_map(|r| r.name).collect(),
         expires_at,
+        catalog: kept_services(token.catalog),
     })
 }
 
@@ -392,6 +422,7 @@ impl Authenticator for KeystoneAuthenticator {
             project_domain_id: user.project_domain_id,
             service_roles,
             is_service,
+            service_catalog: user.catalog,
         })
     }
 

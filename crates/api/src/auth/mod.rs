@@ -45,9 +45,12 @@ pub fn authenticator_with_clock(
             let options = config.auth.keystone_authtoken.clone().ok_or_else(|| {
                 AuthSetupError("auth_strategy = keystone needs [keystone_authtoken]".into())
             })?;
-            Ok(Arc::new(keystone::KeystoneAuthenticator::new(
-                options, clock,
-            )?))
+            // Without glance_api_servers Glance comes from the caller's
+            // catalog (glance_catalog_info), so validations fetch it.
+            Ok(Arc::new(
+                keystone::KeystoneAuthenticator::new(options, clock)?
+                    .with_catalog(config.image.glance_api_servers.is_none()),
+            ))
         }
         AuthStrategy::HttpBasic => Ok(Arc::new(http_basic::HttpBasicAuthenticator::new(
             &config.auth.http_basic_auth_user_file,

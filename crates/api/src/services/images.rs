@@ -44,7 +44,7 @@ pub fn image_context(ctx: &RequestContext) -> ImageContext {
                 .clone()
                 .unwrap_or_else(|| ctx.request_id.clone()),
         ),
-        service_catalog: Vec::new(),
+        service_catalog: ctx.service_catalog.clone(),
     }
 }
 

@@ -26,27 +26,7 @@ pub use image::{BASE_PROPERTIES, ImageLocation, ImageMeta, PatchOp};
 
 use crate::error::ImageError;
 
-/// One endpoint of a Keystone v3 catalog entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CatalogEndpoint {
-    /// `public`, `internal` or `admin`.
-    pub interface: String,
-    /// The region id.
-    pub region: Option<String>,
-    /// The endpoint URL.
-    pub url: String,
-}
-
-/// One service of a Keystone catalog.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CatalogService {
-    /// The service type (`image`).
-    pub service_type: String,
-    /// The service name (`glance`).
-    pub name: Option<String>,
-    /// Its endpoints.
-    pub endpoints: Vec<CatalogEndpoint>,
-}
+pub use clinker_types::catalog::{CatalogEndpoint, CatalogService};
 
 /// Who a request to Glance is made for: the caller's credentials and, for
 /// deployments without `glance_api_servers`, the caller's service catalog.
