@@ -339,7 +339,18 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
                     same("disabled", Bool(0)),
                     same("disabled_reason", Text),
                     same("availability_zone", TextOr("nova")),
-                    same("rpc_current_version", Text),
+                    // Cinder's API and services refuse to start beside a
+                    // service row without versions (`ServiceTooOld`):
+                    // a row Clinker made gets Cinder 29's RPC API versions
+                    // (`rpcapi.py` RPC_API_VERSION per service) and object
+                    // version (`objects/base.py`, `OBJ_VERSIONS` head).
+                    same("rpc_current_version", Text).write(
+                        "COALESCE(x.rpc_current_version, CASE x.binary_name \
+                         WHEN 'cinder-scheduler' THEN '3.12' WHEN 'cinder-backup' THEN '2.4' \
+                         ELSE '3.20' END)",
+                    ),
+                    col("_object_version", "object_current_version", Text)
+                        .constant(V::T(Some("1.39".into()))),
                     same("frozen", Bool(0)),
                     same("replication_status", Text),
                     same("active_backend_id", Text),
