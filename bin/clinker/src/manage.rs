@@ -266,9 +266,7 @@ async fn cinder(
     };
     let report = if dry_run && db.schema_version().await? == 0 {
         // Nothing to compare against: only read the source.
-        cinder::plan(&source, &options)
-            .await
-            .map(|p| p.report)
+        cinder::plan(&source, &options).await.map(|p| p.report)
     } else {
         cinder::import(db, &source, &options).await
     };

@@ -44,7 +44,9 @@ const CINDER_CANNOT: &[(&str, &str)] = &[(
 fn cinder_venv() -> Option<PathBuf> {
     let venv = std::env::var_os("CLINKER_CINDER_VENV")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/clinker-cinder29")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/clinker-cinder29"))
+        })?;
     let pins = std::fs::read_to_string(venv.join(".clinker-pins")).unwrap_or_default();
     if pins.contains("PyMySQL") && pins.contains("psycopg2") {
         Some(venv)
@@ -104,13 +106,12 @@ async fn synced_cinder_database(
     let database = TestDatabase::open_unmigrated(engine, QuotaDefaults::default()).await?;
     let url = cinder_url(engine, &database.url);
     let conf = cinder_conf(dir, &url, 0, "rabbit://guest:guest@127.0.0.1:5672/unused");
-    let synced = run(
-        &venv.join("bin/cinder-manage"),
-        &[&conf],
-        &["db", "sync"],
-    )
-    .await;
-    assert!(synced.status.success(), "cinder-manage db sync: {}", text(&synced));
+    let synced = run(&venv.join("bin/cinder-manage"), &[&conf], &["db", "sync"]).await;
+    assert!(
+        synced.status.success(),
+        "cinder-manage db sync: {}",
+        text(&synced)
+    );
     Some((database, url, conf))
 }
 
@@ -125,7 +126,13 @@ async fn export(conf: &Path, to: &str) -> std::process::Output {
 
 /// Starts `cinder-api` on `conf`; the API's base URL once it answers.
 async fn start_cinder_api(venv: &Path, conf: &Path, port: u16, dir: &Path) -> (Proc, String) {
-    let mut api = Proc::new(&venv.join("bin/cinder-api"), "cinder-api", &[conf], &[], dir);
+    let mut api = Proc::new(
+        &venv.join("bin/cinder-api"),
+        "cinder-api",
+        &[conf],
+        &[],
+        dir,
+    );
     api.start();
     let base = format!("http://127.0.0.1:{port}");
     let client = Api::new(base.clone());
@@ -187,8 +194,14 @@ async fn export_is_served_by_real_cinder_and_round_trips() {
         let exported = export(&conf, &url).await;
         let report = text(&exported);
         assert!(exported.status.success(), "{engine:?}: {report}");
-        for line in ["exported in one transaction", "Cinder schema revision 9c74c1c6971f"] {
-            assert!(report.contains(line), "{engine:?}: no {line:?} in\n{report}");
+        for line in [
+            "exported in one transaction",
+            "Cinder schema revision 9c74c1c6971f",
+        ] {
+            assert!(
+                report.contains(line),
+                "{engine:?}: no {line:?} in\n{report}"
+            );
         }
         // The target now holds data: a second export is refused.
         let again = export(&conf, &url).await;
@@ -222,7 +235,11 @@ async fn export_is_served_by_real_cinder_and_round_trips() {
         std::fs::create_dir_all(&back_dir).unwrap();
         let back_conf = config(&back_dir, &back.url, free_port(), &transport);
         let reimported = import(&back_conf, &url, &[]).await;
-        assert!(reimported.status.success(), "{engine:?}: {}", text(&reimported));
+        assert!(
+            reimported.status.success(),
+            "{engine:?}: {}",
+            text(&reimported)
+        );
         let round_trip = clinker_db::cinder::contents(&back.db).await.unwrap();
         for (table, rows) in &original {
             assert_eq!(
@@ -286,8 +303,16 @@ async fn export_refuses_targets_that_are_not_empty_cinder_databases() {
         .await;
     let refused = export(&conf, &url).await;
     assert!(!refused.status.success());
-    assert!(text(&refused).contains("f00dfacef00d"), "{}", text(&refused));
-    assert!(text(&refused).contains("9c74c1c6971f"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("f00dfacef00d"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        text(&refused).contains("9c74c1c6971f"),
+        "{}",
+        text(&refused)
+    );
     target
         .execute_script(
             "UPDATE alembic_version SET version_num = '9c74c1c6971f'; \
@@ -296,7 +321,11 @@ async fn export_refuses_targets_that_are_not_empty_cinder_databases() {
         .await;
     let failed = export(&conf, &url).await;
     assert!(!failed.status.success(), "{}", text(&failed));
-    assert!(text(&failed).contains("writing message"), "{}", text(&failed));
+    assert!(
+        text(&failed).contains("writing message"),
+        "{}",
+        text(&failed)
+    );
     let after = run(
         Path::new(BIN),
         &[&conf],

@@ -96,9 +96,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         let _logs = LogsOnFailure(dir.path().to_path_buf());
         let port = free_port();
         let conf = config(dir.path(), &target.url, port, &vhost.transport_url());
-        let before = clinker_db::cinder::row_counts(&target.db)
-            .await
-            .unwrap();
+        let before = clinker_db::cinder::row_counts(&target.db).await.unwrap();
 
         // A dry run reports and writes nothing.
         let dry = import(&conf, &from, &["--dry-run"]).await;
@@ -131,9 +129,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         }
         assert!(!report.contains("missing from"), "{report}");
         assert_eq!(
-            clinker_db::cinder::row_counts(&target.db)
-                .await
-                .unwrap(),
+            clinker_db::cinder::row_counts(&target.db).await.unwrap(),
             before,
             "{engine:?}: the dry run wrote"
         );
@@ -143,9 +139,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         let report = text(&first);
         assert!(first.status.success(), "{engine:?}: {report}");
         assert!(report.contains("imported in one transaction"), "{report}");
-        let after = clinker_db::cinder::row_counts(&target.db)
-            .await
-            .unwrap();
+        let after = clinker_db::cinder::row_counts(&target.db).await.unwrap();
         for (table, n) in [
             ("volumes", 26),
             ("snapshots", 6),
@@ -169,9 +163,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         assert!(second.status.success(), "{report}");
         assert!(report.contains("already holds an import"), "{report}");
         assert_eq!(
-            clinker_db::cinder::row_counts(&target.db)
-                .await
-                .unwrap(),
+            clinker_db::cinder::row_counts(&target.db).await.unwrap(),
             after,
             "{engine:?}: the second import changed the database"
         );
@@ -191,9 +183,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         assert!(again.status.success(), "{}", text(&again));
         assert!(text(&again).contains("imported in one transaction"));
         assert_eq!(
-            clinker_db::cinder::row_counts(&target.db)
-                .await
-                .unwrap(),
+            clinker_db::cinder::row_counts(&target.db).await.unwrap(),
             after,
             "{engine:?}: --replace"
         );
@@ -250,9 +240,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
         free_port(),
         "rabbit://guest:guest@127.0.0.1:5672/unused",
     );
-    let empty = clinker_db::cinder::row_counts(&target.db)
-        .await
-        .unwrap();
+    let empty = clinker_db::cinder::row_counts(&target.db).await.unwrap();
 
     // A Clinker database with data of its own is not overwritten.
     target
@@ -260,9 +248,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
             "INSERT INTO quotas (project_id, resource, hard_limit) VALUES ('p', 'volumes', 1)",
         )
         .await;
-    let with_data = clinker_db::cinder::row_counts(&target.db)
-        .await
-        .unwrap();
+    let with_data = clinker_db::cinder::row_counts(&target.db).await.unwrap();
     let refused = import(&conf, &from, &[]).await;
     let said = text(&refused);
     assert!(!refused.status.success(), "{said}");
@@ -271,9 +257,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
         "{said}"
     );
     assert_eq!(
-        clinker_db::cinder::row_counts(&target.db)
-            .await
-            .unwrap(),
+        clinker_db::cinder::row_counts(&target.db).await.unwrap(),
         with_data
     );
     target.execute_script("DELETE FROM quotas").await;
@@ -319,9 +303,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
         "{said}"
     );
     assert_eq!(
-        clinker_db::cinder::row_counts(&target.db)
-            .await
-            .unwrap(),
+        clinker_db::cinder::row_counts(&target.db).await.unwrap(),
         empty
     );
     // The dry run still reports, naming the running services.
@@ -343,9 +325,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
     assert!(said.contains("f00dfacef00d"), "{said}");
     assert!(said.contains("9c74c1c6971f"), "{said}");
     assert_eq!(
-        clinker_db::cinder::row_counts(&target.db)
-            .await
-            .unwrap(),
+        clinker_db::cinder::row_counts(&target.db).await.unwrap(),
         empty
     );
     target.drop_database().await;

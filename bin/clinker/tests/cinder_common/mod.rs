@@ -139,4 +139,3 @@ pub async fn cinder_database() -> Option<(TestDatabase, String)> {
         + "?charset=utf8mb4";
     Some((source, url))
 }
-

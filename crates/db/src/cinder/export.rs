@@ -180,10 +180,7 @@ async fn read_rows(
         .fetch_all(&mut *clinker.reader().await?)
         .await
         .map_err(|e| DbError::Internal(format!("reading Clinker's {}s: {e}", table.kind)))?;
-    let writes_created = table
-        .cols
-        .iter()
-        .any(|c| c.cinder == Some("created_at"));
+    let writes_created = table.cols.iter().any(|c| c.cinder == Some("created_at"));
     let mut rows = Vec::with_capacity(fetched.len());
     for raw in fetched {
         let mut row = Vec::with_capacity(table.cols.len() + 3);
@@ -316,11 +313,13 @@ pub async fn export(
                 .await?;
         }
         for (class, resource) in &classes {
-            sqlx::query(cinder.q("DELETE FROM quota_classes WHERE class_name = ? AND resource = ?"))
-                .bind(class.as_str())
-                .bind(resource.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                cinder.q("DELETE FROM quota_classes WHERE class_name = ? AND resource = ?"),
+            )
+            .bind(class.as_str())
+            .bind(resource.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
         for (table, rows) in tables.iter().zip(&planned) {
             for row in rows {
@@ -337,7 +336,10 @@ pub async fn export(
                     query = value.bind(query, dialect);
                 }
                 query.execute(&mut *tx).await.map_err(|e| {
-                    DbError::Internal(format!("writing {} into Cinder's {}: {e}", table.kind, table.cinder))
+                    DbError::Internal(format!(
+                        "writing {} into Cinder's {}: {e}",
+                        table.kind, table.cinder
+                    ))
                 })?;
             }
         }

@@ -25,7 +25,6 @@ use super::{Row, V, check_revision, count, fetch_value, table_exists};
 use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 
-
 /// What the operator asked for.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
@@ -49,7 +48,6 @@ pub struct ImportOptions {
     /// removed by the caller).
     pub source_label: String,
 }
-
 
 /// Clinker's unbounded text columns; every other text column holds at
 /// most 255 characters.
@@ -305,7 +303,10 @@ pub async fn plan(source: &Db, options: &ImportOptions) -> Result<Plan, DbError>
                     kept.push(row);
                 }
                 Err(reason) => {
-                    skipped_ids.entry(table.kind).or_default().insert(id.clone());
+                    skipped_ids
+                        .entry(table.kind)
+                        .or_default()
+                        .insert(id.clone());
                     skipped.push(Skipped {
                         kind: table.kind,
                         id,

@@ -86,4 +86,3 @@ fn detail_text(id: &str) -> &'static str {
         _ => "An unknown error occurred.",
     }
 }
-

@@ -123,4 +123,3 @@ fn join(set: &BTreeSet<String>) -> String {
         set.iter().cloned().collect::<Vec<_>>().join(", ")
     }
 }
-

@@ -10,9 +10,9 @@
 //! import fix, or values only Cinder keeps). The order of [`tables`] is
 //! Cinder's foreign-key order, which both directions write in.
 
+use clinker_types::backup::BackupStatus;
 use clinker_types::group::DEFAULT_CGSNAPSHOT_TYPE_ID;
 use clinker_types::group_status::{GroupSnapshotStatus, GroupStatus};
-use clinker_types::backup::BackupStatus;
 use clinker_types::{AttachStatus, SnapshotStatus, VolumeStatus};
 
 use super::messages::fix_message;
@@ -919,9 +919,8 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
                     same("created_at", Created),
                     same("updated_at", Time),
                     // Clinker counts the dependents from `parent_id`.
-                    col("_dependents", "num_dependent_backups", Int(Some(0))).write(
-                        "(SELECT COUNT(*) FROM backups c WHERE c.parent_id = x.id)",
-                    ),
+                    col("_dependents", "num_dependent_backups", Int(Some(0)))
+                        .write("(SELECT COUNT(*) FROM backups c WHERE c.parent_id = x.id)"),
                 ],
                 format!("backups x WHERE {}", live("x")),
                 "",
