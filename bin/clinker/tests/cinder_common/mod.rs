@@ -23,6 +23,8 @@ pub const CINDER_ENDPOINT: &str = "http://127.0.0.1:8797";
 /// import keeps Clinker's. Both sides show a placeholder.
 pub fn hide_cgsnapshot_type_id(view: &mut Value) {
     if let Some(types) = view.get_mut("group_types").and_then(Value::as_array_mut) {
+        // Cinder lists group types in id order, and that id is random.
+        types.sort_by(|a, b| a["name"].to_string().cmp(&b["name"].to_string()));
         for t in types {
             if t["name"] == "default_cgsnapshot_type" {
                 t["id"] = Value::from("<default_cgsnapshot_type>");
