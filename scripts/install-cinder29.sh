@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # Installs Cinder 29.0.0 from PyPI (with the libraries its chunked backup
 # drivers import: boto3 for S3, python-swiftclient for Swift, zstd for the
-# zstd compressor) into a private virtualenv at $HOME/.cache/clinker-cinder29
-# (or $CLINKER_CINDER_VENV). Idempotent: a complete venv is kept (the marker
-# file names the pinned set). Used by scripts/cinder-backup-golden.sh and the
-# backup cross-compatibility tests, which drive Cinder's own drivers.
+# zstd compressor) and the database drivers its cinder.conf URLs name (PyMySQL
+# for mysql+pymysql://, psycopg2 for postgresql://) into a private virtualenv
+# at $HOME/.cache/clinker-cinder29 (or $CLINKER_CINDER_VENV). Idempotent: a
+# complete venv is kept (the marker file names the pinned set); a venv made
+# with fewer pins gains the missing ones in place. Used by
+# scripts/cinder-backup-golden.sh, the backup cross-compatibility tests,
+# which drive Cinder's own drivers, and the export test
+# (bin/clinker/tests/cinder_export.rs), which runs cinder-manage db sync and
+# cinder-api.
 set -euo pipefail
 VENV="${CLINKER_CINDER_VENV:-$HOME/.cache/clinker-cinder29}"
-PINS=(cinder==29.0.0 boto3 python-swiftclient zstd)
+PINS=(cinder==29.0.0 boto3 python-swiftclient zstd PyMySQL psycopg2-binary)
 MARKER="$VENV/.clinker-pins"
 if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "${PINS[*]}" ] && [ -x "$VENV/bin/python" ]; then
   echo "cinder 29 already in $VENV"
   exit 0
 fi
-rm -rf "$VENV"
-# The system interpreter: Cinder 29 supports Python 3.10 to 3.12.
-PY=${CLINKER_CINDER_PYTHON:-/usr/bin/python3}
-"$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+if ! { [ -f "$MARKER" ] && [ -x "$VENV/bin/python" ]; }; then
+  rm -rf "$VENV"
+  # The system interpreter: Cinder 29 supports Python 3.10 to 3.12.
+  PY=${CLINKER_CINDER_PYTHON:-/usr/bin/python3}
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+fi
 "$VENV/bin/pip" install -q --disable-pip-version-check "${PINS[@]}"
-"$VENV/bin/python" -c 'import cinder.backup.chunkeddriver, boto3, swiftclient, zstd; from importlib.metadata import version; print("cinder", version("cinder"))'
+"$VENV/bin/python" -c 'import cinder.backup.chunkeddriver, boto3, swiftclient, zstd, pymysql, psycopg2; from importlib.metadata import version; print("cinder", version("cinder"))'
 echo "${PINS[*]}" > "$MARKER"

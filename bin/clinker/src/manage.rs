@@ -59,6 +59,18 @@ pub enum CinderCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Writes Clinker's objects into an empty Cinder 29 database (made by
+    /// `cinder-manage db sync`), in one transaction, so Cinder serves
+    /// them again.
+    Export {
+        /// The Cinder database, as in its cinder.conf
+        /// (`mysql+pymysql://…`, `postgresql://…`).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Prints the report and writes nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `manage config …`.
@@ -217,14 +229,25 @@ async fn cinder(
     command: CinderCommand,
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    use clinker_db::cinder_import::{self, ImportOptions, Outcome};
-    let CinderCommand::Import {
-        from,
-        dry_run,
-        replace,
-        force,
-    } = command;
-    let source = cinder_import::open_source(&from)
+    use clinker_db::cinder::{self, ExportOptions, ImportOptions, Outcome};
+    let (from, dry_run, replace, force) = match command {
+        CinderCommand::Import {
+            from,
+            dry_run,
+            replace,
+            force,
+        } => (from, dry_run, replace, force),
+        CinderCommand::Export { to, dry_run } => {
+            let target = cinder::open_cinder_database(&to)
+                .await
+                .with_context(|| format!("cannot open Cinder's database ({})", redact(&to)))?;
+            let report = cinder::export(db, &target, &ExportOptions { dry_run }).await;
+            target.close().await;
+            print!("{}", report?);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let source = cinder::open_cinder_database(&from)
         .await
         .with_context(|| format!("cannot open Cinder's database ({})", redact(&from)))?;
     if !dry_run {
@@ -243,11 +266,9 @@ async fn cinder(
     };
     let report = if dry_run && db.schema_version().await? == 0 {
         // Nothing to compare against: only read the source.
-        cinder_import::plan(&source, &options)
-            .await
-            .map(|p| p.report)
+        cinder::plan(&source, &options).await.map(|p| p.report)
     } else {
-        cinder_import::import(db, &source, &options).await
+        cinder::import(db, &source, &options).await
     };
     source.close().await;
     let report = report?;

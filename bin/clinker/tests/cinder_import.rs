@@ -15,22 +15,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod cinder_common;
+
 use std::path::Path;
 
-use clinker_db::QuotaDefaults;
+use cinder_common::{BIN, cinder_database, compare_views, config, import, text};
 use clinker_db::testsuite::{Engine, TestDatabase};
 use clinker_testkit::http::Api;
 use clinker_testkit::poll::Every;
-use clinker_testkit::process::{LogsOnFailure, Proc, free_port, run, write_file};
+use clinker_testkit::process::{LogsOnFailure, Proc, free_port, run};
 use clinker_testkit::rabbit::Vhost;
-use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clinker");
-const DUMP: &str = include_str!("fixtures/cinder29/cinder29-mariadb.sql");
-const EXPECTED: &str = include_str!("fixtures/cinder29/expected-api.json");
-/// Where Cinder's API was when the views were captured.
-const CINDER_ENDPOINT: &str = "http://127.0.0.1:8797";
 /// The fixture's `a-snap-source` (two snapshots, one with metadata) and
 /// `a-boot-debian` (image metadata).
 const SNAP_SOURCE: &str = "9a306040-2679-4815-8e52-b54db2995b82";
@@ -67,83 +62,10 @@ const DELIBERATE: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The id Cinder's `db sync` gave `default_cgsnapshot_type` differs per
-/// deployment; Clinker's is fixed (`DEFAULT_CGSNAPSHOT_TYPE_ID`) and the
-/// import keeps Clinker's. Both sides show a placeholder.
-fn hide_cgsnapshot_type_id(view: &mut Value) {
-    if let Some(types) = view.get_mut("group_types").and_then(Value::as_array_mut) {
-        for t in types {
-            if t["name"] == "default_cgsnapshot_type" {
-                t["id"] = Value::from("<default_cgsnapshot_type>");
-            }
-        }
-    }
-}
-
-/// Differences between `want` and `got`, as `pointer: cinder … clinker …`.
-fn diff(pointer: &str, want: &Value, got: &Value, out: &mut Vec<(String, String)>) {
-    match (want, got) {
-        (Value::Object(a), Value::Object(b)) => {
-            for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
-                let p = format!("{pointer}/{key}");
-                match (a.get(key), b.get(key)) {
-                    (Some(x), Some(y)) => diff(&p, x, y, out),
-                    (Some(x), None) => out.push((p, format!("missing (Cinder: {x})"))),
-                    (None, Some(y)) => out.push((p, format!("extra (Clinker: {y})"))),
-                    (None, None) => {}
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (n, (x, y)) in a.iter().zip(b).enumerate() {
-                diff(&format!("{pointer}/{n}"), x, y, out);
-            }
-        }
-        _ if want != got => out.push((pointer.to_owned(), format!("Cinder {want}, Clinker {got}"))),
-        _ => {}
-    }
-}
-
 fn deliberate(path: &str, pointer: &str) -> bool {
     DELIBERATE
         .iter()
         .any(|(view, field, _)| path.contains(view) && pointer.starts_with(field))
-}
-
-/// Compares every view of `expected-api.json` with what `api` (base
-/// without `/v3`) answers; the differences that are not deliberate.
-async fn compare_views(api: &Api, base: &str) -> (usize, Vec<String>) {
-    let expected: BTreeMap<String, Value> = serde_json::from_str(EXPECTED).unwrap();
-    let mut problems = Vec::new();
-    for (path, want) in &expected {
-        let project = path.split('/').nth(2).unwrap();
-        let version = if path.ends_with("/os-services") {
-            "3.48"
-        } else {
-            "3.71"
-        };
-        let (status, mut got) = api
-            .at(version)
-            .as_token(&format!("admin:{project}"))
-            .get(path)
-            .await;
-        let mut want: Value =
-            serde_json::from_str(&want.to_string().replace(CINDER_ENDPOINT, base)).unwrap();
-        hide_cgsnapshot_type_id(&mut want);
-        hide_cgsnapshot_type_id(&mut got);
-        let mut found = Vec::new();
-        if status == 200 {
-            diff("", &want, &got, &mut found);
-        } else {
-            found.push((String::new(), format!("HTTP {status}: {got}")));
-        }
-        for (pointer, what) in found {
-            if !deliberate(path, &pointer) {
-                problems.push(format!("{path} {pointer}: {what}"));
-            }
-        }
-    }
-    (expected.len(), problems)
 }
 
 /// Whether a report line reads `<kind> <n>` (the reason may follow).
@@ -154,50 +76,6 @@ fn reported(report: &str, kind: &str, n: u64) -> bool {
         let joined = words.join(" ");
         joined == want || joined.starts_with(&format!("{want} ("))
     })
-}
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// `clinker.conf` for a target database, `fake1`/`fake2` as in Cinder's
-/// configuration of the fixture.
-fn config(dir: &Path, url: &str, port: u16, transport: &str) -> std::path::PathBuf {
-    write_file(
-        &dir.join("clinker.conf"),
-        &format!(
-            "[DEFAULT]\nhost = clinker-test\nstate_path = {}\nosapi_volume_listen_port = {port}\n\
-             transport_url = {transport}\nenabled_backends = fake1,fake2\n\
-             [fake1]\nvolume_driver = file\n[fake2]\nvolume_driver = file\n\
-             [database]\nconnection = {url}\n",
-            dir.display()
-        ),
-    )
-}
-
-async fn import(conf: &Path, from: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["manage", "cinder", "import", "--from", from];
-    args.extend_from_slice(extra);
-    run(Path::new(BIN), &[conf], &args).await
-}
-
-/// The source: the dump loaded into a fresh MariaDB database; its URL in
-/// the form cinder.conf uses.
-async fn cinder_database() -> Option<(TestDatabase, String)> {
-    let source = TestDatabase::open_unmigrated(Engine::Mysql, QuotaDefaults::default()).await?;
-    // The first line is mariadb-dump's sandbox marker, not SQL.
-    let script = DUMP.split_once('\n').map_or(DUMP, |(_, rest)| rest);
-    source.execute_script(script).await;
-    let url = source
-        .url
-        .replacen("mysql://", "mysql+pymysql://", 1)
-        .to_owned()
-        + "?charset=utf8mb4";
-    Some((source, url))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -218,9 +96,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         let _logs = LogsOnFailure(dir.path().to_path_buf());
         let port = free_port();
         let conf = config(dir.path(), &target.url, port, &vhost.transport_url());
-        let before = clinker_db::cinder_import::row_counts(&target.db)
-            .await
-            .unwrap();
+        let before = clinker_db::cinder::row_counts(&target.db).await.unwrap();
 
         // A dry run reports and writes nothing.
         let dry = import(&conf, &from, &["--dry-run"]).await;
@@ -253,9 +129,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         }
         assert!(!report.contains("missing from"), "{report}");
         assert_eq!(
-            clinker_db::cinder_import::row_counts(&target.db)
-                .await
-                .unwrap(),
+            clinker_db::cinder::row_counts(&target.db).await.unwrap(),
             before,
             "{engine:?}: the dry run wrote"
         );
@@ -265,9 +139,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         let report = text(&first);
         assert!(first.status.success(), "{engine:?}: {report}");
         assert!(report.contains("imported in one transaction"), "{report}");
-        let after = clinker_db::cinder_import::row_counts(&target.db)
-            .await
-            .unwrap();
+        let after = clinker_db::cinder::row_counts(&target.db).await.unwrap();
         for (table, n) in [
             ("volumes", 26),
             ("snapshots", 6),
@@ -291,9 +163,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         assert!(second.status.success(), "{report}");
         assert!(report.contains("already holds an import"), "{report}");
         assert_eq!(
-            clinker_db::cinder_import::row_counts(&target.db)
-                .await
-                .unwrap(),
+            clinker_db::cinder::row_counts(&target.db).await.unwrap(),
             after,
             "{engine:?}: the second import changed the database"
         );
@@ -305,7 +175,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         Api::new(format!("{base}/v3"))
             .wait_ready(Every::ms(50, 60))
             .await;
-        let (views, problems) = compare_views(&Api::new(base.clone()), &base).await;
+        let (views, problems) = compare_views(&Api::new(base.clone()), &base, deliberate).await;
         api_proc.terminate().await;
 
         // --replace starts over and lands the same rows.
@@ -313,9 +183,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
         assert!(again.status.success(), "{}", text(&again));
         assert!(text(&again).contains("imported in one transaction"));
         assert_eq!(
-            clinker_db::cinder_import::row_counts(&target.db)
-                .await
-                .unwrap(),
+            clinker_db::cinder::row_counts(&target.db).await.unwrap(),
             after,
             "{engine:?}: --replace"
         );
@@ -372,9 +240,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
         free_port(),
         "rabbit://guest:guest@127.0.0.1:5672/unused",
     );
-    let empty = clinker_db::cinder_import::row_counts(&target.db)
-        .await
-        .unwrap();
+    let empty = clinker_db::cinder::row_counts(&target.db).await.unwrap();
 
     // A Clinker database with data of its own is not overwritten.
     target
@@ -382,9 +248,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
             "INSERT INTO quotas (project_id, resource, hard_limit) VALUES ('p', 'volumes', 1)",
         )
         .await;
-    let with_data = clinker_db::cinder_import::row_counts(&target.db)
-        .await
-        .unwrap();
+    let with_data = clinker_db::cinder::row_counts(&target.db).await.unwrap();
     let refused = import(&conf, &from, &[]).await;
     let said = text(&refused);
     assert!(!refused.status.success(), "{said}");
@@ -393,9 +257,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
         "{said}"
     );
     assert_eq!(
-        clinker_db::cinder_import::row_counts(&target.db)
-            .await
-            .unwrap(),
+        clinker_db::cinder::row_counts(&target.db).await.unwrap(),
         with_data
     );
     target.execute_script("DELETE FROM quotas").await;
@@ -441,9 +303,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
         "{said}"
     );
     assert_eq!(
-        clinker_db::cinder_import::row_counts(&target.db)
-            .await
-            .unwrap(),
+        clinker_db::cinder::row_counts(&target.db).await.unwrap(),
         empty
     );
     // The dry run still reports, naming the running services.
@@ -465,9 +325,7 @@ async fn cinder_database_itself_and_a_running_cinder_are_refused() {
     assert!(said.contains("f00dfacef00d"), "{said}");
     assert!(said.contains("9c74c1c6971f"), "{said}");
     assert_eq!(
-        clinker_db::cinder_import::row_counts(&target.db)
-            .await
-            .unwrap(),
+        clinker_db::cinder::row_counts(&target.db).await.unwrap(),
         empty
     );
     target.drop_database().await;

@@ -20,7 +20,7 @@
 mod attachments;
 mod backups;
 mod batch;
-pub mod cinder_import;
+pub mod cinder;
 mod default_types;
 mod encryption;
 mod error;
