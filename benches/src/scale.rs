@@ -67,17 +67,16 @@ async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<(f64, Value)> 
     let bytes = resp.bytes().await?;
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     if !status.is_success() {
-        bail!("GET {url} answered {status}: {}", String::from_utf8_lossy(&bytes));
+        bail!(
+            "GET {url} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
     Ok((ms, serde_json::from_slice(&bytes)?))
 }
 
 /// p50 of `samples` GETs of `url`, and the last body.
-async fn p50(
-    http: &reqwest::Client,
-    url: &str,
-    samples: usize,
-) -> anyhow::Result<(f64, Value)> {
+async fn p50(http: &reqwest::Client, url: &str, samples: usize) -> anyhow::Result<(f64, Value)> {
     let mut times = Vec::with_capacity(samples);
     let mut last = Value::Null;
     for _ in 0..samples.max(1) {
@@ -172,8 +171,20 @@ pub async fn run(
     wait_available(http, endpoint, n).await?;
     let available_s = started.elapsed().as_secs_f64();
     let mut met = true;
-    met &= line("creates accepted per second", n as f64 / accepted_s, "/s", 500.0, false);
-    met &= line("creates available per second", n as f64 / available_s, "/s", 500.0, false);
+    met &= line(
+        "creates accepted per second",
+        n as f64 / accepted_s,
+        "/s",
+        500.0,
+        false,
+    );
+    met &= line(
+        "creates available per second",
+        n as f64 / available_s,
+        "/s",
+        500.0,
+        false,
+    );
 
     // Markers deep in each order: the volumes created first are the last
     // in the default order (newest first), the names are in creation order.
@@ -181,12 +192,18 @@ pub async fn run(
     let deep_name = &ids[n - n / 20 - 1];
     let page = 1000.min(n);
     let pages = [
-        ("detail, default order, first page", "volumes/detail?".to_owned()),
+        (
+            "detail, default order, first page",
+            "volumes/detail?".to_owned(),
+        ),
         (
             "detail, default order, deep page",
             format!("volumes/detail?marker={deep_default}&"),
         ),
-        ("detail, name order, first page", "volumes/detail?sort=name:asc&".to_owned()),
+        (
+            "detail, name order, first page",
+            "volumes/detail?sort=name:asc&".to_owned(),
+        ),
         (
             "detail, name order, deep page",
             format!("volumes/detail?sort=name:asc&marker={deep_name}&"),
@@ -196,12 +213,18 @@ pub async fn run(
             "summary, default order, deep page",
             format!("volumes?marker={deep_default}&"),
         ),
-        ("summary, name order, first page", "volumes?sort=name:asc&".to_owned()),
+        (
+            "summary, name order, first page",
+            "volumes?sort=name:asc&".to_owned(),
+        ),
         (
             "summary, name order, deep page",
             format!("volumes?sort=name:asc&marker={deep_name}&"),
         ),
-        ("detail, status=available", "volumes/detail?status=available&".to_owned()),
+        (
+            "detail, status=available",
+            "volumes/detail?status=available&".to_owned(),
+        ),
     ];
     for (name, path) in pages {
         let url = format!("{endpoint}/{path}limit={page}");
@@ -234,8 +257,12 @@ pub async fn run(
         30.0,
         true,
     );
-    let (ms, body) = p50(http, &format!("{endpoint}/volumes?with_count=true&limit=10"), samples)
-        .await?;
+    let (ms, body) = p50(
+        http,
+        &format!("{endpoint}/volumes?with_count=true&limit=10"),
+        samples,
+    )
+    .await?;
     if body["count"].as_u64() != Some(n as u64) {
         bail!("with_count said {}, expected {n}", body["count"]);
     }

@@ -179,7 +179,11 @@ pub(crate) fn keyset_range(
             placeholders(keys.len())
         );
     }
-    let op = if keys[0].1 == SortDir::Asc { ">=" } else { "<=" };
+    let op = if keys[0].1 == SortDir::Asc {
+        ">="
+    } else {
+        "<="
+    };
     args.push(marker[0].clone());
     let bound = format!(" AND {} {op} ?", keys[0].0);
     bound + &keyset_condition(keys, marker, args)

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::AnyConnection;
 
+use crate::VolumeQuery;
 use crate::batch::Batch;
 use crate::error::DbError;
 use crate::pool::{Db, Dialect};
 use crate::query::{Arg, bind_all};
-use crate::VolumeQuery;
 
 /// The indexes of the volume list (migration 11), one per supported sort
 /// key. MariaDB's optimizer prefers walking the project's `ref` range in
@@ -32,7 +32,6 @@ pub(crate) fn volume_page_from(dialect: Dialect) -> Option<String> {
         )
     })
 }
-
 
 /// The statement that adds `volumes` and `gigabytes` to a project's
 /// counters, creating the row the first time: an upsert when volumes are

@@ -1,7 +1,6 @@
 //! `/volumes`: list, detail, summary, show, create, update, delete (Cinder's
 //! `api/v3/volumes.py`).
 
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;

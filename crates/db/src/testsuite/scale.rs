@@ -33,7 +33,8 @@ fn assert_walks(dialect: Dialect, plan: &[String], index: &str, after_marker: bo
         }
         Dialect::Postgres => {
             assert!(
-                plan.iter().any(|l| l.contains(&format!(" using {index} on "))),
+                plan.iter()
+                    .any(|l| l.contains(&format!(" using {index} on "))),
                 "{what}: PostgreSQL does not walk {index}:\n{text}"
             );
             assert!(
@@ -195,7 +196,9 @@ async fn assert_counts_match(db: &Db) {
             "counters of {project}"
         );
     }
-    let total = counted.iter().fold((0, 0), |(n, g), (_, a, b)| (n + a, g + b));
+    let total = counted
+        .iter()
+        .fold((0, 0), |(n, g), (_, a, b)| (n + a, g + b));
     assert_eq!(db.volume_summary(None).await.unwrap(), total);
 }
 
@@ -215,7 +218,9 @@ pub async fn volume_counters_follow_rows(db: &Db) {
             .unwrap();
         ids.push(id);
     }
-    db.create_volume(new_volume("c2", 5, type_id)).await.unwrap();
+    db.create_volume(new_volume("c2", 5, type_id))
+        .await
+        .unwrap();
     assert_counts_match(db).await;
     assert_eq!(db.volume_summary(Some("c1")).await.unwrap(), (3, 6));
     let unfiltered = VolumeQuery {
