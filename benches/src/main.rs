@@ -124,11 +124,14 @@ async fn start_server(
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
     let conf = dir.join("clinker.conf");
+    // The file backend's capacity is the state directory's disk; --scale
+    // places far more 1 GB (sparse) volumes than that holds.
     std::fs::write(
         &conf,
         format!(
             "[DEFAULT]\nstate_path = {state}\nosapi_volume_listen_port = {port}\nenabled_backends = file\n\
-             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n{metrics}",
+             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n\
+             max_over_subscription_ratio = 100000\n{metrics}",
             state = dir.display(),
             metrics = match metrics {
                 Metrics::Default => String::new(),
