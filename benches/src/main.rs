@@ -20,6 +20,8 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 
+mod scale;
+
 /// Figures for Cinder 29 on the same machine (MariaDB, fake driver), from
 /// the milestone's issue, for the ratio column.
 const CINDER_CREATE_MS: f64 = 250.0;
@@ -66,6 +68,15 @@ struct Args {
     /// A short run for CI (small counts, same code paths).
     #[arg(long)]
     smoke: bool,
+    /// Only the scale test: create this many volumes in one project, then
+    /// time every list, count and summary path at that size
+    /// (`--clients` create at a time; `--list-samples` GETs per figure).
+    #[arg(long)]
+    scale: Option<usize>,
+    /// With --scale: fail when a target is missed (a release build on an
+    /// idle machine), not only when a request fails.
+    #[arg(long)]
+    enforce_targets: bool,
 }
 
 struct Server {
@@ -113,11 +124,14 @@ async fn start_server(
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
     let conf = dir.join("clinker.conf");
+    // The file backend's capacity is the state directory's disk; --scale
+    // places far more 1 GB (sparse) volumes than that holds.
     std::fs::write(
         &conf,
         format!(
             "[DEFAULT]\nstate_path = {state}\nosapi_volume_listen_port = {port}\nenabled_backends = file\n\
-             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n{metrics}",
+             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n\
+             max_over_subscription_ratio = 100000\n{metrics}",
             state = dir.display(),
             metrics = match metrics {
                 Metrics::Default => String::new(),
@@ -392,6 +406,21 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let pid = server.child.as_ref().and_then(tokio::process::Child::id);
+    if let Some(n) = args.scale {
+        let samples = if args.smoke { 5 } else { args.list_samples };
+        let met = scale::run(&http, &endpoint, n, args.clients.max(32), samples, || {
+            pid.and_then(rss_mb)
+        })
+        .await?;
+        if let Some(mut child) = server.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        if !met && args.enforce_targets {
+            bail!("a scale target was missed");
+        }
+        return Ok(());
+    }
     if let Some(pid) = pid {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some(mb) = rss_mb(pid) {

@@ -43,13 +43,14 @@ mod services;
 mod snapshots;
 mod transfers;
 mod types_repo;
+mod volume_counts;
 mod volume_migration;
 mod volumes;
 
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use clinker_types::model::{JournalEntry, Service, Snapshot, UserMessage, Volume, VolumeType};
@@ -317,6 +318,34 @@ impl VolumeColumn {
                 | VolumeColumn::Multiattach
         )
     }
+
+    /// The NOT NULL sort key the list indexes hold (migration 11): the
+    /// column itself, or the generated column that coalesces it.
+    pub(crate) fn sort_sql(self) -> Option<&'static str> {
+        match self {
+            VolumeColumn::DisplayName => Some("v.sort_name"),
+            VolumeColumn::UpdatedAt => Some("v.sort_updated_at"),
+            VolumeColumn::Id
+            | VolumeColumn::Status
+            | VolumeColumn::AttachStatus
+            | VolumeColumn::Bootable
+            | VolumeColumn::AvailabilityZone
+            | VolumeColumn::Size
+            | VolumeColumn::CreatedAt
+            | VolumeColumn::UserId
+            | VolumeColumn::ProjectId
+            | VolumeColumn::VolumeTypeId
+            | VolumeColumn::UseQuota
+            | VolumeColumn::Multiattach => Some(self.sql()),
+            VolumeColumn::DisplayDescription
+            | VolumeColumn::Host
+            | VolumeColumn::GroupId
+            | VolumeColumn::MigrationStatus
+            | VolumeColumn::SnapshotId
+            | VolumeColumn::SourceVolid
+            | VolumeColumn::ReplicationStatus => None,
+        }
+    }
 }
 
 /// A filterable snapshot column.
@@ -376,6 +405,22 @@ impl SnapshotColumn {
                 | SnapshotColumn::UpdatedAt
                 | SnapshotColumn::UseQuota
         )
+    }
+
+    /// The column itself where it is NOT NULL (no `COALESCE` to hide the
+    /// list index from the planner).
+    pub(crate) fn sort_sql(self) -> Option<&'static str> {
+        match self {
+            SnapshotColumn::Id
+            | SnapshotColumn::Status
+            | SnapshotColumn::VolumeId
+            | SnapshotColumn::ProjectId
+            | SnapshotColumn::UserId
+            | SnapshotColumn::VolumeSize
+            | SnapshotColumn::CreatedAt
+            | SnapshotColumn::UseQuota => Some(self.sql()),
+            _ => None,
+        }
     }
 }
 
@@ -546,6 +591,16 @@ pub trait VolumeRepository {
     /// # Errors
     /// Database failures.
     async fn volume_summary(&self, project_id: Option<&str>) -> Result<(i64, i64), DbError>;
+
+    /// Every distinct user metadata value of a project's volumes (every
+    /// project's with `None`), by key (`volumes/summary` from 3.36).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn volume_summary_metadata(
+        &self,
+        project_id: Option<&str>,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, DbError>;
 
     /// Updates user-changeable fields.
     ///

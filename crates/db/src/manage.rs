@@ -292,7 +292,8 @@ impl Db {
             .bind(volume.id.to_string())
             .execute(&mut *conn)
             .await?;
-        Ok(())
+        self.change_volume_count(conn, &volume.project_id, 0, size - volume.size)
+            .await
     }
 
     fn require_volume_status(volume: &Volume, status: VolumeStatus) -> Result<(), DbError> {
@@ -362,6 +363,8 @@ impl ManageRepository for Db {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            self.change_volume_count(&mut tx, &new.project_id, 1, 0)
+                .await?;
             self.insert_metadata(&mut tx, new.id, MetadataKind::User, &new.metadata)
                 .await?;
             self.journal_volume(

@@ -16,44 +16,89 @@ use crate::pool::{Db, Dialect};
 struct Migration {
     version: i64,
     description: &'static str,
-    sql: &'static str,
+    sql: Script,
+}
+
+/// A migration's statements: neutral SQL rendered per engine, or one
+/// script per engine where their DDL differs (generated columns,
+/// `DROP INDEX`) followed by neutral SQL common to all.
+#[derive(Debug)]
+enum Script {
+    Neutral(&'static str),
+    PerEngine {
+        sqlite: &'static str,
+        postgres: &'static str,
+        mysql: &'static str,
+        then: &'static str,
+    },
+}
+
+impl Script {
+    fn for_dialect(&self, dialect: Dialect) -> String {
+        match self {
+            Script::Neutral(sql) => render(sql, dialect),
+            Script::PerEngine {
+                sqlite,
+                postgres,
+                mysql,
+                then,
+            } => {
+                let engine = match dialect {
+                    Dialect::Sqlite => sqlite,
+                    Dialect::Postgres => postgres,
+                    Dialect::Mysql => mysql,
+                };
+                render(&format!("{engine}\n{then}"), dialect)
+            }
+        }
+    }
 }
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description: "initial schema",
-        sql: include_str!("migrations/0001_initial.sql"),
+        sql: Script::Neutral(include_str!("migrations/0001_initial.sql")),
     },
     Migration {
         version: 2,
         description: "attachments: index by instance",
-        sql: include_str!("migrations/0002_attachments.sql"),
+        sql: Script::Neutral(include_str!("migrations/0002_attachments.sql")),
     },
     Migration {
         version: 3,
         description: "qos specs, transfers, type encryption, default types",
-        sql: include_str!("migrations/0003_surface.sql"),
+        sql: Script::Neutral(include_str!("migrations/0003_surface.sql")),
     },
     Migration {
         version: 4,
         description: "generic volume groups",
-        sql: include_str!("migrations/0004_groups.sql"),
+        sql: Script::Neutral(include_str!("migrations/0004_groups.sql")),
     },
     Migration {
         version: 6,
         description: "names of unmanaged backend objects",
-        sql: include_str!("migrations/0006_unmanaged_objects.sql"),
+        sql: Script::Neutral(include_str!("migrations/0006_unmanaged_objects.sql")),
     },
     Migration {
         version: 8,
         description: "volume backups",
-        sql: include_str!("migrations/0008_backups.sql"),
+        sql: Script::Neutral(include_str!("migrations/0008_backups.sql")),
     },
     Migration {
         version: 10,
         description: "record of imports from Cinder's database",
-        sql: include_str!("migrations/0010_cinder_import.sql"),
+        sql: Script::Neutral(include_str!("migrations/0010_cinder_import.sql")),
+    },
+    Migration {
+        version: 11,
+        description: "list indexes for every sort key, volume counters",
+        sql: Script::PerEngine {
+            sqlite: include_str!("migrations/0011_scale.sqlite.sql"),
+            postgres: include_str!("migrations/0011_scale.postgres.sql"),
+            mysql: include_str!("migrations/0011_scale.mysql.sql"),
+            then: include_str!("migrations/0011_scale.sql"),
+        },
     },
 ];
 
@@ -147,7 +192,7 @@ impl Db {
                 description = migration.description,
                 "applying migration"
             );
-            let rendered = render(migration.sql, self.dialect);
+            let rendered = migration.sql.for_dialect(self.dialect);
             // MariaDB commits DDL implicitly; PostgreSQL and SQLite roll it
             // back with the transaction if a statement fails.
             let mut writer = self.writer().await?;

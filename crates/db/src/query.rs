@@ -154,6 +154,42 @@ pub(crate) fn order_by(keys: &[(String, SortDir)]) -> String {
 }
 
 /// The keyset condition "after the marker row" for sort expressions whose
+/// marker values are `marker`, in the form each engine turns into an index
+/// range that starts at the marker (so a deep page costs what the first
+/// does):
+/// - one direction on SQLite and PostgreSQL: the row-value comparison
+///   `(k1, k2, k3) > (m1, m2, m3)`, which both seek to directly;
+/// - otherwise (MariaDB, whose range optimizer ignores row values; mixed
+///   directions) the expansion of [`keyset_condition`] behind the bound
+///   `k1 >= m1` (`<=` descending), which every engine seeks to.
+pub(crate) fn keyset_range(
+    dialect: crate::Dialect,
+    keys: &[(String, SortDir)],
+    marker: &[Arg],
+    args: &mut Vec<Arg>,
+) -> String {
+    let one_direction = keys.iter().all(|(_, d)| *d == keys[0].1);
+    if one_direction && dialect != crate::Dialect::Mysql {
+        let exprs: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
+        args.extend(marker.iter().cloned());
+        let op = if keys[0].1 == SortDir::Asc { ">" } else { "<" };
+        return format!(
+            " AND ({}) {op} ({})",
+            exprs.join(", "),
+            placeholders(keys.len())
+        );
+    }
+    let op = if keys[0].1 == SortDir::Asc {
+        ">="
+    } else {
+        "<="
+    };
+    args.push(marker[0].clone());
+    let bound = format!(" AND {} {op} ?", keys[0].0);
+    bound + &keyset_condition(keys, marker, args)
+}
+
+/// The keyset condition "after the marker row" for sort expressions whose
 /// marker values are `marker`:
 /// `(k1 > m1) OR (k1 = m1 AND k2 > m2) OR …` with `<` for descending keys.
 pub(crate) fn keyset_condition(
@@ -218,12 +254,24 @@ pub(crate) trait SortColumn: Copy + PartialEq {
     fn sql(self) -> &'static str;
     /// Whether the column holds integers (timestamps, sizes, flags).
     fn is_integer(self) -> bool;
+    /// The column's NOT NULL sort key when it has one (the column itself,
+    /// or the generated column that coalesces it, which the list indexes
+    /// hold); `None` sorts by the coalesced column, which no index holds.
+    fn sort_sql(self) -> Option<&'static str> {
+        None
+    }
+    /// The sort expression: [`Self::sort_sql`], else the coalesced column.
+    fn sort_key(self) -> String {
+        self.sort_sql()
+            .map_or_else(|| sort_expr(self.sql(), self.is_integer()), str::to_owned)
+    }
 }
 
 /// Implements [`SortColumn`] for column enums with `CreatedAt` and `Id`
-/// variants and inherent `sql` and `is_integer` methods.
+/// variants and inherent `sql` and `is_integer` methods (and `sort_sql`,
+/// when named after `=>`).
 macro_rules! sort_column {
-    ($($column:ty),* $(,)?) => {$(
+    ($($column:ty $(=> $sort_sql:ident)?),* $(,)?) => {$(
         impl $crate::query::SortColumn for $column {
             const CREATED_AT: Self = <$column>::CreatedAt;
             const ID: Self = <$column>::Id;
@@ -233,14 +281,17 @@ macro_rules! sort_column {
             fn is_integer(self) -> bool {
                 <$column>::is_integer(self)
             }
+            $(fn sort_sql(self) -> Option<&'static str> {
+                <$column>::$sort_sql(self)
+            })?
         }
     )*};
 }
 pub(crate) use sort_column;
 
 sort_column!(
-    crate::VolumeColumn,
-    crate::SnapshotColumn,
+    crate::VolumeColumn => sort_sql,
+    crate::SnapshotColumn => sort_sql,
     crate::groups::GroupColumn,
     crate::groups::GroupSnapshotColumn,
 );
@@ -269,17 +320,62 @@ impl crate::Db {
         &self,
         table: &ListTable<'_>,
         where_sql: &str,
-        mut args: Vec<Arg>,
+        args: Vec<Arg>,
         sort: &[(C, SortDir)],
         project: Option<&str>,
         page: &crate::Page<M>,
     ) -> Result<Vec<sqlx::any::AnyRow>, crate::DbError> {
+        self.fetch_page_from(table, None, where_sql, args, sort, project, page)
+            .await
+    }
+
+    /// [`Self::fetch_page`] with the page query reading `page_from`
+    /// instead of `table.from` (MariaDB's index hints, which must not
+    /// reach the marker lookup by id).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn fetch_page_from<C: SortColumn, M: std::fmt::Display>(
+        &self,
+        table: &ListTable<'_>,
+        page_from: Option<&str>,
+        where_sql: &str,
+        args: Vec<Arg>,
+        sort: &[(C, SortDir)],
+        project: Option<&str>,
+        page: &crate::Page<M>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, crate::DbError> {
+        let (sql, args) = self
+            .page_query(table, page_from, where_sql, args, sort, project, page)
+            .await?;
+        Ok(
+            bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .fetch_all(&mut *self.reader().await?)
+                .await?,
+        )
+    }
+
+    /// The page query of [`Self::fetch_page_from`] with its arguments (the
+    /// marker row is read to build it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn page_query<C: SortColumn, M: std::fmt::Display>(
+        &self,
+        table: &ListTable<'_>,
+        page_from: Option<&str>,
+        where_sql: &str,
+        mut args: Vec<Arg>,
+        sort: &[(C, SortDir)],
+        project: Option<&str>,
+        page: &crate::Page<M>,
+    ) -> Result<(String, Vec<Arg>), crate::DbError> {
         let sort = complete_sort(sort.to_vec(), C::CREATED_AT, C::ID);
         let keys: Vec<(String, SortDir)> = sort
             .iter()
-            .map(|(column, dir)| (sort_expr(column.sql(), column.is_integer()), *dir))
+            .map(|(column, dir)| (column.sort_key(), *dir))
             .collect();
-        let mut sql = format!("SELECT {} FROM {}{where_sql}", table.columns, table.from);
+        let mut sql = format!(
+            "SELECT {} FROM {}{where_sql}",
+            table.columns,
+            page_from.unwrap_or(table.from)
+        );
         if let Some(marker) = &page.marker {
             let exprs: Vec<&str> = keys.iter().map(|(e, _)| e.as_str()).collect();
             let mut marker_sql = format!(
@@ -303,16 +399,65 @@ impl crate::Db {
             .ok_or_else(|| crate::DbError::not_found("marker", marker))?;
             let flags: Vec<bool> = sort.iter().map(|(c, _)| c.is_integer()).collect();
             let values = marker_args(&row, &flags)?;
-            sql.push_str(&keyset_condition(&keys, &values, &mut args));
+            sql.push_str(&keyset_range(self.dialect, &keys, &values, &mut args));
         }
         sql.push_str(&order_by(&keys));
         push_limit(&mut sql, &mut args, page.limit, page.offset);
-        let sql = self.dynamic(sql);
-        Ok(
-            bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-                .fetch_all(&mut *self.reader().await?)
-                .await?,
-        )
+        Ok((self.dynamic(sql), args))
+    }
+
+    /// The engine's plan of a query, one line per step: SQLite's `EXPLAIN
+    /// QUERY PLAN` details; PostgreSQL's `EXPLAIN` with sequential scans
+    /// and sorts priced out (so the plan is the one a large table gets:
+    /// an index walk wherever an index gives the order); MariaDB's
+    /// `EXPLAIN` rows as `table type key Extra`.
+    pub(crate) async fn explain(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<String>, crate::DbError> {
+        use sqlx::{Executor, Row};
+        let mut conn = self.reader().await?;
+        let prefix = match self.dialect {
+            crate::Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+            crate::Dialect::Postgres | crate::Dialect::Mysql => "EXPLAIN ",
+        };
+        if self.dialect == crate::Dialect::Postgres {
+            conn.execute("SET enable_seqscan = off").await?;
+            conn.execute("SET enable_sort = off").await?;
+        }
+        let explain = format!("{prefix}{sql}");
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(explain.as_str())), args)
+            .fetch_all(&mut *conn)
+            .await;
+        if self.dialect == crate::Dialect::Postgres {
+            conn.execute("RESET enable_seqscan").await?;
+            conn.execute("RESET enable_sort").await?;
+        }
+        rows?
+            .iter()
+            .map(|row| {
+                Ok(match self.dialect {
+                    crate::Dialect::Sqlite => row.try_get::<String, _>(3)?,
+                    crate::Dialect::Postgres => row.try_get::<String, _>(0)?,
+                    crate::Dialect::Mysql => {
+                        let text = |name: &str| {
+                            row.try_get::<Option<String>, _>(name)
+                                .ok()
+                                .flatten()
+                                .unwrap_or_default()
+                        };
+                        format!(
+                            "{} {} {} {}",
+                            text("table"),
+                            text("type"),
+                            text("key"),
+                            text("Extra")
+                        )
+                    }
+                })
+            })
+            .collect()
     }
 }
 

@@ -39,6 +39,8 @@ mod migration;
 pub use migration::migration_moves_backing_type_quota_and_claims;
 mod pressure;
 pub use pressure::connection_limits_are_unavailable;
+mod scale;
+pub use scale::{volume_counters_follow_rows, volume_lists_walk_indexes};
 
 /// A throw-away database on one engine.
 #[derive(Debug)]
@@ -244,6 +246,8 @@ pub async fn run_all(engine: Engine) {
     check!(manage_and_unmanage_volumes);
     check!(manage_and_unmanage_snapshots);
     check!(backup_lifecycle_keeps_quota_and_status);
+    check!(volume_lists_walk_indexes);
+    check!(volume_counters_follow_rows);
     if let Some(t) = TestDatabase::open(engine).await {
         connection_limits_are_unavailable(&t, engine).await;
         t.drop_database().await;

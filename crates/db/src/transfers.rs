@@ -421,6 +421,10 @@ impl TransferRepository for Db {
                 ],
             )
             .await?;
+            self.change_volume_count(&mut tx, &giver, -1, -volume.size)
+                .await?;
+            self.change_volume_count(&mut tx, &acceptor.project_id, 1, volume.size)
+                .await?;
             if volume.use_quota {
                 let charges = volume_charges(volume.volume_type_name.as_deref(), volume.size, 1);
                 let mut wanted: Vec<&str> = charges.iter().map(|(r, _)| r.as_str()).collect();

@@ -1,6 +1,6 @@
 //! [`VolumeRepository`] for [`Db`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use clinker_types::model::{JournalResource, Volume};
 use clinker_types::status::VolumeTransition;
@@ -13,6 +13,7 @@ use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
 use crate::quota::{QuotaCharge, charge_quota, limits_from, push_limits_read, volume_charges};
 use crate::rows::{self, ATTACHMENT_COLUMNS, VOLUME_COLUMNS, VOLUME_FROM};
+use crate::volume_counts::volume_page_from;
 use crate::{
     DeleteOptions, DeleteStart, MetadataKind, NewVolume, ProviderUpdate, VolumeQuery,
     VolumeRepository, VolumeUpdate,
@@ -521,6 +522,7 @@ impl Db {
         ] {
             batch.push(self, sql, vec![Arg::Text(id.clone())]);
         }
+        self.push_volume_count(batch, &volume.project_id, -1, -volume.size);
         self.push_remove_journal(batch, JournalResource::Volume, &id);
         update
     }
@@ -682,6 +684,7 @@ impl Db {
                 Arg::Text(key_id),
             ],
         );
+        self.push_volume_count(&mut writes, &new.project_id, 1, new.size);
         self.push_metadata_inserts(&mut writes, new.id, MetadataKind::User, &new.metadata);
         self.push_metadata_inserts(
             &mut writes,
@@ -762,6 +765,31 @@ impl Db {
         Ok(())
     }
 
+    /// The page query of a volume list and its arguments.
+    pub(crate) async fn volume_page_query(
+        &self,
+        query: &VolumeQuery,
+    ) -> Result<(String, Vec<Arg>), DbError> {
+        let mut args = Vec::new();
+        let where_sql = self.volume_where(query, &mut args);
+        let page_from = volume_page_from(self.dialect);
+        self.page_query(
+            &query::ListTable {
+                columns: VOLUME_COLUMNS,
+                from: VOLUME_FROM,
+                id: "v.id",
+                project: "v.project_id",
+            },
+            page_from.as_deref(),
+            &where_sql,
+            args,
+            &query.sort,
+            query.project_id.as_deref(),
+            &query.page,
+        )
+        .await
+    }
+
     fn volume_where(&self, query: &VolumeQuery, args: &mut Vec<Arg>) -> String {
         let mut sql = String::from(" WHERE 1 = 1");
         if let Some(project) = &query.project_id {
@@ -781,8 +809,10 @@ impl Db {
             ("glance", &query.glance_metadata),
         ] {
             for (key, value) in pairs {
+                // Driven by the matching metadata rows (`volume_metadata_value`),
+                // not by a probe of every volume of the project.
                 sql.push_str(
-                    " AND EXISTS (SELECT 1 FROM volume_metadata m WHERE m.volume_id = v.id AND m.kind = ? \
+                    " AND v.id IN (SELECT m.volume_id FROM volume_metadata m WHERE m.kind = ? \
                      AND m.meta_key = ? AND m.meta_value = ?)",
                 );
                 args.push(Arg::Text(kind.to_owned()));
@@ -818,22 +848,9 @@ impl VolumeRepository for Db {
     }
 
     async fn list_volumes(&self, query: &VolumeQuery) -> Result<Vec<Volume>, DbError> {
-        let mut args = Vec::new();
-        let where_sql = self.volume_where(query, &mut args);
-        let found = self
-            .fetch_page(
-                &query::ListTable {
-                    columns: VOLUME_COLUMNS,
-                    from: VOLUME_FROM,
-                    id: "v.id",
-                    project: "v.project_id",
-                },
-                &where_sql,
-                args,
-                &query.sort,
-                query.project_id.as_deref(),
-                &query.page,
-            )
+        let (sql, args) = self.volume_page_query(query).await?;
+        let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         let mut volumes = found
             .iter()
@@ -844,9 +861,13 @@ impl VolumeRepository for Db {
     }
 
     async fn count_volumes(&self, query: &VolumeQuery) -> Result<i64, DbError> {
+        if let Some(count) = self.fast_volume_count(query).await? {
+            return Ok(count);
+        }
+        // Filtered: counted over the list indexes (no type join needed).
         let mut args = Vec::new();
         let sql = self.dynamic(format!(
-            "SELECT COUNT(*) FROM {VOLUME_FROM}{}",
+            "SELECT COUNT(*) FROM volumes v{}",
             self.volume_where(query, &mut args)
         ));
         let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
@@ -856,23 +877,14 @@ impl VolumeRepository for Db {
     }
 
     async fn volume_summary(&self, project_id: Option<&str>) -> Result<(i64, i64), DbError> {
-        let mut sql = format!(
-            "SELECT COUNT(*), {} FROM volumes v WHERE 1 = 1",
-            self.dialect.sum_int("v.size")
-        );
-        let mut args = Vec::new();
-        if let Some(p) = project_id {
-            sql.push_str(" AND v.project_id = ?");
-            args.push(Arg::Text(p.to_owned()));
-        }
-        let sql = self.dynamic(sql);
-        let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_one(&mut *self.reader().await?)
-            .await?;
-        Ok((
-            sqlx::Row::try_get::<i64, _>(&row, 0)?,
-            sqlx::Row::try_get::<i64, _>(&row, 1)?,
-        ))
+        self.counted_volumes(project_id).await
+    }
+
+    async fn volume_summary_metadata(
+        &self,
+        project_id: Option<&str>,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, DbError> {
+        self.distinct_volume_metadata(project_id).await
     }
 
     async fn update_volume(&self, id: VolumeId, update: VolumeUpdate) -> Result<Volume, DbError> {
@@ -1228,7 +1240,9 @@ impl VolumeRepository for Db {
                 ", size = ?, previous_status = NULL",
                 vec![Arg::Int(new_size)],
             )
-            .await
+            .await?;
+            self.change_volume_count(&mut tx, &volume.project_id, 0, new_size - volume.size)
+                .await
         })?;
         self.get_volume(id).await
     }

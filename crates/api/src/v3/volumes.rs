@@ -1,8 +1,6 @@
 //! `/volumes`: list, detail, summary, show, create, update, delete (Cinder's
 //! `api/v3/volumes.py`).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -223,22 +221,11 @@ pub async fn summary(State(state): State<ApiState>, req: Req) -> ApiResult<Respo
         .map_err(ApiError::from)?;
     let mut summary = json!({"total_count": count, "total_size": size});
     if req.version.matches(mv::VOLUME_SUMMARY_METADATA) {
-        // The database has no distinct-metadata query yet: collect it from
-        // the volumes of the scope.
-        let volumes = state
+        let metadata = state
             .db
-            .list_volumes(&VolumeQuery {
-                project_id: project,
-                ..VolumeQuery::default()
-            })
+            .volume_summary_metadata(project.as_deref())
             .await
             .map_err(ApiError::from)?;
-        let mut metadata: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for v in &volumes {
-            for (k, value) in &v.metadata {
-                metadata.entry(k.clone()).or_default().insert(value.clone());
-            }
-        }
         if let Some(obj) = summary.as_object_mut() {
             obj.insert("metadata".into(), json!(metadata));
         }
