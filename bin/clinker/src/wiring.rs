@@ -96,6 +96,7 @@ async fn transport_for(config: &Config, role: &str) -> anyhow::Result<TransportH
             options.amqp_durable_queues = config.messaging.amqp_durable_queues;
             options.heartbeat = Duration::from_secs(config.messaging.heartbeat_timeout_threshold);
             options.connection_name = format!("clinker-{role}@{}", config.default.host);
+            options.ssl = config.messaging.ssl.clone();
             let transport = AmqpTransport::connect(options)
                 .await
                 .with_context(|| format!("cannot reach the message broker at {}", redact(url)))?;

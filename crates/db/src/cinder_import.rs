@@ -1139,7 +1139,7 @@ impl fmt::Debug for Plan {
 /// A SQLite URL (Cinder does not run on SQLite), a bad URL, an unreachable
 /// server.
 pub async fn open_source(url: &str) -> Result<Db, DbError> {
-    let (dialect, _) = crate::pool::translate_url(url)?;
+    let (dialect, _) = crate::url::translate_url(url)?;
     if dialect == Dialect::Sqlite {
         return Err(DbError::InvalidState(
             "the Cinder database must be MariaDB/MySQL or PostgreSQL".into(),

@@ -43,6 +43,7 @@ mod services;
 mod snapshots;
 mod transfers;
 mod types_repo;
+mod url;
 mod volume_migration;
 mod volumes;
 
@@ -73,7 +74,8 @@ pub use groups::{
 };
 pub use manage::{ManageRepository, NewManagedVolume};
 pub use migrate::latest_version;
-pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
+pub use pool::{Db, DbOptions, Dialect, QuotaDefaults};
+pub use url::translate_url;
 pub use qos_specs::{
     NewQosSpecs, QosAssociation, QosSpecsColumn, QosSpecsQuery, QosSpecsRepository,
 };
