@@ -79,7 +79,8 @@ fn stderr(output: &std::process::Output) -> String {
 async fn rabbitmq_over_tls_verifies_the_broker_and_presents_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let Some(broker) = TlsRabbit::start("rabbitmq_over_tls", dir.path(), &pki.ca, &pki.server, true)
+    let Some(broker) =
+        TlsRabbit::start("rabbitmq_over_tls", dir.path(), &pki.ca, &pki.server, true)
     else {
         return;
     };
@@ -188,7 +189,8 @@ async fn multi_node_over_tls_end_to_end() {
     let d = dir.path();
     let _logs = LogsOnFailure(d.to_path_buf());
     let pki = Pki::new(d);
-    let Some(broker) = TlsRabbit::start("multi_node_over_tls", d, &pki.ca, &pki.server, true) else {
+    let Some(broker) = TlsRabbit::start("multi_node_over_tls", d, &pki.ca, &pki.server, true)
+    else {
         return;
     };
     let Some(postgres) = TlsPostgres::start("multi_node_over_tls", d, &pki.server) else {
@@ -234,7 +236,13 @@ async fn multi_node_over_tls_end_to_end() {
     );
     let mut procs = [
         Proc::new(Path::new(BIN), "node1", &[&common, &node], &["volume"], d),
-        Proc::new(Path::new(BIN), "sched1", &[&common, &sched], &["scheduler"], d),
+        Proc::new(
+            Path::new(BIN),
+            "sched1",
+            &[&common, &sched],
+            &["scheduler"],
+            d,
+        ),
         Proc::new(Path::new(BIN), "api", &[&common, &api_conf], &["api"], d),
     ];
     for p in &mut procs {
@@ -248,12 +256,20 @@ async fn multi_node_over_tls_end_to_end() {
         &[("node1@file", "state", "up"), ("sched1", "state", "up")],
     )
     .await;
-    let id = api.available_volume(json!({"size": 1, "name": "over-tls"})).await;
+    let id = api
+        .available_volume(json!({"size": 1, "name": "over-tls"}))
+        .await;
 
     let connections = broker.connections();
-    for role in ["clinker-api@api1", "clinker-scheduler@sched1", "clinker-volume@node1"] {
+    for role in [
+        "clinker-api@api1",
+        "clinker-scheduler@sched1",
+        "clinker-volume@node1",
+    ] {
         assert!(
-            connections.iter().any(|(name, _, _)| name.starts_with(role)),
+            connections
+                .iter()
+                .any(|(name, _, _)| name.starts_with(role)),
             "{role} has no broker connection: {connections:?}"
         );
     }
@@ -264,7 +280,9 @@ async fn multi_node_over_tls_end_to_end() {
     let sessions = postgres.clinker_connections();
     assert!(!sessions.is_empty(), "no database connection seen");
     assert!(
-        sessions.iter().all(|(ssl, version)| *ssl && version.starts_with("TLSv1.")),
+        sessions
+            .iter()
+            .all(|(ssl, version)| *ssl && version.starts_with("TLSv1.")),
         "a plain-text database connection: {sessions:?}"
     );
 
@@ -278,14 +296,22 @@ async fn multi_node_over_tls_end_to_end() {
     // A CA that did not sign the server's certificate, and plain text.
     let stranger = pki.stranger.ca_file.display().to_string();
     for (query, expect) in [
-        (format!("sslmode=verify-full&sslrootcert={stranger}"), "UnknownIssuer"),
+        (
+            format!("sslmode=verify-full&sslrootcert={stranger}"),
+            "UnknownIssuer",
+        ),
         ("sslmode=disable".to_owned(), "no encryption"),
     ] {
         let conf = write_file(
             &d.join("wrong.conf"),
             &format!("[database]\nconnection = {}\n", postgres.url(&query)),
         );
-        let refused = run(Path::new(BIN), &[&common, &conf], &["manage", "db", "version"]).await;
+        let refused = run(
+            Path::new(BIN),
+            &[&common, &conf],
+            &["manage", "db", "version"],
+        )
+        .await;
         let message = stderr(&refused);
         assert!(!refused.status.success(), "{query}: {message}");
         assert!(
@@ -299,11 +325,31 @@ async fn multi_node_over_tls_end_to_end() {
         &d.join("wrong-broker.conf"),
         &format!("[oslo_messaging_rabbit]\nssl_ca_file = {stranger}\n"),
     );
+    let missing = write_file(
+        &d.join("missing-ca.conf"),
+        &format!(
+            "[oslo_messaging_rabbit]\nssl_ca_file = {}/no-such-ca.pem\n",
+            d.display()
+        ),
+    );
+    let check = run(
+        Path::new(BIN),
+        &[&common, &sched, &missing],
+        &["manage", "config", "check"],
+    )
+    .await;
+    assert!(!check.status.success());
+    assert!(
+        stderr(&check).contains("ssl_ca_file") && stderr(&check).contains("no-such-ca.pem"),
+        "{}",
+        stderr(&check)
+    );
     let refused = run(Path::new(BIN), &[&common, &sched, &conf], &["scheduler"]).await;
     let message = stderr(&refused);
     assert!(!refused.status.success(), "{message}");
     assert!(
-        message.contains(&format!("127.0.0.1:{}", broker.port)) && message.contains("UnknownIssuer"),
+        message.contains(&format!("127.0.0.1:{}", broker.port))
+            && message.contains("UnknownIssuer"),
         "{message}"
     );
 }
@@ -349,24 +395,36 @@ async fn mariadb_over_tls() {
     // user must use TLS (REQUIRE SSL): Clinker's sessions are all TLS,
     // and each of them completed a TLS handshake.
     let handshakes = mariadb.status("Ssl_finished_accepts") - handshakes_before;
-    let sessions = mariadb.sql(
-        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'clinker'",
-    );
-    let open: u64 = String::from_utf8_lossy(&sessions.stdout).trim().parse().unwrap();
+    let sessions =
+        mariadb.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'clinker'");
+    let open: u64 = String::from_utf8_lossy(&sessions.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     assert!(open >= 1, "no Clinker session open");
-    assert!(handshakes >= open, "{open} sessions, {handshakes} TLS handshakes");
+    assert!(
+        handshakes >= open,
+        "{open} sessions, {handshakes} TLS handshakes"
+    );
     assert!(serve.terminate().await.success());
 
     let stranger = pki.stranger.ca_file.display().to_string();
+    // Plain text is refused by the server (REQUIRE SSL answers it with
+    // "Access denied", require_secure_transport with its own message).
     for (query, expect) in [
         (format!("ssl_ca={stranger}"), "UnknownIssuer"),
-        (String::new(), "require_secure_transport"),
+        (String::new(), "Access denied"),
     ] {
         let wrong = write_file(
             &d.join("wrong.conf"),
             &format!("[database]\nconnection = {}\n", mariadb.url(&query)),
         );
-        let refused = run(Path::new(BIN), &[&conf, &wrong], &["manage", "db", "version"]).await;
+        let refused = run(
+            Path::new(BIN),
+            &[&conf, &wrong],
+            &["manage", "db", "version"],
+        )
+        .await;
         let message = stderr(&refused);
         assert!(!refused.status.success(), "{query}: {message}");
         assert!(

@@ -31,11 +31,11 @@ pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
     LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
 };
+pub use messaging::{MessagingOptions, RabbitSslOptions, TlsVersion};
 pub use ops::{
     ALL_IN_ONE_METRICS_LISTEN, HealthcheckOptions, LogFormat, MetricsOptions, OpsOptions,
     SslOptions,
 };
-pub use messaging::{MessagingOptions, RabbitSslOptions, TlsVersion};
 pub use rbd::RbdDriverOptions;
 use reader::OptionReader;
 

@@ -75,7 +75,6 @@ pub use groups::{
 pub use manage::{ManageRepository, NewManagedVolume};
 pub use migrate::latest_version;
 pub use pool::{Db, DbOptions, Dialect, QuotaDefaults};
-pub use url::translate_url;
 pub use qos_specs::{
     NewQosSpecs, QosAssociation, QosSpecsColumn, QosSpecsQuery, QosSpecsRepository,
 };
@@ -84,6 +83,7 @@ pub use revert::{RevertOutcome, RevertRepository};
 pub use transfers::{
     AcceptRefusal, NewTransfer, TransferAcceptor, TransferColumn, TransferQuery, TransferRepository,
 };
+pub use url::translate_url;
 pub use volume_migration::{
     FailedMigration, MIGRATION_CLEANUP, MigrationRepository, NewMigrationTarget, OldBacking,
     migration_target_status,

@@ -39,7 +39,10 @@ fn text(output: &Output) -> String {
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ready() {
-        assert!(Instant::now() < deadline, "{what} not ready after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} not ready after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -88,7 +91,10 @@ impl TlsRabbit {
     ) -> Option<Self> {
         // Debian's /usr/sbin wrappers switch to the rabbitmq user and drop
         // the environment; the scripts under /usr/lib/rabbitmq/bin keep it.
-        let server_bin = program(&["/usr/lib/rabbitmq/bin/rabbitmq-server"], "rabbitmq-server");
+        let server_bin = program(
+            &["/usr/lib/rabbitmq/bin/rabbitmq-server"],
+            "rabbitmq-server",
+        );
         let ctl = program(&["/usr/lib/rabbitmq/bin/rabbitmqctl"], "rabbitmqctl");
         let (Some(server_bin), Some(ctl)) = (server_bin, ctl) else {
             unmet(test, "rabbitmq-server is not installed", HINT);
@@ -99,11 +105,8 @@ impl TlsRabbit {
         std::fs::create_dir_all(&home).unwrap();
         let cookie = home.join(".erlang.cookie");
         std::fs::write(&cookie, format!("CLINKERTLS{}", random_suffix())).unwrap();
-        std::fs::set_permissions(
-            &cookie,
-            std::os::unix::fs::PermissionsExt::from_mode(0o400),
-        )
-        .unwrap();
+        std::fs::set_permissions(&cookie, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+            .unwrap();
         let port = free_port();
         let config = dir.join("rabbitmq.conf");
         std::fs::write(
@@ -139,7 +142,10 @@ impl TlsRabbit {
             .env("RABBITMQ_MNESIA_BASE", this.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", this.dir.join("log"))
             .env("RABBITMQ_CONFIG_FILE", &config)
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", this.dir.join("enabled_plugins"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                this.dir.join("enabled_plugins"),
+            )
             .env("RABBITMQ_PID_FILE", this.dir.join("pid"))
             .env("ERL_FLAGS", "-kernel inet_dist_use_interface {127,0,0,1}")
             .arg("-detached"));
@@ -200,11 +206,7 @@ impl TlsRabbit {
                                 .then(|| t.last()?.as_str().map(str::to_owned))?
                         })
                     })
-                    .or_else(|| {
-                        properties["connection_name"]
-                            .as_str()
-                            .map(str::to_owned)
-                    })
+                    .or_else(|| properties["connection_name"].as_str().map(str::to_owned))
                     .unwrap_or_default();
                 let protocol = match &row["ssl_protocol"] {
                     serde_json::Value::String(p) => p.clone(),
@@ -387,7 +389,10 @@ impl TlsPostgres {
 
     /// `postgresql://postgres@127.0.0.1:<port>/clinker?<query>`.
     pub fn url(&self, query: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/clinker?{query}", self.port)
+        format!(
+            "postgresql://postgres@127.0.0.1:{}/clinker?{query}",
+            self.port
+        )
     }
 
     /// Every client connection to database `clinker` as the server sees
@@ -442,7 +447,11 @@ impl TlsMariadb {
         let install = find_program("mariadb-install-db");
         let daemon = program(&["/usr/sbin/mariadbd"], "mariadbd");
         let (Some(install), Some(daemon)) = (install, daemon) else {
-            unmet(test, "MariaDB (mariadbd, mariadb-install-db) is not installed", HINT);
+            unmet(
+                test,
+                "MariaDB (mariadbd, mariadb-install-db) is not installed",
+                HINT,
+            );
             return None;
         };
         let root = dir.join("mariadb");
@@ -464,7 +473,12 @@ impl TlsMariadb {
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", root.join("mysqld.pid").display()))
             .arg(format!("--port={port}"))
-            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-log-bin", "--skip-name-resolve"])
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-log-bin",
+                "--skip-name-resolve",
+            ])
             .arg(format!("--ssl-ca={}", ca.ca_file.display()))
             .arg(format!("--ssl-cert={}", server.cert_file.display()))
             .arg(format!("--ssl-key={}", server.key_file.display()))

@@ -222,6 +222,22 @@ impl AmqpTransport {
         Ok(Self { shared, guard })
     }
 
+    /// What [`AmqpTransport::connect`] checks before connecting: the URL,
+    /// and with TLS on the `ssl_*` files (`clinker manage config check`).
+    /// Whether TLS is on.
+    ///
+    /// # Errors
+    /// [`RpcError::Transport`] naming the URL problem or the option.
+    pub fn check(options: &AmqpOptions) -> Result<bool, RpcError> {
+        let url = TransportUrl::parse(&options.transport_url)
+            .map_err(|e| RpcError::Transport(e.to_string()))?;
+        let use_tls = url.ssl.unwrap_or(options.ssl.enabled);
+        if use_tls {
+            tls::connector(&options.ssl).map_err(RpcError::Transport)?;
+        }
+        Ok(use_tls)
+    }
+
     /// The parsed `transport_url` (printable: no passwords).
     pub fn url(&self) -> &TransportUrl {
         &self.shared.url

@@ -136,7 +136,11 @@ impl TransportUrl {
             "amqps" => true,
             _ => return Err(UrlError::UnsupportedScheme(scheme.to_owned())),
         };
-        let default_port = if amqps { DEFAULT_TLS_PORT } else { DEFAULT_PORT };
+        let default_port = if amqps {
+            DEFAULT_TLS_PORT
+        } else {
+            DEFAULT_PORT
+        };
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, Some(query)),
             None => (rest, None),
@@ -400,7 +404,10 @@ mod tests {
             ("rabbit://u:p@h/v%4", UrlError::BadEncoding("v%4".into())),
             ("rabbit://u:p@h/%ff", UrlError::BadEncoding("%ff".into())),
             ("amqps://u:p@h/?ssl=0", UrlError::TlsContradiction),
-            ("rabbit://u:p@h/?ssl=maybe", UrlError::BadSsl("maybe".into())),
+            (
+                "rabbit://u:p@h/?ssl=maybe",
+                UrlError::BadSsl("maybe".into()),
+            ),
         ];
         for (url, expected) in cases {
             assert_eq!(
