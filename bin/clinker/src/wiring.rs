@@ -86,16 +86,24 @@ pub fn redact(url: &str) -> String {
     clinker_types::redact::redact_url(url)
 }
 
+/// The AMQP transport's options for `role` from `transport_url` and
+/// `[oslo_messaging_rabbit]`.
+fn amqp_options(config: &Config, url: &str, role: &str) -> AmqpOptions {
+    let mut options = AmqpOptions::new(url.to_owned());
+    options.control_exchange = config.default.control_exchange.clone();
+    options.amqp_durable_queues = config.messaging.amqp_durable_queues;
+    options.heartbeat = Duration::from_secs(config.messaging.heartbeat_timeout_threshold);
+    options.connection_name = format!("clinker-{role}@{}", config.default.host);
+    options.ssl = config.messaging.ssl.clone();
+    options
+}
+
 /// The in-process bus, or RabbitMQ when `transport_url` is set.
 async fn transport_for(config: &Config, role: &str) -> anyhow::Result<TransportHandle> {
     match &config.default.transport_url {
         None => Ok(Arc::new(LocalTransport::new())),
         Some(url) => {
-            let mut options = AmqpOptions::new(url.clone());
-            options.control_exchange = config.default.control_exchange.clone();
-            options.amqp_durable_queues = config.messaging.amqp_durable_queues;
-            options.heartbeat = Duration::from_secs(config.messaging.heartbeat_timeout_threshold);
-            options.connection_name = format!("clinker-{role}@{}", config.default.host);
+            let options = amqp_options(config, url, role);
             let transport = AmqpTransport::connect(options)
                 .await
                 .with_context(|| format!("cannot reach the message broker at {}", redact(url)))?;
@@ -143,13 +151,18 @@ fn api_access(config: &Config) -> anyhow::Result<ApiAccess> {
 }
 
 /// What start-up checks before serving the API, without serving it
-/// (`clinker manage config check`): authentication, policy and `[ssl]`.
+/// (`clinker manage config check`): authentication, policy, `[ssl]` and
+/// the `transport_url` with its TLS files.
 ///
 /// # Errors
 /// The first problem found.
 pub fn check_api_setup(config: &Config) -> anyhow::Result<()> {
     api_access(config)?;
     clinker_api::server::tls_acceptor(&config.ops.ssl)?;
+    if let Some(url) = &config.default.transport_url {
+        AmqpTransport::check(&amqp_options(config, url, "check"))
+            .with_context(|| format!("transport_url {}", redact(url)))?;
+    }
     Ok(())
 }
 

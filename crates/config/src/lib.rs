@@ -13,6 +13,7 @@ mod backup;
 mod glance;
 mod ini;
 mod lvm;
+mod messaging;
 mod ops;
 mod rbd;
 mod reader;
@@ -30,6 +31,7 @@ pub use ini::{Ini, IniSyntaxError};
 pub use lvm::{
     LvmDriverOptions, LvmType, TargetConfig, TargetHelperKind, TargetProtocol, VolumeClear,
 };
+pub use messaging::{MessagingOptions, RabbitSslOptions, TlsVersion};
 pub use ops::{
     ALL_IN_ONE_METRICS_LISTEN, HealthcheckOptions, LogFormat, MetricsOptions, OpsOptions,
     SslOptions,
@@ -242,16 +244,6 @@ pub struct DatabaseOptions {
     /// `connection_recycle_time` seconds after which a connection is
     /// replaced (oslo.db's default, 3600).
     pub connection_recycle_time: u64,
-}
-
-/// `[oslo_messaging_rabbit]` options.
-#[derive(Clone, Debug)]
-pub struct MessagingOptions {
-    /// `amqp_durable_queues`.
-    pub amqp_durable_queues: bool,
-    /// `heartbeat_timeout_threshold` seconds (the AMQP heartbeat asked of
-    /// the broker; 0 turns heartbeats off).
-    pub heartbeat_timeout_threshold: u64,
 }
 
 /// `max_over_subscription_ratio`: a number, or `auto`.
@@ -580,23 +572,7 @@ impl Config {
         for accepted in ["max_retries", "retry_interval", "db_max_retries"] {
             r.accept("database", accepted);
         }
-        let messaging = MessagingOptions {
-            amqp_durable_queues: r.bool(
-                "oslo_messaging_rabbit",
-                &[],
-                "amqp_durable_queues",
-                false,
-            )?,
-            heartbeat_timeout_threshold: r
-                .int(
-                    "oslo_messaging_rabbit",
-                    &[],
-                    "heartbeat_timeout_threshold",
-                    30,
-                    0..=3600,
-                )?
-                .unsigned_abs(),
-        };
+        let messaging = messaging::read_messaging_options(r)?;
         let mut backends = Vec::with_capacity(default.enabled_backends.len());
         for name in &default.enabled_backends {
             if ini.option_names(name).is_empty() && !ini.section_names().any(|s| s == name) {

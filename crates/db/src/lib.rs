@@ -43,6 +43,7 @@ mod services;
 mod snapshots;
 mod transfers;
 mod types_repo;
+mod url;
 mod volume_counts;
 mod volume_migration;
 mod volumes;
@@ -74,7 +75,7 @@ pub use groups::{
 };
 pub use manage::{ManageRepository, NewManagedVolume};
 pub use migrate::latest_version;
-pub use pool::{Db, DbOptions, Dialect, QuotaDefaults, translate_url};
+pub use pool::{Db, DbOptions, Dialect, QuotaDefaults};
 pub use qos_specs::{
     NewQosSpecs, QosAssociation, QosSpecsColumn, QosSpecsQuery, QosSpecsRepository,
 };
@@ -83,6 +84,7 @@ pub use revert::{RevertOutcome, RevertRepository};
 pub use transfers::{
     AcceptRefusal, NewTransfer, TransferAcceptor, TransferColumn, TransferQuery, TransferRepository,
 };
+pub use url::translate_url;
 pub use volume_migration::{
     FailedMigration, MIGRATION_CLEANUP, MigrationRepository, NewMigrationTarget, OldBacking,
     migration_target_status,

@@ -353,64 +353,6 @@ impl std::ops::DerefMut for DbConn {
     }
 }
 
-/// Translates Cinder's SQLAlchemy URL forms to sqlx's, and names the dialect.
-///
-/// # Errors
-/// An unsupported scheme.
-pub fn translate_url(url: &str) -> Result<(Dialect, String), DbError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| DbError::Internal(format!("database connection {url:?} is not a URL")))?;
-    let base_scheme = scheme.split('+').next().unwrap_or(scheme);
-    match base_scheme {
-        "sqlite" => {
-            // SQLAlchemy: sqlite:///relative/path, sqlite:////absolute/path.
-            let path = rest.strip_prefix('/').unwrap_or(rest);
-            if path.is_empty() || path == ":memory:" {
-                return Err(DbError::Internal(
-                    "in-memory SQLite is not supported: each connection would see its own database"
-                        .into(),
-                ));
-            }
-            let (path, _query) = path.split_once('?').unwrap_or((path, ""));
-            Ok((Dialect::Sqlite, format!("sqlite://{path}?mode=rwc")))
-        }
-        "postgresql" | "postgres" => Ok((
-            Dialect::Postgres,
-            format!("postgres://{}", strip_python_params(rest)),
-        )),
-        "mysql" | "mariadb" => Ok((
-            Dialect::Mysql,
-            format!("mysql://{}", strip_python_params(rest)),
-        )),
-        other => Err(DbError::Internal(format!(
-            "unsupported database scheme {other:?}"
-        ))),
-    }
-}
-
-/// Drops query parameters that only mean something to Python drivers
-/// (`charset=utf8`, `plugin=…`); Clinker always talks utf8mb4.
-fn strip_python_params(rest: &str) -> String {
-    match rest.split_once('?') {
-        Some((base, query)) => {
-            let kept: Vec<&str> = query
-                .split('&')
-                .filter(|kv| {
-                    let key = kv.split('=').next().unwrap_or("");
-                    matches!(key, "sslmode" | "application_name" | "connect_timeout")
-                })
-                .collect();
-            if kept.is_empty() {
-                base.to_owned()
-            } else {
-                format!("{base}?{}", kept.join("&"))
-            }
-        }
-        None => rest.to_owned(),
-    }
-}
-
 /// Registers sqlx's engines with its `Any` driver (once per process).
 pub(crate) fn install_drivers() {
     static DRIVERS: OnceLock<()> = OnceLock::new();
@@ -425,7 +367,7 @@ impl Db {
     /// Bad URL, unreachable server.
     pub async fn connect(options: &DbOptions) -> Result<Self, DbError> {
         install_drivers();
-        let (dialect, url) = translate_url(&options.connection)?;
+        let (dialect, url) = crate::url::translate_url(&options.connection)?;
         if dialect == Dialect::Sqlite
             && let Some(path) = url
                 .strip_prefix("sqlite://")
@@ -682,38 +624,6 @@ pub(crate) use in_transaction;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn translates_cinder_urls() {
-        assert_eq!(
-            translate_url("sqlite:///./clinker-data/c.sqlite").unwrap(),
-            (
-                Dialect::Sqlite,
-                "sqlite://./clinker-data/c.sqlite?mode=rwc".to_owned()
-            )
-        );
-        assert_eq!(
-            translate_url("sqlite:////var/lib/c.sqlite").unwrap(),
-            (
-                Dialect::Sqlite,
-                "sqlite:///var/lib/c.sqlite?mode=rwc".to_owned()
-            )
-        );
-        assert_eq!(
-            translate_url("postgresql+psycopg2://u:p@127.0.0.1/cinder").unwrap(),
-            (
-                Dialect::Postgres,
-                "postgres://u:p@127.0.0.1/cinder".to_owned()
-            )
-        );
-        assert_eq!(
-            translate_url("mysql+pymysql://root@127.0.0.1/cinder?charset=utf8").unwrap(),
-            (Dialect::Mysql, "mysql://root@127.0.0.1/cinder".to_owned())
-        );
-        assert!(translate_url("oracle://x").is_err());
-        assert!(translate_url("sqlite://").is_err());
-        assert!(translate_url("nonsense").is_err());
-    }
 
     #[test]
     fn numbers_placeholders_outside_strings() {

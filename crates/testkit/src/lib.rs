@@ -32,3 +32,4 @@ pub mod process;
 pub mod quota;
 pub mod rabbit;
 pub mod tls;
+pub mod tls_servers;

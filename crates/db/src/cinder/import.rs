@@ -499,6 +499,7 @@ pub async fn import(
             }
         }
         recount(target, &mut tx, no_snapshot_gb).await?;
+        target.recount_volume_counts(&mut tx).await?;
         sqlx::query(target.q(
             "INSERT INTO cinder_imports (source, revision, imported_at, report) VALUES (?, ?, ?, ?)",
         ))

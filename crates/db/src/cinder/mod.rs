@@ -91,7 +91,7 @@ fn fetch_value(raw: &sqlx::any::AnyRow, n: usize, integer: bool) -> Result<V, Db
 /// A SQLite URL (Cinder does not run on SQLite), a bad URL, an unreachable
 /// server.
 pub async fn open_cinder_database(url: &str) -> Result<Db, DbError> {
-    let (dialect, _) = crate::pool::translate_url(url)?;
+    let (dialect, _) = crate::url::translate_url(url)?;
     if dialect == Dialect::Sqlite {
         return Err(DbError::InvalidState(
             "the Cinder database must be MariaDB/MySQL or PostgreSQL".into(),

@@ -61,7 +61,7 @@ pub async fn connection_limits_are_unavailable(t: &TestDatabase, engine: Engine)
     // The server's own refusal on a plain connection, classified where it
     // arises: too many connections is "unavailable", with its code.
     crate::pool::install_drivers();
-    let (_, raw_url) = crate::pool::translate_url(&url).unwrap();
+    let (_, raw_url) = crate::url::translate_url(&url).unwrap();
     let refused = <sqlx::AnyConnection as sqlx::Connection>::connect(&raw_url)
         .await
         .map(|_| ())

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use clinker_runtime::CancellationToken;
 use futures_util::{Stream, StreamExt};
+use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{Channel, Connection, ConnectionProperties, Event};
 use tokio::sync::watch;
@@ -44,6 +45,8 @@ pub(crate) type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 pub(crate) struct Shared {
     pub(crate) options: AmqpOptions,
     pub(crate) url: TransportUrl,
+    /// The TLS connector when the broker is reached over TLS.
+    pub(crate) tls: Option<RustlsConnector>,
     pub(crate) calls: PendingCalls,
     /// Cancelled when the last transport handle and consumer are gone.
     pub(crate) shutdown: CancellationToken,
@@ -62,11 +65,16 @@ pub(crate) enum NoSession {
 }
 
 impl Shared {
-    pub(crate) fn new(options: AmqpOptions, url: TransportUrl) -> Arc<Self> {
+    pub(crate) fn new(
+        options: AmqpOptions,
+        url: TransportUrl,
+        tls: Option<RustlsConnector>,
+    ) -> Arc<Self> {
         let (session, _) = watch::channel(None);
         Arc::new(Self {
             options,
             url,
+            tls,
             calls: PendingCalls::default(),
             shutdown: CancellationToken::new(),
             session,
@@ -293,7 +301,10 @@ async fn establish_unbounded(
         )
         .into(),
     );
-    let connection = Connection::connect_uri(uri, properties).await?;
+    let connection = match &shared.tls {
+        None => Connection::connect_uri(uri, properties).await?,
+        Some(connector) => connect_tls(uri, properties, connector.clone(), broker).await?,
+    };
     // Subscribe before anything can fail: lapin drops events nobody listens to.
     let events: Events = Box::pin(connection.events_listener());
     let publishers = PublisherPool::open(&connection, options).await?;
@@ -340,6 +351,39 @@ async fn establish_unbounded(
     });
     tokio::spawn(receive_replies(shared.clone(), session.clone(), replies));
     Ok((session, events))
+}
+
+/// Connects over TLS: a plain TCP connection, then the handshake with the
+/// broker's host name (or IP address) as the name its certificate must
+/// carry. A failed handshake fails the connection, naming the broker.
+async fn connect_tls(
+    uri: AMQPUri,
+    properties: ConnectionProperties,
+    connector: RustlsConnector,
+    broker: &BrokerAddress,
+) -> Result<Connection, lapin::Error> {
+    let broker = broker.to_string();
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connector(
+        uri,
+        runtime,
+        async move |uri: AMQPUri, runtime| {
+            let plain = uri
+                .connect_with_config_async(TLSConfig::default(), &runtime)
+                .await?;
+            plain
+                .into_rustls(&connector, &uri.authority.host)
+                .await
+                .map_err(|e| {
+                    lapin::Error::from(std::io::Error::new(
+                        e.kind(),
+                        format!("TLS handshake with the message broker {broker} failed: {e}"),
+                    ))
+                })
+        },
+        properties,
+    )
+    .await
 }
 
 /// Tries every broker once, starting at `first`. Returns the session and

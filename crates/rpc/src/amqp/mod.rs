@@ -34,19 +34,25 @@
 //! `reconnect_wait` for the reconnect; calls whose reply queue died fail at
 //! once. See `connection.rs` for the details.
 //!
-//! TLS is not compiled in (lapin without a TLS backend); `ssl=1` in the
-//! `transport_url` is refused at startup.
+//! # TLS
+//!
+//! `amqps://`, `?ssl=1` or `[oslo_messaging_rabbit] ssl = true` connect
+//! with rustls (`tls.rs`): the broker's certificate is verified against
+//! `ssl_ca_file` (or the system's roots) and the host name; a failed
+//! handshake is an error naming the broker, never a plain-text retry.
 
 mod call;
 mod connection;
 mod consumer;
 mod publisher;
+mod tls;
 pub mod url;
 pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use clinker_config::RabbitSslOptions;
 use clinker_runtime::CancellationToken;
 use lapin::BasicProperties;
 use serde_json::Value;
@@ -97,6 +103,9 @@ pub struct AmqpOptions {
     pub notification_topic: String,
     /// Shown as the connection name in `rabbitmqctl list_connections`.
     pub connection_name: String,
+    /// `[oslo_messaging_rabbit] ssl` and its files; the `transport_url`
+    /// (`amqps://`, `?ssl=`) overrides `ssl.enabled`.
+    pub ssl: RabbitSslOptions,
 }
 
 impl AmqpOptions {
@@ -116,6 +125,7 @@ impl AmqpOptions {
             stop_grace: Duration::from_secs(5),
             notification_topic: "notifications".to_owned(),
             connection_name: "clinker".to_owned(),
+            ssl: RabbitSslOptions::default(),
         }
     }
 }
@@ -136,6 +146,7 @@ impl std::fmt::Debug for AmqpOptions {
             .field("stop_grace", &self.stop_grace)
             .field("notification_topic", &self.notification_topic)
             .field("connection_name", &self.connection_name)
+            .field("ssl", &self.ssl)
             .finish()
     }
 }
@@ -164,11 +175,25 @@ impl AmqpTransport {
     /// the reconnect supervisor.
     ///
     /// # Errors
-    /// [`RpcError::Transport`] for a bad URL or when no broker answers.
+    /// [`RpcError::Transport`] for a bad URL, unusable TLS files, or when
+    /// no broker answers (a failed TLS handshake included).
     pub async fn connect(options: AmqpOptions) -> Result<Self, RpcError> {
         let url = TransportUrl::parse(&options.transport_url)
             .map_err(|e| RpcError::Transport(e.to_string()))?;
-        let shared = Shared::new(options, url);
+        let use_tls = url.ssl.unwrap_or(options.ssl.enabled);
+        let tls = if use_tls {
+            Some(tls::connector(&options.ssl).map_err(RpcError::Transport)?)
+        } else {
+            let ssl = &options.ssl;
+            if ssl.ca_file.is_some() || ssl.cert_file.is_some() {
+                tracing::warn!(
+                    broker = %url,
+                    "[oslo_messaging_rabbit] ssl files are set but TLS is off (ssl = false or ?ssl=0 in transport_url): the broker is reached in plain text"
+                );
+            }
+            None
+        };
+        let shared = Shared::new(options, url, tls);
         let first = rand::random_range(0..shared.url.hosts.len());
         let (session, events, index) =
             connection::connect_any(&shared, first, 1)
@@ -181,6 +206,7 @@ impl AmqpTransport {
                 })?;
         tracing::info!(
             broker = %session.broker,
+            tls = shared.tls.is_some(),
             vhost = %shared.url.virtual_host,
             control_exchange = %shared.options.control_exchange,
             "connected to the message broker"
@@ -194,6 +220,22 @@ impl AmqpTransport {
         ));
         let guard = Arc::new(ShutdownGuard(shared.shutdown.clone()));
         Ok(Self { shared, guard })
+    }
+
+    /// What [`AmqpTransport::connect`] checks before connecting: the URL,
+    /// and with TLS on the `ssl_*` files (`clinker manage config check`).
+    /// Whether TLS is on.
+    ///
+    /// # Errors
+    /// [`RpcError::Transport`] naming the URL problem or the option.
+    pub fn check(options: &AmqpOptions) -> Result<bool, RpcError> {
+        let url = TransportUrl::parse(&options.transport_url)
+            .map_err(|e| RpcError::Transport(e.to_string()))?;
+        let use_tls = url.ssl.unwrap_or(options.ssl.enabled);
+        if use_tls {
+            tls::connector(&options.ssl).map_err(RpcError::Transport)?;
+        }
+        Ok(use_tls)
     }
 
     /// The parsed `transport_url` (printable: no passwords).

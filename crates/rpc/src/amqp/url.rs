@@ -14,13 +14,18 @@
 //!   `guest:guest@localhost:5672` (oslo's fallback);
 //! - an absent or empty path is the default virtual host `/`;
 //! - query options are oslo driver options; they are accepted and ignored,
-//!   except `ssl`, which this build refuses because it has no TLS backend
-//!   (better a clear error at startup than a silent plaintext connection).
+//!   except `ssl` (`?ssl=1` asks for TLS, `?ssl=0` refuses it whatever
+//!   `[oslo_messaging_rabbit] ssl` says);
+//! - `amqps://` (kombu's and the AMQP URI spec's scheme) is `rabbit://`
+//!   with TLS, its port defaulting to 5671.
 
 use std::fmt;
 
 /// The default AMQP port.
 pub const DEFAULT_PORT: u16 = 5672;
+
+/// The default port of `amqps://`.
+pub const DEFAULT_TLS_PORT: u16 = 5671;
 
 /// Why a `transport_url` was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +34,7 @@ pub enum UrlError {
     #[error("invalid transport_url: no scheme (expected rabbit://…)")]
     NoScheme,
     /// A scheme this transport does not speak.
-    #[error("invalid transport_url: unsupported scheme {0:?} (expected rabbit)")]
+    #[error("invalid transport_url: unsupported scheme {0:?} (expected rabbit or amqps)")]
     UnsupportedScheme(String),
     /// An empty entry in the host list (`h1,,h2`) or an empty host name.
     #[error("invalid transport_url: empty host in {0:?}")]
@@ -43,9 +48,12 @@ pub enum UrlError {
     /// A `%` not followed by two hex digits, or bytes that are not UTF-8.
     #[error("invalid transport_url: bad percent-encoding in {0:?}")]
     BadEncoding(String),
-    /// TLS was asked for and this build has none.
-    #[error("invalid transport_url: ssl requested but this build has no TLS support")]
-    TlsUnsupported,
+    /// `amqps://` with `?ssl=0`.
+    #[error("invalid transport_url: amqps:// with ssl=0 asks for TLS and plain text at once")]
+    TlsContradiction,
+    /// `?ssl=` with something other than a boolean.
+    #[error("invalid transport_url: ssl={0:?} is not a boolean")]
+    BadSsl(String),
 }
 
 /// One broker of the failover list.
@@ -90,6 +98,10 @@ pub struct TransportUrl {
     pub hosts: Vec<BrokerAddress>,
     /// The virtual host (decoded), `/` by default.
     pub virtual_host: String,
+    /// What the URL says about TLS: `Some(true)` for `amqps://` or
+    /// `?ssl=1`, `Some(false)` for `?ssl=0`, `None` when it is silent
+    /// (then `[oslo_messaging_rabbit] ssl` decides).
+    pub ssl: Option<bool>,
 }
 
 impl fmt::Display for TransportUrl {
@@ -119,9 +131,16 @@ impl TransportUrl {
         }
         // `kombu` is oslo's alias of the rabbit driver; `amqp` would be the
         // AMQP 1.0 driver there, which this is not.
-        if !matches!(scheme, "rabbit" | "kombu") {
-            return Err(UrlError::UnsupportedScheme(scheme.to_owned()));
-        }
+        let amqps = match scheme {
+            "rabbit" | "kombu" => false,
+            "amqps" => true,
+            _ => return Err(UrlError::UnsupportedScheme(scheme.to_owned())),
+        };
+        let default_port = if amqps {
+            DEFAULT_TLS_PORT
+        } else {
+            DEFAULT_PORT
+        };
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, Some(query)),
             None => (rest, None),
@@ -131,9 +150,11 @@ impl TransportUrl {
             Some(index) => (&rest[..index], Some(&rest[index + 1..])),
             None => (rest, None),
         };
-        if let Some(query) = query {
-            check_query(query)?;
-        }
+        let ssl = match (amqps, query.map(ssl_query).transpose()?.flatten()) {
+            (true, Some(false)) => return Err(UrlError::TlsContradiction),
+            (true, _) => Some(true),
+            (false, asked) => asked,
+        };
         let virtual_host = match path {
             None | Some("") => "/".to_owned(),
             Some(path) => percent_decode(path)?,
@@ -141,19 +162,20 @@ impl TransportUrl {
         let hosts = if netloc.is_empty() {
             vec![BrokerAddress {
                 host: "localhost".to_owned(),
-                port: DEFAULT_PORT,
+                port: default_port,
                 username: "guest".to_owned(),
                 password: "guest".to_owned(),
             }]
         } else {
             netloc
                 .split(',')
-                .map(parse_host)
+                .map(|entry| parse_host(entry, default_port))
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Self {
             hosts,
             virtual_host,
+            ssl,
         })
     }
 }
@@ -167,7 +189,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn parse_host(entry: &str) -> Result<BrokerAddress, UrlError> {
+fn parse_host(entry: &str, default_port: u16) -> Result<BrokerAddress, UrlError> {
     if entry.is_empty() {
         return Err(UrlError::EmptyHost(String::new()));
     }
@@ -182,7 +204,7 @@ fn parse_host(entry: &str) -> Result<BrokerAddress, UrlError> {
         },
         None => ("guest".to_owned(), "guest".to_owned()),
     };
-    let (host, port) = split_host_port(hostport)?;
+    let (host, port) = split_host_port(hostport, default_port)?;
     if host.is_empty() {
         return Err(UrlError::EmptyHost(hostport.to_owned()));
     }
@@ -194,13 +216,13 @@ fn parse_host(entry: &str) -> Result<BrokerAddress, UrlError> {
     })
 }
 
-fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
+fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), UrlError> {
     if let Some(after_bracket) = hostport.strip_prefix('[') {
         let (host, tail) = after_bracket
             .split_once(']')
             .ok_or_else(|| UrlError::BadIpv6(hostport.to_owned()))?;
         let port = match tail {
-            "" => DEFAULT_PORT,
+            "" => default_port,
             tail => match tail.strip_prefix(':') {
                 Some(port) => parse_port(port, hostport)?,
                 None => return Err(UrlError::BadIpv6(hostport.to_owned())),
@@ -210,7 +232,7 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
     }
     match hostport.rsplit_once(':') {
         Some((host, port)) => Ok((host.to_owned(), parse_port(port, hostport)?)),
-        None => Ok((hostport.to_owned(), DEFAULT_PORT)),
+        None => Ok((hostport.to_owned(), default_port)),
     }
 }
 
@@ -221,15 +243,22 @@ fn parse_port(port: &str, context: &str) -> Result<u16, UrlError> {
     }
 }
 
-fn check_query(query: &str) -> Result<(), UrlError> {
+/// The `ssl` query option, the last one winning as in a query dict.
+fn ssl_query(query: &str) -> Result<Option<bool>, UrlError> {
+    let mut ssl = None;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value)?.to_ascii_lowercase();
-        if key == "ssl" && matches!(value.as_str(), "1" | "true" | "yes" | "on") {
-            return Err(UrlError::TlsUnsupported);
+        if key != "ssl" {
+            continue;
         }
+        let value = percent_decode(value)?.to_ascii_lowercase();
+        ssl = Some(match value.as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err(UrlError::BadSsl(value)),
+        });
     }
-    Ok(())
+    Ok(ssl)
 }
 
 fn percent_decode(text: &str) -> Result<String, UrlError> {
@@ -374,8 +403,11 @@ mod tests {
             ("rabbit://u:p%zz@h/", UrlError::BadEncoding("p%zz".into())),
             ("rabbit://u:p@h/v%4", UrlError::BadEncoding("v%4".into())),
             ("rabbit://u:p@h/%ff", UrlError::BadEncoding("%ff".into())),
-            ("rabbit://u:p@h/?ssl=1", UrlError::TlsUnsupported),
-            ("rabbit://u:p@h/?ssl=True", UrlError::TlsUnsupported),
+            ("amqps://u:p@h/?ssl=0", UrlError::TlsContradiction),
+            (
+                "rabbit://u:p@h/?ssl=maybe",
+                UrlError::BadSsl("maybe".into()),
+            ),
         ];
         for (url, expected) in cases {
             assert_eq!(
@@ -384,6 +416,24 @@ mod tests {
                 "parsing {url:?}"
             );
         }
-        assert!(TransportUrl::parse("rabbit://h/?ssl=0").is_ok());
+    }
+
+    #[test]
+    fn tls_from_the_url() {
+        let url = TransportUrl::parse("rabbit://u:p@h/?ssl=1").unwrap();
+        assert_eq!((url.ssl, url.hosts[0].port), (Some(true), 5672));
+        let url = TransportUrl::parse("rabbit://u:p@h/v?heartbeat=5&ssl=True").unwrap();
+        assert_eq!(url.ssl, Some(true));
+        let url = TransportUrl::parse("rabbit://u:p@h/?ssl=0").unwrap();
+        assert_eq!(url.ssl, Some(false));
+        let url = TransportUrl::parse("rabbit://u:p@h/").unwrap();
+        assert_eq!(url.ssl, None);
+        let url = TransportUrl::parse("amqps://u:p@h1,u:p@h2:5000/v").unwrap();
+        assert_eq!(url.ssl, Some(true));
+        assert_eq!(url.hosts[0].port, 5671, "amqps defaults to 5671");
+        assert_eq!(url.hosts[1].port, 5000);
+        assert_eq!(url.virtual_host, "v");
+        let url = TransportUrl::parse("amqps://u:p@h/?ssl=1").unwrap();
+        assert_eq!(url.ssl, Some(true));
     }
 }
