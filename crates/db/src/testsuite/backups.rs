@@ -23,6 +23,7 @@ fn new_backup(volume_id: VolumeId, project: &str, incremental: bool) -> NewBacku
         availability_zone: Some("nova".into()),
         service: "cinder.backup.drivers.posix.PosixBackupDriver".into(),
         metadata: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+        snapshot_id: None,
     }
 }
 
@@ -208,10 +209,18 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
     );
     assert_eq!(db.count_backups(&query).await.unwrap(), 1);
     let renamed = db
-        .update_backup(full.id, Some(Some("new".into())), Some(None))
+        .update_backup(full.id, Some(Some("new".into())), Some(None), None)
         .await
         .unwrap();
     assert_eq!(renamed.display_name.as_deref(), Some("new"));
+    // 3.43 metadata replaces the old set and keeps the name.
+    let tags = std::collections::BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+    let tagged = db
+        .update_backup(full.id, None, None, Some(&tags))
+        .await
+        .unwrap();
+    assert_eq!(tagged.metadata, tags);
+    assert_eq!(tagged.display_name.as_deref(), Some("new"));
     assert_eq!(db.backups_on_host("node1").await.unwrap().len(), 2);
 
     // Delete the incremental one, then the full one: quota back to zero.
