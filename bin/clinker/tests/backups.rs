@@ -44,7 +44,10 @@ fn read_all(path: &Path) -> Vec<u8> {
 }
 
 async fn wait_backup(api: &Api, id: &str, want: &str) -> Value {
-    api.wait_for(&format!("/backups/{id}"), |_, b| {
+    // A debug build reads and hashes 1 GiB per full backup: on a loaded
+    // machine that takes longer than the default 30 s.
+    let every = clinker_testkit::poll::Every::ms(200, 300);
+    api.wait_for_every(every, &format!("/backups/{id}"), |_, b| {
         let status = b["backup"]["status"].as_str();
         assert_ne!(status, Some("error"), "backup failed: {b}");
         status == Some(want)
@@ -77,8 +80,8 @@ async fn restore_to_new(c: &Cluster, backup: &str) -> (String, PathBuf) {
         .as_str()
         .unwrap()
         .to_owned();
-    c.wait_volume(&volume, |s| s == Some("available")).await;
     wait_backup(c, backup, "available").await;
+    c.wait_volume(&volume, |s| s == Some("available")).await;
     let file = volume_file(c, &volume);
     (volume, file)
 }
@@ -304,8 +307,8 @@ async fn metadata_snapshots_and_records_round_trip() {
         .as_str()
         .unwrap()
         .to_owned();
-    let v = c.wait_volume(&new_vol, |s| s == Some("available")).await;
     wait_backup(&c, &full, "available").await;
+    let v = c.wait_volume(&new_vol, |s| s == Some("available")).await;
     assert_eq!(v["metadata"]["vm1"], "a", "{v}");
     assert_eq!(v["metadata"]["vm2"], "b", "{v}");
     assert_eq!(v["metadata"]["src_backup_id"], full.as_str(), "{v}");
@@ -322,8 +325,8 @@ async fn metadata_snapshots_and_records_round_trip() {
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let t = c.wait_volume(&target, |s| s == Some("available")).await;
     wait_backup(&c, &full, "available").await;
+    let t = c.wait_volume(&target, |s| s == Some("available")).await;
     assert_eq!(t["metadata"]["vm1"], "kept", "{t}");
     assert_eq!(t["metadata"]["vm2"], "b", "{t}");
     assert_eq!(t["name"], "mine", "{t}");
