@@ -473,7 +473,9 @@ class Tour:
                                   self.ids['backup_incr'],
                                   self.tag + '-restored')
         self.ids['restored'] = restored.get('volume_id')
-        check_eq(restored, 'backup_id', self.ids['backup_incr'],
+        # the SDK shows the restore's backup_id as `id`
+        check_eq(restored, 'id', self.ids['backup_incr'], 'backup restore')
+        check_eq(restored, 'volume_name', self.tag + '-restored',
                  'backup restore')
         shown = wait_for(self.demo, 'volume', restored['volume_id'],
                          'available')

@@ -277,7 +277,10 @@ pub async fn snapshot_backups_and_imports(db: &Db) {
             ..new_backup(other, project, false)
         })
         .await;
-    assert!(matches!(refused, Err(DbError::InvalidState(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(DbError::InvalidState(_))),
+        "{refused:?}"
+    );
     let b = db
         .create_backup(NewBackup {
             snapshot_id: Some(snap.id),
@@ -337,6 +340,9 @@ pub async fn snapshot_backups_and_imports(db: &Db) {
         db.import_backup(imported).await,
         Err(DbError::InvalidState(_))
     ));
-    assert_eq!(db.quota_usages(project).await.unwrap().get("backups"), Some(&2));
+    assert_eq!(
+        db.quota_usages(project).await.unwrap().get("backups"),
+        Some(&2)
+    );
     assert_usage_matches_recount(db, project).await;
 }
