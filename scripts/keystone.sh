@@ -363,14 +363,15 @@ fresh_workers() { # url
     pid=$(our_pid) || die "not running"
     old=$(pgrep -P "$pid" | tr '\n' ' ')
     kill -HUP "$pid"
-    for i in $(seq 100); do
+    # KEYSTONE_WORKER_WAIT [10] seconds: more on a loaded machine.
+    for i in $(seq $((${KEYSTONE_WORKER_WAIT:-10} * 10))); do
         alive=0
         for p in $old; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ "$alive" = 0 ] && [ -n "$(pgrep -P "$pid")" ] && \
             [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$1/v3")" = 200 ] && return 0
         sleep 0.1
     done
-    die "gunicorn did not replace its workers within 10 s; see $KEYSTONE_HOME/logs/gunicorn.log"
+    die "gunicorn did not replace its workers within ${KEYSTONE_WORKER_WAIT:-10} s; see $KEYSTONE_HOME/logs/gunicorn.log"
 }
 
 cmd_stop() {

@@ -237,6 +237,46 @@ def wait_gone(account, kind, ident):
         delay = min(delay * 2, 2.0)
 
 
+def wait_backup(account, ident, want_status):
+    """Polls `openstack volume backup show` until the status is
+    `want_status`; an error status fails at once."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    delay = 0.2
+    while True:
+        shown = account.json('volume', 'backup', 'show', ident)
+        status = shown.get('status')
+        if status == want_status:
+            return shown
+        if status and status.startswith('error'):
+            raise TourFailure('backup %s went to %s while waiting for %s' % (
+                ident, status, want_status), output=json.dumps(shown))
+        if time.monotonic() > deadline:
+            raise TourFailure('backup %s still %s after %.0f s (want %s)' % (
+                ident, status, WAIT_SECONDS, want_status),
+                output=json.dumps(shown, indent=1))
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def wait_backup_gone(account, ident):
+    """Polls until `volume backup show` says the backup does not exist."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    delay = 0.2
+    while True:
+        code, out, err = account.run('volume', 'backup', 'show', ident,
+                                     '-f', 'json', ok=False)
+        if code != 0:
+            check('No backup' in err or ' found for ' in err,
+                  'backup %s: show failed for another reason than absence: '
+                  '%s' % (ident, err.strip()))
+            return
+        if time.monotonic() > deadline:
+            raise TourFailure('backup %s still there after %.0f s' % (
+                ident, WAIT_SECONDS), output=out)
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
 # --- the tour --------------------------------------------------------------
 
 # image_steps.py takes the helpers above from this module, also when it
@@ -262,6 +302,10 @@ class Tour(ImageSteps):
             ('volume snapshot create', self.snapshot_create),
             ('volume create --source (clone of a volume)', self.clone_volume),
             ('volume create --snapshot (clone of a snapshot)', self.clone_snapshot),
+            ('volume backup create (full, then --incremental)', self.backup_create),
+            ('volume backup list / show', self.backup_show),
+            ('volume backup restore (new volume, --force onto one)', self.backup_restore),
+            ('volume backup delete', self.backup_delete),
             ('volume set --size (extend)', self.extend),
             ('volume attachment create (reserve)', self.attachment_create),
             ('volume attachment set (connect)', self.attachment_set),
@@ -399,6 +443,80 @@ class Tour(ImageSteps):
         check_eq(shown, 'snapshot_id', self.ids['snapshot'], 'from-snapshot show')
         check_eq(shown, 'size', 2, 'from-snapshot show')
         check_eq(shown, 'type', self.facts['type'], 'from-snapshot show')
+
+    # Backups: Cinder's cinder-backup, run inside `clinker serve`.
+
+    def backup_create(self):
+        full = self.demo.json('volume', 'backup', 'create', '--name',
+                              self.tag + '-full', '--description',
+                              'osc tour backup', self.ids['volume'])
+        self.ids['backup_full'] = full.get('id')
+        check_eq(full, 'name', self.tag + '-full', 'backup create')
+        shown = wait_backup(self.demo, full['id'], 'available')
+        check_eq(shown, 'is_incremental', False, 'backup show')
+        wait_for(self.demo, 'volume', self.ids['volume'], 'available')
+        incr = self.demo.json('volume', 'backup', 'create', '--incremental',
+                              '--name', self.tag + '-incr', self.ids['volume'])
+        self.ids['backup_incr'] = incr.get('id')
+        shown = wait_backup(self.demo, incr['id'], 'available')
+        check_eq(shown, 'is_incremental', True, 'incremental backup show')
+        wait_for(self.demo, 'volume', self.ids['volume'], 'available')
+
+    def backup_show(self):
+        listed = self.demo.json('volume', 'backup', 'list')
+        mine = {b.get('ID'): b for b in listed}
+        for key in ('backup_full', 'backup_incr'):
+            check(mine.get(self.ids[key], {}).get('Status') == 'available',
+                  'backup list lacks the available %s' % key, listed)
+        shown = self.demo.json('volume', 'backup', 'show',
+                               self.ids['backup_full'])
+        check_eq(shown, 'volume_id', self.ids['volume'], 'backup show')
+        check_eq(shown, 'size', 1, 'backup show')
+        check_eq(shown, 'description', 'osc tour backup', 'backup show')
+        check_eq(shown, 'has_dependent_backups', True, 'backup show')
+        # the parent cannot go while the incremental one depends on it
+        self.demo.fails('volume', 'backup', 'delete', self.ids['backup_full'],
+                        expect='Incremental backups exist')
+
+    def backup_restore(self):
+        restored = self.demo.json('volume', 'backup', 'restore',
+                                  self.ids['backup_incr'],
+                                  self.tag + '-restored')
+        self.ids['restored'] = restored.get('volume_id')
+        # the SDK shows the restore's backup_id as `id`
+        check_eq(restored, 'id', self.ids['backup_incr'], 'backup restore')
+        check_eq(restored, 'volume_name', self.tag + '-restored',
+                 'backup restore')
+        shown = wait_for(self.demo, 'volume', restored['volume_id'],
+                         'available')
+        check_eq(shown, 'size', 1, 'restored volume show')
+        # the source's metadata comes back with the data
+        check(shown.get('properties', {}).get('tour') == 'yes',
+              'restored volume lacks the source volume\'s properties', shown)
+        wait_backup(self.demo, self.ids['backup_incr'], 'available')
+        # onto an existing volume: refused without --force
+        self.demo.fails('volume', 'backup', 'restore',
+                        self.ids['backup_full'], self.ids['clone'],
+                        expect='--force')
+        self.demo.json('volume', 'backup', 'restore', '--force',
+                       self.ids['backup_full'], self.ids['clone'])
+        wait_backup(self.demo, self.ids['backup_full'], 'available')
+        wait_for(self.demo, 'volume', self.ids['clone'], 'available')
+
+    def backup_delete(self):
+        for key in ('backup_incr', 'backup_full'):
+            self.demo.run('volume', 'backup', 'delete', self.ids[key])
+            wait_backup_gone(self.demo, self.ids.pop(key))
+        self.demo.run('volume', 'delete', self.ids['restored'])
+        wait_gone(self.demo, 'volume', self.ids.pop('restored'))
+        usage = self.usage(self.demo)
+        base = self.facts['demo_usage']
+        for key in ('backups', 'backup_gigabytes'):
+            if key in usage and key in base:
+                check(usage[key]['In Use'] == base[key]['In Use'],
+                      'demo: %s in use is %r after deleting the backups, '
+                      'was %r' % (key, usage[key]['In Use'],
+                                  base[key]['In Use']), list(usage.values()))
 
     def extend(self):
         self.demo.run('volume', 'set', '--size', 3, self.ids['volume'])
@@ -622,6 +740,14 @@ class Tour(ImageSteps):
         reused deployment is not littered."""
         ids = self.ids
         self.image_clean_up()
+        for key in ('backup_incr', 'backup_full'):
+            if key in ids:
+                self.admin.run('volume', 'backup', 'delete', '--force',
+                               ids[key], ok=False)
+                time.sleep(1)
+        if 'restored' in ids:
+            self.admin.run('volume', 'delete', '--force', ids['restored'],
+                           ok=False)
         if 'attachment' in ids:
             self.admin.run('volume', 'attachment', 'delete', ids['attachment'],
                            ok=False, volume_api=ATTACH_MV)

@@ -44,7 +44,10 @@ fn read_all(path: &Path) -> Vec<u8> {
 }
 
 async fn wait_backup(api: &Api, id: &str, want: &str) -> Value {
-    api.wait_for(&format!("/backups/{id}"), |_, b| {
+    // A debug build reads and hashes 1 GiB per full backup: on a loaded
+    // machine that takes longer than the default 30 s.
+    let every = clinker_testkit::poll::Every::ms(200, 300);
+    api.wait_for_every(every, &format!("/backups/{id}"), |_, b| {
         let status = b["backup"]["status"].as_str();
         assert_ne!(status, Some("error"), "backup failed: {b}");
         status == Some(want)
@@ -77,8 +80,8 @@ async fn restore_to_new(c: &Cluster, backup: &str) -> (String, PathBuf) {
         .as_str()
         .unwrap()
         .to_owned();
-    c.wait_volume(&volume, |s| s == Some("available")).await;
     wait_backup(c, backup, "available").await;
+    c.wait_volume(&volume, |s| s == Some("available")).await;
     let file = volume_file(c, &volume);
     (volume, file)
 }
@@ -249,6 +252,180 @@ async fn full_and_incremental_backups_restore_byte_for_byte() {
     c.stop().await;
 }
 
+/// The volume's metadata travels in the backup and comes back on restore
+/// (keys already on the target kept); a snapshot's backup holds the
+/// snapshot's data; 3.43 updates answer the summary; an exported record
+/// imports under a new id and restores the same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_snapshots_and_records_round_trip() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
+    let backup_dir = c.dir.path().join("backup");
+    let vol = c
+        .available_volume(json!({"size": 1, "name": "src-meta", "description": "d",
+            "metadata": {"vm1": "a", "vm2": "b"}}))
+        .await;
+    let src = volume_file(&c, &vol);
+    scribble(&src, 0, 3 << 20);
+    let at_snapshot = read_all(&src);
+    let snap = c
+        .available_snapshot(json!({"volume_id": vol, "name": "s"}))
+        .await;
+    // The volume changes after the snapshot; its backup keeps the old data.
+    scribble(&src, 0, 1 << 20);
+    let at_full = read_all(&src);
+    assert_ne!(at_full, at_snapshot);
+
+    let full = create_backup(&c, json!({"volume_id": vol, "name": "full"})).await;
+    // 3.43 update: metadata replaced, the summary answered.
+    let (status, updated) = c
+        .at("3.43")
+        .put(
+            &format!("/backups/{full}"),
+            json!({"backup": {"name": "full2", "metadata": {"t": "1"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    let mut keys: Vec<&String> = updated["backup"].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["id", "links", "name"], "{updated}");
+    let (_, shown) = c.at("3.43").get(&format!("/backups/{full}")).await;
+    assert_eq!(shown["backup"]["metadata"], json!({"t": "1"}));
+    assert_eq!(shown["backup"]["name"], "full2");
+
+    // Restored to a new volume: the source's metadata and name.
+    let (status, restored) = c
+        .post(
+            &format!("/backups/{full}/restore"),
+            json!({"restore": null}),
+        )
+        .await;
+    assert_eq!(status, 202, "{restored}");
+    let new_vol = restored["restore"]["volume_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_backup(&c, &full, "available").await;
+    let v = c.wait_volume(&new_vol, |s| s == Some("available")).await;
+    assert_eq!(v["metadata"]["vm1"], "a", "{v}");
+    assert_eq!(v["metadata"]["vm2"], "b", "{v}");
+    assert_eq!(v["metadata"]["src_backup_id"], full.as_str(), "{v}");
+    assert_eq!(v["name"], "src-meta", "{v}");
+    assert!(read_all(&volume_file(&c, &new_vol)) == at_full);
+    // Onto an existing volume: its own keys and name stay.
+    let target = c
+        .available_volume(json!({"size": 1, "name": "mine", "metadata": {"vm1": "kept"}}))
+        .await;
+    let (status, body) = c
+        .post(
+            &format!("/backups/{full}/restore"),
+            json!({"restore": {"volume_id": target}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    wait_backup(&c, &full, "available").await;
+    let t = c.wait_volume(&target, |s| s == Some("available")).await;
+    assert_eq!(t["metadata"]["vm1"], "kept", "{t}");
+    assert_eq!(t["metadata"]["vm2"], "b", "{t}");
+    assert_eq!(t["name"], "mine", "{t}");
+
+    // A snapshot's backup: the snapshot's data, the snapshot back to
+    // available, `snapshot_id` shown; a snapshot of another volume refused.
+    let other = c.available_volume(json!({"size": 1})).await;
+    let (status, err) = c
+        .post(
+            "/backups",
+            json!({"backup": {"volume_id": other, "snapshot_id": snap}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        err["badRequest"]["message"],
+        format!("Invalid volume: Volume {other} does not match with snapshot.volume_id {vol}.")
+    );
+    let from_snap = create_backup(&c, json!({"volume_id": vol, "snapshot_id": snap})).await;
+    c.wait_snapshot(&snap, "available").await;
+    let (_, shown) = c.get(&format!("/backups/{from_snap}")).await;
+    assert_eq!(shown["backup"]["snapshot_id"], snap.as_str(), "{shown}");
+    let (snap_vol, file) = restore_to_new(&c, &from_snap).await;
+    assert!(
+        read_all(&file) == at_snapshot,
+        "the snapshot's backup restored other data"
+    );
+
+    // Export, then import under a new id: the same objects, restorable.
+    let (status, exported) = c.get(&format!("/backups/{full}/export_record")).await;
+    assert_eq!(status, 200, "{exported}");
+    let record = &exported["backup-record"];
+    assert_eq!(
+        record["backup_service"],
+        "cinder.backup.drivers.posix.PosixBackupDriver"
+    );
+    let mut decoded: Value = serde_json::from_slice(
+        &STANDARD
+            .decode(record["backup_url"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(decoded["id"], full.as_str());
+    let (status, err) = c
+        .post("/backups/import_record", json!({"backup-record": record}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        err["badRequest"]["message"],
+        "Invalid backup: Backup already exists in database."
+    );
+    let new_id = uuid::Uuid::new_v4().to_string();
+    decoded["id"] = json!(new_id);
+    let url = STANDARD.encode(decoded.to_string());
+    let (status, imported) = c
+        .post(
+            "/backups/import_record",
+            json!({"backup-record": {"backup_service": record["backup_service"], "backup_url": url}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{imported}");
+    assert_eq!(imported["backup"]["id"], new_id.as_str());
+    let shown = wait_backup(&c, &new_id, "available").await;
+    assert_eq!(shown["volume_id"], vol.as_str());
+    let (imported_vol, file) = restore_to_new(&c, &new_id).await;
+    assert!(
+        read_all(&file) == at_full,
+        "the imported backup restored other data"
+    );
+    let (status, _) = c
+        .post(
+            "/backups/import_record",
+            json!({"backup-record": {"backup_service": "x", "backup_url": "!!"}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    c.assert_quota_consistent("admin").await;
+
+    // Both records of the same objects delete cleanly.
+    for b in [&new_id, &full, &from_snap] {
+        let (status, _) = c.delete(&format!("/backups/{b}")).await;
+        assert_eq!(status, 202);
+        c.wait_gone(&format!("/backups/{b}")).await;
+    }
+    assert_eq!(files_under(&backup_dir), Vec::<PathBuf>::new());
+    let (status, _) = c.delete(&format!("/snapshots/{snap}")).await;
+    assert_eq!(status, 202);
+    c.wait_gone(&format!("/snapshots/{snap}")).await;
+    for v in [&new_vol, &target, &other, &snap_vol, &imported_vol, &vol] {
+        let (status, _) = c.delete(&format!("/volumes/{v}")).await;
+        assert_eq!(status, 202);
+        c.wait_volume(v, |s| s.is_none()).await;
+    }
+    // No temporary volume is left behind.
+    assert_eq!(c.volumes().await, Vec::<Value>::new());
+    c.assert_quota_consistent("admin").await;
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_backup_requests_get_cinders_errors_and_change_nothing() {
     let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
@@ -363,6 +540,7 @@ async fn a_restart_settles_backups_left_creating_or_restoring() {
             host: "testnode".into(),
             availability_zone: Some("nova".into()),
             service: "cinder.backup.drivers.posix.PosixBackupDriver".into(),
+            snapshot_id: None,
             metadata: Default::default(),
         })
         .await

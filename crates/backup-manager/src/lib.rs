@@ -44,6 +44,9 @@ use clinker_types::{BackupId, ErrorKind, RemoteError, VolumeId, VolumeStatus};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+mod temp_volume;
+mod volume_meta;
+
 /// What the backup manager is configured with.
 #[derive(Clone, Debug)]
 pub struct BackupManagerOptions {
@@ -381,7 +384,7 @@ impl BackupManager {
             created_at: format::python_datetime_str(jiff_time(backup.created_at), false),
             container: backup.container.clone(),
             parent,
-            volume_meta: None,
+            volume_meta: Some(volume_meta::serialise(&volume)),
             started_at: jiff::Timestamp::now(),
         };
         let prepared = engine
@@ -398,7 +401,32 @@ impl BackupManager {
             .record_backup_location(backup.id, &location)
             .await
             .map_err(|e| e.to_string())?;
-        let attached = self.attach(context, &volume).await?;
+        // A snapshot's data is read through a temporary volume made from
+        // it, as Cinder's drivers do by default.
+        let temp = match backup.snapshot_id {
+            Some(snapshot_id) => Some(
+                temp_volume::from_snapshot(
+                    &self.db,
+                    &self.volume_rpc,
+                    context,
+                    backup,
+                    &volume,
+                    snapshot_id,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let source = temp.as_ref().unwrap_or(&volume);
+        let attached = match self.attach(context, source).await {
+            Ok(a) => a,
+            Err(reason) => {
+                if let Some(temp) = &temp {
+                    temp_volume::remove(&self.db, &self.volume_rpc, context, temp.id).await;
+                }
+                return Err(reason);
+            }
+        };
         let result = async {
             let mut file = tokio::fs::File::open(&attached.path)
                 .await
@@ -414,6 +442,9 @@ impl BackupManager {
         }
         .await;
         self.detach(context, attached).await;
+        if let Some(temp) = &temp {
+            temp_volume::remove(&self.db, &self.volume_rpc, context, temp.id).await;
+        }
         let outcome = result?;
         Ok((
             location,
@@ -537,7 +568,17 @@ impl BackupManager {
         }
         .await;
         self.detach(context, attached).await;
-        result.map(|_| ())
+        let outcome = result?;
+        for meta in &outcome.volume_meta {
+            volume_meta::apply(&self.db, volume_id, meta).await?;
+        }
+        volume_meta::mark_source(
+            &self.db,
+            volume_id,
+            backup.volume_id,
+            &backup.id.to_string(),
+        )
+        .await
     }
 
     // -- delete ---------------------------------------------------------

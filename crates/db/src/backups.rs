@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use clinker_types::backup::{Backup, BackupStatus};
-use clinker_types::{BackupId, Timestamp, VolumeId, VolumeStatus};
+use clinker_types::{BackupId, SnapshotId, SnapshotStatus, Timestamp, VolumeId, VolumeStatus};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
@@ -53,6 +53,47 @@ pub struct NewBackup {
     pub service: String,
     /// Metadata (3.43).
     pub metadata: BTreeMap<String, String>,
+    /// Back up this `available` snapshot of the volume (it moves to
+    /// `backing-up` instead of the volume).
+    pub snapshot_id: Option<SnapshotId>,
+}
+
+/// A backup record to import (`import_record`): the exported row's
+/// fields, owned by the importing project.
+#[derive(Clone, Debug)]
+pub struct ImportedBackup {
+    /// Id (kept: incremental backups name their parent by it).
+    pub id: BackupId,
+    /// The volume it was made of.
+    pub volume_id: VolumeId,
+    /// Importing user.
+    pub user_id: String,
+    /// Importing project.
+    pub project_id: String,
+    /// The backup service that owns it now.
+    pub host: String,
+    /// That service's zone.
+    pub availability_zone: Option<String>,
+    /// Name.
+    pub display_name: Option<String>,
+    /// Description.
+    pub display_description: Option<String>,
+    /// Where the objects are.
+    pub location: BackupLocation,
+    /// The driver's class path.
+    pub service: String,
+    /// GiB.
+    pub size: i64,
+    /// Objects.
+    pub object_count: i64,
+    /// Parent of an incremental backup.
+    pub parent_id: Option<BackupId>,
+    /// The snapshot it was made of.
+    pub snapshot_id: Option<SnapshotId>,
+    /// When its data was taken.
+    pub data_timestamp: Option<Timestamp>,
+    /// Its creation time.
+    pub created_at: Option<Timestamp>,
 }
 
 /// Where a finished backup's objects are.
@@ -181,7 +222,8 @@ pub trait BackupRepository {
     /// Database failures.
     async fn count_backups(&self, query: &BackupQuery) -> Result<i64, DbError>;
 
-    /// Renames / re-describes (3.9).
+    /// Renames / re-describes (3.9); `metadata` replaces the backup's
+    /// metadata (3.43), in the same transaction.
     ///
     /// # Errors
     /// [`DbError::NotFound`].
@@ -190,6 +232,7 @@ pub trait BackupRepository {
         id: BackupId,
         display_name: Option<Option<String>>,
         display_description: Option<Option<String>>,
+        metadata: Option<&BTreeMap<String, String>>,
     ) -> Result<Backup, DbError>;
 
     /// Records where a `creating` backup writes, before its first object.
@@ -274,6 +317,14 @@ pub trait BackupRepository {
         id: BackupId,
         status: BackupStatus,
     ) -> Result<Backup, DbError>;
+
+    /// Inserts an imported backup (`available`), charging `backups` and
+    /// `backup_gigabytes` in the same transaction.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] when the id is taken,
+    /// [`DbError::OverQuota`].
+    async fn import_backup(&self, imported: ImportedBackup) -> Result<Backup, DbError>;
 
     /// The backups a backup service owns (for its start-up).
     ///
@@ -445,6 +496,28 @@ impl Db {
         Ok(())
     }
 
+    /// Ends what a backup's start moved to `backing-up`: its snapshot back
+    /// to `available`, or its volume back to its previous status.
+    async fn end_backing_up(
+        &self,
+        conn: &mut AnyConnection,
+        backup: &Backup,
+    ) -> Result<(), DbError> {
+        match backup.snapshot_id {
+            Some(snapshot_id) => {
+                sqlx::query(self.q(
+                    "UPDATE snapshots SET status = 'available', updated_at = ? WHERE id = ? AND status = 'backing-up'",
+                ))
+                .bind(self.now().as_micros())
+                .bind(snapshot_id.to_string())
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+            None => self.end_volume_backing_up(conn, backup.volume_id).await,
+        }
+    }
+
     fn backup_where(query: &BackupQuery, args: &mut Vec<Arg>) -> String {
         let mut sql = String::from(" WHERE 1 = 1");
         if let Some(project) = &query.project_id {
@@ -470,28 +543,51 @@ impl BackupRepository for Db {
     async fn create_backup(&self, new: NewBackup) -> Result<Backup, DbError> {
         in_transaction!(self, |tx| {
             let volume = self.lock_volume(&mut tx, new.volume_id).await?;
-            match volume.status {
-                VolumeStatus::Available => {}
-                VolumeStatus::InUse if new.force => {}
-                VolumeStatus::InUse => {
-                    return Err(DbError::InvalidState(
-                        "Backing up an in-use volume must use the force flag.".into(),
-                    ));
-                }
-                other => {
+            let snapshot = match new.snapshot_id {
+                Some(id) => Some(self.lock_snapshot(&mut tx, id).await?),
+                None => None,
+            };
+            if let Some(snapshot) = &snapshot {
+                if snapshot.volume_id != volume.id {
                     return Err(DbError::InvalidState(format!(
-                        "Volume to be backed up must be available or in-use, but the current \
-                         status is \"{other}\"."
+                        "Volume {} does not match with snapshot.volume_id {}.",
+                        volume.id, snapshot.volume_id
                     )));
                 }
+                if snapshot.status != SnapshotStatus::Available {
+                    return Err(DbError::InvalidState(format!(
+                        "Snapshot to be backed up must be available, but the current status is \"{}\".",
+                        snapshot.status
+                    )));
+                }
+            } else {
+                match volume.status {
+                    VolumeStatus::Available => {}
+                    VolumeStatus::InUse if new.force => {}
+                    VolumeStatus::InUse => {
+                        return Err(DbError::InvalidState(
+                            "Backing up an in-use volume must use the force flag.".into(),
+                        ));
+                    }
+                    other => {
+                        return Err(DbError::InvalidState(format!(
+                            "Volume to be backed up must be available or in-use, but the current \
+                             status is \"{other}\"."
+                        )));
+                    }
+                }
             }
+            // A snapshot's backup holds the data of the snapshot's time;
+            // its parent must be older than that.
+            let taken_at = snapshot.as_ref().map(|s| s.created_at.as_micros());
             let parent_id: Option<String> = if new.incremental {
                 let parent: Option<String> = sqlx::query_scalar(self.q(
                     "SELECT id FROM backups WHERE volume_id = ? AND project_id = ? AND status = 'available' \
-                     ORDER BY data_timestamp DESC, created_at DESC LIMIT 1",
+                     AND data_timestamp < ? ORDER BY data_timestamp DESC, created_at DESC LIMIT 1",
                 ))
                 .bind(new.volume_id.to_string())
                 .bind(new.project_id.as_str())
+                .bind(taken_at.unwrap_or(i64::MAX))
                 .fetch_optional(&mut *tx)
                 .await?;
                 Some(parent.ok_or_else(|| {
@@ -509,21 +605,36 @@ impl BackupRepository for Db {
                 &backup_charges(volume.size, 1),
             )
             .await?;
-            self.cas_volume_status(
-                &mut tx,
-                volume.id,
-                &[volume.status],
-                VolumeStatus::BackingUp,
-                ", previous_status = ?",
-                vec![Arg::Text(volume.status.as_str().to_owned())],
-            )
-            .await?;
+            match &snapshot {
+                Some(snapshot) => {
+                    self.cas_snapshot_status(
+                        &mut tx,
+                        snapshot.id,
+                        &[SnapshotStatus::Available],
+                        SnapshotStatus::BackingUp,
+                        "",
+                        vec![],
+                    )
+                    .await?;
+                }
+                None => {
+                    self.cas_volume_status(
+                        &mut tx,
+                        volume.id,
+                        &[volume.status],
+                        VolumeStatus::BackingUp,
+                        ", previous_status = ?",
+                        vec![Arg::Text(volume.status.as_str().to_owned())],
+                    )
+                    .await?;
+                }
+            }
             let now = self.now().as_micros();
             sqlx::query(self.q(
                 "INSERT INTO backups (id, volume_id, user_id, project_id, host, availability_zone, display_name, \
-                 display_description, container, status, service, size, object_count, parent_id, data_timestamp, \
-                 encryption_key_id, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, 0, ?, ?, ?, ?, NULL)",
+                 display_description, container, status, service, size, object_count, parent_id, snapshot_id, \
+                 data_timestamp, encryption_key_id, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, 0, ?, ?, ?, ?, ?, NULL)",
             ))
             .bind(new.id.to_string())
             .bind(new.volume_id.to_string())
@@ -537,7 +648,8 @@ impl BackupRepository for Db {
             .bind(new.service.as_str())
             .bind(volume.size)
             .bind(parent_id.as_deref())
-            .bind(now)
+            .bind(new.snapshot_id.map(|s| s.to_string()))
+            .bind(taken_at.unwrap_or(now))
             .bind(volume.encryption_key_id.as_deref())
             .bind(now)
             .execute(&mut *tx)
@@ -611,6 +723,7 @@ impl BackupRepository for Db {
         id: BackupId,
         display_name: Option<Option<String>>,
         display_description: Option<Option<String>>,
+        metadata: Option<&BTreeMap<String, String>>,
     ) -> Result<Backup, DbError> {
         let mut sets = String::new();
         let mut args = vec![Arg::Int(self.now().as_micros())];
@@ -626,14 +739,33 @@ impl BackupRepository for Db {
         let sql = self.dynamic(format!(
             "UPDATE backups SET updated_at = ?{sets} WHERE id = ?"
         ));
-        if bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .execute(&mut *self.writer().await?)
-            .await?
-            .rows_affected()
-            == 0
-        {
-            return Err(DbError::not_found("backup", id));
-        }
+        in_transaction!(self, |tx| {
+            if bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 0
+            {
+                return Err(DbError::not_found("backup", id));
+            }
+            if let Some(metadata) = metadata {
+                sqlx::query(self.q("DELETE FROM backup_metadata WHERE backup_id = ?"))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                for (key, value) in metadata {
+                    sqlx::query(self.q(
+                        "INSERT INTO backup_metadata (backup_id, meta_key, meta_value) VALUES (?, ?, ?)",
+                    ))
+                    .bind(id.to_string())
+                    .bind(key.as_str())
+                    .bind(value.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Ok::<_, DbError>(())
+        })?;
         self.get_backup(id).await
     }
 
@@ -679,7 +811,7 @@ impl BackupRepository for Db {
                 ],
             )
             .await?;
-            self.end_volume_backing_up(&mut tx, backup.volume_id).await
+            self.end_backing_up(&mut tx, &backup).await
         })?;
         self.get_backup(id).await
     }
@@ -696,7 +828,7 @@ impl BackupRepository for Db {
                 vec![Arg::Text(truncate(reason))],
             )
             .await?;
-            self.end_volume_backing_up(&mut tx, backup.volume_id).await
+            self.end_backing_up(&mut tx, &backup).await
         })?;
         self.get_backup(id).await
     }
@@ -728,8 +860,7 @@ impl BackupRepository for Db {
             self.cas_backup_status(&mut tx, id, from, BackupStatus::Deleting, "", vec![])
                 .await?;
             if backup.status == BackupStatus::Creating {
-                self.end_volume_backing_up(&mut tx, backup.volume_id)
-                    .await?;
+                self.end_backing_up(&mut tx, &backup).await?;
             }
             Ok::<_, DbError>(())
         })?;
@@ -882,6 +1013,57 @@ impl BackupRepository for Db {
             return Err(DbError::not_found("backup", id));
         }
         self.get_backup(id).await
+    }
+
+    async fn import_backup(&self, imported: ImportedBackup) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            let taken: Option<String> =
+                sqlx::query_scalar(self.q("SELECT id FROM backups WHERE id = ?"))
+                    .bind(imported.id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if taken.is_some() {
+                return Err(DbError::InvalidState(
+                    "Backup already exists in database.".into(),
+                ));
+            }
+            charge_quota(
+                self,
+                &mut tx,
+                &imported.project_id,
+                &backup_charges(imported.size, 1),
+            )
+            .await?;
+            let now = self.now().as_micros();
+            sqlx::query(self.q(
+                "INSERT INTO backups (id, volume_id, user_id, project_id, host, availability_zone, display_name, \
+                 display_description, container, status, service_metadata, service, size, object_count, parent_id, \
+                 snapshot_id, data_timestamp, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'available', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(imported.id.to_string())
+            .bind(imported.volume_id.to_string())
+            .bind(imported.user_id.as_str())
+            .bind(imported.project_id.as_str())
+            .bind(imported.host.as_str())
+            .bind(imported.availability_zone.as_deref())
+            .bind(imported.display_name.as_deref())
+            .bind(imported.display_description.as_deref())
+            .bind(imported.location.container.as_str())
+            .bind(imported.location.service_metadata.as_str())
+            .bind(imported.service.as_str())
+            .bind(imported.size)
+            .bind(imported.object_count)
+            .bind(imported.parent_id.map(|p| p.to_string()))
+            .bind(imported.snapshot_id.map(|s| s.to_string()))
+            .bind(imported.data_timestamp.map_or(now, |t| t.as_micros()))
+            .bind(imported.created_at.map_or(now, |t| t.as_micros()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok::<_, DbError>(())
+        })?;
+        self.get_backup(imported.id).await
     }
 
     async fn backups_on_host(&self, host: &str) -> Result<Vec<Backup>, DbError> {

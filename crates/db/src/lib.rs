@@ -64,7 +64,9 @@ pub use attachments::{
     AttachmentColumn, AttachmentConnection, AttachmentQuery, AttachmentRepository, LegacyAttach,
     NewAttachment,
 };
-pub use backups::{BackupColumn, BackupLocation, BackupQuery, BackupRepository, NewBackup};
+pub use backups::{
+    BackupColumn, BackupLocation, BackupQuery, BackupRepository, ImportedBackup, NewBackup,
+};
 pub use default_types::DefaultTypeRepository;
 pub use encryption::{EncryptionRepository, EncryptionUpdate, NewEncryption};
 pub use error::{DbError, OverQuota};

@@ -25,7 +25,7 @@ pub use attachments::{
     multiattach_and_failed_attachments,
 };
 mod backups;
-pub use backups::backup_lifecycle_keeps_quota_and_status;
+pub use backups::{backup_lifecycle_keeps_quota_and_status, snapshot_backups_and_imports};
 mod groups;
 pub use groups::{
     group_lifecycle_keeps_quota_and_journal, group_lists_filter_sort_and_paginate,
@@ -246,6 +246,7 @@ pub async fn run_all(engine: Engine) {
     check!(manage_and_unmanage_volumes);
     check!(manage_and_unmanage_snapshots);
     check!(backup_lifecycle_keeps_quota_and_status);
+    check!(snapshot_backups_and_imports);
     check!(volume_lists_walk_indexes);
     check!(volume_counters_follow_rows);
     if let Some(t) = TestDatabase::open(engine).await {

@@ -301,7 +301,12 @@ impl VolumeManager {
             let snapshot = self.db.get_snapshot(snapshot_id).await.map_err(|e| {
                 DriverError::NotFound(format!("source snapshot {snapshot_id}: {e}"))
             })?;
-            if snapshot.status != SnapshotStatus::Available {
+            // `backing-up`: the backup service reads a snapshot through a
+            // temporary volume made from it (its data is unchanged).
+            if !matches!(
+                snapshot.status,
+                SnapshotStatus::Available | SnapshotStatus::BackingUp
+            ) {
                 return Err(DriverError::InvalidInput(format!(
                     "source snapshot {snapshot_id} is {}",
                     snapshot.status

@@ -22,6 +22,7 @@ use clinker_types::{BackupId, VolumeStatus};
 
 use super::create_volume::{CreateVolume, create_volume};
 use super::rows::{get_owned, rows};
+use super::snapshots::get_snapshot;
 use super::volumes::get_volume;
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
@@ -105,7 +106,8 @@ async fn backup_host(state: &ApiState, volume: &Volume, zone: &str) -> ApiResult
         .ok_or_else(|| ApiError::not_found("Service cinder-backup could not be found."))
 }
 
-fn backup_quota_error(over: &clinker_db::OverQuota, size: i64) -> ApiError {
+/// Cinder's 413 texts for the backup quotas.
+pub(crate) fn backup_quota_error(over: &clinker_db::OverQuota, size: i64) -> ApiError {
     if over.resource == "backup_gigabytes" {
         ApiError::over_quota(format!(
             "VolumeBackupSizeExceedsAvailableQuota: Requested backup exceeds allowed Backup gigabytes quota. Requested {size}G, quota is {}G and {}G has been consumed.",
@@ -130,23 +132,37 @@ pub async fn create_backup(
 ) -> ApiResult<Backup> {
     policy::enforce(ctx, "backup:create", Some(&ctx.project_id))?;
     let volume = get_volume(state, ctx, &request.volume_id).await?;
-    if request.snapshot_id.is_some() {
-        return Err(ApiError::invalid_state(
-            "Invalid snapshot: backups from snapshots are not supported by this backup service.",
-        ));
-    }
-    match volume.status {
-        VolumeStatus::Available => {}
-        VolumeStatus::InUse if request.force => {}
-        VolumeStatus::InUse => {
-            return Err(ApiError::invalid_state(
-                "Invalid volume: Backing up an in-use volume must use the force flag.",
-            ));
-        }
-        other => {
+    let snapshot = match &request.snapshot_id {
+        Some(id) => Some(get_snapshot(state, ctx, id).await?),
+        None => None,
+    };
+    if let Some(snapshot) = &snapshot {
+        if snapshot.volume_id != volume.id {
             return Err(ApiError::invalid_state(format!(
-                "Invalid volume: Volume to be backed up must be available or in-use, but the current status is \"{other}\"."
+                "Invalid volume: Volume {} does not match with snapshot.volume_id {}.",
+                volume.id, snapshot.volume_id
             )));
+        }
+        if snapshot.status != clinker_types::SnapshotStatus::Available {
+            return Err(ApiError::invalid_state(format!(
+                "Invalid snapshot: Snapshot to be backed up must be available, but the current status is \"{}\".",
+                snapshot.status
+            )));
+        }
+    } else {
+        match volume.status {
+            VolumeStatus::Available => {}
+            VolumeStatus::InUse if request.force => {}
+            VolumeStatus::InUse => {
+                return Err(ApiError::invalid_state(
+                    "Invalid volume: Backing up an in-use volume must use the force flag.",
+                ));
+            }
+            other => {
+                return Err(ApiError::invalid_state(format!(
+                    "Invalid volume: Volume to be backed up must be available or in-use, but the current status is \"{other}\"."
+                )));
+            }
         }
     }
     let zone = request
@@ -173,12 +189,18 @@ pub async fn create_backup(
         availability_zone: Some(zone),
         service: driver.class_path().to_owned(),
         metadata: request.metadata,
+        snapshot_id: snapshot.as_ref().map(|s| s.id),
     };
     let backup = match state.db.create_backup(new).await {
         Ok(b) => b,
         Err(DbError::OverQuota(over)) => return Err(backup_quota_error(&over, volume.size)),
         Err(DbError::InvalidState(reason)) if reason.starts_with("No backups") => {
             return Err(ApiError::invalid_state(format!("Invalid backup: {reason}")));
+        }
+        Err(DbError::InvalidState(reason)) if reason.starts_with("Snapshot") => {
+            return Err(ApiError::invalid_state(format!(
+                "Invalid snapshot: {reason}"
+            )));
         }
         Err(DbError::InvalidState(reason)) => {
             return Err(ApiError::invalid_state(format!("Invalid volume: {reason}")));
@@ -202,7 +224,8 @@ pub async fn create_backup(
     Ok(backup)
 }
 
-/// `PUT /backups/{id}` (3.9): name and description.
+/// `PUT /backups/{id}` (3.9): name and description; 3.43 metadata
+/// (replacing the backup's).
 ///
 /// # Errors
 /// 404, 403.
@@ -212,12 +235,13 @@ pub async fn update_backup(
     id: &str,
     name: Option<Option<String>>,
     description: Option<Option<String>>,
+    metadata: Option<BTreeMap<String, String>>,
 ) -> ApiResult<Backup> {
     let backup = get_backup(state, ctx, id).await?;
     policy::enforce(ctx, "backup:update", Some(&backup.project_id))?;
     state
         .db
-        .update_backup(backup.id, name, description)
+        .update_backup(backup.id, name, description, metadata.as_ref())
         .await
         .map_err(ApiError::from)
 }

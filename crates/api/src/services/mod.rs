@@ -7,6 +7,7 @@
 //! what they return.
 
 pub mod attachments;
+pub mod backup_records;
 pub mod backups;
 pub mod compute;
 pub mod create_volume;

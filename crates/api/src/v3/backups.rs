@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use clinker_db::BackupQuery;
 use clinker_types::backup::{Backup, BackupStatus};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::collection::{Fetched, ListParams, Listed};
 use super::filters;
@@ -16,9 +16,10 @@ use crate::fault::{ApiError, ApiResult};
 use crate::microversion as mv;
 use crate::policy;
 use crate::request::{Req, action_name, no_such_action, renamed, string_map, trimmed};
+use crate::services::backup_records as records;
 use crate::services::backups::{self as service, CreateBackup};
 use crate::validation::{
-    self, JsonType, Schema, any, body_of, bool_from_value, boolean, description,
+    self, JsonType, Schema, any, body_of, bool_from_value, boolean, description, extra_specs,
     metadata_allows_null, name_allow_zero_min_length, object, of, optional_uuid, uuid,
 };
 use crate::views::backups as view;
@@ -47,14 +48,14 @@ fn create_schema(req: &Req) -> Schema {
     body_of("backup", backup.required(&["volume_id"]).closed())
 }
 
-fn update_schema() -> Schema {
-    body_of(
-        "backup",
-        of(&[JsonType::Object, JsonType::Null])
-            .prop("name", name_allow_zero_min_length())
-            .prop("description", description())
-            .closed(),
-    )
+fn update_schema(req: &Req) -> Schema {
+    let mut backup = of(&[JsonType::Object, JsonType::Null])
+        .prop("name", name_allow_zero_min_length())
+        .prop("description", description());
+    if req.version.matches(mv::BACKUP_METADATA) {
+        backup = backup.prop("metadata", extra_specs());
+    }
+    body_of("backup", backup.closed())
 }
 
 fn restore_schema() -> Schema {
@@ -125,21 +126,23 @@ pub async fn update(
     Path(backup_id): Path<String>,
 ) -> ApiResult<Response> {
     mv::require(req.version, mv::BACKUP_UPDATE)?;
-    validation::validate(&update_schema(), &req.body_value())?;
+    validation::validate(&update_schema(&req), &req.body_value())?;
     let body = req.body_object("backup");
+    let metadata = (req.version.matches(mv::BACKUP_METADATA) && body.contains_key("metadata"))
+        .then(|| string_map(body.get("metadata")));
     let backup = service::update_backup(
         &state,
         &req.context,
         &backup_id,
         renamed(&body, "name", "display_name"),
         renamed(&body, "description", "display_description"),
+        metadata,
     )
     .await?;
-    Ok(views::ok(&view::show(
-        &backup,
-        &ViewCtx::of(&req),
-        project_attribute(&req),
-    )))
+    // Cinder answers an update with the summary view.
+    Ok(views::ok(
+        &json!({ "backup": view::summary(&backup, &ViewCtx::of(&req)) }),
+    ))
 }
 
 /// `DELETE /backups/{id}` (202).
@@ -241,4 +244,50 @@ pub async fn action(
         }
         other => Err(no_such_action(other)),
     }
+}
+
+/// `GET /backups/{id}/export_record` (administrators).
+pub async fn export_record(
+    State(state): State<ApiState>,
+    req: Req,
+    Path(backup_id): Path<String>,
+) -> ApiResult<Response> {
+    let exported = records::export_record(&state, &req.context, &backup_id).await?;
+    Ok(views::ok(&json!({
+        "backup-record": {
+            "backup_service": exported.backup_service,
+            "backup_url": exported.backup_url,
+        }
+    })))
+}
+
+fn import_schema() -> Schema {
+    body_of(
+        "backup-record",
+        object()
+            .prop(
+                "backup_service",
+                of(&[JsonType::String]).length(Some(0), Some(255)),
+            )
+            .prop("backup_url", of(&[JsonType::String]).length(Some(1), None))
+            .required(&["backup_service", "backup_url"])
+            .closed(),
+    )
+}
+
+/// `POST /backups/import_record` (201, administrators).
+pub async fn import_record(State(state): State<ApiState>, req: Req) -> ApiResult<Response> {
+    validation::validate(&import_schema(), &req.body_value())?;
+    let record = req.body_object("backup-record");
+    let backup = records::import_record(
+        &state,
+        &req.context,
+        &text(&record, "backup_service").unwrap_or_default(),
+        &text(&record, "backup_url").unwrap_or_default(),
+    )
+    .await?;
+    Ok(views::json(
+        StatusCode::CREATED,
+        &view::created(&backup, &ViewCtx::of(&req)),
+    ))
 }

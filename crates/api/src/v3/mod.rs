@@ -173,6 +173,11 @@ fn routes_and_segments() -> (Router<ApiState>, std::collections::BTreeSet<String
                 .delete(backups::delete),
         )
         .route("/backups/{backup_id}/restore", post(backups::restore))
+        .route(
+            "/backups/{backup_id}/export_record",
+            get(backups::export_record),
+        )
+        .route("/backups/import_record", post(backups::import_record))
         .route("/backups/{backup_id}/action", post(backups::action))
         .route("/types/{type_id}/action", post(types::action))
         .route(

@@ -23,6 +23,7 @@ fn new_backup(volume_id: VolumeId, project: &str, incremental: bool) -> NewBacku
         availability_zone: Some("nova".into()),
         service: "cinder.backup.drivers.posix.PosixBackupDriver".into(),
         metadata: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+        snapshot_id: None,
     }
 }
 
@@ -208,10 +209,18 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
     );
     assert_eq!(db.count_backups(&query).await.unwrap(), 1);
     let renamed = db
-        .update_backup(full.id, Some(Some("new".into())), Some(None))
+        .update_backup(full.id, Some(Some("new".into())), Some(None), None)
         .await
         .unwrap();
     assert_eq!(renamed.display_name.as_deref(), Some("new"));
+    // 3.43 metadata replaces the old set and keeps the name.
+    let tags = std::collections::BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+    let tagged = db
+        .update_backup(full.id, None, None, Some(&tags))
+        .await
+        .unwrap();
+    assert_eq!(tagged.metadata, tags);
+    assert_eq!(tagged.display_name.as_deref(), Some("new"));
     assert_eq!(db.backups_on_host("node1").await.unwrap().len(), 2);
 
     // Delete the incremental one, then the full one: quota back to zero.
@@ -234,6 +243,106 @@ pub async fn backup_lifecycle_keeps_quota_and_status(db: &Db) {
     assert_eq!(
         (usage.get("backups"), usage.get("backup_gigabytes")),
         (Some(&0), Some(&0))
+    );
+    assert_usage_matches_recount(db, project).await;
+}
+
+/// A snapshot's backup moves the snapshot (not the volume) to
+/// `backing-up` and back, takes the snapshot's time as `data_timestamp`,
+/// and is refused for a snapshot of another volume; an imported record
+/// becomes an `available` backup charged to the importer and cannot reuse
+/// an id.
+pub async fn snapshot_backups_and_imports(db: &Db) {
+    let project = "pbs";
+    let vol = available_volume(db, project, 1).await;
+    let other = available_volume(db, project, 1).await;
+    let snap = db
+        .create_snapshot(NewSnapshot {
+            id: clinker_types::SnapshotId::new_random(),
+            volume_id: vol,
+            user_id: "u1".into(),
+            project_id: project.into(),
+            display_name: None,
+            display_description: None,
+            metadata: BTreeMap::new(),
+            allow_in_use: false,
+            use_quota: true,
+        })
+        .await
+        .unwrap();
+    let snap = db.finish_snapshot_create(snap.id, None).await.unwrap();
+    let refused = db
+        .create_backup(NewBackup {
+            snapshot_id: Some(snap.id),
+            ..new_backup(other, project, false)
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(DbError::InvalidState(_))),
+        "{refused:?}"
+    );
+    let b = db
+        .create_backup(NewBackup {
+            snapshot_id: Some(snap.id),
+            ..new_backup(vol, project, false)
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.snapshot_id, Some(snap.id));
+    assert_eq!(b.data_timestamp, snap.created_at);
+    let s = db.get_snapshot(snap.id).await.unwrap();
+    assert_eq!(s.status, clinker_types::SnapshotStatus::BackingUp);
+    assert_eq!(
+        db.get_volume(vol).await.unwrap().status,
+        VolumeStatus::Available
+    );
+    // A second backup of the busy snapshot is refused.
+    let busy = db
+        .create_backup(NewBackup {
+            snapshot_id: Some(snap.id),
+            ..new_backup(vol, project, false)
+        })
+        .await;
+    assert!(matches!(busy, Err(DbError::InvalidState(_))), "{busy:?}");
+    let done = db
+        .finish_backup_create(b.id, &location("snapbackup"), 2)
+        .await
+        .unwrap();
+    assert_eq!(done.status, BackupStatus::Available);
+    let s = db.get_snapshot(snap.id).await.unwrap();
+    assert_eq!(s.status, clinker_types::SnapshotStatus::Available);
+    assert_usage_matches_recount(db, project).await;
+
+    let imported = ImportedBackup {
+        id: BackupId::new_random(),
+        volume_id: vol,
+        user_id: "u2".into(),
+        project_id: project.into(),
+        host: "node1".into(),
+        availability_zone: Some("nova".into()),
+        display_name: Some("imp".into()),
+        display_description: None,
+        location: location("snapbackup"),
+        service: "cinder.backup.drivers.posix.PosixBackupDriver".into(),
+        size: 1,
+        object_count: 2,
+        parent_id: None,
+        snapshot_id: Some(snap.id),
+        data_timestamp: Some(snap.created_at),
+        created_at: None,
+    };
+    let made = db.import_backup(imported.clone()).await.unwrap();
+    assert_eq!(
+        (made.status, made.container.as_deref(), made.object_count),
+        (BackupStatus::Available, Some("c"), 2)
+    );
+    assert!(matches!(
+        db.import_backup(imported).await,
+        Err(DbError::InvalidState(_))
+    ));
+    assert_eq!(
+        db.quota_usages(project).await.unwrap().get("backups"),
+        Some(&2)
     );
     assert_usage_matches_recount(db, project).await;
 }
