@@ -64,7 +64,10 @@ fn cinder_venv() -> Option<PathBuf> {
 fn cinder_url(engine: Engine, url: &str) -> String {
     match engine {
         Engine::Mysql => url.replacen("mysql://", "mysql+pymysql://", 1) + "?charset=utf8mb4",
-        _ => url.to_owned(),
+        // Named as cinder.conf names it: SQLAlchemy's default PostgreSQL
+        // driver is psycopg 3 since 2.1, Cinder's is psycopg2.
+        Engine::Postgres => url.replacen("postgresql://", "postgresql+psycopg2://", 1),
+        Engine::Sqlite => url.to_owned(),
     }
 }
 

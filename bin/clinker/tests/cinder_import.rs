@@ -33,34 +33,8 @@ const BOOT: &str = "52399d84-345d-4b8d-8bce-5a8ca1d79dda";
 
 /// Differences from Cinder's views that are deliberate: (view path
 /// contains, field pointer prefix, why). Each is in
-/// `docs/adr/deviations-from-cinder.md`.
-const DELIBERATE: &[(&str, &str, &str)] = &[
-    (
-        "/backups",
-        "",
-        "backups are not carried: Clinker has no backup service yet",
-    ),
-    (
-        "/os-quota-sets/",
-        "/quota_set/backups/in_use",
-        "backup usage: backups are not carried",
-    ),
-    (
-        "/os-quota-sets/",
-        "/quota_set/backup_gigabytes/in_use",
-        "backup usage: backups are not carried",
-    ),
-    (
-        "/limits",
-        "/limits/absolute/totalBackupsUsed",
-        "backup usage: backups are not carried",
-    ),
-    (
-        "/limits",
-        "/limits/absolute/totalBackupGigabytesUsed",
-        "backup usage: backups are not carried",
-    ),
-];
+/// `docs/adr/deviations-from-cinder.md`. None since backups are carried.
+const DELIBERATE: &[(&str, &str, &str)] = &[];
 
 fn deliberate(path: &str, pointer: &str) -> bool {
     DELIBERATE
@@ -120,7 +94,7 @@ async fn cinder29_database_imports_into_every_engine_with_the_same_views() {
             ("message", 2),
             ("volumes", 2),
             ("reservations", 169),
-            ("backups", 1),
+            ("backup", 1),
         ] {
             assert!(
                 reported(&report, kind, n),

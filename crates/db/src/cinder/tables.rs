@@ -655,7 +655,7 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
                         "CASE WHEN x.service_uuid IN (SELECT uuid FROM services) \
                          THEN x.service_uuid END",
                     ),
-                    same("shared_targets", Int(None)),
+                    same("shared_targets", Bool(1)),
                     same("use_quota", Bool(1)),
                     same("cluster_name", Text),
                     same("created_at", Created),
