@@ -4,7 +4,7 @@
 //! Clinker's objects back into an empty Cinder database made by Cinder's
 //! `cinder-manage db sync` (`clinker manage cinder export`, [`export`]).
 //!
-//! Both directions share one table mapping ([`tables`]): each Clinker
+//! Both directions share one table mapping (`tables.rs`): each Clinker
 //! column is declared once with the Cinder column it corresponds to and
 //! how the value converts (Cinder keeps times as naive UTC `DATETIME`s and
 //! flags as booleans or tinyints; Clinker keeps microseconds and 0/1).
