@@ -410,7 +410,9 @@ impl crate::Db {
     /// QUERY PLAN` details; PostgreSQL's `EXPLAIN` with sequential scans
     /// and sorts priced out (so the plan is the one a large table gets:
     /// an index walk wherever an index gives the order); MariaDB's
-    /// `EXPLAIN` rows as `table type key Extra`.
+    /// `EXPLAIN` rows as `table type key Extra`. Used by the conformance
+    /// suite's plan checks.
+    #[cfg(any(test, feature = "testsuite"))]
     pub(crate) async fn explain(
         &self,
         sql: &str,
