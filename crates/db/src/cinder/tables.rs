@@ -244,26 +244,6 @@ pub(super) fn check_volume(row: &Row) -> Result<(), String> {
     Ok(())
 }
 
-fn check_snapshot(row: &Row) -> Result<(), String> {
-    status::<SnapshotStatus>(row, "status")
-}
-
-fn check_attachment(row: &Row) -> Result<(), String> {
-    status::<AttachStatus>(row, "attach_status")
-}
-
-fn check_group(row: &Row) -> Result<(), String> {
-    status::<GroupStatus>(row, "status")
-}
-
-fn check_group_snapshot(row: &Row) -> Result<(), String> {
-    status::<GroupSnapshotStatus>(row, "status")
-}
-
-fn check_backup(row: &Row) -> Result<(), String> {
-    status::<BackupStatus>(row, "status")
-}
-
 fn fix_service(row: &mut Row) {
     if row.text("uuid").is_none_or(str::is_empty) {
         row.set("uuid", V::T(Some(uuid::Uuid::new_v4().to_string())));
@@ -278,6 +258,94 @@ fn fix_backup(row: &mut Row) {
     }
 }
 
+/// Cinder's `created_at` and `updated_at`, which most tables end with.
+fn stamped(mut cols: Vec<Col>) -> Vec<Col> {
+    cols.push(same("created_at", Created));
+    cols.push(same("updated_at", Time));
+    cols
+}
+
+/// Text columns of the same name on both sides (`names` separated by
+/// white space), then `rest`.
+fn texts(names: &'static str, rest: Vec<Col>) -> Vec<Col> {
+    names
+        .split_whitespace()
+        .map(|name| same(name, Text))
+        .chain(rest)
+        .collect()
+}
+
+/// A key/value row of an owner (metadata, extra specs): Cinder's `key`
+/// and `value` columns.
+fn pairs(owner: &'static str, key: &'static str, value: &'static str) -> Vec<Col> {
+    vec![
+        same(owner, Text),
+        col(key, "key", Text),
+        col(value, "value", TextOr("")),
+    ]
+}
+
+/// A kind's name, Clinker's table, Cinder's table and id column.
+type Names = (&'static str, &'static str, &'static str, &'static str);
+
+impl Table {
+    /// A kind both directions move; the export writes every row of
+    /// Clinker's table.
+    /// `names`: the kind, Clinker's table, Cinder's table, the id column.
+    fn new(names: Names, cols: Vec<Col>, from: String) -> Self {
+        let (kind, clinker, cinder, id) = names;
+        Self {
+            kind,
+            clinker,
+            cinder,
+            id,
+            cols,
+            from: Some(from),
+            select: Some(String::new()),
+            uuid_id: false,
+            parent: None,
+            check: no_check,
+            fix: no_fix,
+        }
+    }
+
+    /// Only the export writes it.
+    fn export_only(mut self) -> Self {
+        self.from = None;
+        self
+    }
+
+    /// The export's `WHERE … ORDER BY …` (alias `x`).
+    fn exporting(mut self, select: impl Into<String>) -> Self {
+        self.select = Some(select.into());
+        self
+    }
+
+    /// Cinder's row id is generated.
+    fn generated_ids(mut self) -> Self {
+        self.uuid_id = true;
+        self
+    }
+
+    /// Column `col` holds the id of a `kind` row: skipped with it.
+    fn child_of(self, col: &'static str, kind: &'static str) -> Self {
+        Self {
+            parent: Some((col, kind)),
+            ..self
+        }
+    }
+
+    fn checked(mut self, check: Check) -> Self {
+        self.check = check;
+        self
+    }
+
+    fn fixed(mut self, fix: Fix) -> Self {
+        self.fix = fix;
+        self
+    }
+}
+
 /// Every kind both directions move, in Cinder's foreign-key order.
 #[expect(
     clippy::too_many_lines,
@@ -285,90 +353,102 @@ fn fix_backup(row: &mut Row) {
 )]
 pub(super) fn tables(s: &Src) -> Vec<Table> {
     let live = |a: &str| s.live(a);
-    let table = |kind, clinker, cinder, id, cols, from: String, select: &str| Table {
-        kind,
-        clinker,
-        cinder,
-        id,
-        cols,
-        from: Some(from),
-        select: Some(select.to_owned()),
-        uuid_id: false,
-        parent: None,
-        check: no_check,
-        fix: no_fix,
+    // Cinder's live rows of one table (`from` names its alias).
+    let own = |from: &str, alias: &str| format!("{from} WHERE {}", live(alias));
+    // Cinder's live rows of a child table whose parent is live too.
+    let child = |from: &str, a: &str, parent: &str, p: &str, fk: &str| {
+        format!(
+            "{from} {a} JOIN {parent} {p} ON {p}.id = {a}.{fk} WHERE {} AND {}",
+            live(a),
+            live(p)
+        )
+    };
+    // Metadata rows of a volume, snapshot or backup.
+    let metadata = |kind, clinker, cinder, owner, parent, parent_kind| {
+        Table::new(
+            (kind, clinker, cinder, "meta_key"),
+            pairs(owner, "meta_key", "meta_value"),
+            child(cinder, "m", parent, "p", owner),
+        )
+        .child_of(owner, parent_kind)
     };
     // Clinker keeps the three metadata tables of a volume in one.
-    let metadata = |kind: &'static str, cinder: &'static str, meta_kind: &str| Table {
-        parent: Some(("volume_id", "volume")),
-        ..table(
+    let volume_metadata = |kind, cinder, meta_kind: &str| {
+        let mut table = metadata(
             kind,
             "volume_metadata",
             cinder,
-            "meta_key",
-            vec![
-                same("volume_id", Text),
-                computed("kind", Text, format!("'{meta_kind}'")),
-                col("meta_key", "key", Text),
-                col("meta_value", "value", TextOr("")),
-            ],
-            format!(
-                "{cinder} m JOIN volumes v ON v.id = m.volume_id WHERE {} AND {}",
-                live("m"),
-                live("v")
-            ),
-            &format!("WHERE x.kind = '{meta_kind}'"),
+            "volume_id",
+            "volumes",
+            "volume",
         )
+        .exporting(format!("WHERE x.kind = '{meta_kind}'"));
+        table
+            .cols
+            .push(computed("kind", Text, format!("'{meta_kind}'")));
+        table
     };
+    // Cinder's own `default_cgsnapshot_type` does not travel.
+    let real_group_type = "g.name <> 'default_cgsnapshot_type'";
     let not_default_group_type =
         |column: &str| format!("WHERE x.{column} <> '{DEFAULT_CGSNAPSHOT_TYPE_ID}'");
-    vec![
-        Table {
-            fix: fix_service,
-            ..table(
-                "service",
-                "services",
-                "services",
-                "host",
-                vec![
-                    same("uuid", Text),
-                    same("host", Text),
-                    col("binary_name", "binary", Text),
-                    same("topic", TextOr("")),
-                    same("report_count", Int(Some(0))),
-                    same("disabled", Bool(0)),
-                    same("disabled_reason", Text),
-                    same("availability_zone", TextOr("nova")),
-                    // Cinder's API and services refuse to start beside a
-                    // service row without versions (`ServiceTooOld`):
-                    // a row Clinker made gets Cinder 29's RPC API versions
-                    // (`rpcapi.py` RPC_API_VERSION per service) and object
-                    // version (`objects/base.py`, `OBJ_VERSIONS` head).
-                    same("rpc_current_version", Text).write(
-                        "COALESCE(x.rpc_current_version, CASE x.binary_name \
-                         WHEN 'cinder-scheduler' THEN '3.12' WHEN 'cinder-backup' THEN '2.4' \
-                         ELSE '3.20' END)",
-                    ),
-                    col("_object_version", "object_current_version", Text)
-                        .constant(V::T(Some("1.39".into()))),
-                    same("frozen", Bool(0)),
-                    same("replication_status", Text),
-                    same("active_backend_id", Text),
-                    same("cluster_name", Text),
-                    same("created_at", Created),
-                    same("updated_at", Time),
-                    same("modified_at", Time),
-                ],
-                format!("services s WHERE {} ORDER BY s.id", live("s")),
-                "ORDER BY x.id",
-            )
-        },
-        table(
-            "qos specs",
-            "qos_specs",
-            "quality_of_service_specs",
-            "id",
+    let group_type_child = |kind, table, id, cols| {
+        Table::new(
+            (kind, table, table, id),
+            cols,
+            format!(
+                "{} AND {real_group_type}",
+                child(table, "e", "group_types", "g", "group_type_id")
+            ),
+        )
+        .exporting(not_default_group_type("group_type_id"))
+    };
+    let quota = |kind, table, owner| {
+        Table::new(
+            (kind, table, table, "resource"),
             vec![
+                same(owner, Text),
+                same("resource", Text),
+                same("hard_limit", Int(Some(-1))),
+            ],
+            own(&format!("{table} q"), "q"),
+        )
+    };
+    let services = texts(
+        "uuid host disabled_reason replication_status active_backend_id cluster_name",
+        vec![
+            col("binary_name", "binary", Text),
+            same("topic", TextOr("")),
+            same("report_count", Int(Some(0))),
+            same("disabled", Bool(0)),
+            same("availability_zone", TextOr("nova")),
+            // Cinder's API and services refuse to start beside a service row
+            // without versions (`ServiceTooOld`): a row Clinker made gets
+            // Cinder 29's RPC API versions (`rpcapi.py` RPC_API_VERSION per
+            // service) and object version (`objects/base.py`, `OBJ_VERSIONS`
+            // head).
+            same("rpc_current_version", Text).write(
+                "COALESCE(x.rpc_current_version, CASE x.binary_name \
+             WHEN 'cinder-scheduler' THEN '3.12' WHEN 'cinder-backup' THEN '2.4' \
+             ELSE '3.20' END)",
+            ),
+            col("_object_version", "object_current_version", Text)
+                .constant(V::T(Some("1.39".into()))),
+            same("frozen", Bool(0)),
+            same("modified_at", Time),
+        ],
+    );
+    vec![
+        Table::new(
+            ("service", "services", "services", "host"),
+            stamped(services),
+            format!("{} ORDER BY s.id", own("services s", "s")),
+        )
+        .exporting("ORDER BY x.id")
+        .fixed(fix_service),
+        Table::new(
+            ("qos specs", "qos_specs", "quality_of_service_specs", "id"),
+            stamped(vec![
                 same("id", Text),
                 col("name", "value", Text),
                 // Cinder keeps the consumer as one more key of the spec.
@@ -382,273 +462,203 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
                     ),
                 ),
                 col("_key", "key", Text).constant(V::T(Some("QoS_Specs_Name".into()))),
-                same("created_at", Created),
-                same("updated_at", Time),
-            ],
+            ]),
             format!(
-                "quality_of_service_specs p WHERE p.specs_id IS NULL AND {}",
-                live("p")
+                "{} AND p.specs_id IS NULL",
+                own("quality_of_service_specs p", "p")
             ),
-            "",
         ),
-        Table {
-            from: None,
-            uuid_id: true,
-            ..table(
+        Table::new(
+            (
                 "qos specs consumer",
                 "qos_specs",
                 "quality_of_service_specs",
                 "id",
-                vec![
-                    col("id", "specs_id", Text),
-                    col("_key", "key", Text).constant(V::T(Some("consumer".into()))),
-                    col("consumer", "value", Text),
-                ],
-                String::new(),
-                "",
-            )
-        },
-        Table {
-            uuid_id: true,
-            ..table(
+            ),
+            vec![
+                col("id", "specs_id", Text),
+                col("_key", "key", Text).constant(V::T(Some("consumer".into()))),
+                col("consumer", "value", Text),
+            ],
+            String::new(),
+        )
+        .export_only()
+        .generated_ids(),
+        Table::new(
+            (
                 "qos spec key",
                 "qos_specs_items",
                 "quality_of_service_specs",
                 "spec_key",
-                vec![
-                    col("qos_specs_id", "specs_id", Text),
-                    col("spec_key", "key", Text),
-                    col("spec_value", "value", Text),
-                ],
-                format!(
-                    "quality_of_service_specs c JOIN quality_of_service_specs p \
-                     ON p.id = c.specs_id WHERE c.\"key\" <> 'consumer' AND {} AND {}",
-                    live("c"),
-                    live("p")
-                ),
-                "",
-            )
-        },
-        table(
-            "volume type",
-            "volume_types",
-            "volume_types",
-            "id",
+            ),
             vec![
+                col("qos_specs_id", "specs_id", Text),
+                col("spec_key", "key", Text),
+                col("spec_value", "value", Text),
+            ],
+            format!(
+                "{} AND c.\"key\" <> 'consumer'",
+                child(
+                    "quality_of_service_specs",
+                    "c",
+                    "quality_of_service_specs",
+                    "p",
+                    "specs_id"
+                )
+            ),
+        )
+        .generated_ids(),
+        Table::new(
+            ("volume type", "volume_types", "volume_types", "id"),
+            stamped(vec![
                 same("id", Text),
                 same("name", Text),
                 same("description", Text),
                 same("is_public", Bool(1)),
                 same("qos_specs_id", Text),
-                same("created_at", Created),
-                same("updated_at", Time),
-            ],
-            format!("volume_types t WHERE {}", live("t")),
-            "",
+            ]),
+            own("volume_types t", "t"),
         ),
-        table(
-            "volume type extra spec",
-            "volume_type_extra_specs",
-            "volume_type_extra_specs",
-            "spec_key",
-            vec![
-                same("volume_type_id", Text),
-                col("spec_key", "key", Text),
-                col("spec_value", "value", TextOr("")),
-            ],
-            format!(
-                "volume_type_extra_specs e JOIN volume_types t ON t.id = e.volume_type_id \
-                 WHERE {} AND {}",
-                live("e"),
-                live("t")
+        Table::new(
+            (
+                "volume type extra spec",
+                "volume_type_extra_specs",
+                "volume_type_extra_specs",
+                "spec_key",
             ),
-            "",
+            pairs("volume_type_id", "spec_key", "spec_value"),
+            child(
+                "volume_type_extra_specs",
+                "e",
+                "volume_types",
+                "t",
+                "volume_type_id",
+            ),
         ),
-        table(
-            "volume type access",
-            "volume_type_projects",
-            "volume_type_projects",
-            "project_id",
+        Table::new(
+            (
+                "volume type access",
+                "volume_type_projects",
+                "volume_type_projects",
+                "project_id",
+            ),
             vec![same("volume_type_id", Text), same("project_id", Text)],
-            format!(
-                "volume_type_projects p JOIN volume_types t ON t.id = p.volume_type_id \
-                 WHERE {} AND {}",
-                live("p"),
-                live("t")
+            child(
+                "volume_type_projects",
+                "p",
+                "volume_types",
+                "t",
+                "volume_type_id",
             ),
-            "",
         ),
-        table(
-            "volume type encryption",
-            "encryption",
-            "encryption",
-            "volume_type_id",
-            vec![
+        Table::new(
+            (
+                "volume type encryption",
+                "encryption",
+                "encryption",
+                "volume_type_id",
+            ),
+            stamped(vec![
                 same("volume_type_id", Text),
                 same("encryption_id", Text).read("COALESCE(e.encryption_id, e.volume_type_id)"),
                 same("provider", TextOr("")),
                 same("cipher", Text),
                 same("key_size", Int(None)),
                 same("control_location", TextOr("front-end")),
-                same("created_at", Created),
-                same("updated_at", Time),
-            ],
-            format!(
-                "encryption e JOIN volume_types t ON t.id = e.volume_type_id WHERE {} AND {}",
-                live("e"),
-                live("t")
+            ]),
+            child("encryption", "e", "volume_types", "t", "volume_type_id"),
+        ),
+        Table::new(
+            (
+                "default type",
+                "default_volume_types",
+                "default_volume_types",
+                "project_id",
             ),
-            "",
+            stamped(vec![same("project_id", Text), same("volume_type_id", Text)]),
+            own("default_volume_types d", "d"),
         ),
-        table(
-            "default type",
-            "default_volume_types",
-            "default_volume_types",
-            "project_id",
-            vec![
-                same("project_id", Text),
-                same("volume_type_id", Text),
-                same("created_at", Created),
-                same("updated_at", Time),
-            ],
-            format!("default_volume_types d WHERE {}", live("d")),
-            "",
-        ),
-        table(
-            "group type",
-            "group_types",
-            "group_types",
-            "id",
-            vec![
+        Table::new(
+            ("group type", "group_types", "group_types", "id"),
+            stamped(vec![
                 same("id", Text),
                 same("name", Text),
                 same("description", Text),
                 same("is_public", Bool(1)),
-                same("created_at", Created),
-                same("updated_at", Time),
-            ],
-            format!(
-                "group_types g WHERE g.name <> 'default_cgsnapshot_type' AND {}",
-                live("g")
-            ),
-            &not_default_group_type("id"),
-        ),
-        table(
+            ]),
+            format!("{} AND {real_group_type}", own("group_types g", "g")),
+        )
+        .exporting(not_default_group_type("id")),
+        group_type_child(
             "group type spec",
             "group_type_specs",
-            "group_type_specs",
             "spec_key",
-            vec![
-                same("group_type_id", Text),
-                col("spec_key", "key", Text),
-                col("spec_value", "value", TextOr("")),
-            ],
-            format!(
-                "group_type_specs e JOIN group_types g ON g.id = e.group_type_id \
-                 WHERE g.name <> 'default_cgsnapshot_type' AND {} AND {}",
-                live("e"),
-                live("g")
-            ),
-            &not_default_group_type("group_type_id"),
+            pairs("group_type_id", "spec_key", "spec_value"),
         ),
-        table(
+        group_type_child(
             "group type access",
-            "group_type_projects",
             "group_type_projects",
             "project_id",
             vec![same("group_type_id", GroupType), same("project_id", Text)],
-            format!(
-                "group_type_projects p JOIN group_types g ON g.id = p.group_type_id \
-                 WHERE g.name <> 'default_cgsnapshot_type' AND {} AND {}",
-                live("p"),
-                live("g")
-            ),
-            &not_default_group_type("group_type_id"),
         ),
-        Table {
-            check: check_group,
-            ..table(
-                "group",
-                "volume_groups",
-                "groups",
-                "id",
+        Table::new(
+            ("group", "volume_groups", "groups", "id"),
+            stamped(texts(
+                "id host cluster_name status group_snapshot_id source_group_id \
+                     replication_status",
                 vec![
-                    same("id", Text),
                     same("user_id", TextOr("")),
                     same("project_id", TextOr("")),
-                    same("host", Text),
-                    same("cluster_name", Text),
                     same("availability_zone", TextOr("nova")),
-                    same("status", Text),
                     col("display_name", "name", Text),
                     col("display_description", "description", Text),
                     same("group_type_id", GroupType),
-                    same("group_snapshot_id", Text),
-                    same("source_group_id", Text),
-                    same("replication_status", Text),
-                    same("created_at", Created),
-                    same("updated_at", Time),
                 ],
-                format!("\"groups\" g WHERE {}", live("g")),
-                "",
-            )
-        },
-        Table {
-            parent: Some(("group_id", "group")),
-            ..table(
+            )),
+            own("\"groups\" g", "g"),
+        )
+        .checked(|row| status::<GroupStatus>(row, "status")),
+        Table::new(
+            (
                 "group volume type",
                 "group_volume_types",
                 "group_volume_type_mapping",
                 "volume_type_id",
+            ),
+            vec![
+                same("group_id", Text),
+                same("volume_type_id", Text),
+                // Cinder's row ids keep the order the types were given;
+                // the export inserts in that order.
+                computed("type_position", Int(None), s.int("m.id")),
+            ],
+            child(
+                "group_volume_type_mapping",
+                "m",
+                "\"groups\"",
+                "g",
+                "group_id",
+            ),
+        )
+        .exporting("ORDER BY x.group_id, x.type_position")
+        .child_of("group_id", "group"),
+        Table::new(
+            ("volume", "volumes", "volumes", "id"),
+            stamped(texts(
+                "id host status migration_status display_name display_description \
+                     provider_location provider_auth provider_id volume_type_id snapshot_id \
+                     source_volid encryption_key_id group_id replication_status \
+                     previous_status cluster_name",
                 vec![
-                    same("group_id", Text),
-                    same("volume_type_id", Text),
-                    // Cinder's row ids keep the order the types were
-                    // given; the export inserts in that order.
-                    computed("type_position", Int(None), s.int("m.id")),
-                ],
-                format!(
-                    "group_volume_type_mapping m JOIN \"groups\" g ON g.id = m.group_id \
-                     WHERE {} AND {}",
-                    live("m"),
-                    live("g")
-                ),
-                "ORDER BY x.group_id, x.type_position",
-            )
-        },
-        Table {
-            check: check_volume,
-            ..table(
-                "volume",
-                "volumes",
-                "volumes",
-                "id",
-                vec![
-                    same("id", Text),
                     same("user_id", TextOr("")),
                     same("project_id", TextOr("")),
-                    same("host", Text),
                     same("size", Int(Some(0))),
                     same("availability_zone", TextOr("nova")),
-                    same("status", Text),
                     same("attach_status", TextOr("detached")),
-                    same("migration_status", Text),
-                    same("display_name", Text),
-                    same("display_description", Text),
-                    same("provider_location", Text),
-                    same("provider_auth", Text),
-                    same("provider_id", Text),
-                    same("volume_type_id", Text),
-                    same("snapshot_id", Text),
-                    same("source_volid", Text),
                     same("bootable", Bool(0)),
                     same("multiattach", Bool(0)),
-                    same("encryption_key_id", Text),
                     // Consistency groups do not travel (Cinder's foreign key).
                     computed("consistencygroup_id", Text, "v.consistencygroup_id"),
-                    same("group_id", Text),
-                    same("replication_status", Text),
-                    same("previous_status", Text),
                     // Cinder's foreign key: only the uuid of a service row
                     // that travels too.
                     same("service_uuid", Text).write(
@@ -657,294 +667,154 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
                     ),
                     same("shared_targets", Bool(1)),
                     same("use_quota", Bool(1)),
-                    same("cluster_name", Text),
-                    same("created_at", Created),
-                    same("updated_at", Time),
                     same("scheduled_at", Time),
                     same("launched_at", Time),
                     computed("_name_id", Text, "v._name_id"),
                 ],
-                format!("volumes v WHERE {}", live("v")),
-                "",
-            )
-        },
-        metadata("volume metadata", "volume_metadata", "user"),
-        metadata("volume admin metadata", "volume_admin_metadata", "admin"),
-        metadata("volume image metadata", "volume_glance_metadata", "glance"),
-        Table {
-            parent: Some(("volume_id", "volume")),
-            check: check_attachment,
-            ..table(
-                "attachment",
-                "volume_attachment",
-                "volume_attachment",
-                "id",
+            )),
+            own("volumes v", "v"),
+        )
+        .checked(check_volume),
+        volume_metadata("volume metadata", "volume_metadata", "user"),
+        volume_metadata("volume admin metadata", "volume_admin_metadata", "admin"),
+        volume_metadata("volume image metadata", "volume_glance_metadata", "glance"),
+        Table::new(
+            ("attachment", "volume_attachment", "volume_attachment", "id"),
+            stamped(texts(
+                "id volume_id instance_uuid attached_host mountpoint attach_mode \
+                     connection_info connector",
                 vec![
-                    same("id", Text),
-                    same("volume_id", Text),
-                    same("instance_uuid", Text),
-                    same("attached_host", Text),
-                    same("mountpoint", Text),
                     same("attach_time", Time),
                     same("detach_time", Time),
                     same("attach_status", TextOr("detached")),
-                    same("attach_mode", Text),
-                    same("connection_info", Text),
-                    same("connector", Text),
-                    same("created_at", Created),
-                    same("updated_at", Time),
                 ],
-                format!(
-                    "volume_attachment a JOIN volumes v ON v.id = a.volume_id WHERE {} AND {}",
-                    live("a"),
-                    live("v")
-                ),
-                "",
-            )
-        },
-        Table {
-            parent: Some(("group_id", "group")),
-            check: check_group_snapshot,
-            ..table(
-                "group snapshot",
-                "group_snapshots",
-                "group_snapshots",
-                "id",
+            )),
+            child("volume_attachment", "a", "volumes", "v", "volume_id"),
+        )
+        .child_of("volume_id", "volume")
+        .checked(|row| status::<AttachStatus>(row, "attach_status")),
+        Table::new(
+            ("group snapshot", "group_snapshots", "group_snapshots", "id"),
+            stamped(vec![
+                same("id", Text),
+                same("group_id", Text),
+                same("user_id", TextOr("")),
+                same("project_id", TextOr("")),
+                same("status", Text),
+                col("display_name", "name", Text),
+                col("display_description", "description", Text),
+                same("group_type_id", GroupType),
+            ]),
+            child("group_snapshots", "x", "\"groups\"", "g", "group_id"),
+        )
+        .child_of("group_id", "group")
+        .checked(|row| status::<GroupSnapshotStatus>(row, "status")),
+        Table::new(
+            ("snapshot", "snapshots", "snapshots", "id"),
+            stamped(texts(
+                "id volume_id status progress display_name display_description \
+                     provider_location group_snapshot_id",
                 vec![
-                    same("id", Text),
-                    same("group_id", Text),
                     same("user_id", TextOr("")),
                     same("project_id", TextOr("")),
-                    same("status", Text),
-                    col("display_name", "name", Text),
-                    col("display_description", "description", Text),
-                    same("group_type_id", GroupType),
-                    same("created_at", Created),
-                    same("updated_at", Time),
-                ],
-                format!(
-                    "group_snapshots x JOIN \"groups\" g ON g.id = x.group_id WHERE {} AND {}",
-                    live("x"),
-                    live("g")
-                ),
-                "",
-            )
-        },
-        Table {
-            parent: Some(("volume_id", "volume")),
-            check: check_snapshot,
-            ..table(
-                "snapshot",
-                "snapshots",
-                "snapshots",
-                "id",
-                vec![
-                    same("id", Text),
-                    same("volume_id", Text),
-                    same("user_id", TextOr("")),
-                    same("project_id", TextOr("")),
-                    same("status", Text),
-                    same("progress", Text),
                     same("volume_size", Int(Some(0))),
-                    same("display_name", Text),
-                    same("display_description", Text),
-                    same("provider_location", Text),
                     same("volume_type_id", Text)
                         .read("COALESCE(x.volume_type_id, v.volume_type_id)"),
-                    same("group_snapshot_id", Text),
                     same("use_quota", Bool(1)),
-                    same("created_at", Created),
-                    same("updated_at", Time),
                 ],
-                format!(
-                    "snapshots x JOIN volumes v ON v.id = x.volume_id WHERE {} AND {}",
-                    live("x"),
-                    live("v")
-                ),
-                "",
-            )
-        },
-        Table {
-            parent: Some(("snapshot_id", "snapshot")),
-            ..table(
-                "snapshot metadata",
-                "snapshot_metadata",
-                "snapshot_metadata",
-                "meta_key",
+            )),
+            child("snapshots", "x", "volumes", "v", "volume_id"),
+        )
+        .child_of("volume_id", "volume")
+        .checked(|row| status::<SnapshotStatus>(row, "status")),
+        metadata(
+            "snapshot metadata",
+            "snapshot_metadata",
+            "snapshot_metadata",
+            "snapshot_id",
+            "snapshots",
+            "snapshot",
+        ),
+        Table::new(
+            ("transfer", "transfers", "transfers", "id"),
+            stamped(texts(
+                "id volume_id display_name source_project_id destination_project_id",
                 vec![
-                    same("snapshot_id", Text),
-                    col("meta_key", "key", Text),
-                    col("meta_value", "value", TextOr("")),
-                ],
-                format!(
-                    "snapshot_metadata m JOIN snapshots x ON x.id = m.snapshot_id \
-                     WHERE {} AND {}",
-                    live("m"),
-                    live("x")
-                ),
-                "",
-            )
-        },
-        Table {
-            parent: Some(("volume_id", "volume")),
-            ..table(
-                "transfer",
-                "transfers",
-                "transfers",
-                "id",
-                vec![
-                    same("id", Text),
-                    same("volume_id", Text),
-                    same("display_name", Text),
                     same("salt", TextOr("")),
                     same("crypt_hash", TextOr("")),
                     same("no_snapshots", Bool(0)),
-                    same("source_project_id", Text),
-                    same("destination_project_id", Text),
                     same("accepted", Bool(0)),
-                    same("created_at", Created),
-                    same("updated_at", Time),
                 ],
-                format!(
-                    "transfers x JOIN volumes v ON v.id = x.volume_id WHERE {} AND {}",
-                    live("x"),
-                    live("v")
-                ),
-                "",
-            )
-        },
-        Table {
-            fix: fix_message,
-            ..table(
-                "message",
-                "messages",
-                "messages",
-                "id",
-                vec![
-                    same("id", Text),
-                    same("project_id", Text),
-                    same("request_id", Text),
-                    same("resource_type", TextOr("VOLUME")),
-                    same("resource_uuid", Text),
-                    same("event_id", Text),
-                    same("message_level", Text),
-                    computed("user_message", Text, "''"),
-                    same("created_at", Created),
-                    same("expires_at", Time),
-                    // Cinder's event id ends with `_<action>_<detail>`.
-                    col("_action_id", "action_id", Text)
-                        .write("SUBSTR(x.event_id, LENGTH(x.event_id) - 6, 3)"),
-                    col("_detail_id", "detail_id", Text)
-                        .write("SUBSTR(x.event_id, LENGTH(x.event_id) - 2, 3)"),
-                ],
-                format!("messages m WHERE {}", live("m")),
-                "",
-            )
-        },
-        table(
-            "quota",
-            "quotas",
-            "quotas",
-            "resource",
+            )),
+            child("transfers", "x", "volumes", "v", "volume_id"),
+        )
+        .child_of("volume_id", "volume"),
+        Table::new(
+            ("message", "messages", "messages", "id"),
+            vec![
+                same("id", Text),
+                same("project_id", Text),
+                same("request_id", Text),
+                same("resource_type", TextOr("VOLUME")),
+                same("resource_uuid", Text),
+                same("event_id", Text),
+                same("message_level", Text),
+                computed("user_message", Text, "''"),
+                same("created_at", Created),
+                same("expires_at", Time),
+                // Cinder's event id ends with `_<action>_<detail>`.
+                col("_action_id", "action_id", Text)
+                    .write("SUBSTR(x.event_id, LENGTH(x.event_id) - 6, 3)"),
+                col("_detail_id", "detail_id", Text)
+                    .write("SUBSTR(x.event_id, LENGTH(x.event_id) - 2, 3)"),
+            ],
+            own("messages m", "m"),
+        )
+        .fixed(fix_message),
+        quota("quota", "quotas", "project_id"),
+        quota("quota class", "quota_classes", "class_name"),
+        // Usage is recounted by the import; Cinder reads its counters.
+        Table::new(
+            ("quota usage", "quota_usages", "quota_usages", "resource"),
             vec![
                 same("project_id", Text),
                 same("resource", Text),
-                same("hard_limit", Int(Some(-1))),
+                same("in_use", Int(Some(0))),
+                col("_reserved", "reserved", Int(Some(0))).constant(V::I(Some(0))),
+                col("_race_preventer", "race_preventer", Bool(1)).constant(V::I(Some(1))),
             ],
-            format!("quotas q WHERE {}", live("q")),
-            "",
-        ),
-        table(
-            "quota class",
-            "quota_classes",
-            "quota_classes",
-            "resource",
-            vec![
-                same("class_name", Text),
-                same("resource", Text),
-                same("hard_limit", Int(Some(-1))),
-            ],
-            format!("quota_classes q WHERE {}", live("q")),
-            "",
-        ),
-        // Usage is recounted by the import; Cinder reads its counters.
-        Table {
-            from: None,
-            ..table(
-                "quota usage",
-                "quota_usages",
-                "quota_usages",
-                "resource",
-                vec![
-                    same("project_id", Text),
-                    same("resource", Text),
-                    same("in_use", Int(Some(0))),
-                    col("_reserved", "reserved", Int(Some(0))).constant(V::I(Some(0))),
-                    col("_race_preventer", "race_preventer", Bool(1)).constant(V::I(Some(1))),
-                ],
-                String::new(),
-                "",
-            )
-        },
+            String::new(),
+        )
+        .export_only(),
         // A backup outlives its volume: no parent.
-        Table {
-            check: check_backup,
-            fix: fix_backup,
-            ..table(
-                "backup",
-                "backups",
-                "backups",
-                "id",
+        Table::new(
+            ("backup", "backups", "backups", "id"),
+            stamped(texts(
+                "id volume_id host availability_zone display_name display_description \
+                     container status fail_reason service_metadata service parent_id \
+                     snapshot_id restore_volume_id encryption_key_id",
                 vec![
-                    same("id", Text),
-                    same("volume_id", Text),
                     same("user_id", TextOr("")),
                     same("project_id", TextOr("")),
-                    same("host", Text),
-                    same("availability_zone", Text),
-                    same("display_name", Text),
-                    same("display_description", Text),
-                    same("container", Text),
-                    same("status", Text),
-                    same("fail_reason", Text),
-                    same("service_metadata", Text),
-                    same("service", Text),
                     same("size", Int(Some(0))),
                     same("object_count", Int(Some(0))),
-                    same("parent_id", Text),
-                    same("snapshot_id", Text),
                     same("data_timestamp", Time),
-                    same("restore_volume_id", Text),
-                    same("encryption_key_id", Text),
-                    same("created_at", Created),
-                    same("updated_at", Time),
                     // Clinker counts the dependents from `parent_id`.
                     col("_dependents", "num_dependent_backups", Int(Some(0)))
                         .write("(SELECT COUNT(*) FROM backups c WHERE c.parent_id = x.id)"),
                 ],
-                format!("backups x WHERE {}", live("x")),
-                "",
-            )
-        },
-        Table {
-            parent: Some(("backup_id", "backup")),
-            ..table(
-                "backup metadata",
-                "backup_metadata",
-                "backup_metadata",
-                "meta_key",
-                vec![
-                    same("backup_id", Text),
-                    col("meta_key", "key", Text),
-                    col("meta_value", "value", TextOr("")),
-                ],
-                format!(
-                    "backup_metadata m JOIN backups b ON b.id = m.backup_id WHERE {} AND {}",
-                    live("m"),
-                    live("b")
-                ),
-                "",
-            )
-        },
+            )),
+            own("backups x", "x"),
+        )
+        .checked(|row| status::<BackupStatus>(row, "status"))
+        .fixed(fix_backup),
+        metadata(
+            "backup metadata",
+            "backup_metadata",
+            "backup_metadata",
+            "backup_id",
+            "backups",
+            "backup",
+        ),
     ]
 }

@@ -137,10 +137,10 @@ pub async fn volume_lists_walk_indexes(db: &Db) {
             }
         }
     }
-    // The default order (no sort key), with a status filter.
-    let query = VolumeQuery {
-        project_id: Some("scale".into()),
-        filters: vec![(VolumeColumn::Status, FilterValue::Eq("creating".into()))],
+    // A page after the marker `ids[3]` in the default order (no sort key).
+    let after_marker = |project_id: Option<&str>, filters| VolumeQuery {
+        project_id: project_id.map(str::to_owned),
+        filters,
         page: Page {
             marker: Some(ids[3]),
             limit: Some(1000),
@@ -148,6 +148,11 @@ pub async fn volume_lists_walk_indexes(db: &Db) {
         },
         ..VolumeQuery::default()
     };
+    // With a status filter.
+    let query = after_marker(
+        Some("scale"),
+        vec![(VolumeColumn::Status, FilterValue::Eq("creating".into()))],
+    );
     assert_walks(
         dialect,
         &plan_of(db, &query).await,
@@ -158,15 +163,8 @@ pub async fn volume_lists_walk_indexes(db: &Db) {
         "status filter",
     );
     assert_eq!(db.list_volumes(&query).await.unwrap().len(), 3);
-    // Every project, default order.
-    let query = VolumeQuery {
-        page: Page {
-            marker: Some(ids[3]),
-            limit: Some(1000),
-            offset: None,
-        },
-        ..VolumeQuery::default()
-    };
+    // Every project.
+    let query = after_marker(None, Vec::new());
     assert_walks(
         dialect,
         &plan_of(db, &query).await,
