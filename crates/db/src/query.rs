@@ -5,7 +5,82 @@
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use crate::{FilterValue, SortDir};
+/// A comparison in a list filter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FilterValue {
+    /// `= text`.
+    Eq(String),
+    /// `= integer`.
+    EqInt(i64),
+    /// `IN (…)`.
+    In(Vec<String>),
+    /// `IS NULL`.
+    IsNull,
+    /// Substring match (`name~=` since 3.34).
+    Contains(String),
+    /// `>`, `>=`, `<`, `<=`, `<>` on an integer (3.60 time comparisons).
+    Compare(CompareOp, i64),
+}
+
+/// Comparison operators for [`FilterValue::Compare`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    /// `gt`.
+    Gt,
+    /// `gte`.
+    Gte,
+    /// `lt`.
+    Lt,
+    /// `lte`.
+    Lte,
+    /// `eq`.
+    Eq,
+    /// `neq`.
+    Neq,
+}
+
+impl CompareOp {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            CompareOp::Gt => ">",
+            CompareOp::Gte => ">=",
+            CompareOp::Lt => "<",
+            CompareOp::Lte => "<=",
+            CompareOp::Eq => "=",
+            CompareOp::Neq => "<>",
+        }
+    }
+}
+
+/// Sort direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortDir {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+/// Paging shared by the list queries.
+#[derive(Clone, Debug)]
+pub struct Page<M> {
+    /// Rows after this one (keyset pagination).
+    pub marker: Option<M>,
+    /// At most this many rows.
+    pub limit: Option<u32>,
+    /// Skip this many rows (after the marker).
+    pub offset: Option<u32>,
+}
+
+impl<M> Default for Page<M> {
+    fn default() -> Self {
+        Self {
+            marker: None,
+            limit: None,
+            offset: None,
+        }
+    }
+}
 
 /// A bound value of dynamic SQL.
 #[derive(Clone, Debug, PartialEq)]

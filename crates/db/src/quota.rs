@@ -1,7 +1,7 @@
 //! Quota limits and usage counters.
 //!
 //! Usage counters change only inside the transactions that insert or delete
-//! the rows they count (see `volumes.rs`, `snapshots.rs`), through
+//! the rows they count (see `volumes/`, `snapshots.rs`), through
 //! [`charge_quota`]: a conditional `UPDATE … WHERE in_use + delta <= limit`,
 //! which every engine evaluates against the latest committed row under its
 //! row lock, so concurrent creates cannot overshoot and the counters always
@@ -12,11 +12,81 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::QuotaRepository;
 use crate::batch::{Batch, Outcome};
 use crate::error::{DbError, OverQuota};
 use crate::pool::{Db, in_transaction};
 use crate::query::Arg;
+
+/// Quota repository.
+#[async_trait::async_trait]
+pub trait QuotaRepository {
+    /// Effective limits for a project: its own rows, then the `default`
+    /// class, then the configuration; per-type resources for every type.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn quota_limits(&self, project_id: &str) -> Result<BTreeMap<String, i64>, DbError>;
+
+    /// Usage counters of a project (missing resources are 0).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn quota_usages(&self, project_id: &str) -> Result<BTreeMap<String, i64>, DbError>;
+
+    /// Sets a project's limit for one resource.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn set_project_quota(
+        &self,
+        project_id: &str,
+        resource: &str,
+        limit: i64,
+    ) -> Result<(), DbError>;
+
+    /// Removes a project's own limits (back to defaults).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn delete_project_quotas(&self, project_id: &str) -> Result<(), DbError>;
+
+    /// Limits of a quota class (`default`), falling back to configuration.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn quota_class_limits(&self, class_name: &str) -> Result<BTreeMap<String, i64>, DbError>;
+
+    /// Sets a class limit.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn set_quota_class(
+        &self,
+        class_name: &str,
+        resource: &str,
+        limit: i64,
+    ) -> Result<(), DbError>;
+
+    /// Recounts a project's usage from the resource rows (what the counters
+    /// must equal).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn recount_usages(&self, project_id: &str) -> Result<BTreeMap<String, i64>, DbError>;
+
+    /// Projects that have usage rows or resources.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn projects_with_usage(&self) -> Result<Vec<String>, DbError>;
+
+    /// Rewrites a project's counters from a recount (`clinker manage quota
+    /// sync`); returns the resources that had drifted.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn sync_usages(&self, project_id: &str) -> Result<Vec<String>, DbError>;
+}
 
 /// The project-independent resources and their configuration defaults.
 pub(crate) fn default_limits(db: &Db) -> BTreeMap<String, i64> {

@@ -1,4 +1,4 @@
-//! [`ServiceRepository`] for [`Db`].
+//! Services: [`ServiceRepository`] and its row types, for [`Db`].
 
 use clinker_types::model::Service;
 
@@ -6,7 +6,73 @@ use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::{Arg, bind_all};
 use crate::rows::{self, SERVICE_COLUMNS};
-use crate::{ServiceRegistration, ServiceRepository};
+
+/// A service registering at start-up.
+#[derive(Clone, Debug)]
+pub struct ServiceRegistration {
+    /// `host` or `host@backend`.
+    pub host: String,
+    /// `cinder-volume`, `cinder-scheduler`, …
+    pub binary: String,
+    /// Topic.
+    pub topic: String,
+    /// Zone.
+    pub availability_zone: String,
+    /// The RPC version it serves.
+    pub rpc_current_version: String,
+}
+
+/// Service repository.
+#[async_trait::async_trait]
+pub trait ServiceRepository {
+    /// Creates or refreshes the `(host, binary)` row (keeping `disabled`).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn register_service(
+        &self,
+        registration: &ServiceRegistration,
+    ) -> Result<Service, DbError>;
+
+    /// One heartbeat: `report_count + 1`, `updated_at = now`, and the
+    /// backend's health when given.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`] when the row was deleted (re-register).
+    async fn report_service_state(
+        &self,
+        id: i64,
+        backend_state: Option<(&str, Option<&str>)>,
+    ) -> Result<(), DbError>;
+
+    /// Services, optionally filtered.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn list_services(
+        &self,
+        host: Option<&str>,
+        binary: Option<&str>,
+    ) -> Result<Vec<Service>, DbError>;
+
+    /// Enables or disables a service.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn set_service_disabled(
+        &self,
+        host: &str,
+        binary: &str,
+        disabled: bool,
+        reason: Option<&str>,
+    ) -> Result<Service, DbError>;
+
+    /// Removes a service row.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn delete_service(&self, id: i64) -> Result<(), DbError>;
+}
 
 impl Db {
     async fn service_by_host_binary(

@@ -1,4 +1,4 @@
-//! [`SnapshotRepository`] for [`Db`].
+//! Snapshots: [`SnapshotRepository`], its row types and queries, for [`Db`].
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,248 @@ use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
 use crate::quota::{charge_quota, snapshot_charges};
 use crate::rows::{self, SNAPSHOT_COLUMNS};
-use crate::{NewSnapshot, SnapshotQuery, SnapshotRepository};
+use crate::{FilterValue, Page, SortDir};
+
+/// A filterable snapshot column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotColumn {
+    /// `id`.
+    Id,
+    /// `display_name`.
+    DisplayName,
+    /// `status`.
+    Status,
+    /// `volume_id`.
+    VolumeId,
+    /// `project_id`.
+    ProjectId,
+    /// `user_id`.
+    UserId,
+    /// `volume_size`.
+    VolumeSize,
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `use_quota`.
+    UseQuota,
+    /// `group_snapshot_id`.
+    GroupSnapshotId,
+    /// The source volume's availability zone (joined).
+    AvailabilityZone,
+}
+
+impl SnapshotColumn {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            SnapshotColumn::Id => "s.id",
+            SnapshotColumn::DisplayName => "s.display_name",
+            SnapshotColumn::Status => "s.status",
+            SnapshotColumn::VolumeId => "s.volume_id",
+            SnapshotColumn::ProjectId => "s.project_id",
+            SnapshotColumn::UserId => "s.user_id",
+            SnapshotColumn::VolumeSize => "s.volume_size",
+            SnapshotColumn::CreatedAt => "s.created_at",
+            SnapshotColumn::UpdatedAt => "s.updated_at",
+            SnapshotColumn::UseQuota => "s.use_quota",
+            SnapshotColumn::GroupSnapshotId => "s.group_snapshot_id",
+            SnapshotColumn::AvailabilityZone => {
+                "(SELECT sv.availability_zone FROM volumes sv WHERE sv.id = s.volume_id)"
+            }
+        }
+    }
+
+    pub(crate) fn is_integer(self) -> bool {
+        matches!(
+            self,
+            SnapshotColumn::VolumeSize
+                | SnapshotColumn::CreatedAt
+                | SnapshotColumn::UpdatedAt
+                | SnapshotColumn::UseQuota
+        )
+    }
+
+    /// The column itself where it is NOT NULL (no `COALESCE` to hide the
+    /// list index from the planner).
+    pub(crate) fn sort_sql(self) -> Option<&'static str> {
+        match self {
+            SnapshotColumn::Id
+            | SnapshotColumn::Status
+            | SnapshotColumn::VolumeId
+            | SnapshotColumn::ProjectId
+            | SnapshotColumn::UserId
+            | SnapshotColumn::VolumeSize
+            | SnapshotColumn::CreatedAt
+            | SnapshotColumn::UseQuota => Some(self.sql()),
+            _ => None,
+        }
+    }
+}
+
+/// A snapshot list request.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotQuery {
+    /// Only this project's snapshots.
+    pub project_id: Option<String>,
+    /// Column filters.
+    pub filters: Vec<(SnapshotColumn, FilterValue)>,
+    /// Metadata that must be present.
+    pub metadata: Vec<(String, String)>,
+    /// Sort keys.
+    pub sort: Vec<(SnapshotColumn, SortDir)>,
+    /// Paging.
+    pub page: Page<SnapshotId>,
+}
+
+/// A snapshot row to insert.
+#[derive(Clone, Debug)]
+pub struct NewSnapshot {
+    /// Id.
+    pub id: SnapshotId,
+    /// Source volume.
+    pub volume_id: VolumeId,
+    /// Owner.
+    pub user_id: String,
+    /// Owner project.
+    pub project_id: String,
+    /// Name.
+    pub display_name: Option<String>,
+    /// Description.
+    pub display_description: Option<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Allow an attached source volume (`force`, or 3.66+).
+    pub allow_in_use: bool,
+    /// Counts against quota.
+    pub use_quota: bool,
+}
+
+/// Snapshot repository.
+#[async_trait::async_trait]
+pub trait SnapshotRepository {
+    /// Inserts a `creating` snapshot after checking the source volume's
+    /// status (locking its row), charges quota and journals it.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] (volume status), [`DbError::OverQuota`],
+    /// [`DbError::NotFound`] (volume).
+    async fn create_snapshot(&self, new: NewSnapshot) -> Result<Snapshot, DbError>;
+
+    /// One snapshot.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot, DbError>;
+
+    /// A page of snapshots.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`] for a missing marker.
+    async fn list_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>, DbError>;
+
+    /// How many snapshots match.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn count_snapshots(&self, query: &SnapshotQuery) -> Result<i64, DbError>;
+
+    /// Renames / re-describes.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn update_snapshot(
+        &self,
+        id: SnapshotId,
+        display_name: Option<Option<String>>,
+        display_description: Option<Option<String>>,
+    ) -> Result<Snapshot, DbError>;
+
+    /// Merges or replaces metadata.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn set_snapshot_metadata(
+        &self,
+        id: SnapshotId,
+        metadata: &BTreeMap<String, String>,
+        replace: bool,
+    ) -> Result<BTreeMap<String, String>, DbError>;
+
+    /// Deletes a metadata key.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn delete_snapshot_metadata(&self, id: SnapshotId, key: &str) -> Result<(), DbError>;
+
+    /// `creating → available`, progress 100%, journal removed.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`].
+    async fn finish_snapshot_create(
+        &self,
+        id: SnapshotId,
+        provider_location: Option<String>,
+    ) -> Result<Snapshot, DbError>;
+
+    /// `creating → error`, journal removed.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`].
+    async fn fail_snapshot_create(&self, id: SnapshotId) -> Result<Snapshot, DbError>;
+
+    /// Undoes a snapshot create that was never dispatched (the volume
+    /// service could not be reached): removes the `creating` row, its
+    /// quota and its journal row, as if the request had not happened.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless still `creating`.
+    async fn discard_snapshot_create(&self, id: SnapshotId) -> Result<(), DbError>;
+
+    /// `available|error → deleting` (any status with `force`), journaled.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`], [`DbError::NotFound`].
+    async fn begin_snapshot_delete(
+        &self,
+        id: SnapshotId,
+        transition: SnapshotTransition,
+    ) -> Result<Snapshot, DbError>;
+
+    /// Removes the row, releases quota and the journal row.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless `deleting`.
+    async fn finish_snapshot_delete(&self, id: SnapshotId) -> Result<Snapshot, DbError>;
+
+    /// `deleting → error_deleting` (or `available` when busy).
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`].
+    async fn fail_snapshot_delete(&self, id: SnapshotId, busy: bool) -> Result<Snapshot, DbError>;
+
+    /// `os-reset_status` / `os-update_snapshot_status`.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn set_snapshot_status(
+        &self,
+        id: SnapshotId,
+        status: SnapshotStatus,
+        progress: Option<String>,
+    ) -> Result<Snapshot, DbError>;
+
+    /// Snapshots of one volume.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn snapshots_of_volume(&self, volume_id: VolumeId) -> Result<Vec<Snapshot>, DbError>;
+
+    /// Snapshots whose volume lives on `service_host`.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn snapshots_on_backend(&self, service_host: &str) -> Result<Vec<Snapshot>, DbError>;
+}
 
 impl Db {
     pub(crate) async fn lock_snapshot(

@@ -1,4 +1,4 @@
-//! [`VolumeTypeRepository`] for [`Db`].
+//! Volume types: [`VolumeTypeRepository`] and its row types, for [`Db`].
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,111 @@ use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::{Arg, bind_all, placeholders};
 use crate::rows::{self, TYPE_COLUMNS};
-use crate::{NewVolumeType, VolumeTypeRepository};
+
+/// A volume type to create.
+#[derive(Clone, Debug)]
+pub struct NewVolumeType {
+    /// Unique name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Public.
+    pub is_public: bool,
+    /// Extra specs.
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// Volume type repository.
+#[async_trait::async_trait]
+pub trait VolumeTypeRepository {
+    /// Creates a type.
+    ///
+    /// # Errors
+    /// [`DbError::Conflict`] when the name exists.
+    async fn create_volume_type(&self, new: NewVolumeType) -> Result<VolumeType, DbError>;
+
+    /// One type by id.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn get_volume_type(&self, id: VolumeTypeId) -> Result<VolumeType, DbError>;
+
+    /// One type by exact name.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn get_volume_type_by_name(&self, name: &str) -> Result<VolumeType, DbError>;
+
+    /// Types, optionally only public ones or those `project_id` can see
+    /// (public or granted).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn list_volume_types(
+        &self,
+        is_public: Option<bool>,
+        visible_to: Option<&str>,
+    ) -> Result<Vec<VolumeType>, DbError>;
+
+    /// Updates name / description / visibility; renames the per-type quota
+    /// resources with the name.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`], [`DbError::Conflict`].
+    async fn update_volume_type(
+        &self,
+        id: VolumeTypeId,
+        name: Option<String>,
+        description: Option<Option<String>>,
+        is_public: Option<bool>,
+    ) -> Result<VolumeType, DbError>;
+
+    /// Deletes a type no volume or snapshot uses.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] while in use, [`DbError::NotFound`].
+    async fn delete_volume_type(&self, id: VolumeTypeId) -> Result<(), DbError>;
+
+    /// Merges extra specs.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn set_extra_specs(
+        &self,
+        id: VolumeTypeId,
+        specs: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, DbError>;
+
+    /// Deletes one extra spec.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`] for the type or the key.
+    async fn delete_extra_spec(&self, id: VolumeTypeId, key: &str) -> Result<(), DbError>;
+
+    /// Projects granted access to a private type.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn list_type_access(&self, id: VolumeTypeId) -> Result<Vec<String>, DbError>;
+
+    /// Grants access.
+    ///
+    /// # Errors
+    /// [`DbError::Conflict`] when already granted.
+    async fn add_type_access(&self, id: VolumeTypeId, project_id: &str) -> Result<(), DbError>;
+
+    /// Revokes access.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`] when not granted.
+    async fn remove_type_access(&self, id: VolumeTypeId, project_id: &str) -> Result<(), DbError>;
+
+    /// Creates the named type if missing (db sync's `__DEFAULT__`).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn ensure_default_volume_type(&self, name: &str) -> Result<VolumeType, DbError>;
+}
 
 impl Db {
     /// The type whose `column` (`id` or `name`) is `value`, with its extra

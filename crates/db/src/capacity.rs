@@ -1,53 +1,73 @@
-//! The operation journal, pool capacity claims and user messages.
+//! Pool capacity claims (`pool_allocations`).
 
 use std::collections::BTreeMap;
 
-use clinker_types::model::{JournalEntry, UserMessage};
-use clinker_types::{MessageId, Timestamp, VolumeId};
+use clinker_types::VolumeId;
 
 use crate::batch::{Batch, in_batched_transaction};
 use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::Arg;
-use crate::rows::{self, JOURNAL_COLUMNS, MESSAGE_COLUMNS};
 use crate::volumes::service_host_of;
-use crate::{CapacityRepository, ClaimOutcome, JournalRepository, MessageRepository, Page};
 
+/// What a placement claim achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The pool had room; the volume now lives there.
+    Claimed,
+    /// The pool is full; try another.
+    NoCapacity,
+    /// The volume is no longer waiting for placement (deleted, or already
+    /// placed by another scheduler).
+    NotWaiting,
+}
+
+/// Capacity claims on pools.
 #[async_trait::async_trait]
-impl JournalRepository for Db {
-    async fn journal_for_backend(&self, service_host: &str) -> Result<Vec<JournalEntry>, DbError> {
-        let sql = self.dynamic(format!(
-            "SELECT {JOURNAL_COLUMNS} FROM workers WHERE service_host = ? ORDER BY id"
-        ));
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(service_host)
-            .fetch_all(&mut *self.reader().await?)
-            .await?;
-        found.iter().map(rows::journal).collect()
-    }
-
-    async fn unplaced_journal(&self, older_than: Timestamp) -> Result<Vec<JournalEntry>, DbError> {
-        let sql = self.dynamic(format!(
-            "SELECT {JOURNAL_COLUMNS} FROM workers WHERE service_host IS NULL AND created_at < ? ORDER BY id"
-        ));
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(older_than.as_micros())
-            .fetch_all(&mut *self.reader().await?)
-            .await?;
-        found.iter().map(rows::journal).collect()
-    }
-
-    async fn journal_detail(
+pub trait CapacityRepository {
+    /// Places a `creating`, unplaced volume on `pool` (`host@backend#pool`)
+    /// if `allocated + size <= limit_gb`, in one transaction with the
+    /// volume's host and its journal row.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn claim_volume_placement(
         &self,
-        resource_id: &str,
-    ) -> Result<Option<serde_json::Value>, DbError> {
-        let text: Option<Option<String>> =
-            sqlx::query_scalar(self.q("SELECT detail_json FROM workers WHERE resource_id = ?"))
-                .bind(resource_id)
-                .fetch_optional(&mut *self.reader().await?)
-                .await?;
-        Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
-    }
+        id: VolumeId,
+        pool: &str,
+        size: i64,
+        limit_gb: i64,
+    ) -> Result<ClaimOutcome, DbError>;
+
+    /// Undoes a placement for a reschedule: clears the host (only if still
+    /// on `pool` and `creating`) and returns the capacity.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn release_volume_placement(&self, id: VolumeId, pool: &str) -> Result<bool, DbError>;
+
+    /// Claims `delta` more GiB on a volume's pool for an extend.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn claim_extend(
+        &self,
+        pool: &str,
+        delta: i64,
+        limit_gb: i64,
+    ) -> Result<ClaimOutcome, DbError>;
+
+    /// Allocated GiB per pool.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn pool_allocations(&self) -> Result<BTreeMap<String, i64>, DbError>;
+
+    /// Recounts allocations from the volume rows (what the counters must equal).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn recount_pool_allocations(&self) -> Result<BTreeMap<String, i64>, DbError>;
 }
 
 impl Db {
@@ -220,93 +240,5 @@ impl CapacityRepository for Db {
             .fetch_all(&mut *self.reader().await?)
             .await?;
         Ok(rows.into_iter().collect())
-    }
-}
-
-#[async_trait::async_trait]
-impl MessageRepository for Db {
-    async fn create_message(&self, m: &UserMessage) -> Result<(), DbError> {
-        sqlx::query(self.q(
-            "INSERT INTO messages (id, project_id, request_id, resource_type, resource_uuid, event_id, message_level, \
-             user_message, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(m.id.to_string())
-        .bind(m.project_id.as_str())
-        .bind(m.request_id.as_deref())
-        .bind(m.resource_type.as_str())
-        .bind(m.resource_uuid.as_deref())
-        .bind(m.event_id.as_str())
-        .bind(m.message_level.as_str())
-        .bind(m.user_message.as_str())
-        .bind(m.created_at.as_micros())
-        .bind(m.expires_at.as_micros())
-        .execute(&mut *self.writer().await?)
-        .await?;
-        Ok(())
-    }
-
-    async fn list_messages(
-        &self,
-        project_id: Option<&str>,
-        page: &Page<MessageId>,
-    ) -> Result<Vec<UserMessage>, DbError> {
-        use crate::query::{Arg, bind_all};
-        let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1");
-        let mut args = Vec::new();
-        if let Some(p) = project_id {
-            sql.push_str(" AND project_id = ?");
-            args.push(Arg::Text(p.to_owned()));
-        }
-        if let Some(marker) = page.marker {
-            let found: Option<(i64, String)> =
-                sqlx::query_as(self.q("SELECT created_at, id FROM messages WHERE id = ?"))
-                    .bind(marker.to_string())
-                    .fetch_optional(&mut *self.reader().await?)
-                    .await?;
-            let (created, id) = found.ok_or_else(|| DbError::not_found("marker", marker))?;
-            sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
-            args.extend([Arg::Int(created), Arg::Int(created), Arg::Text(id)]);
-        }
-        sql.push_str(" ORDER BY created_at DESC, id DESC");
-        crate::query::push_limit(&mut sql, &mut args, page.limit, page.offset);
-        let sql = self.dynamic(sql);
-        let found = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .fetch_all(&mut *self.reader().await?)
-            .await?;
-        found.iter().map(rows::message).collect()
-    }
-
-    async fn get_message(&self, id: MessageId) -> Result<UserMessage, DbError> {
-        let sql = self.dynamic(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
-        ));
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.reader().await?)
-            .await?
-            .ok_or_else(|| DbError::not_found("message", id))?;
-        rows::message(&row)
-    }
-
-    async fn delete_message(&self, id: MessageId) -> Result<(), DbError> {
-        let deleted = sqlx::query(self.q("DELETE FROM messages WHERE id = ?"))
-            .bind(id.to_string())
-            .execute(&mut *self.writer().await?)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(DbError::not_found("message", id));
-        }
-        Ok(())
-    }
-
-    async fn delete_expired_messages(&self, now: Timestamp) -> Result<u64, DbError> {
-        Ok(
-            sqlx::query(self.q("DELETE FROM messages WHERE expires_at < ?"))
-                .bind(now.as_micros())
-                .execute(&mut *self.writer().await?)
-                .await?
-                .rows_affected(),
-        )
     }
 }
