@@ -225,6 +225,7 @@ pub fn cinder_conf(
              default_volume_type = __DEFAULT__\nstorage_availability_zone = nova\n\
              service_down_time = 60\npublic_endpoint = http://127.0.0.1:{port}\n\
              periodic_interval = 2\ngraceful_shutdown_timeout = 10\n\
+             rpc_response_timeout = 10\nuse_stderr = true\n\
              [database]\nconnection = {database}\n\
              [oslo_concurrency]\nlock_path = {d}/lock\n\
              [oslo_messaging_notifications]\ndriver = noop\n\
