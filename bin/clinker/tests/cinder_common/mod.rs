@@ -5,7 +5,12 @@
 //! `cinder.conf`, a database made by its `cinder-manage db sync`, and its
 //! services started on them.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
