@@ -7,14 +7,48 @@
 # complete venv is kept (the marker file names the pinned set); a venv made
 # with fewer pins gains the missing ones in place. Used by
 # scripts/cinder-backup-golden.sh, the backup cross-compatibility tests,
-# which drive Cinder's own drivers, and the export test
+# which drive Cinder's own drivers, the export test
 # (bin/clinker/tests/cinder_export.rs), which runs cinder-manage db sync and
-# cinder-api.
+# cinder-api, and the RBD adoption test (bin/clinker/tests/cinder_rbd_adopt.rs),
+# which runs cinder-volume with Cinder's RBD driver.
+#
+# Cinder's RBD driver imports the `rados` and `rbd` modules, which are not on
+# PyPI: they are Debian's python3-rados / python3-rbd (scripts/install-ceph.sh),
+# built against the system's librados. The venv sees exactly those two through
+# a .pth file naming a directory of links to them, rather than all of the
+# system's site-packages (--system-site-packages would also let Debian's
+# older oslo.* and eventlet, installed for Swift, stand in for anything the
+# venv lacks). Checked on every run, also when the venv is complete.
 set -euo pipefail
 VENV="${CLINKER_CINDER_VENV:-$HOME/.cache/clinker-cinder29}"
 PINS=(cinder==29.0.0 boto3 python-swiftclient zstd PyMySQL psycopg2-binary)
 MARKER="$VENV/.clinker-pins"
+CEPH_BINDINGS=/usr/lib/python3/dist-packages
+
+# Links Debian's rados and rbd extension modules into the venv (see above);
+# says so and leaves the venv as it is when they are not installed.
+link_ceph_bindings() {
+  local suffix purelib dir mod found=0
+  suffix=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+  purelib=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  dir="$VENV/clinker-ceph-bindings"
+  for mod in rados rbd; do
+    [ -f "$CEPH_BINDINGS/$mod$suffix" ] && found=$((found + 1))
+  done
+  if [ $found != 2 ]; then
+    echo "python3-rados / python3-rbd for $suffix not installed (scripts/install-ceph.sh): Cinder's RBD driver will not load" >&2
+    return 0
+  fi
+  mkdir -p "$dir"
+  for mod in rados rbd; do
+    ln -sfn "$CEPH_BINDINGS/$mod$suffix" "$dir/$mod$suffix"
+  done
+  echo "$dir" > "$purelib/clinker-ceph-bindings.pth"
+  "$VENV/bin/python" -c 'import rados, rbd; print("ceph bindings: rados", rados.__file__)'
+}
+
 if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "${PINS[*]}" ] && [ -x "$VENV/bin/python" ]; then
+  link_ceph_bindings
   echo "cinder 29 already in $VENV"
   exit 0
 fi
@@ -28,3 +62,4 @@ fi
 "$VENV/bin/pip" install -q --disable-pip-version-check "${PINS[@]}"
 "$VENV/bin/python" -c 'import cinder.backup.chunkeddriver, boto3, swiftclient, zstd, pymysql, psycopg2; from importlib.metadata import version; print("cinder", version("cinder"))'
 echo "${PINS[*]}" > "$MARKER"
+link_ceph_bindings

@@ -17,20 +17,17 @@
 
 mod cinder_common;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use cinder_common::{BIN, cinder_database, compare_views, config, import, text};
+use cinder_common::{
+    BIN, FIXTURE_BACKENDS, cinder_conf, cinder_database, cinder_url, cinder_venv, compare_views,
+    config, import, start_cinder_api, synced_cinder_database, text,
+};
 use clinker_db::QuotaDefaults;
 use clinker_db::testsuite::{Engine, TestDatabase};
-use clinker_testkit::env::unmet;
 use clinker_testkit::http::Api;
-use clinker_testkit::process::{LogsOnFailure, Proc, free_port, run, write_file};
+use clinker_testkit::process::{LogsOnFailure, free_port, run};
 use clinker_testkit::rabbit::Vhost;
-
-const API_PASTE: &str = include_str!("fixtures/cinder29/api-paste.ini");
-const RESOURCE_FILTERS: &str = include_str!("fixtures/cinder29/resource_filters.json");
-const PROJECT_A: &str = "595e296e47d229a7918693d3e4142995";
 
 /// Views real Cinder cannot answer in this set-up: (view path contains,
 /// why). Not differences of the export: the import test compares them.
@@ -39,84 +36,6 @@ const CINDER_CANNOT: &[(&str, &str)] = &[(
     "cinder-api under auth_strategy = noauth answers 500: showing one project's default \
      type asks Keystone about the project (the list view default-types is compared)",
 )];
-
-/// Cinder 29's venv, with the database drivers.
-fn cinder_venv() -> Option<PathBuf> {
-    let venv = std::env::var_os("CLINKER_CINDER_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/clinker-cinder29"))
-        })?;
-    let pins = std::fs::read_to_string(venv.join(".clinker-pins")).unwrap_or_default();
-    if pins.contains("PyMySQL") && pins.contains("psycopg2") {
-        Some(venv)
-    } else {
-        unmet(
-            "cinder export",
-            "Cinder 29's venv with PyMySQL and psycopg2 is missing",
-            "scripts/install-cinder29.sh",
-        );
-        None
-    }
-}
-
-/// The URL Cinder's `[database] connection` takes for a test database.
-fn cinder_url(engine: Engine, url: &str) -> String {
-    match engine {
-        Engine::Mysql => url.replacen("mysql://", "mysql+pymysql://", 1) + "?charset=utf8mb4",
-        // Named as cinder.conf names it: SQLAlchemy's default PostgreSQL
-        // driver is psycopg 3 since 2.1, Cinder's is psycopg2.
-        Engine::Postgres => url.replacen("postgresql://", "postgresql+psycopg2://", 1),
-        Engine::Sqlite => url.to_owned(),
-    }
-}
-
-/// `cinder.conf` for `cinder-manage` and `cinder-api` on `database`
-/// (noauth, the fixture's backends, a fresh RabbitMQ vhost).
-fn cinder_conf(dir: &Path, database: &str, port: u16, transport: &str) -> PathBuf {
-    write_file(&dir.join("api-paste.ini"), API_PASTE);
-    write_file(&dir.join("resource_filters.json"), RESOURCE_FILTERS);
-    std::fs::create_dir_all(dir.join("lock")).unwrap();
-    let d = dir.display();
-    write_file(
-        &dir.join("cinder.conf"),
-        &format!(
-            "[DEFAULT]\nstate_path = {d}\nmy_ip = 127.0.0.1\nhost = cinder-fixture\n\
-             transport_url = {transport}\nauth_strategy = noauth\n\
-             api_paste_config = {d}/api-paste.ini\n\
-             resource_query_filters_file = {d}/resource_filters.json\n\
-             osapi_volume_listen = 127.0.0.1\nosapi_volume_listen_port = {port}\n\
-             osapi_volume_workers = 1\nenabled_backends = fake1,fake2\n\
-             default_volume_type = __DEFAULT__\nstorage_availability_zone = nova\n\
-             service_down_time = 60\npublic_endpoint = http://127.0.0.1:{port}\n\
-             [database]\nconnection = {database}\n\
-             [oslo_concurrency]\nlock_path = {d}/lock\n\
-             [oslo_messaging_notifications]\ndriver = noop\n\
-             [coordination]\nbackend_url = file://{d}/coordination\n\
-             [key_manager]\nbackend = cinder.keymgr.conf_key_mgr.ConfKeyManager\n\
-             fixed_key = 6b1d0b4e0c6f4d2f9a8e7c5b3a1d0f2e4c6b8a0d2f4e6c8b0a2d4f6e8c0b2a4d\n"
-        ),
-    )
-}
-
-/// A fresh database of `engine` with Cinder 29's schema, made by
-/// `cinder-manage db sync`; it and its URL in Cinder's form.
-async fn synced_cinder_database(
-    venv: &Path,
-    engine: Engine,
-    dir: &Path,
-) -> Option<(TestDatabase, String, PathBuf)> {
-    let database = TestDatabase::open_unmigrated(engine, QuotaDefaults::default()).await?;
-    let url = cinder_url(engine, &database.url);
-    let conf = cinder_conf(dir, &url, 0, "rabbit://guest:guest@127.0.0.1:5672/unused");
-    let synced = run(&venv.join("bin/cinder-manage"), &[&conf], &["db", "sync"]).await;
-    assert!(
-        synced.status.success(),
-        "cinder-manage db sync: {}",
-        text(&synced)
-    );
-    Some((database, url, conf))
-}
 
 async fn export(conf: &Path, to: &str) -> std::process::Output {
     run(
@@ -127,37 +46,11 @@ async fn export(conf: &Path, to: &str) -> std::process::Output {
     .await
 }
 
-/// Starts `cinder-api` on `conf`; the API's base URL once it answers.
-async fn start_cinder_api(venv: &Path, conf: &Path, port: u16, dir: &Path) -> (Proc, String) {
-    let mut api = Proc::new(
-        &venv.join("bin/cinder-api"),
-        "cinder-api",
-        &[conf],
-        &[],
-        dir,
-    );
-    api.start();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = Api::new(base.clone());
-    for _ in 0..240 {
-        if client
-            .at("3.71")
-            .as_token(&format!("admin:{PROJECT_A}"))
-            .get(&format!("/v3/{PROJECT_A}/types"))
-            .await
-            .0
-            == 200
-        {
-            return (api, base);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("cinder-api did not answer in 60 s:\n{}", api.log());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn export_is_served_by_real_cinder_and_round_trips() {
-    let Some(venv) = cinder_venv() else { return };
+    let Some(venv) = cinder_venv("cinder export", false) else {
+        return;
+    };
     let Some((source, from)) = cinder_database().await else {
         return;
     };
@@ -217,7 +110,7 @@ async fn export_is_served_by_real_cinder_and_round_trips() {
 
         // Real Cinder serves the exported database as it served the original.
         let port = free_port();
-        let api_conf = cinder_conf(&cinder_dir, &url, port, &transport);
+        let api_conf = cinder_conf(&cinder_dir, &url, port, &transport, FIXTURE_BACKENDS);
         let (mut api, base) = start_cinder_api(&venv, &api_conf, port, &cinder_dir).await;
         let (views, problems) = compare_views(&Api::new(base.clone()), &base, |path, _| {
             CINDER_CANNOT.iter().any(|(view, _)| path.contains(view))
@@ -260,7 +153,9 @@ async fn export_is_served_by_real_cinder_and_round_trips() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_refuses_targets_that_are_not_empty_cinder_databases() {
-    let Some(venv) = cinder_venv() else { return };
+    let Some(venv) = cinder_venv("cinder export", false) else {
+        return;
+    };
     let Some((source, from)) = cinder_database().await else {
         return;
     };

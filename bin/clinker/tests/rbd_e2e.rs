@@ -10,81 +10,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use clinker_testkit::ceph::Ceph;
 use clinker_testkit::poll::Every;
 use common::Cluster;
 use serde_json::{Value, json};
-
-struct Ceph {
-    dir: PathBuf,
-}
-
-impl Ceph {
-    fn script(&self, action: &str) {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ceph-single-node.sh");
-        let out = std::process::Command::new("bash")
-            .arg(script)
-            .arg(action)
-            .env("CEPH_DIR", &self.dir)
-            .env("OBJECTSTORE", "bluestore")
-            .env("OSD_SIZE", "3G")
-            .env("OWNER_PID", std::process::id().to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ceph-single-node.sh {action}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Runs `rbd` as the test's cephx user. Ceph 16's `rbd` sometimes
-    /// aborts in librados as it exits (seen in CI): a read that died on a
-    /// signal is run again; anything else that fails fails the test.
-    fn rbd(&self, args: &[&str]) -> String {
-        let reads = matches!(args[0], "ls" | "du" | "info" | "export");
-        for attempt in 1.. {
-            if args[0] == "export" {
-                let _ = std::fs::remove_file(args[args.len() - 1]);
-            }
-            let out = std::process::Command::new("rbd")
-                .args(["--id", "cinder", "--conf"])
-                .arg(self.dir.join("ceph.conf"))
-                .args(args)
-                .output()
-                .unwrap();
-            let crashed = out.status.code().is_none();
-            if crashed && reads && attempt < 3 {
-                eprintln!("rbd {args:?} died on a signal; running it again");
-                continue;
-            }
-            assert!(
-                out.status.success(),
-                "rbd {args:?} ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        unreachable!()
-    }
-
-    fn images(&self) -> Vec<String> {
-        let mut names: Vec<String> =
-            serde_json::from_str(&self.rbd(&["ls", "volumes", "--format", "json"])).unwrap();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for Ceph {
-    fn drop(&mut self) {
-        self.script("down");
-    }
-}
 
 async fn wait(c: &Cluster, id: &str, want: &str) -> Value {
     c.wait_volume(id, |s| s == Some(want) || s == Some("error"))
@@ -159,10 +91,7 @@ async fn rbd_and_file_side_by_side_through_the_api() {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
-    let ceph = Ceph {
-        dir: scratch.path().join("ceph"),
-    };
-    ceph.script("up");
+    let ceph = Ceph::up(scratch.path().join("ceph"));
     // Glance for the create-from-image check (skipped off CI without it).
     let glance = clinker_testkit::glance::glance("the RBD create from image");
     let glance_servers = glance
