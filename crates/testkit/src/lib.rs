@@ -2,8 +2,9 @@
 //! ([`process`]), an HTTP client speaking like the OpenStack clients
 //! ([`http`]), polling until a state is reached ([`poll`]), the skip-or-fail
 //! rule for services and tools a suite needs ([`mod@env`], [`rabbit`],
-//! [`dataplane`]), configuration text to typed config ([`config`]), byte
-//! checks on backing files ([`files`]), quota checks against a database
+//! [`dataplane`]), a Keystone of the test's own ([`keystone`]),
+//! configuration text to typed config ([`config`]), byte checks on
+//! backing files ([`files`]), quota checks against a database
 //! (`quota`, feature `db`) and the in-process cluster of real scheduler
 //! and volume services (`cluster`, feature `cluster`).
 //!
@@ -26,6 +27,7 @@ pub mod env;
 pub mod files;
 pub mod glance;
 pub mod http;
+pub mod keystone;
 pub mod poll;
 pub mod process;
 #[cfg(feature = "db")]
