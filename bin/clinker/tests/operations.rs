@@ -317,7 +317,7 @@ async fn metrics_count_what_the_workload_did() {
     let managed = body["volume"]["id"].as_str().unwrap().to_owned();
     server
         .api
-        .wait_volume(&managed, |s| s == Some("error_managing"))
+        .wait_volume(&managed, |s| matches!(s, Some("error" | "error_managing")))
         .await;
     let http = clinker_runtime::http::client();
     let url = format!("http://127.0.0.1:{metrics_port}/metrics");
@@ -459,10 +459,10 @@ async fn metrics_count_what_the_workload_did() {
     assert_eq!(
         sample(
             &text,
-            "clinker_pool_capacity_gb",
+            "clinker_pool_capacity_bytes",
             &[("pool", pool.as_str()), ("kind", "total")]
         ),
-        Some(10.0),
+        Some(10.0 * 1_073_741_824.0),
         "{text}"
     );
     // Bounded cardinality: no volume id in any label.

@@ -32,9 +32,9 @@ pub const VOLUMES: &str = "clinker_volumes";
 pub const SNAPSHOTS: &str = "clinker_snapshots";
 /// Unfinished operations in the journal (`workers` table).
 pub const JOURNAL_BACKLOG: &str = "clinker_journal_backlog";
-/// Pool capacity in GiB: `pool` (`host@backend#pool`), `kind` (`total`,
+/// Pool capacity in bytes (the reports' GiB × 2³⁰): `pool` (`host@backend#pool`), `kind` (`total`,
 /// `free`, `allocated`, `provisioned`).
-pub const POOL_CAPACITY_GB: &str = "clinker_pool_capacity_gb";
+pub const POOL_CAPACITY_BYTES: &str = "clinker_pool_capacity_bytes";
 /// Seconds since a service's last heartbeat: `binary`, `host`.
 pub const HEARTBEAT_AGE_SECONDS: &str = "clinker_service_heartbeat_age_seconds";
 /// Database write transactions, after their retries: `outcome` (`commit`,
@@ -108,7 +108,11 @@ fn describe() {
         JOURNAL_BACKLOG,
         "Unfinished operations in the operation journal."
     );
-    describe_gauge!(POOL_CAPACITY_GB, "Pool capacity in GiB by kind.");
+    describe_gauge!(
+        POOL_CAPACITY_BYTES,
+        Unit::Bytes,
+        "Pool capacity in bytes by kind."
+    );
     describe_gauge!(
         HEARTBEAT_AGE_SECONDS,
         Unit::Seconds,
