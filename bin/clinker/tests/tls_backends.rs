@@ -448,7 +448,15 @@ async fn clinker_with_keystone(keystone: &Keystone, extra: &str) -> Server {
             keystone.authtoken(extra)
         ),
     );
-    server.start().await;
+    server.serve.start();
+    // `/v3/` wants a token here: any answer means the API is up.
+    clinker_testkit::poll::until(Every::ms(50, 30), async || {
+        match server.api.get("/").await {
+            (0, body) => Err(format!("not serving yet: {body}")),
+            _ => Ok(()),
+        }
+    })
+    .await;
     server
 }
 
