@@ -285,16 +285,15 @@ rc=$?
 TOUR_PID=
 wait "$tail_pid"
 
-# 5. no secret in anything Clinker printed
-if [ "$rc" = 0 ]; then
-    t=$(now)
-    if check_secrets > "$RUN/secrets.log" 2>&1; then
-        say "secrets: $(tail -n 1 "$RUN/secrets.log") in $(since "$t") s"
-    else
-        sed 's/^/  | /' "$RUN/secrets.log"
-        say "secrets check failed"
-        rc=1
-    fi
+# 5. no secret in anything Clinker printed (also after a failed step:
+# a failure's log lines are the likeliest to leak one)
+t=$(now)
+if check_secrets > "$RUN/secrets.log" 2>&1; then
+    say "secrets: $(tail -n 1 "$RUN/secrets.log") in $(since "$t") s"
+else
+    sed 's/^/  | /' "$RUN/secrets.log"
+    say "secrets check failed"
+    rc=1
 fi
 
 # 6. stop everything; repeat the result as the closing line
