@@ -23,7 +23,8 @@
 #              keystone  tokens validated by keystonemiddleware against
 #                        KS_URL with the service user KS_USER/KS_PASS in
 #                        KS_PROJECT (defaults: scripts/keystone.sh's
-#                        clinker/secret in service).
+#                        clinker/secret in service); an https KS_URL is
+#                        trusted through the CA bundle KS_CAFILE.
 #            Images are stored as GLANCE_DIR/images/<image id> (tests
 #            replace such a file to simulate corruption).  `direct_url` is
 #            shown.  Upload inspection (Glance's own format checks) applies
@@ -163,6 +164,7 @@ project_name = ${KS_PROJECT:-service}
 user_domain_name = Default
 project_domain_name = Default
 service_token_roles_required = false
+${KS_CAFILE:+cafile = $KS_CAFILE}
 EOF
     if [ "$auth" = keystone ]; then
         echo '{}' > "$GLANCE_DIR/etc/policy.yaml"

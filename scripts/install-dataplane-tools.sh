@@ -20,6 +20,8 @@
 #   --print-env  only print the environment (install nothing).
 # Needs root (or sudo) for apt-get; the qemu extraction needs no root.
 set -euo pipefail
+# shellcheck source=apt-install.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
 
 QEMU_DIR="${CLINKER_QEMU_DIR:-$HOME/.cache/clinker-qemu72}"
 APT_PACKAGES=(tgt lvm2 libiscsi-bin libiscsi7 thin-provisioning-tools qemu-utils)
@@ -36,23 +38,7 @@ if [[ "${1:-}" == "--print-env" ]]; then
     exit 0
 fi
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo -n "$@"; fi
-}
-
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    echo "installing: ${missing[*]}" >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
-        || { as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive \
-                apt-get install -y --no-install-recommends "${missing[@]}"; }
-else
-    echo "apt packages already installed: ${APT_PACKAGES[*]}" >&2
-fi
+apt_install_missing "${APT_PACKAGES[@]}"
 
 # The tgt package may start a system tgtd on 3260 where services can start;
 # the tests run their own tgtd on other ports, so it does not matter either way.

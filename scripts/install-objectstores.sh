@@ -14,25 +14,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/install-ceph.sh"
-packages=(radosgw swift swift-proxy swift-account swift-container swift-object memcached)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "object store packages already installed"
-  exit 0
-fi
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
-# Keep the packages' own daemons (memcached, swift-*, radosgw) from starting:
-# the tests start theirs on private ports.
-policy=/usr/sbin/policy-rc.d
-made_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" > /dev/null
-  as_root chmod 755 "$policy"
-  made_policy=1
-fi
-trap '[ $made_policy = 0 ] || as_root rm -f "$policy"' EXIT
-as_root apt-get -o DPkg::Lock::Timeout=600 update -q
-DEBIAN_FRONTEND=noninteractive as_root apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+# shellcheck source=apt-install.sh
+. "$here/apt-install.sh"
+# The packages' own daemons (memcached, swift-*, radosgw) are kept from
+# starting: the tests start theirs on private ports.
+apt_install_missing --no-daemons radosgw swift swift-proxy swift-account swift-container \
+  swift-object memcached

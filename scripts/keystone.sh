@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # keystone.sh - a throw-away OpenStack Keystone for Clinker's conformance runs.
 #
-# usage: scripts/keystone.sh install
+# usage: scripts/keystone.sh install | installed
 #        scripts/keystone.sh start [--port N] [--endpoint CLINKER_URL]
 #        scripts/keystone.sh stop | status | authtoken
 #        scripts/keystone.sh openrc admin|demo|alt_demo|demo_reader|clinker
@@ -11,6 +11,8 @@
 #            scripts/tempest/keystone-constraints.txt.  Idempotent: a venv
 #            whose stamp matches the pins is reused (about 20 s when new,
 #            well under 1 s when reused).
+# installed  exit 0 when the venv is installed and current, 1 otherwise
+#            (tests use it to decide between running and skipping).
 # start      SQLite database + fernet keys under $KEYSTONE_HOME, bootstrap
 #            admin/admin in RegionOne, gunicorn on 127.0.0.1:PORT (default
 #            5000; a port that already answers is refused), then provisions:
@@ -52,6 +54,13 @@
 #   KEYSTONE_VERSION   30.0.0; another version installs without the pins
 #   KEYSTONE_PINS      a constraints file, or 'none' to resolve freshly
 #   PYTHON             interpreter for the venv (python3, needs >= 3.10)
+#   KEYSTONE_TLS_CERT, KEYSTONE_TLS_KEY, KEYSTONE_TLS_CA
+#                      HTTPS instead of HTTP: gunicorn serves with this
+#                      certificate (for 127.0.0.1) and key (its --certfile /
+#                      --keyfile); the script's own calls, `authtoken`
+#                      (cafile) and `openrc` (OS_CACERT) trust KEYSTONE_TLS_CA,
+#                      the CA that signed it.  All three or none; a running
+#                      Keystone keeps its scheme until stopped.
 # The values used by `start` are remembered in $KEYSTONE_HOME/state.env, so
 # `authtoken` and `openrc` print the ones the running Keystone has.
 set -euo pipefail
@@ -71,6 +80,7 @@ HOST=127.0.0.1          # loopback only, by design
 REGION=RegionOne
 FRESH_DB=0
 PORT='' ENDPOINT=''     # of the last start, from $STATE
+SCHEME=http CA=''       # of the last start, from $STATE; CA: the https trust
 
 say() { echo "keystone: $*"; }
 die() { echo "keystone: error: $*" >&2; exit 1; }
@@ -135,7 +145,7 @@ write_state() { # port endpoint
     local old_umask
     old_umask=$(umask); umask 077
     {
-        printf 'PORT=%q\nENDPOINT=%q\n' "$1" "$2"
+        printf 'PORT=%q\nENDPOINT=%q\nSCHEME=%q\nCA=%q\n' "$1" "$2" "$SCHEME" "$CA"
         for v in $PASSWORD_VARS; do
             printf '%s=%q\n' "$v" "${!v}"
         done
@@ -232,7 +242,33 @@ control_socket_disable = True
 # instead of ~4 s on two busy cores (no database handle is open by then)
 preload_app = True
 EOF
+    if [ "$SCHEME" = https ]; then
+        cat >> "$KEYSTONE_HOME/etc/gunicorn.conf.py" <<EOF
+# KEYSTONE_TLS_CERT / KEYSTONE_TLS_KEY: HTTPS only, no plain-text listener
+certfile = "$KEYSTONE_TLS_CERT"
+keyfile = "$KEYSTONE_TLS_KEY"
+EOF
+    fi
 }
+
+# KEYSTONE_TLS_*: all three or none, readable; sets SCHEME and CA.
+choose_scheme() {
+    local n=0 v
+    for v in KEYSTONE_TLS_CERT KEYSTONE_TLS_KEY KEYSTONE_TLS_CA; do
+        [ -z "${!v:-}" ] && continue
+        [ -r "${!v}" ] || die "$v: cannot read ${!v}"
+        printf -v "$v" '%s' "$(cd "$(dirname "${!v}")" && pwd)/$(basename "${!v}")"
+        n=$((n + 1))
+    done
+    case $n in
+        0) SCHEME=http CA='' ;;
+        3) SCHEME=https CA=$KEYSTONE_TLS_CA ;;
+        *) die "KEYSTONE_TLS_CERT, KEYSTONE_TLS_KEY and KEYSTONE_TLS_CA go together" ;;
+    esac
+}
+
+# curl towards our Keystone, trusting its CA when it speaks https.
+kcurl() { if [ -n "$CA" ]; then curl --cacert "$CA" "$@"; else curl "$@"; fi; }
 
 manage() { PYTHONWARNINGS=ignore "$VENV/bin/keystone-manage" --config-file "$CONF" "$@"; }
 
@@ -304,13 +340,14 @@ cmd_start() {
     case $endpoint in http://*|https://*) ;; *) die "--endpoint must be an http(s) URL, got '$endpoint'" ;; esac
     t0=$(now)
     choose_passwords
-    url=http://$HOST:$port
+    choose_scheme
+    url=$SCHEME://$HOST:$port
 
     if pid=$(our_pid); then
         local running_port
-        running_port=$( (load_state && echo "$PORT") )
-        [ "$running_port" = "$port" ] || \
-            die "already running (pid $pid) on port $running_port; stop it to change the port"
+        running_port=$( (load_state && echo "$SCHEME:$PORT") )
+        [ "$running_port" = "$SCHEME:$port" ] || \
+            die "already running (pid $pid) as $running_port; stop it to change the port or scheme"
         say "start: already running (pid $pid) on $url; provisioning again"
         FRESH_DB=0
         bootstrap "$url"    # only if ADMIN_PASSWORD changed
@@ -331,7 +368,7 @@ cmd_start() {
             </dev/null >>"$KEYSTONE_HOME/logs/gunicorn.out" 2>&1) &
         local launcher=$! i
         for i in $(seq 600); do
-            [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$url/v3")" = 200 ] && break
+            [ "$(kcurl -s -o /dev/null -m 5 -w '%{http_code}' "$url/v3")" = 200 ] && break
             kill -0 "$launcher" 2>/dev/null || \
                 die "gunicorn exited; see $KEYSTONE_HOME/logs/gunicorn.log"
             [ "$i" -lt 600 ] || die "no answer from $url/v3 after 60 s"
@@ -342,6 +379,8 @@ cmd_start() {
     fi
     write_state "$port" "$endpoint"
     local provision=("$VENV/bin/python" "$SCRIPTS/tempest/keystone_provision.py")
+    # Python's default TLS context trusts SSL_CERT_FILE: our CA, for https
+    [ -z "$CA" ] || export SSL_CERT_FILE=$CA
     rm -f "$KEYSTONE_HOME/changed"
     KEYSTONE_REGION=$REGION "${provision[@]}" --changed "$KEYSTONE_HOME/changed" "$url" "$endpoint"
     if [ -e "$KEYSTONE_HOME/changed" ]; then
@@ -368,7 +407,7 @@ fresh_workers() { # url
         alive=0
         for p in $old; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ "$alive" = 0 ] && [ -n "$(pgrep -P "$pid")" ] && \
-            [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$1/v3")" = 200 ] && return 0
+            [ "$(kcurl -s -o /dev/null -m 5 -w '%{http_code}' "$1/v3")" = 200 ] && return 0
         sleep 0.1
     done
     die "gunicorn did not replace its workers within ${KEYSTONE_WORKER_WAIT:-10} s; see $KEYSTONE_HOME/logs/gunicorn.log"
@@ -407,7 +446,7 @@ cmd_status() {
     local pid
     if pid=$(our_pid); then
         load_state
-        echo "running: pid $pid, http://$HOST:$PORT/v3, volume endpoint $ENDPOINT/v3/%(project_id)s, home $KEYSTONE_HOME"
+        echo "running: pid $pid, $SCHEME://$HOST:$PORT/v3, volume endpoint $ENDPOINT/v3/%(project_id)s, home $KEYSTONE_HOME"
     else
         echo "not running (home $KEYSTONE_HOME)"
         return 3
@@ -426,8 +465,8 @@ cmd_authtoken() {
     load_state
     cat <<EOF
 [keystone_authtoken]
-www_authenticate_uri = http://$HOST:$PORT/v3
-auth_url = http://$HOST:$PORT/v3
+www_authenticate_uri = $SCHEME://$HOST:$PORT/v3
+auth_url = $SCHEME://$HOST:$PORT/v3
 auth_type = password
 username = clinker
 password = $SERVICE_PASSWORD
@@ -436,6 +475,7 @@ user_domain_name = Default
 project_domain_name = Default
 region_name = $REGION
 EOF
+    [ -z "$CA" ] || echo "cafile = $CA"
 }
 
 cmd_openrc() {
@@ -451,7 +491,7 @@ cmd_openrc() {
     load_state
     cat <<EOF
 export OS_AUTH_TYPE=password
-export OS_AUTH_URL=http://$HOST:$PORT/v3
+export OS_AUTH_URL=$SCHEME://$HOST:$PORT/v3
 export OS_IDENTITY_API_VERSION=3
 export OS_USERNAME=$user
 export OS_PASSWORD=$(printf '%q' "${!pw}")
@@ -461,12 +501,14 @@ export OS_PROJECT_DOMAIN_NAME=Default
 export OS_REGION_NAME=$REGION
 export OS_VOLUME_API_VERSION=3
 EOF
+    [ -z "$CA" ] || printf 'export OS_CACERT=%q\n' "$CA"
 }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
     install) cmd_install ;;
+    installed) [ "$(cat "$VENV/.clinker-stamp" 2>/dev/null)" = "$(install_stamp)" ] ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status ;;

@@ -13,6 +13,15 @@
 #      (scripts/with-glance.sh, as scripts/conformance.sh does);
 #   3. starts `clinker serve` with auth_strategy = keystone, a file
 #      backend and its state under the run directory;
+#   With OSC_TOUR_TLS=1 (the default) the tour runs over TLS: a throw-away
+#   CA (openssl) signs one certificate for 127.0.0.1, Keystone serves
+#   HTTPS with it (gunicorn certfile/keyfile), so does Clinker's API
+#   ([ssl] cert_file / key_file, HTTP/2), Clinker trusts the CA for
+#   Keystone ([keystone_authtoken] cafile, [nova] cafile for the token it
+#   rescopes there) and the client for both (OS_CACERT, the openrc's
+#   --os-cacert).  Glance and the stand-in Compute API stay plain HTTP;
+#   Clinker's bus and database are the all-in-one's in-process bus and
+#   SQLite (AMQPS and database TLS are tests/tls_backends.rs's).
 #   4. runs the tour (scripts/osc-tour/tour.py) as admin, demo and
 #      alt_demo: volume type with extra specs, volume, snapshot, clones of
 #      the volume and of the snapshot, extend, attachment create / set /
@@ -22,7 +31,13 @@
 #      create --volume (scripts/osc-tour/image_steps.py).  Each step's
 #      output is checked (status, fields, values), a failure names the
 #      step and shows the command and what it printed;
-#   5. stops Clinker and Keystone, also when interrupted.
+#   5. uses a fresh token of each account once against Clinker, then
+#      greps everything Clinker printed (its log, `manage config check`
+#      of the tour's configuration) for every secret of the run: the
+#      accounts' passwords (random per run), the service user's password,
+#      the tokens, the CA's and the server's private keys; a hit fails the
+#      tour;
+#   6. stops Clinker and Keystone, also when interrupted.
 # Prints a timing per step and "osc tour: N steps passed"; exit status 0
 # only when every step passed.  Everything stays in $OSC_TOUR_DIR:
 # clinker/ (config, log, state), keystone/ (data, logs), tour.log.
@@ -37,6 +52,7 @@
 #   KEYSTONE_VENV          [~/.cache/clinker-keystone/venv] shared venv; the
 #                          Keystone data is per run
 #   CLINKER_START_TIMEOUT  [60] seconds for Clinker to answer
+#   OSC_TOUR_TLS           [1] 0: plain HTTP everywhere
 set -uo pipefail
 
 SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -68,6 +84,15 @@ mkdir -p "$RUN/clinker"
 export KEYSTONE_HOME=$RUN/keystone
 export KEYSTONE_VENV=${KEYSTONE_VENV:-$HOME/.cache/clinker-keystone/venv}
 T0=$(now)
+TLS=${OSC_TOUR_TLS:-1}
+case $TLS in 0|1) ;; *) die "OSC_TOUR_TLS must be 0 or 1" 64 ;; esac
+# Every account's password is new per run, so the secrets check at the end
+# cannot be fooled by a common word.
+rand() { python3 -c 'import secrets; print(secrets.token_hex(12))'; }
+for v in ADMIN_PASSWORD DEMO_PASSWORD ALT_DEMO_PASSWORD DEMO_READER_PASSWORD SERVICE_PASSWORD; do
+    printf -v "$v" 'pw%s' "$(rand)"
+    export "${v?}"
+done
 
 CLINKER_PID=
 TOUR_PID=
@@ -111,18 +136,44 @@ say "$("$OSC" --version 2>&1), installs checked in $(since "$t") s"
 CLINKER_PORT=$(free_port)
 KEYSTONE_PORT=$(free_port)
 NOVA_PORT=$(free_port)
-CLINKER_URL=http://127.0.0.1:$CLINKER_PORT
+SCHEME=http
+CURL_TLS=()
+if [ "$TLS" = 1 ]; then
+    # A CA and one server certificate for 127.0.0.1, shared by Keystone
+    # and Clinker; keys stay in the run directory.
+    t=$(now)
+    pki=$RUN/pki
+    mkdir -p "$pki" && chmod 700 "$pki"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=osc-tour-ca" -keyout "$pki/ca.key" -out "$pki/ca.pem" \
+        > "$pki/openssl.log" 2>&1 &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=127.0.0.1" -keyout "$pki/server.key" -out "$pki/server.csr" \
+        >> "$pki/openssl.log" 2>&1 &&
+    printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n' \
+        > "$pki/server.ext" &&
+    openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" \
+        -CAcreateserial -days 2 -extfile "$pki/server.ext" -out "$pki/server.pem" \
+        >> "$pki/openssl.log" 2>&1 ||
+        { cat "$pki/openssl.log"; die "openssl could not make the tour's certificates"; }
+    export KEYSTONE_TLS_CERT=$pki/server.pem KEYSTONE_TLS_KEY=$pki/server.key KEYSTONE_TLS_CA=$pki/ca.pem
+    SCHEME=https
+    CURL_TLS=(--cacert "$pki/ca.pem")
+    say "TLS on: CA $pki/ca.pem in $(since "$t") s"
+fi
+CLINKER_URL=$SCHEME://127.0.0.1:$CLINKER_PORT
 t=$(now)
 KEYSTONE_STARTED=1
 glance_pick_port
 KEYSTONE_IMAGE_ENDPOINT=$GLANCE_URL KEYSTONE_COMPUTE_ENDPOINT=http://127.0.0.1:$NOVA_PORT/v2.1 \
     "$SCRIPTS/keystone.sh" start --port "$KEYSTONE_PORT" --endpoint "$CLINKER_URL" \
     > "$RUN/keystone-start.log" 2>&1 || { cat "$RUN/keystone-start.log"; die "Keystone did not start"; }
-say "Keystone on 127.0.0.1:$KEYSTONE_PORT in $(since "$t") s"
+KEYSTONE_URL=$SCHEME://127.0.0.1:$KEYSTONE_PORT
+say "Keystone on $KEYSTONE_URL in $(since "$t") s"
 t=$(now)
-glance_start "$RUN/glance" "http://127.0.0.1:$KEYSTONE_PORT" \
+glance_start "$RUN/glance" "$KEYSTONE_URL" \
     || { cat "$RUN/glance.start.log"; die "Glance did not start"; }
-glance_test_image "http://127.0.0.1:$KEYSTONE_PORT" osc-tour-image \
+glance_test_image "$KEYSTONE_URL" osc-tour-image \
     || die "cannot upload the test image to Glance"
 say "Glance on $GLANCE_URL with image $GLANCE_IMAGE_ID in $(since "$t") s"
 
@@ -144,6 +195,18 @@ volume_driver = file
 volume_backend_name = file
 
 EOF
+    if [ "$TLS" = 1 ]; then
+        cat <<EOF
+[ssl]
+cert_file = $KEYSTONE_TLS_CERT
+key_file = $KEYSTONE_TLS_KEY
+
+[nova]
+# the caller's token is rescoped at the https Keystone before Compute is asked
+cafile = $KEYSTONE_TLS_CA
+
+EOF
+    fi
     "$SCRIPTS/keystone.sh" authtoken
 } > "$RUN/clinker/clinker.conf"
 t=$(now)
@@ -152,7 +215,7 @@ t=$(now)
 CLINKER_PID=$!
 code=000
 for _ in $(seq $((${CLINKER_START_TIMEOUT:-60} * 10))); do
-    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$CLINKER_URL/") || true
+    code=$(curl "${CURL_TLS[@]}" -s -o /dev/null -m 2 -w '%{http_code}' "$CLINKER_URL/") || true
     [ "$code" != 000 ] && break
     if ! kill -0 "$CLINKER_PID" 2>/dev/null; then
         tail -n 20 "$RUN/clinker/clinker.log" | sed 's/^/  | /' >&2
@@ -162,6 +225,48 @@ for _ in $(seq $((${CLINKER_START_TIMEOUT:-60} * 10))); do
 done
 [ "$code" != 000 ] || die "Clinker did not answer on $CLINKER_URL within ${CLINKER_START_TIMEOUT:-60} s"
 say "Clinker (pid $CLINKER_PID) on $CLINKER_URL in $(since "$t") s"
+
+# The secrets check: each account's token used once against Clinker, then
+# Clinker's log and its view of the configuration searched for every
+# secret of the run.  Prints what it found; fails on any hit.
+check_secrets() {
+    local secrets=() names=() user token project status i hits=0 out
+    for v in ADMIN_PASSWORD DEMO_PASSWORD ALT_DEMO_PASSWORD DEMO_READER_PASSWORD SERVICE_PASSWORD; do
+        secrets+=("${!v}"); names+=("$v")
+    done
+    for user in admin demo alt_demo; do
+        read -r token project < <( (. "$RUN/$user.openrc" && "$OSC" token issue -f json) |
+            python3 -c 'import json, sys; t = json.load(sys.stdin); print(t["id"], t["project_id"])')
+        [ -n "${project:-}" ] || { echo "cannot issue a token for $user"; return 1; }
+        status=$(curl "${CURL_TLS[@]}" -s -o /dev/null -m 30 -w '%{http_code}' \
+            -H "X-Auth-Token: $token" "$CLINKER_URL/v3/$project/volumes")
+        [ "$status" = 200 ] || { echo "GET volumes with $user's token: $status"; return 1; }
+        secrets+=("$token"); names+=("$user's token")
+    done
+    if [ "$TLS" = 1 ]; then
+        # the private keys' base64 body, one line of it
+        for key in "$RUN/pki/ca.key" "$RUN/pki/server.key"; do
+            secrets+=("$(sed -n 2p "$key")"); names+=("private key $(basename "$key")")
+        done
+    fi
+    "$CLINKER_BIN" --config-file "$RUN/clinker/clinker.conf" manage config check \
+        > "$RUN/clinker/config-check.out" 2>&1 || {
+        cat "$RUN/clinker/config-check.out"; echo "manage config check failed"; return 1; }
+    "$CLINKER_BIN" manage config sample > "$RUN/clinker/config-sample.out" 2>&1 || {
+        echo "manage config sample failed"; return 1; }
+    local files=("$RUN/clinker/clinker.log" "$RUN/clinker/config-check.out"
+                 "$RUN/clinker/config-sample.out")
+    for i in "${!secrets[@]}"; do
+        [ -n "${secrets[$i]}" ] || { echo "empty secret ${names[$i]}"; return 1; }
+        out=$(grep -lF -- "${secrets[$i]}" "${files[@]}")
+        if [ -n "$out" ]; then
+            echo "${names[$i]} found in: $out"
+            hits=$((hits + 1))
+        fi
+    done
+    [ "$hits" = 0 ] || return 1
+    echo "${#secrets[@]} secrets, none in $(cat "${files[@]}" | wc -l) lines of ${#files[@]} files"
+}
 
 # 4. the tour, in a process group of its own so an interrupt stops the
 # openstack command it is running too
@@ -180,7 +285,18 @@ rc=$?
 TOUR_PID=
 wait "$tail_pid"
 
-# 5. stop everything; repeat the result as the closing line
+# 5. no secret in anything Clinker printed (also after a failed step:
+# a failure's log lines are the likeliest to leak one)
+t=$(now)
+if check_secrets > "$RUN/secrets.log" 2>&1; then
+    say "secrets: $(tail -n 1 "$RUN/secrets.log") in $(since "$t") s"
+else
+    sed 's/^/  | /' "$RUN/secrets.log"
+    say "secrets check failed"
+    rc=1
+fi
+
+# 6. stop everything; repeat the result as the closing line
 t=$(now)
 cleanup
 say "stopped Clinker, Keystone and Glance in $(since "$t") s; total $(since "$T0") s; output in $RUN"

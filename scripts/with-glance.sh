@@ -11,7 +11,10 @@
 #                                 checked by KEYSTONE_URL with the service user
 #                                 clinker (SERVICE_PASSWORD, else
 #                                 KEYSTONE_PASSWORD, else secret); a watchdog
-#                                 stops it when this shell exits
+#                                 stops it when this shell exits.  An https
+#                                 Keystone is trusted through KEYSTONE_TLS_CA
+#                                 (scripts/keystone.sh's variable); Glance
+#                                 itself speaks plain HTTP.
 #   glance_test_image KEYSTONE_URL NAME
 #                                 uploads a 1 MiB qcow2 image of random data
 #                                 (made with qemu-img) as admin, public;
@@ -26,7 +29,7 @@ glance_pick_port() {
 }
 
 glance_start() { # dir keystone_url
-    KS_URL=$2 KS_USER=clinker KS_PASS=${SERVICE_PASSWORD:-${KEYSTONE_PASSWORD:-secret}} \
+    KS_URL=$2 KS_CAFILE=${KEYSTONE_TLS_CA:-} KS_USER=clinker KS_PASS=${SERVICE_PASSWORD:-${KEYSTONE_PASSWORD:-secret}} \
         KS_PROJECT=service OWNER_PID=$$ GLANCE_DIR=$1 \
         "$SCRIPTS/glance.sh" up --port "$GLANCE_PORT" --auth keystone > "$1.start.log" 2>&1
 }
@@ -37,7 +40,8 @@ glance_test_image() { # keystone_url name
     tmp=$(mktemp -d) || return 1
     head -c 1048576 /dev/urandom > "$tmp/image.raw" &&
         qemu-img convert -f raw -O qcow2 "$tmp/image.raw" "$tmp/image.qcow2" &&
-        GLANCE_IMAGE_ID=$(python3 "$SCRIPTS/glance-image.py" "$1" "$GLANCE_URL" \
+        GLANCE_IMAGE_ID=$(${KEYSTONE_TLS_CA:+env SSL_CERT_FILE=$KEYSTONE_TLS_CA} \
+            python3 "$SCRIPTS/glance-image.py" "$1" "$GLANCE_URL" \
             "$tmp/image.qcow2" qcow2 "$2")
     rc=$?
     rm -rf "$tmp"

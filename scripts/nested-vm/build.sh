@@ -26,24 +26,13 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="${CLINKER_NESTED_VM_DIR:-$HOME/.cache/clinker-nested-vm}"
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo -n "$@"; fi
-}
+# shellcheck source=../apt-install.sh
+. "$here/../apt-install.sh"
 
 # Tools the guest script uses, run from the host's root filesystem.
 host_packages=(lvm2 thin-provisioning-tools tgt open-iscsi curl jq cpio e2fsprogs
     libcapstone4 libfdt1 libslirp0 libvdeplug2 libpmem1)
-missing=()
-for pkg in "${host_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    echo "installing: ${missing[*]}" >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
-        || { as_root apt-get update -q >&2 && as_root env DEBIAN_FRONTEND=noninteractive \
-                apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
-fi
+apt_install_missing "${host_packages[@]}" >&2
 
 kernel="${NESTED_VM_KERNEL:-}"
 if [[ -z "$kernel" ]]; then

@@ -222,9 +222,56 @@ fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
+/// Every sample of `name` as (labels, value).
+fn samples<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, labels) = series.split_once('{')?;
+            let value: f64 = value.parse().ok()?;
+            (metric == name).then(|| (labels.trim_end_matches('}'), value))
+        })
+        .collect()
+}
+
+/// `promtool check metrics` (Prometheus's own linter) on a scrape: no
+/// problem reported. Skips off CI without promtool
+/// (`scripts/install-tls-test-servers.sh` installs it).
+async fn assert_promtool_accepts(text: &str) {
+    use clinker_exec::{Command, CommandRunner, HostRunner};
+    let test = "metrics_count_what_the_workload_did (promtool)";
+    if clinker_testkit::env::find_program("promtool").is_none() {
+        clinker_testkit::env::unmet(
+            test,
+            "promtool is not installed",
+            "scripts/install-tls-test-servers.sh installs Debian's prometheus package",
+        );
+        return;
+    }
+    let out = HostRunner::new()
+        .run(
+            &Command::new("promtool")
+                .args(["check", "metrics"])
+                .stdin(text.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.success(),
+        "promtool check metrics: {}{}\n{text}",
+        out.stdout,
+        out.stderr
+    );
+}
+
 /// N creates through the API are N `202`s on the route template (no id in
-/// any label), N scheduler casts, N volumes `available`, and the file
-/// backend's pool shows its capacity.
+/// any label), N scheduler casts, N volumes `available`, N driver
+/// `create_volume`s and at least 3N committed database transactions
+/// (the API's insert, the scheduler's claim, the manager's finish); a
+/// manage of an object the backend does not have is one failed driver
+/// operation; the file backend's pool shows its capacity, and promtool
+/// finds nothing wrong with the scrape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_the_workload_did() {
     const N: usize = 5;
@@ -258,6 +305,20 @@ async fn metrics_count_what_the_workload_did() {
         let (status, _) = server.api.get(&format!("/volumes/{id}")).await;
         assert_eq!(status, 200);
     }
+    let pool = format!("{}@file#file", hostname());
+    let (status, body) = server
+        .api
+        .post(
+            "/os-volume-manage",
+            json!({"volume": {"host": pool, "ref": {"source-name": "no-such-file"}}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let managed = body["volume"]["id"].as_str().unwrap().to_owned();
+    server
+        .api
+        .wait_volume(&managed, |s| matches!(s, Some("error" | "error_managing")))
+        .await;
     let http = clinker_runtime::http::client();
     let url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let text = poll::until(Every::ms(250, 40), async || {
@@ -338,20 +399,77 @@ async fn metrics_count_what_the_workload_did() {
         .is_some(),
         "{text}"
     );
-    let pool = format!("{}@file#file", hostname());
     assert_eq!(
         sample(
             &text,
-            "clinker_pool_capacity_gb",
+            "clinker_driver_operations_total",
+            &[("operation", "create_volume"), ("outcome", "ok")]
+        ),
+        Some(n),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "clinker_driver_operation_duration_seconds_count",
+            &[("operation", "create_volume")]
+        ),
+        Some(n),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "clinker_driver_operations_total",
+            &[("operation", "get_volume_stats"), ("outcome", "ok")]
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    let manage_failures: Vec<_> = samples(&text, "clinker_driver_operations_total")
+        .into_iter()
+        .filter(|(labels, _)| labels.contains("operation=\"manage_existing_get_size\""))
+        .collect();
+    assert!(
+        manage_failures.len() == 1
+            && manage_failures[0].1 == 1.0
+            && !manage_failures[0].0.contains("outcome=\"ok\""),
+        "{manage_failures:?}"
+    );
+    assert!(
+        sample(
+            &text,
+            "clinker_db_transactions_total",
+            &[("outcome", "commit")]
+        )
+        .is_some_and(|v| v >= 3.0 * n),
+        "{text}"
+    );
+    for pool in ["write", "read"] {
+        assert!(
+            sample(
+                &text,
+                "clinker_db_pool_wait_duration_seconds_count",
+                &[("pool", pool)]
+            )
+            .is_some_and(|v| v >= n),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "clinker_pool_capacity_bytes",
             &[("pool", pool.as_str()), ("kind", "total")]
         ),
-        Some(10.0),
+        Some(10.0 * 1_073_741_824.0),
         "{text}"
     );
     // Bounded cardinality: no volume id in any label.
-    for id in &ids {
+    for id in ids.iter().chain([&managed]) {
         assert!(!text.contains(id.as_str()), "{id} in a label:\n{text}");
     }
+    assert_promtool_accepts(&text).await;
     assert!(server.serve.terminate().await.success());
 }
 
@@ -544,6 +662,16 @@ async fn the_api_serves_https_with_the_configured_certificate() {
         .unwrap()
         .version();
     assert_eq!(version, reqwest::Version::HTTP_2);
+    // Links name the scheme the client used: a client that follows the
+    // version document's links (keystoneauth's discovery) stays on HTTPS.
+    let (status, versions) = server.api.get("/").await;
+    assert_eq!(status, 200);
+    let text = versions.to_string();
+    assert!(
+        text.contains(&format!("https://127.0.0.1:{}/v3", server.port))
+            && !text.contains("http://"),
+        "{text}"
+    );
 
     let stranger = TestCa::new(pki.path(), "stranger");
     let refused = stranger.client(None).get(format!("{base}/")).send().await;

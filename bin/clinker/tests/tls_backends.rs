@@ -6,10 +6,12 @@
 //! The servers' own views (`rabbitmqctl list_connections ssl`,
 //! `pg_stat_ssl`, MariaDB's TLS counters) show that Clinker's connections
 //! are encrypted; an untrusted CA is a start-up error naming the peer.
+//! Keystone behind TLS (`clinker_testkit::keystone`) validates tokens with
+//! `[keystone_authtoken] cafile` or `insecure`, and refuses a wrong CA.
 //!
 //! Off CI the tests skip with a message when a server's programs are
-//! missing (`scripts/install-tls-test-servers.sh`); under `CI=true` they
-//! fail instead.
+//! missing (`scripts/install-tls-test-servers.sh`, `scripts/keystone.sh
+//! install`); under `CI=true` they fail instead.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
@@ -18,8 +20,9 @@ use std::path::Path;
 use clinker_config::{RabbitSslOptions, TlsVersion};
 use clinker_rpc::amqp::{AmqpOptions, AmqpTransport};
 use clinker_testkit::http::Api;
+use clinker_testkit::keystone::Keystone;
 use clinker_testkit::poll::Every;
-use clinker_testkit::process::{LogsOnFailure, Proc, free_port, run, write_file};
+use clinker_testkit::process::{LogsOnFailure, Proc, Server, free_port, run, write_file};
 use clinker_testkit::tls::{Issued, TestCa};
 use clinker_testkit::tls_servers::{TlsMariadb, TlsPostgres, TlsRabbit};
 use serde_json::json;
@@ -432,4 +435,102 @@ async fn mariadb_over_tls() {
             "{query}: {message}"
         );
     }
+}
+
+/// An all-in-one Clinker with `auth_strategy = keystone` against
+/// `keystone`, `extra` added to its `[keystone_authtoken]`.
+async fn clinker_with_keystone(keystone: &Keystone, extra: &str) -> Server {
+    let mut server = Server::new(
+        BIN,
+        "auth_strategy = keystone",
+        &format!(
+            "enabled_backends = fake\n[fake]\nvolume_driver = fake\n{}",
+            keystone.authtoken(extra)
+        ),
+    );
+    server.serve.start();
+    // `/v3/` wants a token here: any answer means the API is up.
+    clinker_testkit::poll::until(Every::ms(50, 30), async || {
+        match server.api.get("/").await {
+            (0, body) => Err(format!("not serving yet: {body}")),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    server
+}
+
+/// Keystone behind TLS (gunicorn's `certfile`/`keyfile`, through
+/// `scripts/keystone.sh`): with `[keystone_authtoken] cafile` naming the
+/// CA, Clinker validates a user's token over HTTPS; with a CA that did not
+/// sign Keystone's certificate every request is Cinder's 503 envelope, the
+/// log names Keystone's URL and the certificate problem, and Keystone
+/// answers nothing meanwhile (no plain-text fallback); `insecure = true`
+/// validates without any CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystone_over_https_with_cafile_a_wrong_ca_and_insecure() {
+    let test = "keystone_over_https_with_cafile_a_wrong_ca_and_insecure";
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let Some(keystone) = Keystone::start(
+        test,
+        &dir.path().join("keystone"),
+        Some((&pki.server, &pki.ca)),
+    ) else {
+        return;
+    };
+    assert!(keystone.url.starts_with("https://"), "{}", keystone.url);
+    let (token, project) = keystone.token(&pki.ca.client(None), "demo", "demo").await;
+    let volumes = format!("/{project}/volumes");
+
+    let mut trusted =
+        clinker_with_keystone(&keystone, &format!("cafile = {}", pki.ca.ca_file.display())).await;
+    let (status, body) = trusted.api.as_token(&token).get(&volumes).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"volumes": []}));
+    let (status, _) = trusted.api.as_token("not-a-token").get(&volumes).await;
+    assert_eq!(status, 401);
+    assert!(trusted.serve.terminate().await.success());
+
+    let mut stranger = clinker_with_keystone(
+        &keystone,
+        &format!("cafile = {}", pki.stranger.ca_file.display()),
+    )
+    .await;
+    let answered = keystone.requests_answered();
+    let (status, body) = stranger.api.as_token(&token).get(&volumes).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body,
+        json!({"serviceUnavailable": {
+            "code": 503,
+            "message": clinker_api::auth::keystone::KEYSTONE_UNAVAILABLE,
+        }})
+    );
+    assert_eq!(
+        keystone.requests_answered(),
+        answered,
+        "Keystone answered a request from a client that does not trust it"
+    );
+    assert!(stranger.serve.terminate().await.success());
+    let log = stranger.serve.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("cannot validate a token with keystone"))
+        .unwrap_or_else(|| panic!("no error logged:\n{log}"));
+    assert!(
+        line.contains(&format!("{}/v3/auth/tokens", keystone.url))
+            && line.to_lowercase().contains("certificate"),
+        "{line}"
+    );
+    assert!(!log.contains(&token) && !log.contains(&keystone.password));
+
+    let mut insecure = clinker_with_keystone(&keystone, "insecure = true").await;
+    let (status, body) = insecure.api.as_token(&token).get(&volumes).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        insecure.serve.log().contains("insecure = true"),
+        "insecure is warned about"
+    );
+    assert!(insecure.serve.terminate().await.success());
 }

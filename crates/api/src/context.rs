@@ -74,9 +74,9 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
 
     /// The Keystone v3 URL at which the caller's `X-Auth-Token` can be
     /// exchanged for a token with a catalog, to call other services (Nova)
-    /// on the caller's behalf as Cinder does; `None` when tokens are not
-    /// Keystone's.
-    fn identity_url(&self) -> Option<String> {
+    /// on the caller's behalf as Cinder does, and the HTTP client to do it
+    /// with; `None` when tokens are not Keystone's.
+    fn compute_session(&self) -> Option<(String, reqwest::Client)> {
         None
     }
 }
@@ -182,6 +182,9 @@ pub(crate) struct Pipeline {
     pub(crate) public_endpoint: Option<String>,
     /// `[oslo_middleware] enable_proxy_headers_parsing`.
     pub(crate) proxy_headers: bool,
+    /// The listener's own scheme (`https` with `[ssl] cert_file`), what
+    /// links say unless a trusted proxy header says otherwise.
+    pub(crate) scheme: &'static str,
 }
 
 fn is_v3(path: &str) -> bool {
@@ -398,7 +401,7 @@ async fn prepare(
 
     let base = match &pipeline.public_endpoint {
         Some(endpoint) => endpoint.clone(),
-        None => request_base(&parts.headers, pipeline.proxy_headers),
+        None => request_base(&parts.headers, pipeline.proxy_headers, pipeline.scheme),
     };
     if v3 {
         let span = tracing::Span::current();
@@ -425,8 +428,8 @@ async fn prepare(
     }
     let compute = pipeline
         .authenticator
-        .identity_url()
-        .and_then(|identity_url| {
+        .compute_session()
+        .and_then(|(identity_url, http)| {
             let user_token = parts
                 .headers
                 .get("x-auth-token")
@@ -436,6 +439,7 @@ async fn prepare(
                 .to_owned();
             Some(ComputeAuth {
                 identity_url,
+                http,
                 user_token,
             })
         });
@@ -462,7 +466,7 @@ async fn prepare(
 /// first element, else `X-Forwarded-Proto` and `X-Forwarded-Host` (its last
 /// element, as Cinder's `get_request_url`). Otherwise a client could make
 /// every link in a response point at a host of its choosing.
-fn request_base(headers: &HeaderMap, proxy_headers: bool) -> String {
+fn request_base(headers: &HeaderMap, proxy_headers: bool, own_scheme: &str) -> String {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let mut scheme = None;
     let mut host = None;
@@ -491,7 +495,7 @@ fn request_base(headers: &HeaderMap, proxy_headers: bool) -> String {
     }
     let scheme = scheme
         .filter(|s| matches!(s.as_str(), "http" | "https"))
-        .unwrap_or_else(|| "http".to_owned());
+        .unwrap_or_else(|| own_scheme.to_owned());
     let host = host
         .or_else(|| header(header::HOST.as_str()).map(str::to_owned))
         .unwrap_or_else(|| "localhost".to_owned());

@@ -99,6 +99,11 @@ pub fn router_with_policy(
         policy,
         public_endpoint: state.config.default.public_endpoint.clone(),
         proxy_headers: state.config.default.enable_proxy_headers_parsing,
+        scheme: if state.config.ops.ssl.enabled() {
+            "https"
+        } else {
+            "http"
+        },
     });
     let health = Arc::new(healthcheck::Healthcheck {
         disable_by_file_path: state.config.ops.healthcheck.disable_by_file_path.clone(),

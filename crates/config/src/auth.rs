@@ -15,7 +15,7 @@ const KS: &str = "keystone_authtoken";
 const POLICY: &str = "oslo_policy";
 
 /// keystonemiddleware options that Clinker accepts without effect (caching
-/// back ends, TLS material for an https Keystone, catalog and bind options).
+/// back ends, catalog and bind options).
 const ACCEPTED_AUTHTOKEN_OPTIONS: &[&str] = &[
     "memcached_servers",
     "memcache_servers",
@@ -85,13 +85,45 @@ pub struct KeystoneAuthtokenOptions {
     pub token_cache_time: i64,
     /// `http_connect_timeout` seconds for calls to Keystone (default 10).
     pub http_connect_timeout: u64,
-    /// `cafile`: the CAs an `https` Keystone's certificate must chain to
+    /// `cafile`, `certfile`/`keyfile`, `insecure` towards an `https`
+    /// Keystone.
+    pub tls: SessionTlsOptions,
+}
+
+/// keystoneauth's session TLS options, as `[keystone_authtoken]` and
+/// `[nova]` spell them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionTlsOptions {
+    /// `cafile`: the only CAs an `https` peer's certificate may chain to
     /// (the system's roots when unset).
     pub cafile: Option<PathBuf>,
-    /// `certfile` and `keyfile`: a client certificate for Keystone.
+    /// `certfile` and `keyfile`: a client certificate to present.
     pub client_cert: Option<(PathBuf, PathBuf)>,
-    /// `insecure`: do not verify Keystone's certificate.
+    /// `insecure`: do not verify the peer's certificate.
     pub insecure: bool,
+}
+
+/// The session TLS options of `section`.
+fn read_session_tls(
+    r: &mut OptionReader<'_>,
+    section: &str,
+) -> Result<SessionTlsOptions, ConfigError> {
+    Ok(SessionTlsOptions {
+        cafile: r.opt_string(section, &[], "cafile")?.map(PathBuf::from),
+        client_cert: match (
+            r.opt_string(section, &[], "certfile")?,
+            r.opt_string(section, &[], "keyfile")?,
+        ) {
+            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Missing(format!(
+                    "[{section}] certfile and keyfile go together"
+                )));
+            }
+        },
+        insecure: r.bool(section, &[], "insecure", false)?,
+    })
 }
 
 impl std::fmt::Debug for KeystoneAuthtokenOptions {
@@ -103,8 +135,7 @@ impl std::fmt::Debug for KeystoneAuthtokenOptions {
             .field("username", &self.username)
             .field("password", &clinker_types::redact::MASK)
             .field("project_name", &self.project_name)
-            .field("cafile", &self.cafile)
-            .field("insecure", &self.insecure)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +199,10 @@ pub struct AuthOptions {
     pub http_basic_auth_user_file: PathBuf,
     /// `[oslo_policy]`.
     pub oslo_policy: OsloPolicyOptions,
+    /// `[nova] cafile`, `certfile`/`keyfile`, `insecure`: how the API
+    /// reaches Keystone and Nova when it asks Compute on a caller's behalf
+    /// (Cinder's `novaclient` session).
+    pub nova_tls: SessionTlsOptions,
 }
 
 fn required(r: &mut OptionReader<'_>, option: &str) -> Result<String, ConfigError> {
@@ -214,20 +249,7 @@ fn read_keystone(r: &mut OptionReader<'_>) -> Result<KeystoneAuthtokenOptions, C
         http_connect_timeout: r
             .int(KS, &[], "http_connect_timeout", 10, 1..=600)?
             .unsigned_abs(),
-        cafile: r.opt_string(KS, &[], "cafile")?.map(PathBuf::from),
-        client_cert: match (
-            r.opt_string(KS, &[], "certfile")?,
-            r.opt_string(KS, &[], "keyfile")?,
-        ) {
-            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
-            (None, None) => None,
-            _ => {
-                return Err(ConfigError::Missing(format!(
-                    "[{KS}] certfile and keyfile go together"
-                )));
-            }
-        },
-        insecure: r.bool(KS, &[], "insecure", false)?,
+        tls: read_session_tls(r, KS)?,
     };
     if options.user_domain_name.is_none() && options.user_domain_id.is_none() {
         return Err(ConfigError::Missing(format!(
@@ -290,7 +312,9 @@ pub(crate) fn read_auth_options(
     // legacy behaviour (see `Config::warnings`).
     r.bool(POLICY, &[], "enforce_new_defaults", true)?;
     r.bool(POLICY, &[], "enforce_scope", true)?;
+    let nova_tls = read_session_tls(r, "nova")?;
     Ok(AuthOptions {
+        nova_tls,
         keystone_authtoken,
         http_basic_auth_user_file,
         oslo_policy: OsloPolicyOptions {
@@ -360,14 +384,25 @@ mod tests {
         let text = ftp.to_string();
         assert!(text.contains("auth_url"), "{text}");
         let https = parse(&format!(
-            "{}cafile = /etc/ssl/keystone-ca.pem\ninsecure = false\n",
+            "{}cafile = /etc/ssl/keystone-ca.pem\ninsecure = false\n\
+             [nova]\ncafile = /etc/ssl/nova-ca.pem\ninsecure = true\n",
             KEYSTONE.replace("http://127.0.0.1:5000", "https://k:5000")
         ))
         .unwrap();
+        assert_eq!(
+            https.auth.nova_tls.cafile.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/nova-ca.pem"))
+        );
+        assert!(https.auth.nova_tls.insecure);
+        let half = parse(&format!("{KEYSTONE}[nova]\ncertfile = /c.pem\n")).unwrap_err();
+        assert!(
+            half.to_string().contains("[nova] certfile and keyfile"),
+            "{half}"
+        );
         let keystone = https.auth.keystone_authtoken.unwrap();
         assert_eq!(keystone.auth_url, "https://k:5000");
         assert_eq!(
-            keystone.cafile.as_deref(),
+            keystone.tls.cafile.as_deref(),
             Some(std::path::Path::new("/etc/ssl/keystone-ca.pem"))
         );
         assert!(!format!("{keystone:?}").contains(&keystone.password));

@@ -21,7 +21,7 @@ mod reader;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use auth::{AuthOptions, KeystoneAuthtokenOptions, OsloPolicyOptions};
+pub use auth::{AuthOptions, KeystoneAuthtokenOptions, OsloPolicyOptions, SessionTlsOptions};
 pub use backup::{
     BackupDriverKind, BackupOptions, CephBackupOptions, DEFAULT_BACKUP_FILE_SIZE,
     PosixBackupOptions, S3BackupOptions, SwiftAuthMode, SwiftBackupOptions,

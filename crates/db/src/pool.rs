@@ -511,7 +511,10 @@ impl Db {
     /// No connection within the acquire timeout, or the database cannot be
     /// opened.
     pub(crate) async fn writer(&self) -> Result<DbConn, DbError> {
-        self.write.acquire().await
+        let started = std::time::Instant::now();
+        let conn = self.write.acquire().await;
+        record_pool_wait("write", started);
+        conn
     }
 
     /// A connection for reads.
@@ -519,7 +522,10 @@ impl Db {
     /// # Errors
     /// As [`Self::writer`].
     pub(crate) async fn reader(&self) -> Result<DbConn, DbError> {
-        self.read.acquire().await
+        let started = std::time::Instant::now();
+        let conn = self.read.acquire().await;
+        record_pool_wait("read", started);
+        conn
     }
 }
 
@@ -576,10 +582,12 @@ pub(crate) async fn retry_pause(attempt: u32) {
 /// DbError>`) again while it fails with [`DbError::Retryable`] (a
 /// serialization failure, deadlock or busy database), up to
 /// [`MAX_TX_ATTEMPTS`] times with a jittered pause between attempts.
+/// Retries and each transaction's final outcome are counted for the
+/// metrics endpoint.
 macro_rules! retrying {
     ($attempt:expr) => {{
         let mut attempt: u32 = 0;
-        loop {
+        let result = loop {
             attempt += 1;
             let outcome: Result<_, $crate::error::DbError> = $attempt;
             match outcome {
@@ -587,12 +595,38 @@ macro_rules! retrying {
                     if attempt < $crate::pool::MAX_TX_ATTEMPTS =>
                 {
                     tracing::debug!(attempt, %reason, "retrying transaction");
+                    clinker_runtime::metrics::counter!(
+                        clinker_runtime::metrics::DB_TRANSACTION_RETRIES
+                    )
+                    .increment(1);
                     $crate::pool::retry_pause(attempt).await;
                 }
                 other => break other,
             }
-        }
+        };
+        $crate::pool::count_transaction(result.as_ref().err());
+        result
     }};
+}
+
+/// Counts one finished transaction by outcome (`commit` or the error kind).
+pub(crate) fn count_transaction(error: Option<&DbError>) {
+    let outcome = error.map_or("commit", |e| e.kind().label());
+    clinker_runtime::metrics::counter!(
+        clinker_runtime::metrics::DB_TRANSACTIONS,
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// Records how long getting a connection from `pool` took (also when it
+/// timed out: the wait is what an operator tunes `max_pool_size` by).
+fn record_pool_wait(pool: &'static str, started: std::time::Instant) {
+    clinker_runtime::metrics::histogram!(
+        clinker_runtime::metrics::DB_POOL_WAIT_SECONDS,
+        "pool" => pool
+    )
+    .record(started.elapsed());
 }
 pub(crate) use retrying;
 

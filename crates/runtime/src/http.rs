@@ -22,6 +22,23 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// A failed request in one line with its causes (reqwest's own text names
+/// only the URL; the reason — a refused connection, a certificate the CA
+/// file does not vouch for — is further down the chain).
+pub fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A client with reqwest's defaults (see [`client_builder`]).
 pub fn client() -> reqwest::Client {
     client_builder()

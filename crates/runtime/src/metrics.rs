@@ -32,11 +32,25 @@ pub const VOLUMES: &str = "clinker_volumes";
 pub const SNAPSHOTS: &str = "clinker_snapshots";
 /// Unfinished operations in the journal (`workers` table).
 pub const JOURNAL_BACKLOG: &str = "clinker_journal_backlog";
-/// Pool capacity in GiB: `pool` (`host@backend#pool`), `kind` (`total`,
+/// Pool capacity in bytes (the reports' GiB × 2³⁰): `pool` (`host@backend#pool`), `kind` (`total`,
 /// `free`, `allocated`, `provisioned`).
-pub const POOL_CAPACITY_GB: &str = "clinker_pool_capacity_gb";
+pub const POOL_CAPACITY_BYTES: &str = "clinker_pool_capacity_bytes";
 /// Seconds since a service's last heartbeat: `binary`, `host`.
 pub const HEARTBEAT_AGE_SECONDS: &str = "clinker_service_heartbeat_age_seconds";
+/// Database write transactions, after their retries: `outcome` (`commit`,
+/// or the error kind that rolled it back).
+pub const DB_TRANSACTIONS: &str = "clinker_db_transactions_total";
+/// Database transaction attempts run again after a serialization
+/// failure, deadlock or busy database.
+pub const DB_TRANSACTION_RETRIES: &str = "clinker_db_transaction_retries_total";
+/// Seconds spent waiting for a database connection: `pool` (`write`,
+/// `read`).
+pub const DB_POOL_WAIT_SECONDS: &str = "clinker_db_pool_wait_duration_seconds";
+/// Volume driver operations: `operation` (the `VolumeDriver` method),
+/// `outcome` (`ok` or the error kind).
+pub const DRIVER_OPERATIONS: &str = "clinker_driver_operations_total";
+/// Volume driver operation time in seconds: `operation`.
+pub const DRIVER_OPERATION_SECONDS: &str = "clinker_driver_operation_duration_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -94,10 +108,36 @@ fn describe() {
         JOURNAL_BACKLOG,
         "Unfinished operations in the operation journal."
     );
-    describe_gauge!(POOL_CAPACITY_GB, "Pool capacity in GiB by kind.");
+    describe_gauge!(
+        POOL_CAPACITY_BYTES,
+        Unit::Bytes,
+        "Pool capacity in bytes by kind."
+    );
     describe_gauge!(
         HEARTBEAT_AGE_SECONDS,
         Unit::Seconds,
         "Seconds since the service's last heartbeat."
+    );
+    describe_counter!(
+        DB_TRANSACTIONS,
+        "Database write transactions by outcome, after retries."
+    );
+    describe_counter!(
+        DB_TRANSACTION_RETRIES,
+        "Database transaction attempts retried after a conflict."
+    );
+    describe_histogram!(
+        DB_POOL_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time spent waiting for a database connection."
+    );
+    describe_counter!(
+        DRIVER_OPERATIONS,
+        "Volume driver operations by operation and outcome."
+    );
+    describe_histogram!(
+        DRIVER_OPERATION_SECONDS,
+        Unit::Seconds,
+        "Volume driver operation time."
     );
 }

@@ -2,8 +2,10 @@
 //! ([`process`]), an HTTP client speaking like the OpenStack clients
 //! ([`http`]), polling until a state is reached ([`poll`]), the skip-or-fail
 //! rule for services and tools a suite needs ([`mod@env`], [`rabbit`],
-//! [`dataplane`]), a throw-away Ceph cluster ([`ceph`]), configuration text to typed config ([`config`]), byte
-//! checks on backing files ([`files`]), quota checks against a database
+//! [`dataplane`]), a throw-away Ceph cluster ([`ceph`]), a Keystone of
+//! the test's own ([`keystone`]), configuration text to typed config
+//! ([`config`]), byte checks on backing files ([`files`]), quota checks
+//! against a database
 //! (`quota`, feature `db`) and the in-process cluster of real scheduler
 //! and volume services (`cluster`, feature `cluster`).
 //!
@@ -27,6 +29,7 @@ pub mod env;
 pub mod files;
 pub mod glance;
 pub mod http;
+pub mod keystone;
 pub mod poll;
 pub mod process;
 #[cfg(feature = "db")]

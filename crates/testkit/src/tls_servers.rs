@@ -56,7 +56,7 @@ fn program(candidates: &[&str], program: &str) -> Option<PathBuf> {
         .or_else(|| find_program(program))
 }
 
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

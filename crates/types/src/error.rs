@@ -42,6 +42,23 @@ impl ErrorKind {
     pub fn is_user_visible(self) -> bool {
         !matches!(self, ErrorKind::Internal)
     }
+
+    /// The kind's name as serialized (`not_found`, `unavailable`, …): a
+    /// bounded metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::InvalidState => "invalid_state",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::OverQuota => "over_quota",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::NotImplemented => "not_implemented",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
 }
 
 /// An error that crossed an RPC boundary: its kind and a user-safe message.

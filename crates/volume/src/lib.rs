@@ -17,6 +17,7 @@ mod image;
 mod locks;
 mod manage;
 pub mod manager;
+mod metered;
 mod migration;
 mod recovery;
 mod retype;

@@ -140,7 +140,8 @@ impl VolumeManager {
         Self {
             options,
             backend,
-            driver,
+            // Every driver operation is counted and timed (metrics.rs).
+            driver: Arc::new(crate::metered::MeteredDriver::new(driver)),
             db,
             volume_rpc: VolumeRpcClient::new(scheduler_rpc.transport(), scheduler_rpc.timeout()),
             scheduler_rpc,

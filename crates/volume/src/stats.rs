@@ -10,8 +10,11 @@ use serde_json::{Map, Value, json};
 
 use crate::manager::VolumeManager;
 
-/// The pool's capacity gauges from its report (`infinite` and `unknown`
-/// capacities are left out rather than shown as a number).
+/// The pool's capacity gauges from its report, in bytes (Prometheus's
+/// base unit; the report's GiB), `infinite` and `unknown` capacities left
+/// out rather than shown as a number.
+const GIB: f64 = 1_073_741_824.0;
+
 fn record_pool_capacity(pool_key: &str, pool: &Map<String, Value>) {
     use clinker_runtime::metrics;
     for (kind, field) in [
@@ -21,8 +24,8 @@ fn record_pool_capacity(pool_key: &str, pool: &Map<String, Value>) {
         ("provisioned", "provisioned_capacity_gb"),
     ] {
         if let Some(value) = pool.get(field).and_then(Value::as_f64) {
-            metrics::gauge!(metrics::POOL_CAPACITY_GB, "pool" => pool_key.to_owned(), "kind" => kind)
-                .set(value);
+            metrics::gauge!(metrics::POOL_CAPACITY_BYTES, "pool" => pool_key.to_owned(), "kind" => kind)
+                .set(value * GIB);
         }
     }
 }

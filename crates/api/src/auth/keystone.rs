@@ -1,5 +1,6 @@
 //! `auth_strategy = keystone`: keystonemiddleware's `auth_token`, for
-//! Keystone v3 over plain HTTP.
+//! Keystone v3 over HTTP or HTTPS (`cafile`, `certfile`/`keyfile`,
+//! `insecure`).
 //!
 //! The service user's own token is obtained with `POST /v3/auth/tokens`
 //! (password method, project scoped) and renewed before it expires or when
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use clinker_config::KeystoneAuthtokenOptions;
+use clinker_config::{KeystoneAuthtokenOptions, SessionTlsOptions};
 use clinker_types::catalog::{CatalogService, kept_services};
 use clinker_types::{Clock, ErrorKind, Timestamp};
 use serde::Deserialize;
@@ -117,6 +118,9 @@ pub struct KeystoneAuthenticator {
     /// Whether validations ask for the token's catalog (Clinker then finds
     /// Glance there when `glance_api_servers` is unset).
     with_catalog: bool,
+    /// The client that rescopes a caller's token and calls Nova (`[nova]`
+    /// TLS options; the system's roots until [`Self::with_compute_tls`]).
+    compute_http: reqwest::Client,
 }
 
 impl KeystoneAuthenticator {
@@ -135,52 +139,12 @@ impl KeystoneAuthenticator {
             format!("{base}/v3")
         };
         let timeout = Duration::from_secs(options.http_connect_timeout);
-        let mut builder = clinker_runtime::http::client_builder()
+        let builder = clinker_runtime::http::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout);
         // `[keystone_authtoken] cafile`, `certfile`/`keyfile`, `insecure`,
         // read now so a bad file stops start-up naming it.
-        if let Some(cafile) = &options.cafile {
-            let pem = std::fs::read(cafile).map_err(|e| {
-                AuthSetupError(format!(
-                    "[keystone_authtoken] cafile {}: {e}",
-                    cafile.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                AuthSetupError(format!(
-                    "[keystone_authtoken] cafile {}: {e}",
-                    cafile.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(AuthSetupError(format!(
-                    "[keystone_authtoken] cafile {}: no PEM certificate in the file",
-                    cafile.display()
-                )));
-            }
-            // Only these CAs, as keystoneauth's `verify=cafile` does.
-            builder = builder.tls_certs_only(certs);
-        }
-        if let Some((certfile, keyfile)) = &options.client_cert {
-            let read = |path: &std::path::Path| {
-                std::fs::read(path).map_err(|e| {
-                    AuthSetupError(format!("[keystone_authtoken] {}: {e}", path.display()))
-                })
-            };
-            let mut pem = read(certfile)?;
-            pem.extend(read(keyfile)?);
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                AuthSetupError(format!("[keystone_authtoken] certfile/keyfile: {e}"))
-            })?;
-            builder = builder.identity(identity);
-        }
-        if options.insecure {
-            tracing::warn!(
-                "[keystone_authtoken] insecure = true: Keystone's certificate is not verified"
-            );
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
+        let builder = super::session_tls(builder, &options.tls, "keystone_authtoken")?;
         let http = builder
             .build()
             .map_err(|e| AuthSetupError(format!("cannot build the keystone http client: {e}")))?;
@@ -198,7 +162,19 @@ impl KeystoneAuthenticator {
             service_token: tokio::sync::Mutex::new(None),
             cache: Mutex::new(ExpiringLru::new(CACHE_ENTRIES)),
             with_catalog: false,
+            compute_http: crate::services::compute::client(&SessionTlsOptions::default())?,
         })
+    }
+
+    /// Calls made on a caller's behalf (the token rescoped at Keystone,
+    /// then Nova) use `[nova]`'s TLS options, as Cinder's `novaclient`
+    /// session does.
+    ///
+    /// # Errors
+    /// A `[nova]` certificate file cannot be read.
+    pub fn with_compute_tls(mut self, tls: &SessionTlsOptions) -> Result<Self, AuthSetupError> {
+        self.compute_http = crate::services::compute::client(tls)?;
+        Ok(self)
     }
 
     /// Validations also fetch the token's catalog (keystonemiddleware's
@@ -248,7 +224,7 @@ impl KeystoneAuthenticator {
             .json(&body)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(clinker_runtime::http::describe(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(unavailable(format!(
@@ -311,7 +287,7 @@ impl KeystoneAuthenticator {
                 .header("x-subject-token", token)
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| unavailable(clinker_runtime::http::describe(&e)))?;
             match response.status().as_u16() {
                 200 => {
                     let body: TokenBody = response.json().await.map_err(unavailable)?;
@@ -430,7 +406,7 @@ impl Authenticator for KeystoneAuthenticator {
         Some(self.www_authenticate.clone())
     }
 
-    fn identity_url(&self) -> Option<String> {
-        Some(self.identity_url.clone())
+    fn compute_session(&self) -> Option<(String, reqwest::Client)> {
+        Some((self.identity_url.clone(), self.compute_http.clone()))
     }
 }

@@ -4,7 +4,8 @@
 //! Cinder's `novaclient()` re-authenticates with the caller's own token at
 //! Keystone (`identity.Token`, scoped to the caller's project), finds the
 //! `compute` endpoint in the catalog that answer carries and calls Nova with
-//! that token. Clinker does the same with plain HTTP. The identity endpoint
+//! that token. Clinker does the same, over HTTP or HTTPS with `[nova]
+//! cafile`, `certfile`/`keyfile` and `insecure`. The identity endpoint
 //! is `[keystone_authtoken] auth_url` (Cinder takes `[nova] token_auth_url`
 //! or the identity entry of the request's catalog; Clinker validates tokens
 //! without a catalog), the endpoint interface is `public` and any region
@@ -12,9 +13,11 @@
 
 use std::time::Duration;
 
+use clinker_config::SessionTlsOptions;
 use clinker_types::ErrorKind;
 use serde_json::{Value, json};
 
+use crate::auth::AuthSetupError;
 use crate::fault::ApiError;
 
 /// Nova's microversion whose server volume view names the attachment
@@ -23,12 +26,15 @@ const NOVA_MICROVERSION: &str = "2.89";
 /// How long one call to Keystone or Nova may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What is needed to call Compute as the caller: the Keystone v3 URL and
-/// the caller's token (only under `auth_strategy = keystone`).
+/// What is needed to call Compute as the caller: the Keystone v3 URL, the
+/// client built from `[nova]`'s TLS options ([`client`]) and the caller's
+/// token (only under `auth_strategy = keystone`).
 #[derive(Clone)]
 pub struct ComputeAuth {
     /// Keystone's v3 root, e.g. `http://keystone:5000/v3`.
     pub identity_url: String,
+    /// The HTTP client for Keystone and Nova.
+    pub http: reqwest::Client,
     /// The caller's `X-Auth-Token`.
     pub user_token: String,
 }
@@ -60,6 +66,19 @@ pub enum ServerVolume {
     NoComputeService,
 }
 
+/// The client calls on a caller's behalf use: `[nova]`'s TLS options.
+///
+/// # Errors
+/// A certificate file cannot be read or holds no certificate.
+pub fn client(tls: &SessionTlsOptions) -> Result<reqwest::Client, AuthSetupError> {
+    let builder = clinker_runtime::http::client_builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT);
+    crate::auth::session_tls(builder, tls, "nova")?
+        .build()
+        .map_err(|e| AuthSetupError(format!("cannot build the compute http client: {e}")))
+}
+
 fn unavailable(detail: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %detail, "cannot ask the compute service about a server's volume");
     ApiError::new(
@@ -82,12 +101,8 @@ pub async fn get_server_volume(
     server_id: &str,
     volume_id: &str,
 ) -> Result<ServerVolume, ApiError> {
-    let http = clinker_runtime::http::client_builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .build()
-        .map_err(unavailable)?;
-    let Some((token, compute_url)) = rescope(&http, auth, project_id).await? else {
+    let http = &auth.http;
+    let Some((token, compute_url)) = rescope(http, auth, project_id).await? else {
         return Ok(ServerVolume::NoComputeService);
     };
     let url = format!(
@@ -105,7 +120,7 @@ pub async fn get_server_volume(
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| unavailable(clinker_runtime::http::describe(&e)))?;
     match response.status().as_u16() {
         404 => Ok(ServerVolume::NotFound),
         200 => {
@@ -137,7 +152,7 @@ async fn rescope(
         .json(&body)
         .send()
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| unavailable(clinker_runtime::http::describe(&e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(unavailable(format!(
