@@ -2,7 +2,7 @@
 //! ([`process`]), an HTTP client speaking like the OpenStack clients
 //! ([`http`]), polling until a state is reached ([`poll`]), the skip-or-fail
 //! rule for services and tools a suite needs ([`mod@env`], [`rabbit`],
-//! [`dataplane`]), configuration text to typed config ([`config`]), byte
+//! [`dataplane`]), a throw-away Ceph cluster ([`ceph`]), configuration text to typed config ([`config`]), byte
 //! checks on backing files ([`files`]), quota checks against a database
 //! (`quota`, feature `db`) and the in-process cluster of real scheduler
 //! and volume services (`cluster`, feature `cluster`).
@@ -18,6 +18,7 @@
     clippy::missing_panics_doc
 )]
 
+pub mod ceph;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod config;
