@@ -209,7 +209,7 @@ async fn backup_restore_delete(kind: &Kind<'_>) {
     let base = format!("volume-{vol}.backup.{full_id}");
     assert_eq!(
         ceph.names(&["ls", "--format", "json", "backups"]),
-        [base.clone()]
+        [base.as_str()]
     );
     let base_snaps = ceph.names(&["snap", "ls", "--format", "json", &format!("backups/{base}")]);
     assert_eq!(base_snaps.len(), 1, "{base_snaps:?}");
@@ -243,7 +243,7 @@ async fn backup_restore_delete(kind: &Kind<'_>) {
     // Same base, one more snapshot; the diff holds only what changed.
     assert_eq!(
         ceph.names(&["ls", "--format", "json", "backups"]),
-        [base.clone()]
+        [base.as_str()]
     );
     let snaps = ceph.names(&["snap", "ls", "--format", "json", &format!("backups/{base}")]);
     assert_eq!(snaps.len(), 2, "{snaps:?}");
