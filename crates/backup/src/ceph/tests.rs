@@ -181,8 +181,11 @@ async fn a_failed_transfer_removes_the_new_snapshot_and_base() {
     );
 }
 
-/// Parses a diff stream into (from, to, size, records).
-fn parse_diff(bytes: &[u8]) -> (Option<String>, Option<String>, u64, Vec<(u8, u64, u64)>) {
+/// A parsed diff stream: from, to, size, and (tag, offset, length) records.
+type Diff = (Option<String>, Option<String>, u64, Vec<(u8, u64, u64)>);
+
+/// Parses a diff stream.
+fn parse_diff(bytes: &[u8]) -> Diff {
     let mut rest = bytes.strip_prefix(b"rbd diff v1\n").unwrap();
     let (mut from, mut to, mut size, mut records) = (None, None, 0, Vec::new());
     let u64_at = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
