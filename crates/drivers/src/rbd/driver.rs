@@ -530,18 +530,23 @@ impl VolumeDriver for RbdDriver {
         let mut snapshots = self.snapshots(&image).await?;
         // The Ceph backup driver's snapshots (`backup.<id>.snap.<time>`,
         // kept for the next incremental backup) go with the volume, as
-        // Cinder's `_delete_backup_snaps` removes them.
+        // Cinder's `_delete_backup_snaps` removes them. One that cannot go
+        // (protected, with clones: not the backup driver's) stays for the
+        // untracked-snapshot handling below.
+        let mut removed = Vec::new();
         for snapshot in snapshots.iter().filter(|s| is_backup_snapshot(&s.name)) {
             match self
                 .run(self.cli.snap_rm(&image.snap(&snapshot.name)))
                 .await
             {
-                Ok(_) => {}
-                Err(e) if e.kind == CephErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+                Ok(_) => removed.push(snapshot.name.clone()),
+                Err(e) if e.kind == CephErrorKind::NotFound => removed.push(snapshot.name.clone()),
+                Err(e) => {
+                    tracing::warn!(image = %image, snapshot = %snapshot.name, error = %e, "cannot remove a backup snapshot of the volume");
+                }
             }
         }
-        snapshots.retain(|s| !is_backup_snapshot(&s.name));
+        snapshots.retain(|s| !removed.contains(&s.name));
         if self.has_clone_children(&image, &snapshots).await? {
             // Its clones still read from it: hide it until the last goes.
             self.hide(&image).await?;
