@@ -26,12 +26,13 @@
 #
 # Needs: ceph-mon ceph-osd ceph-mgr ceph-common (Debian 12: Ceph 16 pacific).
 # Knobs: CEPH_CLUSTER (ceph), CEPH_POOL (volumes), CEPH_USER (cinder),
+#        CEPH_EXTRA_POOLS (more rbd pools the user may use, e.g. "backups"),
 #        OBJECTSTORE (memstore | bluestore on a sparse file), OSD_SIZE (4G),
 #        UP_TIMEOUT seconds (120), OWNER_PID.
 set -euo pipefail
 
 usage() {
-  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -39,6 +40,7 @@ usage() {
 case "$CEPH_DIR" in /*) ;; *) CEPH_DIR="$PWD/$CEPH_DIR" ;; esac
 CLUSTER=${CEPH_CLUSTER:-ceph}
 POOL=${CEPH_POOL:-volumes}
+EXTRA_POOLS=${CEPH_EXTRA_POOLS:-}
 USER_ID=${CEPH_USER:-cinder}
 OBJECTSTORE=${OBJECTSTORE:-memstore}
 OSD_SIZE=${OSD_SIZE:-4G}
@@ -270,10 +272,14 @@ up() {
   wait_for "the OSD to be up" "$UP_TIMEOUT" osd_is_up
   log "OSD up after $(elapsed "$t0")s"
 
-  admin osd pool create "$POOL" 8 8 > /dev/null 2>&1
-  rbd_admin pool init "$POOL"
-  admin auth get-or-create "client.$USER_ID" mon 'profile rbd' osd "profile rbd pool=$POOL" \
-    mgr "profile rbd pool=$POOL" > "$CEPH_DIR/$CLUSTER.client.$USER_ID.keyring"
+  local pool osd_caps="profile rbd pool=$POOL" mgr_caps="profile rbd pool=$POOL"
+  for pool in $POOL $EXTRA_POOLS; do
+    admin osd pool create "$pool" 8 8 > /dev/null 2>&1
+    rbd_admin pool init "$pool"
+    [ "$pool" = "$POOL" ] || { osd_caps+=", profile rbd pool=$pool"; mgr_caps+=", profile rbd pool=$pool"; }
+  done
+  admin auth get-or-create "client.$USER_ID" mon 'profile rbd' osd "$osd_caps" \
+    mgr "$mgr_caps" > "$CEPH_DIR/$CLUSTER.client.$USER_ID.keyring"
   wait_for "placement groups to be active+clean" "$UP_TIMEOUT" pgs_are_clean
   wait_for "client.$USER_ID to list pool $POOL" 30 user_can_list
   trap - EXIT

@@ -23,8 +23,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use clinker_backup::{
-    BackupDriver, BackupRecord, BackupRequest, ChunkedEngine, Control, FileWriter, ParentBackup,
-    build_driver, format,
+    BackupDriver, BackupRecord, BackupRequest, CephBackupRequest, Control, FileWriter,
+    ParentBackup, RbdVolume, RestoreTarget, VolumeData, build_driver, format,
 };
 use clinker_config::{BackupDriverKind, BackupOptions};
 use clinker_db::{BackupLocation, DbError, DbHandle};
@@ -91,12 +91,24 @@ impl Drop for Running<'_> {
     }
 }
 
-/// The volume's data as a local path, and how to let it go.
+/// The volume's data (a local path, or an RBD image for the Ceph
+/// driver), and how to let it go.
 struct Attached {
     host: String,
     volume_id: VolumeId,
     connector: Connector,
-    path: PathBuf,
+    data: VolumeData,
+}
+
+/// The local path the chunked drivers read and write.
+fn local_path(volume_id: VolumeId, data: &VolumeData) -> Result<&PathBuf, Failure> {
+    match data {
+        VolumeData::Local(path) => Ok(path),
+        VolumeData::Rbd(_) => Err(format!(
+            "the POSIX, S3 and Swift backup drivers read volumes through local paths; volume \
+             {volume_id} is an RBD image (the Ceph backup driver reads it)"
+        )),
+    }
 }
 
 fn remote(kind: ErrorKind, message: impl Into<String>) -> RemoteError {
@@ -157,16 +169,14 @@ impl BackupManager {
         self.options.driver.class_path()
     }
 
-    fn engine(&self) -> Result<ChunkedEngine, Failure> {
-        match build_driver(
+    fn driver(&self) -> Result<BackupDriver, Failure> {
+        build_driver(
             self.options.driver,
             &self.options.options,
             &self.options.availability_zone,
             None,
-        ) {
-            Ok(BackupDriver::Chunked(engine)) => Ok(engine),
-            Err(e) => Err(format!("backup driver: {e}")),
-        }
+        )
+        .map_err(|e| format!("backup driver: {e}"))
     }
 
     /// Checks that the driver builds (at start-up, so a bad configuration
@@ -175,7 +185,20 @@ impl BackupManager {
     /// # Errors
     /// The driver's configuration error.
     pub fn check_driver(&self) -> Result<(), String> {
-        self.engine().map(|_| ())
+        self.driver().map(|_| ())
+    }
+
+    /// Deletes what a backup stored, whichever driver stored it.
+    async fn delete_stored(&self, backup: &Backup) -> Result<u64, Failure> {
+        let record = record_of(backup);
+        match self.driver()? {
+            BackupDriver::Chunked(engine) => engine.delete_backup(&record).await,
+            BackupDriver::Ceph(ceph) => {
+                ceph.delete_backup(&record, &backup.volume_id.to_string())
+                    .await
+            }
+        }
+        .map_err(|e| e.to_string())
     }
 
     fn track(&self, id: BackupId) -> (Running<'_>, CancellationToken) {
@@ -222,27 +245,40 @@ impl BackupManager {
             )
             .await
             .map_err(|e| format!("cannot connect to volume {}: {e}", volume.id))?;
-        let path = (info.driver_volume_type == "local")
-            .then(|| info.data.get("device_path").and_then(|p| p.as_str()))
-            .flatten()
-            .map(PathBuf::from)
-            .filter(|p| p.exists());
+        // A local path (file, LVM without a target), or an RBD image the
+        // `rbd` tools reach from anywhere (Cinder's os-brick RBD connector
+        // without a local attach).
+        let data = match info.driver_volume_type.as_str() {
+            "local" => info
+                .data
+                .get("device_path")
+                .and_then(|p| p.as_str())
+                .map(PathBuf::from)
+                .filter(|p| p.exists())
+                .map(VolumeData::Local)
+                .ok_or_else(|| format!("volume {} has no local device path", volume.id)),
+            "rbd" => RbdVolume::from_connection(&info.data, &self.options.options.ceph.conf)
+                .map(VolumeData::Rbd)
+                .map_err(|e| format!("volume {}: {e}", volume.id)),
+            protocol => Err(format!(
+                "the backup service reads volumes through local paths or rbd; volume {} is \
+                 reached over {protocol}",
+                volume.id
+            )),
+        };
         let attached = Attached {
             host,
             volume_id: volume.id,
             connector,
-            path: path.clone().unwrap_or_default(),
+            data: VolumeData::Local(PathBuf::new()),
         };
-        if path.is_none() {
-            let protocol = info.driver_volume_type.clone();
-            self.detach(context, attached).await;
-            return Err(format!(
-                "the backup service reads volumes through local paths; volume {} is reached \
-                 over {protocol}",
-                volume.id
-            ));
+        match data {
+            Ok(data) => Ok(Attached { data, ..attached }),
+            Err(reason) => {
+                self.detach(context, attached).await;
+                Err(reason)
+            }
         }
-        Ok(attached)
     }
 
     async fn detach(&self, context: &RequestContext, attached: Attached) {
@@ -359,7 +395,7 @@ impl BackupManager {
         backup: &Backup,
         cancel: CancellationToken,
     ) -> Result<(BackupLocation, i64), Failure> {
-        let engine = self.engine()?;
+        let driver = self.driver()?;
         let volume = self
             .db
             .get_volume(backup.volume_id)
@@ -373,6 +409,35 @@ impl BackupManager {
                     record: record_of(&parent),
                     size_gb: u64::try_from(parent.size).unwrap_or(0),
                 })
+            }
+        };
+        let engine = match driver {
+            BackupDriver::Chunked(engine) => engine,
+            BackupDriver::Ceph(ceph) => {
+                let request = CephBackupRequest {
+                    backup_id: backup.id.to_string(),
+                    volume_id: backup.volume_id.to_string(),
+                    volume_size_gb: u64::try_from(backup.size).unwrap_or(0),
+                    container: backup.container.clone(),
+                    parent: parent.map(|p| p.record),
+                    volume_meta: Some(volume_meta::serialise(&volume)),
+                };
+                let prepared = ceph.prepare_backup(request).map_err(|e| e.to_string())?;
+                let location = BackupLocation {
+                    container: prepared.container.clone(),
+                    service_metadata: prepared.service_metadata.clone(),
+                };
+                self.record_and_read(context, backup, &volume, &location, async |data| {
+                    let control = Control {
+                        cancel,
+                        ..Control::default()
+                    };
+                    ceph.run_backup(&prepared, data, &control)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await?;
+                return Ok((location, 0));
             }
         };
         let request = BackupRequest {
@@ -395,10 +460,43 @@ impl BackupManager {
             container: prepared.container.clone(),
             service_metadata: prepared.service_metadata.clone(),
         };
+        let outcome = self
+            .record_and_read(context, backup, &volume, &location, async |data| {
+                let path = local_path(backup.volume_id, data)?;
+                let mut file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                let control = Control {
+                    cancel,
+                    ..Control::default()
+                };
+                engine
+                    .run_backup(&prepared, &mut file, &control)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await?;
+        Ok((
+            location,
+            i64::try_from(outcome.object_count).unwrap_or(i64::MAX),
+        ))
+    }
+
+    /// Records where the backup goes, then lets `read` read the volume
+    /// (through a temporary volume for a snapshot's backup) and lets it go
+    /// again.
+    async fn record_and_read<T>(
+        &self,
+        context: &RequestContext,
+        backup: &Backup,
+        volume: &Volume,
+        location: &BackupLocation,
+        read: impl AsyncFnOnce(&VolumeData) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         // Recorded before the first object, so a crash leaves objects the
         // restart can find.
         self.db
-            .record_backup_location(backup.id, &location)
+            .record_backup_location(backup.id, location)
             .await
             .map_err(|e| e.to_string())?;
         // A snapshot's data is read through a temporary volume made from
@@ -410,14 +508,14 @@ impl BackupManager {
                     &self.volume_rpc,
                     context,
                     backup,
-                    &volume,
+                    volume,
                     snapshot_id,
                 )
                 .await?,
             ),
             None => None,
         };
-        let source = temp.as_ref().unwrap_or(&volume);
+        let source = temp.as_ref().unwrap_or(volume);
         let attached = match self.attach(context, source).await {
             Ok(a) => a,
             Err(reason) => {
@@ -427,29 +525,12 @@ impl BackupManager {
                 return Err(reason);
             }
         };
-        let result = async {
-            let mut file = tokio::fs::File::open(&attached.path)
-                .await
-                .map_err(|e| format!("cannot open {}: {e}", attached.path.display()))?;
-            let control = Control {
-                cancel,
-                ..Control::default()
-            };
-            engine
-                .run_backup(&prepared, &mut file, &control)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let result = read(&attached.data).await;
         self.detach(context, attached).await;
         if let Some(temp) = &temp {
             temp_volume::remove(&self.db, &self.volume_rpc, context, temp.id).await;
         }
-        let outcome = result?;
-        Ok((
-            location,
-            i64::try_from(outcome.object_count).unwrap_or(i64::MAX),
-        ))
+        result
     }
 
     // -- restore --------------------------------------------------------
@@ -533,8 +614,7 @@ impl BackupManager {
         volume_is_new: bool,
         cancel: CancellationToken,
     ) -> Result<(), Failure> {
-        let engine = self.engine()?;
-        let chain = self.chain(backup).await?;
+        let driver = self.driver()?;
         let volume = self
             .db
             .get_volume(volume_id)
@@ -543,28 +623,50 @@ impl BackupManager {
         if volume.status != VolumeStatus::RestoringBackup {
             return Err(format!("volume {volume_id} is {}", volume.status));
         }
+        let control = Control {
+            cancel,
+            ..Control::default()
+        };
         let attached = self.attach(context, &volume).await?;
         let result = async {
-            let file = tokio::fs::OpenOptions::new()
-                .write(true)
-                .open(&attached.path)
-                .await
-                .map_err(|e| format!("cannot open {}: {e}", attached.path.display()))?;
-            let mut writer = FileWriter(file);
-            let control = Control {
-                cancel,
-                ..Control::default()
-            };
-            engine
-                .restore_backup(
-                    &chain,
-                    &volume_id.to_string(),
-                    &mut writer,
-                    volume_is_new,
-                    &control,
-                )
-                .await
-                .map_err(|e| e.to_string())
+            match driver {
+                BackupDriver::Chunked(engine) => {
+                    let chain = self.chain(backup).await?;
+                    let path = local_path(volume_id, &attached.data)?;
+                    let file = tokio::fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .await
+                        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                    let mut writer = FileWriter(file);
+                    engine
+                        .restore_backup(
+                            &chain,
+                            &volume_id.to_string(),
+                            &mut writer,
+                            volume_is_new,
+                            &control,
+                        )
+                        .await
+                }
+                // Each Ceph backup is a whole snapshot: no chain to walk.
+                BackupDriver::Ceph(ceph) => {
+                    let target = RestoreTarget {
+                        volume_id: volume_id.to_string(),
+                        data: attached.data.clone(),
+                        size_gb: u64::try_from(volume.size).unwrap_or(0),
+                        is_new: volume_is_new,
+                    };
+                    ceph.restore_backup(
+                        &record_of(backup),
+                        &backup.volume_id.to_string(),
+                        &target,
+                        &control,
+                    )
+                    .await
+                }
+            }
+            .map_err(|e| e.to_string())
         }
         .await;
         self.detach(context, attached).await;
@@ -622,13 +724,7 @@ impl BackupManager {
     }
 
     async fn run_delete(&self, backup: &Backup) {
-        let deleted = match self.engine() {
-            Ok(engine) => engine
-                .delete_backup(&record_of(backup))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(reason) => Err(reason),
-        };
+        let deleted = self.delete_stored(backup).await;
         match deleted {
             Ok(objects) => match self.db.finish_backup_delete(backup.id).await {
                 Ok(()) => {
@@ -716,9 +812,7 @@ impl BackupManager {
         for backup in backups {
             match backup.status {
                 BackupStatus::Creating => {
-                    if let Ok(engine) = self.engine()
-                        && let Err(e) = engine.delete_backup(&record_of(&backup)).await
-                    {
+                    if let Err(e) = self.delete_stored(&backup).await {
                         tracing::warn!(backup_id = %backup.id, error = %e, "cannot delete the objects of an interrupted backup");
                     }
                     match self

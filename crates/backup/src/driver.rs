@@ -1,16 +1,14 @@
 //! From `cinder.conf` to a working backup driver: `backup_driver` chooses
-//! the store and the engine's sizes, as Cinder's driver constructors do.
-//!
-//! The Ceph driver (RBD snapshots and `export-diff | import-diff`, other
-//! volumes streamed into an RBD image) is not a chunked driver and is not
-//! here yet: [`BackupDriver`] gains a `Ceph` variant beside `Chunked` when
-//! it comes, and [`build_driver`] refuses it until then.
+//! the store and the engine's sizes, as Cinder's driver constructors do,
+//! or the Ceph driver, which is not a chunked driver (RBD snapshots and
+//! diffs, see [`crate::ceph`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clinker_config::{BackupDriverKind, BackupOptions, SwiftAuthMode};
 
+use crate::ceph::CephBackupDriver;
 use crate::compression::Compression;
 use crate::engine::{ChunkedEngine, EngineSettings};
 use crate::error::{BackupError, StoreError};
@@ -41,6 +39,8 @@ impl std::fmt::Debug for UserContext {
 pub enum BackupDriver {
     /// POSIX, S3 or Swift: Cinder's chunked format.
     Chunked(ChunkedEngine),
+    /// Ceph: RBD images and snapshots in `backup_ceph_pool`.
+    Ceph(CephBackupDriver),
 }
 
 /// Builds the driver `kind` from the options. `availability_zone` is the
@@ -170,9 +170,11 @@ pub fn build_driver(
             )
         }
         BackupDriverKind::Ceph => {
-            return Err(BackupError::Unsupported(
-                "the Ceph backup driver (cinder.backup.drivers.ceph.CephBackupDriver)".into(),
-            ));
+            // `rbd` and `rados` need no root helper.
+            let driver =
+                CephBackupDriver::new(&options.ceph, Arc::new(clinker_exec::HostRunner::new()));
+            driver.check_options()?;
+            return Ok(BackupDriver::Ceph(driver));
         }
     };
     Ok(BackupDriver::Chunked(ChunkedEngine::new(

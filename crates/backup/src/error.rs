@@ -90,6 +90,23 @@ impl StoreError {
     }
 }
 
+/// How an `rbd` or `rados` command of the Ceph driver failed, from its
+/// exit code (both tools exit with the errno of the failed call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RbdFailure {
+    /// The image, snapshot, object or pool does not exist (ENOENT).
+    NotFound,
+    /// It exists already (EEXIST).
+    Exists,
+    /// In use (EBUSY), or an image that still has snapshots (ENOTEMPTY).
+    Busy,
+    /// The cluster could not be reached, or the tool could not be run, or
+    /// it outlived its deadline.
+    Unreachable,
+    /// Anything else, a crash included.
+    Failed,
+}
+
 /// A failure of a backup, restore or delete.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -124,6 +141,14 @@ pub enum BackupError {
     /// Reading or writing the volume failed.
     #[error("volume i/o failed: {0}")]
     VolumeIo(#[source] std::io::Error),
+    /// An `rbd` or `rados` command of the Ceph driver failed.
+    #[error("{message}")]
+    Rbd {
+        /// The classification of its exit.
+        failure: RbdFailure,
+        /// The command and what it said.
+        message: String,
+    },
     /// A bug or an unexpected failure.
     #[error("{0}")]
     Internal(String),
@@ -142,6 +167,12 @@ impl BackupError {
             }
             BackupError::Unsupported(_) => ErrorKind::NotImplemented,
             BackupError::VolumeIo(_) => ErrorKind::Unavailable,
+            BackupError::Rbd { failure, .. } => match failure {
+                RbdFailure::NotFound => ErrorKind::NotFound,
+                RbdFailure::Exists | RbdFailure::Busy => ErrorKind::Conflict,
+                RbdFailure::Unreachable => ErrorKind::Unavailable,
+                RbdFailure::Failed => ErrorKind::Internal,
+            },
             BackupError::Internal(_) => ErrorKind::Internal,
         }
     }

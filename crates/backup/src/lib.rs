@@ -3,13 +3,16 @@
 //! `_sha256file` objects, incremental backups against the parent's block
 //! hashes, none/zlib/bz2/zstd compression, restore of a chain, delete) and
 //! the object stores it writes to: a POSIX directory, S3, Swift. A backup
-//! Cinder 29 wrote restores here and the reverse.
+//! Cinder 29 wrote restores here and the reverse. Beside it, the Ceph
+//! driver of `cinder/backup/drivers/ceph.py` ([`ceph`]): base images,
+//! one snapshot per backup, `rbd export-diff | rbd import-diff`, with
+//! Cinder's names, run through `clinker-exec`'s `CommandRunner`.
 //!
 //! This crate knows nothing of backup rows, RPC or volumes: the backup
 //! service gives it a readable or writable volume and the row's fields and
 //! keeps what it returns (`container`, `service_metadata`,
-//! `object_count`). It depends on `clinker-types`, `clinker-config` and
-//! `clinker-runtime` only.
+//! `object_count`). It depends on `clinker-types`, `clinker-config`,
+//! `clinker-runtime` and `clinker-exec` only.
 //!
 //! ```text
 //! let BackupDriver::Chunked(engine) = build_driver(kind, &config.backup, zone, user)?;
@@ -19,6 +22,7 @@
 //! engine.delete_backup(&record).await?;
 //! ```
 
+pub mod ceph;
 pub mod compression;
 pub mod driver;
 pub mod engine;
@@ -26,12 +30,16 @@ pub mod error;
 pub mod format;
 pub mod store;
 
+pub use ceph::{
+    CephAccess, CephBackupDriver, CephBackupRequest, PreparedCephBackup, RbdVolume, RestoreTarget,
+    VolumeData,
+};
 pub use compression::Compression;
 pub use driver::{BackupDriver, UserContext, build_driver};
 pub use engine::{
     BackupOutcome, BackupRecord, BackupRequest, ChunkedEngine, Control, EngineSettings, FileWriter,
     ParentBackup, PreparedBackup, Progress, RestoreOutcome, VolumeWriter,
 };
-pub use error::{BackupError, StoreError};
+pub use error::{BackupError, RbdFailure, StoreError};
 pub use format::{BackupMetadata, ObjectNaming, Sha256File};
 pub use store::ObjectStore;

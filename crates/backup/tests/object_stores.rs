@@ -123,6 +123,7 @@ fn driver(kind: BackupDriverKind, text: &str, user: Option<&UserContext>) -> Chu
     );
     match build_driver(kind, &config(&text).backup, "nova", user).unwrap() {
         BackupDriver::Chunked(engine) => engine,
+        BackupDriver::Ceph(_) => panic!("{kind:?} is not a chunked driver"),
     }
 }
 

@@ -6,7 +6,9 @@
 //! `tokio::process`, [`FakeRunner`] answers from a script and records every
 //! call so unit tests can assert exact command lines without root or tools.
 //! [`CommandRunner::spawn_piped`] starts a process whose stdin is streamed
-//! ([`PipedChild`]), for tools that read data as it arrives (`rbd import -`).
+//! ([`PipedChild`]), for tools that read data as it arrives (`rbd import -`),
+//! and [`CommandRunner::spawn_reading`] one whose stdout is streamed
+//! ([`ReadingChild`]), for tools that write data as they go (`rbd export -`).
 //! Depends on `clinker-types` only.
 
 use std::collections::VecDeque;
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clinker_types::ErrorKind;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A process to run: program, arguments, extra environment, optional stdin.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -261,6 +263,66 @@ impl PipedChild {
     }
 }
 
+/// A running process whose stdout is streamed (e.g. `rbd export-diff …
+/// -`, read as it is produced): read [`ReadingChild::stdout`] to its end,
+/// then [`ReadingChild::finish`] waits for the exit.
+pub struct ReadingChild {
+    command: String,
+    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    finish: Box<dyn FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send>,
+}
+
+impl fmt::Debug for ReadingChild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadingChild")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl ReadingChild {
+    /// A child made of its stdout and what finishing it means (for runners
+    /// other than the host's).
+    pub fn new(
+        command: String,
+        stdout: Box<dyn AsyncRead + Send + Unpin>,
+        finish: impl FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            command,
+            stdout,
+            finish: Box::new(finish),
+        }
+    }
+
+    /// The process's stdout.
+    pub fn stdout(&mut self) -> &mut (dyn AsyncRead + Send + Unpin) {
+        self.stdout.as_mut()
+    }
+
+    /// Closes stdout (a process still writing gets `EPIPE`) and waits for
+    /// it to exit; any exit code is an `Ok` output whose `stdout` is empty
+    /// (it was streamed), as [`CommandRunner::run`].
+    ///
+    /// # Errors
+    /// Waiting for the process failed, or it outlived its timeout
+    /// (counted from here).
+    pub async fn finish(self) -> Result<Output, ExecError> {
+        let Self { stdout, finish, .. } = self;
+        drop(stdout);
+        finish().await
+    }
+
+    /// [`Self::finish`], treating a non-zero exit as an error.
+    ///
+    /// # Errors
+    /// As [`Self::finish`], plus [`ExecError::Failed`].
+    pub async fn finish_checked(self) -> Result<Output, ExecError> {
+        let command = self.command.clone();
+        checked(command, self.finish().await?)
+    }
+}
+
 fn checked(command: String, out: Output) -> Result<Output, ExecError> {
     if out.success() {
         Ok(out)
@@ -303,6 +365,22 @@ pub trait CommandRunner: Send + Sync + fmt::Debug {
             source: std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
                 "this runner cannot stream a process's stdin",
+            ),
+        })
+    }
+    /// Starts `cmd` with its stdout streamed (`cmd.stdin` is fed as by
+    /// [`CommandRunner::run`]); its `timeout` counts from
+    /// [`ReadingChild::finish`].
+    ///
+    /// # Errors
+    /// The process could not be started; runners that cannot stream stdout
+    /// (the default) say so as a spawn error.
+    async fn spawn_reading(&self, cmd: &Command) -> Result<ReadingChild, ExecError> {
+        Err(ExecError::Spawn {
+            program: cmd.program.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this runner cannot stream a process's stdout",
             ),
         })
     }
@@ -470,6 +548,68 @@ impl CommandRunner for HostRunner {
             })
         }))
     }
+
+    async fn spawn_reading(&self, cmd: &Command) -> Result<ReadingChild, ExecError> {
+        use std::process::Stdio;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        tracing::debug!(command = %cmd, "running command with streamed stdout");
+        let spawn_error = |source| ExecError::Spawn {
+            program: cmd.program.clone(),
+            source,
+        };
+        let stdin = if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let mut child = self.process(cmd, stdin).spawn().map_err(spawn_error)?;
+        if let (Some(bytes), Some(mut pipe)) = (cmd.stdin.clone(), child.stdin.take()) {
+            tokio::spawn(async move {
+                // A child that exits without reading stdin is not our error.
+                let _ = pipe.write_all(&bytes).await;
+            });
+        }
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("a piped stream is missing"))
+            .map_err(spawn_error)?;
+        // Drained from the start, so a chatty stderr never blocks the child.
+        let stderr = child.stderr.take();
+        let stderr = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = stderr {
+                let _ = pipe.read_to_end(&mut bytes).await;
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        });
+        let command = cmd.command_line();
+        let timeout = cmd.timeout;
+        let program = cmd.program.clone();
+        let finish_command = command.clone();
+        Ok(ReadingChild::new(command, Box::new(stdout), move || {
+            Box::pin(async move {
+                let status = match timeout {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, child.wait())
+                            .await
+                            .map_err(|_| ExecError::Timeout {
+                                command: finish_command,
+                                timeout: limit,
+                            })?
+                    }
+                    None => child.wait().await,
+                }
+                .map_err(|source| ExecError::Spawn { program, source })?;
+                Ok(Output {
+                    code: exit_code(status),
+                    stdout: String::new(),
+                    stderr: stderr.await.unwrap_or_default(),
+                })
+            })
+        }))
+    }
 }
 
 type Responder = Box<dyn Fn(&Command) -> Output + Send + Sync>;
@@ -617,6 +757,19 @@ impl CommandRunner for FakeRunner {
         ))
     }
 
+    /// Answers like [`CommandRunner::run`] when started: the scripted
+    /// `stdout` is what the child streams, and the rest of the output is
+    /// returned by `finish` (with `stdout` emptied).
+    async fn spawn_reading(&self, cmd: &Command) -> Result<ReadingChild, ExecError> {
+        let mut out = self.run(cmd).await?;
+        let stdout = std::mem::take(&mut out.stdout).into_bytes();
+        Ok(ReadingChild::new(
+            cmd.command_line(),
+            Box::new(std::io::Cursor::new(stdout)),
+            move || Box::pin(async move { Ok(out) }),
+        ))
+    }
+
     async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
         let line = cmd.command_line();
         if let Ok(mut calls) = self.calls.lock() {
@@ -745,6 +898,50 @@ mod tests {
         child.stdin().write_all(b"data").await.unwrap();
         assert_eq!(child.finish().await.unwrap().stdout, "imported");
         assert_eq!(fake.commands()[0].stdin.as_deref(), Some(&b"data"[..]));
+    }
+
+    #[tokio::test]
+    async fn reading_children_stream_stdout() {
+        use tokio::io::AsyncReadExt;
+        let runner = HostRunner::new();
+        let mut child = runner
+            .spawn_reading(
+                &Command::new("sh").args(["-c", "head -c 300000 /dev/zero; echo done >&2"]),
+            )
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        child.stdout().read_to_end(&mut bytes).await.unwrap();
+        assert_eq!(bytes.len(), 300_000);
+        let out = child.finish_checked().await.unwrap();
+        assert_eq!(out.stderr, "done\n");
+        let mut child = runner
+            .spawn_reading(
+                &Command::new("sh")
+                    .args(["-c", "cat; exit 5"])
+                    .stdin(b"in".to_vec()),
+            )
+            .await
+            .unwrap();
+        let mut text = String::new();
+        child.stdout().read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "in");
+        assert_eq!(
+            child.finish_checked().await.unwrap_err().exit_code(),
+            Some(5)
+        );
+
+        let fake = FakeRunner::new();
+        fake.on("rbd export", Output::ok("image bytes"));
+        let mut child = fake
+            .spawn_reading(&Command::new("rbd").args(["export", "volume-1", "-"]))
+            .await
+            .unwrap();
+        let mut text = String::new();
+        child.stdout().read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "image bytes");
+        assert!(child.finish().await.unwrap().success());
+        assert_eq!(fake.calls(), ["rbd export volume-1 -"]);
     }
 
     #[tokio::test]

@@ -34,3 +34,37 @@ pub fn names_in(dir: &Path) -> BTreeSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// Data written over zeros: `(offset, bytes)`, later entries win. What a
+/// sparse volume holds after a test wrote into it, without keeping the
+/// whole volume in memory.
+pub type Patches = Vec<(u64, Vec<u8>)>;
+
+/// Asserts `path` is `size` bytes of zeros with `patches` applied.
+pub fn assert_holds(path: &Path, size: u64, patches: &[(u64, Vec<u8>)], what: &str) {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(f.metadata().unwrap().len(), size, "{what}: size");
+    let piece = 4u64 << 20;
+    let mut actual = vec![0u8; piece as usize];
+    let mut offset = 0;
+    while offset < size {
+        let len = piece.min(size - offset);
+        let actual = &mut actual[..len as usize];
+        f.read_exact_at(actual, offset).unwrap();
+        let mut expected = vec![0u8; len as usize];
+        for (at, data) in patches {
+            let (start, end) = (*at, at + data.len() as u64);
+            let (from, to) = (start.max(offset), end.min(offset + len));
+            if from < to {
+                expected[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&data[(from - start) as usize..(to - start) as usize]);
+            }
+        }
+        assert!(
+            *actual == expected[..],
+            "{what}: bytes differ in [{offset}, {})",
+            offset + len
+        );
+        offset += len;
+    }
+}

@@ -11,7 +11,7 @@
 
 mod backup;
 mod restore;
-mod zeros;
+pub(crate) mod zeros;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,11 +99,11 @@ impl Progress {
         }
     }
 
-    fn set_total(&self, bytes: u64) {
+    pub(crate) fn set_total(&self, bytes: u64) {
         self.total_bytes.store(bytes, Ordering::Relaxed);
     }
 
-    fn add(&self, bytes: u64, objects: u64) {
+    pub(crate) fn add(&self, bytes: u64, objects: u64) {
         self.done_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.objects.fetch_add(objects, Ordering::Relaxed);
     }

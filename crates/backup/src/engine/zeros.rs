@@ -22,7 +22,7 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 const MEMO_LIMIT: usize = 64;
 
 /// Whether every byte of `data` is zero.
-pub(super) fn all_zero(data: &[u8]) -> bool {
+pub(crate) fn all_zero(data: &[u8]) -> bool {
     data.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }
 

@@ -88,6 +88,20 @@ pub(super) fn is_own_name(name: &str, prefix: &str) -> bool {
     })
 }
 
+/// Whether `name` is a snapshot of the Ceph backup driver
+/// (`backup.<backup id>.snap.<time>`).
+fn is_backup_snapshot(name: &str) -> bool {
+    name.strip_prefix("backup.")
+        .and_then(|rest| rest.split_once(".snap."))
+        .is_some_and(|(id, time)| {
+            !id.is_empty()
+                && !time.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
 fn size_mib(size_gb: i64) -> Result<u64, DriverError> {
     u64::try_from(size_gb)
         .ok()
@@ -513,7 +527,26 @@ impl VolumeDriver for RbdDriver {
             tracing::info!(image = %image, "volume image is gone already");
             return Ok(());
         };
-        let snapshots = self.snapshots(&image).await?;
+        let mut snapshots = self.snapshots(&image).await?;
+        // The Ceph backup driver's snapshots (`backup.<id>.snap.<time>`,
+        // kept for the next incremental backup) go with the volume, as
+        // Cinder's `_delete_backup_snaps` removes them. One that cannot go
+        // (protected, with clones: not the backup driver's) stays for the
+        // untracked-snapshot handling below.
+        let mut removed = Vec::new();
+        for snapshot in snapshots.iter().filter(|s| is_backup_snapshot(&s.name)) {
+            match self
+                .run(self.cli.snap_rm(&image.snap(&snapshot.name)))
+                .await
+            {
+                Ok(_) => removed.push(snapshot.name.clone()),
+                Err(e) if e.kind == CephErrorKind::NotFound => removed.push(snapshot.name.clone()),
+                Err(e) => {
+                    tracing::warn!(image = %image, snapshot = %snapshot.name, error = %e, "cannot remove a backup snapshot of the volume");
+                }
+            }
+        }
+        snapshots.retain(|s| !removed.contains(&s.name));
         if self.has_clone_children(&image, &snapshots).await? {
             // Its clones still read from it: hide it until the last goes.
             self.hide(&image).await?;
@@ -617,6 +650,7 @@ impl VolumeDriver for RbdDriver {
         data.insert("secret_uuid".into(), json!(secret_uuid));
         data.insert("volume_id".into(), json!(volume.id.to_string()));
         data.insert("discard".into(), json!(true));
+
         Ok(ConnectionInfo {
             driver_volume_type: "rbd".into(),
             data,
@@ -666,6 +700,18 @@ mod tests {
             "volume-4F2C1E1A-8A4C-4E4B-9A57-0F8CBBD3F0A1",
             "volume-"
         ));
+    }
+
+    #[test]
+    fn recognises_backup_snapshots() {
+        assert!(is_backup_snapshot(
+            "backup.0b9c5b3e-3f0e-4f8a-9d8e-1d2c3b4a5f60.snap.1733590000.5"
+        ));
+        assert!(!is_backup_snapshot(
+            "snapshot-0b9c5b3e-3f0e-4f8a-9d8e-1d2c3b4a5f60"
+        ));
+        assert!(!is_backup_snapshot("backup.x.snap."));
+        assert!(!is_backup_snapshot("volume-1.clone_snap"));
     }
 
     #[test]
