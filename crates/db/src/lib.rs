@@ -65,7 +65,8 @@ pub use attachments::{
     NewAttachment,
 };
 pub use backups::{
-    BackupColumn, BackupLocation, BackupQuery, BackupRepository, ImportedBackup, NewBackup,
+    BackupColumn, BackupLocation, BackupQuery, BackupRepository, BackupTemp, ImportedBackup,
+    NewBackup,
 };
 pub use default_types::DefaultTypeRepository;
 pub use encryption::{EncryptionRepository, EncryptionUpdate, NewEncryption};
