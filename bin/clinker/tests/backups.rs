@@ -654,7 +654,7 @@ async fn volumes_created_from_backups_hold_their_data() {
     assert_eq!(made["volume"]["status"], "creating", "{made}");
     assert_eq!(made["volume"]["size"], 1, "{made}");
     let new_vol = made["volume"]["id"].as_str().unwrap().to_owned();
-    let v = c.wait_volume(&new_vol, |s| s == Some("available")).await;
+    let v = wait_restored(&c, &new_vol, "available").await;
     assert_eq!(v["metadata"]["src_backup_id"], full.as_str(), "{v}");
     assert_eq!(v["metadata"]["m"], "1", "{v}");
     assert_eq!(v["name"], "from-backup", "{v}");
@@ -757,7 +757,7 @@ async fn volumes_created_from_backups_hold_their_data() {
         .await;
     assert_eq!(status, 202, "{made}");
     let failed_vol = made["volume"]["id"].as_str().unwrap().to_owned();
-    c.wait_volume(&failed_vol, |s| s == Some("error")).await;
+    wait_restored(&c, &failed_vol, "error").await;
     wait_backup(&c, &full, "available").await;
     let messages = c.messages_about(&full).await;
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -768,6 +768,17 @@ async fn volumes_created_from_backups_hold_their_data() {
     assert_eq!(messages[0]["resource_type"], "VOLUME_BACKUP");
     c.assert_quota_consistent("admin").await;
     c.stop().await;
+}
+
+/// Waits for a volume being restored to reach `want` (a loaded debug
+/// build decompresses slowly: longer than the default 30 s).
+async fn wait_restored(api: &Api, id: &str, want: &str) -> Value {
+    let every = clinker_testkit::poll::Every::ms(200, 600);
+    api.wait_for_every(every, &format!("/volumes/{id}"), |_, b| {
+        b["volume"]["status"] == want
+    })
+    .await["volume"]
+        .clone()
 }
 
 async fn wait_backup_status(api: &Api, id: &str, want: &str) {
@@ -956,9 +967,7 @@ async fn in_use_backups_read_a_temporary_snapshot_removed_after_a_crash() {
         .as_str()
         .unwrap()
         .to_owned();
-    s.api
-        .wait_volume(&target, |st| st == Some("available"))
-        .await;
+    wait_restored(&s.api, &target, "available").await;
     let restored_file = s.volumes_dir("file").join(format!("volume-{target}"));
     assert!(
         read_all(&restored_file) == at_backup,
