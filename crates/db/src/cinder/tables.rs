@@ -916,8 +916,6 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
                     same("data_timestamp", Time),
                     same("restore_volume_id", Text),
                     same("encryption_key_id", Text),
-                    same("temp_volume_id", Text),
-                    same("temp_snapshot_id", Text),
                     same("created_at", Created),
                     same("updated_at", Time),
                     // Clinker counts the dependents from `parent_id`.
