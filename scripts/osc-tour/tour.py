@@ -305,6 +305,7 @@ class Tour(ImageSteps):
             ('volume backup create (full, then --incremental)', self.backup_create),
             ('volume backup list / show', self.backup_show),
             ('volume backup restore (new volume, --force onto one)', self.backup_restore),
+            ('volume create --backup (3.47)', self.volume_from_backup),
             ('volume backup delete', self.backup_delete),
             ('volume set --size (extend)', self.extend),
             ('volume attachment create (reserve)', self.attachment_create),
@@ -502,6 +503,20 @@ class Tour(ImageSteps):
                        self.ids['backup_full'], self.ids['clone'])
         wait_backup(self.demo, self.ids['backup_full'], 'available')
         wait_for(self.demo, 'volume', self.ids['clone'], 'available')
+
+    def volume_from_backup(self):
+        made = self.demo.json('volume', 'create', '--backup',
+                              self.ids['backup_full'],
+                              self.tag + '-from-backup', volume_api='3.47')
+        self.ids['from_backup'] = made.get('id')
+        check_eq(made, 'size', 1, 'volume create --backup')
+        shown = wait_for(self.demo, 'volume', made['id'], 'available')
+        check(shown.get('properties', {}).get('src_backup_id')
+              == self.ids['backup_full'],
+              'the volume created from a backup lacks src_backup_id', shown)
+        wait_backup(self.demo, self.ids['backup_full'], 'available')
+        self.demo.run('volume', 'delete', self.ids['from_backup'])
+        wait_gone(self.demo, 'volume', self.ids.pop('from_backup'))
 
     def backup_delete(self):
         for key in ('backup_incr', 'backup_full'):

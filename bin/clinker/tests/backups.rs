@@ -619,3 +619,360 @@ async fn killed_mid_backup_leaves_nothing_stuck_or_orphaned() {
     s.assert_quota_checks().await;
     s.serve.terminate().await;
 }
+
+/// 3.47 `backup_id` in `POST /volumes`: the size defaults to the backup's,
+/// the volume holds the backup's data and Cinder's `src_backup_id`, the
+/// quota is charged as for any create; Cinder's 400s and 404s for a
+/// backup that is not `available`, too big for the size asked, or given
+/// with another source change nothing; a restore that fails leaves the
+/// volume `error` with Cinder's user message and the backup `available`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn volumes_created_from_backups_hold_their_data() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
+    let backup_dir = c.dir.path().join("backup");
+    let vol = c
+        .available_volume(json!({"size": 1, "name": "origin", "metadata": {"m": "1"}}))
+        .await;
+    let src = volume_file(&c, &vol);
+    scribble(&src, 0, 3 << 20);
+    scribble(&src, (1 << 30) - (1 << 20), 1 << 20);
+    let at_backup = read_all(&src);
+    let full = create_backup(&c, json!({"volume_id": vol, "name": "full"})).await;
+    scribble(&src, 0, 1 << 20);
+
+    let api = c.at("3.47");
+    let (status, made) = api
+        .post(
+            "/volumes",
+            json!({"volume": {"backup_id": full, "name": "from-backup"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{made}");
+    assert_eq!(made["volume"]["status"], "creating", "{made}");
+    assert_eq!(made["volume"]["size"], 1, "{made}");
+    let new_vol = made["volume"]["id"].as_str().unwrap().to_owned();
+    let v = wait_restored(&c, &new_vol, "available").await;
+    assert_eq!(v["metadata"]["src_backup_id"], full.as_str(), "{v}");
+    assert_eq!(v["metadata"]["m"], "1", "{v}");
+    assert_eq!(v["name"], "from-backup", "{v}");
+    assert!(
+        read_all(&volume_file(&c, &new_vol)) == at_backup,
+        "the volume created from the backup holds other data"
+    );
+    let b = wait_backup(&c, &full, "available").await;
+    assert_eq!(b["status"], "available");
+    let (_, quota) = c.get("/os-quota-sets/admin?usage=true").await;
+    assert_eq!(quota["quota_set"]["volumes"]["in_use"], 2, "{quota}");
+    assert_eq!(quota["quota_set"]["gigabytes"]["in_use"], 2, "{quota}");
+    c.assert_quota_consistent("admin").await;
+
+    // Cinder reads `backup_id` below 3.47 too; only 3.47 checks it is a
+    // UUID.
+    let (status, err) = c
+        .at("3.46")
+        .post("/volumes", json!({"volume": {"backup_id": "nope"}}))
+        .await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(
+        err["itemNotFound"]["message"],
+        "Backup nope could not be found."
+    );
+    let (status, err) = api
+        .post("/volumes", json!({"volume": {"backup_id": "nope"}}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    // Another source with it.
+    let snap = c
+        .available_snapshot(json!({"volume_id": vol, "name": "s"}))
+        .await;
+    let (status, err) = api
+        .post(
+            "/volumes",
+            json!({"volume": {"backup_id": full, "snapshot_id": snap}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        err["badRequest"]["message"],
+        "Invalid input received: May specify only one of backup, imageRef, snapshot, source volume"
+    );
+    // Smaller than the backup: its record imported as a 2 GiB backup.
+    let (_, exported) = c.get(&format!("/backups/{full}/export_record")).await;
+    let record = &exported["backup-record"];
+    let mut decoded: Value = serde_json::from_slice(
+        &STANDARD
+            .decode(record["backup_url"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let big = uuid::Uuid::new_v4().to_string();
+    decoded["id"] = json!(big);
+    decoded["size"] = json!(2);
+    let (status, imported) = c
+        .post(
+            "/backups/import_record",
+            json!({"backup-record": {"backup_service": record["backup_service"],
+                "backup_url": STANDARD.encode(decoded.to_string())}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{imported}");
+    wait_backup(&c, &big, "available").await;
+    let (status, err) = api
+        .post("/volumes", json!({"volume": {"backup_id": big, "size": 1}}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        err["badRequest"]["message"],
+        "Invalid input received: Volume size 1GB cannot be smaller than the backup size 2GB. It must be >= backup size."
+    );
+    // Not available.
+    let (status, _) = c
+        .post(
+            &format!("/backups/{big}/action"),
+            json!({"os-reset_status": {"status": "error"}}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    wait_backup_status(&c, &big, "error").await;
+    let (status, err) = api
+        .post("/volumes", json!({"volume": {"backup_id": big}}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        err["badRequest"]["message"],
+        "Invalid backup: Originating backup status must be one of 'available' values"
+    );
+    assert_eq!(c.volumes().await.len(), 2, "a refused create left a volume");
+    c.assert_quota_consistent("admin").await;
+
+    // A restore that fails: the backup's objects are gone.
+    for file in files_under(&backup_dir) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let (status, made) = api
+        .post("/volumes", json!({"volume": {"backup_id": full}}))
+        .await;
+    assert_eq!(status, 202, "{made}");
+    let failed_vol = made["volume"]["id"].as_str().unwrap().to_owned();
+    wait_restored(&c, &failed_vol, "error").await;
+    wait_backup(&c, &full, "available").await;
+    let messages = c.messages_about(&full).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        messages[0]["user_message"],
+        "restore backup:Backup driver failed to restore backup."
+    );
+    assert_eq!(messages[0]["resource_type"], "VOLUME_BACKUP");
+    c.assert_quota_consistent("admin").await;
+    c.stop().await;
+}
+
+/// Waits for a volume being restored to reach `want` (a loaded debug
+/// build decompresses slowly: longer than the default 30 s).
+async fn wait_restored(api: &Api, id: &str, want: &str) -> Value {
+    let every = clinker_testkit::poll::Every::ms(200, 600);
+    api.wait_for_every(every, &format!("/volumes/{id}"), |_, b| {
+        b["volume"]["status"] == want
+    })
+    .await["volume"]
+        .clone()
+}
+
+async fn wait_backup_status(api: &Api, id: &str, want: &str) {
+    api.wait_for(&format!("/backups/{id}"), |_, b| {
+        b["backup"]["status"] == want
+    })
+    .await;
+}
+
+/// With `backup_max_operations = 1` a second backup waits for the first:
+/// it writes nothing (its location is still unrecorded) while the first
+/// one is writing objects, then completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backup_max_operations_bounds_concurrent_backups() {
+    use clinker_testkit::poll::{self, Every};
+
+    let mut c = Cluster::start(
+        "backup_max_operations = 1\nbackup_file_size = 1048576\nbackup_compression_algorithm = bz2\n",
+        FILE_BACKEND,
+    )
+    .await;
+    let backup_dir = c.dir.path().join("backup");
+    let first_vol = c.available_volume(json!({"size": 1})).await;
+    scribble(&volume_file(&c, &first_vol), 0, 64 << 20);
+    let second_vol = c.available_volume(json!({"size": 1})).await;
+    let post = |volume: String| {
+        let api = c.api.clone();
+        async move {
+            let (status, made) = api
+                .post("/backups", json!({"backup": {"volume_id": volume}}))
+                .await;
+            assert_eq!(status, 202, "{made}");
+            made["backup"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<clinker_types::BackupId>()
+                .unwrap()
+        }
+    };
+    let first: clinker_types::BackupId = post(first_vol).await;
+    poll::until_true(Every::ms(5, 120), "the first backup writes", async || {
+        files_under(&backup_dir).len() >= 3
+    })
+    .await;
+    let second: clinker_types::BackupId = post(second_vol).await;
+    let db = c.db();
+    // Long enough for an unbounded service to have started the second.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let first_row = db.get_backup(first).await.unwrap();
+    let second_row = db.get_backup(second).await.unwrap();
+    assert_eq!(
+        first_row.status,
+        clinker_types::backup::BackupStatus::Creating,
+        "the first backup finished too fast to tell"
+    );
+    assert_eq!(
+        (second_row.status, second_row.service_metadata),
+        (clinker_types::backup::BackupStatus::Creating, None),
+        "the second backup started while the first ran"
+    );
+    wait_backup(&c, &first.to_string(), "available").await;
+    wait_backup(&c, &second.to_string(), "available").await;
+    c.assert_quota_consistent("admin").await;
+    c.stop().await;
+}
+
+/// A `force` backup of an in-use volume reads a temporary snapshot of it
+/// (seen while the backup runs, recorded on the backup row, gone after),
+/// the volume staying `in-use`. Killed with SIGKILL in the middle of such
+/// a backup, `clinker serve` starts again and removes the temporary
+/// snapshot and volume the interrupted backup left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_use_backups_read_a_temporary_snapshot_removed_after_a_crash() {
+    use clinker_testkit::poll::{self, Every};
+    use clinker_testkit::process::Server;
+
+    let mut s = Server::new(
+        env!("CARGO_BIN_EXE_clinker"),
+        "host = killnode\nbackup_file_size = 1048576\nbackup_compression_algorithm = bz2\n",
+        FILE_BACKEND,
+    );
+    s.start().await;
+    let vol = s.api.available_volume(json!({"size": 1})).await;
+    let file = s.volumes_dir("file").join(format!("volume-{vol}"));
+    scribble(&file, 0, 128 << 20);
+    let at_backup = read_all(&file);
+    let attach = s.api.at("3.54");
+    let (status, made) = attach
+        .post(
+            "/attachments",
+            json!({"attachment": {"volume_uuid": vol,
+                "instance_uuid": "d5c4c6b7-8e0f-4a2b-9c3d-1e2f3a4b5c6d",
+                "connector": clinker_testkit::http::connector("iqn.2004-10.org.clinker:test")}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let attachment = made["attachment"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = attach
+        .post(
+            &format!("/attachments/{attachment}/action"),
+            json!({"os-complete": {}}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    s.api.wait_volume(&vol, |st| st == Some("in-use")).await;
+    let (status, err) = s
+        .api
+        .post("/backups", json!({"backup": {"volume_id": vol}}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+
+    let backup_dir = s.dir.path().join("backup");
+    let snapshots = |api: Api| async move {
+        let (_, body) = api.get("/snapshots/detail?all_tenants=1").await;
+        body["snapshots"].as_array().cloned().unwrap_or_default()
+    };
+    let start_backup = |api: Api, vol: String| async move {
+        let (status, made) = api
+            .post(
+                "/backups",
+                json!({"backup": {"volume_id": vol, "force": true}}),
+            )
+            .await;
+        assert_eq!(status, 202, "{made}");
+        made["backup"]["id"].as_str().unwrap().to_owned()
+    };
+
+    // Interrupted: killed while objects are written from the temporary
+    // volume made from the temporary snapshot.
+    let id = start_backup(s.api.clone(), vol.clone()).await;
+    poll::until_true(Every::ms(5, 120), "backup objects appear", async || {
+        files_under(&backup_dir).len() >= 3
+    })
+    .await;
+    let during = snapshots(s.api.clone()).await;
+    assert_eq!(during.len(), 1, "{during:?}");
+    assert_eq!(during[0]["name"], format!("backup-snap-{vol}"));
+    assert_eq!(s.api.volumes().await.len(), 2, "no temporary volume");
+    let (_, shown) = s.api.get(&format!("/backups/{id}")).await;
+    assert_eq!(
+        shown["backup"]["status"], "creating",
+        "finished too fast: {shown}"
+    );
+    s.serve.kill9().await;
+    s.start().await;
+    s.api
+        .wait_for(&format!("/backups/{id}"), |_, b| {
+            b["backup"]["status"] == "error"
+        })
+        .await;
+    poll::until_true(Every::ms(50, 120), "temporaries removed", async || {
+        snapshots(s.api.clone()).await.is_empty() && s.api.volumes().await.len() == 1
+    })
+    .await;
+    s.api.wait_volume(&vol, |st| st == Some("in-use")).await;
+    assert_eq!(files_under(&backup_dir), Vec::<PathBuf>::new());
+    let (status, _) = s.api.delete(&format!("/backups/{id}")).await;
+    assert_eq!(status, 202);
+    s.api.wait_gone(&format!("/backups/{id}")).await;
+
+    // To the end: the data of the snapshot's moment, nothing left over.
+    let id = start_backup(s.api.clone(), vol.clone()).await;
+    poll::until_true(
+        Every::ms(5, 120),
+        "temporary snapshot appears",
+        async || !snapshots(s.api.clone()).await.is_empty(),
+    )
+    .await;
+    s.api
+        .wait_for_every(Every::ms(200, 300), &format!("/backups/{id}"), |_, b| {
+            assert_ne!(b["backup"]["status"], "error", "{b}");
+            b["backup"]["status"] == "available"
+        })
+        .await;
+    s.api.wait_volume(&vol, |st| st == Some("in-use")).await;
+    poll::until_true(Every::ms(50, 120), "temporaries removed", async || {
+        snapshots(s.api.clone()).await.is_empty() && s.api.volumes().await.len() == 1
+    })
+    .await;
+    let (status, restored) = s
+        .api
+        .post(&format!("/backups/{id}/restore"), json!({"restore": {}}))
+        .await;
+    assert_eq!(status, 202, "{restored}");
+    let target = restored["restore"]["volume_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_restored(&s.api, &target, "available").await;
+    let restored_file = s.volumes_dir("file").join(format!("volume-{target}"));
+    assert!(
+        read_all(&restored_file) == at_backup,
+        "the in-use backup restored other data"
+    );
+    s.assert_quota_checks().await;
+    s.serve.terminate().await;
+}

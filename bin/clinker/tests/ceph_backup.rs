@@ -30,7 +30,7 @@ const GIB: u64 = 1 << 30;
 trait Rbd {
     fn names(&self, args: &[&str]) -> Vec<String>;
     fn write(&self, image: &str, patches: &[(u64, Vec<u8>)], scratch: &Path);
-    fn export(&self, image: &str, scratch: &Path) -> PathBuf;
+    fn export_to_file(&self, image: &str, scratch: &Path) -> PathBuf;
 }
 
 impl Rbd for Ceph {
@@ -77,7 +77,7 @@ impl Rbd for Ceph {
     }
 
     /// An RBD image exported to a file.
-    fn export(&self, image: &str, scratch: &Path) -> PathBuf {
+    fn export_to_file(&self, image: &str, scratch: &Path) -> PathBuf {
         let file = scratch.join(format!("{}.raw", image.replace(['/', '@'], "_")));
         let _ = std::fs::remove_file(&file);
         self.tool(
@@ -170,7 +170,7 @@ impl Kind<'_> {
     fn assert_holds(&self, volume: &str, patches: &[(u64, Vec<u8>)], what: &str) {
         let file = if self.rbd {
             self.ceph
-                .export(&format!("volumes/volume-{volume}"), self.scratch)
+                .export_to_file(&format!("volumes/volume-{volume}"), self.scratch)
         } else {
             self.c.volumes_dir().join(format!("volume-{volume}"))
         };

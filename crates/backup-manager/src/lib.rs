@@ -39,6 +39,7 @@ use clinker_rpc::{RequestContext, serve_backup_api};
 use clinker_runtime::{CancellationToken, Gate};
 use clinker_types::backup::{Backup, BackupStatus};
 use clinker_types::connection::Connector;
+use clinker_types::message_field as mf;
 use clinker_types::model::Volume;
 use clinker_types::{BackupId, ErrorKind, RemoteError, VolumeId, VolumeStatus};
 use serde_json::json;
@@ -58,6 +59,8 @@ pub struct BackupManagerOptions {
     pub driver: BackupDriverKind,
     /// The `backup_*` options.
     pub options: BackupOptions,
+    /// `message_ttl` seconds (user messages of failed restores).
+    pub message_ttl: u64,
 }
 
 /// Cinder's backup manager.
@@ -483,8 +486,8 @@ impl BackupManager {
     }
 
     /// Records where the backup goes, then lets `read` read the volume
-    /// (through a temporary volume for a snapshot's backup) and lets it go
-    /// again.
+    /// (through a temporary volume for a snapshot's backup or a `force`
+    /// backup of an in-use volume) and lets it go again.
     async fn record_and_read<T>(
         &self,
         context: &RequestContext,
@@ -499,9 +502,59 @@ impl BackupManager {
             .record_backup_location(backup.id, location)
             .await
             .map_err(|e| e.to_string())?;
-        // A snapshot's data is read through a temporary volume made from
-        // it, as Cinder's drivers do by default.
-        let temp = match backup.snapshot_id {
+        // A `force` backup of an in-use volume reads a temporary snapshot
+        // of it (Cinder's `_get_backup_volume_temp_snapshot`), so the
+        // backup holds one moment's data while the volume stays in use.
+        let temp_snapshot = if backup.snapshot_id.is_none()
+            && volume.previous_status.as_deref() == Some(VolumeStatus::InUse.as_str())
+        {
+            Some(
+                temp_volume::snapshot_of_volume(
+                    &self.db,
+                    &self.volume_rpc,
+                    context,
+                    backup,
+                    volume,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let result = self
+            .read_volume(
+                context,
+                backup,
+                volume,
+                backup.snapshot_id.or(temp_snapshot.as_ref().map(|s| s.id)),
+                read,
+            )
+            .await;
+        if let Some(snapshot) = &temp_snapshot {
+            temp_volume::remove_snapshot(
+                &self.db,
+                &self.volume_rpc,
+                context,
+                backup.id,
+                snapshot.id,
+            )
+            .await;
+        }
+        result
+    }
+
+    /// Lets `read` read the volume's data: the volume itself, or a
+    /// temporary volume made from `snapshot_id` (removed at the end), as
+    /// Cinder's drivers read a snapshot by default.
+    async fn read_volume<T>(
+        &self,
+        context: &RequestContext,
+        backup: &Backup,
+        volume: &Volume,
+        snapshot_id: Option<clinker_types::SnapshotId>,
+        read: impl AsyncFnOnce(&VolumeData) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let temp = match snapshot_id {
             Some(snapshot_id) => Some(
                 temp_volume::from_snapshot(
                     &self.db,
@@ -520,7 +573,8 @@ impl BackupManager {
             Ok(a) => a,
             Err(reason) => {
                 if let Some(temp) = &temp {
-                    temp_volume::remove(&self.db, &self.volume_rpc, context, temp.id).await;
+                    temp_volume::remove(&self.db, &self.volume_rpc, context, backup.id, temp.id)
+                        .await;
                 }
                 return Err(reason);
             }
@@ -528,7 +582,7 @@ impl BackupManager {
         let result = read(&attached.data).await;
         self.detach(context, attached).await;
         if let Some(temp) = &temp {
-            temp_volume::remove(&self.db, &self.volume_rpc, context, temp.id).await;
+            temp_volume::remove(&self.db, &self.volume_rpc, context, backup.id, temp.id).await;
         }
         result
     }
@@ -567,6 +621,20 @@ impl BackupManager {
             .await;
         if let Err(reason) = &result {
             tracing::error!(backup_id = %backup.id, volume_id = %args.volume_id, %reason, "restore failed");
+            // Cinder's BACKUP_RESTORE_ERROR, on the backup.
+            let message = mf::build_message(
+                &backup.project_id,
+                Some(&context.request_id),
+                mf::RESOURCE_VOLUME_BACKUP,
+                Some(backup.id.to_string()),
+                mf::BACKUP_RESTORE,
+                mf::BACKUP_RESTORE_ERROR,
+                clinker_types::Timestamp(jiff::Timestamp::now().as_microsecond()),
+                self.options.message_ttl,
+            );
+            if let Err(e) = self.db.create_message(&message).await {
+                tracing::warn!(backup_id = %backup.id, error = %e, "cannot store the user message");
+            }
         }
         match self
             .db
@@ -799,8 +867,10 @@ impl BackupManager {
     /// `init_host` / `_cleanup_incomplete_backup_operations`): a backup
     /// left `creating` loses its partial objects and becomes `error` (its
     /// volume back to its previous status); one left `restoring` becomes
-    /// `available` with its target volume `error_restoring`; one left
-    /// `deleting` is deleted.
+    /// `available` with its target volume `error_restoring` (`error` for a
+    /// volume being created from it); one left `deleting` is deleted; the
+    /// temporary volumes and snapshots any of them still records are
+    /// deleted.
     pub async fn init_host(&self) {
         let backups = match self.db.backups_on_host(&self.options.host).await {
             Ok(b) => b,
@@ -809,6 +879,11 @@ impl BackupManager {
                 return;
             }
         };
+        let backups_with_temps: Vec<Backup> = backups
+            .iter()
+            .filter(|b| b.temp_volume_id.is_some() || b.temp_snapshot_id.is_some())
+            .cloned()
+            .collect();
         for backup in backups {
             match backup.status {
                 BackupStatus::Creating => {
@@ -852,6 +927,29 @@ impl BackupManager {
                 }
                 BackupStatus::Deleting => self.run_delete(&backup).await,
                 _ => {}
+            }
+        }
+        // Nothing runs yet: every temporary resource still recorded was
+        // left by an interrupted backup (Cinder's
+        // `_cleanup_temp_volumes_snapshots_for_one_backup`). The volume goes
+        // first, since it was made from the snapshot.
+        let context = RequestContext::internal("backup init_host");
+        for backup in backups_with_temps {
+            if let Some(volume_id) = backup.temp_volume_id {
+                tracing::info!(backup_id = %backup.id, %volume_id, "removing a temporary volume an interrupted backup left");
+                temp_volume::remove(&self.db, &self.volume_rpc, &context, backup.id, volume_id)
+                    .await;
+            }
+            if let Some(snapshot_id) = backup.temp_snapshot_id {
+                tracing::info!(backup_id = %backup.id, %snapshot_id, "removing a temporary snapshot an interrupted backup left");
+                temp_volume::remove_snapshot(
+                    &self.db,
+                    &self.volume_rpc,
+                    &context,
+                    backup.id,
+                    snapshot_id,
+                )
+                .await;
             }
         }
     }

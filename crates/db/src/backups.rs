@@ -13,7 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use clinker_types::backup::{Backup, BackupStatus};
+use clinker_types::backup::{BINARY as BACKUP_BINARY, Backup, BackupService, BackupStatus};
+use clinker_types::model::Snapshot;
 use clinker_types::{BackupId, SnapshotId, SnapshotStatus, Timestamp, VolumeId, VolumeStatus};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -22,7 +23,9 @@ use crate::error::DbError;
 use crate::pool::{Db, in_transaction};
 use crate::query::{self, Arg, bind_all, placeholders};
 use crate::quota::charge_quota;
-use crate::{FilterValue, Page, SortDir};
+use crate::{
+    FilterValue, NewSnapshot, Page, ProviderUpdate, ServiceRepository, SnapshotRepository, SortDir,
+};
 
 /// A backup to insert.
 #[derive(Clone, Debug)]
@@ -58,42 +61,37 @@ pub struct NewBackup {
     pub snapshot_id: Option<SnapshotId>,
 }
 
-/// A backup record to import (`import_record`): the exported row's
-/// fields, owned by the importing project.
+/// A backup record to import (`import_record`): the fields a create
+/// names ([`NewBackup`]: id kept, since incremental backups name their
+/// parent by it; `container` is where the objects are; `incremental` and
+/// `force` mean nothing here), owned by the importing project, and what
+/// only a finished backup carries.
 #[derive(Clone, Debug)]
 pub struct ImportedBackup {
-    /// Id (kept: incremental backups name their parent by it).
-    pub id: BackupId,
-    /// The volume it was made of.
-    pub volume_id: VolumeId,
-    /// Importing user.
-    pub user_id: String,
-    /// Importing project.
-    pub project_id: String,
-    /// The backup service that owns it now.
-    pub host: String,
-    /// That service's zone.
-    pub availability_zone: Option<String>,
-    /// Name.
-    pub display_name: Option<String>,
-    /// Description.
-    pub display_description: Option<String>,
-    /// Where the objects are.
-    pub location: BackupLocation,
-    /// The driver's class path.
-    pub service: String,
+    /// The row's fields a create also has.
+    pub backup: NewBackup,
+    /// The object prefix (`service_metadata`).
+    pub service_metadata: String,
     /// GiB.
     pub size: i64,
     /// Objects.
     pub object_count: i64,
     /// Parent of an incremental backup.
     pub parent_id: Option<BackupId>,
-    /// The snapshot it was made of.
-    pub snapshot_id: Option<SnapshotId>,
     /// When its data was taken.
     pub data_timestamp: Option<Timestamp>,
     /// Its creation time.
     pub created_at: Option<Timestamp>,
+}
+
+/// A temporary resource a backup records (Cinder's `temp_volume_id` and
+/// `temp_snapshot_id`); `None` forgets it once it is removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupTemp {
+    /// The temporary volume the backup reads.
+    Volume(Option<VolumeId>),
+    /// The temporary snapshot of an in-use volume.
+    Snapshot(Option<SnapshotId>),
 }
 
 /// Where a finished backup's objects are.
@@ -331,12 +329,65 @@ pub trait BackupRepository {
     /// # Errors
     /// Database failures.
     async fn backups_on_host(&self, host: &str) -> Result<Vec<Backup>, DbError>;
+
+    /// Records (or, with `None`, forgets) a temporary resource of a
+    /// backup. A temporary volume is recorded before its row is inserted,
+    /// so a crash never leaves one the backup service's start-up cannot
+    /// find.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`].
+    async fn set_backup_temp(&self, id: BackupId, temp: BackupTemp) -> Result<(), DbError>;
+
+    /// Inserts the temporary snapshot a `creating` backup of a
+    /// `backing-up` volume reads (outside quota, `creating`, journaled)
+    /// and records it as the backup's `temp_snapshot_id`, in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless the backup is `creating` and the
+    /// volume `backing-up`; [`DbError::NotFound`].
+    async fn create_backup_temp_snapshot(
+        &self,
+        id: BackupId,
+        new: NewSnapshot,
+    ) -> Result<Snapshot, DbError>;
+
+    /// The enabled `cinder-backup` services whose heartbeat is no older
+    /// than `down_time_secs` at `now`, each with the number of backups it
+    /// is making, restoring or deleting: the one list every choice of a
+    /// backup host starts from.
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn up_backup_services(
+        &self,
+        now: Timestamp,
+        down_time_secs: u64,
+    ) -> Result<Vec<BackupService>, DbError>;
+
+    /// Hands a volume created from a backup (3.47) to the backup service:
+    /// the volume `creating → restoring-backup` (its provider fields
+    /// stored, its create journal row ended, `previous_status` =
+    /// `creating` so a failed restore ends it `error`) and the backup
+    /// `available → restoring` on `backup_host`, in one transaction.
+    ///
+    /// # Errors
+    /// [`DbError::InvalidState`] unless the backup is `available` and the
+    /// volume `creating`; [`DbError::NotFound`].
+    async fn begin_volume_restore_from_backup(
+        &self,
+        id: BackupId,
+        volume_id: VolumeId,
+        backup_host: &str,
+        provider: ProviderUpdate,
+    ) -> Result<Backup, DbError>;
 }
 
 pub(crate) const BACKUP_COLUMNS: &str = "b.id, b.volume_id, b.user_id, b.project_id, b.host, b.availability_zone, \
      b.display_name, b.display_description, b.container, b.status, b.fail_reason, b.service_metadata, b.service, \
      b.size, b.object_count, b.parent_id, b.snapshot_id, b.data_timestamp, b.restore_volume_id, b.encryption_key_id, \
-     b.created_at, b.updated_at, \
+     b.temp_volume_id, b.temp_snapshot_id, b.created_at, b.updated_at, \
      (SELECT COUNT(*) FROM backups d WHERE d.parent_id = b.id) AS num_dependent_backups";
 
 fn decode(row: &AnyRow) -> Result<Backup, DbError> {
@@ -378,6 +429,8 @@ fn decode(row: &AnyRow) -> Result<Backup, DbError> {
         snapshot_id: opt(col(row, "snapshot_id")?, "snapshot id")?,
         data_timestamp: Timestamp(col(row, "data_timestamp")?),
         restore_volume_id: opt(col(row, "restore_volume_id")?, "volume id")?,
+        temp_volume_id: opt(col(row, "temp_volume_id")?, "volume id")?,
+        temp_snapshot_id: opt(col(row, "temp_snapshot_id")?, "snapshot id")?,
         encryption_key_id: col(row, "encryption_key_id")?,
         num_dependent_backups: col(row, "num_dependent_backups")?,
         created_at: Timestamp(col(row, "created_at")?),
@@ -395,6 +448,25 @@ fn backup_charges(size: i64, sign: i64) -> Vec<(String, i64)> {
 }
 
 impl Db {
+    async fn insert_backup_metadata(
+        &self,
+        conn: &mut AnyConnection,
+        id: BackupId,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), DbError> {
+        for (key, value) in metadata {
+            sqlx::query(self.q(
+                "INSERT INTO backup_metadata (backup_id, meta_key, meta_value) VALUES (?, ?, ?)",
+            ))
+            .bind(id.to_string())
+            .bind(key.as_str())
+            .bind(value.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn load_backup_metadata(&self, backups: &mut [Backup]) -> Result<(), DbError> {
         if backups.is_empty() {
             return Ok(());
@@ -654,17 +726,8 @@ impl BackupRepository for Db {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            for (key, value) in &new.metadata {
-                sqlx::query(self.q(
-                    "INSERT INTO backup_metadata (backup_id, meta_key, meta_value) VALUES (?, ?, ?)",
-                ))
-                .bind(new.id.to_string())
-                .bind(key.as_str())
-                .bind(value.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-            Ok::<_, DbError>(())
+            self.insert_backup_metadata(&mut tx, new.id, &new.metadata)
+                .await
         })?;
         self.get_backup(new.id).await
     }
@@ -753,16 +816,7 @@ impl BackupRepository for Db {
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await?;
-                for (key, value) in metadata {
-                    sqlx::query(self.q(
-                        "INSERT INTO backup_metadata (backup_id, meta_key, meta_value) VALUES (?, ?, ?)",
-                    ))
-                    .bind(id.to_string())
-                    .bind(key.as_str())
-                    .bind(value.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                self.insert_backup_metadata(&mut tx, id, metadata).await?;
             }
             Ok::<_, DbError>(())
         })?;
@@ -971,10 +1025,30 @@ impl BackupRepository for Db {
                 vec![],
             )
             .await?;
-            let to = if succeeded {
-                VolumeStatus::Available
+            let volume = match self.lock_volume(&mut tx, volume_id).await {
+                Ok(v) => v,
+                // Deleted meanwhile: the backup is still whole.
+                Err(DbError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            // A volume created from the backup (3.47) was `creating`
+            // before: Cinder ends a failed one `error`, and records its
+            // launch when it succeeds.
+            let created = volume.previous_status.as_deref() == Some("creating");
+            let to = match (succeeded, created) {
+                (true, _) => VolumeStatus::Available,
+                (false, true) => VolumeStatus::Error,
+                (false, false) => VolumeStatus::ErrorRestoring,
+            };
+            let (sets, args) = if created && succeeded {
+                (
+                    ", previous_status = NULL, launched_at = ?",
+                    vec![Arg::Int(self.now().as_micros())],
+                )
+            } else if created {
+                (", previous_status = NULL", vec![])
             } else {
-                VolumeStatus::ErrorRestoring
+                ("", vec![])
             };
             match self
                 .cas_volume_status(
@@ -982,13 +1056,13 @@ impl BackupRepository for Db {
                     volume_id,
                     &[VolumeStatus::RestoringBackup],
                     to,
-                    "",
-                    vec![],
+                    sets,
+                    args,
                 )
                 .await
             {
-                // The volume was deleted or reset meanwhile: the backup
-                // is still whole.
+                // The volume was reset meanwhile: the backup is still
+                // whole.
                 Ok(()) | Err(DbError::NotFound { .. } | DbError::InvalidState(_)) => Ok(()),
                 Err(e) => Err(e),
             }
@@ -1016,10 +1090,11 @@ impl BackupRepository for Db {
     }
 
     async fn import_backup(&self, imported: ImportedBackup) -> Result<Backup, DbError> {
+        let new = &imported.backup;
         in_transaction!(self, |tx| {
             let taken: Option<String> =
                 sqlx::query_scalar(self.q("SELECT id FROM backups WHERE id = ?"))
-                    .bind(imported.id.to_string())
+                    .bind(new.id.to_string())
                     .fetch_optional(&mut *tx)
                     .await?;
             if taken.is_some() {
@@ -1030,7 +1105,7 @@ impl BackupRepository for Db {
             charge_quota(
                 self,
                 &mut tx,
-                &imported.project_id,
+                &new.project_id,
                 &backup_charges(imported.size, 1),
             )
             .await?;
@@ -1041,29 +1116,30 @@ impl BackupRepository for Db {
                  snapshot_id, data_timestamp, created_at, updated_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'available', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ))
-            .bind(imported.id.to_string())
-            .bind(imported.volume_id.to_string())
-            .bind(imported.user_id.as_str())
-            .bind(imported.project_id.as_str())
-            .bind(imported.host.as_str())
-            .bind(imported.availability_zone.as_deref())
-            .bind(imported.display_name.as_deref())
-            .bind(imported.display_description.as_deref())
-            .bind(imported.location.container.as_str())
-            .bind(imported.location.service_metadata.as_str())
-            .bind(imported.service.as_str())
+            .bind(new.id.to_string())
+            .bind(new.volume_id.to_string())
+            .bind(new.user_id.as_str())
+            .bind(new.project_id.as_str())
+            .bind(new.host.as_str())
+            .bind(new.availability_zone.as_deref())
+            .bind(new.display_name.as_deref())
+            .bind(new.display_description.as_deref())
+            .bind(new.container.as_deref())
+            .bind(imported.service_metadata.as_str())
+            .bind(new.service.as_str())
             .bind(imported.size)
             .bind(imported.object_count)
             .bind(imported.parent_id.map(|p| p.to_string()))
-            .bind(imported.snapshot_id.map(|s| s.to_string()))
+            .bind(new.snapshot_id.map(|s| s.to_string()))
             .bind(imported.data_timestamp.map_or(now, |t| t.as_micros()))
             .bind(imported.created_at.map_or(now, |t| t.as_micros()))
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            Ok::<_, DbError>(())
+            self.insert_backup_metadata(&mut tx, new.id, &new.metadata)
+                .await
         })?;
-        self.get_backup(imported.id).await
+        self.get_backup(new.id).await
     }
 
     async fn backups_on_host(&self, host: &str) -> Result<Vec<Backup>, DbError> {
@@ -1077,6 +1153,135 @@ impl BackupRepository for Db {
         let mut backups = found.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         self.load_backup_metadata(&mut backups).await?;
         Ok(backups)
+    }
+
+    async fn set_backup_temp(&self, id: BackupId, temp: BackupTemp) -> Result<(), DbError> {
+        let (column, value) = match temp {
+            BackupTemp::Volume(v) => ("temp_volume_id", v.map(|v| v.to_string())),
+            BackupTemp::Snapshot(s) => ("temp_snapshot_id", s.map(|s| s.to_string())),
+        };
+        let sql = self.dynamic(format!(
+            "UPDATE backups SET {column} = ?, updated_at = ? WHERE id = ?"
+        ));
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(value)
+            .bind(self.now().as_micros())
+            .bind(id.to_string())
+            .execute(&mut *self.writer().await?)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(DbError::not_found("backup", id));
+        }
+        Ok(())
+    }
+
+    async fn create_backup_temp_snapshot(
+        &self,
+        id: BackupId,
+        new: NewSnapshot,
+    ) -> Result<Snapshot, DbError> {
+        let new = NewSnapshot {
+            use_quota: false,
+            ..new
+        };
+        in_transaction!(self, |tx| {
+            let backup = self.lock_backup(&mut tx, id).await?;
+            if backup.status != BackupStatus::Creating {
+                return Err(DbError::InvalidState(format!(
+                    "backup {id} is {}",
+                    backup.status
+                )));
+            }
+            let volume = self.lock_volume(&mut tx, new.volume_id).await?;
+            if volume.status != VolumeStatus::BackingUp {
+                return Err(DbError::InvalidState(format!(
+                    "volume {} is {}",
+                    volume.id, volume.status
+                )));
+            }
+            self.insert_snapshot_in(&mut tx, &new, &volume).await?;
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Creating],
+                BackupStatus::Creating,
+                ", temp_snapshot_id = ?",
+                vec![Arg::Text(new.id.to_string())],
+            )
+            .await
+        })?;
+        self.get_snapshot(new.id).await
+    }
+
+    async fn up_backup_services(
+        &self,
+        now: Timestamp,
+        down_time_secs: u64,
+    ) -> Result<Vec<BackupService>, DbError> {
+        let services = self.list_services(None, Some(BACKUP_BINARY)).await?;
+        let busy: Vec<(Option<String>, i64)> = sqlx::query_as(self.q(
+            "SELECT host, COUNT(*) FROM backups WHERE status IN ('creating', 'restoring', 'deleting') \
+             GROUP BY host",
+        ))
+        .fetch_all(&mut *self.reader().await?)
+        .await?;
+        Ok(services
+            .into_iter()
+            .filter(|s| !s.disabled && s.is_up(now, down_time_secs))
+            .map(|s| BackupService {
+                operations: busy
+                    .iter()
+                    .find(|(host, _)| host.as_deref() == Some(s.host.as_str()))
+                    .map_or(0, |(_, n)| *n),
+                host: s.host,
+                availability_zone: s.availability_zone,
+            })
+            .collect())
+    }
+
+    async fn begin_volume_restore_from_backup(
+        &self,
+        id: BackupId,
+        volume_id: VolumeId,
+        backup_host: &str,
+        provider: ProviderUpdate,
+    ) -> Result<Backup, DbError> {
+        in_transaction!(self, |tx| {
+            let backup = self.lock_backup(&mut tx, id).await?;
+            if backup.status != BackupStatus::Available {
+                return Err(DbError::InvalidState(
+                    "Backup status must be available".into(),
+                ));
+            }
+            self.cas_backup_status(
+                &mut tx,
+                id,
+                &[BackupStatus::Available],
+                BackupStatus::Restoring,
+                ", restore_volume_id = ?, host = ?",
+                vec![
+                    Arg::Text(volume_id.to_string()),
+                    Arg::Text(backup_host.to_owned()),
+                ],
+            )
+            .await?;
+            let opt = |v: Option<String>| v.map_or(Arg::Null, Arg::Text);
+            self.cas_volume_status_ending_journal(
+                &mut tx,
+                volume_id,
+                &[VolumeStatus::Creating],
+                VolumeStatus::RestoringBackup,
+                ", previous_status = 'creating', provider_location = ?, provider_auth = ?, provider_id = ?",
+                vec![
+                    opt(provider.provider_location.clone()),
+                    opt(provider.provider_auth.clone()),
+                    opt(provider.provider_id.clone()),
+                ],
+            )
+            .await
+        })?;
+        self.get_backup(id).await
     }
 }
 

@@ -60,7 +60,8 @@ pub use attachments::{
     NewAttachment,
 };
 pub use backups::{
-    BackupColumn, BackupLocation, BackupQuery, BackupRepository, ImportedBackup, NewBackup,
+    BackupColumn, BackupLocation, BackupQuery, BackupRepository, BackupTemp, ImportedBackup,
+    NewBackup,
 };
 pub use capacity::{CapacityRepository, ClaimOutcome};
 pub use default_types::DefaultTypeRepository;

@@ -100,6 +100,11 @@ const MIGRATIONS: &[Migration] = &[
             then: include_str!("migrations/0011_scale.sql"),
         },
     },
+    Migration {
+        version: 13,
+        description: "temporary volumes and snapshots of backups",
+        sql: Script::Neutral(include_str!("migrations/0013_backup_temporaries.sql")),
+    },
 ];
 
 /// The newest schema version this binary knows.

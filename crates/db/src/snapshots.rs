@@ -256,6 +256,49 @@ pub trait SnapshotRepository {
 }
 
 impl Db {
+    /// Inserts a `creating` snapshot of the locked `volume` with its
+    /// metadata, quota charge (when it uses quota) and journal row, inside
+    /// the caller's transaction.
+    pub(crate) async fn insert_snapshot_in(
+        &self,
+        tx: &mut AnyConnection,
+        new: &NewSnapshot,
+        volume: &clinker_types::model::Volume,
+    ) -> Result<(), DbError> {
+        if new.use_quota {
+            let charges =
+                snapshot_charges(self, volume.volume_type_name.as_deref(), volume.size, 1);
+            charge_quota(self, tx, &new.project_id, &charges).await?;
+        }
+        let now = self.now().as_micros();
+        sqlx::query(self.q(
+            "INSERT INTO snapshots (id, volume_id, user_id, project_id, status, progress, volume_size, display_name, \
+             display_description, volume_type_id, use_quota, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'creating', '0%', ?, ?, ?, ?, ?, ?, NULL)",
+        ))
+        .bind(new.id.to_string())
+        .bind(new.volume_id.to_string())
+        .bind(new.user_id.as_str())
+        .bind(new.project_id.as_str())
+        .bind(volume.size)
+        .bind(new.display_name.as_deref())
+        .bind(new.display_description.as_deref())
+        .bind(volume.volume_type_id.to_string())
+        .bind(i64::from(new.use_quota))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        self.write_snapshot_metadata(&mut *tx, new.id, &new.metadata)
+            .await?;
+        self.journal_snapshot(
+            &mut *tx,
+            new.id,
+            SnapshotStatus::Creating,
+            volume.host.as_deref(),
+        )
+        .await
+    }
+
     pub(crate) async fn lock_snapshot(
         &self,
         conn: &mut AnyConnection,
@@ -411,38 +454,7 @@ impl SnapshotRepository for Db {
                     volume.id, volume.status
                 )));
             }
-            if new.use_quota {
-                let charges =
-                    snapshot_charges(self, volume.volume_type_name.as_deref(), volume.size, 1);
-                charge_quota(self, &mut tx, &new.project_id, &charges).await?;
-            }
-            let now = self.now().as_micros();
-            sqlx::query(self.q(
-                "INSERT INTO snapshots (id, volume_id, user_id, project_id, status, progress, volume_size, display_name, \
-                 display_description, volume_type_id, use_quota, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, 'creating', '0%', ?, ?, ?, ?, ?, ?, NULL)",
-            ))
-            .bind(new.id.to_string())
-            .bind(new.volume_id.to_string())
-            .bind(new.user_id.as_str())
-            .bind(new.project_id.as_str())
-            .bind(volume.size)
-            .bind(new.display_name.as_deref())
-            .bind(new.display_description.as_deref())
-            .bind(volume.volume_type_id.to_string())
-            .bind(i64::from(new.use_quota))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            self.write_snapshot_metadata(&mut tx, new.id, &new.metadata)
-                .await?;
-            self.journal_snapshot(
-                &mut tx,
-                new.id,
-                SnapshotStatus::Creating,
-                volume.host.as_deref(),
-            )
-            .await
+            self.insert_snapshot_in(&mut tx, &new, &volume).await
         })?;
         self.get_snapshot(new.id).await
     }

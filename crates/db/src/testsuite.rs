@@ -25,7 +25,10 @@ pub use attachments::{
     multiattach_and_failed_attachments,
 };
 mod backups;
-pub use backups::{backup_lifecycle_keeps_quota_and_status, snapshot_backups_and_imports};
+pub use backups::{
+    backup_lifecycle_keeps_quota_and_status, backup_temporaries_and_restores_into_new_volumes,
+    snapshot_backups_and_imports,
+};
 mod groups;
 pub use groups::{
     group_lifecycle_keeps_quota_and_journal, group_lists_filter_sort_and_paginate,
@@ -247,6 +250,7 @@ pub async fn run_all(engine: Engine) {
     check!(manage_and_unmanage_snapshots);
     check!(backup_lifecycle_keeps_quota_and_status);
     check!(snapshot_backups_and_imports);
+    check!(backup_temporaries_and_restores_into_new_volumes);
     check!(volume_lists_walk_indexes);
     check!(volume_counters_follow_rows);
     if let Some(t) = TestDatabase::open(engine).await {

@@ -382,6 +382,7 @@ impl SchedulerManager {
             snapshot_id: volume.snapshot_id,
             source_volid: volume.source_volid,
             image_id: None,
+            backup_id: None,
             resource_backend,
             project_id: volume.project_id.clone(),
             scheduler_hints: BTreeMap::new(),

@@ -43,7 +43,7 @@ pub const VOLUME_BINARY: &str = "cinder-volume";
 /// `cinder-scheduler`.
 pub const SCHEDULER_BINARY: &str = "cinder-scheduler";
 /// `cinder-backup`.
-pub const BACKUP_BINARY: &str = "cinder-backup";
+pub const BACKUP_BINARY: &str = clinker_types::backup::BINARY;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -592,6 +592,7 @@ pub async fn start_backup(ctx: &ServiceContext) -> Result<RunningService, Servic
             availability_zone: config.storage_availability_zone.clone(),
             driver,
             options: ctx.config.backup.clone(),
+            message_ttl: config.message_ttl,
         },
         ctx.db.clone(),
         VolumeRpcClient::new(ctx.transport.clone(), ctx.rpc_timeout()),

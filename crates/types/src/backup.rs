@@ -31,6 +31,9 @@ status_enum!(
     }
 );
 
+/// The backup service's binary and topic (`cinder-backup`).
+pub const BINARY: &str = "cinder-backup";
+
 /// A row of `backups`, with its metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Backup {
@@ -72,6 +75,14 @@ pub struct Backup {
     pub data_timestamp: Timestamp,
     /// The volume a restore is writing into.
     pub restore_volume_id: Option<VolumeId>,
+    /// The temporary volume the backup reads (of a snapshot), recorded
+    /// before it is created so a restart can remove it.
+    #[serde(default)]
+    pub temp_volume_id: Option<VolumeId>,
+    /// The temporary snapshot of an in-use volume the backup is made of,
+    /// recorded in the transaction that inserts it.
+    #[serde(default)]
+    pub temp_snapshot_id: Option<SnapshotId>,
     /// The volume's encryption key (3.64).
     pub encryption_key_id: Option<String>,
     /// Backups incremental to this one (counted, never stored).
@@ -93,5 +104,108 @@ impl Backup {
     /// Cinder's `has_dependent_backups`.
     pub fn has_dependent_backups(&self) -> bool {
         self.num_dependent_backups > 0
+    }
+}
+
+/// An enabled `cinder-backup` service that is up, with its load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupService {
+    /// The service's host.
+    pub host: String,
+    /// Its availability zone.
+    pub availability_zone: String,
+    /// Backups it is making, restoring or deleting now.
+    pub operations: i64,
+}
+
+/// The backup service an operation goes to (Cinder's
+/// `_get_available_backup_service_host`, choosing the least busy where
+/// Cinder shuffles): with `use_same_host` (`backup_use_same_host`) only
+/// `preferred` (the volume's or the backup's host) if it is up in the
+/// zone; otherwise the least busy up service in the zone (any zone when
+/// `zone` is `None`), `preferred` first among equals, then by name.
+pub fn choose_backup_host(
+    services: &[BackupService],
+    zone: Option<&str>,
+    preferred: Option<&str>,
+    use_same_host: bool,
+) -> Option<String> {
+    let mut in_zone: Vec<&BackupService> = services
+        .iter()
+        .filter(|s| zone.is_none_or(|z| z.is_empty() || s.availability_zone == z))
+        .collect();
+    if use_same_host && let Some(host) = preferred {
+        return in_zone
+            .iter()
+            .find(|s| s.host == host)
+            .map(|s| s.host.clone());
+    }
+    in_zone.sort_by(|a, b| {
+        (a.operations, Some(a.host.as_str()) != preferred, &a.host).cmp(&(
+            b.operations,
+            Some(b.host.as_str()) != preferred,
+            &b.host,
+        ))
+    });
+    in_zone.first().map(|s| s.host.clone())
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::*;
+
+    fn service(host: &str, zone: &str, operations: i64) -> BackupService {
+        BackupService {
+            host: host.into(),
+            availability_zone: zone.into(),
+            operations,
+        }
+    }
+
+    #[test]
+    fn the_least_busy_service_in_the_zone_wins() {
+        let services = [
+            service("a", "nova", 3),
+            service("b", "nova", 1),
+            service("c", "other", 0),
+        ];
+        assert_eq!(
+            choose_backup_host(&services, Some("nova"), Some("a"), false).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            choose_backup_host(&services, None, None, false).as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            choose_backup_host(&services, Some("none"), None, false),
+            None
+        );
+    }
+
+    #[test]
+    fn the_preferred_host_wins_ties_and_is_required_with_use_same_host() {
+        let services = [service("a", "nova", 1), service("b", "nova", 1)];
+        assert_eq!(
+            choose_backup_host(&services, Some("nova"), Some("b"), false).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            choose_backup_host(&services, Some("nova"), None, false).as_deref(),
+            Some("a")
+        );
+        let busy = [service("a", "nova", 0), service("b", "nova", 9)];
+        assert_eq!(
+            choose_backup_host(&busy, Some("nova"), Some("b"), true).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            choose_backup_host(&busy, Some("nova"), Some("gone"), true),
+            None
+        );
+        assert_eq!(
+            choose_backup_host(&busy, Some("other"), Some("b"), true),
+            None
+        );
     }
 }

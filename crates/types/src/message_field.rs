@@ -50,6 +50,11 @@ pub const SNAPSHOT_DELETE: Action = Action {
     id: "010",
     text: "delete snapshot",
 };
+/// `BACKUP_RESTORE`.
+pub const BACKUP_RESTORE: Action = Action {
+    id: "015",
+    text: "restore backup",
+};
 /// Clinker: deleting a volume failed on the backend (Cinder has no message
 /// for it; operators asked for one).
 pub const DELETE_VOLUME: Action = Action {
@@ -245,10 +250,23 @@ pub const VOLUME_HAS_SNAPSHOTS: Detail = Detail {
     text: "Volume must not have snapshots.",
 };
 
+/// `BACKUP_INVALID_STATE`.
+pub const BACKUP_INVALID_STATE: Detail = Detail {
+    id: "017",
+    text: "Backup status is invalid.",
+};
+/// `BACKUP_RESTORE_ERROR`.
+pub const BACKUP_RESTORE_ERROR: Detail = Detail {
+    id: "026",
+    text: "Backup driver failed to restore backup.",
+};
+
 /// `VOLUME` / `SNAPSHOT` resource types.
 pub const RESOURCE_VOLUME: &str = "VOLUME";
 /// Snapshot resource type.
 pub const RESOURCE_SNAPSHOT: &str = "SNAPSHOT";
+/// Backup resource type.
+pub const RESOURCE_VOLUME_BACKUP: &str = "VOLUME_BACKUP";
 
 /// The `user_message` text: `"<action>:<detail>"`, as Cinder's message view.
 pub fn user_message(action: Action, detail: Detail) -> String {

@@ -38,6 +38,10 @@ pub struct RequestSpec {
     /// The Glance image the volume is filled from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// The backup the volume is restored from (3.47; Cinder's
+    /// `backup_id`, scheduler RPC 3.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<crate::BackupId>,
     /// Pins placement to this `host@backend[#pool]` (creating from a
     /// snapshot or a clone must stay on the source's backend).
     pub resource_backend: Option<String>,

@@ -12,6 +12,7 @@
 //! `clinker-image`.
 
 mod attach;
+mod backup;
 mod groups;
 mod image;
 mod locks;

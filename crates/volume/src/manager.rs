@@ -114,7 +114,7 @@ pub(crate) fn snapshot_spec(snapshot: &Snapshot, volume: &VolumeSpec) -> Snapsho
     spec
 }
 
-fn provider(update: ModelUpdate) -> ProviderUpdate {
+pub(crate) fn provider(update: ModelUpdate) -> ProviderUpdate {
     ProviderUpdate {
         provider_location: update.provider_location,
         provider_auth: update.provider_auth,
@@ -404,6 +404,13 @@ impl VolumeManager {
             Some(image_id) => self.create_from_image(context, &volume, image_id).await,
             None => self.run_create(&volume).await.map_err(CreateFailure::from),
         };
+        // A volume from a backup (3.47): the backend made it empty, the
+        // backup service fills it.
+        if let (Some(backup_id), Ok(update)) = (args.request_spec.backup_id, &created) {
+            return self
+                .restore_into_new_volume(context, &volume, backup_id, update.clone())
+                .await;
+        }
         let outcome = match created {
             Ok(update) => match self
                 .db

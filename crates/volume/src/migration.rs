@@ -273,6 +273,7 @@ impl VolumeManager {
                 snapshot_id: None,
                 source_volid: None,
                 image_id: None,
+                backup_id: None,
                 resource_backend: Some(args.host.clone()),
                 project_id: target.project_id.clone(),
                 scheduler_hints: Default::default(),

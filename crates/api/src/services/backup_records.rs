@@ -9,13 +9,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use clinker_db::{BackupLocation, DbError, ImportedBackup};
+use clinker_db::{DbError, ImportedBackup, NewBackup};
 use clinker_rpc::RequestContext;
-use clinker_types::backup::{Backup, BackupStatus};
+use clinker_types::backup::{Backup, BackupStatus, choose_backup_host};
 use clinker_types::{BackupId, Timestamp, VolumeId};
 use serde_json::{Map, Value, json};
 
-use super::backups::{BACKUP_BINARY, get_backup};
+use super::backups::{get_backup, up_backup_services};
 use crate::ApiState;
 use crate::fault::{ApiError, ApiResult};
 use crate::policy;
@@ -67,8 +67,8 @@ fn record(backup: &Backup) -> Value {
         "service_metadata": backup.service_metadata,
         "service": backup.service,
         "object_count": backup.object_count,
-        "temp_volume_id": null,
-        "temp_snapshot_id": null,
+        "temp_volume_id": backup.temp_volume_id.map(|v| v.to_string()),
+        "temp_snapshot_id": backup.temp_snapshot_id.map(|s| s.to_string()),
         "num_dependent_backups": backup.num_dependent_backups,
         "snapshot_id": backup.snapshot_id.map(|s| s.to_string()),
         "data_timestamp": seconds_z(backup.data_timestamp),
@@ -81,21 +81,6 @@ fn record(backup: &Backup) -> Value {
         "deleted": false,
         "driver_info": {},
     })
-}
-
-/// An up, enabled backup service: its host and zone.
-async fn any_backup_service(state: &ApiState) -> ApiResult<Option<(String, String)>> {
-    let services = state
-        .db
-        .list_services(None, Some(BACKUP_BINARY))
-        .await
-        .map_err(ApiError::from)?;
-    let now = state.clock.now();
-    let down_time = state.config.default.service_down_time;
-    Ok(services
-        .into_iter()
-        .find(|s| !s.disabled && s.is_up(now, down_time))
-        .map(|s| (s.host, s.availability_zone)))
 }
 
 fn configured_driver(state: &ApiState) -> clinker_config::BackupDriverKind {
@@ -181,12 +166,17 @@ pub async fn import_record(
     backup_url: &str,
 ) -> ApiResult<Backup> {
     policy::enforce(ctx, "backup:backup-import", Some(&ctx.project_id))?;
-    let Some((host, zone)) = any_backup_service(state).await? else {
+    let services = up_backup_services(state).await?;
+    let Some(host) = choose_backup_host(&services, None, None, false) else {
         return Err(ApiError::new(
             clinker_types::ErrorKind::Unavailable,
             format!("Service {backup_service} could not be found."),
         ));
     };
+    let zone = services
+        .iter()
+        .find(|s| s.host == host)
+        .map(|s| s.availability_zone.clone());
     let decoded = STANDARD
         .decode(backup_url.trim())
         .map_err(|_| ApiError::invalid_input("Can't decode backup record."))?;
@@ -230,23 +220,26 @@ pub async fn import_record(
             .map_err(|_| ApiError::internal("bad import volume id"))?,
     };
     let imported = ImportedBackup {
-        id,
-        volume_id,
-        user_id: ctx.user_id.clone(),
-        project_id: ctx.project_id.clone(),
-        host,
-        availability_zone: Some(zone),
-        display_name: text(&record, "display_name"),
-        display_description: text(&record, "display_description"),
-        location: BackupLocation {
-            container: text(&record, "container").unwrap_or_default(),
-            service_metadata: text(&record, "service_metadata").unwrap_or_default(),
+        backup: NewBackup {
+            id,
+            volume_id,
+            user_id: ctx.user_id.clone(),
+            project_id: ctx.project_id.clone(),
+            display_name: text(&record, "display_name"),
+            display_description: text(&record, "display_description"),
+            container: Some(text(&record, "container").unwrap_or_default()),
+            incremental: false,
+            force: false,
+            host,
+            availability_zone: zone,
+            service: driver.class_path().to_owned(),
+            metadata: Default::default(),
+            snapshot_id: parsed(&record, "snapshot_id")?,
         },
-        service: driver.class_path().to_owned(),
+        service_metadata: text(&record, "service_metadata").unwrap_or_default(),
         size: int(&record, "size")?,
         object_count: int(&record, "object_count")?,
         parent_id: parsed(&record, "parent_id")?,
-        snapshot_id: parsed(&record, "snapshot_id")?,
         data_timestamp: time(&record, "data_timestamp"),
         created_at: time(&record, "created_at"),
     };

@@ -16,7 +16,7 @@ use clinker_rpc::RequestContext;
 use clinker_rpc::backup::{
     BackupRpcClient, CreateBackupArgs, DeleteBackupArgs, ResetBackupStatusArgs, RestoreBackupArgs,
 };
-use clinker_types::backup::{Backup, BackupStatus};
+use clinker_types::backup::{Backup, BackupService, BackupStatus, choose_backup_host};
 use clinker_types::model::Volume;
 use clinker_types::{BackupId, VolumeStatus};
 
@@ -32,9 +32,6 @@ rows! {
     Backup(BackupId, clinker_db::BackupQuery), "Backup", "backup:get_all",
     get_backup, list_backups, count_backups
 }
-
-/// `cinder-backup`.
-pub const BACKUP_BINARY: &str = "cinder-backup";
 
 /// How long a restore to a new volume waits for that volume to leave
 /// `creating` (Cinder waits without a bound).
@@ -77,33 +74,39 @@ pub struct CreateBackup {
     pub availability_zone: Option<String>,
 }
 
-/// The backup service a backup of `volume` goes to (Cinder's
-/// `_get_available_backup_service_host`): an enabled, up `cinder-backup`
-/// in the zone; the volume's own node first, since the volume is read
-/// through a local path.
-async fn backup_host(state: &ApiState, volume: &Volume, zone: &str) -> ApiResult<String> {
-    let services = state
+/// The enabled backup services that are up (by `service_down_time`),
+/// with their load: what every choice of a backup host starts from.
+///
+/// # Errors
+/// Database failures.
+pub(crate) async fn up_backup_services(state: &ApiState) -> ApiResult<Vec<BackupService>> {
+    state
         .db
-        .list_services(None, Some(BACKUP_BINARY))
+        .up_backup_services(state.clock.now(), state.config.default.service_down_time)
         .await
-        .map_err(ApiError::from)?;
-    let now = state.clock.now();
-    let down_time = state.config.default.service_down_time;
-    let node = volume
-        .host
-        .as_deref()
-        .and_then(|h| h.split(['@', '#']).next())
-        .unwrap_or_default();
-    let mut candidates: Vec<String> = services
-        .iter()
-        .filter(|s| !s.disabled && s.is_up(now, down_time) && s.availability_zone == zone)
-        .map(|s| s.host.clone())
-        .collect();
-    candidates.sort_by_key(|h| h != node);
-    candidates
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::not_found("Service cinder-backup could not be found."))
+        .map_err(ApiError::from)
+}
+
+/// The backup service an operation goes to (Cinder's
+/// `_get_available_backup_service_host`, the least busy where Cinder
+/// shuffles): an up service in `zone`; with `backup_use_same_host` only
+/// `preferred`, otherwise `preferred` first among the least busy.
+///
+/// # Errors
+/// 404 "Service cinder-backup could not be found." when none qualifies.
+pub(crate) async fn backup_host(
+    state: &ApiState,
+    zone: Option<&str>,
+    preferred: Option<&str>,
+) -> ApiResult<String> {
+    let services = up_backup_services(state).await?;
+    choose_backup_host(
+        &services,
+        zone,
+        preferred,
+        state.config.backup.use_same_host,
+    )
+    .ok_or_else(|| ApiError::not_found("Service cinder-backup could not be found."))
 }
 
 /// Cinder's 413 texts for the backup quotas.
@@ -169,7 +172,13 @@ pub async fn create_backup(
         .availability_zone
         .clone()
         .unwrap_or_else(|| volume.availability_zone.clone());
-    let host = backup_host(state, &volume, &zone).await?;
+    // The volume's own node first: the backup service reads the volume
+    // through a local path.
+    let node = volume
+        .host
+        .as_deref()
+        .and_then(|h| h.split(['@', '#']).next());
+    let host = backup_host(state, Some(&zone), node).await?;
     let driver = state
         .config
         .backup

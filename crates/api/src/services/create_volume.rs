@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use clinker_db::{DbError, DeleteOptions, NewVolume};
 use clinker_rpc::RequestContext;
 use clinker_rpc::scheduler::ScheduleCreateVolumeArgs;
+use clinker_types::backup::BackupStatus;
 use clinker_types::model::{Snapshot, Volume, VolumeType};
 use clinker_types::request_spec::{FilterProperties, RequestSpec, TypeSpec};
 use clinker_types::{SnapshotStatus, VolumeId, VolumeStatus};
@@ -193,16 +194,12 @@ pub async fn create_volume(
         Some(image_ref) => Some(images::image_id_from_ref(state, ctx, image_ref).await?),
         None => None,
     };
-    if let Some(backup) = request.backup_id.as_ref().filter(|b| !b.is_empty()) {
-        // The backup is looked up as Cinder does (404 for one the caller
-        // cannot see); creating a volume from it (3.47) is not built yet,
-        // so an existing backup is refused without a row being written.
-        super::backups::get_backup(state, ctx, backup).await?;
-        return Err(ApiError::new(
-            clinker_types::ErrorKind::NotImplemented,
-            "Creating a volume from a backup is not supported yet; create the volume, then restore the backup into it.",
-        ));
-    }
+    // Cinder's controller reads `backup_id` at every version (the 3.47
+    // schema only validates it as a UUID); an empty one means none.
+    let backup = match request.backup_id.as_deref().filter(|b| !b.is_empty()) {
+        Some(id) => Some(super::backups::get_backup(state, ctx, id).await?),
+        None => None,
+    };
     if request.multiattach {
         return Err(ApiError::bad_request(
             "multiattach parameter has been removed. The default behavior is to use multiattach enabled volume types. Contact your administrator to create a multiattach enabled volume type and use it to create multiattach volumes.",
@@ -211,10 +208,15 @@ pub async fn create_volume(
     // Cinder's controller looks the sources up first; `volume_api.create`
     // then authorizes before its own checks.
     policy::enforce(ctx, "volume:create", None)?;
-    if [snapshot.is_some(), source.is_some(), image_id.is_some()]
-        .iter()
-        .filter(|given| **given)
-        .count()
+    if [
+        snapshot.is_some(),
+        source.is_some(),
+        image_id.is_some(),
+        backup.is_some(),
+    ]
+    .iter()
+    .filter(|given| **given)
+    .count()
         > 1
     {
         return Err(ApiError::invalid_input(
@@ -236,11 +238,20 @@ pub async fn create_volume(
         ));
     }
 
-    let size = match (request.size, &source, &snapshot) {
-        (Some(size), _, _) => size,
-        (None, Some(v), _) => v.size,
-        (None, None, Some(s)) => s.volume_size,
-        (None, None, None) => {
+    if let Some(b) = &backup
+        && b.status != BackupStatus::Available
+    {
+        return Err(ApiError::invalid_state(
+            "Invalid backup: Originating backup status must be one of 'available' values",
+        ));
+    }
+
+    let size = match (request.size, &source, &snapshot, &backup) {
+        (Some(size), ..) => size,
+        (None, Some(v), _, _) => v.size,
+        (None, None, Some(s), _) => s.volume_size,
+        (None, None, None, Some(b)) => b.size,
+        (None, None, None, None) => {
             return Err(ApiError::invalid_input(
                 "Volume size 'None' must be an integer and greater than 0",
             ));
@@ -265,6 +276,15 @@ pub async fn create_volume(
         return Err(ApiError::invalid_input(format!(
             "Volume size '{size}'GB cannot be smaller than the snapshot size {}GB. They must be >= original snapshot size.",
             s.volume_size
+        )));
+    }
+
+    if let Some(b) = &backup
+        && size < b.size
+    {
+        return Err(ApiError::invalid_input(format!(
+            "Volume size {size}GB cannot be smaller than the backup size {}GB. It must be >= backup size.",
+            b.size
         )));
     }
 
@@ -400,6 +420,7 @@ pub async fn create_volume(
         snapshot_id: volume.snapshot_id,
         source_volid: volume.source_volid,
         image_id,
+        backup_id: backup.as_ref().map(|b| b.id),
         resource_backend,
         project_id: ctx.project_id.clone(),
         scheduler_hints: request.scheduler_hints,

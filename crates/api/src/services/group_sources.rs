@@ -72,6 +72,7 @@ fn sourced_volume(
         // A copy of a snapshot or a clone stays with its source, which is
         // on the source group's backend: the new group's.
         image_id: None,
+        backup_id: None,
         resource_backend: snapshot
             .and_then(|s| s.host.clone())
             .or_else(|| origin.host.clone()),

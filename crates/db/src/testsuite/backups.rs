@@ -314,20 +314,18 @@ pub async fn snapshot_backups_and_imports(db: &Db) {
     assert_usage_matches_recount(db, project).await;
 
     let imported = ImportedBackup {
-        id: BackupId::new_random(),
-        volume_id: vol,
-        user_id: "u2".into(),
-        project_id: project.into(),
-        host: "node1".into(),
-        availability_zone: Some("nova".into()),
-        display_name: Some("imp".into()),
-        display_description: None,
-        location: location("snapbackup"),
-        service: "cinder.backup.drivers.posix.PosixBackupDriver".into(),
+        backup: NewBackup {
+            user_id: "u2".into(),
+            display_name: Some("imp".into()),
+            container: Some("c".into()),
+            snapshot_id: Some(snap.id),
+            metadata: BTreeMap::new(),
+            ..new_backup(vol, project, false)
+        },
+        service_metadata: "snapbackup".into(),
         size: 1,
         object_count: 2,
         parent_id: None,
-        snapshot_id: Some(snap.id),
         data_timestamp: Some(snap.created_at),
         created_at: None,
     };
@@ -344,5 +342,176 @@ pub async fn snapshot_backups_and_imports(db: &Db) {
         db.quota_usages(project).await.unwrap().get("backups"),
         Some(&2)
     );
+    assert_usage_matches_recount(db, project).await;
+}
+
+/// A backup's temporary resources are recorded on its row (the snapshot
+/// of a `backing-up` volume with the snapshot's own row, outside quota);
+/// a volume created from a backup moves to `restoring-backup` with the
+/// backup going `restoring` on the chosen host, and a failed restore ends
+/// it `error` (an existing volume `error_restoring`); the up backup
+/// services carry how many operations each runs.
+pub async fn backup_temporaries_and_restores_into_new_volumes(db: &Db) {
+    let project = "pbt";
+    let vol = available_volume(db, project, 1).await;
+    let b = db
+        .create_backup(NewBackup {
+            host: "bt-node".into(),
+            ..new_backup(vol, project, false)
+        })
+        .await
+        .unwrap();
+    assert_eq!((b.temp_volume_id, b.temp_snapshot_id), (None, None));
+    let temp_volume = VolumeId::new_random();
+    db.set_backup_temp(b.id, BackupTemp::Volume(Some(temp_volume)))
+        .await
+        .unwrap();
+    let new_snap = |volume_id| NewSnapshot {
+        id: clinker_types::SnapshotId::new_random(),
+        volume_id,
+        user_id: "u1".into(),
+        project_id: project.into(),
+        display_name: Some("backup-snap".into()),
+        display_description: None,
+        metadata: BTreeMap::new(),
+        allow_in_use: true,
+        use_quota: true,
+    };
+    // Only a `backing-up` volume of a `creating` backup gets one.
+    let other = available_volume(db, project, 1).await;
+    assert!(matches!(
+        db.create_backup_temp_snapshot(b.id, new_snap(other)).await,
+        Err(DbError::InvalidState(_))
+    ));
+    let snap = db
+        .create_backup_temp_snapshot(b.id, new_snap(vol))
+        .await
+        .unwrap();
+    assert_eq!(snap.status, clinker_types::SnapshotStatus::Creating);
+    let recorded = db.get_backup(b.id).await.unwrap();
+    assert_eq!(
+        (recorded.temp_volume_id, recorded.temp_snapshot_id),
+        (Some(temp_volume), Some(snap.id))
+    );
+    // Outside quota: usage counts one snapshot fewer than the rows.
+    assert_eq!(
+        db.quota_usages(project)
+            .await
+            .unwrap()
+            .get("snapshots")
+            .copied()
+            .unwrap_or(0),
+        0
+    );
+    assert_usage_matches_recount(db, project).await;
+    db.set_backup_temp(b.id, BackupTemp::Volume(None))
+        .await
+        .unwrap();
+    db.set_backup_temp(b.id, BackupTemp::Snapshot(None))
+        .await
+        .unwrap();
+    db.begin_snapshot_delete(
+        snap.id,
+        clinker_types::status::SnapshotTransition::ForceDelete,
+    )
+    .await
+    .unwrap();
+    db.finish_snapshot_delete(snap.id).await.unwrap();
+    let forgotten = db.get_backup(b.id).await.unwrap();
+    assert_eq!(
+        (forgotten.temp_volume_id, forgotten.temp_snapshot_id),
+        (None, None)
+    );
+    assert!(matches!(
+        db.set_backup_temp(BackupId::new_random(), BackupTemp::Volume(None))
+            .await,
+        Err(DbError::NotFound { .. })
+    ));
+
+    // The backup's host now runs one operation.
+    let now = db.now();
+    db.register_service(&ServiceRegistration {
+        host: "bt-node".into(),
+        binary: "cinder-backup".into(),
+        topic: "cinder-backup".into(),
+        availability_zone: "nova".into(),
+        rpc_current_version: "2.4".into(),
+    })
+    .await
+    .unwrap();
+    let up = db.up_backup_services(now, 60).await.unwrap();
+    let node = up.iter().find(|s| s.host == "bt-node").unwrap();
+    assert_eq!(
+        (node.operations, node.availability_zone.as_str()),
+        (1, "nova")
+    );
+    // A heartbeat older than the down time is not up.
+    let later = now.plus_micros(3_600_000_000);
+    let up_later = db.up_backup_services(later, 60).await.unwrap();
+    assert!(
+        !up_later.iter().any(|s| s.host == "bt-node"),
+        "{up_later:?}"
+    );
+    let b = db
+        .finish_backup_create(b.id, &location("pb"), 1)
+        .await
+        .unwrap();
+
+    // Create from the backup: the volume is `creating`, placed.
+    let created = db
+        .create_volume(new_volume(project, 1, default_type(db).await))
+        .await
+        .unwrap();
+    place(db, created.id, 1).await;
+    assert!(matches!(
+        db.begin_volume_restore_from_backup(b.id, other, "node2", ProviderUpdate::default())
+            .await,
+        Err(DbError::InvalidState(_))
+    ));
+    assert_eq!(
+        db.get_backup(b.id).await.unwrap().status,
+        BackupStatus::Available
+    );
+    let restoring = db
+        .begin_volume_restore_from_backup(b.id, created.id, "node2", ProviderUpdate::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            restoring.status,
+            restoring.restore_volume_id,
+            restoring.host.as_deref()
+        ),
+        (BackupStatus::Restoring, Some(created.id), Some("node2"))
+    );
+    let v = db.get_volume(created.id).await.unwrap();
+    assert_eq!(v.status, VolumeStatus::RestoringBackup);
+    db.finish_backup_restore(b.id, created.id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.get_volume(created.id).await.unwrap().status,
+        VolumeStatus::Error
+    );
+    assert_eq!(
+        db.get_backup(b.id).await.unwrap().status,
+        BackupStatus::Available
+    );
+
+    let second = db
+        .create_volume(new_volume(project, 1, default_type(db).await))
+        .await
+        .unwrap();
+    place(db, second.id, 1).await;
+    db.begin_volume_restore_from_backup(b.id, second.id, "node1", ProviderUpdate::default())
+        .await
+        .unwrap();
+    db.finish_backup_restore(b.id, second.id, true)
+        .await
+        .unwrap();
+    let done = db.get_volume(second.id).await.unwrap();
+    assert_eq!(done.status, VolumeStatus::Available);
+    assert!(done.launched_at.is_some());
+    assert_eq!(done.previous_status, None);
     assert_usage_matches_recount(db, project).await;
 }
