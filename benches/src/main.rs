@@ -20,6 +20,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 
+mod backup;
 mod scale;
 
 /// Figures for Cinder 29 on the same machine (MariaDB, fake driver), from
@@ -77,12 +78,22 @@ struct Args {
     /// idle machine), not only when a request fails.
     #[arg(long)]
     enforce_targets: bool,
+    /// Only the backup test: back a volume of random data up with the
+    /// embedded POSIX backup service (full, then incremental after a 1 %
+    /// change), restore it and check its bytes, beside the disk's copy
+    /// speed and Cinder 29's POSIX driver on the same file.
+    #[arg(long)]
+    backup: bool,
+    /// With --backup: MiB of random data (the volume is this rounded up
+    /// to whole GiB).
+    #[arg(long, default_value_t = 1024)]
+    backup_size_mib: u64,
 }
 
 struct Server {
     child: Option<tokio::process::Child>,
     endpoint: String,
-    _dir: Option<TempDir>,
+    dir: Option<TempDir>,
     ready_ms: Option<f64>,
 }
 
@@ -168,7 +179,7 @@ async fn start_server(
     Ok(Server {
         child: Some(child),
         endpoint,
-        _dir: Some(TempDir(dir)),
+        dir: Some(TempDir(dir)),
         ready_ms: Some(ready_ms),
     })
 }
@@ -385,7 +396,7 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => Server {
             child: None,
             endpoint: url.trim_end_matches('/').to_owned(),
-            _dir: None,
+            dir: None,
             ready_ms: None,
         },
         None => start_server(&args.clinker, &http, Metrics::Default).await?,
@@ -406,6 +417,21 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let pid = server.child.as_ref().and_then(tokio::process::Child::id);
+    if args.backup {
+        let Some(dir) = &server.dir else {
+            bail!("--backup writes the volume's file: it needs its own server, not --endpoint");
+        };
+        let state = backup::State {
+            dir: &dir.0,
+            backend: "file",
+        };
+        let result = backup::run(&http, &endpoint, &state, args.backup_size_mib).await;
+        if let Some(mut child) = server.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        return result;
+    }
     if let Some(n) = args.scale {
         let samples = if args.smoke { 5 } else { args.list_samples };
         let met = scale::run(&http, &endpoint, n, args.clients.max(32), samples, || {
