@@ -401,7 +401,12 @@ async fn prepare(
 
     let base = match &pipeline.public_endpoint {
         Some(endpoint) => endpoint.clone(),
-        None => request_base(&parts.headers, pipeline.proxy_headers, pipeline.scheme),
+        None => request_base(
+            &parts.headers,
+            parts.uri.authority().map(|a| a.as_str()),
+            pipeline.proxy_headers,
+            pipeline.scheme,
+        ),
     };
     if v3 {
         let span = tracing::Span::current();
@@ -465,8 +470,15 @@ async fn prepare(
 /// (oslo.middleware's `HTTPProxyToWSGI`): the RFC 7239 `Forwarded` header's
 /// first element, else `X-Forwarded-Proto` and `X-Forwarded-Host` (its last
 /// element, as Cinder's `get_request_url`). Otherwise a client could make
-/// every link in a response point at a host of its choosing.
-fn request_base(headers: &HeaderMap, proxy_headers: bool, own_scheme: &str) -> String {
+/// every link in a response point at a host of its choosing. Without
+/// proxy headers the host is the `Host` header, or the request target's
+/// authority (`authority`): HTTP/2 carries the host there, not in `Host`.
+fn request_base(
+    headers: &HeaderMap,
+    authority: Option<&str>,
+    proxy_headers: bool,
+    own_scheme: &str,
+) -> String {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let mut scheme = None;
     let mut host = None;
@@ -498,6 +510,7 @@ fn request_base(headers: &HeaderMap, proxy_headers: bool, own_scheme: &str) -> S
         .unwrap_or_else(|| own_scheme.to_owned());
     let host = host
         .or_else(|| header(header::HOST.as_str()).map(str::to_owned))
+        .or_else(|| authority.map(str::to_owned))
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{scheme}://{host}")
 }
