@@ -12,9 +12,6 @@ use sqlx::any::AnyRow;
 
 use crate::error::DbError;
 
-pub(crate) const GROUP_TYPE_COLUMNS: &str =
-    "gt.id, gt.name, gt.description, gt.is_public, gt.created_at, gt.updated_at";
-
 pub(crate) const GROUP_COLUMNS: &str = "g.id, g.user_id, g.project_id, g.host, g.cluster_name, \
      g.availability_zone, g.status, g.display_name, g.display_description, g.group_type_id, \
      g.group_snapshot_id, g.source_group_id, g.replication_status, g.created_at, g.updated_at";

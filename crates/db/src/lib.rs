@@ -27,7 +27,6 @@ mod encryption;
 mod error;
 mod group_rows;
 mod group_snapshots_repo;
-mod group_types_repo;
 mod groups;
 mod groups_repo;
 mod journal;
@@ -44,7 +43,7 @@ mod rows;
 mod services;
 mod snapshots;
 mod transfers;
-mod types_repo;
+mod types;
 mod url;
 mod volume_counts;
 mod volume_migration;
@@ -89,7 +88,7 @@ pub use snapshots::{NewSnapshot, SnapshotColumn, SnapshotQuery, SnapshotReposito
 pub use transfers::{
     AcceptRefusal, NewTransfer, TransferAcceptor, TransferColumn, TransferQuery, TransferRepository,
 };
-pub use types_repo::{NewVolumeType, VolumeTypeRepository};
+pub use types::{NewVolumeType, VolumeTypeRepository};
 pub use url::translate_url;
 pub use volume_migration::{
     FailedMigration, MIGRATION_CLEANUP, MigrationRepository, NewMigrationTarget, OldBacking,

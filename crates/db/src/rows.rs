@@ -149,9 +149,6 @@ pub(crate) fn snapshot(row: &AnyRow) -> Result<Snapshot, DbError> {
     })
 }
 
-pub(crate) const TYPE_COLUMNS: &str =
-    "id, name, description, is_public, qos_specs_id, created_at, updated_at";
-
 pub(crate) fn volume_type(row: &AnyRow) -> Result<VolumeType, DbError> {
     let id: String = col(row, "id")?;
     Ok(VolumeType {
