@@ -324,6 +324,44 @@ macro_rules! in_batched_transaction {
 }
 pub(crate) use in_batched_transaction;
 
+/// Where a helper's statements run: a plain transaction's connection (from
+/// `in_transaction!`) or a [`BatchTx`] (from `in_batched_transaction!`).
+/// Helpers take `&mut impl Tx`, so each is written once for both.
+pub(crate) trait Tx: Send {
+    /// Runs `batch` inside the transaction.
+    fn run_batch(
+        &mut self,
+        db: &Db,
+        batch: Batch,
+    ) -> impl Future<Output = Result<Vec<Outcome>, DbError>> + Send;
+
+    /// The connection, for a statement outside a batch.
+    fn connection(
+        &mut self,
+        db: &Db,
+    ) -> impl Future<Output = Result<&mut AnyConnection, DbError>> + Send;
+}
+
+impl Tx for AnyConnection {
+    async fn run_batch(&mut self, db: &Db, batch: Batch) -> Result<Vec<Outcome>, DbError> {
+        batch.run(db, self).await
+    }
+
+    async fn connection(&mut self, _db: &Db) -> Result<&mut AnyConnection, DbError> {
+        Ok(self)
+    }
+}
+
+impl Tx for BatchTx {
+    async fn run_batch(&mut self, db: &Db, batch: Batch) -> Result<Vec<Outcome>, DbError> {
+        self.run(db, batch).await
+    }
+
+    async fn connection(&mut self, db: &Db) -> Result<&mut AnyConnection, DbError> {
+        self.conn(db).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

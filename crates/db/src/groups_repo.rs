@@ -556,7 +556,7 @@ impl GroupRepository for Db {
                         volume.id
                     )));
                 }
-                self.delete_volume_rows(&mut tx, &volume).await?;
+                self.delete_volume_rows(&mut *tx, &volume).await?;
             }
             self.delete_group_rows(&mut tx, &group).await
         })

@@ -500,7 +500,7 @@ impl ManageRepository for Db {
                 &id.to_string(),
             )
             .await?;
-            self.delete_volume_rows(&mut tx, &volume).await?;
+            self.delete_volume_rows(&mut *tx, &volume).await?;
             Ok::<_, DbError>(volume)
         })
     }

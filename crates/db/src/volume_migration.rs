@@ -566,7 +566,7 @@ impl MigrationRepository for Db {
             .bind(new_host.as_str())
             .execute(&mut *tx)
             .await?;
-            self.delete_volume_rows(&mut tx, &target).await?;
+            self.delete_volume_rows(&mut *tx, &target).await?;
             self.remove_journal(&mut tx, JournalResource::Volume, &source_id.to_string())
                 .await?;
             let old = OldBacking {

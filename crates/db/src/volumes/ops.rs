@@ -6,7 +6,7 @@ use clinker_types::model::{JournalResource, Volume};
 use clinker_types::{Host, SnapshotStatus, VolumeId, VolumeStatus};
 use sqlx::AnyConnection;
 
-use crate::batch::{Batch, BatchTx, Outcome};
+use crate::batch::{Batch, BatchTx, Outcome, Tx};
 use crate::error::DbError;
 use crate::pool::Db;
 use crate::query::{self, Arg, bind_all, placeholders};
@@ -453,34 +453,24 @@ impl Db {
         );
     }
 
+    /// Removes a volume's rows, gives back its usage and its pool's
+    /// capacity, inside the caller's transaction of either kind.
     pub(crate) async fn delete_volume_rows(
         &self,
-        conn: &mut AnyConnection,
+        tx: &mut impl Tx,
         volume: &Volume,
     ) -> Result<(), DbError> {
         let charges = Self::release_charges(volume);
         let release = QuotaCharge::new(&volume.project_id, &charges);
         let mut batch = Batch::new();
         let update = self.push_delete_volume_rows(&mut batch, volume, &release);
-        let outcomes = batch.run(self, &mut *conn).await?;
+        let outcomes = tx.run_batch(self, batch).await?;
         release
-            .finish_release(self, conn, update.map(|i| &outcomes[i]))
-            .await
-    }
-
-    /// [`Self::delete_volume_rows`] in a batched transaction.
-    pub(super) async fn delete_volume_rows_in(
-        &self,
-        tx: &mut BatchTx,
-        volume: &Volume,
-    ) -> Result<(), DbError> {
-        let charges = Self::release_charges(volume);
-        let release = QuotaCharge::new(&volume.project_id, &charges);
-        let mut batch = Batch::new();
-        let update = self.push_delete_volume_rows(&mut batch, volume, &release);
-        let outcomes = tx.run(self, batch).await?;
-        release
-            .finish_release(self, tx.conn(self).await?, update.map(|i| &outcomes[i]))
+            .finish_release(
+                self,
+                tx.connection(self).await?,
+                update.map(|i| &outcomes[i]),
+            )
             .await
     }
 

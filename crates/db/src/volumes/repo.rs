@@ -255,7 +255,7 @@ impl VolumeRepository for Db {
                 // for the scheduler): there is nothing to delete there, so
                 // the row goes now, as Cinder's API does. A scheduler that
                 // later tries to place it finds no row to claim.
-                self.delete_volume_rows_in(tx, &volume).await?;
+                self.delete_volume_rows(tx, &volume).await?;
                 return Ok(DeleteStart::DeletedWithoutBackend(volume));
             }
             let status_ok = options.force || VolumeTransition::Delete.allows(volume.status);
@@ -349,7 +349,7 @@ impl VolumeRepository for Db {
                     "volume {id} still has {remaining} snapshots"
                 )));
             }
-            self.delete_volume_rows_in(tx, &volume).await?;
+            self.delete_volume_rows(tx, &volume).await?;
             Ok::<_, DbError>(volume)
         })
     }
