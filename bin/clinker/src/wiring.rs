@@ -81,6 +81,46 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Opens the database and brings its schema up to date, as a process
+/// starts. A database that cannot be reached (refused, down, out of
+/// connections) is tried again every `[database] retry_interval` seconds,
+/// up to `max_retries` times (-1: for ever), as oslo.db does at start-up;
+/// any other failure stops the start at once.
+pub async fn open_and_migrate(config: &Config) -> anyhow::Result<Db> {
+    let mut attempt: i64 = 0;
+    loop {
+        let opened: anyhow::Result<Db> = async {
+            let db = open_database(config).await?;
+            db.migrate(&config.default.default_volume_type)
+                .await
+                .context("database migration failed")?;
+            Ok(db)
+        }
+        .await;
+        let e = match opened {
+            Ok(db) => return Ok(db),
+            Err(e) => e,
+        };
+        let unreachable = e.chain().any(|cause| {
+            cause
+                .downcast_ref::<clinker_db::DbError>()
+                .is_some_and(|d| matches!(d, clinker_db::DbError::Unavailable(_)))
+        });
+        let retries = config.database.max_retries;
+        if !unreachable || (retries >= 0 && attempt >= retries) {
+            return Err(e);
+        }
+        attempt += 1;
+        tracing::warn!(
+            attempt,
+            error = format!("{e:#}"),
+            "the database cannot be reached; trying again in {} s",
+            config.database.retry_interval
+        );
+        tokio::time::sleep(Duration::from_secs(config.database.retry_interval)).await;
+    }
+}
+
 /// Hides the passwords of a connection URL for messages.
 pub fn redact(url: &str) -> String {
     clinker_types::redact::redact_url(url)
@@ -231,11 +271,7 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
     let tls = clinker_api::server::tls_acceptor(&config.ops.ssl)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
 
-    let db_pools = open_database(&config).await?;
-    db_pools
-        .migrate(&config.default.default_volume_type)
-        .await
-        .context("database migration failed")?;
+    let db_pools = open_and_migrate(&config).await?;
     let db: DbHandle = Arc::new(db_pools.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let transport = transport_for(&config, "serve").await?;
@@ -381,11 +417,7 @@ pub async fn run_role(files: &[PathBuf], role: Role) -> anyhow::Result<ExitCode>
             "clinker api/scheduler/volume/backup run as separate processes and need transport_url (rabbit://…); use clinker serve for all-in-one"
         );
     }
-    let db_pools = open_database(&config).await?;
-    db_pools
-        .migrate(&config.default.default_volume_type)
-        .await
-        .context("database migration failed")?;
+    let db_pools = open_and_migrate(&config).await?;
     let db: DbHandle = Arc::new(db_pools.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let role_name = match role {

@@ -244,6 +244,11 @@ pub struct DatabaseOptions {
     /// `connection_recycle_time` seconds after which a connection is
     /// replaced (oslo.db's default, 3600).
     pub connection_recycle_time: u64,
+    /// `max_retries`: how many times a process starting retries a database
+    /// it cannot reach (oslo.db's default, 10; -1 for ever).
+    pub max_retries: i64,
+    /// `retry_interval` seconds between those retries (oslo.db's default, 10).
+    pub retry_interval: u64,
 }
 
 /// `max_over_subscription_ratio`: a number, or `auto`.
@@ -568,10 +573,17 @@ impl Config {
                 1..=i64::from(u32::MAX),
             )?)
             .unwrap_or(3600),
+            max_retries: r.int("database", &[], "max_retries", 10, -1..=i64::from(u32::MAX))?,
+            retry_interval: u64::try_from(r.int(
+                "database",
+                &[],
+                "retry_interval",
+                10,
+                0..=3600,
+            )?)
+            .unwrap_or(10),
         };
-        for accepted in ["max_retries", "retry_interval", "db_max_retries"] {
-            r.accept("database", accepted);
-        }
+        r.accept("database", "db_max_retries");
         let messaging = messaging::read_messaging_options(r)?;
         let mut backends = Vec::with_capacity(default.enabled_backends.len());
         for name in &default.enabled_backends {

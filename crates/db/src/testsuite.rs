@@ -41,7 +41,7 @@ pub use surface::*;
 mod migration;
 pub use migration::migration_moves_backing_type_quota_and_claims;
 mod pressure;
-pub use pressure::connection_limits_are_unavailable;
+pub use pressure::{HeldConnections, LimitedRole, connection_limits_are_unavailable};
 mod scale;
 pub use scale::{volume_counters_follow_rows, volume_lists_walk_indexes};
 
