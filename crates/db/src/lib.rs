@@ -30,6 +30,7 @@ mod group_snapshots_repo;
 mod group_types_repo;
 mod groups;
 mod groups_repo;
+mod image_cache;
 mod journal;
 mod manage;
 mod messages;
@@ -72,6 +73,7 @@ pub use groups::{
     GroupSnapshotColumn, GroupSnapshotQuery, GroupSnapshotRepository, GroupTypeRepository,
     GroupUpdate, NewGroup, NewGroupSnapshot, NewGroupType,
 };
+pub use image_cache::{ImageCacheEntry, ImageCacheRepository, NewImageCacheEntry};
 pub use journal::JournalRepository;
 pub use manage::{ManageRepository, NewManagedVolume};
 pub use messages::MessageRepository;
@@ -126,6 +128,7 @@ pub trait Database:
     + MigrationRepository
     + ManageRepository
     + BackupRepository
+    + ImageCacheRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -154,6 +157,7 @@ impl<T> Database for T where
         + MigrationRepository
         + ManageRepository
         + BackupRepository
+        + ImageCacheRepository
         + std::fmt::Debug
         + Send
         + Sync

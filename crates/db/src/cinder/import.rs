@@ -150,12 +150,6 @@ const NOT_CARRIED: &[(&str, bool, &str, &str)] = &[
         "Cinder's cleanup journal; Clinker keeps its own",
     ),
     (
-        "image_volume_cache_entries",
-        false,
-        "",
-        "the image-volume cache is rebuilt by Clinker",
-    ),
-    (
         "driver_initiator_data",
         false,
         "",

@@ -749,6 +749,30 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
             child("transfers", "x", "volumes", "v", "volume_id"),
         )
         .child_of("volume_id", "volume"),
+        // The image-volume cache: Cinder's rows have no `deleted` column
+        // and a generated integer id (each side numbers its own).
+        Table::new(
+            (
+                "image-volume cache entry",
+                "image_volume_cache_entries",
+                "image_volume_cache_entries",
+                "volume_id",
+            ),
+            vec![
+                same("host", Text),
+                same("cluster_name", Text),
+                same("image_id", Text),
+                same("image_updated_at", Time),
+                same("volume_id", Text),
+                same("size", Int(Some(0))),
+                same("last_used", Created),
+            ],
+            format!(
+                "image_volume_cache_entries x JOIN volumes v ON v.id = x.volume_id WHERE {}",
+                live("v")
+            ),
+        )
+        .child_of("volume_id", "volume"),
         Table::new(
             ("message", "messages", "messages", "id"),
             vec![
