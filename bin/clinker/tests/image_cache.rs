@@ -15,8 +15,8 @@ mod image_common;
 
 use std::time::Duration;
 
-use clinker_db::ImageCacheRepository;
-use clinker_image::{ImageContext, ImageMeta, PatchOp};
+use clinker_image::glance::PatchOp;
+use clinker_image::{ImageContext, ImageMeta};
 use clinker_testkit::glance::{Glance, glance, serial};
 use clinker_testkit::http::{Api, in_use};
 use common::Cluster;
