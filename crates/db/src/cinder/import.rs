@@ -184,6 +184,7 @@ pub const TARGET_TABLES: &[&str] = &[
     "group_volume_types",
     "group_snapshots",
     "transfers",
+    "image_volume_cache_entries",
     "messages",
     "quotas",
     "quota_classes",
