@@ -174,7 +174,9 @@ async fn cache_an_imported_volume(db: &clinker_db::Db) {
         .find(|v| v.host.is_some() && v.status == clinker_types::VolumeStatus::Available)
         .expect("an available imported volume");
     let second = clinker_types::Timestamp::parse_iso8601("2026-12-08T01:02:03").unwrap();
-    let db = db.clone().with_clock(std::sync::Arc::new(StoppedAt(second)));
+    let db = db
+        .clone()
+        .with_clock(std::sync::Arc::new(StoppedAt(second)));
     db.create_image_cache_entry(clinker_db::NewImageCacheEntry {
         host: volume.host.clone().unwrap(),
         cluster_name: None,
