@@ -20,7 +20,7 @@ use clinker_image::{ImageContext, ImageMeta};
 use clinker_testkit::glance::{Glance, glance, serial};
 use clinker_testkit::http::{Api, in_use};
 use common::Cluster;
-use image_common::{MIB, client, disk_data, image_from_file};
+use image_common::{MIB, assert_file_holds, client, disk_data, image_from_file};
 use serde_json::{Value, json};
 
 const INTERNAL_PROJECT: &str = "cache-project";
@@ -70,15 +70,10 @@ async fn volume_from_image(user: &Api, image_id: &str, size: u32) -> Value {
 /// The volume file holds `data` then zeros up to `size_gib`.
 fn assert_volume_holds(c: &Cluster, volume: &Value, data: &[u8], size_gib: usize) {
     let id = volume["id"].as_str().unwrap();
-    let content = std::fs::read(c.volumes_dir().join(format!("volume-{id}"))).unwrap();
-    assert_eq!(content.len(), size_gib << 30, "a {size_gib} GiB volume");
-    assert!(
-        content[..data.len()] == *data,
-        "the image data, byte for byte"
-    );
-    assert!(
-        content[data.len()..].iter().all(|b| *b == 0),
-        "zeros past the image"
+    assert_file_holds(
+        &c.volumes_dir().join(format!("volume-{id}")),
+        data,
+        size_gib,
     );
     assert_eq!(volume["bootable"], "true");
     assert!(

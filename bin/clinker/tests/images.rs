@@ -12,7 +12,7 @@ mod image_common;
 use clinker_image::ImageContext;
 use clinker_testkit::glance::{Glance, glance, has_qemu_img, qemu_img, serial};
 use common::{Cluster, FILE_BACKEND};
-use image_common::{MIB, client, disk_data, download, image_from_file};
+use image_common::{MIB, assert_file_holds, client, disk_data, download, image_from_file};
 use serde_json::json;
 
 async fn start(glance: &Glance) -> Cluster {
@@ -29,16 +29,7 @@ fn volume_file(c: &Cluster, id: &str) -> std::path::PathBuf {
 
 /// The volume file holds `data` then zeros up to its size.
 fn assert_volume_holds(c: &Cluster, id: &str, data: &[u8]) {
-    let content = std::fs::read(volume_file(c, id)).unwrap();
-    assert_eq!(content.len(), 1 << 30, "a 1 GiB volume");
-    assert!(
-        content[..data.len()] == *data,
-        "the image data, byte for byte"
-    );
-    assert!(
-        content[data.len()..].iter().all(|b| *b == 0),
-        "zeros past the image"
-    );
+    assert_file_holds(&volume_file(c, id), data, 1);
 }
 
 fn conversion_leftovers(c: &Cluster) -> Vec<String> {

@@ -71,3 +71,17 @@ pub async fn download(glance: &GlanceClient, image: &ImageMeta) -> Vec<u8> {
     }
     bytes
 }
+
+/// The volume file `path` holds `data` then zeros up to `size_gib` GiB.
+pub fn assert_file_holds(path: &Path, data: &[u8], size_gib: usize) {
+    let content = std::fs::read(path).unwrap();
+    assert_eq!(content.len(), size_gib << 30, "a {size_gib} GiB volume");
+    assert!(
+        content[..data.len()] == *data,
+        "the image data, byte for byte"
+    );
+    assert!(
+        content[data.len()..].iter().all(|b| *b == 0),
+        "zeros past the image"
+    );
+}
