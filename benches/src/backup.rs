@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use rand::{Rng, RngCore};
 use serde_json::{Value, json};
 
-const MIB: u64 = 1024 * 1024;
+pub(crate) const MIB: u64 = 1024 * 1024;
 /// The fill and compare unit.
 const CHUNK: usize = 4 * 1024 * 1024;
 /// How long one backup or restore may take before the run fails.
@@ -42,7 +42,7 @@ pub struct State<'a> {
 }
 
 impl State<'_> {
-    fn volume_file(&self, id: &str) -> PathBuf {
+    pub(crate) fn volume_file(&self, id: &str) -> PathBuf {
         self.dir
             .join("volumes")
             .join(self.backend)
@@ -50,11 +50,11 @@ impl State<'_> {
     }
 }
 
-fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+pub(crate) fn mb_per_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / 1e6 / secs.max(f64::MIN_POSITIVE)
 }
 
-async fn post(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
+pub(crate) async fn post(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
     let resp = http.post(url).json(body).send().await?;
     let status = resp.status();
     let answer: Value = resp.json().await?;
@@ -71,6 +71,17 @@ async fn wait_status(
     key: &str,
     want: &str,
 ) -> anyhow::Result<()> {
+    wait_status_every(http, url, key, want, POLL).await
+}
+
+/// [`wait_status`], polling every `poll`.
+pub(crate) async fn wait_status_every(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    want: &str,
+    poll: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + OP_DEADLINE;
     loop {
         let body: Value = http.get(url).send().await?.json().await?;
@@ -84,12 +95,12 @@ async fn wait_status(
         if Instant::now() > deadline {
             bail!("{url} stuck in {status:?}");
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(poll).await;
     }
 }
 
 /// Fills the first `bytes` of `path` with random (incompressible) data.
-fn fill_random(path: &Path, bytes: u64) -> anyhow::Result<()> {
+pub(crate) fn fill_random(path: &Path, bytes: u64) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
     let mut buf = vec![0u8; CHUNK];
     let mut rng = rand::rng();
@@ -145,6 +156,31 @@ fn same_bytes(a: &Path, b: &Path) -> anyhow::Result<bool> {
     }
 }
 
+/// Whether `volume` holds `image`'s bytes followed by zeros only.
+pub(crate) fn holds_image(volume: &Path, image: &Path) -> anyhow::Result<bool> {
+    let (mut fv, mut fi) = (std::fs::File::open(volume)?, std::fs::File::open(image)?);
+    let (mut bv, mut bi) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    loop {
+        let m = read_full(&mut fi, &mut bi)?;
+        if m == 0 {
+            break;
+        }
+        let n = read_full(&mut fv, &mut bv[..m])?;
+        if n != m || bv[..n] != bi[..m] {
+            return Ok(false);
+        }
+    }
+    loop {
+        let n = read_full(&mut fv, &mut bv)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if bv[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+    }
+}
+
 fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> anyhow::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -158,7 +194,7 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> anyhow::Result<usize> {
 }
 
 /// The disk's own copy speed: `from` copied to `to`, then fsync.
-fn disk_copy(from: &Path, to: &Path) -> anyhow::Result<f64> {
+pub(crate) fn disk_copy(from: &Path, to: &Path) -> anyhow::Result<f64> {
     let t = Instant::now();
     std::fs::copy(from, to)?;
     std::fs::File::open(to)?.sync_all()?;
@@ -196,7 +232,7 @@ async fn backup(
 }
 
 /// The Cinder 29 venv's interpreter, when it is installed.
-fn cinder_python() -> Option<PathBuf> {
+pub(crate) fn cinder_python() -> Option<PathBuf> {
     let venv = std::env::var_os("CLINKER_CINDER_VENV")
         .map(PathBuf::from)
         .or_else(|| {
@@ -306,7 +342,7 @@ fn row(id: &str, parent: Option<Value>) -> Value {
            "created_at": created, "parent_id": parent, "size": 1})
 }
 
-fn line(name: &str, secs: f64, bytes: u64, note: &str) {
+pub(crate) fn line(name: &str, secs: f64, bytes: u64, note: &str) {
     println!(
         "{name:<40} {secs:>9.2} s {:>9.1} MB/s  {note}",
         mb_per_s(bytes, secs)

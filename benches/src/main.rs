@@ -21,6 +21,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 mod backup;
+mod image;
 mod scale;
 
 /// Figures for Cinder 29 on the same machine (MariaDB, fake driver), from
@@ -88,6 +89,16 @@ struct Args {
     /// to whole GiB).
     #[arg(long, default_value_t = 1024)]
     backup_size_mib: u64,
+    /// Only the image test: start a Glance (`scripts/glance.sh`), create a
+    /// volume from a raw image of random data (a download), again (a clone
+    /// from the image-volume cache) and upload a volume to an image, beside
+    /// the disk's copy speed and Cinder 29's `fetch_to_raw`.
+    #[arg(long)]
+    image: bool,
+    /// With --image: MiB of random image data (the volumes are this rounded
+    /// up to whole GiB).
+    #[arg(long, default_value_t = 1024)]
+    image_size_mib: u64,
 }
 
 struct Server {
@@ -121,10 +132,19 @@ enum Metrics {
     On,
 }
 
+/// Options the server under test gets besides the bench's own:
+/// `[DEFAULT]` lines and lines of the `file` backend's section.
+#[derive(Clone, Debug, Default)]
+struct ExtraOptions {
+    default: String,
+    backend: String,
+}
+
 async fn start_server(
     binary: &PathBuf,
     http: &reqwest::Client,
     metrics: Metrics,
+    extra: &ExtraOptions,
 ) -> anyhow::Result<Server> {
     static SERVERS: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -141,9 +161,11 @@ async fn start_server(
         &conf,
         format!(
             "[DEFAULT]\nstate_path = {state}\nosapi_volume_listen_port = {port}\nenabled_backends = file\n\
-             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n\n[file]\nvolume_driver = file\n\
-             max_over_subscription_ratio = 100000\n{metrics}",
+             quota_volumes = -1\nquota_gigabytes = -1\nquota_snapshots = -1\n{extra_default}\n[file]\nvolume_driver = file\n\
+             max_over_subscription_ratio = 100000\n{extra_backend}{metrics}",
             state = dir.display(),
+            extra_default = extra.default,
+            extra_backend = extra.backend,
             metrics = match metrics {
                 Metrics::Default => String::new(),
                 Metrics::Off => "[metrics]\nlisten =\n".to_owned(),
@@ -349,7 +371,8 @@ async fn metrics_overhead(
 ) -> anyhow::Result<()> {
     let mut rates = Vec::new();
     for metrics in [Metrics::Off, Metrics::On] {
-        let mut server = start_server(&args.clinker, http, metrics).await?;
+        let mut server =
+            start_server(&args.clinker, http, metrics, &ExtraOptions::default()).await?;
         let (rate, _) = cycle_rate(
             http,
             &server.endpoint,
@@ -392,6 +415,8 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
+    let mut glance_dir: Option<PathBuf> = None;
+    let mut glance_url: Option<String> = None;
     let mut server = match &args.endpoint {
         Some(url) => Server {
             child: None,
@@ -399,7 +424,26 @@ async fn main() -> anyhow::Result<()> {
             dir: None,
             ready_ms: None,
         },
-        None => start_server(&args.clinker, &http, Metrics::Default).await?,
+        None if args.image => {
+            // The server needs the Glance's URL in its configuration.
+            let dir =
+                std::env::temp_dir().join(format!("clinker-bench-glance-{}", std::process::id()));
+            let url = image::start_glance(&dir).await?;
+            glance_dir = Some(dir);
+            let (default, backend) = image::server_options(&url);
+            glance_url = Some(url);
+            let extra = ExtraOptions { default, backend };
+            start_server(&args.clinker, &http, Metrics::Default, &extra).await?
+        }
+        None => {
+            start_server(
+                &args.clinker,
+                &http,
+                Metrics::Default,
+                &ExtraOptions::default(),
+            )
+            .await?
+        }
     };
     let endpoint = server.endpoint.clone();
     println!(
@@ -429,6 +473,26 @@ async fn main() -> anyhow::Result<()> {
         if let Some(mut child) = server.child.take() {
             let _ = child.start_kill();
             let _ = child.wait().await;
+        }
+        return result;
+    }
+    if args.image {
+        let (Some(dir), Some(glance)) = (&server.dir, &glance_url) else {
+            bail!(
+                "--image writes and reads the volumes' files: it needs its own server, not --endpoint"
+            );
+        };
+        let state = backup::State {
+            dir: &dir.0,
+            backend: "file",
+        };
+        let result = image::run(&http, &endpoint, &state, glance, args.image_size_mib).await;
+        if let Some(mut child) = server.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        if let Some(dir) = glance_dir {
+            image::stop_glance(&dir).await;
         }
         return result;
     }

@@ -66,7 +66,11 @@ async fn export_is_served_by_real_cinder_and_round_trips() {
     let conf = config(dir.path(), &clinker.url, free_port(), &transport);
     let imported = import(&conf, &from, &[]).await;
     assert!(imported.status.success(), "{}", text(&imported));
+    // Cinder's fixture has no image-volume cache: one entry (whole seconds,
+    // Cinder's DATETIME precision) rides the round trip too.
+    cache_an_imported_volume(&clinker.db).await;
     let original = clinker_db::cinder::contents(&clinker.db).await.unwrap();
+    assert_eq!(original["image_volume_cache_entries"].len(), 1);
 
     let mut engines_run = 0;
     for engine in [Engine::Mysql, Engine::Postgres] {
@@ -149,6 +153,40 @@ async fn export_is_served_by_real_cinder_and_round_trips() {
     assert!(engines_run > 0, "no Cinder database engine reachable");
     clinker.drop_database().await;
     source.drop_database().await;
+}
+
+/// A clock stopped at a whole second.
+#[derive(Debug)]
+struct StoppedAt(clinker_types::Timestamp);
+
+impl clinker_types::Clock for StoppedAt {
+    fn now(&self) -> clinker_types::Timestamp {
+        self.0
+    }
+}
+
+/// Records an image-volume cache entry for one of the imported volumes.
+async fn cache_an_imported_volume(db: &clinker_db::Db) {
+    use clinker_db::{ImageCacheRepository, VolumeQuery, VolumeRepository};
+    let volumes = db.list_volumes(&VolumeQuery::default()).await.unwrap();
+    let volume = volumes
+        .iter()
+        .find(|v| v.host.is_some() && v.status == clinker_types::VolumeStatus::Available)
+        .expect("an available imported volume");
+    let second = clinker_types::Timestamp::parse_iso8601("2026-12-08T01:02:03").unwrap();
+    let db = db
+        .clone()
+        .with_clock(std::sync::Arc::new(StoppedAt(second)));
+    db.create_image_cache_entry(clinker_db::NewImageCacheEntry {
+        host: volume.host.clone().unwrap(),
+        cluster_name: None,
+        image_id: "0b0b0b0b-0000-4000-8000-00000000cace".into(),
+        image_updated_at: clinker_types::Timestamp::parse_iso8601("2026-12-07T10:00:00"),
+        volume_id: volume.id,
+        size: volume.size,
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,75 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod image_common;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use clinker_image::glance::UploadData;
-use clinker_image::{GlanceClient, GlanceSettings, ImageContext, ImageMeta};
+use clinker_image::ImageContext;
 use clinker_testkit::glance::{Glance, glance, has_qemu_img, qemu_img, serial};
 use common::{Cluster, FILE_BACKEND};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value, json};
-
-const MIB: usize = 1 << 20;
-
-fn client(glance: &Glance) -> Arc<GlanceClient> {
-    Arc::new(GlanceClient::new(GlanceSettings::with_servers(vec![glance.url.clone()])).unwrap())
-}
-
-/// `len` bytes of random data with a run of zeros in the middle (so the
-/// sparse path is exercised), the same for the same seed.
-fn disk_data(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut data = vec![0u8; len];
-    rng.fill(&mut data[..len / 3]);
-    rng.fill(&mut data[2 * len / 3..]);
-    data
-}
-
-/// An active image with `file`'s content.
-async fn image_from_file(
-    glance: &GlanceClient,
-    name: &str,
-    disk_format: &str,
-    file: &Path,
-    extra: Value,
-) -> ImageMeta {
-    let ctx = ImageContext::default();
-    let mut fields: Map<String, Value> = json!({
-        "name": name,
-        "disk_format": disk_format,
-        "container_format": "bare",
-    })
-    .as_object()
-    .unwrap()
-    .clone();
-    if let Value::Object(extra) = extra {
-        fields.extend(extra);
-    }
-    let image = glance.create_image(&ctx, &fields).await.unwrap();
-    glance
-        .upload(&ctx, &image.id, UploadData::File(file.to_path_buf()))
-        .await
-        .unwrap();
-    let shown = glance.show_image(&ctx, &image.id).await.unwrap();
-    assert_eq!(shown.status, "active");
-    shown
-}
-
-async fn download(glance: &GlanceClient, image: &ImageMeta) -> Vec<u8> {
-    let mut data = glance
-        .download(&ImageContext::default(), image)
-        .await
-        .unwrap();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = data.chunk().await.unwrap() {
-        bytes.extend_from_slice(&chunk);
-    }
-    bytes
-}
+use image_common::{MIB, assert_file_holds, client, disk_data, download, image_from_file};
+use serde_json::json;
 
 async fn start(glance: &Glance) -> Cluster {
     Cluster::start(
@@ -91,16 +29,7 @@ fn volume_file(c: &Cluster, id: &str) -> std::path::PathBuf {
 
 /// The volume file holds `data` then zeros up to its size.
 fn assert_volume_holds(c: &Cluster, id: &str, data: &[u8]) {
-    let content = std::fs::read(volume_file(c, id)).unwrap();
-    assert_eq!(content.len(), 1 << 30, "a 1 GiB volume");
-    assert!(
-        content[..data.len()] == *data,
-        "the image data, byte for byte"
-    );
-    assert!(
-        content[data.len()..].iter().all(|b| *b == 0),
-        "zeros past the image"
-    );
+    assert_file_holds(&volume_file(c, id), data, 1);
 }
 
 fn conversion_leftovers(c: &Cluster) -> Vec<String> {

@@ -29,6 +29,7 @@ mod group_rows;
 mod group_snapshots_repo;
 mod groups;
 mod groups_repo;
+mod image_cache;
 mod journal;
 mod manage;
 mod messages;
@@ -71,6 +72,7 @@ pub use groups::{
     GroupSnapshotColumn, GroupSnapshotQuery, GroupSnapshotRepository, GroupTypeRepository,
     GroupUpdate, NewGroup, NewGroupSnapshot, NewGroupType,
 };
+pub use image_cache::{ImageCacheEntry, ImageCacheRepository, NewImageCacheEntry};
 pub use journal::JournalRepository;
 pub use manage::{ManageRepository, NewManagedVolume};
 pub use messages::MessageRepository;
@@ -125,6 +127,7 @@ pub trait Database:
     + MigrationRepository
     + ManageRepository
     + BackupRepository
+    + ImageCacheRepository
     + std::fmt::Debug
     + Send
     + Sync
@@ -153,6 +156,7 @@ impl<T> Database for T where
         + MigrationRepository
         + ManageRepository
         + BackupRepository
+        + ImageCacheRepository
         + std::fmt::Debug
         + Send
         + Sync

@@ -101,6 +101,11 @@ const MIGRATIONS: &[Migration] = &[
         },
     },
     Migration {
+        version: 12,
+        description: "image-volume cache entries",
+        sql: Script::Neutral(include_str!("migrations/0012_image_volume_cache.sql")),
+    },
+    Migration {
         version: 13,
         description: "temporary volumes and snapshots of backups",
         sql: Script::Neutral(include_str!("migrations/0013_backup_temporaries.sql")),

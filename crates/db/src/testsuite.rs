@@ -34,6 +34,8 @@ pub use groups::{
     group_lifecycle_keeps_quota_and_journal, group_lists_filter_sort_and_paginate,
     group_snapshots_and_groups_from_sources, group_types_specs_and_access,
 };
+mod image_cache;
+pub use image_cache::image_cache_entries_follow_their_volumes;
 mod manage;
 pub use manage::{manage_and_unmanage_snapshots, manage_and_unmanage_volumes};
 mod surface;
@@ -251,6 +253,7 @@ macro_rules! conformance_checks {
             backup_temporaries_and_restores_into_new_volumes,
             volume_lists_walk_indexes,
             volume_counters_follow_rows,
+            image_cache_entries_follow_their_volumes,
         }
     };
 }

@@ -462,6 +462,10 @@ pub async fn start_volume(
         ),
         ctx.clock.clone(),
     );
+    let manager = manager.with_image_cache(clinker_volume::ImageCacheSettings::from_options(
+        &ctx.config.image,
+        &backend.name,
+    ));
     let manager = Arc::new(match images {
         Some(images) => manager.with_images(images),
         None => manager,

@@ -19,6 +19,20 @@ pub struct Glance {
     pub dir: PathBuf,
 }
 
+impl Glance {
+    /// How many times image `image_id`'s data was requested (`GET
+    /// /v2/images/<id>/file`), counted in uWSGI's request log: what a
+    /// test of the image-volume cache counts downloads with.
+    pub fn data_requests(&self, image_id: &str) -> usize {
+        let wanted = format!("GET /v2/images/{image_id}/file ");
+        std::fs::read_to_string(self.dir.join("log").join("uwsgi.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(&wanted))
+            .count()
+    }
+}
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/glance.sh")
 }

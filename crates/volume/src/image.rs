@@ -124,14 +124,89 @@ impl VolumeManager {
                 reschedulable: matches!(e, ImageError::ConnectionFailed(_)),
             })?;
         let spec = volume_spec(volume);
+        if self.image_cache_for(volume).is_some() {
+            // One download per image and backend at a time, so that two
+            // creates of an uncached image fill one entry (Cinder's
+            // `synchronized('{image_id}')` around the cache fill).
+            let _filling = self.locks.lock(&format!("image-cache-{}", image.id)).await;
+            if let Some(update) = self.clone_from_image_cache(context, volume, &image).await {
+                if let Err(failure) = self.record_image_metadata(volume.id, &image).await {
+                    self.remove_failed_image_volume(volume).await;
+                    return Err(failure);
+                }
+                return Ok(update);
+            }
+            return self
+                .download_and_cache(context, &ictx, &transfer, volume, &image)
+                .await;
+        }
         let update = self.driver.create_volume(&spec).await?;
         let filled = self.fill_from_image(&ictx, &transfer, volume, &image).await;
         match filled {
             Ok(()) => Ok(update),
             Err(failure) => {
-                if let Err(e) = self.driver.delete_volume(&spec).await {
-                    tracing::warn!(volume_id = %volume.id, error = %e, "cannot remove the volume of a failed image copy");
-                }
+                self.remove_failed_image_volume(volume).await;
+                Err(failure)
+            }
+        }
+    }
+
+    async fn remove_failed_image_volume(&self, volume: &Volume) {
+        if let Err(e) = self.driver.delete_volume(&volume_spec(volume)).await {
+            tracing::warn!(volume_id = %volume.id, error = %e, "cannot remove the volume of a failed image copy");
+        }
+    }
+
+    /// A cache miss (Cinder's `_create_from_image_cache_or_download` with
+    /// a cache entry to make): the volume is made at the image's size,
+    /// filled from Glance, cloned into a new cache entry, then extended to
+    /// the size asked for.
+    async fn download_and_cache(
+        &self,
+        context: &RequestContext,
+        ictx: &ImageContext,
+        transfer: &ImageTransfer,
+        volume: &Volume,
+        image: &ImageMeta,
+    ) -> Result<ModelUpdate, CreateFailure> {
+        let image_size = crate::image_cache::image_size_gb(image)
+            .filter(|size| *size < volume.size)
+            .unwrap_or(volume.size);
+        let at_image_size = Volume {
+            size: image_size,
+            ..volume.clone()
+        };
+        let update = self
+            .driver
+            .create_volume(&volume_spec(&at_image_size))
+            .await?;
+        let created = Volume {
+            provider_location: update.provider_location.clone(),
+            provider_auth: update.provider_auth.clone(),
+            provider_id: update.provider_id.clone(),
+            ..at_image_size
+        };
+        let filled = async {
+            self.fill_from_image(ictx, transfer, &created, image)
+                .await?;
+            self.add_to_image_cache(context, &created, image).await;
+            if created.size < volume.size {
+                self.driver
+                    .extend_volume(&volume_spec(&created), volume.size)
+                    .await
+                    .map_err(|error| CreateFailure {
+                        error,
+                        message: None,
+                        reschedulable: false,
+                    })?;
+            }
+            Ok(())
+        }
+        .await;
+        match filled {
+            Ok(()) => Ok(update),
+            Err(failure) => {
+                self.remove_failed_image_volume(volume).await;
                 Err(failure)
             }
         }
@@ -202,14 +277,24 @@ impl VolumeManager {
         };
         tracing::info!(volume_id = %volume.id, image_id = %image.id, format = fetched.format.as_str(),
             converted = fetched.converted, "image copied to volume");
+        self.record_image_metadata(volume.id, image).await
+    }
+
+    /// The volume gets the image's metadata and becomes bootable (Cinder's
+    /// `_handle_bootable_volume_glance_meta`).
+    async fn record_image_metadata(
+        &self,
+        volume_id: clinker_types::VolumeId,
+        image: &ImageMeta,
+    ) -> Result<(), CreateFailure> {
         let metadata = clinker_image::metadata::volume_glance_metadata(image);
         let recorded = async {
             self.db
-                .set_volume_metadata(volume.id, MetadataKind::Glance, &metadata, true)
+                .set_volume_metadata(volume_id, MetadataKind::Glance, &metadata, true)
                 .await?;
             self.db
                 .update_volume(
-                    volume.id,
+                    volume_id,
                     VolumeUpdate {
                         bootable: Some(true),
                         ..VolumeUpdate::default()
@@ -218,11 +303,10 @@ impl VolumeManager {
                 .await
         }
         .await;
-        recorded.map(|_| ()).map_err(|e: DbError| {
-            not_rescheduled(
-                DriverError::Backend(format!("cannot record the image metadata: {e}")),
-                None,
-            )
+        recorded.map(|_| ()).map_err(|e: DbError| CreateFailure {
+            error: DriverError::Backend(format!("cannot record the image metadata: {e}")),
+            message: None,
+            reschedulable: false,
         })
     }
 

@@ -15,6 +15,7 @@ mod attach;
 mod backup;
 mod groups;
 mod image;
+mod image_cache;
 mod locks;
 mod manage;
 pub mod manager;
@@ -28,4 +29,5 @@ mod stats;
 mod test_support;
 pub mod usage;
 
+pub use image_cache::ImageCacheSettings;
 pub use manager::{BackendHealth, ManagerOptions, VolumeManager};

@@ -71,6 +71,8 @@ pub struct VolumeManager {
     pub(crate) last_stats: RwLock<Option<serde_json::Map<String, Value>>>,
     /// The image data path (`with_images`).
     pub(crate) images: Option<Arc<clinker_image::ImageTransfer>>,
+    /// The image-volume cache, when on (`with_image_cache`).
+    pub(crate) image_cache: Option<crate::image_cache::ImageCacheSettings>,
 }
 
 impl std::fmt::Debug for VolumeManager {
@@ -157,6 +159,7 @@ impl VolumeManager {
             locks: KeyedLocks::default(),
             last_stats: RwLock::new(None),
             images: None,
+            image_cache: None,
         }
     }
 

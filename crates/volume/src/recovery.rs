@@ -32,6 +32,7 @@ impl VolumeManager {
                 self.set_health(true, None);
                 self.recover(&context, None).await;
                 self.settle_uploads().await;
+                self.settle_image_cache().await;
                 self.ensure_exports().await;
                 self.reconcile_exports().await;
                 self.remove_orphans().await;

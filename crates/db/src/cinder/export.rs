@@ -198,15 +198,17 @@ async fn read_rows(
             row.push((cinder, convert(c.conv, value, cgsnapshot_type)));
         }
         // Cinder reads only rows whose `deleted` is false (not NULL).
-        row.push((
-            "deleted",
-            if table.cinder == "volume_type_projects" {
-                Out::Int(Some(0))
-            } else {
-                Out::Bool(Some(0))
-            },
-        ));
-        if !writes_created {
+        if table.bookkeeping {
+            row.push((
+                "deleted",
+                if table.cinder == "volume_type_projects" {
+                    Out::Int(Some(0))
+                } else {
+                    Out::Bool(Some(0))
+                },
+            ));
+        }
+        if table.bookkeeping && !writes_created {
             row.push(("created_at", Out::Time(Some(now))));
         }
         if table.uuid_id {

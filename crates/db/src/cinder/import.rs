@@ -150,12 +150,6 @@ const NOT_CARRIED: &[(&str, bool, &str, &str)] = &[
         "Cinder's cleanup journal; Clinker keeps its own",
     ),
     (
-        "image_volume_cache_entries",
-        false,
-        "",
-        "the image-volume cache is rebuilt by Clinker",
-    ),
-    (
         "driver_initiator_data",
         false,
         "",
@@ -190,6 +184,7 @@ pub const TARGET_TABLES: &[&str] = &[
     "group_volume_types",
     "group_snapshots",
     "transfers",
+    "image_volume_cache_entries",
     "messages",
     "quotas",
     "quota_classes",

@@ -169,6 +169,9 @@ pub(super) struct Table {
     pub select: Option<String>,
     /// Cinder's row id is a generated UUID (Clinker keeps none).
     pub uuid_id: bool,
+    /// Cinder's table has its bookkeeping columns (`deleted`,
+    /// `created_at`), which the export fills when Clinker has no value.
+    pub bookkeeping: bool,
     /// A column holding the id of a parent row of another kind: the row
     /// is skipped with its parent.
     pub parent: Option<(&'static str, &'static str)>,
@@ -303,6 +306,7 @@ impl Table {
             from: Some(from),
             select: Some(String::new()),
             uuid_id: false,
+            bookkeeping: true,
             parent: None,
             check: no_check,
             fix: no_fix,
@@ -318,6 +322,12 @@ impl Table {
     /// The export's `WHERE … ORDER BY …` (alias `x`).
     fn exporting(mut self, select: impl Into<String>) -> Self {
         self.select = Some(select.into());
+        self
+    }
+
+    /// Cinder's table has no `deleted` or `created_at` column.
+    fn without_bookkeeping(mut self) -> Self {
+        self.bookkeeping = false;
         self
     }
 
@@ -748,6 +758,32 @@ pub(super) fn tables(s: &Src) -> Vec<Table> {
             )),
             child("transfers", "x", "volumes", "v", "volume_id"),
         )
+        .child_of("volume_id", "volume"),
+        // The image-volume cache: Cinder's rows have no `deleted` or
+        // `created_at` column and a generated integer id (each side
+        // numbers its own).
+        Table::new(
+            (
+                "image-volume cache entry",
+                "image_volume_cache_entries",
+                "image_volume_cache_entries",
+                "volume_id",
+            ),
+            vec![
+                same("host", Text),
+                same("cluster_name", Text),
+                same("image_id", Text),
+                same("image_updated_at", Time),
+                same("volume_id", Text),
+                same("size", Int(Some(0))),
+                same("last_used", Created),
+            ],
+            format!(
+                "image_volume_cache_entries x JOIN volumes v ON v.id = x.volume_id WHERE {}",
+                live("v")
+            ),
+        )
+        .without_bookkeeping()
         .child_of("volume_id", "volume"),
         Table::new(
             ("message", "messages", "messages", "id"),

@@ -507,6 +507,9 @@ impl Db {
             "DELETE FROM volume_attachment WHERE volume_id = ?",
             // A force-deleted volume may still be offered for transfer.
             "DELETE FROM transfers WHERE volume_id = ?",
+            // A cached image-volume deleted by anyone leaves the cache
+            // (Cinder's `evict` in `delete_volume`).
+            "DELETE FROM image_volume_cache_entries WHERE volume_id = ?",
             "DELETE FROM volumes WHERE id = ?",
         ] {
             batch.push(self, sql, vec![Arg::Text(id.clone())]);
