@@ -14,51 +14,17 @@ mod common;
 
 use std::path::Path;
 
-use clinker_image::glance::UploadData;
-use clinker_image::{GlanceClient, GlanceSettings, ImageContext, ImageMeta};
+use clinker_image::{GlanceClient, GlanceSettings, ImageContext};
 use clinker_testkit::ceph::{Ceph, POOL};
 use clinker_testkit::glance::{glance_on_rbd, has_qemu_img, qemu_img};
 use common::Cluster;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use common::images::{disk_data, image_from_file};
 use serde_json::{Value, json};
 
 const MIB: usize = 1 << 20;
 const GIB: usize = 1 << 30;
 /// Glance's pool on the test cluster.
 const IMAGES: &str = "images";
-
-/// `len` bytes of random data with a run of zeros in the middle.
-fn disk_data(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut data = vec![0u8; len];
-    rng.fill(&mut data[..len / 3]);
-    rng.fill(&mut data[2 * len / 3..]);
-    data
-}
-
-/// An active image with `file`'s content, as Glance stores it (in Ceph).
-async fn image_from_file(
-    glance: &GlanceClient,
-    name: &str,
-    disk_format: &str,
-    file: &Path,
-) -> ImageMeta {
-    let ctx = ImageContext::default();
-    let fields = json!({"name": name, "disk_format": disk_format, "container_format": "bare",
-        "hw_disk_bus": "scsi"});
-    let image = glance
-        .create_image(&ctx, fields.as_object().unwrap())
-        .await
-        .unwrap();
-    glance
-        .upload(&ctx, &image.id, UploadData::File(file.to_path_buf()))
-        .await
-        .unwrap();
-    let shown = glance.show_image(&ctx, &image.id).await.unwrap();
-    assert_eq!(shown.status, "active");
-    shown
-}
 
 /// The RBD image of volume `id` holds `data` then zeros, 1 GiB in all.
 fn assert_volume_holds(ceph: &Ceph, scratch: &Path, id: &str, data: &[u8], what: &str) {
@@ -114,7 +80,7 @@ async fn rbd_volumes_clone_upload_and_reimage_with_a_glance_on_the_same_cluster(
     let data = disk_data(21, 3 * MIB);
     let raw_path = work.join("disk.raw");
     std::fs::write(&raw_path, &data).unwrap();
-    let raw = image_from_file(&glance, "rbd-raw", "raw", &raw_path).await;
+    let raw = image_from_file(&glance, "rbd-raw", "raw", &raw_path, json!({"hw_disk_bus": "scsi"})).await;
     let location = raw.direct_url.clone().unwrap();
     assert!(
         location.ends_with(&format!("/{IMAGES}/{}/snap", raw.id)),
@@ -155,7 +121,7 @@ async fn rbd_volumes_clone_upload_and_reimage_with_a_glance_on_the_same_cluster(
         other_raw.to_str().unwrap(),
         qcow2_path.to_str().unwrap(),
     ]);
-    let qcow2 = image_from_file(&glance, "rbd-qcow2", "qcow2", &qcow2_path).await;
+    let qcow2 = image_from_file(&glance, "rbd-qcow2", "qcow2", &qcow2_path, json!({})).await;
     let downloaded = c
         .available_volume(json!({"size": 1, "imageRef": qcow2.id}))
         .await;
