@@ -14,7 +14,7 @@ use clinker_image::{GlanceClient, GlanceSettings, ImageContext, ImageMeta};
 use clinker_testkit::glance::{Glance, glance, has_qemu_img, qemu_img, serial};
 use common::images::{disk_data, image_from_file};
 use common::{Cluster, FILE_BACKEND};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const MIB: usize = 1 << 20;
 
