@@ -38,13 +38,7 @@ fn assert_volume_holds(ceph: &Ceph, scratch: &Path, id: &str, data: &[u8], what:
 }
 
 fn rbd_parent(ceph: &Ceph, id: &str) -> Value {
-    ceph.rbd_json(&[
-        "info",
-        "--format",
-        "json",
-        &format!("{POOL}/volume-{id}"),
-    ])["parent"]
-        .clone()
+    ceph.rbd_json(&["info", "--format", "json", &format!("{POOL}/volume-{id}")])["parent"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -80,7 +74,14 @@ async fn rbd_volumes_clone_upload_and_reimage_with_a_glance_on_the_same_cluster(
     let data = disk_data(21, 3 * MIB);
     let raw_path = work.join("disk.raw");
     std::fs::write(&raw_path, &data).unwrap();
-    let raw = image_from_file(&glance, "rbd-raw", "raw", &raw_path, json!({"hw_disk_bus": "scsi"})).await;
+    let raw = image_from_file(
+        &glance,
+        "rbd-raw",
+        "raw",
+        &raw_path,
+        json!({"hw_disk_bus": "scsi"}),
+    )
+    .await;
     let location = raw.direct_url.clone().unwrap();
     assert!(
         location.ends_with(&format!("/{IMAGES}/{}/snap", raw.id)),
@@ -91,7 +92,9 @@ async fn rbd_volumes_clone_upload_and_reimage_with_a_glance_on_the_same_cluster(
         .await;
     assert_eq!(status, 202, "{body}");
     let cloned = id.unwrap();
-    let v = c.wait_volume(&cloned, |s| s == Some("available") || s == Some("error")).await;
+    let v = c
+        .wait_volume(&cloned, |s| s == Some("available") || s == Some("error"))
+        .await;
     assert_eq!(v["status"], "available", "{v}");
     assert_eq!(v["bootable"], "true");
     let meta = &v["volume_image_metadata"];

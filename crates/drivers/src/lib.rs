@@ -204,9 +204,8 @@ pub struct ImageSource {
     pub length: u64,
     /// Waits for the producer once the reader was read to its end or
     /// dropped, and says whether it succeeded.
-    pub finish: std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), DriverError>> + Send>,
-    >,
+    pub finish:
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DriverError>> + Send>>,
 }
 
 impl std::fmt::Debug for ImageSource {

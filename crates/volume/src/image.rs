@@ -414,12 +414,9 @@ impl VolumeManager {
                     )
                     .await
                     .map_err(failed)?;
-                sink.finish().await.map_err(|e| {
-                    (
-                        e.to_string(),
-                        Some((mf::REIMAGE_VOLUME, mf::UNKNOWN_ERROR)),
-                    )
-                })?;
+                sink.finish()
+                    .await
+                    .map_err(|e| (e.to_string(), Some((mf::REIMAGE_VOLUME, mf::UNKNOWN_ERROR))))?;
             }
             RewriteTarget::None => {
                 return Err((

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use clinker_drivers::targets::ReconcileReport;
 use clinker_drivers::{
-    DriverError, ImageLocations, ImageSink, ImageSource, LocalDevice, ManageRef, ManageableObject, ModelUpdate, RetypeDiff,
-    SnapshotSpec, VolumeDriver, VolumeSpec,
+    DriverError, ImageLocations, ImageSink, ImageSource, LocalDevice, ManageRef, ManageableObject,
+    ModelUpdate, RetypeDiff, SnapshotSpec, VolumeDriver, VolumeSpec,
 };
 use clinker_runtime::metrics;
 use clinker_types::connection::{ConnectionInfo, Connector};

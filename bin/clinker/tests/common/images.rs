@@ -48,4 +48,3 @@ pub async fn image_from_file(
     assert_eq!(shown.status, "active");
     shown
 }
-

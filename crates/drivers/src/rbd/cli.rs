@@ -387,7 +387,11 @@ impl CephCli {
 
     /// Waits for a command whose stdout was streamed and dropped, and
     /// classifies its failure.
-    pub(crate) async fn finish_reading(&self, what: &str, exit: ChildExit) -> Result<(), CephError> {
+    pub(crate) async fn finish_reading(
+        &self,
+        what: &str,
+        exit: ChildExit,
+    ) -> Result<(), CephError> {
         match exit.finish().await {
             Ok(out) if out.success() => Ok(()),
             Ok(out) => Err(classify(what, &out)),

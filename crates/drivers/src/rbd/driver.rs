@@ -370,7 +370,9 @@ impl VolumeDriver for RbdDriver {
         volume: &VolumeSpec,
     ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
         let image = self.image(&volume.name)?;
-        Ok(Some(Box::new(self.start_import(image, volume.size_gb).await?)))
+        Ok(Some(Box::new(
+            self.start_import(image, volume.size_gb).await?,
+        )))
     }
 
     /// A temporary image's extents written into the volume's emptied head

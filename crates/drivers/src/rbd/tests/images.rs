@@ -94,11 +94,16 @@ async fn a_clone_that_cannot_be_grown_is_removed() {
     let d = driver(&fake);
     let v = volume(2);
     fake.on(
-        &rbd(&format!("resize --no-progress --size 2048M volumes/{}", v.name)),
+        &rbd(&format!(
+            "resize --no-progress --size 2048M volumes/{}",
+            v.name
+        )),
         Output::failed(28, "rbd: resize error: (28) No space left on device"),
     );
     let here = format!("rbd://{FSID}/images/i1/snap");
-    d.clone_image(&v, &image("raw", &[&here])).await.unwrap_err();
+    d.clone_image(&v, &image("raw", &[&here]))
+        .await
+        .unwrap_err();
     assert_eq!(
         fake.calls().last().unwrap(),
         &rbd(&format!("rm --no-progress volumes/{}", v.name))
