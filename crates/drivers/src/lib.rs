@@ -181,6 +181,11 @@ pub trait ImageSink: Send {
     /// # Errors
     /// The backend's: the volume then holds nothing usable.
     async fn finish(self: Box<Self>) -> Result<(), DriverError>;
+
+    /// Gives the stream up after the data failed: whatever the sink made
+    /// on the side is removed, and an existing volume is left as it was
+    /// where the backend can. The default just drops it.
+    async fn abort(self: Box<Self>) {}
 }
 
 /// A Glance image as [`VolumeDriver::clone_image`] sees it.

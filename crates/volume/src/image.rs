@@ -223,8 +223,14 @@ impl VolumeManager {
         } else if let Some(mut sink) = self.driver.image_sink(&spec).await? {
             let fetched = transfer
                 .fetch_image_to_volume(ictx, image, VolumeTarget::Writer(sink.writer()), size_bytes)
-                .await
-                .map_err(copy_failed)?;
+                .await;
+            let fetched = match fetched {
+                Ok(fetched) => fetched,
+                Err(e) => {
+                    sink.abort().await;
+                    return Err(copy_failed(e));
+                }
+            };
             sink.finish().await.map_err(|e| {
                 not_rescheduled(e, Some((mf::COPY_IMAGE_TO_VOLUME, mf::UNKNOWN_ERROR)))
             })?;
@@ -405,15 +411,18 @@ impl VolumeManager {
                     .map_err(failed)?;
             }
             RewriteTarget::Sink(mut sink) => {
-                transfer
+                let fetched = transfer
                     .fetch_image_to_volume(
                         &ictx,
                         &image,
                         VolumeTarget::Writer(sink.writer()),
                         size_bytes,
                     )
-                    .await
-                    .map_err(failed)?;
+                    .await;
+                if let Err(e) = fetched {
+                    sink.abort().await;
+                    return Err(failed(e));
+                }
                 sink.finish()
                     .await
                     .map_err(|e| (e.to_string(), Some((mf::REIMAGE_VOLUME, mf::UNKNOWN_ERROR))))?;

@@ -54,6 +54,26 @@ pub(super) struct RbdImport {
 }
 
 impl RbdImport {
+    /// Waits for `rbd import` on what it got (a stream cut short may still
+    /// make an image), then removes the image.
+    async fn discard(self) {
+        let Self {
+            child,
+            what,
+            cli,
+            image,
+            ..
+        } = self;
+        let _ = cli.finish_piped(&what, child).await;
+        match cli.run(&cli.rm(&image)).await {
+            Ok(_) => {}
+            Err(e) if e.kind == CephErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(image = %image, error = %e, "cannot remove the image of a failed import");
+            }
+        }
+    }
+
     async fn complete(self) -> Result<(), DriverError> {
         let Self {
             child,
@@ -79,6 +99,10 @@ impl ImageSink for RbdImport {
 
     async fn finish(self: Box<Self>) -> Result<(), DriverError> {
         self.complete().await
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.discard().await;
     }
 }
 
@@ -117,6 +141,11 @@ impl ImageSink for RbdOverwrite {
             }
         }
         result
+    }
+
+    /// The volume was not touched yet: only the temporary image goes.
+    async fn abort(self: Box<Self>) {
+        self.import.discard().await;
     }
 }
 

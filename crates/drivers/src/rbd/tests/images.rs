@@ -109,3 +109,98 @@ async fn a_clone_that_cannot_be_grown_is_removed() {
         &rbd(&format!("rm --no-progress volumes/{}", v.name))
     );
 }
+
+#[tokio::test]
+async fn a_reimage_imports_aside_then_rewrites_the_head_in_place() {
+    use tokio::io::AsyncWriteExt;
+    let fake = FakeRunner::new();
+    let d = driver(&fake);
+    let v = volume(1);
+    fake.on(
+        &rbd(&format!("info --format json volumes/{}", v.name)),
+        Output::ok(PLAIN_INFO),
+    );
+    let mut sink = d.image_overwrite_sink(&v).await.unwrap().unwrap();
+    sink.writer().write_all(b"new data").await.unwrap();
+    sink.finish().await.unwrap();
+    let (vol, temp) = (
+        format!("volumes/{}", v.name),
+        format!("volumes/{}.reimage", v.name),
+    );
+    assert_eq!(
+        fake.calls(),
+        [
+            rbd(&format!("info --format json {vol}")),
+            rbd(&format!("rm --no-progress {temp}")),
+            rbd(&format!("import --no-progress --image-format 2 - {temp}")),
+            rbd(&format!("resize --no-progress --size 1024M {temp}")),
+            rbd(&format!(
+                "resize --no-progress --allow-shrink --size 0M {vol}"
+            )),
+            rbd(&format!("resize --no-progress --size 1024M {vol}")),
+            rbd(&format!("export-diff --no-progress {temp} -")),
+            rbd(&format!("import-diff --no-progress - {vol}")),
+            rbd(&format!("rm --no-progress {temp}")),
+        ],
+        "the volume is never removed or renamed: its snapshots stay"
+    );
+    assert_eq!(fake.commands()[2].stdin.as_deref(), Some(&b"new data"[..]));
+}
+
+#[tokio::test]
+async fn an_aborted_reimage_removes_only_the_temporary_image() {
+    let fake = FakeRunner::new();
+    let d = driver(&fake);
+    let v = volume(1);
+    fake.on(
+        &rbd(&format!("info --format json volumes/{}", v.name)),
+        Output::ok(PLAIN_INFO),
+    );
+    let sink = d.image_overwrite_sink(&v).await.unwrap().unwrap();
+    sink.abort().await;
+    let temp = format!("volumes/{}.reimage", v.name);
+    let calls = fake.calls();
+    assert_eq!(
+        calls.last().unwrap(),
+        &rbd(&format!("rm --no-progress {temp}"))
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains(" resize ") || c.contains("diff")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_streams_rbd_export_of_the_whole_volume() {
+    use tokio::io::AsyncReadExt;
+    let fake = FakeRunner::new();
+    let d = driver(&fake);
+    let v = volume(1);
+    fake.on(
+        &rbd(&format!("info --format json volumes/{}", v.name)),
+        Output::ok(PLAIN_INFO),
+    );
+    fake.on(
+        &rbd(&format!("export --no-progress volumes/{} -", v.name)),
+        Output::ok("volume bytes"),
+    );
+    let mut source = d.image_source(&v).await.unwrap().unwrap();
+    assert_eq!(source.length, 1 << 30, "the size rbd info reports");
+    let mut read = String::new();
+    source.reader.read_to_string(&mut read).await.unwrap();
+    assert_eq!(read, "volume bytes");
+    drop(source.reader);
+    source.finish.await.unwrap();
+
+    let gone = volume(1);
+    fake.on(
+        &rbd(&format!("info --format json volumes/{}", gone.name)),
+        Output::failed(2, include_str!("../fixtures/stderr-info-missing.txt")),
+    );
+    assert!(matches!(
+        d.image_source(&gone).await.unwrap_err(),
+        crate::DriverError::NotFound(_)
+    ));
+}
