@@ -194,4 +194,27 @@ async fn rbd_volumes_clone_upload_and_reimage_with_a_glance_on_the_same_cluster(
         "no temporary image left: {:?}",
         ceph.images()
     );
+
+    // Deleting the clone and what was made from it leaves Glance's image
+    // and its protected snapshot as they were.
+    for path in [
+        format!("/volumes/{from_snap}"),
+        format!("/snapshots/{snap}"),
+        format!("/volumes/{cloned}"),
+        format!("/volumes/{downloaded}"),
+    ] {
+        let (status, body) = c.delete(&path).await;
+        assert_eq!(status, 202, "{path}: {body}");
+        c.wait_gone(&path).await;
+    }
+    assert!(ceph.images().is_empty(), "{:?}", ceph.images());
+    let snaps = ceph.rbd_json(&[
+        "snap",
+        "ls",
+        "--format",
+        "json",
+        &format!("{IMAGES}/{}", raw.id),
+    ]);
+    assert_eq!(snaps[0]["name"], "snap", "{snaps}");
+    assert_eq!(snaps[0]["protected"], "true", "{snaps}");
 }
