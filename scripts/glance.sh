@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # glance.sh - a throw-away OpenStack Glance (Image service v2) for Clinker's
-# image tests: SQLite database, the `file` store, loopback only.
+# image tests: SQLite database, the `file` store (or `rbd`), loopback only.
 #
-# usage: scripts/glance.sh install
+# usage: scripts/glance.sh install [--with-ceph]
 #        GLANCE_DIR=DIR scripts/glance.sh up [--port N] [--auth noauth|keystone]
+#                                            [--store file|rbd]
 #        GLANCE_DIR=DIR scripts/glance.sh down | status
 #        scripts/glance.sh installed
 #
@@ -11,8 +12,12 @@
 #            scripts/glance-constraints.txt.  Idempotent: a venv whose stamp
 #            matches the pins is reused.  uWSGI is built from source by pip
 #            (needs gcc and the Python headers; ~1 min the first time).
+#            --with-ceph also links Debian's python3-rados / python3-rbd
+#            into the venv (scripts/link-ceph-bindings.sh), which
+#            glance_store's rbd driver imports.
 # installed  exit 0 when the venv is installed and current, 1 otherwise
-#            (tests use it to decide between running and skipping).
+#            (tests use it to decide between running and skipping);
+#            `installed --with-ceph` also needs the rados/rbd modules.
 # up         a new instance in GLANCE_DIR (which must not exist): config,
 #            `glance-manage db_sync`, uWSGI on 127.0.0.1:PORT (default 9292).
 #            Glance 33 has no standalone glance-api server any more: it runs
@@ -25,9 +30,15 @@
 #                        KS_PROJECT (defaults: scripts/keystone.sh's
 #                        clinker/secret in service); an https KS_URL is
 #                        trusted through the CA bundle KS_CAFILE.
-#            Images are stored as GLANCE_DIR/images/<image id> (tests
-#            replace such a file to simulate corruption).  `direct_url` is
-#            shown.  Upload inspection (Glance's own format checks) applies
+#            --store file (default): images are stored as
+#            GLANCE_DIR/images/<image id> (tests replace such a file to
+#            simulate corruption).
+#            --store rbd: images are RBD images in pool RBD_STORE_POOL
+#            (default images) of the cluster CEPH_CONF names, as cephx
+#            user CEPH_USER (default cinder), each with its protected
+#            snapshot `snap` (glance_store's rbd driver; needs
+#            `install --with-ceph`); `locations` are shown too.
+#            `direct_url` is shown.  Upload inspection (Glance's own format checks) applies
 #            to container_format=bare only.
 # down       stops the instance in GLANCE_DIR (the pid in its pid file, and
 #            only when that process runs from this GLANCE_DIR) and removes
@@ -42,6 +53,7 @@
 #   OWNER_PID      with `up`: a watchdog runs `down` when that process exits
 #                  (a test killed by a timeout leaks no server)
 #   PYTHON         interpreter for the venv (python3, >= 3.10)
+#   CEPH_CONF, CEPH_USER, RBD_STORE_POOL   with `up --store rbd` (see above)
 #
 # Clients must not send `Expect: 100-continue`: uWSGI never answers it and
 # the upload stalls (curl: -H 'Expect:').
@@ -71,10 +83,27 @@ is_installed() {
         && [ -x "$VENV/bin/uwsgi" ] && [ -x "$VENV/bin/glance-manage" ]
 }
 
+has_ceph_bindings() { "$VENV/bin/python" -c 'import rados, rbd' 2>/dev/null; }
+
+cmd_installed() {
+    is_installed || return 1
+    case ${1:-} in
+        "") ;;
+        --with-ceph) has_ceph_bindings ;;
+        *) usage ;;
+    esac
+}
+
 cmd_install() {
-    local t0
+    local t0 ceph=0
+    case ${1:-} in
+        "") ;;
+        --with-ceph) ceph=1 ;;
+        *) usage ;;
+    esac
     t0=$(now)
     if is_installed; then
+        [ $ceph = 0 ] || bash "$SCRIPTS/link-ceph-bindings.sh" "$VENV" "glance_store's rbd driver" >&2
         say "install: up to date ($VENV, $(since "$t0") s)"
         return 0
     fi
@@ -90,6 +119,7 @@ cmd_install() {
     "$VENV/bin/pip" install -q --disable-pip-version-check -c "$PINS" "glance==$VERSION" uwsgi
     install_stamp > "$VENV/.clinker-stamp"
     exec 8>&-
+    [ $ceph = 0 ] || bash "$SCRIPTS/link-ceph-bindings.sh" "$VENV" "glance_store's rbd driver" >&2
     say "install: done in $(since "$t0") s"
 }
 
@@ -113,17 +143,18 @@ our_pid() {
 
 port_answers() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-write_conf() { # port auth
-    local port=$1 auth=$2 flavor=""
+write_conf() { # port auth store
+    local port=$1 auth=$2 store=$3 flavor="" backend=fs locations=false
     [ "$auth" = keystone ] && flavor=keystone
+    if [ "$store" = rbd ]; then backend=ceph; locations=true; fi
     cp "$VENV/etc/glance/glance-api-paste.ini" "$GLANCE_DIR/etc/"
     cat > "$GLANCE_DIR/etc/glance-api.conf" <<EOF
 # written by scripts/glance.sh up; throw-away, loopback only
 [DEFAULT]
-enabled_backends = fs:file
+enabled_backends = $backend:$store
 enabled_import_methods = [glance-direct]
 show_image_direct_url = true
-show_multiple_locations = false
+show_multiple_locations = $locations
 image_cache_dir = $GLANCE_DIR/cache
 log_file = $GLANCE_DIR/log/glance-api.log
 debug = false
@@ -134,10 +165,16 @@ worker_self_reference_url = http://$HOST:$port
 connection = sqlite:///$GLANCE_DIR/glance.sqlite
 
 [glance_store]
-default_backend = fs
+default_backend = $backend
 
 [fs]
 filesystem_store_datadir = $GLANCE_DIR/images/
+
+[ceph]
+rbd_store_pool = ${RBD_STORE_POOL:-images}
+rbd_store_user = ${CEPH_USER:-cinder}
+rbd_store_ceph_conf = ${CEPH_CONF:-/etc/ceph/ceph.conf}
+rbd_store_chunk_size = 4
 
 [os_glance_staging_store]
 filesystem_store_datadir = $GLANCE_DIR/staging/
@@ -194,9 +231,11 @@ start_watchdog() { # owner pid
 }
 
 cmd_up() {
-    local port=${GLANCE_PORT:-9292} auth=noauth t0 i
+    local port=${GLANCE_PORT:-9292} auth=noauth store=file t0 i
     while [ $# -gt 0 ]; do
         case $1 in
+            --store) store=${2:?--store needs file or rbd}; shift 2 ;;
+            --store=*) store=${1#*=}; shift ;;
             --port) port=${2:?--port needs a value}; shift 2 ;;
             --port=*) port=${1#*=}; shift ;;
             --auth) auth=${2:?--auth needs noauth or keystone}; shift 2 ;;
@@ -206,9 +245,14 @@ cmd_up() {
     done
     case $port in ''|*[!0-9]*) die "bad port '$port'" ;; esac
     case $auth in noauth|keystone) ;; *) die "--auth must be noauth or keystone" ;; esac
+    case $store in file|rbd) ;; *) die "--store must be file or rbd" ;; esac
     need_dir
     t0=$(now)
     is_installed || die "not installed in $VENV (run: $0 install)"
+    if [ "$store" = rbd ]; then
+        has_ceph_bindings || die "the venv cannot import rados/rbd (run: $0 install --with-ceph)"
+        [ -r "${CEPH_CONF:-/etc/ceph/ceph.conf}" ] || die "--store rbd: no readable ceph.conf (set CEPH_CONF)"
+    fi
     [ ! -e "$GLANCE_DIR" ] || die "$GLANCE_DIR exists; run '$0 down' first or pick another GLANCE_DIR"
     port_answers "$port" && die "port $port on $HOST is already in use; choose another --port"
     mkdir -p "$GLANCE_DIR"/{etc,images,staging,tasks,cache,log}
@@ -216,7 +260,7 @@ cmd_up() {
     [ -z "${OWNER_PID:-}" ] || start_watchdog "$OWNER_PID"
     # On any failure below, leave nothing running.
     trap 'rc=$?; [ $rc = 0 ] || { say "up failed; stopping"; cmd_down >/dev/null 2>&1 || true; }; exit $rc' EXIT
-    write_conf "$port" "$auth"
+    write_conf "$port" "$auth" "$store"
     # A new instance starts from a copy of a database migrated once with
     # this venv instead of spending ~10 s on the migrations every time.
     local golden=$VENV/clinker-synced.sqlite
@@ -246,7 +290,7 @@ cmd_up() {
     done
     echo "$port" > "$GLANCE_DIR/port"
     trap - EXIT
-    say "up: [$(since "$t0") s] http://$HOST:$port (auth=$auth, store $GLANCE_DIR/images)"
+    say "up: [$(since "$t0") s] http://$HOST:$port (auth=$auth, store=$store)"
     echo "http://$HOST:$port"
 }
 
@@ -283,8 +327,8 @@ cmd_status() {
 }
 
 case ${1:-} in
-    install) cmd_install ;;
-    installed) is_installed ;;
+    install) shift; cmd_install "$@" ;;
+    installed) shift; cmd_installed "$@" ;;
     up) shift; cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;

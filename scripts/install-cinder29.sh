@@ -13,38 +13,16 @@
 # which runs cinder-volume with Cinder's RBD driver.
 #
 # Cinder's RBD driver imports the `rados` and `rbd` modules, which are not on
-# PyPI: they are Debian's python3-rados / python3-rbd (scripts/install-ceph.sh),
-# built against the system's librados. The venv sees exactly those two through
-# a .pth file naming a directory of links to them, rather than all of the
-# system's site-packages (--system-site-packages would also let Debian's
-# older oslo.* and eventlet, installed for Swift, stand in for anything the
-# venv lacks). Checked on every run, also when the venv is complete.
+# PyPI: scripts/link-ceph-bindings.sh links Debian's into the venv. Checked
+# on every run, also when the venv is complete.
 set -euo pipefail
 VENV="${CLINKER_CINDER_VENV:-$HOME/.cache/clinker-cinder29}"
 PINS=(cinder==29.0.0 boto3 python-swiftclient zstd PyMySQL psycopg2-binary)
 MARKER="$VENV/.clinker-pins"
-CEPH_BINDINGS=/usr/lib/python3/dist-packages
 
-# Links Debian's rados and rbd extension modules into the venv (see above);
-# says so and leaves the venv as it is when they are not installed.
+# Links Debian's rados and rbd extension modules into the venv.
 link_ceph_bindings() {
-  local suffix purelib dir mod found=0
-  suffix=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-  purelib=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  dir="$VENV/clinker-ceph-bindings"
-  for mod in rados rbd; do
-    [ -f "$CEPH_BINDINGS/$mod$suffix" ] && found=$((found + 1))
-  done
-  if [ $found != 2 ]; then
-    echo "python3-rados / python3-rbd for $suffix not installed (scripts/install-ceph.sh): Cinder's RBD driver will not load" >&2
-    return 0
-  fi
-  mkdir -p "$dir"
-  for mod in rados rbd; do
-    ln -sfn "$CEPH_BINDINGS/$mod$suffix" "$dir/$mod$suffix"
-  done
-  echo "$dir" > "$purelib/clinker-ceph-bindings.pth"
-  "$VENV/bin/python" -c 'import rados, rbd; print("ceph bindings: rados", rados.__file__)'
+  bash "$(dirname "${BASH_SOURCE[0]}")/link-ceph-bindings.sh" "$VENV" "Cinder's RBD driver"
 }
 
 if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "${PINS[*]}" ] && [ -x "$VENV/bin/python" ]; then

@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod image_common;
 
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use clinker_image::{ImageContext, ImageMeta};
 use clinker_testkit::glance::{Glance, glance, serial};
 use clinker_testkit::http::{Api, in_use};
 use common::Cluster;
-use image_common::{MIB, assert_file_holds, client, disk_data, image_from_file};
+use common::images::{MIB, assert_file_holds, client, disk_data, image_from_file};
 use serde_json::{Value, json};
 
 const INTERNAL_PROJECT: &str = "cache-project";

@@ -7,12 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod image_common;
 
 use clinker_image::ImageContext;
 use clinker_testkit::glance::{Glance, glance, has_qemu_img, qemu_img, serial};
 use common::{Cluster, FILE_BACKEND};
-use image_common::{MIB, assert_file_holds, client, disk_data, download, image_from_file};
+use common::images::{MIB, assert_file_holds, client, disk_data, download, image_from_file};
 use serde_json::json;
 
 async fn start(glance: &Glance) -> Cluster {

@@ -181,6 +181,44 @@ pub trait ImageSink: Send {
     /// # Errors
     /// The backend's: the volume then holds nothing usable.
     async fn finish(self: Box<Self>) -> Result<(), DriverError>;
+
+    /// Gives the stream up after the data failed: whatever the sink made
+    /// on the side is removed, and an existing volume is left as it was
+    /// where the backend can. The default just drops it.
+    async fn abort(self: Box<Self>) {}
+}
+
+/// A Glance image as [`VolumeDriver::clone_image`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageLocations {
+    /// The image id (for logs).
+    pub image_id: String,
+    /// Its `disk_format` (only `raw` images can be cloned).
+    pub disk_format: Option<String>,
+    /// Where its data is stored: the `locations` Glance shows, then its
+    /// `direct_url` (Cinder's `get_location`), whatever their scheme.
+    pub urls: Vec<String>,
+}
+
+/// A volume's raw bytes, streamed by the backend (see
+/// [`VolumeDriver::image_source`]).
+pub struct ImageSource {
+    /// The bytes from offset 0.
+    pub reader: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    /// How many bytes the reader yields: the volume's size.
+    pub length: u64,
+    /// Waits for the producer once the reader was read to its end or
+    /// dropped, and says whether it succeeded.
+    pub finish:
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DriverError>> + Send>>,
+}
+
+impl std::fmt::Debug for ImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageSource")
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A backend driver.
@@ -293,6 +331,49 @@ pub trait VolumeDriver: Send + Sync + std::fmt::Debug {
         &self,
         _volume: &VolumeSpec,
     ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
+        Ok(None)
+    }
+
+    /// Like [`Self::image_sink`], but into an existing volume whose
+    /// snapshots (and their clones) must stay as they are (reimage): the
+    /// volume's data is replaced by the bytes written, the rest reading as
+    /// zeros. `None` when the backend has no such stream. The default is
+    /// `None`.
+    ///
+    /// # Errors
+    /// The backend's, starting the stream.
+    async fn image_overwrite_sink(
+        &self,
+        _volume: &VolumeSpec,
+    ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
+        Ok(None)
+    }
+
+    /// For backends without a [`Self::local_device`]: the volume's raw
+    /// bytes as a stream (upload to image: `rbd export -`). `None` when the
+    /// backend has no such stream. The default is `None`.
+    ///
+    /// # Errors
+    /// [`DriverError::NotFound`] when the volume is gone; the backend's,
+    /// starting the stream.
+    async fn image_source(&self, _volume: &VolumeSpec) -> Result<Option<ImageSource>, DriverError> {
+        Ok(None)
+    }
+
+    /// Makes `volume` (not created yet) from the image's data where the
+    /// backend already stores it, without moving data (Cinder's
+    /// `clone_image`: the RBD driver clones a `rbd://fsid/pool/image/snap`
+    /// location on its own cluster). `None` when it cannot, and nothing
+    /// was made: the manager then creates the volume and copies the image
+    /// into it. The default is `None`.
+    ///
+    /// # Errors
+    /// The backend's, after which nothing of the volume is left.
+    async fn clone_image(
+        &self,
+        _volume: &VolumeSpec,
+        _image: &ImageLocations,
+    ) -> Result<Option<ModelUpdate>, DriverError> {
         Ok(None)
     }
 

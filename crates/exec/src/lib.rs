@@ -323,6 +323,47 @@ impl ReadingChild {
     }
 }
 
+impl ReadingChild {
+    /// Separates the stdout from the wait for the exit, for a consumer that
+    /// must own the reader (an HTTP body streamed to Glance): read the
+    /// stream to its end or drop it, then [`ChildExit::finish`].
+    pub fn into_parts(self) -> (Box<dyn AsyncRead + Send + Unpin>, ChildExit) {
+        let Self {
+            command,
+            stdout,
+            finish,
+        } = self;
+        (stdout, ChildExit { command, finish })
+    }
+}
+
+/// The exit of a [`ReadingChild`] whose stdout was taken
+/// ([`ReadingChild::into_parts`]).
+pub struct ChildExit {
+    command: String,
+    finish: Box<dyn FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send>,
+}
+
+impl fmt::Debug for ChildExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildExit")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl ChildExit {
+    /// Waits for the process to exit, as [`ReadingChild::finish`]; its
+    /// stdout must have been dropped (a process still writing would block
+    /// until its timeout).
+    ///
+    /// # Errors
+    /// As [`ReadingChild::finish`].
+    pub async fn finish(self) -> Result<Output, ExecError> {
+        (self.finish)().await
+    }
+}
+
 fn checked(command: String, out: Output) -> Result<Output, ExecError> {
     if out.success() {
         Ok(out)

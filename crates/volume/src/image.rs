@@ -3,12 +3,16 @@
 //! `volume/manager.py`): create a volume from a Glance image, and send a
 //! volume's data to a new image. The data moves through `clinker-image`
 //! ([`ImageTransfer`]) between Glance and the volume's local file or
-//! device ([`VolumeDriver::local_device`](clinker_drivers::VolumeDriver)).
+//! device ([`VolumeDriver::local_device`](clinker_drivers::VolumeDriver)),
+//! or the driver's streams where there is none (RBD: `image_sink`,
+//! `image_overwrite_sink`, `image_source`); a driver that can make the
+//! volume from the image where the backend already stores it
+//! (`clone_image`: RBD on Glance's own cluster) moves no data at all.
 
 use std::sync::Arc;
 
 use clinker_db::{DbError, MetadataKind, VolumeUpdate};
-use clinker_drivers::{DriverError, ModelUpdate};
+use clinker_drivers::{DriverError, ImageLocations, ImageSink, ModelUpdate};
 use clinker_image::glance::UploadData;
 use clinker_image::{ImageContext, ImageError, ImageMeta, ImageTransfer, VolumeTarget};
 use clinker_rpc::RequestContext;
@@ -73,6 +77,24 @@ fn as_driver_error(e: &ImageError) -> DriverError {
     }
 }
 
+/// Where Glance says the image's data is: its `locations`, then its
+/// `direct_url` (Cinder's `get_location`). Every scheme is offered to the
+/// driver's clone, as Cinder does; `allowed_direct_url_schemes` governs
+/// downloads only.
+fn image_locations(image: &ImageMeta) -> ImageLocations {
+    let mut urls: Vec<String> = image.locations.iter().map(|l| l.url.clone()).collect();
+    if let Some(direct) = &image.direct_url
+        && !urls.contains(direct)
+    {
+        urls.push(direct.clone());
+    }
+    ImageLocations {
+        image_id: image.id.clone(),
+        disk_format: image.disk_format.clone(),
+        urls,
+    }
+}
+
 /// The user message Cinder records for an image copy that failed.
 fn copy_message(e: &ImageError) -> (Action, Detail) {
     let detail = match e {
@@ -124,6 +146,20 @@ impl VolumeManager {
                 reschedulable: matches!(e, ImageError::ConnectionFailed(_)),
             })?;
         let spec = volume_spec(volume);
+        // Cinder asks the driver to clone the image where the backend
+        // stores it before anything is downloaded.
+        if let Some(update) = self
+            .driver
+            .clone_image(&spec, &image_locations(&image))
+            .await?
+        {
+            tracing::info!(volume_id = %volume.id, image_id = %image.id, "volume cloned from the image's own storage");
+            if let Err(failure) = self.record_image_metadata(volume.id, &image).await {
+                self.remove_failed_image_volume(volume).await;
+                return Err(failure);
+            }
+            return Ok(update);
+        }
         if self.image_cache_for(volume).is_some() {
             // One download per image and backend at a time, so that two
             // creates of an uncached image fill one entry (Cinder's
@@ -260,8 +296,14 @@ impl VolumeManager {
         } else if let Some(mut sink) = self.driver.image_sink(&spec).await? {
             let fetched = transfer
                 .fetch_image_to_volume(ictx, image, VolumeTarget::Writer(sink.writer()), size_bytes)
-                .await
-                .map_err(copy_failed)?;
+                .await;
+            let fetched = match fetched {
+                Ok(fetched) => fetched,
+                Err(e) => {
+                    sink.abort().await;
+                    return Err(copy_failed(e));
+                }
+            };
             sink.finish().await.map_err(|e| {
                 not_rescheduled(e, Some((mf::COPY_IMAGE_TO_VOLUME, mf::UNKNOWN_ERROR)))
             })?;
@@ -425,32 +467,49 @@ impl VolumeManager {
             .map_err(failed)?;
         let spec = volume_spec(volume);
         let size_bytes = u64::try_from(volume.size).unwrap_or(0) * GIB;
-        let device = self
-            .driver
-            .local_device(&spec)
-            .await
-            .map_err(|e| (e.to_string(), None))?
-            .ok_or_else(|| {
-                (
+        let driver_failed = |e: DriverError| (e.to_string(), None);
+        match self.rewrite_target(&spec).await.map_err(driver_failed)? {
+            RewriteTarget::Device(device) => {
+                transfer
+                    .fetch_image_to_volume(
+                        &ictx,
+                        &image,
+                        VolumeTarget::Path {
+                            path: &device.path,
+                            reads_as_zero: false,
+                        },
+                        size_bytes,
+                    )
+                    .await
+                    .map_err(failed)?;
+            }
+            RewriteTarget::Sink(mut sink) => {
+                let fetched = transfer
+                    .fetch_image_to_volume(
+                        &ictx,
+                        &image,
+                        VolumeTarget::Writer(sink.writer()),
+                        size_bytes,
+                    )
+                    .await;
+                if let Err(e) = fetched {
+                    sink.abort().await;
+                    return Err(failed(e));
+                }
+                sink.finish()
+                    .await
+                    .map_err(|e| (e.to_string(), Some((mf::REIMAGE_VOLUME, mf::UNKNOWN_ERROR))))?;
+            }
+            RewriteTarget::None => {
+                return Err((
                     format!(
-                        "the {} driver gives no local path to rewrite a volume",
+                        "the {} driver gives no way to rewrite a volume",
                         self.driver.driver_name()
                     ),
                     Some((mf::REIMAGE_VOLUME, mf::UNKNOWN_ERROR)),
-                )
-            })?;
-        transfer
-            .fetch_image_to_volume(
-                &ictx,
-                &image,
-                VolumeTarget::Path {
-                    path: &device.path,
-                    reads_as_zero: false,
-                },
-                size_bytes,
-            )
-            .await
-            .map_err(failed)?;
+                ));
+            }
+        }
         let metadata = clinker_image::metadata::volume_glance_metadata(&image);
         self.db
             .set_volume_metadata(volume.id, MetadataKind::Glance, &metadata, true)
@@ -515,23 +574,68 @@ impl VolumeManager {
             .show_image(ictx, image_id)
             .await
             .map_err(|e| e.to_string())?;
-        let device = self
+        let spec = volume_spec(volume);
+        let uploaded = if let Some(device) = self
             .driver
-            .local_device(&volume_spec(volume))
+            .local_device(&spec)
             .await
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                format!(
-                    "the {} driver gives no local path to read a volume from",
-                    self.driver.driver_name()
-                )
-            })?;
-        let uploaded = transfer
-            .upload_volume_to_image(ictx, &image, UploadData::File(device.path))
+        {
+            transfer
+                .upload_volume_to_image(ictx, &image, UploadData::File(device.path))
+                .await
+                .map_err(|e| e.to_string())?
+        } else if let Some(source) = self
+            .driver
+            .image_source(&spec)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+        {
+            let data = UploadData::Reader {
+                reader: source.reader,
+                length: source.length,
+            };
+            let sent = transfer.upload_volume_to_image(ictx, &image, data).await;
+            // The reader is consumed or dropped: the producer can be
+            // waited for; its failure means the data may be incomplete.
+            let produced = source.finish.await;
+            let uploaded = sent.map_err(|e| e.to_string())?;
+            produced.map_err(|e| e.to_string())?;
+            uploaded
+        } else {
+            return Err(format!(
+                "the {} driver gives no way to read a volume's data",
+                self.driver.driver_name()
+            ));
+        };
         tracing::info!(volume_id = %volume.id, image_id, format = uploaded.format.as_str(),
             converted = uploaded.converted, "volume uploaded to image");
         Ok(())
+    }
+}
+
+/// Where a reimage writes (see [`VolumeManager::rewrite_target`]).
+enum RewriteTarget {
+    /// The volume's local file or device, written in place.
+    Device(clinker_drivers::LocalDevice),
+    /// A stream that replaces the volume's data, keeping its snapshots.
+    Sink(Box<dyn ImageSink>),
+    /// The driver offers neither.
+    None,
+}
+
+impl VolumeManager {
+    /// The volume's local path, or else the driver's overwrite stream.
+    async fn rewrite_target(
+        &self,
+        spec: &clinker_drivers::VolumeSpec,
+    ) -> Result<RewriteTarget, DriverError> {
+        if let Some(device) = self.driver.local_device(spec).await? {
+            return Ok(RewriteTarget::Device(device));
+        }
+        Ok(match self.driver.image_overwrite_sink(spec).await? {
+            Some(sink) => RewriteTarget::Sink(sink),
+            None => RewriteTarget::None,
+        })
     }
 }

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use clinker_drivers::targets::ReconcileReport;
 use clinker_drivers::{
-    DriverError, ImageSink, LocalDevice, ManageRef, ManageableObject, ModelUpdate, RetypeDiff,
-    SnapshotSpec, VolumeDriver, VolumeSpec,
+    DriverError, ImageLocations, ImageSink, ImageSource, LocalDevice, ManageRef, ManageableObject,
+    ModelUpdate, RetypeDiff, SnapshotSpec, VolumeDriver, VolumeSpec,
 };
 use clinker_runtime::metrics;
 use clinker_types::connection::{ConnectionInfo, Connector};
@@ -95,6 +95,9 @@ metered_driver! {
     async fn list_volume_names(&self) -> Option<Vec<String>>;
     async fn local_device(&self, volume: &VolumeSpec) -> Option<LocalDevice>;
     async fn image_sink(&self, volume: &VolumeSpec) -> Option<Box<dyn ImageSink>>;
+    async fn image_overwrite_sink(&self, volume: &VolumeSpec) -> Option<Box<dyn ImageSink>>;
+    async fn image_source(&self, volume: &VolumeSpec) -> Option<ImageSource>;
+    async fn clone_image(&self, volume: &VolumeSpec, image: &ImageLocations) -> Option<ModelUpdate>;
     async fn revert_to_snapshot(&self, volume: &VolumeSpec, snapshot: &SnapshotSpec) -> ();
     async fn retype(&self, volume: &VolumeSpec, diff: &RetypeDiff) -> bool;
     async fn update_migrated_volume(&self, volume: &VolumeSpec, new_volume: &VolumeSpec) -> ModelUpdate;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod images;
+
 use std::sync::Arc;
 
 use clinker::wiring::{AllInOne, start_all_in_one};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clinker_config::RbdDriverOptions;
-use clinker_exec::{Command, CommandRunner, ExecError, PipedChild};
+use clinker_exec::{ChildExit, Command, CommandRunner, ExecError, PipedChild, ReadingChild};
 
 use super::error::{CephError, CephErrorKind, classify};
 use super::json::{PoolDetail, parse};
@@ -314,6 +314,92 @@ impl CephCli {
             Deadline::Data { size_gb },
             true,
         )
+    }
+
+    /// `rbd info` of a snapshot (an image location in Glance's pool).
+    pub(crate) fn snap_info(&self, snap: &SnapSpec) -> CephCommand {
+        let spec = snap.to_string();
+        self.rbd(
+            &["info", "--format", "json", &spec],
+            Deadline::Control,
+            false,
+        )
+    }
+
+    /// `rbd resize --allow-shrink`: only for rewriting a volume in place
+    /// (its snapshots keep their own data).
+    pub(crate) fn resize_allow_shrink(&self, image: &ImageSpec, size_mib: u64) -> CephCommand {
+        let size = format!("{size_mib}M");
+        let spec = image.to_string();
+        self.rbd(
+            &[
+                "resize",
+                "--no-progress",
+                "--allow-shrink",
+                "--size",
+                &size,
+                &spec,
+            ],
+            Deadline::Control,
+            true,
+        )
+    }
+
+    /// `rbd export <image> -`: the image's raw bytes on stdout.
+    pub(crate) fn export(&self, image: &ImageSpec, size_gb: i64) -> CephCommand {
+        let spec = image.to_string();
+        self.rbd(
+            &["export", "--no-progress", &spec, "-"],
+            Deadline::Data { size_gb },
+            false,
+        )
+    }
+
+    /// `rbd export-diff <image> -`: the image's allocated extents as a
+    /// diff stream on stdout.
+    pub(crate) fn export_diff(&self, image: &ImageSpec, size_gb: i64) -> CephCommand {
+        let spec = image.to_string();
+        self.rbd(
+            &["export-diff", "--no-progress", &spec, "-"],
+            Deadline::Data { size_gb },
+            false,
+        )
+    }
+
+    /// `rbd import-diff - <image>`: a diff stream on stdin written into
+    /// the image's head.
+    pub(crate) fn import_diff(&self, image: &ImageSpec, size_gb: i64) -> CephCommand {
+        let spec = image.to_string();
+        self.rbd(
+            &["import-diff", "--no-progress", "-", &spec],
+            Deadline::Data { size_gb },
+            true,
+        )
+    }
+
+    /// Starts `cmd` with its stdout streamed.
+    pub(crate) async fn spawn_reading(&self, cmd: &CephCommand) -> Result<ReadingChild, CephError> {
+        self.runner
+            .spawn_reading(&cmd.command)
+            .await
+            .map_err(|e| CephError::new(CephErrorKind::ToolMissing, format!("{}: {e}", cmd.what)))
+    }
+
+    /// Waits for a command whose stdout was streamed and dropped, and
+    /// classifies its failure.
+    pub(crate) async fn finish_reading(
+        &self,
+        what: &str,
+        exit: ChildExit,
+    ) -> Result<(), CephError> {
+        match exit.finish().await {
+            Ok(out) if out.success() => Ok(()),
+            Ok(out) => Err(classify(what, &out)),
+            Err(e) => Err(CephError::new(
+                CephErrorKind::TimedOut,
+                format!("{what}: {e}"),
+            )),
+        }
     }
 
     /// Starts `cmd` with its stdin streamed.

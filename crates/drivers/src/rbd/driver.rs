@@ -42,39 +42,10 @@ use super::json::{
     ChildInfo, ClusterDf, Fsid, ImageInfo, LongListEntry, MonMap, PoolQuota, SnapInfo, parse,
 };
 use super::lineage::clone_snap_name;
-use crate::{DriverError, ImageSink, ModelUpdate, SnapshotSpec, VolumeDriver, VolumeSpec};
-
-/// A running `rbd import -` (see [`VolumeDriver::image_sink`]).
-struct RbdImport {
-    child: clinker_exec::PipedChild,
-    what: String,
-    cli: CephCli,
-    image: ImageSpec,
-    size_mib: u64,
-}
-
-#[async_trait::async_trait]
-impl ImageSink for RbdImport {
-    fn writer(&mut self) -> &mut (dyn tokio::io::AsyncWrite + Send + Unpin) {
-        self.child.stdin()
-    }
-
-    async fn finish(self: Box<Self>) -> Result<(), DriverError> {
-        let Self {
-            child,
-            what,
-            cli,
-            image,
-            size_mib,
-        } = *self;
-        cli.finish_piped(&what, child).await?;
-        match cli.run(&cli.resize(&image, size_mib)).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.says("new size is equal to original size") => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
+use crate::{
+    DriverError, ImageLocations, ImageSink, ImageSource, ModelUpdate, SnapshotSpec, VolumeDriver,
+    VolumeSpec,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -102,7 +73,7 @@ fn is_backup_snapshot(name: &str) -> bool {
         })
 }
 
-fn size_mib(size_gb: i64) -> Result<u64, DriverError> {
+pub(super) fn size_mib(size_gb: i64) -> Result<u64, DriverError> {
     u64::try_from(size_gb)
         .ok()
         .filter(|gb| *gb > 0)
@@ -214,7 +185,7 @@ impl RbdDriver {
 
     /// The cluster's fsid (the default `rbd_secret_uuid`, and part of
     /// `location_info`), asked once.
-    async fn fsid(&self) -> Result<String, CephError> {
+    pub(super) async fn fsid(&self) -> Result<String, CephError> {
         self.fsid
             .get_or_try_init(|| async {
                 let cmd = self.cli.fsid();
@@ -399,20 +370,35 @@ impl VolumeDriver for RbdDriver {
         volume: &VolumeSpec,
     ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
         let image = self.image(&volume.name)?;
-        match self.run(self.cli.rm(&image)).await {
-            Ok(_) => {}
-            Err(e) if e.kind == CephErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        let cmd = self.cli.import(&image, volume.size_gb);
-        let child = self.cli.spawn_piped(&cmd).await?;
-        Ok(Some(Box::new(RbdImport {
-            child,
-            what: cmd.what,
-            cli: self.cli.clone(),
-            image,
-            size_mib: size_mib(volume.size_gb)?,
-        })))
+        Ok(Some(Box::new(
+            self.start_import(image, volume.size_gb).await?,
+        )))
+    }
+
+    /// A temporary image's extents written into the volume's emptied head
+    /// (see `image`): the volume's snapshots and their clones stay valid.
+    async fn image_overwrite_sink(
+        &self,
+        volume: &VolumeSpec,
+    ) -> Result<Option<Box<dyn ImageSink>>, DriverError> {
+        let image = self.image(&volume.name)?;
+        self.start_overwrite(volume, image).await.map(Some)
+    }
+
+    /// `rbd export <volume> -` (Cinder's RBD `copy_volume_to_image` exports
+    /// to a temporary file first; this streams).
+    async fn image_source(&self, volume: &VolumeSpec) -> Result<Option<ImageSource>, DriverError> {
+        let image = self.image(&volume.name)?;
+        self.export_volume(volume, image).await.map(Some)
+    }
+
+    async fn clone_image(
+        &self,
+        volume: &VolumeSpec,
+        image: &ImageLocations,
+    ) -> Result<Option<ModelUpdate>, DriverError> {
+        let dest = self.image(&volume.name)?;
+        self.clone_from_image(volume, dest, image).await
     }
 
     async fn create_volume_from_snapshot(

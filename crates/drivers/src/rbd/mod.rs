@@ -12,12 +12,16 @@
 //! * `json` parses the outputs, `capacity` turns them into the report,
 //! * `driver` is the behaviour, operation by operation, and `lineage`
 //!   the clone chains: protection, flattening at the clone depth, hidden
-//!   deletion of volumes that still have clones.
+//!   deletion of volumes that still have clones;
+//! * `image` the Glance image paths: copy-on-write clones of an image's
+//!   own RBD snapshot, image data into new and existing volumes, volume
+//!   data out to an upload.
 
 mod capacity;
 mod cli;
 mod driver;
 mod error;
+mod image;
 mod json;
 mod lineage;
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod images;
 mod model;
 mod scenarios;
 

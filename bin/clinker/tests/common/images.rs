@@ -1,8 +1,6 @@
 //! Glance helpers shared by the image tests (`images.rs`,
-//! `image_cache.rs`): a client of the test's Glance, known disk data, an
-//! active image made from a file, an image's data read back.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! `image_cache.rs`, `rbd_images.rs`): a client of the test's Glance, known
+//! disk data, an active image made from a file, an image's data read back.
 
 use std::path::Path;
 use std::sync::Arc;
