@@ -706,7 +706,7 @@ impl BackupManager {
                         .open(path)
                         .await
                         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                    let mut writer = FileWriter(file);
+                    let mut writer = FileWriter::new(file.into_std().await);
                     engine
                         .restore_backup(
                             &chain,

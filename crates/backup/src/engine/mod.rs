@@ -10,6 +10,7 @@
 //! complete; one that fails or is cancelled has its objects deleted again.
 
 mod backup;
+mod pieces;
 mod restore;
 pub(crate) mod zeros;
 
