@@ -469,6 +469,7 @@ impl BackupManager {
                 let mut file = tokio::fs::File::open(path)
                     .await
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                file.set_max_buf_size(clinker_backup::engine::SEGMENT_BYTES);
                 let control = Control {
                     cancel,
                     ..Control::default()

@@ -217,6 +217,8 @@ impl ChunkedEngine {
         let mut offset = 0u64;
         let mut bytes_changed = 0u64;
         let mut bytes_stored = 0u64;
+        // Bytes of the objects being stored.
+        let mut putting = 0u64;
         let mut piece_index = 0usize;
         let mut at_end = false;
         loop {
@@ -262,14 +264,20 @@ impl ChunkedEngine {
                         offset: object.offset,
                     },
                 });
-                while puts.len() >= parallelism {
-                    bytes_stored += joined(puts.join_next().await)?;
+                let stored: u64 = object.parts.iter().map(|p| p.len() as u64).sum();
+                while !puts.is_empty()
+                    && (puts.len() >= super::MAX_OBJECTS_IN_FLIGHT
+                        || putting + stored > settings.in_flight_bytes())
+                {
+                    let done = joined(puts.join_next().await)?;
+                    bytes_stored += done;
+                    putting -= done;
                 }
+                putting += stored;
                 let store = self.store.clone();
                 let container = prepared.container.clone();
                 let progress = control.progress.clone();
                 puts.spawn(async move {
-                    let stored = object.parts.iter().map(|p| p.len() as u64).sum();
                     store
                         .put_object_parts(&container, &name, object.parts, &object.payload_md5)
                         .await?;

@@ -25,6 +25,7 @@ use crate::format::{self, ObjectNaming, Sha256File};
 use crate::store::ObjectStore;
 
 pub use backup::{BackupOutcome, BackupRequest, ParentBackup, PreparedBackup};
+pub use pieces::SEGMENT_BYTES;
 pub use restore::{FileWriter, RestoreOutcome, VolumeWriter};
 
 /// The parameters of a chunked driver (Cinder's constructor arguments).
@@ -45,7 +46,20 @@ pub struct EngineSettings {
     pub parallelism: usize,
 }
 
+/// Objects stored (backup) or fetched ahead (restore) at once at most,
+/// within [`EngineSettings::in_flight_bytes`]: small objects (an
+/// incremental's changed runs) go many at a time, so their syncs share the
+/// file system's journal commits.
+const MAX_OBJECTS_IN_FLIGHT: usize = 16;
+
 impl EngineSettings {
+    /// Bytes of objects in flight at once: `parallelism` objects' worth
+    /// (one object always goes, whatever its size).
+    pub(crate) fn in_flight_bytes(&self) -> u64 {
+        self.chunk_size
+            .saturating_mul(u64::try_from(self.parallelism.max(1)).unwrap_or(1))
+    }
+
     /// A parallelism that keeps the pieces in flight within ~512 MiB and
     /// the CPUs busy: Cinder's 2 GB POSIX objects get 1, 50 MiB objects up
     /// to 4.

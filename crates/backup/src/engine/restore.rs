@@ -22,6 +22,9 @@ use crate::format::{self, BackupMetadata, DRIVER_VERSION};
 
 /// Cinder writes only the non-zero MiBs of a new (zeroed, sparse) volume.
 const ZERO_SKIP_PIECE: usize = 1 << 20;
+/// Bytes written between syncs of the volume; each backup of the chain
+/// ends with one too.
+const SYNC_BYTES: u64 = 256 << 20;
 
 /// Where a restore writes: a volume opened for random-access writes.
 #[async_trait]
@@ -190,13 +193,20 @@ impl ChunkedEngine {
         target: &mut Target<'_>,
         outcome: &mut RestoreOutcome,
     ) -> Result<(), BackupError> {
-        let parallelism = self.settings.parallelism.max(1);
-        let mut queue = meta.objects.iter();
+        let budget = self.settings.in_flight_bytes();
+        let mut queue = meta.objects.iter().peekable();
         let mut fetching: VecDeque<tokio::task::JoinHandle<Result<FetchedObject, BackupError>>> =
             VecDeque::new();
+        // Bytes fetched ahead (their lengths once decompressed), and bytes
+        // written since the last sync.
+        let (mut ahead, mut unsynced) = (0u64, 0u64);
         loop {
-            while fetching.len() < parallelism {
-                let Some(entry) = queue.next() else { break };
+            while let Some(entry) = queue.next_if(|e| {
+                fetching.is_empty()
+                    || (fetching.len() < super::MAX_OBJECTS_IN_FLIGHT
+                        && ahead + e.info.length <= budget)
+            }) {
+                ahead += entry.info.length;
                 let store = self.store.clone();
                 let container = record.container.clone();
                 let entry = entry.clone();
@@ -225,6 +235,7 @@ impl ChunkedEngine {
             let object = next
                 .await
                 .map_err(|e| BackupError::Internal(format!("restore task failed: {e}")))??;
+            ahead -= object.entry.info.length;
             let md5 = {
                 let (entry, data) = (object.entry.clone(), object.data.clone());
                 tokio::task::spawn_blocking(move || check_md5(&entry, &data))
@@ -236,11 +247,18 @@ impl ChunkedEngine {
                 target.volume_is_new,
             )
             .await;
-            // Synced while the MD5 may still be under way; a mismatch
-            // fails the restore all the same.
+            // Synced every SYNC_BYTES (Cinder syncs after each object, which
+            // costs an incremental of a thousand small objects a thousand
+            // syncs) and at the end, while the MD5 may still be under way; a
+            // mismatch fails the restore all the same.
+            unsynced += object.data.len() as u64;
+            let last = fetching.is_empty() && queue.peek().is_none();
             let synced = match written {
-                Ok(()) => target.volume.sync().await,
-                Err(e) => Err(e),
+                Ok(()) if unsynced >= SYNC_BYTES || last => {
+                    unsynced = 0;
+                    target.volume.sync().await
+                }
+                other => other,
             };
             md5.await
                 .map_err(|e| BackupError::Internal(format!("restore task failed: {e}")))??;
