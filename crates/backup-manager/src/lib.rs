@@ -469,6 +469,7 @@ impl BackupManager {
                 let mut file = tokio::fs::File::open(path)
                     .await
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                file.set_max_buf_size(clinker_backup::engine::SEGMENT_BYTES);
                 let control = Control {
                     cancel,
                     ..Control::default()
@@ -706,7 +707,7 @@ impl BackupManager {
                         .open(path)
                         .await
                         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                    let mut writer = FileWriter(file);
+                    let mut writer = FileWriter::new(file.into_std().await);
                     engine
                         .restore_backup(
                             &chain,

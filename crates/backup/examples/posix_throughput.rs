@@ -146,7 +146,7 @@ async fn main() {
         .restore_backup(
             &[full.record(), incr.record()],
             "bench",
-            &mut FileWriter(file),
+            &mut FileWriter::new(file.into_std().await),
             true,
             &Control::default(),
         )

@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 
 use crate::error::BackupError;
 
+pub(crate) mod zlib_segments;
+
 /// A compression algorithm with the name it was configured by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Compression {
@@ -58,6 +60,12 @@ impl Compression {
     /// Whether this compresses at all.
     pub fn is_none(&self) -> bool {
         self.kind == Kind::None
+    }
+
+    /// Whether a run's compressed form can be made of segments compressed
+    /// apart ([`zlib_segments`]): zlib streams can.
+    pub(crate) fn by_segments(&self) -> bool {
+        self.kind == Kind::Zlib
     }
 
     /// Compresses `data` for storage. Like Cinder's `_prepare_output_data`,

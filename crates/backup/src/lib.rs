@@ -18,7 +18,7 @@
 //! let BackupDriver::Chunked(engine) = build_driver(kind, &config.backup, zone, user)?;
 //! let prepared = engine.prepare_backup(request).await?;   // record container + service_metadata
 //! let outcome = engine.run_backup(&prepared, &mut volume, &control).await?;
-//! engine.restore_backup(&chain, volume_id, &mut FileWriter(file), is_new, &control).await?;
+//! engine.restore_backup(&chain, volume_id, &mut FileWriter::new(file), is_new, &control).await?;
 //! engine.delete_backup(&record).await?;
 //! ```
 

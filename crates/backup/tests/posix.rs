@@ -91,7 +91,7 @@ async fn a_corrupt_object_fails_the_restore_and_a_changed_block_size_the_increme
         .restore_backup(
             std::slice::from_ref(&made.record),
             "v",
-            &mut clinker_backup::FileWriter(file),
+            &mut clinker_backup::FileWriter::new(file.into_std().await),
             true,
             &Control::default(),
         )

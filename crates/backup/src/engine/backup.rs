@@ -6,11 +6,11 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use sha2::Digest as _;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::task::JoinSet;
 
-use super::{BackupRecord, ChunkedEngine, Control, zeros};
+use super::pieces::{self, PieceWork, PreparedPiece};
+use super::{BackupRecord, ChunkedEngine, Control};
 use crate::error::{BackupError, StoreError};
 use crate::format::{self, BackupMetadata, DRIVER_VERSION, ObjectEntry, ObjectInfo, Sha256File};
 
@@ -92,25 +92,6 @@ pub struct BackupOutcome {
     pub bytes_changed: u64,
     /// Bytes written to the store for data objects, after compression.
     pub bytes_stored: u64,
-}
-
-/// One data object ready to store.
-struct PreparedObject {
-    offset: u64,
-    length: u64,
-    /// MD5 of the uncompressed bytes (the metadata's `md5`).
-    md5: String,
-    compression: String,
-    payload: Bytes,
-    /// MD5 of `payload`, which the store checks on arrival.
-    payload_md5: String,
-}
-
-/// One piece of the volume after hashing, diffing and compressing.
-struct PreparedPiece {
-    length: u64,
-    sha256s: Vec<String>,
-    objects: Vec<PreparedObject>,
 }
 
 impl ChunkedEngine {
@@ -221,9 +202,14 @@ impl ChunkedEngine {
     {
         let settings = &self.settings;
         let parallelism = settings.parallelism.max(1);
-        let chunk_size = usize::try_from(settings.chunk_size)
-            .map_err(|_| BackupError::InvalidBackup("object size too large".into()))?;
-        let blocks_per_chunk = settings.chunk_size / settings.sha_block_size;
+        let (Ok(chunk_size), Ok(block)) = (
+            usize::try_from(settings.chunk_size),
+            usize::try_from(settings.sha_block_size),
+        ) else {
+            return Err(BackupError::InvalidBackup("object size too large".into()));
+        };
+        let work = PieceWork::new(block, chunk_size, settings.compression.clone());
+        let blocks_per_chunk = chunk_size / block;
         let mut pieces: VecDeque<tokio::task::JoinHandle<Result<PreparedPiece, BackupError>>> =
             VecDeque::new();
         let mut entries: Vec<ObjectEntry> = Vec::new();
@@ -231,35 +217,32 @@ impl ChunkedEngine {
         let mut offset = 0u64;
         let mut bytes_changed = 0u64;
         let mut bytes_stored = 0u64;
-        let mut piece_index = 0u64;
+        // Bytes of the objects being stored.
+        let mut putting = 0u64;
+        let mut piece_index = 0usize;
         let mut at_end = false;
         loop {
             while !at_end && pieces.len() < parallelism {
                 if control.cancel.is_cancelled() {
                     return Err(self.cancelled(prepared));
                 }
-                let data = read_piece(volume, chunk_size).await?;
-                if data.is_empty() {
-                    at_end = true;
-                    break;
-                }
                 let parent = prepared.parent_sha256s.as_ref().map(|shas| {
-                    let first =
-                        usize::try_from(piece_index * blocks_per_chunk).unwrap_or(usize::MAX);
                     shas.iter()
-                        .skip(first)
-                        .take(usize::try_from(blocks_per_chunk).unwrap_or(usize::MAX))
+                        .skip(piece_index * blocks_per_chunk)
+                        .take(blocks_per_chunk)
                         .cloned()
                         .collect::<Vec<_>>()
                 });
-                let block = settings.sha_block_size;
-                let compression = settings.compression.clone();
-                let piece_offset = offset;
-                offset += data.len() as u64;
+                let Some(piece) =
+                    pieces::read_piece(volume, &work, offset, parent, &control.progress).await?
+                else {
+                    at_end = true;
+                    break;
+                };
+                offset += piece.len;
                 piece_index += 1;
-                pieces.push_back(tokio::task::spawn_blocking(move || {
-                    prepare_piece(data, piece_offset, block, parent.as_deref(), &compression)
-                }));
+                let work = work.clone();
+                pieces.push_back(tokio::spawn(async move { piece.finish(&work).await }));
             }
             let Some(next) = pieces.pop_front() else {
                 break;
@@ -281,22 +264,27 @@ impl ChunkedEngine {
                         offset: object.offset,
                     },
                 });
-                while puts.len() >= parallelism {
-                    bytes_stored += joined(puts.join_next().await)?;
+                let stored: u64 = object.parts.iter().map(|p| p.len() as u64).sum();
+                while !puts.is_empty()
+                    && (puts.len() >= super::MAX_OBJECTS_IN_FLIGHT
+                        || putting + stored > settings.in_flight_bytes())
+                {
+                    let done = joined(puts.join_next().await)?;
+                    bytes_stored += done;
+                    putting -= done;
                 }
+                putting += stored;
                 let store = self.store.clone();
                 let container = prepared.container.clone();
                 let progress = control.progress.clone();
                 puts.spawn(async move {
-                    let stored = object.payload.len() as u64;
                     store
-                        .put_object_with_md5(&container, &name, object.payload, &object.payload_md5)
+                        .put_object_parts(&container, &name, object.parts, &object.payload_md5)
                         .await?;
                     progress.add(0, 1);
                     Ok(stored)
                 });
             }
-            control.progress.add(piece.length, 0);
         }
         while let Some(done) = puts.join_next().await {
             bytes_stored += joined(Some(done))?;
@@ -381,202 +369,5 @@ fn joined(
         Some(Err(e)) => Err(BackupError::Internal(format!(
             "object upload task failed: {e}"
         ))),
-    }
-}
-
-/// Reads up to `size` bytes, short only at the end of the volume (Python's
-/// `file.read(n)`).
-async fn read_piece<R>(volume: &mut R, size: usize) -> Result<Bytes, BackupError>
-where
-    R: AsyncRead + Unpin + Send + ?Sized,
-{
-    let mut buffer = Vec::with_capacity(size);
-    while buffer.len() < size {
-        let read = (&mut *volume)
-            .take((size - buffer.len()) as u64)
-            .read_buf(&mut buffer)
-            .await
-            .map_err(BackupError::VolumeIo)?;
-        if read == 0 {
-            break;
-        }
-    }
-    Ok(Bytes::from(buffer))
-}
-
-/// Hashes a piece per block and chooses what to store: the whole piece for
-/// a full backup; for an incremental one, each run of blocks whose hash
-/// differs from the parent's, as Cinder groups them (a run ends at the
-/// first unchanged block, the last run at the end of the piece).
-fn prepare_piece(
-    data: Bytes,
-    offset: u64,
-    block: u64,
-    parent: Option<&[String]>,
-    compression: &crate::compression::Compression,
-) -> Result<PreparedPiece, BackupError> {
-    let block = usize::try_from(block).unwrap_or(usize::MAX);
-    let hash_blocks = || -> Vec<String> {
-        data.chunks(block)
-            .map(|b| {
-                if zeros::all_zero(b) {
-                    zeros::sha256_hex(b.len())
-                } else {
-                    hex::encode(sha2::Sha256::digest(b))
-                }
-            })
-            .collect()
-    };
-    // A full backup stores the whole piece, so its hashes can be computed
-    // beside the compression; an incremental one needs them first.
-    let (runs, early_sha256s) = match parent {
-        None => (vec![(0, data.len())], None),
-        Some(parent) => {
-            let sha256s = hash_blocks();
-            (
-                changed_runs(&sha256s, parent, block, data.len()),
-                Some(sha256s),
-            )
-        }
-    };
-    // Compression (the slow part) on its own thread, the MD5s (and a full
-    // backup's hashes) on this one.
-    let (packed, md5s, sha256s) = std::thread::scope(|scope| {
-        let packer = scope.spawn(|| {
-            runs.iter()
-                .map(|&(start, end)| {
-                    let run = &data[start..end];
-                    if zeros::all_zero(run) {
-                        zeros::compress(compression, run.len())
-                    } else {
-                        compression.compress(run)
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()
-        });
-        let md5s: Vec<String> = runs
-            .iter()
-            .map(|&(start, end)| {
-                let run = &data[start..end];
-                if zeros::all_zero(run) {
-                    zeros::md5_hex(run.len())
-                } else {
-                    crate::store::md5_hex(run)
-                }
-            })
-            .collect();
-        let sha256s = early_sha256s.unwrap_or_else(hash_blocks);
-        let packed = packer
-            .join()
-            .map_err(|_| BackupError::Internal("the compression thread panicked".into()));
-        (packed, md5s, sha256s)
-    });
-    let mut objects = Vec::with_capacity(runs.len());
-    for (((start, end), packed), md5) in runs.into_iter().zip(packed??).zip(md5s) {
-        let (compression, payload, payload_md5) = match packed {
-            Some(packed) => {
-                let payload_md5 = crate::store::md5_hex(&packed);
-                (
-                    compression.name().to_owned(),
-                    Bytes::from(packed),
-                    payload_md5,
-                )
-            }
-            // Stored as read: a slice of the piece, not a copy.
-            None => ("none".to_owned(), data.slice(start..end), md5.clone()),
-        };
-        objects.push(PreparedObject {
-            offset: offset + start as u64,
-            length: (end - start) as u64,
-            md5,
-            compression,
-            payload,
-            payload_md5,
-        });
-    }
-    Ok(PreparedPiece {
-        length: data.len() as u64,
-        sha256s,
-        objects,
-    })
-}
-
-/// The runs of blocks whose hash differs from the parent's, as Cinder
-/// groups them: a run ends at the first unchanged block, the last one at
-/// the end of the piece. Byte ranges within the piece.
-fn changed_runs(
-    sha256s: &[String],
-    parent: &[String],
-    block: usize,
-    len: usize,
-) -> Vec<(usize, usize)> {
-    let mut runs = Vec::new();
-    let mut start: Option<usize> = None;
-    for (index, sha) in sha256s.iter().enumerate() {
-        let changed = parent.get(index) != Some(sha);
-        match (changed, start) {
-            (true, None) => start = Some(index * block),
-            (false, Some(s)) => {
-                runs.push((s, index * block));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        runs.push((s, len));
-    }
-    runs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::compression::Compression;
-
-    #[test]
-    fn changed_blocks_are_grouped_as_cinder_groups_them() {
-        let block = 4u64;
-        let data: Vec<u8> = (0..40u8).collect();
-        let parent: Vec<String> = data
-            .chunks(4)
-            .map(|b| hex::encode(sha2::Sha256::digest(b)))
-            .collect();
-        let mut changed = data.clone();
-        for i in [0usize, 5, 9, 13, 14, 39] {
-            changed[i] ^= 0xff;
-        }
-        let piece = prepare_piece(
-            Bytes::from(changed),
-            1000,
-            block,
-            Some(&parent),
-            &Compression::none(),
-        )
-        .unwrap();
-        let runs: Vec<(u64, u64)> = piece.objects.iter().map(|o| (o.offset, o.length)).collect();
-        // Bytes 0, 5, 9 and 13-14 change blocks 0 to 3 (one run); byte 39
-        // changes block 9, the last, alone.
-        assert_eq!(runs, [(1000, 16), (1036, 4)]);
-        assert_eq!(piece.sha256s.len(), 10);
-        let unchanged = prepare_piece(
-            Bytes::from(data.clone()),
-            0,
-            block,
-            Some(&parent),
-            &Compression::none(),
-        )
-        .unwrap();
-        assert!(unchanged.objects.is_empty());
-        let full = prepare_piece(
-            Bytes::from(data.clone()),
-            0,
-            block,
-            None,
-            &Compression::none(),
-        )
-        .unwrap();
-        assert_eq!(full.objects.len(), 1);
-        assert_eq!(full.objects[0].md5, crate::store::md5_hex(&data));
     }
 }

@@ -3,13 +3,15 @@
 //!
 //! A backup reads the volume in object-size pieces (`backup_file_size`,
 //! `backup_s3_object_size`, `backup_swift_object_size`), so memory stays
-//! within a few objects whatever the volume's size: up to `parallelism`
-//! pieces are hashed and compressed on blocking threads while the next is
-//! read and the previous ones are stored. The sha256file and then the
+//! within a few objects whatever the volume's size: each piece is worked
+//! on in segments on every CPU while it is read ([`pieces`]), up to
+//! `parallelism` pieces are in flight, and their objects are stored
+//! while the next is read (small ones many at a time). The sha256file and then the
 //! metadata object are written last, so a backup whose metadata exists is
 //! complete; one that fails or is cancelled has its objects deleted again.
 
 mod backup;
+mod pieces;
 mod restore;
 pub(crate) mod zeros;
 
@@ -24,6 +26,7 @@ use crate::format::{self, ObjectNaming, Sha256File};
 use crate::store::ObjectStore;
 
 pub use backup::{BackupOutcome, BackupRequest, ParentBackup, PreparedBackup};
+pub use pieces::SEGMENT_BYTES;
 pub use restore::{FileWriter, RestoreOutcome, VolumeWriter};
 
 /// The parameters of a chunked driver (Cinder's constructor arguments).
@@ -44,7 +47,20 @@ pub struct EngineSettings {
     pub parallelism: usize,
 }
 
+/// Objects stored (backup) or fetched ahead (restore) at once at most,
+/// within [`EngineSettings::in_flight_bytes`]: small objects (an
+/// incremental's changed runs) go many at a time, so their syncs share the
+/// file system's journal commits.
+const MAX_OBJECTS_IN_FLIGHT: usize = 16;
+
 impl EngineSettings {
+    /// Bytes of objects in flight at once: `parallelism` objects' worth
+    /// (one object always goes, whatever its size).
+    pub(crate) fn in_flight_bytes(&self) -> u64 {
+        self.chunk_size
+            .saturating_mul(u64::try_from(self.parallelism.max(1)).unwrap_or(1))
+    }
+
     /// A parallelism that keeps the pieces in flight within ~512 MiB and
     /// the CPUs busy: Cinder's 2 GB POSIX objects get 1, 50 MiB objects up
     /// to 4.

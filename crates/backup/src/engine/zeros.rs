@@ -12,6 +12,7 @@ use std::sync::{Mutex, PoisonError};
 use sha2::Digest as _;
 
 use crate::compression::Compression;
+use crate::compression::zlib_segments::{self, DeflatedSegment};
 use crate::error::BackupError;
 
 /// Compared against with `==`, which is a `memcmp`: fast in any build.
@@ -33,6 +34,7 @@ struct Memo {
     sha256: HashMap<usize, String>,
     md5: HashMap<usize, String>,
     packed: HashMap<(usize, String), Packed>,
+    deflated: HashMap<usize, DeflatedSegment>,
 }
 
 static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
@@ -91,6 +93,24 @@ pub(super) fn compress(compression: &Compression, len: usize) -> Result<Packed, 
     )
 }
 
+/// Feeds `len` zero bytes to `digest`.
+pub(super) fn update_with_zeros(digest: &mut impl sha2::Digest, mut len: usize) {
+    while len > 0 {
+        let n = len.min(ZEROS.len());
+        digest.update(&ZEROS[..n]);
+        len -= n;
+    }
+}
+
+/// [`zlib_segments::deflate_segment`] of `len` zero bytes.
+pub(super) fn deflate_segment(len: usize) -> Result<DeflatedSegment, BackupError> {
+    remember(
+        |m| &mut m.deflated,
+        len,
+        || zlib_segments::deflate_segment(&vec![0u8; len]),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +128,9 @@ mod tests {
                 // Twice: the second answer comes from the memo.
                 assert_eq!(compress(&c, len).unwrap(), c.compress(&data).unwrap());
             }
+            let segment = zlib_segments::deflate_segment(&data).unwrap();
+            assert_eq!(deflate_segment(len).unwrap(), segment);
+            assert_eq!(deflate_segment(len).unwrap(), segment);
         }
         let mut data = vec![0u8; 70_000];
         data[69_999] = 1;

@@ -52,6 +52,24 @@ pub trait ObjectStore: Send + Sync + Debug {
         md5: &str,
     ) -> Result<(), StoreError>;
 
+    /// [`put_object_with_md5`](Self::put_object_with_md5) of the bytes of
+    /// `parts` one after the other: the engine makes a large object of
+    /// pieces worked on apart. Stores that can write the pieces as they are
+    /// (POSIX) avoid joining them into one buffer.
+    async fn put_object_parts(
+        &self,
+        container: &str,
+        name: &str,
+        parts: Vec<Bytes>,
+        md5: &str,
+    ) -> Result<(), StoreError> {
+        let data = match <[Bytes; 1]>::try_from(parts) {
+            Ok([one]) => one,
+            Err(parts) => Bytes::from(parts.concat()),
+        };
+        self.put_object_with_md5(container, name, data, md5).await
+    }
+
     /// Reads `container/name` whole.
     async fn get_object(&self, container: &str, name: &str) -> Result<Bytes, StoreError>;
 

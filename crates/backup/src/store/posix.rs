@@ -93,8 +93,19 @@ impl ObjectStore for PosixStore {
         container: &str,
         name: &str,
         data: Bytes,
+        md5: &str,
+    ) -> Result<(), StoreError> {
+        self.put_object_parts(container, name, vec![data], md5)
+            .await
+    }
+
+    async fn put_object_parts(
+        &self,
+        container: &str,
+        name: &str,
+        parts: Vec<Bytes>,
         // The bytes never leave this process: there is no transport to
-        // check the MD5 against (the engine computed it from this buffer).
+        // check the MD5 against (the engine computed it from these buffers).
         _md5: &str,
     ) -> Result<(), StoreError> {
         let path = self.object(container, name)?;
@@ -108,7 +119,9 @@ impl ObjectStore for PosixStore {
             let mut file = std::fs::File::create(&partial).map_err(io)?;
             file.set_permissions(std::fs::Permissions::from_mode(OBJECT_MODE))
                 .map_err(io)?;
-            file.write_all(&data).map_err(io)?;
+            for part in &parts {
+                file.write_all(part).map_err(io)?;
+            }
             file.sync_data().map_err(io)?;
             drop(file);
             std::fs::rename(&partial, &path).map_err(|e| StoreError::io(&path, e))

@@ -150,7 +150,7 @@ pub async fn restore(
         .restore_backup(
             chain,
             "volume",
-            &mut FileWriter(file),
+            &mut FileWriter::new(file.into_std().await),
             !existing,
             &Control::default(),
         )
