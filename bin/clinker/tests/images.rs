@@ -10,8 +10,8 @@ mod common;
 
 use clinker_image::ImageContext;
 use clinker_testkit::glance::{Glance, glance, has_qemu_img, qemu_img, serial};
-use common::{Cluster, FILE_BACKEND};
 use common::images::{MIB, assert_file_holds, client, disk_data, download, image_from_file};
+use common::{Cluster, FILE_BACKEND};
 use serde_json::json;
 
 async fn start(glance: &Glance) -> Cluster {

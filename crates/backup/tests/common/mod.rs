@@ -419,6 +419,16 @@ pub async fn cross_restore_with_cinder(
     let volume_id = uuid();
     let mut volume = pattern(b"clinker-made", size);
     volume[2 * chunk..3 * chunk].fill(0);
+    // An object of random windows, zeros and text: Clinker stores it as
+    // one zlib stream mixing stored and deflated segments, which Cinder's
+    // zlib must read back.
+    volume[chunk + chunk / 4..chunk + chunk / 2].fill(0);
+    for (i, byte) in volume[chunk + chunk / 2..chunk + 3 * chunk / 4]
+        .iter_mut()
+        .enumerate()
+    {
+        *byte = b"a volume of text, "[i % 18];
+    }
     let full = backup(engine, request(&uuid(), &volume_id, None, None), &volume).await;
     let original = volume.clone();
     change_one_percent(&mut volume, 32_768);
