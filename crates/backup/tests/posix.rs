@@ -204,3 +204,33 @@ async fn a_failed_backup_deletes_what_it_wrote() {
         .unwrap_or(0);
     assert_eq!(left, 0, "objects left behind");
 }
+
+/// A MiB the full backup filled and an incremental zeroed comes back as
+/// zeros, also into a new volume: only the first backup of a chain may
+/// skip writing zeros (the new volume reads as zeros only until then).
+#[tokio::test]
+async fn an_incremental_that_zeroes_data_restores_zeros_into_a_new_volume() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = posix_engine(root.path(), "zlib");
+    let volume_id = uuid();
+    let mib = usize::try_from(MIB).unwrap();
+    let mut volume = pattern(b"zeroed-later", 4 * mib);
+    let full = backup(&engine, request("full", &volume_id, None, None), &volume).await;
+    volume[mib..2 * mib].fill(0);
+    let incr = backup(
+        &engine,
+        request("incr", &volume_id, Some(&full), None),
+        &volume,
+    )
+    .await;
+    let chain = [full.record.clone(), incr.record.clone()];
+    for existing in [false, true] {
+        let restored = restore(&engine, &chain, volume.len(), existing, dir.path()).await;
+        assert!(
+            restored == volume,
+            "restored into {} volume: the zeroed MiB kept the full backup's data",
+            if existing { "an existing" } else { "a new" }
+        );
+    }
+}

@@ -104,7 +104,8 @@ struct FetchedObject {
 impl ChunkedEngine {
     /// Restores `chain` (the full backup first, the backup asked for last)
     /// into `volume`. With `volume_is_new` the volume is taken to be zeroed
-    /// and only its non-zero MiBs are written, keeping it sparse.
+    /// and only the full backup's non-zero MiBs are written, keeping it
+    /// sparse.
     pub async fn restore_backup(
         &self,
         chain: &[BackupRecord],
@@ -147,6 +148,10 @@ impl ChunkedEngine {
             self.check_object_list(record, &meta).await?;
             self.restore_objects(record, &meta, &mut target, &mut outcome)
                 .await?;
+            // A new volume reads as zeros only until the first backup is
+            // written: a later backup's zeros overwrite data, so they are
+            // written like any other bytes.
+            target.volume_is_new = false;
             if let Some(volume_meta) = meta.volume_meta.filter(|m| !m.is_empty()) {
                 outcome.volume_meta.push(volume_meta);
             }
