@@ -94,8 +94,7 @@ async fn create_response_has_no_extension_attributes() {
 
     let methods = Harness::wait_for(&h.scheduler, 2).await;
     assert_eq!(methods, vec!["create_volume", "create_volume"]);
-    let seen = h.scheduler.seen.lock().unwrap();
-    let spec = &seen[1].args["request_spec"];
+    let spec = h.scheduler.seen.lock().unwrap()[1].args["request_spec"].clone();
     assert_eq!(spec["size"], 2);
     assert_eq!(spec["volume_type"]["name"], "__DEFAULT__");
     assert_eq!(spec["availability_zone"], "nova");
@@ -103,8 +102,6 @@ async fn create_response_has_no_extension_attributes() {
     // The journal row keeps the request the cast carried (an image or a
     // backup included), for a scheduler that must place it again if the
     // cast is lost.
-    let spec = spec.clone();
-    drop(seen);
     let id: VolumeId = latest.id("volume");
     let kept =
         h.db.journal_request_spec(&id.to_string())

@@ -337,7 +337,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(done.bytes_read, 3 << 20);
-        assert_eq!(runner.calls(), [export.clone()]);
+        assert_eq!(runner.calls(), std::slice::from_ref(&export));
         let meta = engine.read_metadata(&prepared.record()).await.unwrap();
         assert_eq!(meta.objects.len(), 1);
 
