@@ -852,28 +852,11 @@ async fn a_lost_create_from_a_backup_still_holds_its_data() {
         project_id: origin.project_id.clone(),
         scheduler_hints: Default::default(),
     };
-    db.create_volume(clinker_db::NewVolume {
-        id,
-        user_id: origin.user_id.clone(),
-        project_id: origin.project_id.clone(),
-        size: 1,
-        availability_zone: origin.availability_zone.clone(),
-        display_name: Some("lost".into()),
-        display_description: None,
-        volume_type_id: volume_type.id,
-        volume_type_name: volume_type.name.clone(),
-        snapshot_id: None,
-        source_volid: None,
-        multiattach: false,
-        bootable: false,
-        group_id: None,
-        use_quota: true,
-        metadata: Default::default(),
-        glance_metadata: Default::default(),
-        request_spec: Some(spec),
-    })
-    .await
-    .unwrap();
+    // The row and journal row as the API writes them.
+    let mut new = clinker_db::testsuite::new_volume(&origin.project_id, 1, volume_type.id);
+    new.id = id;
+    new.request_spec = Some(spec);
+    db.create_volume(new).await.unwrap();
     drop(db);
 
     c.restart().await;

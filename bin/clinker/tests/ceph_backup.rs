@@ -116,29 +116,48 @@ impl Kind<'_> {
     }
 }
 
+impl Kind<'_> {
+    /// Makes this kind the default type (restores make volumes too) and a
+    /// 1 GiB volume of it with random data at the start, in the middle and
+    /// at the end, the rest holes: its id and data.
+    async fn source_volume(&self) -> (String, Patches) {
+        let (status, body) = self
+            .c
+            .at("3.62")
+            .put(
+                "/default-types/admin",
+                json!({"default_type": {"volume_type": self.name()}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let vol = self
+            .c
+            .available_volume(json!({"size": 1, "volume_type": self.name(), "name": "src"}))
+            .await;
+        let data = random_patches(&[
+            (0, 6 << 20),
+            (300 << 20, 1 << 20),
+            (GIB - (1 << 20), 1 << 20),
+        ]);
+        self.write(&vol, &data);
+        self.assert_holds(&vol, &data, "source");
+        (vol, data)
+    }
+
+    /// Changes about 1 % of the volume's 4 MiB blocks; its data after.
+    fn change(&self, vol: &str, before: &Patches) -> Patches {
+        let changes =
+            random_patches(&[(3 << 22, 32 << 10), (77 << 22, 32 << 10), (190 << 22, 4096)]);
+        self.write(vol, &changes);
+        let mut after = before.clone();
+        after.extend(changes);
+        after
+    }
+}
+
 async fn backup_restore_delete(kind: &Kind<'_>) {
     let (c, ceph) = (kind.c, kind.ceph);
-    // New volumes (those restores make too) get this kind's type.
-    let (status, body) = c
-        .at("3.62")
-        .put(
-            "/default-types/admin",
-            json!({"default_type": {"volume_type": kind.name()}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let vol = c
-        .available_volume(json!({"size": 1, "volume_type": kind.name(), "name": "src"}))
-        .await;
-    // Random data at the start, in the middle and at the end; the rest is
-    // holes.
-    let at_full = random_patches(&[
-        (0, 6 << 20),
-        (300 << 20, 1 << 20),
-        (GIB - (1 << 20), 1 << 20),
-    ]);
-    kind.write(&vol, &at_full);
-    kind.assert_holds(&vol, &at_full, "source");
+    let (vol, at_full) = kind.source_volume().await;
 
     let full = create_backup(c, json!({"volume_id": vol, "name": "full"})).await;
     let full_id = full["id"].as_str().unwrap().to_owned();
@@ -166,11 +185,7 @@ async fn backup_restore_delete(kind: &Kind<'_>) {
         assert_eq!(source_snaps(ceph), base_snaps);
     }
 
-    // About 1 % of the 4 MiB blocks change.
-    let changes = random_patches(&[(3 << 22, 32 << 10), (77 << 22, 32 << 10), (190 << 22, 4096)]);
-    kind.write(&vol, &changes);
-    let mut at_incr = at_full.clone();
-    at_incr.extend(changes);
+    let at_incr = kind.change(&vol, &at_full);
     let incr = create_backup(
         c,
         json!({"volume_id": vol, "incremental": true, "name": "incr"}),
@@ -420,29 +435,13 @@ async fn posix_backups_of_rbd_volumes_restore_byte_for_byte() {
     .await;
     c.create_type("ceph", json!({"volume_backend_name": "ceph"}))
         .await;
-    let (status, body) = c
-        .at("3.62")
-        .put(
-            "/default-types/admin",
-            json!({"default_type": {"volume_type": "ceph"}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
     let kind = Kind {
         ceph: &ceph,
         c: &c,
         scratch: scratch.path(),
         rbd: true,
     };
-    let vol = c
-        .available_volume(json!({"size": 1, "volume_type": "ceph", "name": "src"}))
-        .await;
-    let at_full = random_patches(&[
-        (0, 6 << 20),
-        (300 << 20, 1 << 20),
-        (GIB - (1 << 20), 1 << 20),
-    ]);
-    kind.write(&vol, &at_full);
+    let (vol, at_full) = kind.source_volume().await;
 
     let full = create_backup(&c, json!({"volume_id": vol, "name": "full"})).await;
     let full_id = full["id"].as_str().unwrap().to_owned();
@@ -455,11 +454,7 @@ async fn posix_backups_of_rbd_volumes_restore_byte_for_byte() {
         Vec::<String>::new()
     );
 
-    // About 1 % of the blocks change.
-    let changes = random_patches(&[(3 << 22, 32 << 10), (77 << 22, 32 << 10), (190 << 22, 4096)]);
-    kind.write(&vol, &changes);
-    let mut at_incr = at_full.clone();
-    at_incr.extend(changes);
+    let at_incr = kind.change(&vol, &at_full);
     let incr = create_backup(
         &c,
         json!({"volume_id": vol, "incremental": true, "name": "incr"}),
