@@ -249,17 +249,11 @@ pub async fn start_all_in_one(config: Arc<Config>) -> anyhow::Result<AllInOne> {
     // The recorder first: what the services report as they start (the
     // first capability report, say) is recorded, not dropped.
     let metrics = crate::ops::start_metrics(&config, Some((db.clone(), clock.clone()))).await?;
-    // The scheduler last: at its start it places again the creates whose
-    // cast was lost, and a create from a backup starts a restore at once;
-    // the backup service's init_host, which fails every restore the
-    // previous run left, must have run before (it removes temporaries over
-    // the volume services, which therefore come first).
-    let mut services = Vec::new();
+    let mut services = vec![start_scheduler(&ctx, &config.default.host).await?];
     for backend in &config.backends {
         services.push(start_volume(&ctx, backend, Arc::new(HostRunner::new())).await?);
     }
     services.push(start_backup(&ctx).await?);
-    services.push(start_scheduler(&ctx, &config.default.host).await?);
     let rpc_timeout = Duration::from_secs(config.default.rpc_response_timeout);
     let state = clinker_api::ApiState {
         db: db.clone(),
