@@ -818,14 +818,23 @@ async fn volumes_created_from_backups_hold_their_data() {
 
 /// A create from a backup (3.47) whose cast to the scheduler was lost
 /// with the process that held it: its row and journal row as the API
-/// writes them, never cast. The scheduler's start places it again with the
-/// request its journal row kept, so the volume ends holding the backup's
-/// data, not empty.
+/// writes them, never cast. The scheduler's periodic pass places it again
+/// with the request its journal row kept, so the volume ends holding the
+/// backup's data, not empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_create_from_a_backup_still_holds_its_data() {
     use clinker_types::request_spec::{RequestSpec, TypeSpec};
 
-    let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
+    // The scheduler's periodic pass places creates unplaced for twice the
+    // RPC timeout: 1 s passes, a 3 s timeout.
+    let mut c = Cluster::start(
+        &format!(
+            "{BACKUP_OPTIONS}periodic_interval = 1\nperiodic_fuzzy_delay = 0\n\
+             rpc_response_timeout = 3\n"
+        ),
+        FILE_BACKEND,
+    )
+    .await;
     let (vol, _, at_backup) =
         scribbled_volume(&c, &c.volumes_dir(), json!({}), &[(0, 3 << 20)]).await;
     let full = create_backup(&c, json!({"volume_id": vol})).await;
@@ -859,7 +868,6 @@ async fn a_lost_create_from_a_backup_still_holds_its_data() {
     db.create_volume(new).await.unwrap();
     drop(db);
 
-    c.restart().await;
     let id = id.to_string();
     let v = wait_restored(&c, &id, "available").await;
     assert_eq!(v["metadata"]["src_backup_id"], full.as_str(), "{v}");
