@@ -86,6 +86,52 @@ async fn restore_to_new(c: &Cluster, backup: &str) -> (String, PathBuf) {
     (volume, file)
 }
 
+/// A new 1 GiB volume (`extra` adds to its create body) with random
+/// bytes at each `(offset, length)`: its id, its file under
+/// `volumes_dir`, and its whole data.
+async fn scribbled_volume(
+    api: &Api,
+    volumes_dir: &Path,
+    extra: Value,
+    patches: &[(u64, usize)],
+) -> (String, PathBuf, Vec<u8>) {
+    let mut body = json!({"size": 1});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let vol = api.available_volume(body).await;
+    let file = volumes_dir.join(format!("volume-{vol}"));
+    for (offset, len) in patches {
+        scribble(&file, *offset, *len);
+    }
+    let data = read_all(&file);
+    (vol, file, data)
+}
+
+/// Attaches `vol` to an instance (3.54 attachments, completed) and waits
+/// until it is `in-use`.
+async fn attach_in_use(api: &Api, vol: &str) {
+    let attach = api.at("3.54");
+    let (status, made) = attach
+        .post(
+            "/attachments",
+            json!({"attachment": {"volume_uuid": vol,
+                "instance_uuid": "d5c4c6b7-8e0f-4a2b-9c3d-1e2f3a4b5c6d",
+                "connector": clinker_testkit::http::connector("iqn.2004-10.org.clinker:test")}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let attachment = made["attachment"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = attach
+        .post(
+            &format!("/attachments/{attachment}/action"),
+            json!({"os-complete": {}}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    api.wait_volume(vol, |st| st == Some("in-use")).await;
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -633,13 +679,13 @@ async fn volumes_created_from_backups_hold_their_data() {
 
     let mut c = Cluster::start(BACKUP_OPTIONS, FILE_BACKEND).await;
     let backup_dir = c.dir.path().join("backup");
-    let vol = c
-        .available_volume(json!({"size": 1, "name": "origin", "metadata": {"m": "1"}}))
-        .await;
-    let src = volume_file(&c, &vol);
-    scribble(&src, 0, 3 << 20);
-    scribble(&src, (1 << 30) - (1 << 20), 1 << 20);
-    let at_backup = read_all(&src);
+    let (vol, src, at_backup) = scribbled_volume(
+        &c,
+        &c.volumes_dir(),
+        json!({"name": "origin", "metadata": {"m": "1"}}),
+        &[(0, 3 << 20), ((1 << 30) - (1 << 20), 1 << 20)],
+    )
+    .await;
     let full = create_backup(&c, json!({"volume_id": vol, "name": "full"})).await;
     scribble(&src, 0, 1 << 20);
 
@@ -770,6 +816,70 @@ async fn volumes_created_from_backups_hold_their_data() {
     c.stop().await;
 }
 
+/// A create from a backup (3.47) whose cast to the scheduler was lost
+/// with the process that held it: its row and journal row as the API
+/// writes them, never cast. The scheduler's periodic pass places it again
+/// with the request its journal row kept, so the volume ends holding the
+/// backup's data, not empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_create_from_a_backup_still_holds_its_data() {
+    use clinker_types::request_spec::{RequestSpec, TypeSpec};
+
+    // The scheduler's periodic pass places creates unplaced for twice the
+    // RPC timeout: 1 s passes, a 3 s timeout.
+    let mut c = Cluster::start(
+        &format!(
+            "{BACKUP_OPTIONS}periodic_interval = 1\nperiodic_fuzzy_delay = 0\n\
+             rpc_response_timeout = 3\n"
+        ),
+        FILE_BACKEND,
+    )
+    .await;
+    let (vol, _, at_backup) =
+        scribbled_volume(&c, &c.volumes_dir(), json!({}), &[(0, 3 << 20)]).await;
+    let full = create_backup(&c, json!({"volume_id": vol})).await;
+
+    let db = c.db();
+    let origin = db.get_volume(vol.parse().unwrap()).await.unwrap();
+    let volume_type = db.get_volume_type(origin.volume_type_id).await.unwrap();
+    let id = clinker_types::VolumeId::new_random();
+    let spec = RequestSpec {
+        volume_id: id,
+        size: 1,
+        availability_zone: Some(origin.availability_zone.clone()),
+        availability_zones: Vec::new(),
+        volume_type: TypeSpec {
+            id: Some(volume_type.id),
+            name: Some(volume_type.name.clone()),
+            extra_specs: volume_type.extra_specs.clone(),
+        },
+        snapshot_id: None,
+        source_volid: None,
+        image_id: None,
+        backup_id: Some(full.parse().unwrap()),
+        resource_backend: None,
+        project_id: origin.project_id.clone(),
+        scheduler_hints: Default::default(),
+    };
+    // The row and journal row as the API writes them.
+    let mut new = clinker_db::testsuite::new_volume(&origin.project_id, 1, volume_type.id);
+    new.id = id;
+    new.request_spec = Some(spec);
+    db.create_volume(new).await.unwrap();
+    drop(db);
+
+    let id = id.to_string();
+    let v = wait_restored(&c, &id, "available").await;
+    assert_eq!(v["metadata"]["src_backup_id"], full.as_str(), "{v}");
+    assert!(
+        read_all(&volume_file(&c, &id)) == at_backup,
+        "the lost create from a backup does not hold the backup's data"
+    );
+    wait_backup(&c, &full, "available").await;
+    c.assert_quota_consistent("admin").await;
+    c.stop().await;
+}
+
 /// Waits for a volume being restored to reach `want` (a loaded debug
 /// build decompresses slowly: longer than the default 30 s).
 async fn wait_restored(api: &Api, id: &str, want: &str) -> Value {
@@ -861,29 +971,9 @@ async fn in_use_backups_read_a_temporary_snapshot_removed_after_a_crash() {
         FILE_BACKEND,
     );
     s.start().await;
-    let vol = s.api.available_volume(json!({"size": 1})).await;
-    let file = s.volumes_dir("file").join(format!("volume-{vol}"));
-    scribble(&file, 0, 128 << 20);
-    let at_backup = read_all(&file);
-    let attach = s.api.at("3.54");
-    let (status, made) = attach
-        .post(
-            "/attachments",
-            json!({"attachment": {"volume_uuid": vol,
-                "instance_uuid": "d5c4c6b7-8e0f-4a2b-9c3d-1e2f3a4b5c6d",
-                "connector": clinker_testkit::http::connector("iqn.2004-10.org.clinker:test")}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{made}");
-    let attachment = made["attachment"]["id"].as_str().unwrap().to_owned();
-    let (status, body) = attach
-        .post(
-            &format!("/attachments/{attachment}/action"),
-            json!({"os-complete": {}}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
-    s.api.wait_volume(&vol, |st| st == Some("in-use")).await;
+    let (vol, _, at_backup) =
+        scribbled_volume(&s.api, &s.volumes_dir("file"), json!({}), &[(0, 128 << 20)]).await;
+    attach_in_use(&s.api, &vol).await;
     let (status, err) = s
         .api
         .post("/backups", json!({"backup": {"volume_id": vol}}))
@@ -947,12 +1037,7 @@ async fn in_use_backups_read_a_temporary_snapshot_removed_after_a_crash() {
         async || !snapshots(s.api.clone()).await.is_empty(),
     )
     .await;
-    s.api
-        .wait_for_every(Every::ms(200, 300), &format!("/backups/{id}"), |_, b| {
-            assert_ne!(b["backup"]["status"], "error", "{b}");
-            b["backup"]["status"] == "available"
-        })
-        .await;
+    wait_backup(&s.api, &id, "available").await;
     s.api.wait_volume(&vol, |st| st == Some("in-use")).await;
     poll::until_true(Every::ms(50, 120), "temporaries removed", async || {
         snapshots(s.api.clone()).await.is_empty() && s.api.volumes().await.len() == 1

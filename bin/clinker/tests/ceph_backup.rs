@@ -26,68 +26,6 @@ use serde_json::{Value, json};
 
 const GIB: u64 = 1 << 30;
 
-/// `rbd` conveniences over the testkit's cluster.
-trait Rbd {
-    fn names(&self, args: &[&str]) -> Vec<String>;
-    fn write(&self, image: &str, patches: &[(u64, Vec<u8>)], scratch: &Path);
-    fn export_to_file(&self, image: &str, scratch: &Path) -> PathBuf;
-}
-
-impl Rbd for Ceph {
-    /// Names listed by `rbd … --format json` (images, or snapshots' names).
-    fn names(&self, args: &[&str]) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .rbd_json(args)
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map_or_else(|| v["name"].as_str().unwrap().to_owned(), str::to_owned)
-            })
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// Writes `patches` into an RBD image through `rbd import-diff` of a
-    /// hand-made diff stream.
-    fn write(&self, image: &str, patches: &[(u64, Vec<u8>)], scratch: &Path) {
-        let mut stream = b"rbd diff v1\n".to_vec();
-        stream.push(b's');
-        stream.extend(GIB.to_le_bytes());
-        for (offset, data) in patches {
-            stream.push(b'w');
-            stream.extend(offset.to_le_bytes());
-            stream.extend((data.len() as u64).to_le_bytes());
-            stream.extend(data);
-        }
-        stream.push(b'e');
-        let file = scratch.join("patch.diff");
-        std::fs::write(&file, stream).unwrap();
-        self.tool(
-            "rbd",
-            &[
-                "import-diff",
-                "--no-progress",
-                file.to_str().unwrap(),
-                image,
-            ],
-        );
-    }
-
-    /// An RBD image exported to a file.
-    fn export_to_file(&self, image: &str, scratch: &Path) -> PathBuf {
-        let file = scratch.join(format!("{}.raw", image.replace(['/', '@'], "_")));
-        let _ = std::fs::remove_file(&file);
-        self.tool(
-            "rbd",
-            &["export", "--no-progress", image, file.to_str().unwrap()],
-        );
-        file
-    }
-}
-
 fn random_patches(at: &[(u64, usize)]) -> Patches {
     at.iter()
         .map(|(offset, len)| {
@@ -178,29 +116,48 @@ impl Kind<'_> {
     }
 }
 
+impl Kind<'_> {
+    /// Makes this kind the default type (restores make volumes too) and a
+    /// 1 GiB volume of it with random data at the start, in the middle and
+    /// at the end, the rest holes: its id and data.
+    async fn source_volume(&self) -> (String, Patches) {
+        let (status, body) = self
+            .c
+            .at("3.62")
+            .put(
+                "/default-types/admin",
+                json!({"default_type": {"volume_type": self.name()}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let vol = self
+            .c
+            .available_volume(json!({"size": 1, "volume_type": self.name(), "name": "src"}))
+            .await;
+        let data = random_patches(&[
+            (0, 6 << 20),
+            (300 << 20, 1 << 20),
+            (GIB - (1 << 20), 1 << 20),
+        ]);
+        self.write(&vol, &data);
+        self.assert_holds(&vol, &data, "source");
+        (vol, data)
+    }
+
+    /// Changes about 1 % of the volume's 4 MiB blocks; its data after.
+    fn change(&self, vol: &str, before: &Patches) -> Patches {
+        let changes =
+            random_patches(&[(3 << 22, 32 << 10), (77 << 22, 32 << 10), (190 << 22, 4096)]);
+        self.write(vol, &changes);
+        let mut after = before.clone();
+        after.extend(changes);
+        after
+    }
+}
+
 async fn backup_restore_delete(kind: &Kind<'_>) {
     let (c, ceph) = (kind.c, kind.ceph);
-    // New volumes (those restores make too) get this kind's type.
-    let (status, body) = c
-        .at("3.62")
-        .put(
-            "/default-types/admin",
-            json!({"default_type": {"volume_type": kind.name()}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let vol = c
-        .available_volume(json!({"size": 1, "volume_type": kind.name(), "name": "src"}))
-        .await;
-    // Random data at the start, in the middle and at the end; the rest is
-    // holes.
-    let at_full = random_patches(&[
-        (0, 6 << 20),
-        (300 << 20, 1 << 20),
-        (GIB - (1 << 20), 1 << 20),
-    ]);
-    kind.write(&vol, &at_full);
-    kind.assert_holds(&vol, &at_full, "source");
+    let (vol, at_full) = kind.source_volume().await;
 
     let full = create_backup(c, json!({"volume_id": vol, "name": "full"})).await;
     let full_id = full["id"].as_str().unwrap().to_owned();
@@ -228,11 +185,7 @@ async fn backup_restore_delete(kind: &Kind<'_>) {
         assert_eq!(source_snaps(ceph), base_snaps);
     }
 
-    // About 1 % of the 4 MiB blocks change.
-    let changes = random_patches(&[(3 << 22, 32 << 10), (77 << 22, 32 << 10), (190 << 22, 4096)]);
-    kind.write(&vol, &changes);
-    let mut at_incr = at_full.clone();
-    at_incr.extend(changes);
+    let at_incr = kind.change(&vol, &at_full);
     let incr = create_backup(
         c,
         json!({"volume_id": vol, "incremental": true, "name": "incr"}),
@@ -395,5 +348,171 @@ async fn ceph_backups_of_rbd_and_file_volumes_restore_byte_for_byte() {
         })
         .await;
     }
+    c.stop().await;
+}
+
+/// The files under a POSIX backup path (the store is empty when there are
+/// none; empty container directories may stay, as in Cinder).
+fn stored_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The bytes of the volume a backup's metadata object (Cinder's
+/// `<prefix>_metadata`) says it stored.
+fn stored_bytes(dir: &Path, backup_id: &str) -> u64 {
+    let metadata = stored_files(dir)
+        .into_iter()
+        .find(|f| {
+            f.to_str().unwrap().ends_with("_metadata")
+                && std::fs::read_to_string(f)
+                    .unwrap()
+                    .contains(&format!("\"backup_id\": \"{backup_id}\""))
+        })
+        .unwrap_or_else(|| panic!("no metadata object for backup {backup_id}"));
+    let meta: Value = serde_json::from_slice(&std::fs::read(metadata).unwrap()).unwrap();
+    meta["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let (_, info) = o.as_object().unwrap().iter().next().unwrap();
+            info["length"].as_u64().unwrap()
+        })
+        .sum()
+}
+
+/// The POSIX driver (Cinder's chunked format) backing up RBD volumes: read
+/// with `rbd export -`, restored with `rbd import-diff -`. A full backup
+/// of random data, ~1 % of the blocks changed, an incremental backup that
+/// stores only them; each restored to a new volume and onto the original
+/// (which keeps its size and its snapshot), byte for byte; deletes in
+/// order leave the store empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn posix_backups_of_rbd_volumes_restore_byte_for_byte() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(ceph) = Ceph::start(
+        "the chunked backup drivers over RBD volumes (needs scripts/install-ceph.sh)",
+        scratch.path().join("ceph"),
+        &[],
+    ) else {
+        return;
+    };
+    let conf = ceph.conf();
+    let store = scratch.path().join("posix");
+    let backends = format!(
+        "enabled_backends = ceph\n[ceph]\nvolume_driver = cinder.volume.drivers.rbd.RBDDriver\n\
+         volume_backend_name = ceph\nrbd_pool = volumes\nrbd_user = cinder\nrbd_ceph_conf = {}\n\
+         rados_connect_timeout = 5\n",
+        conf.display(),
+    );
+    // 64 MiB objects: a 1 GiB volume is 16 of them, and the incremental
+    // backup's changed runs are cut at their edges.
+    let mut c = Cluster::start(
+        &format!(
+            "quota_volumes = -1\nbackup_driver = cinder.backup.drivers.posix.PosixBackupDriver\n\
+             backup_posix_path = {}\nbackup_file_size = 67108864\nbackup_ceph_conf = {}\n",
+            store.display(),
+            conf.display()
+        ),
+        &backends,
+    )
+    .await;
+    c.create_type("ceph", json!({"volume_backend_name": "ceph"}))
+        .await;
+    let kind = Kind {
+        ceph: &ceph,
+        c: &c,
+        scratch: scratch.path(),
+        rbd: true,
+    };
+    let (vol, at_full) = kind.source_volume().await;
+
+    let full = create_backup(&c, json!({"volume_id": vol, "name": "full"})).await;
+    let full_id = full["id"].as_str().unwrap().to_owned();
+    assert_eq!(full["is_incremental"], false, "{full}");
+    assert_eq!(stored_bytes(&store, &full_id), GIB, "the full backup");
+    // The volume's image is untouched by the backup: no snapshot left.
+    let image = format!("volumes/volume-{vol}");
+    assert_eq!(
+        ceph.names(&["snap", "ls", "--format", "json", &image]),
+        Vec::<String>::new()
+    );
+
+    let at_incr = kind.change(&vol, &at_full);
+    let incr = create_backup(
+        &c,
+        json!({"volume_id": vol, "incremental": true, "name": "incr"}),
+    )
+    .await;
+    let incr_id = incr["id"].as_str().unwrap().to_owned();
+    assert_eq!(incr["is_incremental"], true, "{incr}");
+    // Only the changed 32 KiB hash blocks (`backup_sha_block_size_bytes`).
+    assert_eq!(
+        stored_bytes(&store, &incr_id),
+        3 * 32768,
+        "the incremental backup"
+    );
+
+    // A snapshot of the original, which a restore onto it must keep.
+    let snapshot = c
+        .available_snapshot(json!({"volume_id": vol, "name": "kept"}))
+        .await;
+
+    // Each backup restores to a new volume as it was at its time.
+    let restored_full = restore(&c, &full_id, None).await;
+    kind.assert_holds(&restored_full, &at_full, "full backup to a new volume");
+    let restored_incr = restore(&c, &incr_id, None).await;
+    kind.assert_holds(
+        &restored_incr,
+        &at_incr,
+        "incremental backup to a new volume",
+    );
+    // And onto the original: the full one (which holds less), then the
+    // incremental one; the image keeps its size and its snapshot.
+    restore(&c, &full_id, Some(&vol)).await;
+    kind.assert_holds(&vol, &at_full, "full backup onto the original");
+    restore(&c, &incr_id, Some(&vol)).await;
+    kind.assert_holds(&vol, &at_incr, "incremental backup onto the original");
+    let info = ceph.rbd_json(&["info", "--format", "json", &image]);
+    assert_eq!(info["size"], GIB, "{info}");
+    let snap_file = ceph.export_to_file(&format!("{image}@snapshot-{snapshot}"), scratch.path());
+    assert_holds(&snap_file, GIB, &at_incr, "the original's snapshot");
+    let (status, _) = c.delete(&format!("/snapshots/{snapshot}")).await;
+    assert_eq!(status, 202);
+    c.wait_gone(&format!("/snapshots/{snapshot}")).await;
+
+    // The full backup cannot go while the incremental depends on it.
+    let (status, err) = c.delete(&format!("/backups/{full_id}")).await;
+    assert_eq!(status, 400, "{err}");
+    for id in [&incr_id, &full_id] {
+        let (status, _) = c.delete(&format!("/backups/{id}")).await;
+        assert_eq!(status, 202);
+        c.wait_gone(&format!("/backups/{id}")).await;
+    }
+    assert_eq!(stored_files(&store), Vec::<PathBuf>::new(), "objects left");
+
+    for v in [&restored_full, &restored_incr, &vol] {
+        let (status, _) = c.delete(&format!("/volumes/{v}")).await;
+        assert_eq!(status, 202);
+        c.wait_volume(v, |s| s.is_none()).await;
+    }
+    assert_eq!(ceph.images(), Vec::<String>::new());
+    c.assert_quota_consistent("admin").await;
     c.stop().await;
 }

@@ -6,7 +6,8 @@
 //! host; [`BackupManager`] reaches the volume's data through the volume
 //! service's legacy `initialize_connection` with a connector for this
 //! host (a local path for the file backend and for LVM without a target
-//! helper), runs the engine, and records the result with the volume's
+//! helper, an RBD image read and written with the `rbd` tool for Ceph
+//! backends, whatever the driver), runs the engine, and records the result with the volume's
 //! status restored in one transaction. Restores and deletes go the same
 //! way. The object prefix is recorded in the row before the first object
 //! is written, and the engine writes the metadata object last, so
@@ -23,8 +24,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use clinker_backup::{
-    BackupDriver, BackupRecord, BackupRequest, CephBackupRequest, Control, FileWriter,
-    ParentBackup, RbdVolume, RestoreTarget, VolumeData, build_driver, format,
+    BackupDriver, BackupRecord, BackupRequest, CephBackupRequest, Control, ParentBackup, RbdVolume,
+    RestoreTarget, VolumeData, build_driver, format,
 };
 use clinker_config::{BackupDriverKind, BackupOptions};
 use clinker_db::{BackupLocation, DbError, DbHandle};
@@ -101,17 +102,6 @@ struct Attached {
     volume_id: VolumeId,
     connector: Connector,
     data: VolumeData,
-}
-
-/// The local path the chunked drivers read and write.
-fn local_path(volume_id: VolumeId, data: &VolumeData) -> Result<&PathBuf, Failure> {
-    match data {
-        VolumeData::Local(path) => Ok(path),
-        VolumeData::Rbd(_) => Err(format!(
-            "the POSIX, S3 and Swift backup drivers read volumes through local paths; volume \
-             {volume_id} is an RBD image (the Ceph backup driver reads it)"
-        )),
-    }
 }
 
 fn remote(kind: ErrorKind, message: impl Into<String>) -> RemoteError {
@@ -465,17 +455,12 @@ impl BackupManager {
         };
         let outcome = self
             .record_and_read(context, backup, &volume, &location, async |data| {
-                let path = local_path(backup.volume_id, data)?;
-                let mut file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                file.set_max_buf_size(clinker_backup::engine::SEGMENT_BYTES);
                 let control = Control {
                     cancel,
                     ..Control::default()
                 };
                 engine
-                    .run_backup(&prepared, &mut file, &control)
+                    .backup_volume(&prepared, data, &control)
                     .await
                     .map_err(|e| e.to_string())
             })
@@ -697,35 +682,20 @@ impl BackupManager {
             ..Control::default()
         };
         let attached = self.attach(context, &volume).await?;
+        let target = RestoreTarget {
+            volume_id: volume_id.to_string(),
+            data: attached.data.clone(),
+            size_gb: u64::try_from(volume.size).unwrap_or(0),
+            is_new: volume_is_new,
+        };
         let result = async {
             match driver {
                 BackupDriver::Chunked(engine) => {
                     let chain = self.chain(backup).await?;
-                    let path = local_path(volume_id, &attached.data)?;
-                    let file = tokio::fs::OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .await
-                        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                    let mut writer = FileWriter::new(file.into_std().await);
-                    engine
-                        .restore_backup(
-                            &chain,
-                            &volume_id.to_string(),
-                            &mut writer,
-                            volume_is_new,
-                            &control,
-                        )
-                        .await
+                    engine.restore_volume(&chain, &target, &control).await
                 }
                 // Each Ceph backup is a whole snapshot: no chain to walk.
                 BackupDriver::Ceph(ceph) => {
-                    let target = RestoreTarget {
-                        volume_id: volume_id.to_string(),
-                        data: attached.data.clone(),
-                        size_gb: u64::try_from(volume.size).unwrap_or(0),
-                        is_new: volume_is_new,
-                    };
                     ceph.restore_backup(
                         &record_of(backup),
                         &backup.volume_id.to_string(),

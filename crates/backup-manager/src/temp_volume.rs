@@ -157,6 +157,25 @@ pub async fn from_snapshot(
     db.set_backup_temp(backup.id, BackupTemp::Volume(Some(temp_id)))
         .await
         .map_err(|e| format!("cannot record the temporary volume: {e}"))?;
+    let spec = RequestSpec {
+        volume_id: temp_id,
+        size: snapshot.volume_size,
+        availability_zone: Some(volume.availability_zone.clone()),
+        availability_zones: Vec::new(),
+        volume_type: TypeSpec {
+            id: Some(volume_type.id),
+            name: Some(volume_type.name.clone()),
+            extra_specs: volume_type.extra_specs.clone(),
+        },
+        snapshot_id: Some(snapshot_id),
+        source_volid: None,
+        image_id: None,
+        backup_id: None,
+        // A volume from a snapshot stays on the snapshot's backend.
+        resource_backend: volume.cluster_name.clone().or_else(|| volume.host.clone()),
+        project_id: backup.project_id.clone(),
+        scheduler_hints: Default::default(),
+    };
     let new = NewVolume {
         id: temp_id,
         user_id: backup.user_id.clone(),
@@ -178,30 +197,12 @@ pub async fn from_snapshot(
         use_quota: false,
         metadata: Default::default(),
         glance_metadata: Default::default(),
+        request_spec: Some(spec.clone()),
     };
     let temp = db
         .create_volume(new)
         .await
         .map_err(|e| format!("cannot create a temporary volume: {e}"))?;
-    let spec = RequestSpec {
-        volume_id: temp.id,
-        size: temp.size,
-        availability_zone: Some(temp.availability_zone.clone()),
-        availability_zones: Vec::new(),
-        volume_type: TypeSpec {
-            id: Some(volume_type.id),
-            name: Some(volume_type.name.clone()),
-            extra_specs: volume_type.extra_specs.clone(),
-        },
-        snapshot_id: Some(snapshot_id),
-        source_volid: None,
-        image_id: None,
-        backup_id: None,
-        // A volume from a snapshot stays on the snapshot's backend.
-        resource_backend: volume.cluster_name.clone().or_else(|| volume.host.clone()),
-        project_id: temp.project_id.clone(),
-        scheduler_hints: Default::default(),
-    };
     let scheduler = SchedulerRpcClient::new(volume_rpc.transport(), volume_rpc.timeout());
     let args = ScheduleCreateVolumeArgs {
         request_spec: spec,

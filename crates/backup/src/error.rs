@@ -155,6 +155,21 @@ pub enum BackupError {
 }
 
 impl BackupError {
+    /// A failed read or write of the volume: the classified error a
+    /// volume stream carried (an `rbd export` that failed), or the I/O
+    /// error itself.
+    pub(crate) fn from_volume_io(e: std::io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<BackupError>()) {
+            if let Some(inner) = e.into_inner()
+                && let Ok(carried) = inner.downcast::<BackupError>()
+            {
+                return *carried;
+            }
+            return BackupError::Internal("a volume stream's error was lost".into());
+        }
+        BackupError::VolumeIo(e)
+    }
+
     /// The error's classification.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -17,6 +17,10 @@
 //! ```text
 //! let BackupDriver::Chunked(engine) = build_driver(kind, &config.backup, zone, user)?;
 //! let prepared = engine.prepare_backup(request).await?;   // record container + service_metadata
+//! // A local path or an RBD image (`rbd export -`, `rbd import-diff -`):
+//! let outcome = engine.backup_volume(&prepared, &VolumeData::Local(path), &control).await?;
+//! engine.restore_volume(&chain, &target, &control).await?;
+//! // Or any reader and writer:
 //! let outcome = engine.run_backup(&prepared, &mut volume, &control).await?;
 //! engine.restore_backup(&chain, volume_id, &mut FileWriter::new(file), is_new, &control).await?;
 //! engine.delete_backup(&record).await?;

@@ -2,6 +2,7 @@
 
 use clinker_types::Timestamp;
 use clinker_types::model::JournalEntry;
+use clinker_types::request_spec::RequestSpec;
 
 use crate::error::DbError;
 use crate::pool::Db;
@@ -29,6 +30,29 @@ pub trait JournalRepository {
     /// Database failures.
     async fn journal_detail(&self, resource_id: &str)
     -> Result<Option<serde_json::Value>, DbError>;
+
+    /// The request a volume's create was accepted with, as its journal row
+    /// keeps it until a backend finishes the create; `None` for rows
+    /// written before Clinker kept it (or by creates that kept none).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn journal_request_spec(&self, volume_id: &str) -> Result<Option<RequestSpec>, DbError> {
+        let detail = self.journal_detail(volume_id).await?;
+        Ok(detail
+            .and_then(|mut d| d.get_mut(REQUEST_SPEC).map(serde_json::Value::take))
+            .and_then(|spec| serde_json::from_value(spec).ok()))
+    }
+}
+
+/// The key of a create's journal detail that holds its request.
+const REQUEST_SPEC: &str = "request_spec";
+
+/// The journal detail of a create accepted with `spec`.
+pub(crate) fn create_detail(spec: &RequestSpec) -> Result<serde_json::Value, DbError> {
+    let spec = serde_json::to_value(spec)
+        .map_err(|e| DbError::Internal(format!("cannot record the request spec: {e}")))?;
+    Ok(serde_json::json!({ REQUEST_SPEC: spec }))
 }
 
 #[async_trait::async_trait]

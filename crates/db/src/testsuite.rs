@@ -287,6 +287,7 @@ pub fn new_volume(project: &str, size: i64, type_id: clinker_types::VolumeTypeId
         use_quota: true,
         metadata: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
         glance_metadata: BTreeMap::new(),
+        request_spec: None,
     }
 }
 
@@ -368,6 +369,62 @@ pub async fn volume_lifecycle_keeps_quota_and_journal(db: &Db) {
             .iter()
             .any(|j| j.resource_id == id.to_string() && j.status == "creating")
     );
+    // A create's request travels with its journal row, through placement,
+    // so a create whose cast was lost keeps its source; rows written
+    // without one have none.
+    assert_eq!(
+        db.journal_request_spec(&id.to_string()).await.unwrap(),
+        None
+    );
+    let mut sourced = new_volume("p1", 1, type_id);
+    let spec = clinker_types::request_spec::RequestSpec {
+        volume_id: sourced.id,
+        size: 1,
+        availability_zone: Some("nova".into()),
+        availability_zones: Vec::new(),
+        volume_type: clinker_types::request_spec::TypeSpec {
+            id: Some(type_id),
+            name: Some("__DEFAULT__".into()),
+            extra_specs: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+        },
+        snapshot_id: None,
+        source_volid: None,
+        image_id: Some("0b9c5b3e-3f0e-4f8a-9d8e-1d2c3b4a5f60".into()),
+        backup_id: Some(clinker_types::BackupId::new_random()),
+        resource_backend: None,
+        project_id: "p1".into(),
+        scheduler_hints: BTreeMap::from([("same_host".to_owned(), serde_json::json!(["x"]))]),
+    };
+    sourced.request_spec = Some(spec.clone());
+    let sourced_id = sourced.id;
+    db.create_volume(sourced).await.unwrap();
+    let kept = db.journal_request_spec(&sourced_id.to_string()).await;
+    assert_eq!(kept.unwrap(), Some(spec.clone()));
+    place(db, sourced_id, 1).await;
+    let kept = db.journal_request_spec(&sourced_id.to_string()).await;
+    assert_eq!(kept.unwrap(), Some(spec));
+    db.release_volume_placement(sourced_id, "node1@file#file")
+        .await
+        .unwrap();
+    let kept = db.journal_request_spec(&sourced_id.to_string()).await;
+    assert!(
+        kept.unwrap().is_some(),
+        "a released placement lost the request"
+    );
+    db.fail_volume_create(sourced_id).await.unwrap();
+    assert_eq!(
+        db.journal_request_spec(&sourced_id.to_string())
+            .await
+            .unwrap(),
+        None,
+        "a failed create keeps no journal row"
+    );
+    assert!(matches!(
+        db.begin_volume_delete(sourced_id, DeleteOptions::default())
+            .await
+            .unwrap(),
+        DeleteStart::DeletedWithoutBackend(_)
+    ));
 
     place(db, id, 3).await;
     let journal = db.journal_for_backend("node1@file").await.unwrap();

@@ -409,6 +409,8 @@ impl MigrationRepository for Db {
                 use_quota: false,
                 metadata: source.metadata.clone(),
                 glance_metadata: source.glance_metadata.clone(),
+                // Cast straight to the destination, never to a scheduler.
+                request_spec: None,
             };
             self.insert_new_volume(&mut tx, &new, now).await?;
             sqlx::query(self.q(

@@ -8,7 +8,8 @@
 //! [`CommandRunner::spawn_piped`] starts a process whose stdin is streamed
 //! ([`PipedChild`]), for tools that read data as it arrives (`rbd import -`),
 //! and [`CommandRunner::spawn_reading`] one whose stdout is streamed
-//! ([`ReadingChild`]), for tools that write data as they go (`rbd export -`).
+//! ([`ReadingChild`]), for tools that write data as they go (`rbd export -`):
+//! both are one [`StreamingChild`] over the stream they expose.
 //! Depends on `clinker-types` only.
 
 use std::collections::VecDeque;
@@ -199,127 +200,150 @@ impl ExecError {
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-/// A running process whose stdin is streamed (e.g. `rbd import - <name>`
-/// fed with image data as it arrives): write to [`PipedChild::stdin`],
-/// then [`PipedChild::finish`] closes stdin and waits for the exit.
-pub struct PipedChild {
-    command: String,
-    stdin: Box<dyn AsyncWrite + Send + Unpin>,
-    finish: Box<dyn FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send>,
+/// What finishing a streaming child means once its stream is let go.
+type Finish = Box<dyn FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send>;
+
+/// The stream of a [`StreamingChild`]: how it is let go before the exit
+/// is awaited.
+pub trait ChildStream: Send + Unpin {
+    /// Lets the stream go: a stdin is shut down (the process sees end of
+    /// file), a stdout dropped (a process still writing gets `EPIPE`).
+    fn close(stream: Box<Self>) -> BoxFuture<()>;
 }
 
-impl fmt::Debug for PipedChild {
+impl ChildStream for dyn AsyncWrite + Send + Unpin {
+    fn close(mut stream: Box<Self>) -> BoxFuture<()> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            // A child that exited early has closed its end: not our error.
+            let _ = stream.shutdown().await;
+        })
+    }
+}
+
+impl ChildStream for dyn AsyncRead + Send + Unpin {
+    fn close(stream: Box<Self>) -> BoxFuture<()> {
+        drop(stream);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// A running process one of whose standard streams is streamed while it
+/// runs: [`PipedChild`] (stdin) or [`ReadingChild`] (stdout). Use the
+/// stream (the child is itself an `AsyncWrite` / `AsyncRead`), then
+/// [`StreamingChild::finish`] lets it go and waits for the exit.
+pub struct StreamingChild<S: ChildStream + ?Sized> {
+    command: String,
+    stream: Box<S>,
+    finish: Finish,
+}
+
+/// A running process whose stdin is streamed (e.g. `rbd import - <name>`
+/// fed with image data as it arrives): write to [`PipedChild::stdin`],
+/// then [`StreamingChild::finish`] closes stdin and waits for the exit.
+pub type PipedChild = StreamingChild<dyn AsyncWrite + Send + Unpin>;
+
+/// A running process whose stdout is streamed (e.g. `rbd export-diff …
+/// -`, read as it is produced): read [`ReadingChild::stdout`] to its end,
+/// then [`StreamingChild::finish`] waits for the exit (its `stdout` is
+/// empty: it was streamed).
+pub type ReadingChild = StreamingChild<dyn AsyncRead + Send + Unpin>;
+
+impl<S: ChildStream + ?Sized> fmt::Debug for StreamingChild<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipedChild")
+        f.debug_struct("StreamingChild")
             .field("command", &self.command)
             .finish()
+    }
+}
+
+impl<S: ChildStream + ?Sized> StreamingChild<S> {
+    /// A child made of its stream and what finishing it means (for
+    /// runners other than the host's).
+    pub fn new(
+        command: String,
+        stream: Box<S>,
+        finish: impl FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            command,
+            stream,
+            finish: Box::new(finish),
+        }
+    }
+
+    /// The command line, for messages.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Lets the stream go and waits for the process to exit; any exit code
+    /// is an `Ok` output, as [`CommandRunner::run`].
+    ///
+    /// # Errors
+    /// Waiting for the process failed, or it outlived its timeout
+    /// (counted from here).
+    pub async fn finish(self) -> Result<Output, ExecError> {
+        let Self { stream, finish, .. } = self;
+        S::close(stream).await;
+        finish().await
+    }
+
+    /// [`Self::finish`], treating a non-zero exit as an error.
+    ///
+    /// # Errors
+    /// As [`Self::finish`], plus [`ExecError::Failed`].
+    pub async fn finish_checked(self) -> Result<Output, ExecError> {
+        let command = self.command.clone();
+        checked(command, self.finish().await?)
     }
 }
 
 impl PipedChild {
-    /// A child made of its stdin and what finishing it means (for runners
-    /// other than the host's).
-    pub fn new(
-        command: String,
-        stdin: Box<dyn AsyncWrite + Send + Unpin>,
-        finish: impl FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send + 'static,
-    ) -> Self {
-        Self {
-            command,
-            stdin,
-            finish: Box::new(finish),
-        }
-    }
-
     /// The process's stdin.
     pub fn stdin(&mut self) -> &mut (dyn AsyncWrite + Send + Unpin) {
-        self.stdin.as_mut()
-    }
-
-    /// Closes stdin (the process sees end of file) and waits for it to
-    /// exit; any exit code is an `Ok` output, as [`CommandRunner::run`].
-    ///
-    /// # Errors
-    /// Waiting for the process failed, or it outlived its timeout
-    /// (counted from here).
-    pub async fn finish(self) -> Result<Output, ExecError> {
-        use tokio::io::AsyncWriteExt;
-        let Self {
-            mut stdin, finish, ..
-        } = self;
-        // A child that exited early has closed its end: not our error.
-        let _ = stdin.shutdown().await;
-        drop(stdin);
-        finish().await
-    }
-
-    /// [`Self::finish`], treating a non-zero exit as an error.
-    ///
-    /// # Errors
-    /// As [`Self::finish`], plus [`ExecError::Failed`].
-    pub async fn finish_checked(self) -> Result<Output, ExecError> {
-        let command = self.command.clone();
-        checked(command, self.finish().await?)
-    }
-}
-
-/// A running process whose stdout is streamed (e.g. `rbd export-diff …
-/// -`, read as it is produced): read [`ReadingChild::stdout`] to its end,
-/// then [`ReadingChild::finish`] waits for the exit.
-pub struct ReadingChild {
-    command: String,
-    stdout: Box<dyn AsyncRead + Send + Unpin>,
-    finish: Box<dyn FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send>,
-}
-
-impl fmt::Debug for ReadingChild {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadingChild")
-            .field("command", &self.command)
-            .finish()
+        self.stream.as_mut()
     }
 }
 
 impl ReadingChild {
-    /// A child made of its stdout and what finishing it means (for runners
-    /// other than the host's).
-    pub fn new(
-        command: String,
-        stdout: Box<dyn AsyncRead + Send + Unpin>,
-        finish: impl FnOnce() -> BoxFuture<Result<Output, ExecError>> + Send + 'static,
-    ) -> Self {
-        Self {
-            command,
-            stdout,
-            finish: Box::new(finish),
-        }
-    }
-
     /// The process's stdout.
     pub fn stdout(&mut self) -> &mut (dyn AsyncRead + Send + Unpin) {
-        self.stdout.as_mut()
+        self.stream.as_mut()
+    }
+}
+
+impl AsyncWrite for PipedChild {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(self.get_mut().stdin()).poll_write(cx, buf)
     }
 
-    /// Closes stdout (a process still writing gets `EPIPE`) and waits for
-    /// it to exit; any exit code is an `Ok` output whose `stdout` is empty
-    /// (it was streamed), as [`CommandRunner::run`].
-    ///
-    /// # Errors
-    /// Waiting for the process failed, or it outlived its timeout
-    /// (counted from here).
-    pub async fn finish(self) -> Result<Output, ExecError> {
-        let Self { stdout, finish, .. } = self;
-        drop(stdout);
-        finish().await
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.get_mut().stdin()).poll_flush(cx)
     }
 
-    /// [`Self::finish`], treating a non-zero exit as an error.
-    ///
-    /// # Errors
-    /// As [`Self::finish`], plus [`ExecError::Failed`].
-    pub async fn finish_checked(self) -> Result<Output, ExecError> {
-        let command = self.command.clone();
-        checked(command, self.finish().await?)
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.get_mut().stdin()).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for ReadingChild {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.get_mut().stdout()).poll_read(cx, buf)
     }
 }
 
@@ -330,10 +354,10 @@ impl ReadingChild {
     pub fn into_parts(self) -> (Box<dyn AsyncRead + Send + Unpin>, ChildExit) {
         let Self {
             command,
-            stdout,
+            stream,
             finish,
         } = self;
-        (stdout, ChildExit { command, finish })
+        (stream, ChildExit { command, finish })
     }
 }
 
@@ -395,7 +419,7 @@ pub trait CommandRunner: Send + Sync + fmt::Debug {
     }
 
     /// Starts `cmd` with a streamed stdin (`cmd.stdin` is ignored); its
-    /// `timeout` counts from [`PipedChild::finish`].
+    /// `timeout` counts from [`StreamingChild::finish`].
     ///
     /// # Errors
     /// The process could not be started; runners that cannot stream stdin
@@ -411,7 +435,7 @@ pub trait CommandRunner: Send + Sync + fmt::Debug {
     }
     /// Starts `cmd` with its stdout streamed (`cmd.stdin` is fed as by
     /// [`CommandRunner::run`]); its `timeout` counts from
-    /// [`ReadingChild::finish`].
+    /// [`StreamingChild::finish`].
     ///
     /// # Errors
     /// The process could not be started; runners that cannot stream stdout

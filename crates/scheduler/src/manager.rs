@@ -330,6 +330,24 @@ impl SchedulerManager {
         }
     }
 
+    /// The request a lost create is placed again with: the one its journal
+    /// row kept when the API accepted it (its image or backup included),
+    /// else, for rows written before the journal kept it, one rebuilt from
+    /// the volume's row.
+    async fn lost_create_spec(
+        &self,
+        volume: &clinker_types::model::Volume,
+    ) -> Result<RequestSpec, RemoteError> {
+        match self.db.journal_request_spec(&volume.id.to_string()).await {
+            Ok(Some(spec)) if spec.volume_id == volume.id => return Ok(spec),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(volume_id = %volume.id, error = %e, "cannot read the create's request from the journal; rebuilding it from the volume");
+            }
+        }
+        self.spec_from_row(volume).await
+    }
+
     /// Rebuilds a volume's request spec from its row: size, zone, type and
     /// the source it must stay with. What a lost cast carried is all in the
     /// database (scheduler hints aside, which Clinker does not act on).
@@ -420,7 +438,7 @@ impl SchedulerManager {
             }
             tracing::info!(volume_id = %volume_id, "placing a create whose request was lost");
             let context = RequestContext::internal("scheduler");
-            let outcome = match self.spec_from_row(&volume).await {
+            let outcome = match self.lost_create_spec(&volume).await {
                 Ok(spec) => {
                     let args = ScheduleCreateVolumeArgs {
                         request_spec: spec,

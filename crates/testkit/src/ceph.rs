@@ -138,17 +138,67 @@ impl Ceph {
         names
     }
 
-    /// The whole image `volumes/image` (`rbd export`), through `scratch`.
-    pub fn export(&self, image: &str, scratch: &Path) -> Vec<u8> {
-        let out = scratch.join(format!("{image}.export"));
-        self.rbd(&[
-            "export",
-            "--no-progress",
-            &format!("{POOL}/{image}"),
-            &out.display().to_string(),
-        ]);
-        let data = std::fs::read(&out).unwrap();
-        std::fs::remove_file(&out).unwrap();
+    /// Names listed by `rbd <args>` (with `--format json` among them):
+    /// images, or snapshots' names; sorted.
+    pub fn names(&self, args: &[&str]) -> Vec<String> {
+        let listed = self.rbd_json(args);
+        let mut names: Vec<String> = listed
+            .as_array()
+            .unwrap_or_else(|| panic!("rbd {args:?} listed no array: {listed}"))
+            .iter()
+            .map(|v| match (v.as_str(), v["name"].as_str()) {
+                (Some(name), _) | (None, Some(name)) => name.to_owned(),
+                (None, None) => panic!("rbd {args:?} listed an entry without a name: {v}"),
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Writes `patches` (offset, bytes) into the image `spec`
+    /// (`pool/image`) through `rbd import-diff` of a hand-made diff stream
+    /// kept in `scratch`; the image keeps its size and snapshots.
+    pub fn write(&self, spec: &str, patches: &[(u64, Vec<u8>)], scratch: &Path) {
+        let size = self.rbd_json(&["info", "--format", "json", spec])["size"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("rbd info {spec} has no size"));
+        let mut stream = b"rbd diff v1\n".to_vec();
+        stream.push(b's');
+        stream.extend(size.to_le_bytes());
+        for (offset, data) in patches {
+            stream.push(b'w');
+            stream.extend(offset.to_le_bytes());
+            stream.extend((data.len() as u64).to_le_bytes());
+            stream.extend(data);
+        }
+        stream.push(b'e');
+        let file = scratch.join("patch.diff");
+        std::fs::write(&file, stream).unwrap();
+        self.tool(
+            "rbd",
+            &[
+                "import-diff",
+                "--no-progress",
+                &file.display().to_string(),
+                spec,
+            ],
+        );
+    }
+
+    /// The image or snapshot `spec` (`pool/image[@snap]`) exported
+    /// (`rbd export`) to a file in `scratch`, which stays.
+    pub fn export_to_file(&self, spec: &str, scratch: &Path) -> PathBuf {
+        let file = scratch.join(format!("{}.raw", spec.replace(['/', '@'], "_")));
+        self.rbd(&["export", "--no-progress", spec, &file.display().to_string()]);
+        file
+    }
+
+    /// The whole image or snapshot `spec` (`pool/image[@snap]`) read into
+    /// memory (`rbd export` through a file in `scratch`, removed again).
+    pub fn export(&self, spec: &str, scratch: &Path) -> Vec<u8> {
+        let file = self.export_to_file(spec, scratch);
+        let data = std::fs::read(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
         data
     }
 

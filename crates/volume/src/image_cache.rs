@@ -300,6 +300,8 @@ impl VolumeManager {
             use_quota: true,
             metadata: Default::default(),
             glance_metadata: clinker_image::metadata::volume_glance_metadata(image),
+            // Placed when it is made: never rescheduled from the journal.
+            request_spec: None,
         };
         let cache_volume = self
             .db

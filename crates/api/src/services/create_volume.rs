@@ -372,8 +372,34 @@ pub async fn create_volume(
     .await?;
 
     let origin = source.as_ref().or(snapshot_volume.as_ref());
+    let volume_id = VolumeId::new_random();
+    // Creating from a snapshot or a clone must stay on the source's backend.
+    let resource_backend = snapshot_volume
+        .as_ref()
+        .or(source.as_ref())
+        .and_then(|v| v.cluster_name.clone().or_else(|| v.host.clone()))
+        // A volume of a group lives on the group's backend (any pool).
+        .or(group_backend);
+    let spec = RequestSpec {
+        volume_id,
+        size,
+        availability_zone: zone.clone(),
+        availability_zones: zones,
+        volume_type: TypeSpec {
+            id: Some(volume_type.id),
+            name: Some(volume_type.name.clone()),
+            extra_specs: volume_type.extra_specs.clone(),
+        },
+        snapshot_id: snapshot.as_ref().map(|s| s.id),
+        source_volid: source.as_ref().map(|v| v.id),
+        image_id,
+        backup_id: backup.as_ref().map(|b| b.id),
+        resource_backend,
+        project_id: ctx.project_id.clone(),
+        scheduler_hints: request.scheduler_hints,
+    };
     let new = NewVolume {
-        id: VolumeId::new_random(),
+        id: volume_id,
         user_id: ctx.user_id.clone(),
         project_id: ctx.project_id.clone(),
         size,
@@ -384,8 +410,8 @@ pub async fn create_volume(
         display_description: request.description,
         volume_type_id: volume_type.id,
         volume_type_name: volume_type.name.clone(),
-        snapshot_id: snapshot.as_ref().map(|s| s.id),
-        source_volid: source.as_ref().map(|v| v.id),
+        snapshot_id: spec.snapshot_id,
+        source_volid: spec.source_volid,
         multiattach: volume_type.is_multiattach(),
         bootable: origin.is_some_and(|v| v.bootable),
         group_id: group.as_ref().map(|g| g.id.to_string()),
@@ -394,37 +420,13 @@ pub async fn create_volume(
         glance_metadata: origin
             .map(|v| v.glance_metadata.clone())
             .unwrap_or_default(),
+        request_spec: Some(spec.clone()),
     };
     let volume = state.db.create_volume(new).await.map_err(|e| match e {
         DbError::OverQuota(over) => quota_error(&over, QuotaAction::CreateVolume { size }),
         other => other.into(),
     })?;
 
-    // Creating from a snapshot or a clone must stay on the source's backend.
-    let resource_backend = snapshot_volume
-        .as_ref()
-        .or(source.as_ref())
-        .and_then(|v| v.cluster_name.clone().or_else(|| v.host.clone()))
-        // A volume of a group lives on the group's backend (any pool).
-        .or(group_backend);
-    let spec = RequestSpec {
-        volume_id: volume.id,
-        size,
-        availability_zone: zone,
-        availability_zones: zones,
-        volume_type: TypeSpec {
-            id: Some(volume_type.id),
-            name: Some(volume_type.name.clone()),
-            extra_specs: volume_type.extra_specs.clone(),
-        },
-        snapshot_id: volume.snapshot_id,
-        source_volid: volume.source_volid,
-        image_id,
-        backup_id: backup.as_ref().map(|b| b.id),
-        resource_backend,
-        project_id: ctx.project_id.clone(),
-        scheduler_hints: request.scheduler_hints,
-    };
     let args = ScheduleCreateVolumeArgs {
         request_spec: spec,
         filter_properties: FilterProperties::default(),

@@ -34,7 +34,7 @@ fn sourced_volume(
     origin: &Volume,
     snapshot: Option<&Snapshot>,
 ) -> SourcedVolume {
-    let new = NewVolume {
+    let mut new = NewVolume {
         id: VolumeId::new_random(),
         user_id: ctx.user_id.clone(),
         project_id: ctx.project_id.clone(),
@@ -56,6 +56,7 @@ fn sourced_volume(
         use_quota: true,
         metadata: Default::default(),
         glance_metadata: origin.glance_metadata.clone(),
+        request_spec: None,
     };
     let spec = RequestSpec {
         volume_id: new.id,
@@ -79,6 +80,7 @@ fn sourced_volume(
         project_id: ctx.project_id.clone(),
         scheduler_hints: Default::default(),
     };
+    new.request_spec = Some(spec.clone());
     SourcedVolume { new, spec }
 }
 

@@ -1,8 +1,8 @@
 //! `/volumes`: views per microversion, lists, bad input, quotas, undo on
 //! an unreachable scheduler, update, delete, metadata.
 
-use clinker_db::{QuotaRepository, VolumeRepository};
-use clinker_types::VolumeStatus;
+use clinker_db::{JournalRepository, QuotaRepository, VolumeRepository};
+use clinker_types::{VolumeId, VolumeStatus};
 use serde_json::{Value, json};
 
 use crate::common::{Harness, Options, POOL, PROJECT, USER, sorted_keys};
@@ -94,12 +94,21 @@ async fn create_response_has_no_extension_attributes() {
 
     let methods = Harness::wait_for(&h.scheduler, 2).await;
     assert_eq!(methods, vec!["create_volume", "create_volume"]);
-    let seen = h.scheduler.seen.lock().unwrap();
-    let spec = &seen[1].args["request_spec"];
+    let spec = h.scheduler.seen.lock().unwrap()[1].args["request_spec"].clone();
     assert_eq!(spec["size"], 2);
     assert_eq!(spec["volume_type"]["name"], "__DEFAULT__");
     assert_eq!(spec["availability_zone"], "nova");
     assert_eq!(spec["project_id"], PROJECT);
+    // The journal row keeps the request the cast carried (an image or a
+    // backup included), for a scheduler that must place it again if the
+    // cast is lost.
+    let id: VolumeId = latest.id("volume");
+    let kept =
+        h.db.journal_request_spec(&id.to_string())
+            .await
+            .unwrap()
+            .expect("the create's journal row keeps its request");
+    assert_eq!(serde_json::to_value(kept).unwrap(), spec);
 }
 
 #[tokio::test]

@@ -290,6 +290,26 @@ impl Cli {
             .map_err(|e| exec_error(&cmd.what, &e))
     }
 
+    /// The size of image `spec` in bytes (`rbd info`); `None` when it does
+    /// not exist.
+    pub(crate) async fn image_size(
+        &self,
+        access: &CephAccess,
+        spec: &str,
+    ) -> Result<Option<u64>, BackupError> {
+        /// `rbd info --format json`.
+        #[derive(serde::Deserialize)]
+        struct ImageInfo {
+            size: u64,
+        }
+        let cmd = Self::rbd(access, &["info", "--format", "json", spec]);
+        match self.run(&cmd, true).await {
+            Ok(out) => super::parse::<ImageInfo>("rbd info", &out).map(|i| Some(i.size)),
+            Err(e) if super::not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The exit of a streamed command, classified.
     pub(crate) fn check(
         what: &str,

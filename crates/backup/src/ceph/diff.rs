@@ -75,6 +75,17 @@ impl<W: AsyncWrite + Unpin> DiffWriter<W> {
         self.out.write_all(&extent_record(b'z', offset, len)).await
     }
 
+    /// Pushes what was written so far on to the writer.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush().await
+    }
+
+    /// The writer, without ending the stream (a reader sees a stream cut
+    /// short, never a complete one).
+    pub(crate) fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Ends the stream; returns the writer.
     pub(crate) async fn end(mut self) -> std::io::Result<W> {
         self.out.write_all(b"e").await?;

@@ -28,9 +28,9 @@
 //! writes anything, so a backup interrupted at any point is deleted like a
 //! finished one.
 
-mod cli;
+pub(crate) mod cli;
 mod delete;
-mod diff;
+pub(crate) mod diff;
 mod naming;
 mod restore;
 #[cfg(test)]
@@ -54,7 +54,7 @@ use diff::{Baseline, DiffWriter, copy_blocks};
 const GIB: u64 = 1 << 30;
 /// The largest block compared and written at once: the RBD object size,
 /// the unit a snapshot copies on write anyway.
-const MAX_BLOCK: u64 = 4 << 20;
+pub(crate) const MAX_BLOCK: u64 = 4 << 20;
 /// Tries to remove a base image that is busy (Cinder's retry).
 const REMOVE_TRIES: u32 = 3;
 
@@ -88,7 +88,7 @@ impl RbdVolume {
         })
     }
 
-    fn spec(&self) -> String {
+    pub(crate) fn spec(&self) -> String {
         format!("{}/{}", self.pool, self.image)
     }
 }
@@ -152,12 +152,6 @@ pub struct PreparedCephBackup {
 #[derive(Clone, Debug, Deserialize)]
 struct SnapInfo {
     name: String,
-    size: u64,
-}
-
-/// `rbd info --format json`.
-#[derive(Clone, Debug, Deserialize)]
-struct ImageInfo {
     size: u64,
 }
 
@@ -309,12 +303,7 @@ impl CephBackupDriver {
     }
 
     async fn image_size(&self, spec: &str) -> Result<Option<u64>, BackupError> {
-        let cmd = Cli::rbd(&self.access, &["info", "--format", "json", spec]);
-        match self.run(&cmd, true).await {
-            Ok(out) => parse::<ImageInfo>("rbd info", &out).map(|i| Some(i.size)),
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.cli.image_size(&self.access, spec).await
     }
 
     /// The base image holding `record`: the one its `service_metadata`

@@ -9,17 +9,21 @@
 //! while the next is read (small ones many at a time). The sha256file and then the
 //! metadata object are written last, so a backup whose metadata exists is
 //! complete; one that fails or is cancelled has its objects deleted again.
+//! The volume is a local path or an RBD image (`volume.rs`).
 
 mod backup;
 mod pieces;
 mod restore;
+mod volume;
 pub(crate) mod zeros;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use clinker_exec::CommandRunner;
 use clinker_runtime::CancellationToken;
 
+use crate::ceph::cli::Cli;
 use crate::compression::Compression;
 use crate::error::BackupError;
 use crate::format::{self, ObjectNaming, Sha256File};
@@ -141,12 +145,28 @@ pub struct Control {
 pub struct ChunkedEngine {
     store: Arc<dyn ObjectStore>,
     settings: EngineSettings,
+    /// Runs `rbd` for volumes that are RBD images.
+    cli: Cli,
 }
 
 impl ChunkedEngine {
-    /// An engine storing into `store`.
+    /// An engine storing into `store`, reaching RBD volumes with the
+    /// `rbd` tool of this host.
     pub fn new(store: Arc<dyn ObjectStore>, settings: EngineSettings) -> Self {
-        Self { store, settings }
+        Self::with_runner(store, settings, Arc::new(clinker_exec::HostRunner::new()))
+    }
+
+    /// An engine whose `rbd` commands `runner` runs.
+    pub fn with_runner(
+        store: Arc<dyn ObjectStore>,
+        settings: EngineSettings,
+        runner: Arc<dyn CommandRunner>,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            cli: Cli::new(runner),
+        }
     }
 
     /// The store.

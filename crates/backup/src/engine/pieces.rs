@@ -172,7 +172,7 @@ where
             .take((size - buffer.len()) as u64)
             .read_buf(&mut buffer)
             .await
-            .map_err(BackupError::VolumeIo)?;
+            .map_err(BackupError::from_volume_io)?;
         if read == 0 {
             break;
         }

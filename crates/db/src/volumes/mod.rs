@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clinker_types::model::Volume;
+use clinker_types::request_spec::RequestSpec;
 use clinker_types::status::VolumeTransition;
 use clinker_types::{SnapshotId, Timestamp, VolumeId, VolumeStatus, VolumeTypeId};
 
@@ -71,6 +72,11 @@ pub struct NewVolume {
     pub metadata: BTreeMap<String, String>,
     /// Glance metadata (inherited from a source).
     pub glance_metadata: BTreeMap<String, String>,
+    /// The request the create is cast to the scheduler with, kept in the
+    /// create's journal row (`detail_json`, `{"request_spec": …}`): a
+    /// create whose cast was lost is placed again with its source (image,
+    /// backup) rather than rebuilt from the row, which does not name them.
+    pub request_spec: Option<RequestSpec>,
 }
 
 /// Fields a user may change with `PUT /volumes/{id}` and the simple actions.

@@ -687,12 +687,22 @@ impl Db {
             MetadataKind::Glance,
             &new.glance_metadata,
         );
-        // A brand-new volume has no journal row to replace.
+        // A brand-new volume has no journal row to replace. Its detail is
+        // the create's request, for a scheduler that must place it again.
+        let detail = match &new.request_spec {
+            Some(spec) => Arg::Text(crate::journal::create_detail(spec)?.to_string()),
+            None => Arg::Null,
+        };
         writes.push(
             self,
             "INSERT INTO workers (resource_type, resource_id, status, service_host, detail_json, created_at, updated_at) \
-             VALUES ('Volume', ?, 'creating', NULL, NULL, ?, ?)",
-            vec![Arg::Text(new.id.to_string()), Arg::Int(now), Arg::Int(now)],
+             VALUES ('Volume', ?, 'creating', NULL, ?, ?, ?)",
+            vec![
+                Arg::Text(new.id.to_string()),
+                detail,
+                Arg::Int(now),
+                Arg::Int(now),
+            ],
         );
         Ok((writes, quota_update))
     }
