@@ -204,6 +204,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
         }
+        if matches!(self, ApiError::RequestTooLarge(_)) {
+            // The body was refused unread: the connection cannot carry
+            // another request, and a client that reused it would see its
+            // next request fail. Say so (RFC 9110 §15.5.14).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // A 503 here is transient (a database or broker under pressure,
             // a service restarting): tell clients when to come back.

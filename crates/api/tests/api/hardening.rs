@@ -119,3 +119,24 @@ async fn any_string_is_a_project_id_where_cinder_takes_one() {
     let plain = admin.get("/v3/volumes/detail").await;
     assert_eq!(plain.status, 200);
 }
+
+/// A body over `max_request_body_size` is refused unread with 413 in
+/// Cinder's envelope and `Connection: close`, so no client sends its next
+/// request on a connection the server is about to close; nothing is made.
+#[tokio::test]
+async fn an_oversized_body_is_refused_and_closes_the_connection() {
+    let h = Harness::registered(Options::default()).await;
+    let name = "x".repeat(1 << 20);
+    let reply = h
+        .send(
+            "POST",
+            "/v3/volumes",
+            Some(json!({"volume": {"size": 1, "name": name}})),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 413, "{}", reply.text);
+    assert_eq!(reply.fault("overLimit"), "Request is too large.");
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert_eq!(h.volume_count().await, 0);
+}
