@@ -28,7 +28,7 @@ const IMAGES: &str = "images";
 
 /// The RBD image of volume `id` holds `data` then zeros, 1 GiB in all.
 fn assert_volume_holds(ceph: &Ceph, scratch: &Path, id: &str, data: &[u8], what: &str) {
-    let content = ceph.export(&format!("volume-{id}"), scratch);
+    let content = ceph.export(&format!("{POOL}/volume-{id}"), scratch);
     assert_eq!(content.len(), GIB, "{what}: a 1 GiB volume");
     assert!(content[..data.len()] == *data, "{what}: the image data");
     assert!(
