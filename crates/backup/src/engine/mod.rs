@@ -4,7 +4,7 @@
 //! A backup reads the volume in object-size pieces (`backup_file_size`,
 //! `backup_s3_object_size`, `backup_swift_object_size`), so memory stays
 //! within a few objects whatever the volume's size: each piece is worked
-//! on in segments on every CPU while it is read ([`pieces`]), up to
+//! on in segments on every CPU while it is read (`pieces.rs`), up to
 //! `parallelism` pieces are in flight, and their objects are stored
 //! while the next is read (small ones many at a time). The sha256file and then the
 //! metadata object are written last, so a backup whose metadata exists is
