@@ -76,6 +76,20 @@ pub struct BackupManager {
     operations: Option<Semaphore>,
     /// Operations under way, cancelled by a force delete.
     running: Mutex<HashMap<BackupId, CancellationToken>>,
+    /// When this manager was made: rows changed since are live work (a
+    /// create or restore placed while the service started), not work an
+    /// earlier run left.
+    started: clinker_types::Timestamp,
+}
+
+/// Whether a row last changed (`updated_at`, else `created_at`) before
+/// `started`: only such rows can have been left by an earlier run.
+fn changed_before(
+    updated_at: Option<clinker_types::Timestamp>,
+    created_at: clinker_types::Timestamp,
+    started: clinker_types::Timestamp,
+) -> bool {
+    updated_at.unwrap_or(created_at) < started
 }
 
 /// Why one operation failed: the text recorded as `fail_reason`.
@@ -144,6 +158,7 @@ impl BackupManager {
             gate: Gate::new(),
             operations,
             running: Mutex::new(HashMap::new()),
+            started: clinker_types::Clock::now(&clinker_types::SystemClock),
         }
     }
 
@@ -850,6 +865,16 @@ impl BackupManager {
                 return;
             }
         };
+        // Rows changed since this manager was made belong to work placed
+        // while the service was starting (a scheduler in the same process
+        // re-placing a lost create from a backup, say): their RPC is
+        // still to come, and settling them would fail live work.
+        let (backups, live): (Vec<Backup>, Vec<Backup>) = backups
+            .into_iter()
+            .partition(|b| changed_before(b.updated_at, b.created_at, self.started));
+        for backup in &live {
+            tracing::debug!(backup_id = %backup.id, status = %backup.status, "init_host: changed since start, left to its operation");
+        }
         let backups_with_temps: Vec<Backup> = backups
             .iter()
             .filter(|b| b.temp_volume_id.is_some() || b.temp_snapshot_id.is_some())
@@ -927,3 +952,31 @@ impl BackupManager {
 }
 
 serve_backup_api!(BackupManager);
+
+#[cfg(test)]
+mod start_tests {
+    use clinker_types::Timestamp;
+
+    use super::changed_before;
+
+    #[test]
+    fn only_rows_changed_before_the_start_are_an_earlier_runs() {
+        let started = Timestamp(1_000_000);
+        // Touched before the start: left by an earlier run.
+        assert!(changed_before(
+            Some(Timestamp(999_999)),
+            Timestamp(1),
+            started
+        ));
+        // Never updated, created before the start.
+        assert!(changed_before(None, Timestamp(500_000), started));
+        // Changed at or after the start: live work.
+        assert!(!changed_before(Some(started), Timestamp(1), started));
+        assert!(!changed_before(
+            Some(Timestamp(1_000_001)),
+            Timestamp(1),
+            started
+        ));
+        assert!(!changed_before(None, Timestamp(1_000_001), started));
+    }
+}
