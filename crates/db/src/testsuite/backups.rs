@@ -1,4 +1,4 @@
-//! Conformance checks for backups (run on every engine by `run_all`).
+//! Conformance checks for backups (run on every engine by `conformance_checks!`).
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! Conformance checks of the image-volume cache rows (run on every engine
-//! by `run_all`).
+//! by `conformance_checks!`).
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! Conformance checks for managing and unmanaging (run on every engine by
-//! `run_all`).
+//! `conformance_checks!`).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Conformance checks of volume migration (run on every engine by `run_all`).
+//! Conformance checks of volume migration (run on every engine by `conformance_checks!`).
 
 use super::surface::available_snapshot;
 use super::*;

@@ -1,5 +1,5 @@
 //! Conformance checks for QoS specs, transfers, type encryption, default
-//! types, revert and retype (run on every engine by `run_all`).
+//! types, revert and retype (run on every engine by `conformance_checks!`).
 
 use std::collections::BTreeMap;
 

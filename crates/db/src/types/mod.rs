@@ -421,20 +421,35 @@ impl Db {
         key: &str,
     ) -> Result<(), DbError> {
         let t = &T::TABLES;
+        self.delete_type_row::<T>(id, t.specs, "spec_key", key, || {
+            DbError::not_found(t.spec_kind, key)
+        })
+        .await
+    }
+
+    /// Deletes the row of `table` (a specs or access table) keyed by the
+    /// type and `column = value`, under the type's lock; `missing` when
+    /// there is none.
+    async fn delete_type_row<T: TypeModel>(
+        &self,
+        id: T::Id,
+        table: &str,
+        column: &str,
+        value: &str,
+        missing: impl Fn() -> DbError + Send + Sync,
+    ) -> Result<(), DbError> {
+        let fk = T::TABLES.fk;
         in_transaction!(self, |tx| {
             self.lock_type::<T>(&mut tx, id).await?;
             let deleted = self
                 .run(
                     &mut tx,
-                    format!(
-                        "DELETE FROM {} WHERE {} = ? AND spec_key = ?",
-                        t.specs, t.fk
-                    ),
-                    &[Arg::Text(id.to_string()), Arg::Text(key.to_owned())],
+                    format!("DELETE FROM {table} WHERE {fk} = ? AND {column} = ?"),
+                    &[Arg::Text(id.to_string()), Arg::Text(value.to_owned())],
                 )
                 .await?;
             if deleted == 0 {
-                return Err(DbError::not_found(t.spec_kind, key));
+                return Err(missing());
             }
             Ok::<_, DbError>(())
         })
@@ -498,25 +513,9 @@ impl Db {
         project_id: &str,
     ) -> Result<(), DbError> {
         let t = &T::TABLES;
-        in_transaction!(self, |tx| {
-            self.lock_type::<T>(&mut tx, id).await?;
-            let deleted = self
-                .run(
-                    &mut tx,
-                    format!(
-                        "DELETE FROM {} WHERE {} = ? AND project_id = ?",
-                        t.projects, t.fk
-                    ),
-                    &[Arg::Text(id.to_string()), Arg::Text(project_id.to_owned())],
-                )
-                .await?;
-            if deleted == 0 {
-                return Err(DbError::not_found(
-                    t.access_kind,
-                    format!("{id}/{project_id}"),
-                ));
-            }
-            Ok::<_, DbError>(())
+        self.delete_type_row::<T>(id, t.projects, "project_id", project_id, || {
+            DbError::not_found(t.access_kind, format!("{id}/{project_id}"))
         })
+        .await
     }
 }
